@@ -1,0 +1,280 @@
+"""Foundation-model weights: where they come from, how they load, and stand-ins for machines without them.
+
+Resolution order for a ``model`` option (``from_pretrained(id_or_dir)`` is the only loading path, Hugging Face
+transformers): (1) an existing local directory (air-gapped labs; see ``nova-infant export-weights``); (2) the
+Hugging Face cache (``local_files_only=True``); (3) the hub, if it can be reached. If none works a
+``WeightsUnavailableError`` says so in plain words and how to provide the weights.
+
+Stand-in checkpoints (:func:`save_standin`) are random weights of the *real* architecture classes (``Dinov2Model``,
+``Wav2Vec2BertModel`` and their processors), saved and loaded through the same ``from_pretrained`` path. Their
+config carries ``nova_infant_standin: true`` so every stream computed with them says so in its metadata.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import OptionError, WeightsUnavailableError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DINOV2 = "facebook/dinov2-large"
+DEFAULT_W2V_BERT = "facebook/w2v-bert-2.0"
+STANDIN_FLAG = "nova_infant_standin"
+
+# model_type values of config.json each loader accepts
+_MODEL_TYPES = {"dinov2": ("dinov2", "dinov2_with_registers"), "w2v-bert": ("wav2vec2-bert",)}
+
+
+@dataclass
+class LoadedBackbone:
+    """A loaded model plus what the extractors need to know about it.
+
+    Attributes: ``model`` (torch module in eval mode on ``device``), ``processor`` (image processor or feature
+    extractor), ``source`` ("local directory", "Hugging Face cache", "hub"), ``name`` (id or path),
+    ``is_standin`` (random stand-in weights), ``device`` (torch.device), ``dtype`` (torch dtype of compute).
+    """
+
+    model: object
+    processor: object
+    source: str
+    name: str
+    is_standin: bool
+    device: object
+    dtype: object
+
+    @property
+    def weights_label(self) -> str:
+        """Short text for stream metadata: ``untrained-stand-in`` or ``pretrained``."""
+        return "untrained-stand-in" if self.is_standin else "pretrained"
+
+
+def pick_device(option: str | None = "auto"):
+    """``auto`` -> cuda when available, else cpu; otherwise ``torch.device(option)``.
+
+    Raises
+    ------
+    OptionError
+        If the device string is unknown or cuda is asked for but absent.
+    """
+    import torch
+
+    text = (option or "auto").strip().lower()
+    if text == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise OptionError(f"option device: unknown device {option!r} (use auto, cpu or cuda)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise OptionError(f"option device: {option!r} asked for but no CUDA GPU is visible")
+    return device
+
+
+def compute_dtype(device, bf16: bool):
+    """bfloat16 on CUDA when asked (and supported), float32 otherwise."""
+    import torch
+
+    if bf16 and device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+def _hub_reachable(timeout_s: float = 3.0) -> bool:
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        return False
+    try:
+        socket.create_connection(("huggingface.co", 443), timeout=timeout_s).close()
+        return True
+    except OSError:
+        return False
+
+
+def _how_to_provide(name: str) -> str:
+    return (f"on a machine with internet run `nova-infant export-weights {name} <folder>`, copy the folder here "
+            f"and pass it as the model option (or fill the Hugging Face cache)")
+
+
+def resolve_weights(name: str, kind: str) -> tuple[str, str, bool]:
+    """Find the weights of ``name`` for ``kind`` ("dinov2" or "w2v-bert").
+
+    Returns ``(id_or_dir, source, local_only)``: pass them to ``from_pretrained(id_or_dir,
+    local_files_only=local_only)``.
+
+    Raises
+    ------
+    WeightsUnavailableError
+        If ``name`` is a missing directory, a directory without a checkpoint of ``kind``, or a hub id that is
+        neither cached nor downloadable.
+    """
+    import json
+
+    name = str(name).strip()
+    if not name:
+        raise WeightsUnavailableError(f"no {kind} model given")
+    expanded = os.path.expanduser(name)
+    if os.path.isdir(expanded):
+        config = Path(expanded) / "config.json"
+        if not config.is_file():
+            raise WeightsUnavailableError(f"{expanded}: model directory has no config.json (not a saved checkpoint)")
+        try:
+            model_type = json.loads(config.read_text()).get("model_type", "")
+        except ValueError:
+            raise WeightsUnavailableError(f"{config}: config.json is not valid JSON") from None
+        if model_type not in _MODEL_TYPES[kind]:
+            raise WeightsUnavailableError(f"{expanded}: holds a {model_type or 'unknown'} checkpoint, expected {kind}")
+        return expanded, "local directory", True
+    if expanded.startswith((".", "/", "~")) or "\\" in expanded or expanded.count("/") > 1:
+        raise WeightsUnavailableError(f"{expanded}: no such model directory")
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(expanded, "config.json")
+    except Exception:
+        cached = None
+    if isinstance(cached, str) and os.path.isfile(cached):
+        return expanded, "Hugging Face cache", True
+    if _hub_reachable():
+        return expanded, "hub", False
+    raise WeightsUnavailableError(f"{expanded}: weights are not in a local directory or the Hugging Face cache, and "
+                                  f"the hub cannot be reached; {_how_to_provide(expanded)}")
+
+
+def _is_standin(config) -> bool:
+    return bool(getattr(config, STANDIN_FLAG, False))
+
+
+def load_dinov2(name: str = DEFAULT_DINOV2, device: str | None = "auto", bf16: bool = True) -> LoadedBackbone:
+    """Load a DINOv2 ViT (any size, with or without registers) and its image processor.
+
+    Raises
+    ------
+    WeightsUnavailableError
+        If the weights cannot be found (see :func:`resolve_weights`) or fail to load (corrupt files).
+    """
+    from transformers import AutoImageProcessor, AutoModel
+
+    path, source, local_only = resolve_weights(name, "dinov2")
+    torch_device = pick_device(device)
+    try:
+        model = AutoModel.from_pretrained(path, local_files_only=local_only)
+        processor = AutoImageProcessor.from_pretrained(path, local_files_only=local_only)
+    except Exception as exc:
+        raise WeightsUnavailableError(f"{path}: cannot load DINOv2 weights ({str(exc).splitlines()[0][:200]})") from None
+    dtype = compute_dtype(torch_device, bf16)
+    model = model.to(device=torch_device, dtype=dtype).eval()
+    return LoadedBackbone(model, processor, source, name, _is_standin(model.config), torch_device, dtype)
+
+
+def load_w2v_bert(name: str = DEFAULT_W2V_BERT, device: str | None = "auto", bf16: bool = True) -> LoadedBackbone:
+    """Load a Wav2Vec2-BERT encoder (``Wav2Vec2BertModel``) and its ``SeamlessM4TFeatureExtractor``.
+
+    Raises
+    ------
+    WeightsUnavailableError
+        If the weights cannot be found or fail to load.
+    """
+    from transformers import AutoFeatureExtractor, Wav2Vec2BertModel
+
+    path, source, local_only = resolve_weights(name, "w2v-bert")
+    torch_device = pick_device(device)
+    try:
+        model = Wav2Vec2BertModel.from_pretrained(path, local_files_only=local_only)
+        processor = AutoFeatureExtractor.from_pretrained(path, local_files_only=local_only)
+    except Exception as exc:
+        raise WeightsUnavailableError(f"{path}: cannot load W2V-BERT weights ({str(exc).splitlines()[0][:200]})") from None
+    dtype = compute_dtype(torch_device, bf16)
+    model = model.to(device=torch_device, dtype=dtype).eval()
+    return LoadedBackbone(model, processor, source, name, _is_standin(model.config), torch_device, dtype)
+
+
+# ---------------------------------------------------------------- stand-ins and export
+
+_TINY = {
+    "dinov2": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                   image_size=224, patch_size=14),
+    "w2v-bert": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                     output_hidden_size=32, conv_depthwise_kernel_size=3, feature_projection_input_dim=160),
+}
+# Real sizes, random weights: the compute of facebook/dinov2-<size> and facebook/w2v-bert-2.0 (benchmarks).
+_DINOV2_SIZES = {"small": (384, 12, 6), "base": (768, 12, 12), "large": (1024, 24, 16), "giant": (1536, 40, 24)}
+
+
+def save_standin(kind: str, out_dir: str | os.PathLike, size: str = "tiny", seed: int = 0) -> Path:
+    """Save a random checkpoint of the real architecture class into ``out_dir`` and return it.
+
+    Parameters
+    ----------
+    kind : "dinov2" or "w2v-bert"
+    size : "tiny" (test-sized, seconds on CPU) or, for benchmarks, the real sizes: "small"/"base"/"large"/"giant"
+        for DINOv2, "full" for W2V-BERT 2.0 (600M parameters).
+
+    The saved config has ``nova_infant_standin: true``; the processor is the one the real checkpoints ship
+    (``BitImageProcessor`` with ImageNet mean/std for DINOv2, ``SeamlessM4TFeatureExtractor`` for W2V-BERT).
+    """
+    import torch
+    from transformers import (BitImageProcessor, Dinov2Config, Dinov2Model, SeamlessM4TFeatureExtractor,
+                              Wav2Vec2BertConfig, Wav2Vec2BertModel)
+
+    torch.manual_seed(seed)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if kind == "dinov2":
+        if size == "tiny":
+            params = dict(_TINY["dinov2"])
+        elif size in _DINOV2_SIZES:
+            hidden, layers, heads = _DINOV2_SIZES[size]
+            params = dict(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+                          intermediate_size=4 * hidden, image_size=518, patch_size=14)
+        else:
+            raise OptionError(f"unknown DINOv2 size {size!r}: tiny, small, base, large or giant")
+        config = Dinov2Config(**params, **{STANDIN_FLAG: True})
+        Dinov2Model(config).save_pretrained(out)
+        BitImageProcessor(size={"shortest_edge": 256}, crop_size={"height": 224, "width": 224}, do_center_crop=True,
+                          image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225]).save_pretrained(out)
+    elif kind == "w2v-bert":
+        if size == "tiny":
+            config = Wav2Vec2BertConfig(**_TINY["w2v-bert"], **{STANDIN_FLAG: True})
+        elif size == "full":
+            config = Wav2Vec2BertConfig(**{STANDIN_FLAG: True})
+        else:
+            raise OptionError(f"unknown W2V-BERT size {size!r}: tiny or full")
+        Wav2Vec2BertModel(config).save_pretrained(out)
+        SeamlessM4TFeatureExtractor().save_pretrained(out)
+    else:
+        raise OptionError(f"unknown backbone kind {kind!r}: dinov2 or w2v-bert")
+    return out
+
+
+def export_weights(name: str, out_dir: str | os.PathLike, kind: str | None = None) -> Path:
+    """Download (or copy from the cache) ``name`` and save model + processor into ``out_dir``.
+
+    The folder can be copied to an air-gapped machine and given as the ``model`` option. ``kind`` ("dinov2" or
+    "w2v-bert") is guessed from the name when omitted.
+
+    Raises
+    ------
+    WeightsUnavailableError
+        If the weights cannot be found or downloaded.
+    OptionError
+        If the kind cannot be guessed.
+    """
+    kind = kind or _kind_of(name)
+    backbone = (load_dinov2 if kind == "dinov2" else load_w2v_bert)(name, device="cpu", bf16=False)
+    out = Path(out_dir)
+    backbone.model.save_pretrained(out)
+    backbone.processor.save_pretrained(out)
+    return out
+
+
+def _kind_of(name: str) -> str:
+    text = name.lower()
+    if "dinov2" in text:
+        return "dinov2"
+    if "w2v-bert" in text or "wav2vec2-bert" in text or "wav2vec2_bert" in text:
+        return "w2v-bert"
+    raise OptionError(f"{name}: cannot tell whether this is a DINOv2 or a W2V-BERT checkpoint; pass --kind")

@@ -1,0 +1,46 @@
+"""``nova-infant`` command line: one sub-command per job, for engineers and batch use.
+
+Each feature module registers its own sub-commands through a ``register(subparsers)`` function listed in
+``COMMAND_MODULES``. Errors of this package print as one line (``error: <file>: <problem>``) with exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from . import __version__
+from .errors import NovaInfantError
+
+COMMAND_MODULES = [
+    "nova_infant.commands",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser (all registered sub-commands)."""
+    parser = argparse.ArgumentParser(prog="nova-infant", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"nova-infant {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``nova-infant``; returns the exit code (0 ok, 2 on a reported error)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except NovaInfantError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

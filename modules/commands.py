@@ -1,0 +1,69 @@
+"""General sub-commands: weights export, stand-in checkpoints, sample sessions, writing the .trainer files."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``export-weights``, ``make-standin``, ``sample-session`` and ``write-trainers``."""
+    p = sub.add_parser("export-weights", help="save a DINOv2 / W2V-BERT checkpoint into a folder an air-gapped lab can copy")
+    p.add_argument("model", help="hub id (e.g. facebook/dinov2-large, facebook/w2v-bert-2.0) or a local directory")
+    p.add_argument("out_dir", help="folder to write config.json, model.safetensors and the processor files into")
+    p.add_argument("--kind", choices=["dinov2", "w2v-bert"], help="checkpoint kind (guessed from the name if omitted)")
+    p.set_defaults(func=_export_weights)
+
+    p = sub.add_parser("make-standin", help="save an UNTRAINED random checkpoint of the real architecture (tests, demos, benchmarks)")
+    p.add_argument("kind", choices=["dinov2", "w2v-bert"])
+    p.add_argument("out_dir")
+    p.add_argument("--size", default="tiny", help="tiny (default); dinov2: small|base|large|giant; w2v-bert: full")
+    p.set_defaults(func=_make_standin)
+
+    p = sub.add_parser("sample-session", help="build a real file-mode session (carphone face + LibriVox speech) in NOVA's layout")
+    p.add_argument("root", help="NOVA data dir; the session goes to <root>/<dataset>/<session>/")
+    p.add_argument("--dataset", default="demo")
+    p.add_argument("--session", default="carphone01")
+    p.add_argument("--fps", type=float, default=None, help="video frame rate (default: the clip's 29.97 fps)")
+    p.add_argument("--audio-rate", type=int, default=16000, help="audio sample rate in Hz")
+    p.add_argument("--channels", type=int, default=1)
+    p.add_argument("--repeat", type=int, default=1, help="loop the 4 s clip this many times")
+    p.set_defaults(func=_sample_session)
+
+    p = sub.add_parser("write-trainers", help="(re)write every .trainer file of this package into a DISCOVER CML folder")
+    p.add_argument("out_dir", nargs="?", default=None, help="default: trainers/nova_infant of this checkout")
+    p.set_defaults(func=_write_trainers)
+
+
+def _export_weights(args) -> int:
+    from .backbones import export_weights
+
+    out = export_weights(args.model, args.out_dir, kind=args.kind)
+    print(f"saved {args.model} to {out}; copy this folder and pass it as the model option")
+    return 0
+
+
+def _make_standin(args) -> int:
+    from .backbones import save_standin
+
+    out = save_standin(args.kind, args.out_dir, size=args.size)
+    print(f"saved an UNTRAINED stand-in {args.kind} ({args.size}) to {out}")
+    return 0
+
+
+def _sample_session(args) -> int:
+    from .sample_media import build_session
+
+    paths = build_session(args.root, args.dataset, args.session, fps=args.fps, audio_rate=args.audio_rate,
+                          channels=args.channels, repeat=args.repeat)
+    for key, value in paths.items():
+        print(f"{key}: {value}")
+    return 0
+
+
+def _write_trainers(args) -> int:
+    from .discover.registry import write_all_trainers
+
+    for path in write_all_trainers(args.out_dir):
+        print(path)
+    return 0

@@ -1,0 +1,1 @@
+"""Thin DISCOVER adapters (``Processor`` subclasses) around the plain functions of this package."""

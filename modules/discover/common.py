@@ -1,0 +1,130 @@
+"""What every DISCOVER adapter of this package needs: option casting, input paths, output templates.
+
+The adapters subclass ``discover_utils.interfaces.server_module.Processor`` with ``is_iterable="False"``: du-process
+hands ``process_data`` a ``DatasetManager`` holding exactly one session, and saves the dict ``to_output`` returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import OptionError
+
+log = logging.getLogger("nova_infant")
+
+
+# ---------------------------------------------------------------- options (NOVA sends int/float/bool/str/None)
+
+
+def merge_options(defaults: dict, given: dict | None) -> dict:
+    """``defaults | given`` with NOVA's "None"/None/"" meaning "use the default"."""
+    merged = dict(defaults)
+    for key, value in (given or {}).items():
+        if value is None or (isinstance(value, str) and value.strip() in ("", "None")):
+            continue
+        merged[key] = value
+    return merged
+
+
+def as_bool(value: Any, name: str = "option") -> bool:
+    """Cast a NOVA option to bool ("True"/"false"/1/0 accepted). Raises ``OptionError``."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise OptionError(f"option {name}: expected True or False, got {value!r}")
+
+
+def as_int(value: Any, name: str = "option", minimum: int | None = None) -> int:
+    """Cast a NOVA option to int, optionally bounded below. Raises ``OptionError``."""
+    try:
+        number = int(float(value))
+    except (TypeError, ValueError):
+        raise OptionError(f"option {name}: expected an integer, got {value!r}") from None
+    if minimum is not None and number < minimum:
+        raise OptionError(f"option {name}: must be >= {minimum}, got {value!r}")
+    return number
+
+
+def as_float(value: Any, name: str = "option") -> float:
+    """Cast a NOVA option to float. Raises ``OptionError``."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise OptionError(f"option {name}: expected a number, got {value!r}") from None
+
+
+# ---------------------------------------------------------------- session access
+
+
+@dataclass
+class SessionIO:
+    """One session as du-process hands it to a module (``DatasetManager`` with one session).
+
+    Attributes: ``name``, ``dataset``, ``manager`` (discover-utils ``SessionManager``), ``duration_ms`` (NOVA DB
+    session duration, None in file mode), ``data_dir`` (NOVA data dir in database mode, else None).
+    """
+
+    name: str
+    dataset: str
+    manager: Any
+    duration_ms: float | None
+    data_dir: str | None
+
+    @classmethod
+    def from_provider(cls, ds) -> "SessionIO":
+        name = ds.session_names[0]
+        entry = ds.sessions[name]
+        info = entry.get("info")
+        duration = getattr(info, "duration", None) if info is not None else None
+        data_dir = None
+        if ds.source_ctx and "db" in ds.source_ctx:
+            data_dir = ds.source_ctx["db"].get("data_dir")
+        return cls(name, ds.dataset, entry["manager"], float(duration) if duration else None, data_dir)
+
+    def description(self, io_id: str) -> dict:
+        """The ``--data`` entry with this ``id``; KeyError naming the id if absent."""
+        for desc in self.manager.data_description or []:
+            if desc.get("id") == io_id:
+                return desc
+        raise KeyError(f"session {self.name}: the request has no data entry with id {io_id!r}")
+
+    def has(self, io_id: str) -> bool:
+        return any(d.get("id") == io_id for d in self.manager.data_description or [])
+
+    def is_active_output(self, io_id: str) -> bool:
+        if not self.has(io_id):
+            return False
+        desc = self.description(io_id)
+        return desc.get("type") == "output" and str(desc.get("active", True)).lower() not in ("false", "0")
+
+    def path(self, io_id: str) -> Path:
+        """File path of an input or output: ``uri``/``uri_template`` in file mode, else
+        ``<data_dir>/<dataset>/<session>/<role>.<name><ext>`` (NOVA's layout) in database mode."""
+        from discover_utils.data.provider.data_manager import resolve_file_uri
+
+        desc = self.description(io_id)
+        if desc.get("src", "").lower().startswith("file"):
+            return resolve_file_uri(desc, self.dataset, self.name)
+        data = self.manager.input_data.get(io_id) or self.manager.output_data_templates.get(io_id)
+        ext = getattr(getattr(data, "meta_data", None), "ext", "") or ""
+        if not self.data_dir:
+            raise KeyError(f"session {self.name}: input {io_id!r} is in the database but no data_dir was given")
+        return Path(self.data_dir) / self.dataset / self.name / f"{desc.get('role')}.{desc.get('name')}{ext}"
+
+    def template(self, io_id: str):
+        """The output template du-process prepared for ``io_id`` (carries role/name/scheme)."""
+        return self.manager.output_data_templates.get(io_id)
+
+    def prepare_output(self, io_id: str) -> None:
+        """Create the parent folder of a file-mode output (discover-utils' writer does not)."""
+        desc = self.description(io_id)
+        if desc.get("src", "").lower().startswith("file"):
+            os.makedirs(self.path(io_id).parent, exist_ok=True)

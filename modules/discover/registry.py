@@ -1,0 +1,29 @@
+"""Every DISCOVER module of this package and its ``.trainer``: the single source the committed files come from.
+
+``trainers/nova_infant/`` is one folder (one DISCOVER virtual environment for all our modules, see
+docs/discover.md). Each entry maps a ``.trainer`` file name to the ``TrainerSpec`` its adapter module defines.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+from ..nova_io import write_trainer
+
+# "<file stem>": "<python module defining TRAINER_SPEC>"
+TRAINERS: dict[str, str] = {
+}
+
+REPO_TRAINER_DIR = Path(__file__).resolve().parents[2] / "trainers" / "nova_infant"
+
+
+def trainer_specs() -> dict:
+    """``{file stem: TrainerSpec}`` for every registered module."""
+    return {stem: importlib.import_module(mod).TRAINER_SPEC for stem, mod in TRAINERS.items()}
+
+
+def write_all_trainers(out_dir=None) -> list[Path]:
+    """Write ``<stem>.trainer`` for every module into ``out_dir`` (default: the checkout's trainers folder)."""
+    out = Path(out_dir) if out_dir else REPO_TRAINER_DIR
+    return [write_trainer(out / f"{stem}.trainer", spec) for stem, spec in trainer_specs().items()]

