@@ -233,3 +233,23 @@ def resample(signal: np.ndarray, sr_in: int, sr_out: int | None) -> np.ndarray:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return (text[-1] if text else type(exc).__name__)[:200]
+
+
+def media_duration_ms(path: str) -> float:
+    """Duration in ms of a video (frames / fps), an audio file, or an SSI ``.stream`` (rows / rate).
+
+    Used to put every module of a session on the grid of a reference input (docs/alignment.md).
+
+    Raises
+    ------
+    VideoDecodeError, AudioDecodeError, StreamError
+        If the file cannot be read as its extension says.
+    """
+    ext = os.path.splitext(str(path))[1].lower()
+    if ext == ".stream":
+        from .nova_io import open_ssi_stream
+
+        return open_ssi_stream(path).duration_ms
+    if ext in _SOUNDFILE_EXTS:
+        return audio_duration_ms(path)
+    return probe_video(path).duration_ms

@@ -128,3 +128,12 @@ class SessionIO:
         desc = self.description(io_id)
         if desc.get("src", "").lower().startswith("file"):
             os.makedirs(self.path(io_id).parent, exist_ok=True)
+
+    def reference_duration_ms(self, io_id: str = "reference") -> float | None:
+        """Duration (ms) of the optional input ``io_id`` that fixes the session grid, else the NOVA session
+        duration (database mode), else None. See docs/alignment.md."""
+        if self.has(io_id):
+            from ..media import media_duration_ms
+
+            return media_duration_ms(str(self.path(io_id)))
+        return self.duration_ms
