@@ -16,6 +16,7 @@ from .errors import NovaInfantError
 
 COMMAND_MODULES = [
     "nova_infant.commands",
+    "nova_infant.demo",
 ]
 
 
