@@ -1,0 +1,128 @@
+"""``nova-infant review …``: review helpers for coders (docs/review.md).
+
+- ``review timeline``     PNG and/or self-contained HTML timeline of a session's streams and annotations
+- ``review agreement``    Cohen's κ, per-class F1 and confusion matrix between annotation pairs, per session + pooled
+- ``review export-elan``  NOVA annotations → ELAN ``.eaf`` (one tier each)
+- ``review export-csv``   NOVA annotation → CSV
+- ``review import-elan``  ELAN tier → NOVA ``.annotation``
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .errors import AnnotationError
+
+
+def cmd_timeline(args) -> int:
+    """Render the timeline of the given files/session folder (``--png``/``--html``); exit code 0."""
+    from .review.timeline import build_tracks, render_html, render_png
+
+    if not args.png and not args.html:
+        raise AnnotationError("review timeline: give --png and/or --html")
+    tracks = build_tracks(args.inputs)
+    title = args.title or ", ".join(Path(p).name for p in args.inputs)
+    if args.png:
+        print(render_png(tracks, args.png, args.duration_ms, title))
+    if args.html:
+        print(render_html(tracks, args.html, args.duration_ms, title))
+    return 0
+
+
+def cmd_agreement(args) -> int:
+    """Write the agreement report JSON (and confusion PNG) and print κ / macro-F1 per session and pooled."""
+    from .review.agreement import agreement_report, plot_confusion, write_report_json
+
+    refs, hyps = args.reference, args.hypothesis
+    if len(refs) != len(hyps):
+        raise AnnotationError(f"review agreement: {len(refs)} --reference but {len(hyps)} --hypothesis files")
+    sessions = args.session or [Path(r).parent.name or Path(r).stem for r in refs]
+    if len(sessions) != len(refs) or len(set(sessions)) != len(sessions):
+        sessions = [f"{i}:{Path(r).parent.name}" for i, r in enumerate(refs)]
+    report = agreement_report(list(zip(sessions, refs, hyps)), step_ms=args.step_ms, duration_ms=args.duration_ms)
+    for name, entry in list(report["sessions"].items()) + [("POOLED", report["pooled"])]:
+        if "error" in entry:
+            print(f"{name}: {entry['error']}")
+            continue
+        kappa = "n/a" if entry["kappa"] is None else f"{entry['kappa']:.3f}"
+        print(f"{name}: frames={entry['n_frames']} kappa={kappa} macro-F1={entry['f1_macro']:.3f} "
+              f"weighted-F1={entry['f1_weighted']:.3f} accuracy={entry['accuracy']:.3f}")
+    if args.json:
+        print(write_report_json(report, args.json))
+    if args.png:
+        print(plot_confusion(report["pooled"], args.png, title="pooled"))
+    return 0
+
+
+def cmd_export_elan(args) -> int:
+    """Write the annotations as tiers of one ELAN file."""
+    from .review.elan import export_elan
+
+    print(export_elan(args.annotations, args.out, media=args.media, tier_names=args.tier))
+    return 0
+
+
+def cmd_export_csv(args) -> int:
+    """Write one annotation as CSV."""
+    from .review.elan import export_csv
+
+    print(export_csv(args.annotation, args.out))
+    return 0
+
+
+def cmd_import_elan(args) -> int:
+    """Convert one ELAN tier to a NOVA annotation."""
+    from .review.elan import import_elan_tier
+
+    print(import_elan_tier(args.eaf, args.tier, args.out, scheme=args.scheme, scheme_name=args.scheme_name,
+                           role=args.role, annotator=args.annotator))
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``review`` command group."""
+    review = sub.add_parser("review", help="review helpers: timeline, agreement, ELAN/CSV export and import")
+    rsub = review.add_subparsers(dest="review_command", required=True)
+
+    p = rsub.add_parser("timeline", help="PNG/HTML timeline of streams and annotations (NOVA track order)")
+    p.add_argument("inputs", nargs="+", help=".stream/.annotation files, or a NOVA session folder")
+    p.add_argument("--png", help="PNG to write")
+    p.add_argument("--html", help="self-contained HTML page to write")
+    p.add_argument("--duration-ms", type=float, help="time axis length in ms (default: longest track)")
+    p.add_argument("--title", help="heading (default: the input names)")
+    p.set_defaults(func=cmd_timeline)
+
+    p = rsub.add_parser("agreement", help="Cohen's kappa, per-class F1, confusion matrix (per session and pooled)")
+    p.add_argument("--reference", action="append", required=True,
+                   help="reference .annotation (e.g. the coder's); repeat once per session")
+    p.add_argument("--hypothesis", action="append", required=True,
+                   help="hypothesis .annotation (e.g. the model's), same order as --reference")
+    p.add_argument("--session", action="append", help="session names (default: the reference files' folders)")
+    p.add_argument("--step-ms", type=float, default=40.0, help="frame grid step in ms (default: %(default)s)")
+    p.add_argument("--duration-ms", type=float, help="session duration in ms (default: later annotation end)")
+    p.add_argument("--json", help="report JSON to write")
+    p.add_argument("--png", help="pooled confusion-matrix PNG to write")
+    p.set_defaults(func=cmd_agreement)
+
+    p = rsub.add_parser("export-elan", help="NOVA annotations -> ELAN .eaf (one tier each)")
+    p.add_argument("annotations", nargs="+", help=".annotation files (discrete or free)")
+    p.add_argument("--out", required=True, help=".eaf to write")
+    p.add_argument("--media", help="video/audio file to link in ELAN")
+    p.add_argument("--tier", action="append", help="tier names, in input order (default: role.scheme.annotator)")
+    p.set_defaults(func=cmd_export_elan)
+
+    p = rsub.add_parser("export-csv", help="NOVA annotation -> CSV")
+    p.add_argument("annotation", help=".annotation file")
+    p.add_argument("--out", required=True, help=".csv to write")
+    p.set_defaults(func=cmd_export_csv)
+
+    p = rsub.add_parser("import-elan", help="ELAN tier -> NOVA discrete .annotation")
+    p.add_argument("eaf", help="ELAN .eaf file")
+    p.add_argument("--tier", required=True, help="tier to import")
+    p.add_argument("--out", required=True, help=".annotation to write (<role>.<scheme>.<annotator>.annotation)")
+    p.add_argument("--scheme", help="scheme JSON (e.g. schemes/icep_r_infant.json); values must be its classes")
+    p.add_argument("--scheme-name", help="scheme name (default: the scheme's or the tier's)")
+    p.add_argument("--role", default="", help="NOVA role (e.g. infant)")
+    p.add_argument("--annotator", default="", help="NOVA annotator (e.g. the ELAN coder)")
+    p.set_defaults(func=cmd_import_elan)

@@ -1,0 +1,187 @@
+"""NOVA database mode through discover-utils' real handlers (AnnotationHandler, StreamHandler, SessionHandler,
+DatasetManager with ``db:`` data descriptions).
+
+Every test runs on mongomock (in-process; no MongoDB server can be installed here) and, when
+``NOVA_TEST_MONGO_URI=mongodb://user:pass@host:port`` is set, a second time on that real server (each test uses a
+fresh dataset database and drops it afterwards).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import pytest
+from discover_utils.data.annotation import DiscreteAnnotation, DiscreteAnnotationScheme
+from discover_utils.data.handler import nova_db_handler
+from discover_utils.data.provider.data_manager import DatasetManager
+
+from nova_infant import nova_db, nova_io
+from nova_infant.errors import AnnotationError
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEME = {"name": "ICEP-R-infant-test", "type": "DISCRETE", "color": "#FFFFFFFF",
+          "classes": [{"id": 0, "name": "Ineg", "color": "#FFD62728"}, {"id": 1, "name": "Inon", "color": "#FF1F77B4"},
+                      {"id": 2, "name": "Ineu", "color": "#FF7F7F7F"}, {"id": 3, "name": "Ipos", "color": "#FF2CA02C"}]}
+SESSION, ROLE, CODER, MODEL = "P01", "infant", "coder_a", "icep-bilstm"
+GOLD_MS = [(0, 2000, 1), (2000, 5000, 3), (5000, 5500, -1), (5500, 10000, 0)]  # (from, to, id); -1 = garbage
+
+
+def _backends():
+    return ["mongomock"] + (["mongodb"] if os.environ.get("NOVA_TEST_MONGO_URI") else [])
+
+
+@pytest.fixture(params=_backends())
+def nova(request, tmp_path, monkeypatch):
+    """A NOVA dataset with one 10 s session, role ``infant``, a coder, a model annotator and a 4-class scheme.
+
+    Yields ``{"ctx", "dataset", "data_dir"}``.
+    """
+    monkeypatch.setenv("DISCOVER_USE_TLS", os.environ.get("DISCOVER_USE_TLS", "false"))
+    data_dir = tmp_path / "nova-data"
+    data_dir.mkdir()
+    dataset = f"nova_infant_test_{uuid.uuid4().hex[:8]}"
+
+    def populate(ctx):
+        nova_db.ensure_session(ctx, dataset, SESSION, duration_ms=10000)
+        nova_db.ensure_role(ctx, dataset, ROLE)
+        nova_db.ensure_annotator(ctx, dataset, CODER)
+        nova_db.ensure_annotator(ctx, dataset, MODEL)
+        nova_db.import_discrete_scheme(ctx, dataset, SCHEME)
+        return {"ctx": ctx, "dataset": dataset, "data_dir": data_dir}
+
+    if request.param == "mongomock":
+        import mongomock
+
+        patcher = mongomock.patch(servers=(("127.0.0.1", 27017),))
+        # discover-utils did `from pymongo import MongoClient`, so its module attribute is patched as well
+        with patcher, mock.patch.object(nova_db_handler, "MongoClient", patcher.new):
+            yield populate(nova_db.connect("127.0.0.1", 27017, "coder", "secret", data_dir=data_dir))
+    else:
+        ctx = nova_db.connect(os.environ["NOVA_TEST_MONGO_URI"], data_dir=data_dir)
+        try:
+            yield populate(ctx)
+        finally:
+            nova_db_handler.NovaDBHandler(**ctx).client.drop_database(dataset)
+
+
+def _annotation(rows, scheme=SCHEME):
+    classes = {c["id"]: {"name": c["name"], "color": c["color"]} for c in scheme["classes"]}
+    data = np.array([(a, b, i, 1.0) for a, b, i in rows], dtype=DiscreteAnnotation(
+        scheme=DiscreteAnnotationScheme(name=scheme["name"], classes=classes)).annotation_scheme.label_dtype)
+    return DiscreteAnnotation(scheme=DiscreteAnnotationScheme(name=scheme["name"], classes=classes), data=data)
+
+
+def _client(nova):
+    return nova_db_handler.NovaDBHandler(**nova["ctx"]).client[nova["dataset"]]
+
+
+def test_imported_scheme_is_read_back_by_annotation_handler_with_nova_colours(nova):
+    handler = nova_db_handler.AnnotationHandler(**nova["ctx"])
+    template = handler.load(dataset=nova["dataset"], scheme=SCHEME["name"], session=SESSION, annotator=MODEL,
+                            role=ROLE, header_only=True)
+    classes = template.annotation_scheme.classes
+    assert [classes[i]["name"] for i in sorted(classes)] == ["Ineg", "Inon", "Ineu", "Ipos"]
+    assert classes[3]["color"] == "#FF2CA02C"
+    assert _client(nova)["Schemes"].count_documents({"name": SCHEME["name"]}) == 1
+
+
+def test_repository_icep_scheme_file_imports_with_all_its_classes(nova):
+    import json
+
+    path = REPO / "schemes" / "icep_r_infant.json"
+    nova_db.import_discrete_scheme(nova["ctx"], nova["dataset"], path)
+    doc = _client(nova)["Schemes"].find_one({"name": json.loads(path.read_text())["name"]})
+    assert [lab["name"] for lab in doc["labels"]] == [c["name"] for c in json.loads(path.read_text())["classes"]]
+    assert [lab["id"] for lab in doc["labels"]] == list(range(len(doc["labels"])))
+
+
+def test_scheme_with_a_gap_in_class_ids_is_rejected(nova):
+    bad = {**SCHEME, "name": "gappy", "classes": [{"id": 0, "name": "a"}, {"id": 2, "name": "b"}]}
+    with pytest.raises(AnnotationError, match=r"gappy.*ids must be 0\.\.1"):
+        nova_db.import_discrete_scheme(nova["ctx"], nova["dataset"], bad)
+    assert _client(nova)["Schemes"].count_documents({"name": "gappy"}) == 0
+
+
+def test_coder_annotation_round_trips_through_handler_in_seconds_with_garbage_kept(nova):
+    nova_db.save_annotation(nova["ctx"], _annotation(GOLD_MS), nova["dataset"], SESSION, CODER, ROLE)
+    stored = _client(nova)["AnnotationData"].find_one({})["labels"]
+    assert [(d["from"], d["to"], d["id"]) for d in stored] == [(a / 1000, b / 1000, i) for a, b, i in GOLD_MS]
+    back = nova_db.load_annotation(nova["ctx"], nova["dataset"], SESSION, SCHEME["name"], CODER, ROLE)
+    assert [tuple(int(v) for v in r) for r in back.data[["from", "to", "id"]].tolist()] == GOLD_MS
+    assert back.meta_data.is_locked is False
+
+
+@pytest.mark.filterwarnings("ignore:Overwriting existing annotation")
+def test_prediction_overwrites_unlocked_annotation_through_dataset_manager(nova):
+    nova_db.save_annotation(nova["ctx"], _annotation(GOLD_MS), nova["dataset"], SESSION, CODER, ROLE)
+    description = [
+        {"id": "gold", "type": "input", "src": "db:annotation:Discrete", "scheme": SCHEME["name"],
+         "annotator": CODER, "role": ROLE},
+        {"id": "pred", "type": "output", "src": "db:annotation:Discrete", "scheme": SCHEME["name"],
+         "annotator": MODEL, "role": ROLE},
+    ]
+    for rows in ([(0, 10000, 2)], [(0, 4000, 3), (4000, 10000, 0)]):
+        ds = DatasetManager(description, source_context={"db": nova["ctx"]}, dataset=nova["dataset"],
+                            session_names=[SESSION])
+        ds.load()
+        assert ds.sessions[SESSION]["info"].duration == 10000  # SessionHandler reads NOVA's seconds
+        manager = ds.sessions[SESSION]["manager"]
+        assert manager.input_data["gold"].data["id"].tolist() == [i for _, _, i in GOLD_MS]
+        template = manager.output_data_templates["pred"]
+        assert template.annotation_scheme.classes[1]["name"] == "Inon"  # DB scheme, not a generic template
+        template.data = _annotation(rows).data
+        ds.save()
+    model_id = _client(nova)["Annotators"].find_one({"name": MODEL})["_id"]
+    docs = list(_client(nova)["Annotations"].find({"annotator_id": model_id}))
+    assert len(docs) == 1 and docs[0]["isLocked"] is False
+    back = nova_db.load_annotation(nova["ctx"], nova["dataset"], SESSION, SCHEME["name"], MODEL, ROLE)
+    assert back.data[["from", "to", "id"]].tolist() == [(0, 4000, 3), (4000, 10000, 0)]
+
+
+def test_locked_annotation_is_refused_with_its_name_and_left_unchanged(nova):
+    nova_db.save_annotation(nova["ctx"], _annotation(GOLD_MS), nova["dataset"], SESSION, CODER, ROLE)
+    nova_db.set_locked(nova["ctx"], nova["dataset"], SESSION, SCHEME["name"], CODER, ROLE)
+    with pytest.raises(AnnotationError, match=rf"{SESSION} scheme={SCHEME['name']} annotator={CODER} "
+                                              rf"role={ROLE}: is locked"):
+        nova_db.save_annotation(nova["ctx"], _annotation([(0, 10000, 2)]), nova["dataset"], SESSION, CODER, ROLE)
+    back = nova_db.load_annotation(nova["ctx"], nova["dataset"], SESSION, SCHEME["name"], CODER, ROLE)
+    assert back.data["id"].tolist() == [i for _, _, i in GOLD_MS] and back.meta_data.is_locked is True
+
+
+def test_label_outside_the_database_scheme_is_refused(nova):
+    with pytest.raises(AnnotationError, match=r"label ids \[7\] are not classes"):
+        nova_db.save_annotation(nova["ctx"], _annotation([(0, 1000, 7)]), nova["dataset"], SESSION, CODER, ROLE)
+    assert _client(nova)["Annotations"].count_documents({}) == 0
+
+
+def test_missing_annotator_is_named_instead_of_a_type_error(nova):
+    with pytest.raises(nova_db.NovaDatabaseError, match="no annotator 'nobody'"):
+        nova_db.save_annotation(nova["ctx"], _annotation(GOLD_MS), nova["dataset"], SESSION, "nobody", ROLE)
+
+
+def test_feature_stream_is_registered_and_loads_back_through_dataset_manager(nova):
+    data = np.random.default_rng(3).standard_normal((250, 8)).astype(np.float32)
+    stream = nova_io.make_ssi_stream(data, 25.0, "feature;video;dinov2", [f"pc{i}" for i in range(8)])
+    path = nova_db.save_stream(nova["ctx"], stream, nova["dataset"], SESSION, ROLE, "dinov2")
+    assert path == nova["data_dir"] / nova["dataset"] / SESSION / "infant.dinov2.stream" and path.is_file()
+    doc = _client(nova)["Streams"].find_one({"name": "dinov2"})
+    assert doc["type"] == "feature;video;dinov2" and doc["fileExt"] == "stream" and doc["sr"] == pytest.approx(25.0)
+    assert [d["name"] for d in doc["dimlabels"]] == [f"pc{i}" for i in range(8)]
+    ds = DatasetManager([{"id": "feat", "type": "input", "src": "db:stream:SSIStream:dinov2", "name": "dinov2",
+                          "role": ROLE}], source_context={"db": nova["ctx"]}, dataset=nova["dataset"],
+                        session_names=[SESSION])
+    ds.load()
+    loaded = ds.sessions[SESSION]["manager"].input_data["feat"]
+    np.testing.assert_array_equal(loaded.data, data)
+    assert loaded.meta_data.sample_rate == pytest.approx(25.0)
+
+
+def test_unreachable_server_is_a_one_line_error(monkeypatch):
+    monkeypatch.setenv("DISCOVER_USE_TLS", "false")
+    with pytest.raises(nova_db.NovaDatabaseError, match=r"mongodb://127\.0\.0\.1:1: cannot connect") as err:
+        nova_db.connect("mongodb://u:p@127.0.0.1:1")
+    assert "\n" not in str(err.value)
