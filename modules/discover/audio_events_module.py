@@ -1,0 +1,74 @@
+"""DISCOVER adapter of the audio event tagger (thin: the work is :func:`nova_infant.taggers.audio_events.tag_audio_events`).
+
+Input ``audio`` (a ``.wav``; NOVA keeps audio as ``<role>.audio.wav``), optional ``reference`` (any medium of the
+session whose duration fixes the grid). Outputs: ``scores`` (SSIStream, one column per class, grid rate) and one
+discrete track per class (``baby_crying`` ... ``speech``, scheme ``audio_event_<class>``, one class); a class the
+model cannot produce is logged as unavailable and its track left empty.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from discover_utils.interfaces.server_module import Processor
+
+from ..nova_io import TrainerIO, TrainerSpec, make_ssi_stream
+from ..taggers.audio_events import CLASSES, tag_audio_events
+from ..taggers.outputs import discrete_annotation
+from ..timing import parse_step_ms
+from .common import SessionIO, as_float, merge_options
+
+log = logging.getLogger("nova_infant")
+
+DEFAULTS = {"backend": "yamnet", "head": "", "frame_step": "40ms", "threshold": 0.5, "min_event_ms": 0,
+            "duration_ms": 0}
+
+
+class AudioEvents(Processor):
+    """du-process entry: tags one session's audio (see module docstring)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.options = merge_options(DEFAULTS, self.options)
+
+    def process_data(self, ds):
+        self.session = SessionIO.from_provider(ds)
+        opts = self.options
+        return tag_audio_events(str(self.session.path("audio")), backend=str(opts["backend"]),
+                                head=str(opts["head"]) or None, step_ms=parse_step_ms(opts["frame_step"]),
+                                duration_ms=as_float(opts["duration_ms"], "duration_ms") or
+                                self.session.reference_duration_ms("reference"),
+                                threshold=as_float(opts["threshold"], "threshold"),
+                                min_event_ms=as_float(opts["min_event_ms"], "min_event_ms"),
+                                required=[c for c in CLASSES if self.session.is_active_output(c)])
+
+    def to_output(self, result):
+        s, out = self.session, {}
+        meta = {"backend": result.backend, "mode": result.mode}
+        if s.is_active_output("scores"):
+            s.prepare_output("scores")
+            out["scores"] = make_ssi_stream(result.scores, result.grid.sample_rate_hz, "feature;audio;audio_events",
+                                            result.classes, name="audio_events", session=s.name, dataset=s.dataset,
+                                            custom_meta=meta)
+        for name, ok, seg in zip(result.classes, result.available, result.events):
+            if ok and s.is_active_output(name):
+                s.prepare_output(name)
+                tpl = s.template(name)
+                md = getattr(tpl, "meta_data", None)
+                out[name] = discrete_annotation(seg, [name], f"audio_event_{name}", role=getattr(md, "role", None),
+                                                annotator=getattr(md, "annotator", None) or "audio_events",
+                                                session=s.name, dataset=s.dataset)
+        return out
+
+
+TRAINER_SPEC = TrainerSpec(
+    script="audio_events.py", create="AudioEvents", category="nova-infant taggers",
+    description="Audio events (baby crying/laughing, music, singing, child/male/female speech, lullaby, speech) "
+                "from YAMNet or a Hugging Face AudioSet model; optional trained head",
+    io=[TrainerIO("input", "audio", "stream:Audio", "audio"),
+        TrainerIO("input", "reference", "stream:Video", "", default_active=False),
+        TrainerIO("output", "scores", "stream:SSIStream:audio_events", "audio_events")]
+    + [TrainerIO("output", c, "annotation:Discrete", f"audio_event_{c}") for c in CLASSES],
+    options=[("backend", "STRING", "yamnet"), ("head", "STRING", ""), ("frame_step", "STRING", "40ms"),
+             ("threshold", "STRING", "0.5"), ("min_event_ms", "STRING", "0"), ("duration_ms", "STRING", "0")],
+    frame_step_ms=40)

