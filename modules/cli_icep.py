@@ -1,0 +1,194 @@
+"""``nova-infant icep ...``: ICEP-R schemes, cross-validation, training and prediction over NOVA file-mode sessions.
+
+Sessions live in NOVA's layout ``<root>/<dataset>/<session>/`` with feature streams ``<role>.<stream>.stream`` and
+annotations ``<role>.<scheme>.<annotator>.annotation``. A bad session in a batch is reported on one line and
+skipped; the exit code is then 1.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from .errors import NovaInfantError, OptionError
+
+
+def register(subparsers) -> None:
+    """Add ``icep`` with sub-commands import-schemes, write-schemes, cv, train, predict."""
+    icep = subparsers.add_parser("icep", help="ICEP-R engagement phases: schemes, training, evaluation, prediction")
+    sub = icep.add_subparsers(dest="icep_command", required=True)
+
+    p = sub.add_parser("import-schemes", help="insert the ICEP-R schemes (full and merged) into a NOVA database")
+    p.add_argument("--db-host", default="127.0.0.1")
+    p.add_argument("--db-port", type=int, default=37317)
+    p.add_argument("--db-user", default=None)
+    p.add_argument("--db-password", default=None)
+    p.add_argument("--dataset", required=True, help="NOVA dataset (= MongoDB database)")
+    p.add_argument("--replace", action="store_true", help="overwrite schemes of the same name")
+    p.set_defaults(func=cmd_import_schemes)
+
+    p = sub.add_parser("write-schemes", help="write empty file-mode .annotation templates of every ICEP-R scheme")
+    p.add_argument("out_dir")
+    p.set_defaults(func=cmd_write_schemes)
+
+    for name, func, text in (("cv", cmd_cv, "nested session-grouped cross-validation (report + pictures)"),
+                             ("train", cmd_train, "train a model bundle and its predictor .trainer")):
+        p = sub.add_parser(name, help=text)
+        _session_args(p)
+        p.add_argument("--scheme", default=None, help="scheme of the label annotation (default ICEP-R-<role>)")
+        p.add_argument("--annotator", default="gold")
+        p.add_argument("--label-set", default="merged", help="merged | full | JSON file with a map")
+        _train_args(p)
+        p.add_argument("--folds", type=int, default=5 if name == "cv" else 0, help="outer folds (0 = no CV)")
+        p.add_argument("--out", required=True, help="report folder (cv) or bundle folder (train)")
+        if name == "train":
+            p.add_argument("--cml-dir", default=None, help="DISCOVER folder holding icep_predict.py: the predictor "
+                                                           ".trainer is written there")
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("predict", help="predict ICEP-R annotations for sessions with a bundle")
+    _session_args(p, streams_required=False)
+    p.add_argument("--bundle", required=True)
+    p.add_argument("--annotator", default="icep")
+    p.add_argument("--min-dur-ms", type=float, default=0.0, help="smoothing: shortest segment kept (ms)")
+    p.add_argument("--probabilities", action="store_true", help="also write one continuous track per class")
+    p.set_defaults(func=cmd_predict)
+
+
+def _session_args(p, streams_required=True):
+    p.add_argument("--root", required=True, help="NOVA data folder")
+    p.add_argument("--dataset", required=True)
+    p.add_argument("--sessions", nargs="*", default=None, help="session names (default: every session folder)")
+    p.add_argument("--streams", nargs="+", required=streams_required,
+                   help="feature streams '<role>.<name>' fused in this order (predict: default from the bundle)")
+    p.add_argument("--role", default="infant", choices=["infant", "caregiver"], help="coded role (ICEP-R scheme)")
+
+
+def _train_args(p):
+    p.add_argument("--model", default="bilstm", choices=["bilstm", "mlp"])
+    p.add_argument("--window", type=int, default=50, help="frames per window")
+    p.add_argument("--stride", type=int, default=25, help="frames between window starts")
+    p.add_argument("--hidden", type=int, default=128)
+    p.add_argument("--layers", type=int, default=2)
+    p.add_argument("--dropout", type=float, default=0.25)
+    p.add_argument("--optimizer", default="adam", choices=["adam", "sgd"])
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--epochs", type=int, default=100, help="maximum epochs")
+    p.add_argument("--patience", type=int, default=5)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--val-fraction", type=float, default=0.2, help="share of training sessions used for validation")
+    p.add_argument("--grid", default=None, help='JSON list of overrides, e.g. \'[{"lr":0.001},{"lr":0.003}]\'')
+
+
+def _config(args):
+    from .icep.training import TrainConfig
+
+    return TrainConfig(model=args.model, window=args.window, stride=args.stride, hidden=args.hidden,
+                       layers=args.layers, dropout=args.dropout, optimizer=args.optimizer, lr=args.lr,
+                       batch_size=args.batch_size, max_epochs=args.epochs, patience=args.patience, seed=args.seed,
+                       device=args.device)
+
+
+def _session_dirs(args) -> list[Path]:
+    from .icep.dataset import list_sessions
+
+    base = Path(args.root) / args.dataset
+    if not base.is_dir():
+        raise OptionError(f"{base}: no such dataset folder")
+    if args.sessions:
+        return [base / s for s in args.sessions]
+    return list_sessions(args.root, args.dataset)
+
+
+def _report_failures(failures) -> None:
+    for where, message in failures:
+        print(f"error: {where}: {message}", file=sys.stderr)
+
+
+def _labelled(args):
+    from .icep.dataset import SessionSpec
+    from .icep.pipeline import load_sessions
+    from .icep.schemes import label_map
+
+    lmap = label_map(args.label_set, args.role)
+    scheme = args.scheme or f"ICEP-R-{args.role}"
+    spec = SessionSpec(list(args.streams), (args.role, scheme, args.annotator))
+    sessions, failures = load_sessions(_session_dirs(args), spec, lmap, args.window)
+    _report_failures(failures)
+    if len(sessions) < (2 if args.func is cmd_cv else 1):
+        raise OptionError(f"{Path(args.root) / args.dataset}: only {len(sessions)} usable session(s)")
+    grid = json.loads(args.grid) if args.grid else None
+    return lmap, spec, sessions, failures, grid
+
+
+def cmd_cv(args) -> int:
+    """Cross-validate and write ``<out>/cv_report.json`` + PNGs; prints pooled macro-F1 and kappa."""
+    from .icep.pipeline import evaluate
+
+    lmap, _, sessions, failures, grid = _labelled(args)
+    result = evaluate(sessions, lmap, _config(args), args.out, args.folds, grid, args.val_fraction, args.seed)
+    print(f"{len(sessions)} sessions, {len(result.folds)} folds: accuracy {result.pooled['accuracy']:.3f}, "
+          f"macro-F1 {result.pooled['f1_macro']:.3f}, kappa {result.pooled['kappa']:.3f} -> {args.out}")
+    return 1 if failures else 0
+
+
+def cmd_train(args) -> int:
+    """Train (optionally cross-validate first) and save the bundle + predictor ``.trainer``."""
+    from .icep.pipeline import train_bundle
+
+    lmap, spec, sessions, failures, grid = _labelled(args)
+    info = {"dataset": args.dataset, "streams": spec.streams, "label": list(spec.label), "label_set": args.label_set}
+    bundle, trainer, report = train_bundle(sessions, lmap, _config(args), args.out, args.cml_dir, args.folds,
+                                           args.val_fraction, grid, info)
+    extra = f", CV macro-F1 {report['pooled']['f1_macro']:.3f}, kappa {report['pooled']['kappa']:.3f}" if report else ""
+    print(f"bundle {bundle}, predictor {trainer}{extra}")
+    return 1 if failures else 0
+
+
+def cmd_predict(args) -> int:
+    """Predict every session; a bad one is reported and skipped (exit code 1)."""
+    from .icep.bundle import load_bundle
+    from .icep.dataset import SessionSpec, load_session
+    from .icep.predict import predict_session, write_prediction
+
+    bundle = load_bundle(args.bundle)
+    streams = args.streams or [s["name"] for s in bundle.features["streams"]]
+    failed = 0
+    for folder in _session_dirs(args):
+        try:
+            session = load_session(folder, SessionSpec(streams))
+            pred = predict_session(bundle, session, args.min_dur_ms, bundle.config.batch_size)
+            paths = write_prediction(folder, bundle, pred, args.role, args.annotator, args.probabilities, args.dataset)
+            print(f"{folder.name}: {len(pred.segments())} segments -> {paths[0]}")
+        except NovaInfantError as exc:
+            failed += 1
+            print(f"error: {folder}: {exc}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def cmd_import_schemes(args) -> int:
+    """Insert the schemes into the dataset's MongoDB database (pymongo; NOVA production runs MongoDB 3.6)."""
+    import pymongo
+
+    from .icep.schemes import import_schemes
+
+    client = pymongo.MongoClient(host=args.db_host, port=args.db_port, username=args.db_user,
+                                 password=args.db_password, serverSelectionTimeoutMS=3000)
+    try:
+        written = import_schemes(client[args.dataset], replace=args.replace)
+    except pymongo.errors.PyMongoError as exc:
+        raise OptionError(f"mongodb://{args.db_host}:{args.db_port}: {str(exc).splitlines()[0]}") from None
+    print(f"{args.dataset}: wrote {', '.join(written) or 'nothing (schemes exist; use --replace)'}")
+    return 0
+
+
+def cmd_write_schemes(args) -> int:
+    """Write ``<out_dir>/<scheme>.annotation`` templates."""
+    from .icep.schemes import write_scheme_templates
+
+    for path in write_scheme_templates(args.out_dir):
+        print(path)
+    return 0

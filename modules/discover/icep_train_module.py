@@ -1,0 +1,145 @@
+"""DISCOVER adapter of ICEP-R training (:func:`nova_infant.icep.pipeline.train_bundle`) and its trainer.
+
+DISCOVER's ``/train`` is broken upstream, so training runs as a ``/process`` job of this module: du-process calls
+``process_data`` once per selected session; the module collects the sessions and, after the last one named in
+du-process's ``--sessions``, fits the model and writes the bundle into ``<trainer folder>/icep_models/<model_name>/``
+plus a ``trained="true"`` predictor ``icep_<model_name>.trainer`` beside this module's trainer, so the model appears
+in NOVA. Inputs: ``feature_0``, ``feature_1``, ... (feature streams, early-fused in that order) and ``labels`` (the
+coder's discrete ICEP-R annotation). No outputs. Options: docs/icep.md.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import sys
+from pathlib import Path, PureWindowsPath
+
+from discover_utils.interfaces.server_module import Processor
+
+from ..errors import NovaInfantError
+from ..nova_io import TrainerIO, TrainerSpec
+from .common import SessionIO, as_float, as_int, merge_options
+
+log = logging.getLogger("nova_infant")
+
+DEFAULTS = {"model_name": "", "model": "bilstm", "role": "infant", "label_set": "merged", "window": 50,
+            "stride": 25, "hidden": 128, "layers": 2, "dropout": 0.25, "optimizer": "adam", "lr": 0.001,
+            "batch_size": 64, "epochs": 100, "patience": 5, "seed": 0, "device": "auto", "val_fraction": 0.2,
+            "cv_folds": 0}
+
+TRAINER_SPEC = TrainerSpec(
+    script="icep_train.py", create="ICEPTrainer", category="ICEP-R",
+    description="Train an ICEP-R model (bi-LSTM or MLP) on the selected coded sessions; writes a predictor trainer",
+    io=[TrainerIO("input", "feature_0", "stream:SSIStream:dinov2", "dinov2"),
+        TrainerIO("input", "feature_1", "stream:SSIStream:dinov2", "dinov2", default_active=False),
+        TrainerIO("input", "feature_2", "stream:SSIStream:w2vbert", "w2vbert", default_active=False),
+        TrainerIO("input", "labels", "annotation:Discrete", "ICEP-R-infant")],
+    options=[("model_name", "STRING", ""), ("model", "LIST", "bilstm,mlp"), ("role", "LIST", "infant,caregiver"),
+             ("label_set", "STRING", "merged"), ("window", "STRING", "50"), ("stride", "STRING", "25"),
+             ("hidden", "STRING", "128"), ("layers", "STRING", "2"), ("dropout", "STRING", "0.25"),
+             ("optimizer", "LIST", "adam,sgd"), ("lr", "STRING", "0.001"), ("batch_size", "STRING", "64"),
+             ("epochs", "STRING", "100"), ("patience", "STRING", "5"), ("seed", "STRING", "0"),
+             ("device", "LIST", "auto,cpu,cuda"), ("val_fraction", "STRING", "0.2"), ("cv_folds", "STRING", "0")],
+)
+
+
+def _argv(flag: str):
+    """Value of ``--flag`` in du-process's command line (None if absent)."""
+    args = sys.argv[1:]
+    for i, a in enumerate(args):
+        if a == flag and i + 1 < len(args):
+            return args[i + 1]
+        if a.startswith(flag + "="):
+            return a.split("=", 1)[1]
+    return None
+
+
+def trainer_dir() -> Path:
+    """Folder of the ``.trainer`` du-process runs (``--cml_dir`` / parent of ``--trainer_file_path``)."""
+    cml, tfp = _argv("--cml_dir") or ".", _argv("--trainer_file_path") or "x"
+    return Path(cml) / Path(*PureWindowsPath(tfp).parent.parts)
+
+
+def _last_loadable(session: SessionIO, names: list[str]) -> str:
+    """Last session of the job whose file-mode inputs all exist (du-process fails the others before
+    ``process_data``); database-mode inputs are assumed present."""
+    from discover_utils.data.provider.data_manager import resolve_file_uri
+
+    inputs = [d for d in session.manager.data_description or []
+              if d.get("type") == "input" and d.get("src", "").lower().startswith("file")]
+    for name in reversed(names):
+        if all(Path(resolve_file_uri(d, session.dataset, name)).exists() for d in inputs):
+            return name
+    return names[-1]
+
+
+class ICEPTrainer(Processor):
+    """DISCOVER ``Processor`` (``is_iterable="False"``) collecting coded sessions, then training once."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.options = merge_options(DEFAULTS, self.options)
+        self.sessions, self.trained, self.dataset = [], False, ""
+        self.job_sessions = json.loads(_argv("--sessions") or "[]")
+        # fallback if the job's last session fails to load before process_data (torch imports lazily: not at exit)
+        import torch._dynamo  # noqa: F401
+
+        atexit.register(self._train_if_pending)
+
+    def _train_if_pending(self):
+        if self.sessions and not self.trained:
+            try:
+                self._train()
+            except NovaInfantError as exc:
+                log.error("training failed: %s: %s", type(exc).__name__, exc)
+
+    def _train(self):
+        from ..icep.pipeline import train_bundle
+        from ..icep.schemes import label_map
+
+        o, config = self.options, self._config()
+        self.trained = True
+        name = str(o["model_name"]).strip() or f"icep-{o['role']}-{config.model}"
+        folder = trainer_dir()
+        bundle, trainer, _ = train_bundle(
+            self.sessions, label_map(str(o["label_set"]), str(o["role"])), config, folder / "icep_models" / name,
+            folder, as_int(o["cv_folds"], "cv_folds"), as_float(o["val_fraction"], "val_fraction"),
+            training_info={"dataset": self.dataset, "label_set": str(o["label_set"])})
+        log.info("trained on %d sessions: bundle %s, predictor %s", len(self.sessions), bundle, trainer)
+
+    def _config(self):
+        from ..icep.training import TrainConfig
+
+        o = self.options
+        return TrainConfig(model=str(o["model"]), window=as_int(o["window"], "window", 1),
+                           stride=as_int(o["stride"], "stride", 1), hidden=as_int(o["hidden"], "hidden", 1),
+                           layers=as_int(o["layers"], "layers", 1), dropout=as_float(o["dropout"], "dropout"),
+                           optimizer=str(o["optimizer"]), lr=as_float(o["lr"], "lr"),
+                           batch_size=as_int(o["batch_size"], "batch_size", 1), max_epochs=as_int(o["epochs"], "epochs", 1),
+                           patience=as_int(o["patience"], "patience", 1), seed=as_int(o["seed"], "seed"),
+                           device=str(o["device"]))
+
+    def process_data(self, ds):
+        from ..icep.pipeline import session_from_discover
+        from ..icep.schemes import label_map
+        from ..icep.training import window_starts
+
+        o, session, error = self.options, SessionIO.from_provider(ds), None
+        self.dataset = session.dataset
+        try:
+            data = session_from_discover(session, label_map(str(o["label_set"]), str(o["role"])), "labels")
+            window_starts(data.n_frames, self._config().window, 1, data.name)
+            self.sessions.append(data)
+        except NovaInfantError as exc:  # report, keep training on the other sessions
+            log.error("session %s: skipped: %s: %s", session.name, type(exc).__name__, exc)
+            error = exc
+        if self.sessions and (not self.job_sessions or session.name == _last_loadable(session, self.job_sessions)):
+            self._train()  # last session of the job (an unknown session list: after every session)
+        if error is not None:
+            raise error
+        return {}
+
+    def to_output(self, data) -> dict:
+        return {}

@@ -1,0 +1,274 @@
+"""Training data from NOVA sessions: early-fused feature streams on one frame grid plus frame labels.
+
+- Features: any set of SSI streams per session (e.g. ``infant.dinov2``, ``caregiver.dinov2``, ``session.w2vbert``),
+  read lazily: rows are read from the ``.stream~`` file on demand (never the whole session into RAM) and
+  concatenated along the feature axis (early fusion).
+- Time axis: the grid of the first stream (step = 1000 / its rate in ms, n = its row count). Every other stream is
+  aligned by time (row for frame k = the row whose interval holds the frame centre); a stream whose duration
+  differs from the grid's by more than one frame is an ``AlignmentError`` naming the session.
+- Labels: one discrete NOVA annotation sampled at frame centres ``(k + 0.5) * step`` by interval lookup (the
+  reference code drifts by ~2 s per session instead; see docs/reference-and-peers.md A3). Gaps (NoAnno), garbage
+  (-1) and classes the label map excludes become -1 (masked out of loss and scores, kept on the time axis).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import AlignmentError, AnnotationError, StreamError
+from .schemes import LabelMap
+
+MASK = -1
+
+
+class FileRows:
+    """Lazy row reader of a BINARY float32 SSI stream: reads rows with a positioned read, holds no data.
+
+    Attributes: ``path``, ``name``, ``n_rows``, ``dim``, ``sample_rate_hz``, ``media_type``.
+    """
+
+    def __init__(self, path: str | os.PathLike, name: str | None = None):
+        from ..nova_io import open_ssi_stream
+
+        view = open_ssi_stream(path)
+        if view.n_rows == 0:
+            raise StreamError(f"{path}: stream has no rows")
+        if view.data.dtype != np.float32 or not isinstance(view.data, np.memmap):
+            raise StreamError(f"{path}: expected a BINARY FLOAT stream, got {view.data.dtype}")
+        self.path = Path(path)
+        self.name = name or self.path.name[: -len(".stream")]
+        self.n_rows, self.dim = view.n_rows, view.dim
+        self.sample_rate_hz, self.media_type = view.sample_rate_hz, view.media_type
+        self._data_path = str(self.path) + "~"
+        del view
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``[start, stop)`` as float32 (stop - start, dim)."""
+        count = (stop - start) * self.dim
+        out = np.fromfile(self._data_path, dtype=np.float32, count=count, offset=start * self.dim * 4)
+        return out.reshape(stop - start, self.dim)
+
+
+class ArrayRows:
+    """Row reader over an in-memory array (e.g. an SSIStream du-process loaded in database mode)."""
+
+    def __init__(self, data: np.ndarray, sample_rate_hz: float, name: str, media_type: str = ""):
+        self.data = np.asarray(data, np.float32)
+        if self.data.ndim != 2:
+            raise StreamError(f"stream {name}: expected (rows, dim), got shape {self.data.shape}")
+        self.name, self.sample_rate_hz, self.media_type = name, float(sample_rate_hz), media_type
+        self.n_rows, self.dim = self.data.shape
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        return self.data[start:stop]
+
+
+@dataclass
+class SessionData:
+    """One session ready for training or prediction.
+
+    Attributes
+    ----------
+    name : str
+    streams : list of FileRows | ArrayRows, fused in this order
+    step_ms : float  -- frame step of the grid (ms)
+    n_frames : int
+    labels : int64 (n_frames,) or None -- target class id per frame, -1 = masked
+    """
+
+    name: str
+    streams: list
+    step_ms: float
+    n_frames: int
+    labels: np.ndarray | None = None
+    _rows: list = field(default_factory=list, repr=False)
+
+    @property
+    def dim(self) -> int:
+        return int(sum(s.dim for s in self.streams))
+
+    def features(self, start: int, stop: int) -> np.ndarray:
+        """Fused features of frames ``[start, stop)``: float32 (stop - start, dim)."""
+        parts = []
+        for stream, rows in zip(self.streams, self._rows):
+            if rows is None:
+                parts.append(stream.read(start, stop))
+            else:
+                idx = rows[start:stop]
+                lo, hi = int(idx[0]), int(idx[-1]) + 1
+                parts.append(stream.read(lo, hi)[idx - lo])
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+
+    def check_finite(self, chunk: int = 4096) -> None:
+        """Raise ``StreamError`` naming the stream and first bad row if any fused row holds NaN or inf."""
+        for stream in self.streams:
+            for start in range(0, stream.n_rows, chunk):
+                block = stream.read(start, min(start + chunk, stream.n_rows))
+                bad = ~np.isfinite(block).all(axis=1)
+                if bad.any():
+                    row = start + int(np.flatnonzero(bad)[0])
+                    where = getattr(stream, "path", stream.name)
+                    raise StreamError(f"{where}: session {self.name}: row {row} "
+                                      f"({row * 1000.0 / stream.sample_rate_hz:.0f} ms) holds NaN or inf values")
+
+
+def align_streams(session: str, streams: Sequence) -> tuple[float, int, list]:
+    """Frame grid of the first stream and, for every other stream, the row per grid frame.
+
+    Returns ``(step_ms, n_frames, rows)`` where ``rows[i]`` is None when stream i is on the grid already, else an
+    int64 (n_frames,) array (row holding each frame centre).
+
+    Raises
+    ------
+    AlignmentError
+        If a stream's duration differs from the grid's by more than one frame (names session and stream).
+    """
+    if not streams:
+        raise StreamError(f"session {session}: no feature streams given")
+    ref = streams[0]
+    step_ms = 1000.0 / ref.sample_rate_hz
+    n_frames = ref.n_rows
+    duration = n_frames * step_ms
+    rows = [None]
+    for stream in streams[1:]:
+        own = stream.n_rows * 1000.0 / stream.sample_rate_hz
+        if abs(own - duration) > step_ms + 1e-6:
+            raise AlignmentError(f"session {session}: stream {stream.name} lasts {own:.0f} ms but {ref.name} "
+                                 f"{duration:.0f} ms (more than one {step_ms:.1f} ms frame apart)")
+        if abs(stream.sample_rate_hz - ref.sample_rate_hz) < 1e-9 and stream.n_rows >= n_frames:
+            rows.append(None)
+            continue
+        centres = (np.arange(n_frames) + 0.5) * step_ms
+        rows.append(np.clip(np.floor(centres * stream.sample_rate_hz / 1000.0), 0, stream.n_rows - 1).astype(np.int64))
+    return step_ms, n_frames, rows
+
+
+def sample_labels(segments: np.ndarray, n_frames: int, step_ms: float, class_ids: np.ndarray, source: str = "") -> np.ndarray:
+    """Target class per frame by interval lookup at frame centres.
+
+    Parameters
+    ----------
+    segments : structured array with ``from``, ``to`` (ms) and ``id`` (source class id, -1 = garbage)
+    class_ids : int64 array, target id for each source id (-1 = masked), e.g. ``LabelMap.lookup(scheme names)``
+    source : name used in errors (file or session)
+
+    Returns
+    -------
+    int64 (n_frames,) : target id, -1 where no segment covers the centre, garbage, or masked classes.
+    A later segment wins where segments overlap.
+
+    Raises
+    ------
+    AnnotationError
+        If a label id is neither -1 nor a class of the scheme.
+    """
+    labels = np.full(n_frames, MASK, np.int64)
+    if len(segments) == 0:
+        return labels
+    ids = np.asarray(segments["id"]).astype(np.int64)
+    bad = (ids < -1) | (ids >= len(class_ids))
+    if bad.any():
+        raise AnnotationError(f"{source}: label id {int(ids[bad][0])} at {float(segments['from'][bad][0]) / 1000:.2f} s "
+                              f"is outside the scheme (ids 0..{len(class_ids) - 1}, -1 = garbage)")
+    centres = (np.arange(n_frames) + 0.5) * step_ms
+    order = np.argsort(np.asarray(segments["from"], np.float64), kind="stable")
+    starts = np.asarray(segments["from"], np.float64)[order]
+    ends = np.asarray(segments["to"], np.float64)[order]
+    target = np.where(ids[order] >= 0, class_ids[np.clip(ids[order], 0, None)], MASK)
+    for s, e, t in zip(starts, ends, target):
+        lo, hi = np.searchsorted(centres, [s, e], side="left")
+        labels[lo:hi] = t
+    return labels
+
+
+def read_annotation(path: str | os.PathLike):
+    """Load a NOVA file-mode discrete annotation with discover-utils; returns ``(segments_ms, class names)``.
+
+    Raises
+    ------
+    AnnotationError
+        If the file is missing, unreadable or not discrete.
+    """
+    from discover_utils.data.handler.file_handler import FileHandler
+
+    path = Path(path)
+    if not path.is_file():
+        raise AnnotationError(f"{path}: no such annotation (is the session coded with this scheme/annotator?)")
+    try:
+        anno = FileHandler().load(path)
+    except Exception as exc:
+        raise AnnotationError(f"{path}: unreadable annotation ({exc})") from None
+    return annotation_arrays(anno, str(path))
+
+
+def annotation_arrays(anno, source: str):
+    """``(segments_ms, class names by id)`` of a discover-utils ``DiscreteAnnotation``."""
+    classes = getattr(anno.annotation_scheme, "classes", None)
+    if classes is None:
+        raise AnnotationError(f"{source}: not a discrete annotation")
+    n = max((int(k) for k in classes), default=-1) + 1
+    names = [""] * n
+    for k, v in classes.items():
+        names[int(k)] = v["name"] if isinstance(v, dict) else str(v)
+    data = anno.data if anno.data is not None else np.zeros(0, dtype=[("from", "i4"), ("to", "i4"), ("id", "i4")])
+    return data, names
+
+
+@dataclass
+class SessionSpec:
+    """Which files make a session in NOVA's file layout ``<root>/<dataset>/<session>/``.
+
+    ``streams`` are ``"<role>.<stream name>"`` (file ``<role>.<name>.stream``); ``label`` is
+    ``(role, scheme, annotator)`` (file ``<role>.<scheme>.<annotator>.annotation``) or None for prediction.
+    """
+
+    streams: list[str]
+    label: tuple[str, str, str] | None = None
+
+
+def load_session(session_dir: str | os.PathLike, spec: SessionSpec, lmap: LabelMap | None = None,
+                 check_finite: bool = True) -> SessionData:
+    """Open one file-mode session lazily and sample its labels on the feature grid.
+
+    Raises
+    ------
+    StreamError, AlignmentError, AnnotationError
+        Missing/NaN streams, streams more than one frame apart, missing annotation or labels outside the scheme.
+    """
+    session_dir = Path(session_dir)
+    streams = [FileRows(session_dir / f"{name}.stream", name) for name in spec.streams]
+    return session_from_rows(session_dir.name, streams, _labels_from_file(session_dir, spec), lmap, check_finite)
+
+
+def _labels_from_file(session_dir: Path, spec: SessionSpec):
+    if spec.label is None:
+        return None
+    role, scheme, annotator = spec.label
+    path = session_dir / f"{role}.{scheme}.{annotator}.annotation"
+    segments, names = read_annotation(path)
+    return segments, names, str(path)
+
+
+def session_from_rows(name: str, streams: list, label_source, lmap: LabelMap | None, check_finite: bool = True) -> SessionData:
+    """Build a :class:`SessionData` from row readers and ``(segments, class names, source)`` (or None)."""
+    step_ms, n_frames, rows = align_streams(name, streams)
+    data = SessionData(name, streams, step_ms, n_frames, None, rows)
+    if check_finite:
+        data.check_finite()
+    if label_source is not None:
+        if lmap is None:
+            raise ValueError("a label map is needed to sample labels")
+        segments, names, source = label_source
+        data.labels = sample_labels(segments, n_frames, step_ms, lmap.lookup(names), source)
+    return data
+
+
+def list_sessions(root: str | os.PathLike, dataset: str | None = None) -> list[Path]:
+    """Session folders under ``<root>/<dataset>`` (or ``root`` itself when it holds sessions), sorted by name."""
+    base = Path(root) / dataset if dataset else Path(root)
+    return sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))

@@ -1,0 +1,144 @@
+"""End-to-end jobs shared by the command line and the DISCOVER adapters: load a batch of sessions (reporting and
+skipping bad ones), cross-validate, train the final model, save the bundle and its predictor ``.trainer``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import NovaInfantError
+from .bundle import feature_spec, save_bundle, write_predictor_trainer
+from .dataset import SessionData, SessionSpec, load_session
+from .evaluation import CVResult, cross_validate, split_validation
+from .plots import write_cv_pictures
+from .schemes import LabelMap
+from .training import TrainConfig, fit, window_starts
+
+log = logging.getLogger("nova_infant.icep")
+
+
+def load_sessions(session_dirs: list, spec: SessionSpec, lmap: LabelMap | None,
+                  window: int | None = None) -> tuple[list[SessionData], list[tuple[str, str]]]:
+    """Open every session; a bad one (missing/NaN stream, misalignment, missing or invalid annotation, shorter than
+    ``window`` frames) is reported as ``(session dir, one-line error)`` and skipped.
+
+    Returns ``(sessions, failures)``.
+    """
+    sessions, failures = [], []
+    for path in session_dirs:
+        try:
+            s = load_session(path, spec, lmap)
+            if window is not None:
+                window_starts(s.n_frames, window, 1, s.name)
+            sessions.append(s)
+        except NovaInfantError as exc:
+            log.error("%s: skipped: %s", path, exc)
+            failures.append((str(path), f"{type(exc).__name__}: {exc}"))
+    return sessions, failures
+
+
+def check_consistent(sessions: list[SessionData]) -> None:
+    """All sessions must share the fused dimension and frame step (else ``StreamError`` naming the odd one)."""
+    from ..errors import StreamError
+
+    ref = sessions[0]
+    for s in sessions[1:]:
+        if s.dim != ref.dim or abs(s.step_ms - ref.step_ms) > 1e-3:
+            raise StreamError(f"session {s.name}: {s.dim} dims at {s.step_ms:.2f} ms, but session {ref.name} has "
+                              f"{ref.dim} dims at {ref.step_ms:.2f} ms")
+
+
+def evaluate(sessions: list[SessionData], lmap: LabelMap, config: TrainConfig, out_dir, folds: int = 5,
+             grid: list[dict] | None = None, val_fraction: float = 0.2, seed: int = 0) -> CVResult:
+    """Nested session-grouped CV; writes ``<out_dir>/cv_report.json`` and PNGs (confusion matrix, timelines)."""
+    check_consistent(sessions)
+    result = cross_validate(sessions, lmap.target.names, config, folds, grid, val_fraction, seed)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    report = {"label_map": lmap.to_json(), "training_config": config.to_dict(), "grid": grid or [],
+              **result.report()}
+    tmp = out / ".cv_report.json.partial"
+    tmp.write_text(json.dumps(report, indent=2))
+    os.replace(tmp, out / "cv_report.json")
+    write_cv_pictures(result, lmap, out, {s.name: s.step_ms for s in sessions})
+    return result
+
+
+def train_bundle(sessions: list[SessionData], lmap: LabelMap, config: TrainConfig, out_dir,
+                 cml_dir=None, cv_folds: int = 0, val_fraction: float = 0.2, grid: list[dict] | None = None,
+                 training_info: dict | None = None) -> tuple[Path, Path, dict | None]:
+    """Optionally cross-validate, then fit the final model on all sessions (validation sessions split off for early
+    stopping) and save the bundle plus its predictor ``.trainer``.
+
+    Returns ``(bundle dir, .trainer path, cross-validation report or None)``.
+    """
+    check_consistent(sessions)
+    report = None
+    out_dir = Path(out_dir)
+    if cv_folds > 1 and len(sessions) >= 2:
+        cv_dir = out_dir.parent / f".{out_dir.name}.evaluation"
+        report = evaluate(sessions, lmap, config, cv_dir, cv_folds, grid, val_fraction, config.seed).report()
+    rng = np.random.default_rng(config.seed)
+    fit_idx, val_idx = split_validation(np.arange(len(sessions)), val_fraction, rng)
+    fitted = fit([sessions[i] for i in fit_idx], [sessions[i] for i in val_idx], lmap.n_classes, config)
+    info = {"sessions": [s.name for s in sessions], "val_sessions": [sessions[i].name for i in val_idx],
+            **(training_info or {})}
+    bundle = save_bundle(out_dir, fitted, lmap, feature_spec(sessions[0]), report, info)
+    if report is not None:
+        os.replace(out_dir.parent / f".{out_dir.name}.evaluation", bundle / "evaluation")
+    trainer = write_predictor_trainer(bundle, cml_dir)
+    return bundle, trainer, report
+
+
+# ---------------------------------------------------------------- DISCOVER sessions (file or database mode)
+
+
+def feature_ids(session_io) -> list[str]:
+    """Ids of the active inputs named ``feature_<n>`` of a du-process request, in the order of ``n``."""
+    ids = [d["id"] for d in session_io.manager.data_description or []
+           if d.get("type") == "input" and str(d.get("id", "")).startswith("feature_")
+           and str(d.get("active", True)).lower() not in ("false", "0")]
+    return sorted(ids, key=lambda i: int(i.split("_", 1)[1]) if i.split("_", 1)[1].isdigit() else 10**9)
+
+
+def session_from_discover(session_io, lmap: LabelMap | None = None, label_id: str | None = None) -> SessionData:
+    """:class:`SessionData` of one du-process session: file-mode streams are read lazily from their files,
+    database-mode streams from what du-process loaded; labels from the discrete annotation input ``label_id``.
+
+    Raises
+    ------
+    StreamError, AlignmentError, AnnotationError
+        As :func:`dataset.session_from_rows`; AnnotationError if the label input is missing or empty.
+    """
+    from ..errors import AnnotationError, StreamError
+    from .dataset import ArrayRows, FileRows, annotation_arrays, session_from_rows
+
+    ids = feature_ids(session_io)
+    if not ids:
+        raise StreamError(f"session {session_io.name}: the request has no input 'feature_0' (a feature stream)")
+    streams = []
+    for io_id in ids:
+        desc = session_io.description(io_id)
+        if desc.get("src", "").lower().startswith("file"):
+            streams.append(FileRows(session_io.path(io_id)))
+        else:
+            data = session_io.manager.input_data.get(io_id)
+            if data is None or data.data is None:
+                raise StreamError(f"session {session_io.name}: input {io_id} ({desc.get('name')}) was not loaded")
+            streams.append(ArrayRows(data.data, data.meta_data.sample_rate, f"{desc.get('role')}.{desc.get('name')}",
+                                     getattr(data.meta_data, "media_type", "") or ""))
+    label_source = None
+    if label_id is not None:
+        anno = session_io.manager.input_data.get(label_id)
+        where = f"session {session_io.name}: input {label_id}"
+        if session_io.has(label_id) and session_io.description(label_id).get("src", "").startswith("file"):
+            where = str(session_io.path(label_id))
+        if anno is None or anno.data is None:
+            raise AnnotationError(f"{where}: the label annotation is missing")
+        segments, names = annotation_arrays(anno, where)
+        label_source = (segments, names, where)
+    return session_from_rows(session_io.name, streams, label_source, lmap)

@@ -1,0 +1,124 @@
+"""Predict ICEP-R tracks for a session with a saved bundle: per-frame probabilities, smoothing, NOVA annotations.
+
+Output: a discrete annotation in the label map's scheme (class ids 0..K-1) whose segments are runs of equal frame
+labels (merged with ``nova_io.frames_to_segments``) with ``conf`` = mean probability of the predicted class over the
+segment; optionally one continuous annotation per class (its probability at the frame rate).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..nova_io import frames_to_segments
+from .bundle import Bundle, check_session
+from .dataset import SessionData
+from .schemes import _atomic_save, write_discrete_annotation
+from .training import predict_proba
+
+
+def smooth_min_duration(labels: np.ndarray, probs: np.ndarray, min_frames: int) -> np.ndarray:
+    """Remove runs shorter than ``min_frames``: each (shortest first) joins the neighbouring run whose class has the
+    higher mean probability over it. A session that is one short run stays as is.
+
+    labels : int (n,); probs : float (n, C). Returns int64 (n,).
+    """
+    labels = np.asarray(labels, np.int64).copy()
+    if min_frames <= 1 or len(labels) == 0:
+        return labels
+    while True:
+        change = np.flatnonzero(np.diff(labels)) + 1
+        starts = np.concatenate([[0], change])
+        ends = np.concatenate([change, [len(labels)]])
+        if len(starts) == 1:
+            return labels
+        lengths = ends - starts
+        i = int(np.argmin(lengths))
+        if lengths[i] >= min_frames:
+            return labels
+        s, e = starts[i], ends[i]
+        candidates = []
+        if i > 0:
+            candidates.append(labels[s - 1])
+        if i < len(starts) - 1:
+            candidates.append(labels[e])
+        labels[s:e] = max(candidates, key=lambda c: probs[s:e, c].mean())
+
+
+@dataclass
+class Prediction:
+    """Per-frame result: ``labels`` int64 (n,), ``conf`` float32 (n,) (probability of the label), ``probs`` float32
+    (n, C), ``step_ms``."""
+
+    labels: np.ndarray
+    conf: np.ndarray
+    probs: np.ndarray
+    step_ms: float
+
+    def segments(self) -> np.ndarray:
+        """Merged segments (discover-utils ``LabelDType.DISCRETE``, ms)."""
+        return frames_to_segments(self.labels, self.step_ms, self.conf)
+
+
+def predict_session(bundle: Bundle, session: SessionData, min_dur_ms: float = 0.0, batch_size: int = 64) -> Prediction:
+    """Check the session against the bundle's feature spec, predict every frame, smooth.
+
+    Raises
+    ------
+    StreamError
+        If the streams do not match the feature spec (count, dims, rate).
+    SessionTooShortError
+        If the session is shorter than one window.
+    """
+    check_session(bundle.features, session, str(bundle.path))
+    cfg = bundle.config
+    probs = predict_proba(bundle.model, bundle.normaliser, session, cfg.window, cfg.stride, batch_size)
+    labels = smooth_min_duration(probs.argmax(1), probs, int(round(float(min_dur_ms) / session.step_ms)))
+    conf = probs[np.arange(len(labels)), labels]
+    return Prediction(labels, conf.astype(np.float32), probs, session.step_ms)
+
+
+def discrete_annotation(bundle: Bundle, pred: Prediction, role: str = "", annotator: str = "", session: str = "",
+                        dataset: str = "", scheme=None):
+    """discover-utils ``DiscreteAnnotation`` of the prediction (scheme: ``scheme`` if given, e.g. a DB template's,
+    else the label map's)."""
+    from discover_utils.data.annotation import DiscreteAnnotation
+
+    scheme = scheme or bundle.label_map.target.discover_scheme()
+    return DiscreteAnnotation(scheme=scheme, data=pred.segments(), role=role, annotator=annotator, session=session,
+                              dataset=dataset)
+
+
+def probability_annotations(bundle: Bundle, pred: Prediction, role: str = "", annotator: str = "",
+                            session: str = "", dataset: str = "") -> dict:
+    """``{class name: ContinuousAnnotation}``: probability per frame at ``1000 / step_ms`` Hz, range 0..1."""
+    from discover_utils.data.annotation import ContinuousAnnotation, ContinuousAnnotationScheme
+    from discover_utils.utils.type_definitions import LabelDType
+
+    out = {}
+    for c, name in enumerate(bundle.label_map.target.names):
+        data = np.zeros(len(pred.labels), dtype=LabelDType.CONTINUOUS.value)
+        data["score"] = pred.probs[:, c]
+        data["conf"] = 1.0
+        scheme = ContinuousAnnotationScheme(name=f"{bundle.label_map.target.name}-p{name}",
+                                            sample_rate=1000.0 / pred.step_ms, min_val=0.0, max_val=1.0)
+        out[name] = ContinuousAnnotation(scheme=scheme, data=data, role=role, annotator=annotator, session=session,
+                                         dataset=dataset)
+    return out
+
+
+def write_prediction(session_dir: str | os.PathLike, bundle: Bundle, pred: Prediction, role: str,
+                     annotator: str = "icep", probabilities: bool = False, dataset: str = "") -> list[Path]:
+    """Write ``<role>.<scheme>.<annotator>.annotation`` (and per-class ``<role>.<scheme>-p<class>.<annotator>.annotation``)
+    into a NOVA file-mode session folder, each atomically. Returns the header paths."""
+    session_dir = Path(session_dir)
+    scheme = bundle.label_map.target
+    paths = [write_discrete_annotation(session_dir / f"{role}.{scheme.name}.{annotator}.annotation", scheme,
+                                       pred.segments(), role, annotator, session_dir.name, dataset)]
+    if probabilities:
+        for name, anno in probability_annotations(bundle, pred, role, annotator, session_dir.name, dataset).items():
+            paths.append(_atomic_save(anno, session_dir / f"{role}.{anno.annotation_scheme.name}.{annotator}.annotation"))
+    return paths

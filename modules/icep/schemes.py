@@ -1,0 +1,223 @@
+"""ICEP-R annotation schemes: the JSON source of truth in ``schemes/``, label maps, and the forms NOVA needs.
+
+Infant codes Ineg, Ipro, Iwit, Inon, Ineu, Ipos, Islp, Iusc and caregiver codes Cneg, Cwit, Cint, Chos, Cnon,
+Cneu, Cpvc, Cpos, Cusc come from the ICMI'24 ICEP-R paper, Tables 1-2; the merged training label sets from its
+section 4.2 (Ineg = Ipro + Iwit; Cneg = Cwit + Cint + Chos; Cnon excluded). A scheme is used in NOVA in two forms:
+
+- file mode: the ``<scheme>`` element of an ``.annotation`` header (written through discover-utils'
+  ``FileHandler``, see :func:`write_discrete_annotation`; ``schemes/nova/*.annotation`` are empty templates);
+- database mode: a document of the ``Schemes`` collection (:func:`scheme_document`, :func:`import_schemes`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import AnnotationError
+
+SCHEME_DIR = Path(__file__).resolve().parents[2] / "schemes"
+SCHEME_FILES = {"infant": "icep_r_infant.json", "caregiver": "icep_r_caregiver.json"}
+
+
+@dataclass
+class Scheme:
+    """A discrete NOVA scheme: ``classes`` is a list of ``{"id", "name", "color", "description"}`` with ids 0..N-1."""
+
+    name: str
+    classes: list[dict]
+    description: str = ""
+    color: str = "#FFFFFFFF"
+    role: str = ""
+
+    @property
+    def names(self) -> list[str]:
+        return [c["name"] for c in self.classes]
+
+    def discover_scheme(self):
+        """The discover-utils ``DiscreteAnnotationScheme`` (``classes={id: {"name", "color"}}``)."""
+        from discover_utils.data.annotation import DiscreteAnnotationScheme
+
+        return DiscreteAnnotationScheme(name=self.name, classes={
+            int(c["id"]): {"name": c["name"], "color": c.get("color", "#FF000000")} for c in self.classes})
+
+
+@dataclass
+class LabelMap:
+    """Map from the classes a coder used (source scheme names) to the training classes (target names, ids 0..K-1).
+
+    Source classes absent from ``mapping`` (e.g. unscorable, Cnon) are masked: they keep their frames on the time
+    axis but count in neither loss nor scores.
+    """
+
+    target: Scheme
+    mapping: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.target.classes)
+
+    def lookup(self, source_names: list[str]) -> np.ndarray:
+        """Target id per source class name (-1 = masked); int64 array of len(source_names)."""
+        index = {n: i for i, n in enumerate(self.target.names)}
+        return np.array([index.get(self.mapping.get(n, ""), -1) for n in source_names], np.int64)
+
+    def to_json(self) -> dict:
+        return {"target_scheme": self.target.name, "role": self.target.role, "classes": self.target.classes,
+                "map": self.mapping}
+
+    @classmethod
+    def from_json(cls, doc: dict) -> "LabelMap":
+        return cls(Scheme(doc["target_scheme"], doc["classes"], role=doc.get("role", "")), dict(doc["map"]))
+
+
+def load_scheme_json(role_or_path: str | os.PathLike) -> dict:
+    """The JSON source of a scheme: ``"infant"``/``"caregiver"`` or a path to a file of the same layout.
+
+    Raises
+    ------
+    AnnotationError
+        If the file is missing or is not valid JSON.
+    """
+    path = Path(SCHEME_DIR / SCHEME_FILES[str(role_or_path)]) if str(role_or_path) in SCHEME_FILES else Path(role_or_path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise AnnotationError(f"{path}: no such scheme file") from None
+    except json.JSONDecodeError as exc:
+        raise AnnotationError(f"{path}: not valid JSON ({exc})") from None
+
+
+def full_scheme(role: str) -> Scheme:
+    """The full ICEP-R scheme of ``role`` ("infant" or "caregiver")."""
+    doc = load_scheme_json(role)
+    return Scheme(doc["name"], doc["classes"], doc.get("description", ""), doc.get("color", "#FFFFFFFF"), doc["role"])
+
+
+def merged_scheme(role: str) -> Scheme:
+    """The paper's merged training scheme of ``role`` (ids 0..K-1 in the order of the JSON)."""
+    doc = load_scheme_json(role)
+    merged = doc["merged"]
+    classes = [{"id": i, **c} for i, c in enumerate(merged["classes"])]
+    return Scheme(merged["name"], classes, merged.get("description", ""), doc.get("color", "#FFFFFFFF"), doc["role"])
+
+
+def label_map(label_set: str = "merged", role: str = "infant") -> LabelMap:
+    """The label map for training.
+
+    Parameters
+    ----------
+    label_set : "merged" | "full" | path to a JSON file
+        "merged": the paper's merged set (section 4.2); "full": every code except the unscorable one; a JSON file
+        ``{"name", "classes": [{"name", "color"}], "map": {source: target}}`` for a lab's own set.
+    role : "infant" | "caregiver" | path to a scheme JSON
+
+    Raises
+    ------
+    AnnotationError
+        If a target named in the map is not one of its classes, or the file cannot be read.
+    """
+    doc = load_scheme_json(role)
+    if label_set == "merged":
+        target, mapping = merged_scheme(role), dict(doc["merged"]["map"])
+    elif label_set == "full":
+        keep = [c for c in doc["classes"] if c["name"] not in doc.get("unscorable", [])]
+        target = Scheme(doc["name"], [{**c, "id": i} for i, c in enumerate(keep)], doc.get("description", ""),
+                        role=doc["role"])
+        mapping = {c["name"]: c["name"] for c in keep}
+    else:
+        own = load_scheme_json(label_set)
+        target = Scheme(own["name"], [{"id": i, **c} for i, c in enumerate(own["classes"])], own.get("description", ""),
+                        role=doc["role"])
+        mapping = dict(own["map"])
+    unknown = sorted(set(mapping.values()) - set(target.names))
+    if unknown:
+        raise AnnotationError(f"label set {label_set}: map targets {unknown} are not classes of {target.name}")
+    return LabelMap(target, mapping)
+
+
+# ---------------------------------------------------------------- NOVA forms
+
+
+def scheme_document(scheme: Scheme) -> dict:
+    """The NOVA database ``Schemes`` document of a discrete scheme (NOVA DatabaseHandler layout)."""
+    return {"name": scheme.name, "type": "DISCRETE", "color": scheme.color, "description": scheme.description,
+            "isValid": True, "attributes": [], "examples": [],
+            "labels": [{"id": int(c["id"]), "name": c["name"], "color": c.get("color", "#FF000000"), "isValid": True}
+                       for c in scheme.classes]}
+
+
+def all_schemes() -> list[Scheme]:
+    """Full and merged ICEP-R schemes of both roles."""
+    return [f(role) for role in ("infant", "caregiver") for f in (full_scheme, merged_scheme)]
+
+
+def import_schemes(database, schemes: list[Scheme] | None = None, replace: bool = False) -> list[str]:
+    """Insert the schemes into a NOVA database (one MongoDB database per NOVA dataset).
+
+    Parameters
+    ----------
+    database : pymongo ``Database`` (or mongomock's)
+    replace : bool
+        Overwrite a scheme of the same name; otherwise existing schemes are left untouched.
+
+    Returns
+    -------
+    list of str : names of the schemes written.
+    """
+    written = []
+    for scheme in schemes or all_schemes():
+        doc = scheme_document(scheme)
+        existing = database["Schemes"].find_one({"name": scheme.name})
+        if existing is not None and not replace:
+            continue
+        if existing is not None:
+            database["Schemes"].replace_one({"_id": existing["_id"]}, doc)
+        else:
+            database["Schemes"].insert_one(doc)
+        written.append(scheme.name)
+    return written
+
+
+def write_discrete_annotation(path: str | os.PathLike, scheme: Scheme, segments: np.ndarray, role: str = "",
+                              annotator: str = "", session: str = "", dataset: str = "") -> Path:
+    """Write a NOVA file-mode discrete annotation (ASCII ``.annotation`` + ``.annotation~``) atomically.
+
+    ``segments`` is a discover-utils ``LabelDType.DISCRETE`` array (ms); discover-utils converts to seconds.
+    """
+    from discover_utils.data.annotation import DiscreteAnnotation
+
+    anno = DiscreteAnnotation(scheme=scheme.discover_scheme(), data=segments, role=role, annotator=annotator,
+                              session=session, dataset=dataset)
+    return _atomic_save(anno, path)
+
+
+def _atomic_save(obj, path) -> Path:
+    from discover_utils.data.handler.file_handler import FileHandler
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp_dir = Path(tempfile.mkdtemp(prefix=".partial-", dir=path.parent))
+    try:
+        tmp = tmp_dir / path.name
+        FileHandler().save(obj, tmp)
+        os.replace(str(tmp) + "~", str(path) + "~")
+        os.replace(tmp, path)
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+    return path
+
+
+def write_scheme_templates(out_dir: str | os.PathLike) -> list[Path]:
+    """Write one empty file-mode ``.annotation`` per scheme (header = the scheme NOVA loads) into ``out_dir``."""
+    from discover_utils.utils.type_definitions import LabelDType
+
+    empty = np.zeros(0, dtype=LabelDType.DISCRETE.value)
+    return [write_discrete_annotation(Path(out_dir) / f"{s.name}.annotation", s, empty, role=s.role)
+            for s in all_schemes()]

@@ -1,0 +1,69 @@
+"""Synthetic ICEP-R sessions written as real NOVA file-mode data (SSI streams + ASCII ``.annotation``), for tests,
+benchmarks and demos. Values are synthetic; the files are the ones NOVA and discover-utils read.
+
+The "context" task makes a frame's class depend on an event some frames earlier that a per-frame model cannot
+see: a one-frame pulse in feature ``c`` starts a run of class ``c`` lasting ``run`` frames whose frames carry only a
+weak per-frame cue (so a per-frame model is above chance but far below a temporal one).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from ..nova_io import frames_to_segments, make_ssi_stream, write_ssi_stream
+from .schemes import full_scheme, write_discrete_annotation
+
+# synthetic class -> full infant scheme class name (merged: Ineu, Ipos, Ineg)
+CONTEXT_CLASSES = ("Ineu", "Ipos", "Ipro")
+
+
+def context_task(n_frames: int, dim: int, rng: np.random.Generator, run: int = 20, pulse: float = 6.0,
+                 cue: float = 0.25, p_event: float = 0.03) -> tuple[np.ndarray, np.ndarray]:
+    """Features (n_frames, dim) float32 and class per frame (n_frames,) int64 in {0, 1, 2}.
+
+    Class 0 is the background; an event of class c in {1, 2} at frame t puts ``pulse`` into feature c-1 at frame t
+    only and labels frames t..t+run-1 as c. Every frame of class c also gets ``cue`` added to feature 2 + c
+    (a weak per-frame cue). Needs ``dim >= 5``.
+    """
+    x = rng.standard_normal((n_frames, dim)).astype(np.float32)
+    y = np.zeros(n_frames, np.int64)
+    t = int(rng.integers(0, run))
+    while t < n_frames:
+        if rng.random() < p_event * run:
+            c = int(rng.integers(1, 3))
+            x[t, c - 1] += pulse
+            y[t:t + run] = c
+            t += run + int(rng.integers(1, run))
+        else:
+            t += run
+    for c in (1, 2):
+        x[y == c, 2 + c] += cue
+    return x, y
+
+
+def write_session(root: str | os.PathLike, dataset: str, session: str, streams: dict, labels: np.ndarray | None,
+                  step_ms: float, role: str = "infant", annotator: str = "gold",
+                  class_names=CONTEXT_CLASSES) -> Path:
+    """Write one NOVA file-mode session ``<root>/<dataset>/<session>/``.
+
+    streams : {"<role>.<name>": (array (n, dim), sample_rate_hz, media_type)}
+    labels : int (n,) synthetic class per frame (index into ``class_names``; -1 = garbage, -2 = no annotation);
+        written as ``<role>.ICEP-R-<role>.<annotator>.annotation`` in the full ICEP-R scheme of ``role``.
+    """
+    folder = Path(root) / dataset / session
+    for name, (array, rate, media_type) in streams.items():
+        stream = make_ssi_stream(array, rate, media_type, [f"f{i}" for i in range(array.shape[1])],
+                                 name=name.split(".", 1)[-1], role=name.split(".", 1)[0], session=session,
+                                 dataset=dataset)
+        write_ssi_stream(stream, folder / f"{name}.stream")
+    if labels is not None:
+        scheme = full_scheme(role)
+        ids = np.array([scheme.names.index(n) for n in class_names])
+        source = np.where(labels >= 0, ids[np.clip(labels, 0, None)], labels)
+        segments = frames_to_segments(source, step_ms, skip_ids=(-2,))
+        write_discrete_annotation(folder / f"{role}.{scheme.name}.{annotator}.annotation", scheme, segments, role,
+                                  annotator, session, dataset)
+    return folder

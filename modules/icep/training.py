@@ -1,0 +1,316 @@
+"""Fitting and windowed inference of the ICEP-R models (PyTorch).
+
+Protocol (ICMI'24 ICEP-R paper, section 4.3, with the reference code's leaks fixed; docs/reference-and-peers.md A4-A5):
+windows of ``window`` frames every ``stride`` frames (the last window is aligned to the session end so every frame
+is covered); class-weighted cross-entropy with masked frames (-1) ignored; the normaliser (per-feature mean/scale)
+and the class weights are fitted on the training sessions given to :func:`fit` only; early stopping on the loss of
+separate validation sessions, keeping a copy of the best epoch's weights; seeds fixed.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import queue
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import StreamError
+from .dataset import MASK, SessionData
+from .models import build_model
+
+log = logging.getLogger("nova_infant.icep")
+
+
+class SessionTooShortError(StreamError):
+    """A session has fewer frames than one model window."""
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters. Defaults follow the paper's bi-LSTM (window 50, stride 25, 2 layers, hidden 128, dropout
+    0.25, early stopping patience 5). ``optimizer`` "adam" (default here: converges in far fewer epochs on CPU) or
+    "sgd" (paper: lr 1e-3, momentum 0.9)."""
+
+    model: str = "bilstm"
+    window: int = 50
+    stride: int = 25
+    hidden: int = 128
+    layers: int = 2
+    dropout: float = 0.25
+    mlp_hidden: tuple = (512, 256, 128)
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    batch_size: int = 64
+    max_epochs: int = 100
+    patience: int = 5
+    seed: int = 0
+    device: str = "auto"
+
+    def to_dict(self) -> dict:
+        doc = asdict(self)
+        doc["mlp_hidden"] = list(self.mlp_hidden)
+        return doc
+
+    def replace(self, **changes) -> "TrainConfig":
+        doc = self.to_dict()
+        doc.update(changes)
+        doc["mlp_hidden"] = tuple(doc["mlp_hidden"])
+        return TrainConfig(**doc)
+
+
+@dataclass
+class Normaliser:
+    """Per-feature standardisation ``(x - mean) / scale`` (scikit-learn ``StandardScaler`` semantics; a constant
+    feature gets scale 1). ``mean``/``scale``: float32 (dim,)."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+
+    @classmethod
+    def fit(cls, sessions: list[SessionData], chunk: int = 4096) -> "Normaliser":
+        """Streamed fit over every frame of ``sessions`` (float64 sums; data read in chunks, never all at once)."""
+        dim = sessions[0].dim
+        total, sums, sq = 0, np.zeros(dim), np.zeros(dim)
+        for s in sessions:
+            for start in range(0, s.n_frames, chunk):
+                block = s.features(start, min(start + chunk, s.n_frames)).astype(np.float64)
+                total += len(block)
+                sums += block.sum(0)
+                sq += np.square(block).sum(0)
+        mean = sums / max(total, 1)
+        var = np.maximum(sq / max(total, 1) - mean ** 2, 0.0)
+        scale = np.sqrt(var)
+        scale[scale < 1e-8] = 1.0
+        return cls(mean.astype(np.float32), scale.astype(np.float32))
+
+    def to_json(self) -> dict:
+        return {"method": "standard", "mean": self.mean.tolist(), "scale": self.scale.tolist()}
+
+    @classmethod
+    def from_json(cls, doc: dict) -> "Normaliser":
+        return cls(np.asarray(doc["mean"], np.float32), np.asarray(doc["scale"], np.float32))
+
+
+def class_weights(sessions: list[SessionData], n_classes: int) -> np.ndarray:
+    """Balanced weights ``n / (n_classes_present * count_c)`` from the unmasked labels of ``sessions`` (scikit-learn's
+    ``compute_class_weight('balanced')`` rule); a class absent from these sessions gets weight 0. float32 (n_classes,)."""
+    counts = np.zeros(n_classes, np.float64)
+    for s in sessions:
+        lab = s.labels[s.labels >= 0]
+        counts += np.bincount(lab, minlength=n_classes)[:n_classes]
+    present = counts > 0
+    weights = np.zeros(n_classes, np.float64)
+    weights[present] = counts.sum() / (present.sum() * counts[present])
+    return weights.astype(np.float32)
+
+
+def window_starts(n_frames: int, window: int, stride: int, session: str = "") -> np.ndarray:
+    """Start frames of windows of ``window`` frames every ``stride`` frames; the last window ends at ``n_frames``.
+
+    Raises
+    ------
+    SessionTooShortError
+        If ``n_frames < window``.
+    """
+    if n_frames < window:
+        raise SessionTooShortError(f"session {session}: {n_frames} frames, shorter than one window of {window} frames")
+    starts = list(range(0, n_frames - window + 1, stride))
+    if starts[-1] != n_frames - window:
+        starts.append(n_frames - window)
+    return np.asarray(starts, np.int64)
+
+
+def _batches(sessions, items, window, batch_size, with_labels=True, prefetch=2):
+    """Yield (x float32 (B,W,D), y int64 (B,W) or None, items) read by a background thread."""
+    out: queue.Queue = queue.Queue(maxsize=prefetch)
+    stop = threading.Event()
+
+    def work():
+        try:
+            for i in range(0, len(items), batch_size):
+                if stop.is_set():
+                    return
+                chunk = items[i:i + batch_size]
+                x = np.stack([sessions[s].features(t, t + window) for s, t in chunk])
+                y = np.stack([sessions[s].labels[t:t + window] for s, t in chunk]) if with_labels else None
+                out.put((x, y, chunk))
+            out.put(None)
+        except BaseException as exc:  # hand the error to the consumer
+            out.put(exc)
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = out.get()
+            if item is None:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():
+            try:
+                out.get_nowait()
+            except queue.Empty:
+                thread.join(0.05)
+
+
+def _items(sessions, window, stride, labelled_only=True):
+    items = []
+    for i, s in enumerate(sessions):
+        for t in window_starts(s.n_frames, window, stride, s.name):
+            if not labelled_only or (s.labels[t:t + window] >= 0).any():
+                items.append((i, int(t)))
+    return items
+
+
+@dataclass
+class FitResult:
+    """A fitted model plus everything fitted with it on the training sessions (saved together in a bundle)."""
+
+    model: nn.Module
+    arch: dict
+    normaliser: Normaliser
+    class_weights: np.ndarray
+    config: TrainConfig
+    best_epoch: int = 0
+    history: list = field(default_factory=list)
+
+
+def _device(name):
+    from ..backbones import pick_device
+
+    return pick_device(name)
+
+
+def fit(train: list[SessionData], val: list[SessionData], n_classes: int, config: TrainConfig,
+        progress: bool = False, max_batches: int | None = None) -> FitResult:
+    """Train one model on ``train`` with early stopping on ``val`` (may be empty: then ``max_epochs`` are run).
+
+    Parameters
+    ----------
+    train, val : sessions with ``labels`` (int64, -1 masked) on their own frame grids; same fused ``dim``
+    n_classes : int -- number of target classes (label map)
+    max_batches : int, optional -- stop each epoch after this many batches (benchmarks)
+
+    Returns
+    -------
+    FitResult with the weights of the epoch of lowest validation loss.
+
+    Raises
+    ------
+    SessionTooShortError
+        If a session is shorter than one window.
+    ValueError
+        If the training sessions hold no labelled frame.
+    """
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    device = _device(config.device)
+    normaliser = Normaliser.fit(train)
+    weights = class_weights(train, n_classes)
+    if weights.sum() == 0:
+        raise ValueError("the training sessions hold no labelled frame")
+    arch = {"model": config.model, "in_dim": train[0].dim, "n_classes": n_classes, "hidden": config.hidden,
+            "layers": config.layers, "dropout": config.dropout, "mlp_hidden": list(config.mlp_hidden)}
+    model = build_model(arch).to(device)
+    mean = torch.from_numpy(normaliser.mean).to(device)
+    scale = torch.from_numpy(normaliser.scale).to(device)
+    loss_fn = nn.CrossEntropyLoss(weight=torch.from_numpy(weights).to(device), ignore_index=MASK, reduction="sum")
+    if config.optimizer == "sgd":
+        opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    train_items = _items(train, config.window, config.stride)
+    val_items = _items(val, config.window, config.window) if val else []
+    best, best_state, best_epoch, bad_epochs, history = np.inf, None, 0, 0, []
+    for epoch in range(1, config.max_epochs + 1):
+        model.train()
+        order = [train_items[i] for i in rng.permutation(len(train_items))]
+        if max_batches is not None:
+            order = order[:max_batches * config.batch_size]
+        total, weight_sum, tic = 0.0, 0.0, time.perf_counter()
+        for x, y, _ in _batches(train, order, config.window, config.batch_size):
+            xt = (torch.from_numpy(x).to(device) - mean) / scale
+            yt = torch.from_numpy(y).to(device)
+            logits = model(xt)
+            loss_sum = loss_fn(logits.reshape(-1, n_classes), yt.reshape(-1))
+            denom = _weight_sum(weights, y)
+            opt.zero_grad()
+            (loss_sum / max(denom, 1e-8)).backward()
+            opt.step()
+            total += float(loss_sum.detach())
+            weight_sum += denom
+        train_loss = total / max(weight_sum, 1e-8)
+        train_seconds = time.perf_counter() - tic
+        val_loss = _loss(model, val, val_items, config, loss_fn, weights, mean, scale, device) if val_items else train_loss
+        history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
+                        "train_frames": len(order) * config.window, "train_seconds": train_seconds})
+        if progress:
+            log.info("epoch %d: train loss %.4f, validation loss %.4f", epoch, train_loss, val_loss)
+        if val_loss < best - 1e-6:
+            best, best_epoch, bad_epochs = val_loss, epoch, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            bad_epochs += 1
+            if val_items and bad_epochs >= config.patience:
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return FitResult(model, arch, normaliser, weights, config, best_epoch, history)
+
+
+def _weight_sum(weights, y):
+    y = y[y >= 0]
+    return float(weights[y].sum()) if len(y) else 0.0
+
+
+@torch.no_grad()
+def _loss(model, sessions, items, config, loss_fn, weights, mean, scale, device):
+    model.eval()
+    total, weight_sum = 0.0, 0.0
+    for x, y, _ in _batches(sessions, items, config.window, config.batch_size):
+        logits = model((torch.from_numpy(x).to(device) - mean) / scale)
+        total += float(loss_fn(logits.reshape(-1, logits.shape[-1]), torch.from_numpy(y).to(device).reshape(-1)))
+        weight_sum += _weight_sum(weights, y)
+    return total / max(weight_sum, 1e-8)
+
+
+@torch.no_grad()
+def predict_proba(model: nn.Module, normaliser: Normaliser, session: SessionData, window: int, stride: int,
+                  batch_size: int = 64, device=None) -> np.ndarray:
+    """Class probabilities per frame; frames covered by several windows get the mean of their softmax outputs.
+
+    Returns
+    -------
+    float32 (n_frames, n_classes); every frame is covered at least once.
+
+    Raises
+    ------
+    SessionTooShortError
+        If the session is shorter than one window.
+    """
+    device = device or next(model.parameters()).device
+    model.eval()
+    mean = torch.from_numpy(normaliser.mean).to(device)
+    scale = torch.from_numpy(normaliser.scale).to(device)
+    items = [(0, int(t)) for t in window_starts(session.n_frames, window, stride, session.name)]
+    sums, counts = None, np.zeros(session.n_frames, np.float32)
+    for x, _, chunk in _batches([session], items, window, batch_size, with_labels=False):
+        prob = torch.softmax(model((torch.from_numpy(x).to(device) - mean) / scale), dim=-1).float().cpu().numpy()
+        if sums is None:
+            sums = np.zeros((session.n_frames, prob.shape[-1]), np.float64)
+        for (_, t), p in zip(chunk, prob):
+            sums[t:t + window] += p
+            counts[t:t + window] += 1
+    return (sums / counts[:, None]).astype(np.float32)

@@ -1,0 +1,195 @@
+"""ICEP-R schemes and dataset building: label sampling at frame centres, masking, alignment by time, bad input."""
+
+import numpy as np
+import pytest
+
+from nova_infant.errors import AlignmentError, AnnotationError, StreamError
+from nova_infant.icep import dataset, schemes
+from nova_infant.icep.synthetic import write_session
+from nova_infant.icep.training import SessionTooShortError, TrainConfig, fit
+from nova_infant.nova_io import make_ssi_stream, write_ssi_stream
+
+INFANT = schemes.full_scheme("infant")
+
+
+def _segments(rows):
+    from discover_utils.utils.type_definitions import LabelDType
+
+    out = np.zeros(len(rows), dtype=LabelDType.DISCRETE.value)
+    for i, (a, b, c) in enumerate(rows):
+        out[i] = (a, b, c, 1.0)
+    return out
+
+
+def _write_anno(folder, rows, scheme=INFANT, name="infant.ICEP-R-infant.gold.annotation"):
+    return schemes.write_discrete_annotation(folder / name, scheme, _segments(rows), "infant", "gold")
+
+
+def _write_stream(path, array, rate):
+    write_ssi_stream(make_ssi_stream(array, rate, "feature;video;test", [f"f{i}" for i in range(array.shape[1])]), path)
+
+
+def test_merged_label_sets_follow_the_paper():
+    infant = schemes.label_map("merged", "infant")
+    assert infant.target.names == ["Ineg", "Inon", "Ineu", "Ipos"]
+    ids = infant.lookup(INFANT.names)
+    assert ids[INFANT.names.index("Ipro")] == ids[INFANT.names.index("Iwit")] == 0
+    assert ids[INFANT.names.index("Iusc")] == ids[INFANT.names.index("Islp")] == -1
+    care = schemes.label_map("merged", "caregiver")
+    full = schemes.full_scheme("caregiver").names
+    cids = care.lookup(full)
+    assert care.target.names == ["Cneg", "Cneu", "Cpos"]
+    assert {cids[full.index(n)] for n in ("Cwit", "Cint", "Chos")} == {0}
+    assert cids[full.index("Cnon")] == -1
+
+
+def test_labels_are_sampled_at_frame_centres_without_drift(tmp_path):
+    # boundaries off the 40 ms grid: the reference code adds a chunk per such segment and drifts
+    rows, t, rng = [], 0, np.random.default_rng(3)
+    while t < 60000:
+        d = int(rng.integers(300, 3000))
+        rows.append((t, t + d, int(rng.choice([3, 4, 5]))))
+        t += d
+    _write_anno(tmp_path, rows)
+    segments, names = dataset.read_annotation(tmp_path / "infant.ICEP-R-infant.gold.annotation")
+    lmap = schemes.label_map("full", "infant")
+    labels = dataset.sample_labels(segments, 1500, 40.0, lmap.lookup(names))
+    for k in (0, 1, 377, 1499):
+        centre = k * 40 + 20
+        source = next(c for a, b, c in rows if a <= centre < b)
+        assert labels[k] == lmap.target.names.index(INFANT.names[source])
+    # the last frame still matches: no cumulative drift
+    assert (labels >= 0).all()
+
+
+def test_gaps_garbage_and_excluded_classes_are_masked_in_place(tmp_path):
+    unscorable, sleep, ipos, ipro = (INFANT.names.index(n) for n in ("Iusc", "Islp", "Ipos", "Ipro"))
+    _write_anno(tmp_path, [(0, 400, ipos), (800, 1200, -1), (1200, 1600, unscorable), (1600, 2000, sleep),
+                           (2000, 4000, ipro)])
+    segments, names = dataset.read_annotation(tmp_path / "infant.ICEP-R-infant.gold.annotation")
+    labels = dataset.sample_labels(segments, 100, 40.0, schemes.label_map("merged", "infant").lookup(names))
+    assert len(labels) == 100
+    np.testing.assert_array_equal(labels[:10], 3)          # Ipos
+    np.testing.assert_array_equal(labels[10:50], -1)       # gap, garbage, Iusc, Islp
+    np.testing.assert_array_equal(labels[50:], 0)          # Ipro -> Ineg
+
+
+def test_label_outside_the_scheme_is_an_error_naming_the_file(tmp_path):
+    path = _write_anno(tmp_path, [(0, 400, 3), (400, 800, 11)])
+    segments, names = dataset.read_annotation(path)
+    with pytest.raises(AnnotationError, match=r"gold\.annotation: label id 11 at 0\.40 s is outside the scheme"):
+        dataset.sample_labels(segments, 20, 40.0, schemes.label_map("merged", "infant").lookup(names), str(path))
+
+
+def test_missing_label_annotation_is_a_clear_error(tmp_path):
+    _write_stream(tmp_path / "s1" / "infant.feat.stream", np.zeros((60, 4), np.float32), 25.0)
+    spec = dataset.SessionSpec(["infant.feat"], ("infant", "ICEP-R-infant", "gold"))
+    with pytest.raises(AnnotationError, match=r"s1/infant\.ICEP-R-infant\.gold\.annotation: no such annotation"):
+        dataset.load_session(tmp_path / "s1", spec, schemes.label_map())
+
+
+def test_stream_with_nan_rows_is_an_error_naming_stream_and_row(tmp_path):
+    path = tmp_path / "s1" / "infant.feat.stream"
+    _write_stream(path, np.ones((60, 4), np.float32), 25.0)
+    data = np.fromfile(str(path) + "~", np.float32).reshape(60, 4)
+    data[42, 1] = np.nan
+    data.tofile(str(path) + "~")
+    with pytest.raises(StreamError, match=r"infant\.feat\.stream: session s1: row 42 \(1680 ms\) holds NaN"):
+        dataset.load_session(tmp_path / "s1", dataset.SessionSpec(["infant.feat"]))
+
+
+def test_streams_at_different_rates_are_fused_by_time(tmp_path):
+    folder = tmp_path / "s1"
+    _write_stream(folder / "infant.a.stream", np.arange(100, dtype=np.float32)[:, None], 25.0)
+    _write_stream(folder / "session.b.stream", np.arange(200, dtype=np.float32)[:, None], 50.0)
+    s = dataset.load_session(folder, dataset.SessionSpec(["infant.a", "session.b"]))
+    assert (s.n_frames, s.dim, s.step_ms) == (100, 2, 40.0)
+    fused = s.features(0, 100)
+    np.testing.assert_array_equal(fused[:, 0], np.arange(100))
+    np.testing.assert_array_equal(fused[:, 1], 2 * np.arange(100) + 1)  # the 50 Hz row holding each frame centre
+
+
+def test_streams_more_than_one_frame_apart_are_an_alignment_error(tmp_path):
+    folder = tmp_path / "P011"
+    _write_stream(folder / "infant.a.stream", np.zeros((100, 2), np.float32), 25.0)
+    _write_stream(folder / "caregiver.a.stream", np.zeros((99, 2), np.float32), 25.0)   # one frame: fine
+    _write_stream(folder / "session.b.stream", np.zeros((95, 2), np.float32), 25.0)
+    assert dataset.load_session(folder, dataset.SessionSpec(["infant.a", "caregiver.a"])).n_frames == 100
+    with pytest.raises(AlignmentError, match="session P011: stream session.b lasts 3800 ms"):
+        dataset.load_session(folder, dataset.SessionSpec(["infant.a", "session.b"]))
+
+
+def test_session_shorter_than_one_window_is_a_clear_error(tmp_path):
+    x = np.random.default_rng(0).standard_normal((30, 6)).astype(np.float32)
+    write_session(tmp_path, "d", "short1", {"infant.f": (x, 25.0, "feature;video;t")}, np.zeros(30, int), 40.0)
+    s = dataset.load_session(tmp_path / "d" / "short1", dataset.SessionSpec(["infant.f"], ("infant", "ICEP-R-infant", "gold")),
+                             schemes.label_map())
+    with pytest.raises(SessionTooShortError, match="session short1: 30 frames, shorter than one window of 50"):
+        fit([s], [], 4, TrainConfig(max_epochs=1, hidden=4))
+
+
+def test_scheme_templates_load_in_discover_utils(tmp_path):
+    from discover_utils.data.handler.file_handler import FileHandler
+
+    paths = schemes.write_scheme_templates(tmp_path)
+    assert len(paths) == 4
+    anno = FileHandler().load(tmp_path / "ICEP-R-caregiver.annotation")
+    names = [anno.annotation_scheme.classes[k]["name"] for k in sorted(anno.annotation_scheme.classes)]
+    assert names == ["Cneg", "Cwit", "Cint", "Chos", "Cnon", "Cneu", "Cpvc", "Cpos", "Cusc"]
+
+
+def test_import_schemes_writes_nova_scheme_documents():
+    import mongomock
+
+    db = mongomock.MongoClient()["ffsf"]
+    written = schemes.import_schemes(db)
+    assert written == ["ICEP-R-infant", "ICEP-R-infant-merged", "ICEP-R-caregiver", "ICEP-R-caregiver-merged"]
+    doc = db["Schemes"].find_one({"name": "ICEP-R-infant-merged"})
+    assert doc["type"] == "DISCRETE"
+    assert [(l["id"], l["name"]) for l in doc["labels"]] == [(0, "Ineg"), (1, "Inon"), (2, "Ineu"), (3, "Ipos")]
+    assert all(l["color"].startswith("#FF") for l in doc["labels"])
+    assert schemes.import_schemes(db) == []          # existing schemes are left alone
+    assert len(schemes.import_schemes(db, replace=True)) == 4
+    assert db["Schemes"].count_documents({}) == 4
+
+
+def test_database_mode_session_uses_the_streams_and_annotation_du_process_loaded():
+    """DB mode: du-process hands loaded SSIStreams and a DiscreteAnnotation (no files); same sampling rules."""
+    from types import SimpleNamespace
+
+    from discover_utils.data.annotation import DiscreteAnnotation
+
+    from nova_infant.discover.common import SessionIO
+    from nova_infant.icep.pipeline import session_from_discover
+
+    ipos, ipro = INFANT.names.index("Ipos"), INFANT.names.index("Ipro")
+    feats = make_ssi_stream(np.arange(200, dtype=np.float32).reshape(100, 2), 25.0, "feature;video;dinov2", ["a", "b"])
+    anno = DiscreteAnnotation(scheme=INFANT.discover_scheme(), data=_segments([(0, 2000, ipos), (2000, 4000, ipro)]))
+    manager = SimpleNamespace(
+        data_description=[{"id": "feature_0", "type": "input", "src": "db:stream:ssistream", "name": "dinov2",
+                           "role": "infant"},
+                          {"id": "labels", "type": "input", "src": "db:annotation", "scheme": "ICEP-R-infant",
+                           "annotator": "gold", "role": "infant"}],
+        input_data={"feature_0": feats, "labels": anno}, output_data_templates={})
+    session = SessionIO("P011", "ffsf", manager, 4000.0, "/nova/data")
+    data = session_from_discover(session, schemes.label_map(), "labels")
+    assert (data.n_frames, data.dim, data.streams[0].name) == (100, 2, "infant.dinov2")
+    np.testing.assert_array_equal(data.labels, [3] * 50 + [0] * 50)
+    np.testing.assert_array_equal(data.features(10, 12), [[20, 21], [22, 23]])
+    manager.input_data["labels"] = None
+    with pytest.raises(AnnotationError, match="session P011: input labels: the label annotation is missing"):
+        session_from_discover(session, schemes.label_map(), "labels")
+
+
+def test_committed_nova_scheme_forms_match_the_json_source():
+    """schemes/nova/ is generated (nova-infant icep write-schemes); it must not drift from schemes/*.json."""
+    import json
+
+    from discover_utils.data.handler.file_handler import FileHandler
+
+    for scheme in schemes.all_schemes():
+        anno = FileHandler().load(schemes.SCHEME_DIR / "nova" / f"{scheme.name}.annotation")
+        got = [(int(k), v["name"], v["color"]) for k, v in sorted(anno.annotation_scheme.classes.items(), key=lambda kv: int(kv[0]))]
+        assert got == [(c["id"], c["name"], c["color"]) for c in scheme.classes]
+    docs = json.loads((schemes.SCHEME_DIR / "nova" / "Schemes.mongo.json").read_text())
+    assert docs == [schemes.scheme_document(s) for s in schemes.all_schemes()]
