@@ -1,0 +1,98 @@
+"""DISCOVER adapter of the DINOv2-PCA extractor (:func:`nova_infant.dinov2_pca.extract_dinov2`) and its trainer.
+
+Input ``video`` (stream:Video) and optional ``reference`` (the session's audio, or any medium whose duration fixes
+the session grid: docs/alignment.md);
+outputs ``dinov2_pca`` (stream:SSIStream:dinov2) and ``dinov2_cls`` (stream:SSIStream:dinov2cls). Options are
+documented in docs/dinov2-pca.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from discover_utils.interfaces.server_module import Processor
+
+from ..errors import NovaInfantError, OptionError
+from ..nova_io import TrainerIO, TrainerSpec
+from .common import SessionIO, as_bool, as_int, merge_options
+
+log = logging.getLogger("nova_infant")
+
+DEFAULTS = {"model": "facebook/dinov2-large", "size": 224, "k": 4, "pca": "session", "pca_fit_frames": 256,
+            "output": "both", "framing": "resize", "frame_step": "video", "batch_size": 8, "device": "auto",
+            "bf16": True, "duration_ms": 0, "picture_dir": ""}
+
+TRAINER_SPEC = TrainerSpec(
+    script="dinov2_pca.py", create="DinoV2PCA", category="Feature Extraction",
+    description="DINOv2 patch tokens -> PCA (k per patch, 16x16xk for 224 px) and CLS token per video frame",
+    io=[TrainerIO("input", "video", "stream:Video", "video"),
+        TrainerIO("input", "reference", "stream:Audio", "audio", default_active=False),
+        TrainerIO("output", "dinov2_pca", "stream:SSIStream:dinov2", "dinov2"),
+        TrainerIO("output", "dinov2_cls", "stream:SSIStream:dinov2cls", "dinov2cls")],
+    options=[("model", "STRING", DEFAULTS["model"]), ("size", "STRING", "224"), ("k", "STRING", "4"),
+             ("pca", "STRING", "session"), ("pca_fit_frames", "STRING", "256"), ("output", "LIST", "both,pca,cls"),
+             ("framing", "STRING", "resize"), ("frame_step", "STRING", "video"), ("batch_size", "STRING", "8"),
+             ("device", "LIST", "auto,cpu,cuda"), ("bf16", "BOOL", "True"), ("duration_ms", "STRING", "0"),
+             ("picture_dir", "STRING", "")],
+)
+
+_OUTPUT_IDS = {"pca": "dinov2_pca", "cls": "dinov2_cls"}
+
+
+class DinoV2PCA(Processor):
+    """DISCOVER ``Processor``: one session's video -> DINOv2-PCA and CLS streams (``is_iterable="False"``)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.options = merge_options(DEFAULTS, self.options)
+        self._backbone = None
+
+    def _load(self):
+        from ..backbones import load_dinov2
+
+        if self._backbone is None:  # once per job, reused for every session
+            self._backbone = load_dinov2(str(self.options["model"]), device=str(self.options["device"]),
+                                         bf16=as_bool(self.options["bf16"], "bf16"))
+        return self._backbone
+
+    def process_data(self, ds):
+        from ..dinov2_pca import extract_dinov2, picture_of_row
+
+        o, session = self.options, SessionIO.from_provider(ds)
+        self.session = session
+        try:
+            output = str(o["output"]).strip().lower()
+            if output not in ("pca", "cls", "both"):
+                raise OptionError(f"option output: expected pca, cls or both, got {o['output']!r}")
+            wanted = {"pca", "cls"} if output == "both" else {output}
+            active = {kind for kind in wanted if session.is_active_output(_OUTPUT_IDS[kind])}
+            if not active:
+                return {}
+            features = extract_dinov2(
+                str(session.path("video")), self._load(), size=as_int(o["size"], "size", 14), k=as_int(o["k"], "k", 1),
+                pca=str(o["pca"]), pca_fit_frames=as_int(o["pca_fit_frames"], "pca_fit_frames", 1),
+                output="both" if active == {"pca", "cls"} else active.pop(), framing=str(o["framing"]),
+                frame_step=o["frame_step"], batch_size=as_int(o["batch_size"], "batch_size", 1),
+                duration_ms=o["duration_ms"], reference_duration_ms=session.reference_duration_ms("reference"))
+            if str(o["picture_dir"]).strip() and features.pca is not None:
+                picture_of_row(features, len(features.row_frames) // 2, os.path.join(
+                    str(o["picture_dir"]), f"{session.dataset}.{session.name}.dinov2_pca.png"))
+        except NovaInfantError as exc:  # du-process prints a traceback; say it in one line first
+            log.error("session %s: %s: %s", session.name, type(exc).__name__, exc)
+            raise
+        return features
+
+    def to_output(self, data) -> dict:
+        if not data:
+            return {}
+        out = {}
+        for io_id, array, make in (("dinov2_pca", data.pca, data.pca_stream), ("dinov2_cls", data.cls, data.cls_stream)):
+            if array is None:
+                continue
+            template = self.session.template(io_id)
+            meta = getattr(template, "meta_data", None)
+            self.session.prepare_output(io_id)
+            out[io_id] = make(name=getattr(meta, "name", None), role=getattr(meta, "role", None),
+                              session=self.session.name, dataset=self.session.dataset)
+        return out
