@@ -16,7 +16,12 @@ from .errors import NovaInfantError
 
 COMMAND_MODULES = [
     "nova_infant.commands",
+    "nova_infant.cli_icep",
+    "nova_infant.cli_review",
+    "nova_infant.cli_taggers",
+    "nova_infant.cli_dinov2",
     "nova_infant.demo",
+    "nova_infant.cli_w2v_bert",
 ]
 
 

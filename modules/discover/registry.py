@@ -13,6 +13,12 @@ from ..nova_io import write_trainer
 
 # "<file stem>": "<python module defining TRAINER_SPEC>"
 TRAINERS: dict[str, str] = {
+    "icep_train": "nova_infant.discover.icep_train_module",
+    "icep_predict": "nova_infant.discover.icep_predict_module",
+    "w2v_bert": "nova_infant.discover.w2v_bert_module",
+    "audio_events": "nova_infant.discover.audio_events_module",
+    "emotion_tagger": "nova_infant.discover.emotion_module",
+    "dinov2_pca": "nova_infant.discover.dinov2_module",
 }
 
 REPO_TRAINER_DIR = Path(__file__).resolve().parents[2] / "trainers" / "nova_infant"
