@@ -69,27 +69,80 @@ def make_ssi_stream(data: np.ndarray, sample_rate_hz: float, media_type: str, di
                      custom_meta=meta, dtype=np.float32, name=name, role=role, session=session, dataset=dataset)
 
 
-def write_ssi_stream(stream, path: str | os.PathLike) -> Path:
-    """Write an ``SSIStream`` as ``path`` (XML header) + ``path~`` (binary float32), atomically.
+def save_atomic(data, path: str | os.PathLike) -> Path:
+    """Save a discover-utils object that has a header file and a ``<path>~`` data file (SSI stream, annotation).
 
-    Both files are written into a temporary folder beside the target and renamed into place, so an interrupted
-    write leaves no partial stream. Missing parent folders are created. Returns the header path.
+    Both files are written with discover-utils' ``FileHandler`` into a temporary folder beside the target and renamed
+    into place, so an interrupted write leaves no partial output. Missing parent folders are created.
     """
     from discover_utils.data.handler.file_handler import FileHandler
 
     path = Path(path)
-    if path.suffix != ".stream":
-        path = path.with_name(path.name + ".stream")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp_dir = Path(tempfile.mkdtemp(prefix=".partial-", dir=path.parent))
     try:
         tmp = tmp_dir / path.name
-        FileHandler().save(stream, tmp)
+        FileHandler().save(data, tmp)
         os.replace(str(tmp) + "~", str(path) + "~")
         os.replace(tmp, path)
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
     return path
+
+
+def write_ssi_stream(stream, path: str | os.PathLike) -> Path:
+    """Write an ``SSIStream`` as ``path`` (XML header) + ``path~`` (binary float32), atomically (:func:`save_atomic`).
+
+    ``.stream`` is appended to ``path`` if missing. Returns the header path.
+    """
+    path = Path(path)
+    if path.suffix != ".stream":
+        path = path.with_name(path.name + ".stream")
+    return save_atomic(stream, path)
+
+
+def write_annotation(annotation, path: str | os.PathLike) -> Path:
+    """Write a discover-utils annotation as an ASCII NOVA ``.annotation`` (+ ``~``), atomically.
+
+    ``.annotation`` is appended to ``path`` if missing (discover-utils' BINARY writer is broken: never used).
+    Returns the header path.
+    """
+    path = Path(path)
+    if path.suffix != ".annotation":
+        path = path.with_name(path.name + ".annotation")
+    return save_atomic(annotation, path)
+
+
+def read_annotation(path: str | os.PathLike):
+    """Load a NOVA ``.annotation`` (discrete, continuous or free) with discover-utils' ``FileHandler``.
+
+    Returns a ``DiscreteAnnotation`` (data: ``from``/``to`` int32 ms, ``id`` int32, ``conf`` float32),
+    ``ContinuousAnnotation`` (``score``, ``conf`` at the scheme's rate) or ``FreeAnnotation``.
+
+    Raises
+    ------
+    AnnotationError
+        If the file is not an ``.annotation``, it or its ``~`` data file is missing, or it cannot be parsed.
+    """
+    from discover_utils.data.annotation import Annotation
+    from discover_utils.data.handler.file_handler import FileHandler
+
+    from .errors import AnnotationError
+
+    path = Path(path)
+    if path.suffix != ".annotation":
+        raise AnnotationError(f"{path}: not a NOVA .annotation file")
+    if not path.is_file():
+        raise AnnotationError(f"{path}: no such annotation file")
+    if not Path(str(path) + "~").is_file():
+        raise AnnotationError(f"{path}: data file {path.name}~ is missing")
+    try:
+        annotation = FileHandler().load(path)
+    except Exception as exc:  # the parser raises XML, value and index errors alike
+        raise AnnotationError(f"{path}: cannot read annotation ({type(exc).__name__}: {exc})") from None
+    if not isinstance(annotation, Annotation):
+        raise AnnotationError(f"{path}: not an annotation")
+    return annotation
 
 
 @dataclass

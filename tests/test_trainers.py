@@ -1,7 +1,6 @@
 """The committed .trainer files are what the adapters declare, parse with discover-utils, and are visible in NOVA."""
 
 import filecmp
-from pathlib import Path
 
 import pytest
 

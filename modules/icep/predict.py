@@ -16,7 +16,8 @@ import numpy as np
 from ..nova_io import frames_to_segments
 from .bundle import Bundle, check_session
 from .dataset import SessionData
-from .schemes import _atomic_save, write_discrete_annotation
+from ..nova_io import save_atomic
+from .schemes import write_discrete_annotation
 from .training import predict_proba
 
 
@@ -120,5 +121,5 @@ def write_prediction(session_dir: str | os.PathLike, bundle: Bundle, pred: Predi
                                        pred.segments(), role, annotator, session_dir.name, dataset)]
     if probabilities:
         for name, anno in probability_annotations(bundle, pred, role, annotator, session_dir.name, dataset).items():
-            paths.append(_atomic_save(anno, session_dir / f"{role}.{anno.annotation_scheme.name}.{annotator}.annotation"))
+            paths.append(save_atomic(anno, session_dir / f"{role}.{anno.annotation_scheme.name}.{annotator}.annotation"))
     return paths

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from ..nova_io import save_atomic
 
 from ..errors import AnnotationError
 
@@ -195,23 +195,7 @@ def write_discrete_annotation(path: str | os.PathLike, scheme: Scheme, segments:
 
     anno = DiscreteAnnotation(scheme=scheme.discover_scheme(), data=segments, role=role, annotator=annotator,
                               session=session, dataset=dataset)
-    return _atomic_save(anno, path)
-
-
-def _atomic_save(obj, path) -> Path:
-    from discover_utils.data.handler.file_handler import FileHandler
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_dir = Path(tempfile.mkdtemp(prefix=".partial-", dir=path.parent))
-    try:
-        tmp = tmp_dir / path.name
-        FileHandler().save(obj, tmp)
-        os.replace(str(tmp) + "~", str(path) + "~")
-        os.replace(tmp, path)
-    finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-    return path
+    return save_atomic(anno, path)
 
 
 def write_scheme_templates(out_dir: str | os.PathLike) -> list[Path]:

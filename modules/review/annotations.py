@@ -7,12 +7,12 @@ data, times in seconds on disk and ms in memory; docs/discover-integration.md §
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from .. import nova_io
 
 from ..errors import AnnotationError
 
@@ -31,72 +31,22 @@ class SchemeClass:
 
 
 def read_annotation(path: str | os.PathLike):
-    """Load a NOVA ``.annotation`` file (discrete, continuous or free) with discover-utils' ``FileHandler``.
+    """Load a NOVA ``.annotation``; see :func:`nova_infant.nova_io.read_annotation` (raises ``AnnotationError``)."""
+    return nova_io.read_annotation(path)
 
-    Parameters
-    ----------
-    path : path
-        The ``.annotation`` header; its data file ``<path>~`` must sit beside it.
 
-    Returns
-    -------
-    discover_utils.data.annotation.Annotation
-        ``DiscreteAnnotation`` (data: from/to int32 ms, id int32, conf float32), ``ContinuousAnnotation`` (score,
-        conf at the scheme's ``sample_rate`` Hz) or ``FreeAnnotation``.
+def write_annotation(annotation, path: str | os.PathLike) -> Path:
+    """Write an annotation as an ASCII NOVA ``.annotation`` (+ ``~``) atomically.
 
     Raises
     ------
     AnnotationError
-        If the file or its data file is missing or cannot be parsed (message names the file).
+        If ``path`` does not end in ``.annotation``.
     """
-    from discover_utils.data.annotation import Annotation
-    from discover_utils.data.handler.file_handler import FileHandler
-
-    path = Path(path)
-    if path.suffix != ".annotation":
-        raise AnnotationError(f"{path}: not a NOVA .annotation file")
-    if not path.is_file():
-        raise AnnotationError(f"{path}: no such file")
-    if not Path(str(path) + "~").is_file():
-        raise AnnotationError(f"{path}: data file {path.name}~ is missing")
-    try:
-        annotation = FileHandler().load(path)
-    except Exception as exc:  # the parser raises XML, value and index errors alike
-        raise AnnotationError(f"{path}: cannot read annotation ({type(exc).__name__}: {exc})") from None
-    if not isinstance(annotation, Annotation):
-        raise AnnotationError(f"{path}: not an annotation")
-    return annotation
-
-
-def write_annotation(annotation, path: str | os.PathLike) -> Path:
-    """Write an annotation as an ASCII NOVA ``.annotation`` (+ ``~``) through a temp folder, then rename.
-
-    Parameters
-    ----------
-    annotation : discover_utils.data.annotation.Annotation
-        Discrete/continuous/free annotation (times in ms).
-    path : path
-        Target header path ending in ``.annotation``; parent folders are created.
-
-    Returns
-    -------
-    pathlib.Path
-        ``path``. Nothing is left behind if writing fails.
-    """
-    from discover_utils.data.handler.file_handler import FileHandler
-
     path = Path(path)
     if path.suffix != ".annotation":
         raise AnnotationError(f"{path}: output must end in .annotation")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".partial-", dir=path.parent))
-    try:
-        FileHandler().save(annotation, tmp / path.name)
-        os.replace(tmp / (path.name + "~"), str(path) + "~")
-        os.replace(tmp / path.name, path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return path
+    return nova_io.write_annotation(annotation, path)
 
 
 def is_discrete(annotation) -> bool:

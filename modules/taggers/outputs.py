@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
-from pathlib import Path
 
 import numpy as np
+
+from .. import nova_io
 
 #: NOVA colours (#AARRGGBB) given to scheme classes in order
 COLOURS = ["#FF2E7D32", "#FFF9A825", "#FFC62828", "#FF1565C0", "#FF6A1B9A", "#FF00838F", "#FFEF6C00", "#FF4E342E",
@@ -39,41 +37,6 @@ def continuous_annotation(score: np.ndarray, conf: np.ndarray, sample_rate_hz: f
                                 dataset=dataset)
 
 
-def write_annotation(annotation, path: str | os.PathLike) -> Path:
-    """Write a NOVA ``.annotation`` (ASCII header + ``~`` data) atomically via discover-utils' ``FileHandler``."""
-    from discover_utils.data.handler.file_handler import FileHandler
-
-    path = Path(path)
-    if path.suffix != ".annotation":
-        path = path.with_name(path.name + ".annotation")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_dir = Path(tempfile.mkdtemp(prefix=".partial-", dir=path.parent))
-    try:
-        tmp = tmp_dir / path.name
-        FileHandler().save(annotation, tmp)
-        os.replace(str(tmp) + "~", str(path) + "~")
-        os.replace(tmp, path)
-    finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-    return path
-
-
-def load_annotation(path: str | os.PathLike):
-    """Load a NOVA ``.annotation`` file with discover-utils.
-
-    Raises
-    ------
-    AnnotationError
-        If the file is missing or unreadable.
-    """
-    from discover_utils.data.handler.file_handler import FileHandler
-
-    from ..errors import AnnotationError
-
-    path = Path(path)
-    if not path.is_file():
-        raise AnnotationError(f"{path}: no such annotation file")
-    try:
-        return FileHandler().load(path)
-    except Exception as exc:
-        raise AnnotationError(f"{path}: unreadable annotation ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+# One writer and one reader for every module (atomic, ASCII): see nova_io.
+write_annotation = nova_io.write_annotation
+load_annotation = nova_io.read_annotation
