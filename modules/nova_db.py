@@ -222,12 +222,23 @@ def import_discrete_scheme(ctx: Mapping[str, Any], dataset: str, scheme: Mapping
             scheme = json.loads(Path(scheme).read_text())
         except (OSError, ValueError) as exc:
             raise AnnotationError(f"{source}: cannot read scheme JSON ({exc})") from None
+    doc = scheme_document(scheme, source)
+    return _upsert(_db(ctx, dataset)[SCHEMES], doc.pop("name"), doc)
+
+
+def scheme_document(scheme: Mapping[str, Any], source: str = "scheme") -> dict:
+    """The NOVA ``Schemes`` document of a discrete scheme description (see :func:`import_discrete_scheme`).
+
+    Raises
+    ------
+    AnnotationError
+        If the scheme is not discrete, has no classes, non-contiguous ids or a malformed colour.
+    """
     if str(scheme.get("type", "DISCRETE")).upper() != "DISCRETE":
         raise AnnotationError(f"{source}: scheme {scheme.get('name')!r} is {scheme.get('type')}, not DISCRETE")
-    doc = {"type": "DISCRETE", "color": scheme.get("color", "#FFFFFFFF"),
-           "description": scheme.get("description", ""), "labels": _scheme_labels(scheme, source),
-           "attributes": [], "examples": [], "isValid": True}
-    return _upsert(_db(ctx, dataset)[SCHEMES], str(scheme["name"]), doc)
+    return {"name": str(scheme["name"]), "type": "DISCRETE", "color": scheme.get("color", "#FFFFFFFF"),
+            "description": scheme.get("description", ""), "labels": _scheme_labels(scheme, source),
+            "attributes": [], "examples": [], "isValid": True}
 
 
 def _require(ctx, dataset: str, **names: str) -> None:

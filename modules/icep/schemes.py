@@ -146,11 +146,11 @@ def label_map(label_set: str = "merged", role: str = "infant") -> LabelMap:
 
 
 def scheme_document(scheme: Scheme) -> dict:
-    """The NOVA database ``Schemes`` document of a discrete scheme (NOVA DatabaseHandler layout)."""
-    return {"name": scheme.name, "type": "DISCRETE", "color": scheme.color, "description": scheme.description,
-            "isValid": True, "attributes": [], "examples": [],
-            "labels": [{"id": int(c["id"]), "name": c["name"], "color": c.get("color", "#FF000000"), "isValid": True}
-                       for c in scheme.classes]}
+    """The NOVA database ``Schemes`` document of a discrete scheme (built by :func:`nova_infant.nova_db.scheme_document`)."""
+    from ..nova_db import scheme_document as nova_scheme_document
+
+    return nova_scheme_document({"name": scheme.name, "color": scheme.color, "description": scheme.description,
+                                 "classes": scheme.classes}, source=scheme.name)
 
 
 def all_schemes() -> list[Scheme]:
