@@ -14,8 +14,8 @@ import logging
 from dataclasses import dataclass, field
 
 import numpy as np
-from sklearn.metrics import (accuracy_score, cohen_kappa_score, confusion_matrix,
-                             precision_recall_fscore_support)
+
+from ..metrics import frame_scores
 from sklearn.model_selection import KFold
 
 from .dataset import SessionData
@@ -25,25 +25,11 @@ log = logging.getLogger("nova_infant.icep")
 
 
 def scores(y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str]) -> dict:
-    """Accuracy, weighted and macro precision/recall/F1, per-class scores, confusion matrix and Cohen's kappa.
-
-    Frames with ``y_true < 0`` are ignored. Macro averages run over the classes present in ``y_true`` or
-    ``y_pred`` (scikit-learn's default label set), per-class entries over every class of the label map.
-    """
-    keep = y_true >= 0
-    t, p = y_true[keep], y_pred[keep]
-    labels = list(range(len(class_names)))
-    out = {"n_frames": int(keep.sum()), "accuracy": float(accuracy_score(t, p)) if len(t) else float("nan")}
-    present = sorted(set(t.tolist()) | set(p.tolist()))
-    for avg in ("weighted", "macro"):
-        pr, rc, f1, _ = precision_recall_fscore_support(t, p, labels=present, average=avg, zero_division=0)
-        out[f"precision_{avg}"], out[f"recall_{avg}"], out[f"f1_{avg}"] = float(pr), float(rc), float(f1)
-    pr, rc, f1, sup = precision_recall_fscore_support(t, p, labels=labels, average=None, zero_division=0)
-    out["per_class"] = {name: {"precision": float(pr[i]), "recall": float(rc[i]), "f1": float(f1[i]),
-                               "support": int(sup[i])} for i, name in enumerate(class_names)}
-    out["confusion_matrix"] = confusion_matrix(t, p, labels=labels).tolist()
-    out["kappa"] = float(cohen_kappa_score(t, p, labels=labels)) if len(set(t.tolist()) | set(p.tolist())) > 1 else 0.0
-    out["class_names"] = list(class_names)
+    """Accuracy, weighted and macro precision/recall/F1, per-class scores, confusion matrix and Cohen's kappa
+    (:func:`nova_infant.metrics.frame_scores`); frames with ``y_true < 0`` are ignored. An undefined κ (one class
+    only) is reported as 0.0, chance agreement."""
+    out = frame_scores(y_true, y_pred, class_names)
+    out["kappa"] = 0.0 if out["kappa"] is None else out["kappa"]
     return out
 
 

@@ -115,29 +115,14 @@ def scores(reference: np.ndarray, hypothesis: np.ndarray, class_names: Sequence[
         side), ``per_class`` {name: precision, recall, f1, support}, ``confusion`` {labels, matrix (rows =
         reference, columns = hypothesis)}.
     """
-    from sklearn.metrics import cohen_kappa_score, confusion_matrix, precision_recall_fscore_support
+    from ..metrics import frame_scores
 
-    labels = list(range(len(class_names)))
-    present = sorted(set(np.unique(reference).tolist()) | set(np.unique(hypothesis).tolist()))
     if len(reference) == 0:
         raise AnnotationError("no frame is labelled by both annotations (all gaps or garbage)")
-    with np.errstate(all="ignore"):
-        kappa = float(cohen_kappa_score(reference, hypothesis))
-    p, r, f, s = precision_recall_fscore_support(reference, hypothesis, labels=labels, zero_division=0)
-    pm, rm, fm, _ = precision_recall_fscore_support(reference, hypothesis, labels=present, average="macro",
-                                                    zero_division=0)
-    _, _, fw, _ = precision_recall_fscore_support(reference, hypothesis, labels=present, average="weighted",
-                                                  zero_division=0)
-    return {
-        "n_frames": int(len(reference)),
-        "accuracy": float(np.mean(reference == hypothesis)),
-        "kappa": None if math.isnan(kappa) else kappa,
-        "f1_macro": float(fm), "f1_weighted": float(fw), "precision_macro": float(pm), "recall_macro": float(rm),
-        "per_class": {name: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]),
-                             "support": int(s[i])} for i, name in enumerate(class_names)},
-        "confusion": {"labels": list(class_names),
-                      "matrix": confusion_matrix(reference, hypothesis, labels=labels).tolist()},
-    }
+    result = frame_scores(reference, hypothesis, class_names)
+    keys = ("n_frames", "accuracy", "kappa", "f1_macro", "f1_weighted", "precision_macro", "recall_macro", "per_class")
+    return {**{k: result[k] for k in keys},
+            "confusion": {"labels": list(class_names), "matrix": result["confusion_matrix"]}}
 
 
 def agreement_report(pairs: Sequence[tuple[str, str | os.PathLike, str | os.PathLike]],

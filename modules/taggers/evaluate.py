@@ -72,17 +72,12 @@ def segments_to_frames(segments: list[tuple[float, float, str]], classes: list[s
 
 
 def emotion_scores(reference: np.ndarray, predicted: np.ndarray, classes: list[str]) -> dict:
-    """Per-class accuracy (recall), accuracy, macro-F1, Cohen's kappa, confusion matrix over frames with labels on
-    both sides (-1 = none). Returns a JSON-ready dict."""
-    from sklearn.metrics import cohen_kappa_score, confusion_matrix, f1_score
+    """Per-class accuracy (recall), accuracy, macro-F1, Cohen's kappa (0.0 when undefined), confusion matrix over
+    frames with labels on both sides (-1 = none), via :func:`nova_infant.metrics.frame_scores`. JSON-ready dict."""
+    from ..metrics import frame_scores
 
-    ref, pred = np.asarray(reference), np.asarray(predicted)
-    keep = (ref >= 0) & (pred >= 0)
-    ref, pred = ref[keep], pred[keep]
-    labels = list(range(len(classes)))
-    per = {c: (float((pred[ref == i] == i).mean()) if (ref == i).any() else None) for i, c in enumerate(classes)}
-    return {"n_frames": int(keep.sum()), "accuracy": float((ref == pred).mean()) if len(ref) else 0.0,
-            "per_class_accuracy": per,
-            "macro_f1": float(f1_score(ref, pred, labels=labels, average="macro", zero_division=0)) if len(ref) else 0.0,
-            "kappa": float(cohen_kappa_score(ref, pred, labels=labels)) if len(set(ref) | set(pred)) > 1 else 0.0,
-            "confusion": confusion_matrix(ref, pred, labels=labels).tolist() if len(ref) else []}
+    result = frame_scores(reference, predicted, classes)
+    per = {c: (result["per_class"][c]["recall"] if result["per_class"][c]["support"] else None) for c in classes}
+    return {"n_frames": result["n_frames"], "accuracy": result["accuracy"] if result["n_frames"] else 0.0,
+            "per_class_accuracy": per, "macro_f1": result["f1_macro"] if result["n_frames"] else 0.0,
+            "kappa": result["kappa"] or 0.0, "confusion": result["confusion_matrix"] if result["n_frames"] else []}
