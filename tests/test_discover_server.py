@@ -73,7 +73,7 @@ def discover(tmp_path_factory):
     pytest.importorskip("discover", reason="hcai-discover is installed by scripts/install.sh")
     root = tmp_path_factory.mktemp("discover")
     cml = root / "cml"
-    shutil.copytree(REPO_TRAINER_DIR, cml / "nova_infant", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO_TRAINER_DIR, cml / "nova_infant", ignore=shutil.ignore_patterns("__pycache__", "icep_models", "icep_*-*.trainer"))
     os.symlink(REPO_TRAINER_DIR.parents[1] / "modules", root / "modules")  # bootstrap finds ../../modules
     dirs = {name: root / name for name in ("data", "cache", "tmp", "log")}
     for folder in dirs.values():
@@ -110,3 +110,109 @@ def test_cml_info_lists_every_module_with_its_options(discover):
         assert trainer["info_trained"] is True
         assert trainer["model_option_string"].startswith("{")
         assert json.loads(trainer["meta_io"]) if isinstance(trainer["meta_io"], str) else trainer["meta_io"]
+
+
+@pytest.fixture(scope="module")
+def sessions(discover, tmp_path_factory):
+    """Two real sessions in NOVA's layout under DISCOVER's data dir, plus one whose video is truncated."""
+    from nova_infant.backbones import save_standin
+    from nova_infant.sample_media import build_session
+
+    data = discover.root / "data"
+    build_session(data, "demo", "carphone01")
+    build_session(data, "demo", "carphone02", fps=25)
+    broken = build_session(data, "demo", "broken01")
+    video = broken["video"].read_bytes()
+    broken["video"].write_bytes(video[: len(video) // 2])
+    weights = tmp_path_factory.mktemp("weights")
+    return {"data": data, "template": str(data / "{dataset}" / "{session}"),
+            "dinov2": str(save_standin("dinov2", weights / "dinov2")),
+            "w2v": str(save_standin("w2v-bert", weights / "w2v"))}
+
+
+def _file(io_id, io_type, src, template, name, **extra):
+    return {"id": io_id, "type": io_type, "src": src, "uri_template": f"{template}/{name}", "active": True, **extra}
+
+
+def test_process_runs_the_dinov2_module_in_its_venv(discover, sessions):
+    t = sessions["template"]
+    status, log = discover.process(
+        "dinov2_pca.trainer",
+        [_file("video", "input", "file:stream:video", t, "infant.video.mp4"),
+         _file("dinov2_pca", "output", "file:stream:ssistream", t, "infant.dinov2.stream")],
+        {"model": sessions["dinov2"], "frame_step": "40ms"}, ["carphone01", "carphone02"])
+    assert status == FINISHED, log[-3000:]
+    from nova_infant.nova_io import load_ssi_stream
+
+    for session, rows in (("carphone01", 100), ("carphone02", 120)):  # 4004 ms and 4800 ms at 40 ms
+        stream = load_ssi_stream(sessions["data"] / "demo" / session / "infant.dinov2.stream")
+        assert stream.data.shape == (rows, 1024)
+    assert "Processing session (2/2)" in log  # du-process progress reaches NOVA's log view
+
+
+def test_a_corrupt_session_fails_alone_with_a_clear_message(discover, sessions):
+    t = sessions["template"]
+    status, log = discover.process(
+        "w2v_bert.trainer",
+        [_file("audio", "input", "file:stream:audio", t, "session.audio.wav"),
+         _file("reference", "input", "file:stream:video", t, "infant.video.mp4"),
+         _file("w2v_bert", "output", "file:stream:ssistream", t, "session.w2vbert.stream")],
+        {"model": sessions["w2v"]}, ["carphone01", "broken01"])
+    assert status == ERROR  # du-process exits 1 when any session failed
+    assert "broken01/infant.video.mp4" in log  # the one-line error names the bad file
+    assert (sessions["data"] / "demo" / "carphone01" / "session.w2vbert.stream").is_file()
+    assert not (sessions["data"] / "demo" / "broken01" / "session.w2vbert.stream").exists()
+
+
+def test_process_runs_both_taggers(discover, sessions):
+    t = sessions["template"]
+    status, log = discover.process(
+        "audio_events.trainer",
+        [_file("audio", "input", "file:stream:audio", t, "session.audio.wav"),
+         _file("speech", "output", "file:annotation:discrete", t, "session.audio_event_speech.annotation"),
+         _file("scores", "output", "file:stream:ssistream", t, "session.audio_events.stream")],
+        {}, ["carphone01"])
+    assert status == FINISHED, log[-3000:]
+    status, log = discover.process(
+        "emotion_tagger.trainer",
+        [_file("video", "input", "file:stream:video", t, "infant.video.mp4"),
+         _file("emotion", "output", "file:annotation:discrete", t, "infant.emotion.annotation"),
+         _file("face_box", "output", "file:stream:ssistream", t, "infant.face_box.stream")],
+        {}, ["carphone01"])
+    assert status == FINISHED, log[-3000:]
+    from discover_utils.data.handler.file_handler import FileHandler
+
+    folder = sessions["data"] / "demo" / "carphone01"
+    speech = FileHandler().load(folder / "session.audio_event_speech.annotation")
+    assert len(speech.data) >= 1
+    assert FileHandler().load(folder / "infant.face_box.stream").data.shape[0] == 100
+
+
+def test_icep_training_job_yields_a_predictor_that_nova_lists_and_runs(discover):
+    import numpy as np
+
+    from nova_infant.icep.synthetic import context_task, write_session
+
+    data = discover.root / "data"
+    rng = np.random.default_rng(0)
+    for name in ("S1", "S2", "S3", "S4"):
+        x, y = context_task(240, 8, rng, cue=0.5)
+        write_session(data, "ffsf", name, {"infant.feat": (x, 25.0, "feature;video;syn")}, y if name != "S4" else None, 40.0)
+    t = str(data / "{dataset}" / "{session}")
+    feature = _file("feature_0", "input", "file:stream:ssistream", t, "infant.feat.stream")
+    labels = _file("labels", "input", "file:annotation:discrete", t, "infant.ICEP-R-infant.gold.annotation")
+    status, log = discover.process("icep_train.trainer", [feature, labels],
+                                   {"model_name": "server-test", "model": "mlp", "hidden": 8, "epochs": 3},
+                                   ["S1", "S2", "S3"], dataset="ffsf")
+    assert status == FINISHED, log[-3000:]
+    listed = discover.cml_info()["trainer_ok"]
+    key = next(k for k in listed if k.replace("\\", "/").endswith("nova_infant/icep_server-test.trainer"))
+    assert json.loads(listed[key])["info_trained"] is True
+
+    out = _file("annotation", "output", "file:annotation:discrete", t, "infant.ICEP-R-infant-merged.icep.annotation")
+    status, log = discover.process(Path(key.replace("\\", "/")).name, [feature, out], {}, ["S4"], dataset="ffsf")
+    assert status == FINISHED, log[-3000:]
+    from discover_utils.data.handler.file_handler import FileHandler
+
+    anno = FileHandler().load(data / "ffsf" / "S4" / "infant.ICEP-R-infant-merged.icep.annotation")
+    assert anno.annotation_scheme.name == "ICEP-R-infant-merged" and len(anno.data) >= 1
