@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("ffmpegio").setLevel(logging.WARNING)  # it announces every plugin at INFO
     try:
         return int(args.func(args) or 0)
     except NovaInfantError as exc:

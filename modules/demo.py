@@ -121,9 +121,10 @@ def run_demo(args) -> int:
         rows.append((str(stream_path), loaded.data.shape[0], loaded.data.shape[1], loaded.meta_data.sample_rate,
                      view.duration_ms, kind, media_ms, wall, view.meta.get("weights", "?")))
     print()
-    print(f"{'stream':<60} {'rows':>5} {'dim':>5} {'rate Hz':>8} {'stream ms':>9} {'media ms':>14} {'wall s':>7}  weights")
+    width = max(len("stream"), *(len(r[0]) for r in rows))
+    print(f"{'stream':<{width}} {'rows':>5} {'dim':>5} {'rate Hz':>8} {'stream ms':>9} {'media ms':>14} {'wall s':>7}  weights")
     for path, n, dim, sr, dur, kind, media_ms, wall, weights in rows:
-        print(f"{path:<60} {n:>5} {dim:>5} {sr:>8.3f} {dur:>9.1f} {kind + ' ' + format(media_ms, '.1f'):>14} "
+        print(f"{path:<{width}} {n:>5} {dim:>5} {sr:>8.3f} {dur:>9.1f} {kind + ' ' + format(media_ms, '.1f'):>14} "
               f"{wall:>7.1f}  {weights}")
     if dinov2_standin or w2v_standin:
         print("\nNOTE: streams marked 'untrained-stand-in' come from random weights (no real weights on this machine); "
