@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from ..errors import StreamError, TrainerFileError
-from ..nova_io import TrainerIO, TrainerSpec, write_trainer
+from ..nova_io import TrainerIO, TrainerSpec, atomic_dir, write_trainer
 from .dataset import SessionData
 from .models import build_model
 from .schemes import LabelMap
@@ -77,9 +75,7 @@ def save_bundle(out_dir: str | os.PathLike, fitted: FitResult, lmap: LabelMap, f
     from safetensors.torch import save_file
 
     out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         config = {"format": FORMAT, "architecture": fitted.arch, "training_config": fitted.config.to_dict(),
                   "best_epoch": fitted.best_epoch, "history": fitted.history,
                   "class_weights": fitted.class_weights.tolist(), "label_map": lmap.to_json(),
@@ -90,11 +86,6 @@ def save_bundle(out_dir: str | os.PathLike, fitted: FitResult, lmap: LabelMap, f
         (tmp / "normaliser.json").write_text(json.dumps(fitted.normaliser.to_json()))
         if metrics is not None:
             (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 

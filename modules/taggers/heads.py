@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import OptionError, WeightsUnavailableError
+from ..nova_io import atomic_dir
 
 
 @dataclass
@@ -109,16 +108,9 @@ class Head:
         from safetensors.torch import save_file
 
         out = Path(out_dir)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-        try:
+        with atomic_dir(out) as tmp:
             (tmp / "config.json").write_text(json.dumps(asdict(self.cfg), indent=2))
             save_file({k: v.contiguous() for k, v in self.module.state_dict().items()}, str(tmp / "model.safetensors"))
-            if out.exists():
-                shutil.rmtree(out)
-            os.replace(tmp, out)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
         return out
 
     @classmethod
