@@ -12,6 +12,17 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a test must never reach the hub
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
+@pytest.fixture
+def one_torch_thread():
+    """Tiny models run fastest on one torch thread (and the test machine is shared); restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def tiny_dinov2(tmp_path_factory):
     """Directory of a tiny random ``Dinov2Model`` + ``BitImageProcessor`` (hidden 32, 2 layers, patch 14)."""

@@ -24,15 +24,7 @@ def _sessions(root, names, n_frames=240, seed=0, dim=8):
         write_session(root, "ffsf", name, {"infant.feat": (x, 25.0, "feature;video;syn")}, y, 40.0)
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models run fastest on one thread (and the test machine is shared)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture

@@ -13,13 +13,7 @@ from nova_infant.icep.synthetic import context_task, write_session
 SPEC = dataset.SessionSpec(["infant.feat"], ("infant", "ICEP-R-infant", "gold"))
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """Tiny models run fastest on one thread (and the test machine is shared)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _context_sessions(root, n_sessions, n_frames, seed=0, dim=8, offsets=None):

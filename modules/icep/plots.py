@@ -33,6 +33,11 @@ def plot_confusion(matrix, class_names: list[str], path: str | os.PathLike, titl
             ax.text(j, i, f"{int(m[i, j])}\n{norm[i, j]:.2f}", ha="center", va="center", fontsize=8,
                     color="white" if norm[i, j] > 0.5 else "black")
     ax.set_title(title)
+    return _save(plt, fig, path)
+
+
+def _save(plt, fig, path) -> Path:
+    """Lay out, write the PNG (parent folders created) and free the figure."""
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -60,12 +65,7 @@ def plot_timeline(gold: np.ndarray, pred: np.ndarray, step_ms: float, class_name
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in rgb]
     ax.legend(handles, class_names, ncol=len(class_names), loc="upper center", bbox_to_anchor=(0.5, -0.45), fontsize=8)
     ax.set_title(title)
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def write_cv_pictures(result, lmap, out_dir: str | os.PathLike, step_ms_by_session: dict) -> list[Path]:
