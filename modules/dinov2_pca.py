@@ -632,7 +632,7 @@ def extract_dinov2(video_path: str | os.PathLike, model: LoadedBackbone | str = 
         _store(idx, patches, cls, position, pca_out, cls_out, pca_model, k, done)
 
     meta = {"model": str(backbone.name), "weights": backbone.weights_label, "pca": pca_source if want_pca else "none",
-            "k": str(k), "size": str(encoder.size), "framing": encoder.framing.text, "frame_step_ms": f"{grid.step_ms:.6g}",
+            "k": str(k), "input_size": str(encoder.size), "framing": encoder.framing.text, "frame_step_ms": f"{grid.step_ms:.6g}",
             "video": os.path.basename(video_path)}
     if len(unique) != len(row_frames) or not np.array_equal(unique, row_frames):  # rows share or skip frames
         pca_out = pca_out[inverse] if want_pca else None

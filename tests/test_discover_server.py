@@ -153,15 +153,14 @@ def test_process_runs_the_dinov2_module_in_its_venv(discover, sessions):
 def test_a_corrupt_session_fails_alone_with_a_clear_message(discover, sessions):
     t = sessions["template"]
     status, log = discover.process(
-        "w2v_bert.trainer",
-        [_file("audio", "input", "file:stream:audio", t, "session.audio.wav"),
-         _file("reference", "input", "file:stream:video", t, "infant.video.mp4"),
-         _file("w2v_bert", "output", "file:stream:ssistream", t, "session.w2vbert.stream")],
-        {"model": sessions["w2v"]}, ["carphone01", "broken01"])
+        "dinov2_pca.trainer",
+        [_file("video", "input", "file:stream:video", t, "infant.video.mp4"),
+         _file("dinov2_pca", "output", "file:stream:ssistream", t, "infant.dinov2bad.stream")],
+        {"model": sessions["dinov2"], "output": "pca"}, ["carphone01", "broken01"])
     assert status == ERROR  # du-process exits 1 when any session failed
     assert "broken01/infant.video.mp4" in log  # the one-line error names the bad file
-    assert (sessions["data"] / "demo" / "carphone01" / "session.w2vbert.stream").is_file()
-    assert not (sessions["data"] / "demo" / "broken01" / "session.w2vbert.stream").exists()
+    assert (sessions["data"] / "demo" / "carphone01" / "infant.dinov2bad.stream").is_file()
+    assert not (sessions["data"] / "demo" / "broken01" / "infant.dinov2bad.stream").exists()
 
 
 def test_process_runs_both_taggers(discover, sessions):
@@ -201,7 +200,7 @@ def test_icep_training_job_yields_a_predictor_that_nova_lists_and_runs(discover)
     t = str(data / "{dataset}" / "{session}")
     feature = _file("feature_0", "input", "file:stream:ssistream", t, "infant.feat.stream")
     labels = _file("labels", "input", "file:annotation:discrete", t, "infant.ICEP-R-infant.gold.annotation")
-    status, log = discover.process("icep_train.trainer", [feature, labels],
+    status, log = discover.process("icep_train_infant_dinov2.trainer", [feature, labels],
                                    {"model_name": "server-test", "model": "mlp", "hidden": 8, "epochs": 3},
                                    ["S1", "S2", "S3"], dataset="ffsf")
     assert status == FINISHED, log[-3000:]

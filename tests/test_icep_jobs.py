@@ -35,7 +35,7 @@ def cml_dir(tmp_path):
 
     target = tmp_path / "cml" / "nova_infant"
     shutil.copytree(REPO_TRAINERS, target, ignore=shutil.ignore_patterns("icep_models", "icep_*-*.trainer"))
-    write_trainer(target / "icep_train.trainer", icep_train_module.TRAINER_SPEC)
+    write_trainer(target / "icep_train_infant_dinov2.trainer", icep_train_module.TRAINER_SPEC)
     write_trainer(target / "icep_predict.trainer", icep_predict_module.TRAINER_SPEC)
     return target
 
@@ -98,7 +98,7 @@ def test_du_process_trains_and_the_written_predictor_runs_unedited(tmp_path, cml
                "uri_template": f"{root}/{{dataset}}/{{session}}/infant.feat.stream"}
     labels = {"id": "labels", "type": "input", "src": "file:annotation:discrete",
               "uri_template": f"{root}/{{dataset}}/{{session}}/{ANNO}"}
-    train = _du(["--trainer_file_path", "nova_infant\\icep_train.trainer", *common, "--sessions", '["S1","S2","S3"]',
+    train = _du(["--trainer_file_path", "nova_infant\\icep_train_infant_dinov2.trainer", *common, "--sessions", '["S1","S2","S3"]',
                  "--data", json.dumps([feature, labels]),
                  "--options", json.dumps({"model_name": "ffsf-infant", "model": "mlp", "hidden": 8, "epochs": 3})],
                 tmp_path)

@@ -1,7 +1,8 @@
 """DISCOVER adapter of the audio event tagger (thin: the work is :func:`nova_infant.taggers.audio_events.tag_audio_events`).
 
-Input ``audio`` (a ``.wav``; NOVA keeps audio as ``<role>.audio.wav``), optional ``reference`` (any medium of the
-session whose duration fixes the grid). Outputs: ``scores`` (SSIStream, one column per class, grid rate) and one
+Input ``audio`` (a ``.wav``; NOVA keeps audio as ``<role>.audio.wav``). Grid duration: option ``duration_ms``,
+else the NOVA session duration, else the audio's (no ``reference`` input is declared: NOVA sends every declared
+input). Outputs: ``scores`` (SSIStream, one column per class, grid rate) and one
 discrete track per class (``baby_crying`` ... ``speech``, scheme ``audio_event_<class>``, one class); a class the
 model cannot produce is logged as unavailable and its track left empty.
 """
@@ -62,11 +63,10 @@ class AudioEvents(Processor):
 
 
 TRAINER_SPEC = TrainerSpec(
-    script="audio_events.py", create="AudioEvents", category="nova-infant taggers",
+    script="audio_events.py", create="AudioEvents", category="Tagger",
     description="Audio events (baby crying/laughing, music, singing, child/male/female speech, lullaby, speech) "
                 "from YAMNet or a Hugging Face AudioSet model; optional trained head",
     io=[TrainerIO("input", "audio", "stream:Audio", "audio"),
-        TrainerIO("input", "reference", "stream:Video", "", default_active=False),
         TrainerIO("output", "scores", "stream:SSIStream:audio_events", "audio_events")]
     + [TrainerIO("output", c, "annotation:Discrete", f"audio_event_{c}") for c in CLASSES],
     options=[("backend", "STRING", "yamnet"), ("head", "STRING", ""), ("frame_step", "STRING", "40ms"),

@@ -30,6 +30,21 @@ def merge_options(defaults: dict, given: dict | None) -> dict:
     return merged
 
 
+def trainer_defaults(trainer) -> dict:
+    """Option defaults of the ``.trainer`` du-process runs (``{name:TYPE:default};...``; LIST: its first item), so that
+    two trainers of one module (e.g. ICEP-R training per role) keep their own defaults when a job sends no option.
+
+    ``trainer`` is discover-utils' parsed ``Trainer`` (``Processor.trainer``) or None (-> ``{}``).
+    """
+    text = getattr(trainer, "model_option_string", "") or ""
+    out = {}
+    for part in text.split(";"):
+        fields = part.replace("{", "").replace("}", "").split(":")
+        if len(fields) >= 3 and fields[0].strip():
+            out[fields[0].strip()] = fields[2].split(",")[0] if "LIST" in fields[1] else fields[2]
+    return out
+
+
 def as_bool(value: Any, name: str = "option") -> bool:
     """Cast a NOVA option to bool ("True"/"false"/1/0 accepted). Raises ``OptionError``."""
     if isinstance(value, bool):

@@ -1,7 +1,8 @@
 """DISCOVER adapter of the DINOv2-PCA extractor (:func:`nova_infant.dinov2_pca.extract_dinov2`) and its trainer.
 
-Input ``video`` (stream:Video) and optional ``reference`` (the session's audio, or any medium whose duration fixes
-the session grid: docs/alignment.md);
+Input ``video`` (stream:Video). The grid's duration is the video's, the option ``duration_ms``, or the NOVA session
+duration in database mode (docs/alignment.md); the trainer declares no ``reference`` input because NOVA would always
+send one (a ``reference`` entry in a hand-written ``--data`` still works);
 outputs ``dinov2_pca`` (stream:SSIStream:dinov2) and ``dinov2_cls`` (stream:SSIStream:dinov2cls). Options are
 documented in docs/dinov2-pca.md.
 """
@@ -24,10 +25,9 @@ DEFAULTS = {"model": "facebook/dinov2-large", "size": 224, "k": 4, "pca": "sessi
             "bf16": True, "duration_ms": 0, "picture_dir": ""}
 
 TRAINER_SPEC = TrainerSpec(
-    script="dinov2_pca.py", create="DinoV2PCA", category="Feature Extraction",
+    script="dinov2_pca.py", create="DinoV2PCA", category="Feature",
     description="DINOv2 patch tokens -> PCA (k per patch, 16x16xk for 224 px) and CLS token per video frame",
     io=[TrainerIO("input", "video", "stream:Video", "video"),
-        TrainerIO("input", "reference", "stream:Audio", "audio", default_active=False),
         TrainerIO("output", "dinov2_pca", "stream:SSIStream:dinov2", "dinov2"),
         TrainerIO("output", "dinov2_cls", "stream:SSIStream:dinov2cls", "dinov2cls")],
     options=[("model", "STRING", DEFAULTS["model"]), ("size", "STRING", "224"), ("k", "STRING", "4"),

@@ -1,16 +1,17 @@
 """DISCOVER adapter of the emotion tagger (thin: the work is :func:`nova_infant.taggers.emotion.tag_emotion`).
 
-Input ``video``, optional ``reference`` (fixes the grid duration). Outputs: ``emotion`` (discrete, scheme
-calm/laughing/crying or the head's scheme), ``face_box`` (SSIStream x, y, width, height, score; fractions of the
-frame), ``valence`` (continuous, [-1, 1]).
+Input ``video`` (grid duration: option ``duration_ms``, else the NOVA session duration, else the video's; no
+``reference`` input is declared because NOVA sends every declared input). Outputs: ``emotion`` (discrete, scheme
+calm/laughing/crying or the head's scheme), ``face_box`` (SSIStream ymin, xmin, ymax, xmax as fractions of the frame, score:
+NOVA's face-box convention), ``valence`` (continuous, [-1, 1]).
 """
 
 from __future__ import annotations
 
 from discover_utils.interfaces.server_module import Processor
 
-from ..nova_io import TrainerIO, TrainerSpec, make_ssi_stream
-from ..taggers.emotion import BOX_DIMS, tag_emotion
+from ..nova_io import TrainerIO, TrainerSpec
+from ..taggers.emotion import face_box_stream, tag_emotion
 from ..taggers.outputs import continuous_annotation, discrete_annotation
 from ..timing import parse_step_ms
 from .common import SessionIO, as_float, as_int, merge_options
@@ -53,9 +54,9 @@ class EmotionTagger(Processor):
                                                  annotator="emotion_tagger", session=s.name, dataset=s.dataset)
         if s.is_active_output("face_box"):
             s.prepare_output("face_box")
-            out["face_box"] = make_ssi_stream(r.grid_boxes, r.grid.sample_rate_hz, "feature;face;boundingbox;blazeface",
-                                              BOX_DIMS, name="face_box", session=s.name, dataset=s.dataset,
-                                              custom_meta={"mode": r.mode})
+            meta = getattr(s.template("face_box"), "meta_data", None)
+            out["face_box"] = face_box_stream(r, name=getattr(meta, "name", None) or "face_box",
+                                              role=getattr(meta, "role", None), session=s.name, dataset=s.dataset)
         if s.is_active_output("valence"):
             s.prepare_output("valence")
             out["valence"] = continuous_annotation(r.grid_valence, r.grid_valence_conf, r.grid.sample_rate_hz,
@@ -65,11 +66,10 @@ class EmotionTagger(Processor):
 
 
 TRAINER_SPEC = TrainerSpec(
-    script="emotion_tagger.py", create="EmotionTagger", category="nova-infant taggers",
+    script="emotion_tagger.py", create="EmotionTagger", category="Tagger",
     description="Infant emotion (calm/laughing/crying) from BlazeFace crops and a FER2013 model or a trained head; "
                 "face box stream and valence-like score",
     io=[TrainerIO("input", "video", "stream:Video", "video"),
-        TrainerIO("input", "reference", "stream:Video", "", default_active=False),
         TrainerIO("output", "emotion", "annotation:Discrete", "emotion"),
         TrainerIO("output", "face_box", "stream:SSIStream:boundingbox", "face_box"),
         TrainerIO("output", "valence", "annotation:Continuous", "valence")],

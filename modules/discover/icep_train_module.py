@@ -5,7 +5,9 @@ DISCOVER's ``/train`` is broken upstream, so training runs as a ``/process`` job
 du-process's ``--sessions``, fits the model and writes the bundle into ``<trainer folder>/icep_models/<model_name>/``
 plus a ``trained="true"`` predictor ``icep_<model_name>.trainer`` beside this module's trainer, so the model appears
 in NOVA. Inputs: ``feature_0``, ``feature_1``, ... (feature streams, early-fused in that order) and ``labels`` (the
-coder's discrete ICEP-R annotation). No outputs. Options: docs/icep.md.
+coder's discrete ICEP-R annotation). No outputs. One trainer per role and feature set (``TRAINER_SPECS``:
+``icep_train_<role>_dinov2``, ``icep_train_<role>_dinov2_w2vbert``) because NOVA sends every declared input.
+Options: docs/icep.md.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from discover_utils.interfaces.server_module import Processor
 
 from ..errors import NovaInfantError
 from ..nova_io import TrainerIO, TrainerSpec
-from .common import SessionIO, as_float, as_int, merge_options
+from .common import SessionIO, as_float, as_int, merge_options, trainer_defaults
 
 log = logging.getLogger("nova_infant")
 
@@ -29,20 +31,33 @@ DEFAULTS = {"model_name": "", "model": "bilstm", "role": "infant", "label_set": 
             "batch_size": 64, "epochs": 100, "patience": 5, "seed": 0, "device": "auto", "val_fraction": 0.2,
             "cv_folds": 0}
 
-TRAINER_SPEC = TrainerSpec(
-    script="icep_train.py", create="ICEPTrainer", category="ICEP-R",
-    description="Train an ICEP-R model (bi-LSTM or MLP) on the selected coded sessions; writes a predictor trainer",
-    io=[TrainerIO("input", "feature_0", "stream:SSIStream:dinov2", "dinov2"),
-        TrainerIO("input", "feature_1", "stream:SSIStream:dinov2", "dinov2", default_active=False),
-        TrainerIO("input", "feature_2", "stream:SSIStream:w2vbert", "w2vbert", default_active=False),
-        TrainerIO("input", "labels", "annotation:Discrete", "ICEP-R-infant")],
-    options=[("model_name", "STRING", ""), ("model", "LIST", "bilstm,mlp"), ("role", "LIST", "infant,caregiver"),
-             ("label_set", "STRING", "merged"), ("window", "STRING", "50"), ("stride", "STRING", "25"),
-             ("hidden", "STRING", "128"), ("layers", "STRING", "2"), ("dropout", "STRING", "0.25"),
-             ("optimizer", "LIST", "adam,sgd"), ("lr", "STRING", "0.001"), ("batch_size", "STRING", "64"),
-             ("epochs", "STRING", "100"), ("patience", "STRING", "5"), ("seed", "STRING", "0"),
-             ("device", "LIST", "auto,cpu,cuda"), ("val_fraction", "STRING", "0.2"), ("cv_folds", "STRING", "0")],
-)
+# NOVA sends every declared input (it has no on/off control for inputs), so each feature combination and role is
+# its own trainer: "<role>" x "dinov2" | "dinov2 + w2vbert" (docs/nova-guide.md).
+FEATURE_SETS = {"dinov2": ["dinov2"], "dinov2_w2vbert": ["dinov2", "w2vbert"]}
+ROLES = ("infant", "caregiver")
+_OPTIONS = [("model_name", "STRING", ""), ("model", "LIST", "bilstm,mlp"), ("label_set", "STRING", "merged"),
+            ("window", "STRING", "50"), ("stride", "STRING", "25"), ("hidden", "STRING", "128"),
+            ("layers", "STRING", "2"), ("dropout", "STRING", "0.25"), ("optimizer", "LIST", "adam,sgd"),
+            ("lr", "STRING", "0.001"), ("batch_size", "STRING", "64"), ("epochs", "STRING", "100"),
+            ("patience", "STRING", "5"), ("seed", "STRING", "0"), ("device", "LIST", "auto,cpu,cuda"),
+            ("val_fraction", "STRING", "0.2"), ("cv_folds", "STRING", "0")]
+
+
+def train_spec(role: str, features: list[str]) -> TrainerSpec:
+    """The training ``.trainer`` for one coded role and one list of feature streams (stream types ``dinov2``,
+    ``w2vbert``; fused in that order as ``feature_0``, ``feature_1``, ...). Its ``role`` option has that role only."""
+    return TrainerSpec(
+        script="icep_train.py", create="ICEPTrainer", category="ICEP-R",
+        description=f"Train an ICEP-R {role} model (bi-LSTM or MLP) on {' + '.join(features)} features of the selected "
+                    "coded sessions; writes a predictor trainer",
+        io=[TrainerIO("input", f"feature_{i}", f"stream:SSIStream:{f}", f) for i, f in enumerate(features)]
+        + [TrainerIO("input", "labels", "annotation:Discrete", f"ICEP-R-{role}")],
+        options=_OPTIONS[:2] + [("role", "LIST", role)] + _OPTIONS[2:])
+
+
+TRAINER_SPECS = {f"icep_train_{role}_{key}": train_spec(role, feats)
+                 for role in ROLES for key, feats in FEATURE_SETS.items()}
+TRAINER_SPEC = TRAINER_SPECS["icep_train_infant_dinov2"]
 
 
 def _argv(flag: str):
@@ -80,7 +95,7 @@ class ICEPTrainer(Processor):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.options = merge_options(DEFAULTS, self.options)
+        self.options = merge_options({**DEFAULTS, **trainer_defaults(self.trainer)}, self.options)
         self.sessions, self.trained, self.dataset = [], False, ""
         self.job_sessions = json.loads(_argv("--sessions") or "[]")
         # fallback if the job's last session fails to load before process_data (torch imports lazily: not at exit)

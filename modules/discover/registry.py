@@ -1,7 +1,7 @@
 """Every DISCOVER module of this package and its ``.trainer``: the single source the committed files come from.
 
 ``trainers/nova_infant/`` is one folder (one DISCOVER virtual environment for all our modules, see
-docs/discover.md). Each entry maps a ``.trainer`` file name to the ``TrainerSpec`` its adapter module defines.
+docs/discover.md). Each entry maps a ``.trainer`` file name to the adapter module defining its ``TrainerSpec``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ from ..nova_io import write_trainer
 
 # "<file stem>": "<python module defining TRAINER_SPEC>"
 TRAINERS: dict[str, str] = {
-    "icep_train": "nova_infant.discover.icep_train_module",
+    **{stem: "nova_infant.discover.icep_train_module" for stem in (
+        "icep_train_infant_dinov2", "icep_train_infant_dinov2_w2vbert", "icep_train_caregiver_dinov2",
+        "icep_train_caregiver_dinov2_w2vbert")},
     "icep_predict": "nova_infant.discover.icep_predict_module",
     "w2v_bert": "nova_infant.discover.w2v_bert_module",
     "audio_events": "nova_infant.discover.audio_events_module",
@@ -25,8 +27,13 @@ REPO_TRAINER_DIR = Path(__file__).resolve().parents[2] / "trainers" / "nova_infa
 
 
 def trainer_specs() -> dict:
-    """``{file stem: TrainerSpec}`` for every registered module."""
-    return {stem: importlib.import_module(mod).TRAINER_SPEC for stem, mod in TRAINERS.items()}
+    """``{file stem: TrainerSpec}`` for every registered trainer (a module with several trainers defines
+    ``TRAINER_SPECS = {stem: spec}``, the others ``TRAINER_SPEC``)."""
+    specs = {}
+    for stem, name in TRAINERS.items():
+        module = importlib.import_module(name)
+        specs[stem] = module.TRAINER_SPECS[stem] if hasattr(module, "TRAINER_SPECS") else module.TRAINER_SPEC
+    return specs
 
 
 def write_all_trainers(out_dir=None) -> list[Path]:

@@ -1,7 +1,9 @@
 """DISCOVER adapter of the W2V-BERT extractor (logic in :mod:`nova_infant.w2v_bert`; docs/w2v-bert.md).
 
-Inputs: ``audio`` (stream:Audio; any rate/channels, read again from its file), optional ``reference`` (any video,
-audio or ``.stream`` of the session whose duration fixes the grid, e.g. the session video). Output: ``w2v_bert``
+Input: ``audio`` (stream:Audio; any rate/channels, read again from its file). The grid's duration is the option
+``duration_ms``, else the NOVA session duration (database mode), else the audio's; the trainer declares no
+``reference`` input because NOVA sends every declared input (a ``reference`` entry in a hand-written ``--data``,
+e.g. the session video, still fixes the grid). Output: ``w2v_bert``
 (stream:SSIStream:w2vbert, float32 (n, 1024) at 1000/frame_step Hz).
 """
 
@@ -22,7 +24,6 @@ TRAINER_SPEC = TrainerSpec(
     script="w2v_bert.py", create="W2VBert", category="Feature",
     description="Wav2Vec2-BERT 2.0 audio features pooled onto the session frame grid (one encoder pass per session)",
     io=[TrainerIO("input", "audio", "stream:Audio", "audio"),
-        TrainerIO("input", "reference", "stream:Video", "video", default_active=False),
         TrainerIO("output", OUTPUT_ID, "stream:SSIStream:w2vbert", "w2vbert")],
     options=[("model", "STRING", DEFAULT_W2V_BERT), ("frame_step", "STRING", "40ms"), ("left_context", "STRING", 50),
              ("right_context", "STRING", 50), ("layer", "STRING", -1), ("chunk_s", "STRING", 30),

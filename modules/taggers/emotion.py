@@ -125,7 +125,8 @@ class EmotionResult:
     sampled frames, ms), ``boxes`` ((n_samples, 5) x, y, w, h as fractions of the frame + detection score; zeros
     where no face), ``has_face`` (bool, n_samples), ``probs`` ((n_samples, C) smoothed class probabilities),
     ``valence`` ((n_samples,)), ``embeddings`` ((n_samples, 128)), ``labels``/``conf`` ((n_frames,) on the grid,
-    -1 = no face), ``grid_boxes`` ((n_frames, 5)), ``grid_valence``/``grid_valence_conf`` ((n_frames,)),
+    -1 = no face), ``grid_boxes`` ((n_frames, 5) in NOVA's face-box convention: ymin, xmin, ymax, xmax as
+    fractions of the frame + score, see :func:`nova_boxes`), ``grid_valence``/``grid_valence_conf`` ((n_frames,)),
     ``events`` (LabelDType.DISCRETE segments), ``mode`` ("zero-shot" | "head:<path>").
     """
 
@@ -178,7 +179,8 @@ def analyse_faces(path: str, sample_fps="1", face: str = "largest", batch_size: 
     Returns
     -------
     dict with ``sample_ms`` (n,), ``boxes`` (n, 5) float32 (x, y, w, h as frame fractions, score), ``has_face``
-    (n,) bool, ``fer`` (n, 7) FER2013 probabilities, ``embeddings`` (n, 128), ``duration_ms``, ``fps``.
+    (n,) bool, ``fer`` (n, 7) FER2013 probabilities, ``embeddings`` (n, 128), ``duration_ms``, ``fps``,
+    ``frame_size`` (width, height) px.
 
     Raises
     ------
@@ -210,7 +212,7 @@ def analyse_faces(path: str, sample_fps="1", face: str = "largest", batch_size: 
                 probs[pos], embs[pos] = p[0], e[0]
             pos += 1
     return {"sample_ms": times, "boxes": boxes, "has_face": has, "fer": probs, "embeddings": embs,
-            "duration_ms": info.duration_ms, "fps": info.fps}
+            "duration_ms": info.duration_ms, "fps": info.fps, "frame_size": (int(info.width), int(info.height))}
 
 
 def hold_on_grid(sample_ms: np.ndarray, grid: FrameGrid) -> np.ndarray:
@@ -273,7 +275,7 @@ def tag_emotion(path: str, head: str | None = None, classes: list[str] | None = 
         g_has = has[k]
         labels = np.where(g_has, probs[k].argmax(1), -1)
         conf = np.where(g_has, probs[k].max(1), 0.0).astype(np.float32)
-        g_boxes = np.where(g_has[:, None], a["boxes"][k], 0.0).astype(np.float32)
+        g_boxes = np.where(g_has[:, None], nova_boxes(a["boxes"][k]), 0.0).astype(np.float32)
         g_val = np.where(g_has, val[k], 0.0).astype(np.float32)
     else:
         g_has = np.zeros(grid.n_frames, bool)
@@ -282,7 +284,8 @@ def tag_emotion(path: str, head: str | None = None, classes: list[str] | None = 
     events = frames_to_segments(labels, grid.step_ms, conf=conf, skip_ids=(-1,))
     return EmotionResult(names, grid, a["sample_ms"], a["boxes"], has, probs, val, a["embeddings"], labels, conf,
                          g_boxes, g_val, g_has.astype(np.float32), events, mode,
-                         meta={"face_rate": float(has.mean()) if len(has) else 0.0})
+                         meta={"face_rate": float(has.mean()) if len(has) else 0.0,
+                               "frame_size": a.get("frame_size")})
 
 
 def fit_emotion_head(items: list[tuple[str, list[tuple[float, float, str]]]], classes: list[str], sample_fps="1",
@@ -316,20 +319,45 @@ def fit_emotion_head(items: list[tuple[str, list[tuple[float, float, str]]]], cl
 
 def write_emotion_outputs(result: EmotionResult, out_prefix: str, role: str = "infant",
                           annotator: str = "emotion_tagger", scheme: str = "emotion") -> list:
-    """Write ``<prefix>.emotion.annotation`` (discrete), ``<prefix>.face_box.stream`` (x, y, w, h, score) and
+    """Write ``<prefix>.emotion.annotation`` (discrete), ``<prefix>.face_box.stream`` (:func:`face_box_stream`) and
     ``<prefix>.valence.annotation`` (continuous, grid rate). Returns the written paths."""
-    from ..nova_io import make_ssi_stream, write_ssi_stream
+    from ..nova_io import write_ssi_stream
     from .outputs import continuous_annotation, discrete_annotation, write_annotation
 
     paths = [write_annotation(discrete_annotation(result.events, result.classes, scheme, role, annotator),
                               f"{out_prefix}.emotion.annotation")]
-    paths.append(write_ssi_stream(make_ssi_stream(result.grid_boxes, result.grid.sample_rate_hz,
-                                                  "feature;face;boundingbox;blazeface", BOX_DIMS),
-                                  f"{out_prefix}.face_box.stream"))
+    paths.append(write_ssi_stream(face_box_stream(result), f"{out_prefix}.face_box.stream"))
     paths.append(write_annotation(continuous_annotation(result.grid_valence, result.grid_valence_conf,
                                                         result.grid.sample_rate_hz, "valence", -1, 1, role,
                                                         annotator), f"{out_prefix}.valence.annotation"))
     return paths
 
 
-BOX_DIMS = ["x", "y", "width", "height", "score"]
+# NOVA draws a stream whose type contains "feature;face;boundingbox" as a face overlay, reading each row as
+# normalised [ymin, xmin, ymax, xmax] (hcmlab/nova Types/Face.cs, FaceType.BOUNDINGBOX); later columns are ignored.
+BOX_DIMS = ["ymin", "xmin", "ymax", "xmax", "score"]
+BOX_MEDIA_TYPE = "feature;face;boundingbox;blazeface"
+
+
+def nova_boxes(boxes: np.ndarray) -> np.ndarray:
+    """Detector boxes ``(n, 5)`` x, y, w, h (fractions of the frame width/height) + score -> NOVA's face-box rows
+    ``(n, 5)`` ymin, xmin, ymax, xmax (fractions) + score, float32 (hcmlab/nova Types/Face.cs)."""
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 5)
+    x, y, w, h, score = boxes.T
+    return np.stack([y, x, y + h, x + w, score], axis=1).astype(np.float32)
+
+
+def face_box_stream(result: EmotionResult, name: str | None = "face_box", role: str | None = None,
+                    session: str | None = None, dataset: str | None = None):
+    """The face-box ``SSIStream``: ``result.grid_boxes`` (n_frames, 5) float32 at the grid rate, dims
+    ``BOX_DIMS`` (ymin, xmin, ymax, xmax as fractions of the frame, score; zeros where no face), media type
+    ``feature;face;boundingbox;blazeface`` and ``<meta size="W:H">`` (frame size in px, which NOVA reads to give its
+    face overlay the video's aspect ratio; MainHandlerFile.cs). Raises ``StreamError`` (see ``make_ssi_stream``)."""
+    from ..nova_io import make_ssi_stream
+
+    size = result.meta.get("frame_size")
+    meta = {"mode": result.mode}
+    if size:
+        meta["size"] = f"{int(size[0])}:{int(size[1])}"
+    return make_ssi_stream(result.grid_boxes, result.grid.sample_rate_hz, BOX_MEDIA_TYPE, BOX_DIMS, name=name,
+                           role=role, session=session, dataset=dataset, custom_meta=meta)
