@@ -1,4 +1,4 @@
-"""General sub-commands: weights export, stand-in checkpoints, sample sessions, writing the .trainer files."""
+"""General sub-commands: weights export, stand-in checkpoints, sample sessions, NOVA schemes, the .trainer files."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``export-weights``, ``make-standin``, ``sample-session`` and ``write-trainers``."""
+    """Add ``export-weights``, ``make-standin``, ``sample-session``, ``import-schemes`` and ``write-trainers``."""
     p = sub.add_parser("export-weights", help="save a DINOv2 / W2V-BERT checkpoint into a folder an air-gapped lab can copy")
     p.add_argument("model", help="hub id (e.g. facebook/dinov2-large, facebook/w2v-bert-2.0) or a local directory")
     p.add_argument("out_dir", help="folder to write config.json, model.safetensors and the processor files into")
@@ -28,6 +28,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--channels", type=int, default=1)
     p.add_argument("--repeat", type=int, default=1, help="loop the 4 s clip this many times")
     p.set_defaults(func=_sample_session)
+
+    p = sub.add_parser("import-schemes", help="create or update every scheme our modules write (discrete and continuous) "
+                                              "in a NOVA database: run once per database before any job")
+    p.add_argument("--db", required=True, help="NOVA MongoDB, mongodb://[user:password@]host[:port]")
+    p.add_argument("--dataset", required=True, help="NOVA dataset (= MongoDB database)")
+    p.set_defaults(func=_import_schemes)
 
     p = sub.add_parser("write-trainers", help="(re)write every .trainer file of this package into a DISCOVER CML folder")
     p.add_argument("out_dir", nargs="?", default=None, help="default: trainers/nova_infant of this checkout")
@@ -65,4 +71,13 @@ def _write_trainers(args) -> int:
 
     for path in write_all_trainers(args.out_dir):
         print(path)
+    return 0
+
+
+def _import_schemes(args) -> int:
+    """``nova-infant import-schemes``: :func:`nova_infant.nova_db.import_package_schemes` into one NOVA database."""
+    from .nova_db import connect, import_package_schemes
+
+    names = import_package_schemes(connect(args.db), args.dataset)
+    print(f"{args.dataset}: {len(names)} schemes created or updated: {', '.join(names)}")
     return 0

@@ -190,8 +190,8 @@ def _scheme_labels(scheme: Mapping[str, Any], source: str) -> list[dict]:
     return labels
 
 
-def import_discrete_scheme(ctx: Mapping[str, Any], dataset: str, scheme: Mapping[str, Any] | str | os.PathLike):
-    """Create or update a discrete NOVA scheme (``Schemes`` document) from a scheme description.
+def import_scheme(ctx: Mapping[str, Any], dataset: str, scheme: Mapping[str, Any] | str | os.PathLike):
+    """Create or update a discrete or continuous NOVA scheme (``Schemes`` document) from a scheme description.
 
     Parameters
     ----------
@@ -200,20 +200,20 @@ def import_discrete_scheme(ctx: Mapping[str, Any], dataset: str, scheme: Mapping
     dataset : str
         Dataset name.
     scheme : dict or path
-        ``{"name", "classes": [{"id", "name", "color"}], "color"?, "description"?}`` as in ``schemes/*.json``
-        (a path to such a file works too); ``classes`` may also be a ``{id: {"name", "color"}}`` mapping.
-        Colours are NOVA ``#AARRGGBB`` (or ``#RRGGBB``); ids must be 0..N-1 (discover-utils uses them as indices).
+        A ``schemes/*.json`` description (or a path to one): discrete ``{"name", "type": "DISCRETE", "classes":
+        [{"id", "name", "color"}], "color"?, "description"?}`` (``classes`` may also be ``{id: {"name", "color"}}``;
+        colours NOVA ``#AARRGGBB`` or ``#RRGGBB``; ids 0..N-1, which discover-utils uses as indices) or continuous
+        ``{"name", "type": "CONTINUOUS", "sr" (Hz), "min", "max", "min_color"?, "max_color"?, "description"?}``.
 
     Returns
     -------
     bson.ObjectId
-        ``_id`` of the scheme document: ``{name, type: "DISCRETE", color, description, labels[{id, name, color,
-        isValid}], attributes: [], examples: [], isValid}`` (NOVA: DatabaseHandler.cs ``AddScheme``).
+        ``_id`` of the scheme document (see :func:`scheme_document`).
 
     Raises
     ------
     AnnotationError
-        If the scheme has no classes, non-contiguous ids or a malformed colour.
+        If the file cannot be read or the scheme is malformed (see :func:`scheme_document`).
     """
     source = f"dataset {dataset}"
     if not isinstance(scheme, Mapping):
@@ -226,19 +226,134 @@ def import_discrete_scheme(ctx: Mapping[str, Any], dataset: str, scheme: Mapping
     return _upsert(_db(ctx, dataset)[SCHEMES], doc.pop("name"), doc)
 
 
+def import_discrete_scheme(ctx: Mapping[str, Any], dataset: str, scheme: Mapping[str, Any] | str | os.PathLike):
+    """:func:`import_scheme` (kept for callers written when only discrete schemes could be imported)."""
+    return import_scheme(ctx, dataset, scheme)
+
+
+def _number(scheme: Mapping[str, Any], key: str, source: str) -> float:
+    try:
+        value = float(scheme[key])
+    except (KeyError, TypeError, ValueError):
+        raise AnnotationError(f"{source}: continuous scheme {scheme.get('name')!r} needs a number {key!r}, "
+                              f"got {scheme.get(key)!r}") from None
+    if not np.isfinite(value):
+        raise AnnotationError(f"{source}: continuous scheme {scheme.get('name')!r}: {key} is {value}")
+    return value
+
+
+def _color(value: Any, what: str, source: str) -> str:
+    if not _COLOR.match(str(value)):
+        raise AnnotationError(f"{source}: {what} has colour {value!r}, expected #AARRGGBB")
+    return str(value)
+
+
 def scheme_document(scheme: Mapping[str, Any], source: str = "scheme") -> dict:
-    """The NOVA ``Schemes`` document of a discrete scheme description (see :func:`import_discrete_scheme`).
+    """The NOVA ``Schemes`` document of a discrete or continuous scheme description (see :func:`import_scheme`).
+
+    Discrete: ``{name, type: "DISCRETE", color, description, labels[{id, name, color, isValid}], attributes: [],
+    examples: [], isValid}``; continuous: ``{name, type: "CONTINUOUS", sr (float, Hz), min, max, min_color,
+    max_color, description, attributes: [], examples: [], isValid}`` -- the fields NOVA reads (it reads ``sr`` with
+    ``AsDouble``: hcmlab/nova Database/DatabaseHandler.cs) and discover-utils' ``AnnotationHandler`` resamples to.
 
     Raises
     ------
     AnnotationError
-        If the scheme is not discrete, has no classes, non-contiguous ids or a malformed colour.
+        If the type is neither DISCRETE nor CONTINUOUS; a discrete scheme has no classes, non-contiguous ids or a
+        malformed colour; a continuous one lacks a positive ``sr`` or has ``min >= max``.
     """
-    if str(scheme.get("type", "DISCRETE")).upper() != "DISCRETE":
-        raise AnnotationError(f"{source}: scheme {scheme.get('name')!r} is {scheme.get('type')}, not DISCRETE")
-    return {"name": str(scheme["name"]), "type": "DISCRETE", "color": scheme.get("color", "#FFFFFFFF"),
-            "description": scheme.get("description", ""), "labels": _scheme_labels(scheme, source),
-            "attributes": [], "examples": [], "isValid": True}
+    kind = str(scheme.get("type", "DISCRETE")).upper()
+    name = str(scheme["name"])
+    common = {"description": scheme.get("description", ""), "attributes": [], "examples": [], "isValid": True}
+    if kind == "DISCRETE":
+        return {"name": name, "type": "DISCRETE", "color": _color(scheme.get("color", "#FFFFFFFF"), name, source),
+                "labels": _scheme_labels(scheme, source), **common}
+    if kind == "CONTINUOUS":
+        sr, low, high = (_number(scheme, key, source) for key in ("sr", "min", "max"))
+        if sr <= 0 or low >= high:
+            raise AnnotationError(f"{source}: continuous scheme {name!r} needs sr > 0 and min < max, got sr={sr}, "
+                                  f"min={low}, max={high}")
+        return {"name": name, "type": "CONTINUOUS", "sr": sr, "min": low, "max": high,
+                "min_color": _color(scheme.get("min_color", "#FFFFFFFF"), f"{name} min", source),
+                "max_color": _color(scheme.get("max_color", "#FF0000FF"), f"{name} max", source), **common}
+    raise AnnotationError(f"{source}: scheme {name!r} is {scheme.get('type')}, expected DISCRETE or CONTINUOUS")
+
+
+def package_schemes() -> list[dict]:
+    """Every scheme a module of this package writes or reads, as scheme descriptions (see :func:`import_scheme`).
+
+    ``schemes/*.json`` (emotion, valence, audio_event_*, the full ICEP-R schemes), the merged ICEP-R schemes
+    (predictor output) and the ICEP-R probability tracks ``<target>-p<class>`` (continuous, 0..1, 25 Hz, for the
+    merged and full label sets of both roles). Raises ``AnnotationError`` for an unreadable scheme file.
+    """
+    from .icep.schemes import SCHEME_DIR, label_map, merged_scheme
+
+    out = []
+    for path in sorted(SCHEME_DIR.glob("*.json")):
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise AnnotationError(f"{path}: cannot read scheme JSON ({exc})") from None
+        out.append({k: v for k, v in doc.items() if k != "merged"})
+    for role in ("infant", "caregiver"):
+        merged = merged_scheme(role)
+        out.append({"name": merged.name, "type": "DISCRETE", "color": merged.color,
+                    "description": merged.description, "classes": merged.classes})
+        for label_set in ("merged", "full"):
+            target = label_map(label_set, role).target
+            out += [{"name": f"{target.name}-p{c}", "type": "CONTINUOUS", "sr": 25.0, "min": 0.0, "max": 1.0,
+                     "description": f"ICEP-R model probability of {c} ({target.name}), 40 ms frames"}
+                    for c in target.names]
+    names = [d["name"] for d in out]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise AnnotationError(f"{SCHEME_DIR}: scheme names {dupes} are defined twice")
+    return out
+
+
+def import_package_schemes(ctx: Mapping[str, Any], dataset: str) -> list[str]:
+    """Create or update every scheme of :func:`package_schemes` in a NOVA dataset; returns their names.
+
+    Run once per NOVA database before any job: NOVA preselects an output's scheme only when a scheme of that name
+    exists, and otherwise silently offers the first scheme of the same type (e.g. an ``ICEP-R`` scheme for an audio
+    event track; hcmlab/nova Database/DatabaseNovaServerWindow.xaml.cs).
+    """
+    names = []
+    for scheme in package_schemes():
+        import_scheme(ctx, dataset, scheme)
+        names.append(scheme["name"])
+    return names
+
+
+IMPORT_HINT = "run `nova-infant import-schemes --db mongodb://HOST:PORT --dataset DATASET` once per NOVA database"
+
+
+def check_output_scheme(template, io_id: str, expected: str, kind: str, session: str) -> None:
+    """In database mode, fail with one line when an output's scheme is not the one the module writes.
+
+    Parameters
+    ----------
+    template : discover-utils annotation or None
+        ``SessionManager.output_data_templates[io_id]`` (its ``annotation_scheme`` came from the NOVA database).
+    io_id, session : str
+        For the message.
+    expected : str
+        Name (or, ending in ``*``, name prefix) of the scheme the module writes.
+    kind : "DISCRETE" | "CONTINUOUS"
+
+    Raises
+    ------
+    NovaDatabaseError
+        Naming the output, the scheme found and :data:`IMPORT_HINT`.
+    """
+    scheme = getattr(template, "annotation_scheme", None)
+    name = getattr(scheme, "name", None)
+    found_kind = str(getattr(getattr(scheme, "scheme_type", None), "name", "")).upper()
+    ok_name = name is not None and (name.startswith(expected[:-1]) if expected.endswith("*") else name == expected)
+    if not ok_name or (found_kind and found_kind != kind):
+        raise NovaDatabaseError(f"session {session}: output {io_id!r} needs the {kind.lower()} scheme {expected!r} "
+                                f"in the NOVA database, got {name!r} (NOVA picks another scheme when it is "
+                                f"missing): {IMPORT_HINT}")
 
 
 def _require(ctx, dataset: str, **names: str) -> None:
@@ -248,7 +363,7 @@ def _require(ctx, dataset: str, **names: str) -> None:
                if db[collections[kind]].find_one({"name": name}, {"_id": 1}) is None]
     if missing:
         raise NovaDatabaseError(f"NOVA dataset {dataset}: no {', '.join(missing)} (create it in NOVA or with "
-                                f"nova_infant.nova_db.ensure_*/import_discrete_scheme)")
+                                f"nova_infant.nova_db.ensure_*; schemes: {IMPORT_HINT})")
 
 
 def _where(dataset, session, scheme, annotator, role) -> str:

@@ -45,6 +45,8 @@ class AudioEvents(Processor):
 
     def to_output(self, result):
         s, out = self.session, {}
+        for name in result.classes:
+            s.check_scheme(name, f"audio_event_{name}")
         meta = {"backend": result.backend, "mode": result.mode}
         if s.is_active_output("scores"):
             s.prepare_output("scores")

@@ -134,6 +134,19 @@ class SessionIO:
             raise KeyError(f"session {self.name}: input {io_id!r} is in the database but no data_dir was given")
         return Path(self.data_dir) / self.dataset / self.name / f"{desc.get('role')}.{desc.get('name')}{ext}"
 
+    def in_database(self, io_id: str) -> bool:
+        """True when the ``--data`` entry ``io_id`` is a NOVA database one (``src`` ``db:...``)."""
+        return self.has(io_id) and self.description(io_id).get("src", "").lower().startswith("db")
+
+    def check_scheme(self, io_id: str, expected: str, kind: str = "DISCRETE") -> None:
+        """Database mode: raise ``NovaDatabaseError`` (one line, saying to run ``nova-infant import-schemes``) if the
+        active output ``io_id`` is not in the scheme ``expected`` (NOVA silently offers another scheme of the same
+        type when ours is missing). File mode and inactive outputs: nothing."""
+        if self.is_active_output(io_id) and self.in_database(io_id):
+            from ..nova_db import check_output_scheme
+
+            check_output_scheme(self.template(io_id), io_id, expected, kind, self.name)
+
     def template(self, io_id: str):
         """The output template du-process prepared for ``io_id`` (carries role/name/scheme)."""
         return self.manager.output_data_templates.get(io_id)

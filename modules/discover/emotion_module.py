@@ -47,6 +47,9 @@ class EmotionTagger(Processor):
 
     def to_output(self, r):
         s, out = self.session, {}
+        if not str(self.options["head"]).strip():  # a trained head brings its own scheme
+            s.check_scheme("emotion", "emotion")
+        s.check_scheme("valence", "valence", "CONTINUOUS")
         md = {k: getattr(getattr(s.template(k), "meta_data", None), "role", None) for k in ("emotion", "valence")}
         if s.is_active_output("emotion"):
             s.prepare_output("emotion")

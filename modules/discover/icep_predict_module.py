@@ -14,6 +14,7 @@ from pathlib import Path
 from discover_utils.interfaces.server_module import Processor
 
 from ..errors import AnnotationError, NovaInfantError, TrainerFileError
+from ..nova_db import IMPORT_HINT
 from ..nova_io import TrainerIO, TrainerSpec
 from .common import SessionIO, as_float, as_int, merge_options
 from .icep_train_module import trainer_dir
@@ -76,7 +77,8 @@ class ICEPPredictor(Processor):
         db_mode = s.has("annotation") and not s.description("annotation").get("src", "").lower().startswith("file")
         if db_mode and names != bundle.label_map.target.names:
             raise AnnotationError(f"session {s.name}: output scheme {getattr(scheme, 'name', '?')} has classes "
-                                  f"{names}, the model predicts {bundle.label_map.target.names}")
+                                  f"{names}, the model predicts {bundle.label_map.target.names} "
+                                  f"(scheme {bundle.label_map.target.name}: {IMPORT_HINT})")
         meta = getattr(template, "meta_data", None)
         kw = dict(role=getattr(meta, "role", None), annotator=getattr(meta, "annotator", None), session=s.name,
                   dataset=s.dataset)
@@ -84,6 +86,7 @@ class ICEPPredictor(Processor):
             s.prepare_output("annotation")
             out["annotation"] = discrete_annotation(bundle, pred, scheme=scheme if db_mode else None, **kw)
         for name, anno in probability_annotations(bundle, pred, **kw).items():
+            s.check_scheme(f"prob_{name}", anno.annotation_scheme.name, "CONTINUOUS")
             if s.is_active_output(f"prob_{name}"):
                 s.prepare_output(f"prob_{name}")
                 out[f"prob_{name}"] = anno
