@@ -41,7 +41,8 @@ from .timing import FrameGrid, check_coverage, frame_grid, parse_step_ms, resolv
 log = logging.getLogger(__name__)
 
 PCA_MEDIA_TYPE = "feature;video;dinov2"
-CLS_MEDIA_TYPE = "feature;video;dinov2cls"
+# NOVA matches an input "stream:SSIStream:dinov2" by substring of the stream type: no "dinov2" in the CLS type
+CLS_MEDIA_TYPE = "feature;video;dino_cls"
 OUTPUTS = ("pca", "cls", "both")
 PCA_FILE_VERSION = 1
 # Reference pre-processing (torchvision Resize(256) + CenterCrop(224)): short side = size * 256 / 224.
@@ -514,7 +515,7 @@ class DinoV2Features:
                                custom_meta=self.meta, **names)
 
     def cls_stream(self, **names):
-        """The CLS tokens as a discover-utils ``SSIStream`` (media type ``feature;video;dinov2cls``)."""
+        """The CLS tokens as a discover-utils ``SSIStream`` (media type ``feature;video;dino_cls``)."""
         from .nova_io import make_ssi_stream
 
         return make_ssi_stream(self.cls, self.grid.sample_rate_hz, CLS_MEDIA_TYPE, self.cls_dim_names(),

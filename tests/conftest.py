@@ -4,12 +4,52 @@ with marks at known times for alignment tests. Nothing here touches the network.
 from __future__ import annotations
 
 import os
+import sys
 
 import numpy as np
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a test must never reach the hub
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # nova_rules
+
+
+# ---------------------------------------------------------------- every output the suite writes must open in NOVA
+
+_NOVA_CHECKED: set = set()
+_NOVA_EXEMPT: list = []
+
+
+def _nova_violations(folder) -> list[str]:
+    from nova_rules import check_file, nova_outputs
+
+    found = []
+    for path in nova_outputs(folder):
+        if path in _NOVA_CHECKED or any(path.is_relative_to(root) for root in _NOVA_EXEMPT):
+            continue
+        _NOVA_CHECKED.add(path)
+        found += [f"{path}: {problem}" for problem in check_file(path)]
+    return found
+
+
+@pytest.fixture(autouse=True)
+def nova_rules_hold_for_this_tests_outputs(request, tmp_path):
+    """After each test: every .trainer/.stream/.annotation in its ``tmp_path`` passes NOVA's rules (nova_rules.py),
+    unless the test is marked ``nova_invalid_files`` (it writes broken files on purpose)."""
+    yield
+    if request.node.get_closest_marker("nova_invalid_files"):
+        _NOVA_EXEMPT.append(tmp_path)
+        return
+    problems = _nova_violations(tmp_path)
+    assert not problems, "NOVA could not open these outputs as meant:\n" + "\n".join(problems)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nova_rules_hold_for_every_output(tmp_path_factory):
+    """At the end of the session: the same check over every folder the suite wrote (module/session fixtures too)."""
+    yield
+    problems = _nova_violations(tmp_path_factory.getbasetemp())
+    assert not problems, "NOVA could not open these outputs as meant:\n" + "\n".join(problems)
 
 
 @pytest.fixture

@@ -242,7 +242,7 @@ def test_module_runs_in_du_process_and_streams_load_back(cml_dir, carphone_sessi
     cls = nova_io.load_ssi_stream(out / "infant.dinov2cls.stream")
     assert pca.data.shape == (100, 1024) and cls.data.shape == (100, 32)
     assert pca.meta_data.sample_rate == pytest.approx(25.0) and np.isfinite(pca.data).all()
-    assert nova_io.open_ssi_stream(out / "infant.dinov2cls.stream").media_type == "feature;video;dinov2cls"
+    assert nova_io.open_ssi_stream(out / "infant.dinov2cls.stream").media_type == "feature;video;dino_cls"
     assert (pictures / "demo.carphone01.dinov2_pca.png").is_file()
 
 

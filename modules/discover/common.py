@@ -36,7 +36,7 @@ def trainer_defaults(trainer) -> dict:
 
     ``trainer`` is discover-utils' parsed ``Trainer`` (``Processor.trainer``) or None (-> ``{}``).
     """
-    text = getattr(trainer, "model_option_string", "") or ""
+    text = getattr(trainer, "model_optstr", "") or ""
     out = {}
     for part in text.split(";"):
         fields = part.replace("{", "").replace("}", "").split(":")

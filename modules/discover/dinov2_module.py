@@ -3,7 +3,7 @@
 Input ``video`` (stream:Video). The grid's duration is the video's, the option ``duration_ms``, or the NOVA session
 duration in database mode (docs/alignment.md); the trainer declares no ``reference`` input because NOVA would always
 send one (a ``reference`` entry in a hand-written ``--data`` still works);
-outputs ``dinov2_pca`` (stream:SSIStream:dinov2) and ``dinov2_cls`` (stream:SSIStream:dinov2cls). Options are
+outputs ``dinov2_pca`` (stream:SSIStream:dinov2) and ``dinov2_cls`` (stream:SSIStream:dino_cls). Options are
 documented in docs/dinov2-pca.md.
 """
 
@@ -29,7 +29,7 @@ TRAINER_SPEC = TrainerSpec(
     description="DINOv2 patch tokens -> PCA (k per patch, 16x16xk for 224 px) and CLS token per video frame",
     io=[TrainerIO("input", "video", "stream:Video", "video"),
         TrainerIO("output", "dinov2_pca", "stream:SSIStream:dinov2", "dinov2"),
-        TrainerIO("output", "dinov2_cls", "stream:SSIStream:dinov2cls", "dinov2cls")],
+        TrainerIO("output", "dinov2_cls", "stream:SSIStream:dino_cls", "dinov2cls")],
     options=[("model", "STRING", DEFAULTS["model"]), ("size", "STRING", "224"), ("k", "STRING", "4"),
              ("pca", "STRING", "session"), ("pca_fit_frames", "STRING", "256"), ("output", "LIST", "both,pca,cls"),
              ("framing", "STRING", "resize"), ("frame_step", "STRING", "video"), ("batch_size", "STRING", "8"),
