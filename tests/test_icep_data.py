@@ -74,6 +74,7 @@ def test_gaps_garbage_and_excluded_classes_are_masked_in_place(tmp_path):
     np.testing.assert_array_equal(labels[50:], 0)          # Ipro -> Ineg
 
 
+@pytest.mark.nova_invalid_files  # broken on purpose
 def test_label_outside_the_scheme_is_an_error_naming_the_file(tmp_path):
     path = _write_anno(tmp_path, [(0, 400, 3), (400, 800, 11)])
     segments, names = dataset.read_annotation(path)

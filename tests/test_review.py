@@ -137,6 +137,7 @@ def test_agreement_cli_writes_report_json_and_confusion_png(coded, tmp_path, cap
     assert plt.imread(tmp_path / "cm.png").shape[0] > 200
 
 
+@pytest.mark.nova_invalid_files  # broken on purpose
 def test_missing_data_file_is_a_one_line_error(coded, capsys):
     gold, pred = coded["S1"]
     Path(str(pred) + "~").unlink()
