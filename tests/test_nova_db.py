@@ -185,3 +185,78 @@ def test_unreachable_server_is_a_one_line_error(monkeypatch):
     with pytest.raises(nova_db.NovaDatabaseError, match=r"mongodb://127\.0\.0\.1:1: cannot connect") as err:
         nova_db.connect("mongodb://u:p@127.0.0.1:1")
     assert "\n" not in str(err.value)
+
+
+def _uri(ctx) -> str:
+    auth = f"{ctx['db_user']}:{ctx['db_password']}@" if ctx.get("db_user") else ""
+    return f"mongodb://{auth}{ctx['db_host']}:{ctx['db_port']}"
+
+
+def test_import_schemes_creates_every_scheme_nova_must_preselect(nova, capsys):
+    """NOVA uses an output's default scheme only if it exists (else the first of its type): after `nova-infant
+    import-schemes` every output annotation of every trainer finds its scheme, continuous ones included."""
+    from nova_infant.cli import main
+    from nova_infant.discover.registry import trainer_specs
+    from nova_infant.icep.bundle import predictor_spec
+    from nova_infant.icep.schemes import label_map
+
+    assert main(["import-schemes", "--db", _uri(nova["ctx"]), "--dataset", nova["dataset"]]) == 0
+    assert "valence" in capsys.readouterr().out
+    schemes = {d["name"]: d for d in _client(nova)["Schemes"].find({})}
+    specs = list(trainer_specs().values())
+    features = {"step_ms": 40.0, "streams": [{"name": "infant.dinov2", "media_type": "feature;video;dinov2"}]}
+    specs += [predictor_spec(features, label_map(ls, role), "m", "m") for ls in ("merged", "full")
+              for role in ("infant", "caregiver")]
+    outputs = [io for spec in specs for io in spec.io if io.type == "output" and io.data.startswith("annotation")]
+    assert len(outputs) > 30
+    for io in outputs:
+        doc = schemes.get(io.default_value)
+        assert doc is not None, f"output {io.id}: no scheme {io.default_value!r}"
+        assert doc["type"] == io.data.split(":")[1].upper() and doc["isValid"] is True
+    valence = schemes["valence"]
+    assert isinstance(valence["sr"], float) and valence["sr"] == 25.0 and (valence["min"], valence["max"]) == (-1.0, 1.0)
+    assert valence["min_color"].startswith("#") and valence["max_color"].startswith("#")
+    # discover-utils reads the continuous scheme back (what DISCOVER resamples to) and saves into it
+    handler = nova_db_handler.AnnotationHandler(**nova["ctx"])
+    template = handler.load(dataset=nova["dataset"], scheme="valence", session=SESSION, annotator=MODEL, role=ROLE,
+                            header_only=True)
+    assert template.annotation_scheme.sample_rate == 25.0 and template.annotation_scheme.min_val == -1.0
+    from nova_infant.taggers.outputs import continuous_annotation
+
+    nova_db.save_annotation(nova["ctx"], continuous_annotation(np.linspace(-1, 1, 250), np.ones(250), 25.0, "valence",
+                                                               -1, 1), nova["dataset"], SESSION, MODEL, ROLE)
+    back = nova_db.load_annotation(nova["ctx"], nova["dataset"], SESSION, "valence", MODEL, ROLE)
+    assert len(back.data) == 250 and back.data["score"][-1] == pytest.approx(1.0)
+    assert main(["import-schemes", "--db", _uri(nova["ctx"]), "--dataset", nova["dataset"]]) == 0  # idempotent
+    assert _client(nova)["Schemes"].count_documents({}) == len(schemes)
+
+
+def test_continuous_scheme_needs_a_rate_and_a_range(nova):
+    with pytest.raises(AnnotationError, match=r"track.*needs sr > 0 and min < max"):
+        nova_db.import_scheme(nova["ctx"], nova["dataset"], {"name": "track", "type": "CONTINUOUS", "sr": 25,
+                                                             "min": 1, "max": 0})
+    with pytest.raises(AnnotationError, match="FREE, expected DISCRETE or CONTINUOUS"):
+        nova_db.scheme_document({"name": "x", "type": "FREE"})
+
+
+def test_module_names_a_missing_output_scheme_in_database_mode(nova):
+    """NOVA fills an output with the first scheme of its type when ours is missing: the module refuses to write
+    valence into it and says to run import-schemes."""
+    from nova_infant.discover.common import SessionIO
+
+    nova_db.import_scheme(nova["ctx"], nova["dataset"], {"name": "arousal", "type": "CONTINUOUS", "sr": 25.0,
+                                                         "min": 0, "max": 1})
+    for scheme, fails in (("arousal", True), ("valence", False)):
+        if not fails:
+            nova_db.import_package_schemes(nova["ctx"], nova["dataset"])
+        ds = DatasetManager([{"id": "valence", "type": "output", "src": "db:annotation:Continuous", "scheme": scheme,
+                              "annotator": MODEL, "role": ROLE, "active": True}],
+                            source_context={"db": nova["ctx"]}, dataset=nova["dataset"], session_names=[SESSION])
+        ds.load()
+        session = SessionIO.from_provider(ds)
+        if fails:
+            with pytest.raises(nova_db.NovaDatabaseError, match=r"output 'valence' needs the continuous scheme "
+                                                                r"'valence'.*got 'arousal'.*nova-infant import-schemes"):
+                session.check_scheme("valence", "valence", "CONTINUOUS")
+        else:
+            session.check_scheme("valence", "valence", "CONTINUOUS")
