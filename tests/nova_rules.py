@@ -285,3 +285,20 @@ def nova_outputs(folder: str | Path) -> list[Path]:
     for suffix in (".trainer", ".stream", ".annotation"):
         found += [p for p in Path(folder).rglob(f"*{suffix}") if p.is_file() and ".partial" not in str(p)]
     return sorted(found)
+
+
+def nova_request(trainer: str | Path, entries: dict[str, dict]) -> list[dict]:
+    """The ``--data`` list NOVA's DISCOVER window sends for ``trainer`` (``InputOutResults``): every declared input,
+    active (NOVA has no on/off control for inputs), plus the outputs given. ``entries`` maps io id -> the source
+    part of the entry (e.g. ``{"src": "file:stream:video", "uri_template": ...}``).
+
+    Raises ``AssertionError`` when an input of the trainer has no entry (NOVA would send it anyway) or an entry names
+    an io the trainer does not declare."""
+    info = cml_info_json(trainer)
+    ios = json.loads(info["meta_io"]) if isinstance(info.get("meta_io"), str) else info["meta_io"]
+    declared = {io["id"]: io for io in ios}
+    unknown = sorted(set(entries) - set(declared))
+    assert not unknown, f"{Path(trainer).name} declares no io {unknown}"
+    missing = [i for i, io in declared.items() if io["type"] == "input" and i not in entries]
+    assert not missing, f"NOVA sends every input of {Path(trainer).name}; the request lacks {missing}"
+    return [{"id": i, "type": declared[i]["type"], "active": True, **entry} for i, entry in entries.items()]

@@ -202,11 +202,13 @@ def test_picture_colours_follow_the_pca_components(tmp_path):
 
 
 def _du_process(cml, root, options, outputs=("dinov2_pca", "dinov2_cls"), video="infant.video.mp4"):
+    from nova_rules import nova_request
+
     names = {"dinov2_pca": "infant.dinov2.stream", "dinov2_cls": "infant.dinov2cls.stream"}
-    data = [{"id": "video", "type": "input", "src": "file:stream:video",
-             "uri_template": f"{root}/{{dataset}}/{{session}}/{video}"}]
-    data += [{"id": o, "type": "output", "src": "file:stream:ssistream",
-              "uri_template": f"{root}/{{dataset}}/{{session}}/out/{names[o]}"} for o in outputs]
+    entries = {"video": {"src": "file:stream:video", "uri_template": f"{root}/{{dataset}}/{{session}}/{video}"}}
+    entries.update({o: {"src": "file:stream:ssistream", "uri_template": f"{root}/{{dataset}}/{{session}}/out/{names[o]}"}
+                    for o in outputs})
+    data = nova_request(Path(cml) / "dinov2_pca.trainer", entries)  # every input active, as NOVA sends it
     tmp = Path(cml).parent
     cmd = [os.path.join(os.path.dirname(sys.executable), "du-process"), "--trainer_file_path", "dinov2_pca.trainer",
            "--cml_dir", str(cml), "--cache_dir", str(tmp / "c"), "--tmp_dir", str(tmp / "t"), "--log_dir",

@@ -98,8 +98,13 @@ def test_du_process_trains_and_the_written_predictor_runs_unedited(tmp_path, cml
                "uri_template": f"{root}/{{dataset}}/{{session}}/infant.feat.stream"}
     labels = {"id": "labels", "type": "input", "src": "file:annotation:discrete",
               "uri_template": f"{root}/{{dataset}}/{{session}}/{ANNO}"}
+    from nova_rules import nova_request
+
+    request = nova_request(cml_dir / "icep_train_infant_dinov2.trainer",  # every input, active, as NOVA sends them
+                           {"feature_0": {k: feature[k] for k in ("src", "uri_template")},
+                            "labels": {k: labels[k] for k in ("src", "uri_template")}})
     train = _du(["--trainer_file_path", "nova_infant\\icep_train_infant_dinov2.trainer", *common, "--sessions", '["S1","S2","S3"]',
-                 "--data", json.dumps([feature, labels]),
+                 "--data", json.dumps(request),
                  "--options", json.dumps({"model_name": "ffsf-infant", "model": "mlp", "hidden": 8, "epochs": 3})],
                 tmp_path)
     assert "S3/infant.ICEP-R-infant.gold.annotation" in train.stdout + train.stderr
@@ -110,8 +115,10 @@ def test_du_process_trains_and_the_written_predictor_runs_unedited(tmp_path, cml
 
     out = {"id": "annotation", "type": "output", "src": "file:annotation:discrete",
            "uri_template": f"{root}/{{dataset}}/{{session}}/infant.ICEP-R-infant-merged.icep.annotation"}
+    request = nova_request(trainer, {"feature_0": {k: feature[k] for k in ("src", "uri_template")},
+                                     "annotation": {k: out[k] for k in ("src", "uri_template")}})
     pred = _du(["--trainer_file_path", "nova_infant\\icep_ffsf-infant.trainer", *common, "--sessions", '["S4"]',
-                "--data", json.dumps([feature, out])], tmp_path)
+                "--data", json.dumps(request)], tmp_path)
     assert pred.returncode == 0, pred.stdout[-2000:] + pred.stderr[-2000:]
     from discover_utils.data.handler.file_handler import FileHandler
 

@@ -183,13 +183,13 @@ def test_du_process_runs_the_module_on_a_file_mode_session(carphone_session, tmp
     shutil.copytree(Path(__file__).resolve().parents[1] / "trainers" / "nova_infant", cml, dirs_exist_ok=True)
     write_all_trainers(cml)
     tpl = f"{carphone_session['root']}/{{dataset}}/{{session}}"
-    data = [{"id": "video", "type": "input", "src": "file:stream:video", "uri_template": f"{tpl}/infant.video.mp4"},
-            {"id": "emotion", "type": "output", "src": "file:annotation:discrete",
-             "uri_template": f"{tpl}/infant.emotion.annotation"},
-            {"id": "face_box", "type": "output", "src": "file:stream:ssistream",
-             "uri_template": f"{tpl}/infant.face_box.stream"},
-            {"id": "valence", "type": "output", "src": "file:annotation:continuous",
-             "uri_template": f"{tpl}/infant.valence.annotation"}]
+    from nova_rules import nova_request
+
+    data = nova_request(cml / "emotion_tagger.trainer", {  # every input active, as NOVA sends it
+        "video": {"src": "file:stream:video", "uri_template": f"{tpl}/infant.video.mp4"},
+        "emotion": {"src": "file:annotation:discrete", "uri_template": f"{tpl}/infant.emotion.annotation"},
+        "face_box": {"src": "file:stream:ssistream", "uri_template": f"{tpl}/infant.face_box.stream"},
+        "valence": {"src": "file:annotation:continuous", "uri_template": f"{tpl}/infant.valence.annotation"}})
     cmd = [os.path.join(os.path.dirname(sys.executable), "du-process"), "--trainer_file_path",
            "emotion_tagger.trainer", "--cml_dir", str(cml), "--cache_dir", str(tmp_path / "c"), "--tmp_dir",
            str(tmp_path / "t"), "--log_dir", str(tmp_path / "l"), "--dataset", "demo", "--sessions",
@@ -199,6 +199,8 @@ def test_du_process_runs_the_module_on_a_file_mode_session(carphone_session, tmp
     sess = Path(carphone_session["dir"])
     box = load_ssi_stream(sess / "infant.face_box.stream")
     assert box.data.shape == (100, 5) and (box.data[:, 4] > 0.5).mean() >= 0.9
+    found = box.data[box.data[:, 4] > 0.5]
+    assert (found[:, 2] > found[:, 0]).all() and (found[:, 3] > found[:, 1]).all()  # ymin < ymax, xmin < xmax
     emo = load_annotation(sess / "infant.emotion.annotation")
     assert len(emo.data) >= 1 and set(emo.data["id"]) <= {0, 1, 2}
     val = load_annotation(sess / "infant.valence.annotation")
