@@ -180,7 +180,7 @@ def test_face_box_nova_draws_from_the_stream_covers_the_detected_face(tmp_path):
     box_path = next(p for p in paths if str(p).endswith(".face_box.stream"))
     root = ET.parse(box_path).getroot()
     meta, info = root.find("meta").attrib, root.find("info").attrib
-    assert "feature;face;boundingbox" in meta["type"] and meta["size"] == "176:144"  # NOVA's overlay aspect (W:H)
+    assert "feature;face;boundingbox" in meta["type"]  # NOVA draws this stream as a face overlay
     rows = np.fromfile(str(box_path) + "~", "<f4").reshape(-1, int(info["dim"]))
     step_ms = 1000.0 / float(info["sr"])
     video = VideoSource(carphone_path())
@@ -208,4 +208,5 @@ def test_face_box_nova_draws_from_the_stream_covers_the_detected_face(tmp_path):
         inter = inter_w * inter_h
         union = (xs.max() - xs.min()) * (ys.max() - ys.min()) + face.w * face.h - inter
         assert inter / union > 0.6, (k, (xs.min(), ys.min(), xs.max(), ys.max()), face)
+    assert meta["size"] == "176:144"  # the video's W:H, which NOVA uses for the overlay's aspect
     assert nova_rules.check_stream(box_path) == []

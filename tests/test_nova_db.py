@@ -231,6 +231,15 @@ def test_import_schemes_creates_every_scheme_nova_must_preselect(nova, capsys):
     assert _client(nova)["Schemes"].count_documents({}) == len(schemes)
 
 
+def test_continuous_scheme_document_has_the_fields_nova_reads():
+    import json
+
+    doc = nova_db.scheme_document(json.loads((REPO / "schemes" / "emotion_valence.json").read_text()))
+    assert doc["type"] == "CONTINUOUS" and isinstance(doc["sr"], float) and doc["sr"] == 25.0
+    assert (doc["min"], doc["max"]) == (-1.0, 1.0) and {"min_color", "max_color", "attributes", "examples"} <= set(doc)
+    assert "labels" not in doc and doc["isValid"] is True
+
+
 def test_continuous_scheme_needs_a_rate_and_a_range(nova):
     with pytest.raises(AnnotationError, match=r"track.*needs sr > 0 and min < max"):
         nova_db.import_scheme(nova["ctx"], nova["dataset"], {"name": "track", "type": "CONTINUOUS", "sr": 25,
