@@ -169,6 +169,14 @@ def test_one_output_of_every_writer_opens_in_nova(tmp_path, tiny_dinov2):
 # ---------------------------------------------------------------- face boxes as NOVA draws them
 
 
+def test_detector_boxes_become_novas_corner_order_clipped_to_the_frame():
+    from nova_infant.taggers.emotion import BOX_DIMS, nova_boxes
+
+    rows = nova_boxes(np.array([[0.25, 0.1, 0.5, 0.3, 0.9], [0.8, -0.1, 0.4, 0.3, 0.7]]))
+    np.testing.assert_allclose(rows, [[0.1, 0.25, 0.4, 0.75, 0.9], [0.0, 0.8, 0.2, 1.0, 0.7]], atol=1e-6)
+    assert BOX_DIMS == ["ymin", "xmin", "ymax", "xmax", "score"]
+
+
 def test_face_box_nova_draws_from_the_stream_covers_the_detected_face(tmp_path):
     from nova_infant.media import VideoSource
     from nova_infant.sample_media import carphone_path

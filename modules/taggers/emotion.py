@@ -341,10 +341,11 @@ BOX_MEDIA_TYPE = "feature;face;boundingbox;blazeface"
 
 def nova_boxes(boxes: np.ndarray) -> np.ndarray:
     """Detector boxes ``(n, 5)`` x, y, w, h (fractions of the frame width/height) + score -> NOVA's face-box rows
-    ``(n, 5)`` ymin, xmin, ymax, xmax (fractions) + score, float32 (hcmlab/nova Types/Face.cs)."""
+    ``(n, 5)`` ymin, xmin, ymax, xmax (fractions, clipped to the frame) + score, float32 (hcmlab/nova Types/Face.cs)."""
     boxes = np.asarray(boxes, np.float32).reshape(-1, 5)
     x, y, w, h, score = boxes.T
-    return np.stack([y, x, y + h, x + w, score], axis=1).astype(np.float32)
+    corners = np.clip(np.stack([y, x, y + h, x + w], axis=1), 0.0, 1.0)
+    return np.concatenate([corners, score[:, None]], axis=1).astype(np.float32)
 
 
 def face_box_stream(result: EmotionResult, name: str | None = "face_box", role: str | None = None,
