@@ -1,8 +1,8 @@
 """DISCOVER adapter of the DINOv2-PCA extractor (:func:`nova_infant.dinov2_pca.extract_dinov2`) and its trainer.
 
-Input ``video`` (stream:Video). The grid's duration is the video's, the option ``duration_ms``, or the NOVA session
-duration in database mode (docs/alignment.md); the trainer declares no ``reference`` input because NOVA would always
-send one (a ``reference`` entry in a hand-written ``--data`` still works);
+Input ``video`` (stream:Video). The grid's duration is the option ``duration_ms``, else the NOVA session duration
+(database mode), else the video's (docs/alignment.md); the trainer declares no ``reference`` input because NOVA would
+always send one (a ``reference`` entry in a hand-written ``--data`` still works);
 outputs ``dinov2_pca`` (stream:SSIStream:dinov2) and ``dinov2_cls`` (stream:SSIStream:dino_cls). Options are
 documented in docs/dinov2-pca.md.
 """
