@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import xml.etree.ElementTree as ET
@@ -46,12 +47,14 @@ def make_ssi_stream(data: np.ndarray, sample_rate_hz: float, media_type: str, di
         NOVA stream type, e.g. ``"feature;video;dinov2"``; NOVA matches trainer inputs against its last token.
     dim_names : sequence of str, length dim
     custom_meta : dict of str -> str, optional
-        Extra attributes of the header's ``<meta>`` element (e.g. ``weights="stand-in"``).
+        Extra attributes of the header's ``<meta>`` element (e.g. ``weights="stand-in"``). NOVA reads ``size`` as
+        ``W:H`` and reserves ``name`` and ``type``.
 
     Raises
     ------
     StreamError
-        If ``data`` is not 2-D, is empty, has NaN/inf values, or ``dim_names`` does not match its width.
+        If ``data`` is not 2-D, is empty, has NaN/inf values, ``dim_names`` does not match its width, or
+        ``custom_meta`` uses a key NOVA interprets with another meaning.
     """
     from discover_utils.data.stream import SSIStream
 
@@ -66,8 +69,20 @@ def make_ssi_stream(data: np.ndarray, sample_rate_hz: float, media_type: str, di
     if len(dim_names) != array.shape[1]:
         raise StreamError(f"stream {name or ''}: {len(dim_names)} dimension names for {array.shape[1]} columns")
     meta = {str(k): str(v) for k, v in (custom_meta or {}).items()}
+    _check_meta(meta, name)
     return SSIStream(array, float(sample_rate_hz), dim_labels=dim_labels(dim_names), media_type=media_type,
                      custom_meta=meta, dtype=np.float32, name=name, role=role, session=session, dataset=dataset)
+
+
+def _check_meta(meta: dict, name: str | None) -> None:
+    """NOVA gives some ``<meta>`` keys a meaning of its own (hcmlab/nova Controls/MainHandlerFile.cs): ``size`` is
+    split as ``W:H`` (a bare "224" throws and the session's streams are skipped), ``name`` selects face/skeleton
+    overlays, ``type`` is the media type. Raises ``StreamError`` for such a key used otherwise."""
+    if "size" in meta and not re.fullmatch(r"\d+:\d+", meta["size"]):
+        raise StreamError(f"stream {name or ''}: <meta size={meta['size']!r}> must be W:H (NOVA parses it so)")
+    for key in ("name", "type"):
+        if key in meta:
+            raise StreamError(f"stream {name or ''}: <meta {key}> is reserved by NOVA; use another key")
 
 
 def save_atomic(data, path: str | os.PathLike) -> Path:

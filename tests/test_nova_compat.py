@@ -31,11 +31,22 @@ def _stream(tmp_path, meta: dict, rows=None, name="s.stream"):
     return path
 
 
+def test_stream_writer_refuses_meta_keys_nova_reads_otherwise():
+    from nova_infant.errors import StreamError
+
+    for meta, message in (({"size": "224"}, "must be W:H"), ({"name": "face"}, "reserved"), ({"type": "x"}, "reserved")):
+        with pytest.raises(StreamError, match=message):
+            nova_io.make_ssi_stream(np.zeros((2, 1)), 25.0, "feature;x", ["d"], custom_meta=meta)
+
+
 @pytest.mark.nova_invalid_files
 def test_rules_reject_what_nova_cannot_read(tmp_path):
-    assert any("W:H" in e for e in nova_rules.check_stream(_stream(tmp_path, {"size": "224"}, name="a.stream")))
+    bad = tmp_path / "a.stream"
+    nova_io.write_ssi_stream(nova_io.make_ssi_stream(np.zeros((3, 2)), 25.0, "feature;x;y", ["a", "b"]), bad)
+    bad.write_text(bad.read_text().replace('type="feature;x;y"', 'type="feature;x;y" size="224" name="face"'))
+    errors = " | ".join(nova_rules.check_stream(bad))
+    assert "W:H" in errors and "'name'" in errors
     assert nova_rules.check_stream(_stream(tmp_path, {"size": "352:288"}, name="b.stream")) == []
-    assert any("'name'" in e for e in nova_rules.check_stream(_stream(tmp_path, {"name": "face"}, name="c.stream")))
     xywh = [[0.4, 0.3, 0.2, 0.25, 0.9]]  # x, y, w, h: read by NOVA as ymin, xmin, ymax, xmax -> ymax < ymin
     bad = _stream(tmp_path, {"type": "feature;face;boundingbox;blazeface"}, rows=xywh, name="d.stream")
     assert any("ymax < ymin" in e for e in nova_rules.check_stream(bad))
