@@ -269,3 +269,28 @@ def test_module_names_a_missing_output_scheme_in_database_mode(nova):
                 session.check_scheme("valence", "valence", "CONTINUOUS")
         else:
             session.check_scheme("valence", "valence", "CONTINUOUS")
+
+
+def test_taggers_refuse_to_write_into_the_scheme_nova_fell_back_to(nova):
+    """Without our schemes NOVA offers the first discrete scheme (here the ICEP-R one) for an audio-event track and
+    the first continuous one for valence: the adapters stop before writing and name the command that fixes it."""
+    from types import SimpleNamespace
+
+    from nova_infant.discover.audio_events_module import AudioEvents
+    from nova_infant.discover.common import SessionIO
+    from nova_infant.discover.emotion_module import EmotionTagger
+    from nova_infant.taggers.audio_events import CLASSES
+
+    nova_db.import_scheme(nova["ctx"], nova["dataset"], {"name": "arousal", "type": "CONTINUOUS", "sr": 25.0,
+                                                         "min": 0, "max": 1})
+    for module, io_id, kind, fallback, expected in (
+            (AudioEvents, "baby_crying", "Discrete", SCHEME["name"], "audio_event_baby_crying"),
+            (EmotionTagger, "valence", "Continuous", "arousal", "valence")):
+        ds = DatasetManager([{"id": io_id, "type": "output", "src": f"db:annotation:{kind}", "scheme": fallback,
+                              "annotator": MODEL, "role": ROLE, "active": True}],
+                            source_context={"db": nova["ctx"]}, dataset=nova["dataset"], session_names=[SESSION])
+        ds.load()
+        processor = module(model_io=[], opts={}, trainer=None)
+        processor.session = SessionIO.from_provider(ds)
+        with pytest.raises(nova_db.NovaDatabaseError, match=rf"'{expected}'.*got '{fallback}'.*import-schemes"):
+            processor.to_output(SimpleNamespace(classes=list(CLASSES)))
