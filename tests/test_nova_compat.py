@@ -170,6 +170,14 @@ def test_one_output_of_every_writer_opens_in_nova(tmp_path, tiny_dinov2):
                                                                   "valence", -1, 1, "infant", "m"),
                                             tmp_path / "infant.valence.m.annotation"))
     written += write_scheme_templates(tmp_path / "schemes")
+    from nova_infant.cli import main
+    from nova_infant.sample_media import librivox_speech, write_wav
+
+    wav = write_wav(tmp_path / "speech.wav", librivox_speech(3.0), 16000)
+    assert main(["taggers", "audio-events", str(wav), "--out", str(tmp_path / "ae" / "session")]) == 0
+    audio_outputs = sorted((tmp_path / "ae").glob("session.*"))
+    assert any(p.name == "session.audio_events.stream" for p in audio_outputs)
+    written += [p for p in audio_outputs if p.suffix in (".stream", ".annotation")]
     spec = predictor_spec({"step_ms": 40.0, "streams": [{"name": "infant.dinov2", "media_type": "feature;video;dinov2"}]},
                           label_map("merged", "infant"), "m", "m")
     written.append(nova_io.write_trainer(tmp_path / "icep_m.trainer", spec))
