@@ -100,10 +100,25 @@ def test_no_trainer_declares_an_input_nova_would_send_without_need():
                 assert io.default_active, f"{stem}: input {io.id} is optional (default_active=False)"
                 assert io.default_value, f"{stem}: input {io.id} has no default stream/scheme"
                 assert io.id != "reference", f"{stem}: a reference input is always sent; use option duration_ms"
-    committed = {p.stem for p in REPO_TRAINER_DIR.glob("*.trainer") if not p.stem.startswith("icep_icep")}
+    from nova_infant.nova_io import read_trainer
+
+    # trained predictors (a model bundle in <model path>) may sit beside ours after a local training run
+    committed = {p.stem for p in REPO_TRAINER_DIR.glob("*.trainer") if not read_trainer(p).model_weights_path}
     assert committed == set(TRAINERS), "trainers/nova_infant holds a trainer no adapter declares (stale)"
     assert 'default_active="False"' not in "".join(
         (REPO_TRAINER_DIR / f"{stem}.trainer").read_text() for stem in TRAINERS)
+
+
+def test_feature_inputs_preselect_the_stream_our_extractors_write():
+    """NOVA puts an input's default_value first and preselects it even if no such stream exists: it must be the
+    name our extractor's output writes by default, with a type the input's token matches."""
+    specs = trainer_specs().values()
+    written = {(io.default_value, io.data.split(":")[-1]) for spec in specs for io in spec.io
+               if io.type == "output" and io.data.startswith("stream:SSIStream")}
+    for spec in specs:
+        for io in spec.io:
+            if io.type == "input" and io.data.startswith("stream:SSIStream"):
+                assert (io.default_value, io.data.split(":")[-1]) in written, (spec.script, io)
 
 
 def test_icep_training_ships_one_trainer_per_role_and_feature_set():
