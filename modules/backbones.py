@@ -144,6 +144,32 @@ def resolve_weights(name: str, kind: str) -> tuple[str, str, bool]:
                                   f"the hub cannot be reached; {_how_to_provide(expanded)}")
 
 
+def _load_checked(model_class, path: str, local_only: bool, kind: str, label: str):
+    """``model_class.from_pretrained`` that refuses a checkpoint whose weights do not fit: transformers would fill
+    missing weights with random values and drop unexpected ones with only a warning (e.g. W2V-BERT weights in a
+    DINOv2 folder load as a random DINOv2, labelled "pretrained").
+
+    Raises
+    ------
+    WeightsUnavailableError
+        Naming the folder/id: another architecture's config, or missing / unexpected / mis-shaped weights.
+    """
+    model, info = model_class.from_pretrained(path, local_files_only=local_only, output_loading_info=True)
+    model_type = getattr(model.config, "model_type", "")
+    if model_type not in _MODEL_TYPES[kind]:
+        raise WeightsUnavailableError(f"{path}: holds a {model_type or 'unknown'} checkpoint, expected {label}")
+    problems = []
+    for key, text in (("missing_keys", "missing"), ("unexpected_keys", "unexpected"),
+                      ("mismatched_keys", "of the wrong shape")):
+        names = [k if isinstance(k, str) else k[0] for k in (info.get(key) or [])]
+        if names:
+            problems.append(f"{len(names)} {text} (e.g. {names[0]})")
+    if problems:
+        raise WeightsUnavailableError(f"{path}: weights do not fit the {label} architecture in its config.json: "
+                                      f"{'; '.join(problems)} (another model's weights, or a damaged checkpoint)")
+    return model
+
+
 def _is_standin(config) -> bool:
     return bool(getattr(config, STANDIN_FLAG, False))
 
@@ -154,15 +180,18 @@ def load_dinov2(name: str = DEFAULT_DINOV2, device: str | None = "auto", bf16: b
     Raises
     ------
     WeightsUnavailableError
-        If the weights cannot be found (see :func:`resolve_weights`) or fail to load (corrupt files).
+        If the weights cannot be found (see :func:`resolve_weights`), fail to load (corrupt files), belong to
+        another architecture, or leave any weight missing or unexpected.
     """
     from transformers import AutoImageProcessor, AutoModel
 
     path, source, local_only = resolve_weights(name, "dinov2")
     torch_device = pick_device(device)
     try:
-        model = AutoModel.from_pretrained(path, local_files_only=local_only)
+        model = _load_checked(AutoModel, path, local_only, "dinov2", "DINOv2")
         processor = AutoImageProcessor.from_pretrained(path, local_files_only=local_only)
+    except WeightsUnavailableError:
+        raise
     except Exception as exc:
         raise WeightsUnavailableError(f"{path}: cannot load DINOv2 weights ({str(exc).splitlines()[0][:200]})") from None
     dtype = compute_dtype(torch_device, bf16)
@@ -176,15 +205,18 @@ def load_w2v_bert(name: str = DEFAULT_W2V_BERT, device: str | None = "auto", bf1
     Raises
     ------
     WeightsUnavailableError
-        If the weights cannot be found or fail to load.
+        If the weights cannot be found, fail to load, belong to another architecture, or leave any weight missing
+        or unexpected.
     """
     from transformers import AutoFeatureExtractor, Wav2Vec2BertModel
 
     path, source, local_only = resolve_weights(name, "w2v-bert")
     torch_device = pick_device(device)
     try:
-        model = Wav2Vec2BertModel.from_pretrained(path, local_files_only=local_only)
+        model = _load_checked(Wav2Vec2BertModel, path, local_only, "w2v-bert", "W2V-BERT")
         processor = AutoFeatureExtractor.from_pretrained(path, local_files_only=local_only)
+    except WeightsUnavailableError:
+        raise
     except Exception as exc:
         raise WeightsUnavailableError(f"{path}: cannot load W2V-BERT weights ({str(exc).splitlines()[0][:200]})") from None
     dtype = compute_dtype(torch_device, bf16)

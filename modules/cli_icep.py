@@ -95,12 +95,27 @@ def _config(args):
 def _session_dirs(args) -> list[Path]:
     from .icep.dataset import list_sessions
 
-    base = Path(args.root) / args.dataset
+    from .nova_io import safe_name
+
+    base = Path(args.root) / safe_name(args.dataset, "--dataset")
+    for name in args.sessions or []:
+        safe_name(name, "--sessions")
     if not base.is_dir():
         raise OptionError(f"{base}: no such dataset folder")
     if args.sessions:
         return [base / s for s in args.sessions]
     return list_sessions(args.root, args.dataset)
+
+
+def _check_names(args) -> None:
+    """Every name that becomes part of a file name: ``PathError`` for ``../x``, ``a/b``, empty names."""
+    from .nova_io import safe_name
+
+    for flag in ("role", "annotator", "scheme"):
+        if getattr(args, flag, None) is not None:
+            safe_name(getattr(args, flag), f"--{flag}")
+    for stream in getattr(args, "streams", None) or []:
+        safe_name(stream, "--streams")
 
 
 def _report_failures(failures) -> None:
@@ -113,8 +128,13 @@ def _labelled(args):
     from .icep.pipeline import load_sessions
     from .icep.schemes import label_map
 
+    from .nova_io import check_replaceable, safe_name
+
+    _check_names(args)
+    if args.func is cmd_train:
+        check_replaceable(args.out)  # before hours of training, not after
     lmap = label_map(args.label_set, args.role)
-    scheme = args.scheme or f"ICEP-R-{args.role}"
+    scheme = safe_name(args.scheme or f"ICEP-R-{args.role}", "--scheme")
     spec = SessionSpec(list(args.streams), (args.role, scheme, args.annotator))
     sessions, failures = load_sessions(_session_dirs(args), spec, lmap, args.window)
     _report_failures(failures)
@@ -154,6 +174,7 @@ def cmd_predict(args) -> int:
     from .icep.dataset import SessionSpec, load_session
     from .icep.predict import predict_session, write_prediction
 
+    _check_names(args)
     bundle = load_bundle(args.bundle)
     streams = args.streams or [s["name"] for s in bundle.features["streams"]]
     failed = 0

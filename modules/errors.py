@@ -39,3 +39,13 @@ class TrainerFileError(NovaInfantError):
 
 class AnnotationError(NovaInfantError):
     """An annotation is missing, locked, or holds labels outside its scheme."""
+
+
+class PathError(NovaInfantError, ValueError):
+    """A name that becomes part of a path is unsafe (separator, ``..``, absolute, empty), or an output would replace
+    something this package did not create."""
+
+
+class OutputError(NovaInfantError):
+    """An output could not be written (full disk, read-only folder, another run writing it); the previous version
+    of the output is kept."""

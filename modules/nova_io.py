@@ -85,41 +85,409 @@ def _check_meta(meta: dict, name: str | None) -> None:
             raise StreamError(f"stream {name or ''}: <meta {key}> is reserved by NOVA; use another key")
 
 
-def save_atomic(data, path: str | os.PathLike) -> Path:
-    """Save a discover-utils object that has a header file and a ``<path>~`` data file (SSI stream, annotation).
+# ---------------------------------------------------------------- safe names, locks, atomic replacement
+#
+# Data safety rules (docs/troubleshooting.md, "Outputs and paths"):
+# - every name that becomes part of a path passes :func:`safe_name`;
+# - a folder output (model bundle, tagger head) carries the marker file ``MARKER``; a folder without it is never
+#   replaced or deleted;
+# - a header + data pair (``x.stream`` + ``x.stream~``, ``x.annotation`` + ``x.annotation~``) is staged beside the
+#   target, the old pair is hard-linked into a journal folder ``.x.stream.prev``, then data and header are renamed
+#   over the old ones; an interrupted replacement is rolled back from the journal by the next writer or reader;
+# - the header's ``<meta data_sha256="...">`` is the SHA-256 of its data file, so a reader detects a mismatched pair;
+# - writers of one output hold an ``fcntl`` lock on ``.x.stream.lock`` (concurrent runs are serialised).
 
-    Both files are written with discover-utils' ``FileHandler`` into a temporary folder beside the target and renamed
-    into place, so an interrupted write leaves no partial output. Missing parent folders are created.
+MARKER = ".nova-infant.json"
+MARKER_FORMAT = "nova-infant-folder/1"
+LOCK_TIMEOUT_S = float(os.environ.get("NOVA_INFANT_LOCK_TIMEOUT_S", "600"))
+_BAD_NAME_CHARS = set('/\\:\0') | {chr(c) for c in range(32)}
+
+
+def safe_name(value, what: str = "name") -> str:
+    """Check one name that becomes a single path component (session, role, annotator, scheme, stream, model name).
+
+    Parameters
+    ----------
+    value : str
+        The name as the user or NOVA gave it.
+    what : str
+        What the name is, for the message (e.g. ``"option model_name"``, ``"session"``).
+
+    Returns
+    -------
+    str
+        ``value`` unchanged.
+
+    Raises
+    ------
+    PathError
+        If the name is empty, ``.`` or ``..``, or holds a path separator (``/``, ``\\``), a drive colon, or a
+        control character: it could point outside the folder it is meant for.
     """
-    from discover_utils.data.handler.file_handler import FileHandler
+    from .errors import PathError
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp_dir = Path(tempfile.mkdtemp(prefix=".partial-", dir=path.parent))
-    try:
-        tmp = tmp_dir / path.name
-        FileHandler().save(data, tmp)
-        os.replace(str(tmp) + "~", str(path) + "~")
-        os.replace(tmp, path)
-    finally:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-    return path
+    text = "" if value is None else str(value)
+    if not text.strip():
+        raise PathError(f"{what}: empty name")
+    if text in (".", "..") or text != text.strip() or any(ch in _BAD_NAME_CHARS for ch in text):
+        raise PathError(f"{what} {text!r}: not a plain name (no '/', '\\', ':', '..', control characters or "
+                        f"leading/trailing spaces); it would point outside its folder")
+    return text
+
+
+def _sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _output_error(path, exc: OSError):
+    from .errors import OutputError
+
+    reason = exc.strerror or type(exc).__name__
+    return OutputError(f"{path}: cannot write ({reason}); the previous version is kept")
 
 
 @contextmanager
-def atomic_dir(out_dir: str | os.PathLike) -> Iterator[Path]:
-    """Write a folder (model bundle, head) atomically: yields a temporary folder beside ``out_dir``; when the block
-    ends without error it replaces ``out_dir`` (an existing folder is removed first), otherwise it is deleted."""
-    out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+def output_lock(path: str | os.PathLike, timeout_s: float | None = None) -> Iterator[None]:
+    """Hold an exclusive ``fcntl`` lock on ``<folder>/.<name>.lock`` while one output is replaced.
+
+    Two runs writing the same output are serialised: the second waits (up to ``timeout_s``, default
+    ``NOVA_INFANT_LOCK_TIMEOUT_S`` or 600 s), then fails. The lock file is removed when released.
+
+    Raises
+    ------
+    OutputError
+        If the lock is still held by another run after ``timeout_s`` seconds, or cannot be created.
+    """
+    import fcntl
+    import time
+
+    from .errors import OutputError
+
+    path = Path(path)
+    lock = path.parent / f".{path.name}.lock"
+    deadline = time.monotonic() + (LOCK_TIMEOUT_S if timeout_s is None else timeout_s)
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise _output_error(path, exc) from None
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    os.close(fd)
+                    raise OutputError(f"{path}: another run is writing this output (lock {lock.name}); "
+                                      f"run again when it has finished") from None
+                time.sleep(0.05)
+        try:  # the previous holder may have removed the lock file: lock the file that is there now
+            same = os.path.samestat(os.fstat(fd), os.stat(lock))
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
     try:
-        yield tmp
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
+        yield
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            os.unlink(lock)
+        except OSError:
+            pass
+        os.close(fd)
+
+
+def _journal(path: Path) -> Path:
+    return path.parent / f".{path.name}.prev"
+
+
+def _pair(path: Path) -> list[Path]:
+    """Data file first, header last: the order files are renamed into place."""
+    return [Path(str(path) + "~"), path]
+
+
+def recover_output(path: str | os.PathLike) -> bool:
+    """Roll back an interrupted replacement of the pair ``path`` + ``path~`` (see module notes) and remove staging
+    folders a killed writer left behind. Call with :func:`output_lock` held. Returns True if it rolled back."""
+    path = Path(path)
+    journal = _journal(path)
+    rolled = False
+    if journal.is_dir():
+        plan = journal / "journal.json"
+        if plan.is_file():  # the replacement had started: put the previous pair back
+            import json
+
+            doc = json.loads(plan.read_text())
+            for name in doc.get("saved", []):
+                os.replace(journal / name, path.parent / name)
+            for name in doc.get("absent", []):
+                try:
+                    os.unlink(path.parent / name)
+                except FileNotFoundError:
+                    pass
+            rolled = True
+        shutil.rmtree(journal)
+    for stale in path.parent.glob(f".{path.name}.partial-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    return rolled
+
+
+def _stamp_header(header: Path, data: Path) -> None:
+    """Add ``data_sha256`` (SHA-256 of the data file) to the header's ``<meta>`` element, in place (staged copy)."""
+    import re
+
+    text = re.sub(r'\s*data_sha256="[^"]*"', "", header.read_text(encoding="utf-8"))  # a re-saved stream's old sum
+    stamp = f' data_sha256="{_sha256(data)}"'
+    if re.search(r"<meta(?=[\s/>])", text):
+        text = re.sub(r"<meta(?=[\s/>])", "<meta" + stamp, text, count=1)
+    else:
+        text = re.sub(r"(<info\b[^>]*>)", r"\1\n    <meta" + stamp + " />", text, count=1)
+    header.write_text(text, encoding="utf-8")
+
+
+def check_pair(path: str | os.PathLike, error=None, verify: bool = True) -> None:
+    """Check that a header's recorded ``data_sha256`` matches its ``~`` data file (headers without it pass).
+
+    Rolls back an interrupted replacement first (:func:`recover_output`), if its journal is there.
+
+    Raises
+    ------
+    error (default ``StreamError``)
+        If header and data file do not belong together (an interrupted or concurrent write by another tool).
+    """
+    import re
+
+    from .errors import OutputError
+
+    path = Path(path)
+    if _journal(path).is_dir():
+        try:
+            with output_lock(path, timeout_s=30):
+                recover_output(path)
+        except (OutputError, OSError):  # read-only place or busy: check the pair as it is
+            pass
+    if not verify:
+        return
+    try:
+        head = path.read_text(encoding="utf-8", errors="replace")[:4096]
+    except FileNotFoundError:
+        return
+    found = re.search(r'data_sha256="([0-9a-f]{64})"', head)
+    data = Path(str(path) + "~")
+    if found and data.is_file() and _sha256(data) != found.group(1):
+        raise (error or StreamError)(f"{path}: header and data file {data.name} do not belong together "
+                                     f"(interrupted write?)")
+
+
+def replace_pair(staged: str | os.PathLike, path: str | os.PathLike) -> Path:
+    """Move a staged header + ``~`` data pair over ``path`` + ``path~`` as described in the module notes
+    (journal, data first, header last). Call with :func:`output_lock` held, after :func:`recover_output`."""
+    import json
+
+    staged, path = Path(staged), Path(path)
+    journal = _journal(path)
+    journal.mkdir()
+    saved, absent = [], []
+    for target in _pair(path):
+        if target.exists():
+            try:
+                os.link(target, journal / target.name)  # a second name, no copy: the old data stays readable
+            except OSError:
+                shutil.copy2(target, journal / target.name)
+            saved.append(target.name)
+        else:
+            absent.append(target.name)
+    tmp_plan = journal / ".journal.json.partial"
+    tmp_plan.write_text(json.dumps({"saved": saved, "absent": absent}))
+    os.replace(tmp_plan, journal / "journal.json")  # from here on a crash is rolled back
+    for target in _pair(path):
+        os.replace(staged.parent / (staged.name + target.name[len(path.name):]), target)
+    os.unlink(journal / "journal.json")  # committed
+    shutil.rmtree(journal, ignore_errors=True)
+    return path
+
+
+def save_atomic(data, path: str | os.PathLike, writer=None) -> Path:
+    """Save a discover-utils object that has a header file and a ``<path>~`` data file (SSI stream, annotation).
+
+    Both files are written (discover-utils' ``FileHandler``, or ``writer(data, staged_path)``) into a staging
+    folder beside the target, the header gets the data file's SHA-256 (``<meta data_sha256=...>``), and the pair
+    replaces the old one under a lock (:func:`replace_pair`): a kill or a full disk at any point leaves the previous
+    pair intact (or rolled back by the next run), and two runs writing the same output take turns. Missing parent
+    folders are created.
+
+    Raises
+    ------
+    OutputError
+        If the folder cannot be written (full disk, read-only, no permission) or another run holds the lock too
+        long; the previous output is then unchanged.
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with output_lock(path):
+            recover_output(path)
+            tmp_dir = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-", dir=path.parent))
+            try:
+                tmp = tmp_dir / path.name
+                if writer is None:
+                    from discover_utils.data.handler.file_handler import FileHandler
+
+                    FileHandler().save(data, tmp)
+                else:
+                    writer(data, tmp)
+                if not Path(str(tmp) + "~").is_file():
+                    # a one-file format: plain atomic rename
+                    os.replace(tmp, path)
+                else:
+                    _stamp_header(tmp, Path(str(tmp) + "~"))
+                    replace_pair(tmp, path)
+            finally:
+                shutil.rmtree(tmp_dir, ignore_errors=True)
+    except OSError as exc:
+        raise _output_error(path, exc) from None
+    return path
+
+
+def _is_ours(folder: Path) -> bool:
+    return (folder / MARKER).is_file()
+
+
+def _folder_manifest(folder: Path, kind: str) -> dict:
+    import datetime
+    import json
+
+    from . import __version__
+
+    files = {}
+    for item in sorted(folder.rglob("*")):
+        if item.is_file() and item.name != MARKER:
+            files[item.relative_to(folder).as_posix()] = _sha256(item)
+    doc = {"format": MARKER_FORMAT, "kind": kind, "created_by": f"nova-infant {__version__}",
+           "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+           "sha256": files}
+    (folder / MARKER).write_text(json.dumps(doc, indent=2))
+    return doc
+
+
+def check_replaceable(out: str | os.PathLike) -> None:
+    """Refuse (``PathError``) when ``out`` exists and is not a folder this package created (no ``MARKER``)
+    and not an empty folder. Call before long work so a wrong ``--out`` fails at once."""
+    from .errors import PathError
+
+    out = Path(out)
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise PathError(f"{out}: exists and is not a folder nova-infant created; refusing to replace it")
+    if out.is_dir() and not _is_ours(out) and any(out.iterdir()):
+        raise PathError(f"{out}: refusing to replace a folder nova-infant did not create (no {MARKER}); "
+                        f"choose a new folder or remove it yourself")
+
+
+def _recover_dir(out: Path) -> None:
+    aside = out.parent / f".{out.name}.old"
+    if aside.is_dir() and _is_ours(aside):
+        if out.exists():
+            shutil.rmtree(aside)  # the new folder made it in: drop the old copy
+        else:
+            os.replace(aside, out)  # killed between the two renames: put the old folder back
+    for stale in out.parent.glob(f".{out.name}.partial-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+@contextmanager
+def atomic_dir(out_dir: str | os.PathLike, kind: str = "folder") -> Iterator[Path]:
+    """Write a folder (model bundle, tagger head) atomically.
+
+    Yields a staging folder beside ``out_dir``. When the block ends without error, the marker file ``MARKER``
+    (kind, version, SHA-256 of every file) is written into it, an existing ``out_dir`` is renamed aside, the new
+    folder renamed in, and only then the old one deleted; an interrupted swap is finished or rolled back by the
+    next run. On error the staging folder is deleted and ``out_dir`` is untouched. Writers are serialised by a lock.
+
+    Raises
+    ------
+    PathError
+        If ``out_dir`` exists and was not created by this package (see :func:`check_replaceable`).
+    OutputError
+        If the folder cannot be written (full disk, read-only) or another run holds the lock too long.
+    """
+    out = Path(out_dir)
+    check_replaceable(out)
+    aside = out.parent / f".{out.name}.old"
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _output_error(out, exc) from None
+    with output_lock(out):
+        tmp = None
+        try:
+            _recover_dir(out)
+            check_replaceable(out)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+            yield tmp
+            _folder_manifest(tmp, kind)
+            if out.exists():
+                os.replace(out, aside)
+            os.replace(tmp, out)
+            shutil.rmtree(aside, ignore_errors=True)
+        except OSError as exc:
+            raise _output_error(out, exc) from None
+        finally:
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+
+
+def verify_folder(folder: str | os.PathLike, error=None, required: Sequence[str] = ()) -> dict | None:
+    """Check a folder written by :func:`atomic_dir` against the SHA-256 sums in its ``MARKER``.
+
+    ``required`` files must exist whether or not a marker is present. Returns the marker document, or None for a
+    folder saved before markers existed (then only ``required`` is checked).
+
+    Raises
+    ------
+    error (default ``StreamError``)
+        Naming the file: a required or recorded file is missing, or its content differs from the recorded sum.
+    """
+    import json
+
+    error = error or StreamError
+    folder = Path(folder)
+    _recover_if_needed(folder)
+    if not folder.is_dir():
+        raise error(f"{folder}: no such folder")
+    for name in required:
+        if not (folder / name).is_file():
+            raise error(f"{folder / name}: missing (incomplete or damaged folder)")
+    if not _is_ours(folder):
+        return None
+    try:
+        doc = json.loads((folder / MARKER).read_text())
+        sums = dict(doc["sha256"])
+    except (ValueError, KeyError, TypeError):
+        raise error(f"{folder / MARKER}: unreadable checksum list") from None
+    for name, digest in sums.items():
+        item = folder / name
+        if not item.is_file():
+            raise error(f"{item}: missing (recorded in {MARKER})")
+        if _sha256(item) != digest:
+            raise error(f"{item}: content differs from its recorded SHA-256 (edited or corrupt)")
+    return doc
+
+
+def _recover_if_needed(folder: Path) -> None:
+    aside = folder.parent / f".{folder.name}.old"
+    if aside.is_dir():
+        try:
+            with output_lock(folder, timeout_s=5):
+                _recover_dir(folder)
+        except Exception:  # read-only place or busy: the folder as it is will be checked
+            pass
 
 
 def write_ssi_stream(stream, path: str | os.PathLike) -> Path:
@@ -164,6 +532,7 @@ def read_annotation(path: str | os.PathLike):
     path = Path(path)
     if path.suffix != ".annotation":
         raise AnnotationError(f"{path}: not a NOVA .annotation file")
+    check_pair(path, AnnotationError)
     if not path.is_file():
         raise AnnotationError(f"{path}: no such annotation file")
     if not Path(str(path) + "~").is_file():
@@ -213,11 +582,12 @@ def open_ssi_stream(path: str | os.PathLike) -> StreamView:
     Raises
     ------
     StreamError
-        If the header is missing or malformed, the type is not numeric, or the data file's size does not match
-        the header (rows x dim x bytes).
+        If the header is missing or malformed, the type is not numeric, the data file's size does not match
+        the header (rows x dim x bytes), or its SHA-256 differs from the header's ``data_sha256``.
     """
     path = Path(path)
     data_path = Path(str(path) + "~")
+    check_pair(path, verify=False)  # roll back an interrupted write first
     try:
         root = ET.parse(path).getroot()
         info = root.find("info")
@@ -243,6 +613,7 @@ def open_ssi_stream(path: str | os.PathLike) -> StreamView:
         if actual != expected:
             raise StreamError(f"{data_path}: holds {actual} bytes, header announces {n_rows} rows x {dim} dims "
                               f"({expected} bytes)")
+        check_pair(path)
         array = np.memmap(data_path, dtype=dtype, mode="r", shape=(n_rows, dim)) if n_rows else np.zeros((0, dim), dtype)
     if sr <= 0:
         raise StreamError(f"{path}: non-positive sample rate {sr}")
@@ -391,11 +762,8 @@ def write_trainer(path: str | os.PathLike, spec: TrainerSpec) -> Path:
                                   "optstr": option_string(spec.options), "path": spec.weights_path})
     tree = ET.ElementTree(root)
     ET.indent(tree, space="    ")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
-    tree.write(tmp, encoding="utf-8", xml_declaration=True)
-    os.replace(tmp, path)
-    return path
+    return save_atomic(tree, path, writer=lambda doc, staged: doc.write(staged, encoding="utf-8",
+                                                                        xml_declaration=True))
 
 
 def read_trainer(path: str | os.PathLike):

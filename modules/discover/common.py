@@ -2,6 +2,12 @@
 
 The adapters subclass ``discover_utils.interfaces.server_module.Processor`` with ``is_iterable="False"``: du-process
 hands ``process_data`` a ``DatasetManager`` holding exactly one session, and saves the dict ``to_output`` returns.
+
+discover-utils' ``FileHandler.save`` truncates the old header and data files in place, so a kill or a full disk
+destroys the previous stream. Importing this module wraps that method, in this process only (the installed library
+is not changed), so every file du-process saves for our adapters (file mode and NOVA database mode alike) goes
+through :func:`nova_infant.nova_io.save_atomic`: staged beside the target, header + data replaced as a pair under
+a lock, the previous pair kept on any failure.
 """
 
 from __future__ import annotations
@@ -12,9 +18,53 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import OptionError
+from ..errors import NovaInfantError, OptionError
+from ..nova_io import safe_name, save_atomic
 
 log = logging.getLogger("nova_infant")
+
+
+# ---------------------------------------------------------------- atomic saving under du-process
+
+
+def install_atomic_writer() -> None:
+    """Route discover-utils' ``FileHandler.save`` through :func:`~nova_infant.nova_io.save_atomic` (idempotent).
+
+    du-process saves every output with ``FileHandler().save(data, path)`` (file mode) or through
+    ``StreamHandler.save`` -> ``FileHandler().save`` (NOVA database mode). The wrapper keeps the library's own
+    writer for the bytes and only changes where they go first (a staging folder) and how they replace the old
+    files. A failure is logged as one line naming the file, then raised (du-process reports it and goes on with
+    the next session).
+    """
+    from discover_utils.data.handler import file_handler
+
+    handler_class = file_handler.FileHandler
+    if getattr(handler_class.save, "_nova_infant_atomic", False):
+        return
+    original = handler_class.save
+
+    def save(self, data, fp, overwrite=True, dtype=None, *args, **kwargs):
+        fp = Path(fp)
+        if not fp.suffix:
+            fp = fp.parent / (fp.name + self._get_handler(fp, dtype).default_ext)
+        if fp.exists() and not overwrite:
+            raise FileExistsError(f"Cannot write {fp} because file already exists")
+
+        def write(obj, staged):
+            original(self, obj, staged, True, dtype, *args, **kwargs)
+
+        try:
+            return save_atomic(data, fp, writer=write)
+        except NovaInfantError as exc:
+            log.error("%s: %s", type(exc).__name__, exc)
+            raise
+
+    save._nova_infant_atomic = True
+    save.__doc__ = original.__doc__
+    handler_class.save = save
+
+
+install_atomic_writer()
 
 
 # ---------------------------------------------------------------- options (NOVA sends int/float/bool/str/None)
@@ -79,6 +129,19 @@ def as_float(value: Any, name: str = "option") -> float:
 # ---------------------------------------------------------------- session access
 
 
+def check_names(session: str, dataset: str, data_description) -> None:
+    """Check every name du-process joins into a path: session and dataset (``<data_dir>/<dataset>/<session>``,
+    ``{session}`` in a ``uri_template``) and, for NOVA database entries, role and stream name
+    (``<role>.<name><ext>``). Raises ``PathError`` naming the bad one."""
+    safe_name(session, "session")
+    safe_name(dataset, "dataset")
+    for desc in data_description or []:
+        if not str(desc.get("src", "")).lower().startswith("file"):
+            for key in ("role", "name"):
+                if desc.get(key) is not None:
+                    safe_name(desc.get(key), f"{desc.get('id', '?')} {key}")
+
+
 @dataclass
 class SessionIO:
     """One session as du-process hands it to a module (``DatasetManager`` with one session).
@@ -96,6 +159,11 @@ class SessionIO:
     @classmethod
     def from_provider(cls, ds) -> "SessionIO":
         name = ds.session_names[0]
+        try:
+            check_names(name, ds.dataset, ds.sessions[name]["manager"].data_description)
+        except NovaInfantError as exc:  # du-process prints a traceback; say it in one line first
+            log.error("session %s: %s: %s", name, type(exc).__name__, exc)
+            raise
         entry = ds.sessions[name]
         info = entry.get("info")
         duration = getattr(info, "duration", None) if info is not None else None

@@ -116,13 +116,23 @@ class ICEPTrainer(Processor):
 
         o, config = self.options, self._config()
         self.trained = True
-        name = str(o["model_name"]).strip() or f"icep-{o['role']}-{config.model}"
-        folder = trainer_dir()
+        folder, out = trainer_dir(), self._bundle_dir()
         bundle, trainer, _ = train_bundle(
-            self.sessions, label_map(str(o["label_set"]), str(o["role"])), config, folder / "icep_models" / name,
+            self.sessions, label_map(str(o["label_set"]), str(o["role"])), config, out,
             folder, as_int(o["cv_folds"], "cv_folds"), as_float(o["val_fraction"], "val_fraction"),
             training_info={"dataset": self.dataset, "label_set": str(o["label_set"])})
         log.info("trained on %d sessions: bundle %s, predictor %s", len(self.sessions), bundle, trainer)
+
+    def _bundle_dir(self) -> Path:
+        """``<trainer folder>/icep_models/<model_name>``; ``PathError`` for a model name that is not a plain name
+        or a folder there that this package did not create."""
+        from ..nova_io import check_replaceable, safe_name
+
+        o = self.options
+        name = safe_name(str(o["model_name"]).strip() or f"icep-{o['role']}-{o['model']}", "option model_name")
+        out = trainer_dir() / "icep_models" / name
+        check_replaceable(out)
+        return out
 
     def _config(self):
         from ..icep.training import TrainConfig
@@ -144,6 +154,7 @@ class ICEPTrainer(Processor):
         o, session, error = self.options, SessionIO.from_provider(ds), None
         self.dataset = session.dataset
         try:
+            self._bundle_dir()  # a bad model name fails every session before any work
             data = session_from_discover(session, label_map(str(o["label_set"]), str(o["role"])), "labels")
             window_starts(data.n_frames, self._config().window, 1, data.name)
             self.sessions.append(data)

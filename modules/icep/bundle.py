@@ -5,6 +5,8 @@
     <bundle>/normaliser.json    per-feature mean/scale fitted on the training sessions only
     <bundle>/metrics.json       cross-validation report, when one was run
     <bundle>/predictor.trainer  only when the bundle is not inside a DISCOVER CML folder (see write_predictor_trainer)
+    <bundle>/.nova-infant.json  marker: this package wrote the folder (only such a folder is ever replaced) and the
+                                SHA-256 of every file above, checked on load
 
 Inside a CML folder the predictor ``.trainer`` sits next to ``icep_predict.py`` instead (``<cml>/icep_<name>.trainer``
 with ``path=`` pointing at the bundle), because DISCOVER lists every ``*.trainer`` below the CML folder.
@@ -20,7 +22,7 @@ from pathlib import Path
 import torch
 
 from ..errors import StreamError, TrainerFileError
-from ..nova_io import TrainerIO, TrainerSpec, atomic_dir, write_trainer
+from ..nova_io import TrainerIO, TrainerSpec, atomic_dir, verify_folder, write_trainer
 from .dataset import SessionData
 from .models import build_model
 from .schemes import LabelMap
@@ -71,11 +73,18 @@ def save_bundle(out_dir: str | os.PathLike, fitted: FitResult, lmap: LabelMap, f
     """Write a bundle folder atomically (written beside, then renamed; an existing bundle is replaced).
 
     ``training`` is free provenance (sessions, scheme, annotator) stored in config.json.
+
+    Raises
+    ------
+    PathError
+        If ``out_dir`` exists and is not a folder this package created (it is never replaced).
+    OutputError
+        If the folder cannot be written (full disk, read-only); a previous bundle there is kept.
     """
     from safetensors.torch import save_file
 
     out = Path(out_dir)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, "icep-bundle") as tmp:
         config = {"format": FORMAT, "architecture": fitted.arch, "training_config": fitted.config.to_dict(),
                   "best_epoch": fitted.best_epoch, "history": fitted.history,
                   "class_weights": fitted.class_weights.tolist(), "label_map": lmap.to_json(),
@@ -90,30 +99,70 @@ def save_bundle(out_dir: str | os.PathLike, fitted: FitResult, lmap: LabelMap, f
 
 
 def load_bundle(path: str | os.PathLike, device: str = "cpu") -> Bundle:
-    """Load a bundle folder.
+    """Load a bundle folder and check it before use.
+
+    Checks: ``config.json``, ``normaliser.json`` and ``model.safetensors`` exist; every file matches the SHA-256
+    recorded at save time (``.nova-infant.json``; bundles saved before markers existed skip this check); the
+    normaliser is finite with a positive scale and one value per input feature; the label map has one class per
+    model output (so no id outside the output scheme is ever written); window, stride and batch size are >= 1; the
+    weights fit the architecture exactly.
 
     Raises
     ------
     TrainerFileError
-        If a file is missing or malformed, or the weights do not fit the architecture.
+        One line naming the file and the problem.
     """
     from safetensors.torch import load_file
 
     path = Path(path)
+    verify_folder(path, TrainerFileError, required=("config.json", "normaliser.json", "model.safetensors"))
+    where = path / "config.json"
     try:
-        config = json.loads((path / "config.json").read_text())
-        normaliser = Normaliser.from_json(json.loads((path / "normaliser.json").read_text()))
-        model = build_model(config["architecture"])
-        model.load_state_dict(load_file(str(path / "model.safetensors")))
-    except FileNotFoundError as exc:
-        raise TrainerFileError(f"{path}: not a complete ICEP-R model bundle ({Path(exc.filename).name} missing)") from None
+        config = json.loads(where.read_text())
+        arch, cfg, lmap = config["architecture"], dict(config["training_config"]), LabelMap.from_json(config["label_map"])
+        cfg["mlp_hidden"] = tuple(cfg["mlp_hidden"])
+        train_config, features = TrainConfig(**cfg), config["feature_spec"]
+        in_dim, n_classes = int(arch["in_dim"]), int(arch["n_classes"])
+        where = path / "normaliser.json"
+        normaliser = Normaliser.from_json(json.loads(where.read_text()))
     except Exception as exc:
-        raise TrainerFileError(f"{path}: unreadable ICEP-R model bundle ({str(exc).splitlines()[0]})") from None
-    cfg = dict(config["training_config"])
-    cfg["mlp_hidden"] = tuple(cfg["mlp_hidden"])
+        raise TrainerFileError(f"{where}: unreadable ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+    _check_bundle(path, train_config, features, lmap, normaliser, in_dim, n_classes)
+    where = path / "model.safetensors"
+    try:
+        model = build_model(arch)
+        model.load_state_dict(load_file(str(where)))
+    except Exception as exc:
+        raise TrainerFileError(f"{where}: weights do not fit the architecture in config.json "
+                               f"({str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__})") from None
     model.to(device).eval()
-    return Bundle(model, config["architecture"], TrainConfig(**cfg), normaliser,
-                  LabelMap.from_json(config["label_map"]), config["feature_spec"], path)
+    return Bundle(model, arch, train_config, normaliser, lmap, features, path)
+
+
+def _check_bundle(path: Path, config: TrainConfig, features: dict, lmap: LabelMap, normaliser: Normaliser,
+                  in_dim: int, n_classes: int) -> None:
+    """The consistency checks of :func:`load_bundle` (one ``TrainerFileError`` naming the file)."""
+    import numpy as np
+
+    cfg_file, norm_file = path / "config.json", path / "normaliser.json"
+    if int(config.window) < 1 or int(config.stride) < 1 or int(config.batch_size) < 1:
+        raise TrainerFileError(f"{cfg_file}: window {config.window}, stride {config.stride} and batch size "
+                               f"{config.batch_size} must be >= 1")
+    if in_dim != int(features.get("dim", in_dim)) or in_dim != sum(int(s["dim"]) for s in features["streams"]):
+        raise TrainerFileError(f"{cfg_file}: the model takes {in_dim} features, the feature spec lists "
+                               f"{sum(int(s['dim']) for s in features['streams'])}")
+    if lmap.n_classes != n_classes:
+        raise TrainerFileError(f"{cfg_file}: label map has {lmap.n_classes} classes ({', '.join(lmap.target.names)}), "
+                               f"the model outputs {n_classes}")
+    if len(set(lmap.target.names)) != lmap.n_classes:
+        raise TrainerFileError(f"{cfg_file}: label map repeats a class name ({', '.join(lmap.target.names)})")
+    for name, values in (("mean", normaliser.mean), ("scale", normaliser.scale)):
+        if values.ndim != 1 or len(values) != in_dim:
+            raise TrainerFileError(f"{norm_file}: {name} has {values.size} values, the model takes {in_dim} features")
+        if not np.isfinite(values).all():
+            raise TrainerFileError(f"{norm_file}: {name} holds NaN or inf values")
+    if (normaliser.scale <= 0).any():
+        raise TrainerFileError(f"{norm_file}: scale must be > 0")
 
 
 def _token(media_type: str) -> str:

@@ -114,8 +114,19 @@ def probability_annotations(bundle: Bundle, pred: Prediction, role: str = "", an
 def write_prediction(session_dir: str | os.PathLike, bundle: Bundle, pred: Prediction, role: str,
                      annotator: str = "icep", probabilities: bool = False, dataset: str = "") -> list[Path]:
     """Write ``<role>.<scheme>.<annotator>.annotation`` (and per-class ``<role>.<scheme>-p<class>.<annotator>.annotation``)
-    into a NOVA file-mode session folder, each atomically. Returns the header paths."""
+    into a NOVA file-mode session folder, each atomically. Returns the header paths.
+
+    Raises
+    ------
+    PathError
+        If ``role`` or ``annotator`` is not a plain name (e.g. ``x/../../escaped``).
+    OutputError
+        If a file cannot be written (the previous annotation is kept)."""
+    from ..nova_io import safe_name
+
     session_dir = Path(session_dir)
+    safe_name(role, "role")
+    safe_name(annotator, "annotator")
     scheme = bundle.label_map.target
     paths = [write_discrete_annotation(session_dir / f"{role}.{scheme.name}.{annotator}.annotation", scheme,
                                        pred.segments(), role, annotator, session_dir.name, dataset)]

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import OptionError, WeightsUnavailableError
-from ..nova_io import atomic_dir
+from ..nova_io import atomic_dir, verify_folder
 
 
 @dataclass
@@ -104,11 +104,20 @@ class Head:
         return prob.numpy().astype(np.float32)
 
     def save(self, out_dir: str | os.PathLike) -> Path:
-        """Write ``config.json`` + ``model.safetensors`` into ``out_dir`` atomically (temp folder, then rename)."""
+        """Write ``config.json`` + ``model.safetensors`` into ``out_dir`` atomically (temp folder, then rename), with
+        the marker ``.nova-infant.json`` recording their SHA-256.
+
+        Raises
+        ------
+        PathError
+            If ``out_dir`` exists and is not a folder this package created (it is never replaced).
+        OutputError
+            If the folder cannot be written; a previous head there is kept.
+        """
         from safetensors.torch import save_file
 
         out = Path(out_dir)
-        with atomic_dir(out) as tmp:
+        with atomic_dir(out, "tagger-head") as tmp:
             (tmp / "config.json").write_text(json.dumps(asdict(self.cfg), indent=2))
             save_file({k: v.contiguous() for k, v in self.module.state_dict().items()}, str(tmp / "model.safetensors"))
         return out
@@ -120,20 +129,35 @@ class Head:
         Raises
         ------
         WeightsUnavailableError
-            If the folder, its ``config.json`` or ``model.safetensors`` is missing or unreadable, or the head was
-            trained for another tagger than ``kind``.
+            If the folder, its ``config.json`` or ``model.safetensors`` is missing, unreadable or differs from the
+            SHA-256 recorded at save time, the standardiser is not finite or of the wrong length, the class list
+            does not fit the weights, or the head was trained for another tagger than ``kind``.
         """
+        import numpy as np
         from safetensors.torch import load_file
 
         path = Path(path)
+        verify_folder(path, WeightsUnavailableError, required=("config.json", "model.safetensors"))
         try:
             cfg = HeadConfig(**json.loads((path / "config.json").read_text()))
             module = build_module(cfg)
-            module.load_state_dict(load_file(str(path / "model.safetensors")))
-        except FileNotFoundError as exc:
-            raise WeightsUnavailableError(f"{path}: not a tagger head folder ({Path(exc.filename).name} missing)") from None
         except Exception as exc:
-            raise WeightsUnavailableError(f"{path}: unreadable tagger head ({str(exc).splitlines()[0]})") from None
+            raise WeightsUnavailableError(f"{path / 'config.json'}: unreadable tagger head config "
+                                          f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+        for name in ("mean", "scale"):
+            values = np.asarray(getattr(cfg, name), np.float64)
+            if values.ndim != 1 or len(values) != cfg.input_dim or not np.isfinite(values).all():
+                raise WeightsUnavailableError(f"{path / 'config.json'}: {name} must hold {cfg.input_dim} finite "
+                                              f"numbers (got {values.size})")
+        if (np.asarray(cfg.scale, np.float64) <= 0).any():
+            raise WeightsUnavailableError(f"{path / 'config.json'}: scale must be > 0")
+        if len(cfg.classes) < 1 or len(set(map(str, cfg.classes))) != len(cfg.classes):
+            raise WeightsUnavailableError(f"{path / 'config.json'}: classes must be distinct names (got {cfg.classes})")
+        try:
+            module.load_state_dict(load_file(str(path / "model.safetensors")))
+        except Exception as exc:
+            raise WeightsUnavailableError(f"{path / 'model.safetensors'}: weights do not fit config.json "
+                                          f"({str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__})") from None
         if kind and cfg.kind != kind:
             raise WeightsUnavailableError(f"{path}: this head was trained for the {cfg.kind} tagger, not {kind}")
         return cls(cfg, module)
