@@ -226,12 +226,14 @@ def recover_output(path: str | os.PathLike) -> bool:
 
             doc = json.loads(plan.read_text())
             for name in doc.get("saved", []):
-                os.replace(journal / name, path.parent / name)
+                if (journal / name).exists():  # absent: already moved back by an interrupted recovery
+                    os.replace(journal / name, path.parent / name)
             for name in doc.get("absent", []):
                 try:
                     os.unlink(path.parent / name)
                 except FileNotFoundError:
                     pass
+            os.unlink(plan)
             rolled = True
         shutil.rmtree(journal)
     for stale in path.parent.glob(f".{path.name}.partial-*"):
@@ -392,13 +394,24 @@ def check_replaceable(out: str | os.PathLike) -> None:
 
 def _recover_dir(out: Path) -> None:
     aside = out.parent / f".{out.name}.old"
-    if aside.is_dir() and _is_ours(aside):
+    if aside.is_dir() and (_is_ours(aside) or not any(aside.iterdir())):
         if out.exists():
-            shutil.rmtree(aside)  # the new folder made it in: drop the old copy
+            _discard(aside)  # the new folder made it in: drop the old copy
         else:
             os.replace(aside, out)  # killed between the two renames: put the old folder back
-    for stale in out.parent.glob(f".{out.name}.partial-*"):
+    # old copies being deleted and staging folders of a killed run: ours by name, never the output itself
+    for stale in [*out.parent.glob(f".{out.name}.deleting-*"), *out.parent.glob(f".{out.name}.partial-*")]:
         shutil.rmtree(stale, ignore_errors=True)
+
+
+def _discard(aside: Path) -> None:
+    """Delete an old copy: renamed to a unique ``.deleting-`` name first, so a kill half-way through the deletion
+    never leaves a half-deleted ``.old`` copy that recovery would mistake for the previous folder."""
+    import uuid
+
+    doomed = aside.parent / f"{aside.name[:-len('.old')]}.deleting-{uuid.uuid4().hex[:8]}"
+    os.replace(aside, doomed)
+    shutil.rmtree(doomed, ignore_errors=True)
 
 
 @contextmanager
@@ -435,7 +448,8 @@ def atomic_dir(out_dir: str | os.PathLike, kind: str = "folder") -> Iterator[Pat
             if out.exists():
                 os.replace(out, aside)
             os.replace(tmp, out)
-            shutil.rmtree(aside, ignore_errors=True)
+            if aside.exists():
+                _discard(aside)
         except OSError as exc:
             raise _output_error(out, exc) from None
         finally:
