@@ -148,7 +148,14 @@ def _sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 def _output_error(path, exc: OSError):
     from .errors import OutputError
 
-    reason = exc.strerror or type(exc).__name__
+    reason = exc.strerror or (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    folder = Path(path).parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:  # numpy's writer reports a full disk as "N requested and M written": say how much room is left
+        reason += f", {shutil.disk_usage(folder).free / 1e6:.1f} MB free there"
+    except OSError:
+        pass
     return OutputError(f"{path}: cannot write ({reason}); the previous version is kept")
 
 
@@ -342,7 +349,8 @@ def save_atomic(data, path: str | os.PathLike, writer=None) -> Path:
                 if writer is None:
                     from discover_utils.data.handler.file_handler import FileHandler
 
-                    FileHandler().save(data, tmp)
+                    # the library's own writer, also when discover.common has wrapped it (no second staging)
+                    getattr(FileHandler.save, "_nova_infant_original", FileHandler.save)(FileHandler(), data, tmp)
                 else:
                     writer(data, tmp)
                 if not Path(str(tmp) + "~").is_file():

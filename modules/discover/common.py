@@ -60,6 +60,7 @@ def install_atomic_writer() -> None:
             raise
 
     save._nova_infant_atomic = True
+    save._nova_infant_original = original
     save.__doc__ = original.__doc__
     handler_class.save = save
 
