@@ -202,6 +202,30 @@ def test_du_process_session_name_cannot_write_outside_the_data_folder(tmp_path, 
     assert (root / "ffsf" / "S1" / PRED).is_file()  # the batch went on with the good session
 
 
+@pytest.mark.slow
+def test_du_process_full_disk_keeps_the_previous_annotation(tmp_path, cml_dir, icep_data, small_disk):
+    shutil.copytree(icep_data["root"] / "ffsf", small_disk / "ffsf")
+    feature = {"id": "feature_0", "type": "input", "src": "file:stream:ssistream",
+               "uri_template": f"{small_disk}/{{dataset}}/{{session}}/infant.feat.stream"}
+    out = {"id": "annotation", "type": "output", "src": "file:annotation:discrete",
+           "uri_template": f"{small_disk}/{{dataset}}/{{session}}/{PRED}"}
+    args = ["--trainer_file_path", "nova_infant\\icep_predict.trainer", *_common(tmp_path, cml_dir),
+            "--sessions", '["P1", "P2"]', "--data", json.dumps([feature, out])]
+    first = _du([*args, "--options", json.dumps({"bundle": str(icep_data["bundle"])})], tmp_path)
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+    old = {p: p.read_bytes() for p in small_disk.rglob(PRED + "*")}
+    assert len(old) == 4
+    _fill(small_disk)
+    second = _du([*args, "--options", json.dumps({"bundle": str(icep_data["bundle"]), "min_dur_ms": 400})], tmp_path)
+    text = second.stdout + second.stderr
+    one_liners = [line for line in text.splitlines() if line.startswith(f"OutputError: {small_disk}/ffsf/")]
+    assert second.returncode == 1 and len(one_liners) == 2, text[-3000:]  # one per session, before du-process's trace
+    assert all("cannot write (No space left on device" in line for line in one_liners)
+    assert {p: p.read_bytes() for p in small_disk.rglob(PRED + "*")} == old
+    (small_disk / "filler").unlink()
+    assert _leftovers(small_disk) == []
+
+
 # ---------------------------------------------------------------- atomic pairs, locks, fault injection
 
 
