@@ -26,7 +26,6 @@ import logging
 import math
 import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -359,19 +358,14 @@ def save_pca(pca: PatchPCA, path: str | os.PathLike) -> Path:
     path = Path(path)
     if path.suffix != ".npz":
         path = path.with_name(path.name + ".npz")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".npz.partial", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, components=pca.components, mean=pca.mean, explained_variance=pca.explained_variance,
-                     explained_variance_ratio=pca.explained_variance_ratio, n_components=pca.n_components,
-                     token_dim=pca.token_dim, size=pca.size, n_tokens=pca.n_tokens, version=PCA_FILE_VERSION,
-                     model=np.str_(pca.model), fingerprint=np.str_(pca.fingerprint), framing=np.str_(pca.framing),
-                     sources=np.asarray([str(s) for s in pca.sources], dtype=np.str_))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    from .nova_io import atomic_file
+
+    with atomic_file(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, components=pca.components, mean=pca.mean, explained_variance=pca.explained_variance,
+                 explained_variance_ratio=pca.explained_variance_ratio, n_components=pca.n_components,
+                 token_dim=pca.token_dim, size=pca.size, n_tokens=pca.n_tokens, version=PCA_FILE_VERSION,
+                 model=np.str_(pca.model), fingerprint=np.str_(pca.fingerprint), framing=np.str_(pca.framing),
+                 sources=np.asarray([str(s) for s in pca.sources], dtype=np.str_))
     return path
 
 
@@ -763,14 +757,13 @@ def pca_picture(frame: np.ndarray, pca_grid: np.ndarray, path: str | os.PathLike
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.partial.png")
+    from .nova_io import atomic_file
+
     try:
-        fig.savefig(tmp, format="png")
-        os.replace(tmp, path)
+        with atomic_file(path, ".png") as tmp:
+            fig.savefig(tmp, format="png")
     finally:
         plt.close(fig)
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 

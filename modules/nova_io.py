@@ -366,6 +366,35 @@ def save_atomic(data, path: str | os.PathLike, writer=None) -> Path:
     return path
 
 
+@contextmanager
+def atomic_file(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
+    """Write one file atomically: yields a unique staging path beside ``path`` (ending in ``suffix``, e.g. ``.png``
+    for writers that pick the format from the name); when the block ends without error it is renamed over ``path``
+    under :func:`output_lock`, otherwise deleted. Missing parent folders are created.
+
+    Raises
+    ------
+    OutputError
+        If the file cannot be written (full disk, read-only folder) or another run holds the lock too long; the
+        previous file is then unchanged.
+    """
+    path = Path(path)
+    staged = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.partial-", suffix=suffix, dir=path.parent)
+        os.close(fd)
+        staged = Path(name)
+        yield staged
+        with output_lock(path):
+            os.replace(staged, path)
+    except OSError as exc:
+        raise _output_error(path, exc) from None
+    finally:
+        if staged is not None and staged.exists():
+            staged.unlink()
+
+
 def _is_ours(folder: Path) -> bool:
     return (folder / MARKER).is_file()
 

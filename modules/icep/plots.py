@@ -38,11 +38,15 @@ def plot_confusion(matrix, class_names: list[str], path: str | os.PathLike, titl
 
 def _save(plt, fig, path) -> Path:
     """Lay out, write the PNG (parent folders created) and free the figure."""
+    from ..nova_io import atomic_file
+
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    try:
+        with atomic_file(path, ".png") as tmp:  # a kill or full disk leaves the previous picture
+            fig.savefig(tmp, dpi=100)
+    finally:
+        plt.close(fig)
     return path
 
 

@@ -182,11 +182,11 @@ def agreement_report(pairs: Sequence[tuple[str, str | os.PathLike, str | os.Path
 
 def write_report_json(report: dict, path: str | os.PathLike) -> Path:
     """Write the report as indented JSON (temp file + rename)."""
+    from ..nova_io import atomic_file
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".partial-{path.name}")
-    tmp.write_text(json.dumps(report, indent=2))
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        tmp.write_text(json.dumps(report, indent=2))
     return path
 
 
@@ -225,10 +225,12 @@ def plot_confusion(result: dict, path: str | os.PathLike, title: str = "") -> Pa
     ax.set_title(f"{title}  κ={kappa}  macro-F1={result['f1_macro']:.3f}".strip(), fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.046, label="share of reference row")
     fig.tight_layout()
+    from ..nova_io import atomic_file
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".partial-{path.stem}.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_file(path, ".png") as tmp:
+            fig.savefig(tmp, dpi=120)
+    finally:
+        plt.close(fig)
     return path

@@ -52,14 +52,10 @@ def _labelled_segments(annotation, source: str) -> list[tuple[int, int, str, flo
 
 
 def _atomic(path: Path, write) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".partial-{path.name}")
-    try:
+    from ..nova_io import atomic_file
+
+    with atomic_file(path, path.suffix) as tmp:
         write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 

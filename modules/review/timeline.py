@@ -246,12 +246,14 @@ def render_png(tracks: Sequence[Track], path: str | os.PathLike, duration_ms: fl
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
+    from ..nova_io import atomic_file
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".partial-{path.stem}.png")
-    fig.savefig(tmp, dpi=dpi)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_file(path, ".png") as tmp:
+            fig.savefig(tmp, dpi=dpi)
+    finally:
+        plt.close(fig)
     return path
 
 
@@ -366,9 +368,9 @@ svg{{width:100%;height:auto;display:block}} .name{{font-size:12px}} .tick{{font-
 <script>{js}</script>
 </body></html>
 """
+    from ..nova_io import atomic_file
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".partial-{path.name}")
-    tmp.write_text(page, encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_file(path) as tmp:
+        tmp.write_text(page, encoding="utf-8")
     return path

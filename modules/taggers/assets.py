@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -140,17 +139,12 @@ def yamnet_files() -> tuple[Path, Path]:
     target = models_dir() / "yamnet_w8a8"
     found = sorted(target.rglob("*.onnx")) if target.is_dir() else []
     if not found:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".yamnet-", dir=target.parent))
-        try:
+        from ..nova_io import atomic_dir
+
+        with atomic_dir(target, "model-cache") as tmp:  # never replaces a folder it did not create
             with zipfile.ZipFile(zipped) as zf:
                 zf.extractall(tmp)
             if not list(tmp.rglob("*.onnx")):
                 raise WeightsUnavailableError(f"{zipped}: holds no .onnx model")
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(tmp, target)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
         found = sorted(target.rglob("*.onnx"))
     return found[0], class_map
