@@ -157,7 +157,10 @@ def ensure_session(ctx: Mapping[str, Any], dataset: str, session: str, duration_
            "duration": float(duration_ms or 0) / 1000.0, "isValid": True}
     oid = _upsert(_db(ctx, dataset)[SESSIONS], session, doc)
     if ctx.get("data_dir"):
-        (Path(ctx["data_dir"]) / dataset / session).mkdir(parents=True, exist_ok=True)
+        from .nova_io import safe_name
+
+        (Path(ctx["data_dir"]) / safe_name(dataset, "dataset") / safe_name(session, "session")).mkdir(
+            parents=True, exist_ok=True)
     return oid
 
 
@@ -487,11 +490,21 @@ def save_stream(ctx: Mapping[str, Any], stream, dataset: str, session: str, role
     ------
     NovaDatabaseError
         If the context has no ``data_dir`` or the session/role is missing.
+    PathError
+        If dataset, session, role or name is not a plain name.
+    OutputError
+        If the files cannot be written (the previous stream is kept).
     """
     from discover_utils.data.handler.nova_db_handler import StreamHandler
 
     if not ctx.get("data_dir"):
         raise NovaDatabaseError(f"NOVA dataset {dataset}: no data_dir given, cannot write stream {role}.{name}")
+    from .discover.common import install_atomic_writer
+    from .nova_io import safe_name
+
+    install_atomic_writer()  # discover-utils' writer truncates in place; ours replaces header + data as a pair
+    for value, what in ((dataset, "dataset"), (session, "session"), (role, "role"), (name, "stream name")):
+        safe_name(value, what)
     _require(ctx, dataset, session=session, role=role)
     folder = Path(ctx["data_dir"]) / dataset / session
     folder.mkdir(parents=True, exist_ok=True)
