@@ -94,7 +94,8 @@ def _check_meta(meta: dict, name: str | None) -> None:
 # - a header + data pair (``x.stream`` + ``x.stream~``, ``x.annotation`` + ``x.annotation~``) is staged beside the
 #   target, the old pair is hard-linked into a journal folder ``.x.stream.prev``, then data and header are renamed
 #   over the old ones; an interrupted replacement is rolled back from the journal by the next writer or reader;
-# - the header's ``<meta data_sha256="...">`` is the SHA-256 of its data file, so a reader detects a mismatched pair;
+# - the header's ``<meta data_check="<bytes>:<sha256>">`` fingerprints its data file (size + SHA-256 of the first and
+#   last MiB: cheap for GB-sized streams), so a reader detects a mismatched pair;
 # - writers of one output hold an ``fcntl`` lock on ``.x.stream.lock`` (concurrent runs are serialised).
 
 MARKER = ".nova-infant.json"
@@ -143,6 +144,22 @@ def _sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
         for block in iter(lambda: handle.read(chunk), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _data_check(path: str | os.PathLike, ends: int = 1 << 20) -> str:
+    """``"<bytes>:<sha256>"`` of a data file: its size and the SHA-256 of its first and last ``ends`` bytes (the
+    whole file when it is at most 2 MiB). Reading 2 MiB, not the whole stream, keeps opening a long session cheap;
+    two different writes of one output differ within their first rows in practice."""
+    import hashlib
+
+    size = os.path.getsize(path)
+    digest = hashlib.sha256(str(size).encode())
+    with open(path, "rb") as handle:
+        digest.update(handle.read(ends))
+        if size > ends:
+            handle.seek(max(ends, size - ends))
+            digest.update(handle.read())
+    return f"{size}:{digest.hexdigest()}"
 
 
 def _output_error(path, exc: OSError):
@@ -249,11 +266,12 @@ def recover_output(path: str | os.PathLike) -> bool:
 
 
 def _stamp_header(header: Path, data: Path) -> None:
-    """Add ``data_sha256`` (SHA-256 of the data file) to the header's ``<meta>`` element, in place (staged copy)."""
+    """Add ``data_check`` (:func:`_data_check` of the data file) to the header's ``<meta>`` element, in place (the
+    staged copy)."""
     import re
 
-    text = re.sub(r'\s*data_sha256="[^"]*"', "", header.read_text(encoding="utf-8"))  # a re-saved stream's old sum
-    stamp = f' data_sha256="{_sha256(data)}"'
+    text = re.sub(r'\s*data_check="[^"]*"', "", header.read_text(encoding="utf-8"))  # a re-saved stream's old one
+    stamp = f' data_check="{_data_check(data)}"'
     if re.search(r"<meta(?=[\s/>])", text):
         text = re.sub(r"<meta(?=[\s/>])", "<meta" + stamp, text, count=1)
     else:
@@ -262,7 +280,7 @@ def _stamp_header(header: Path, data: Path) -> None:
 
 
 def check_pair(path: str | os.PathLike, error=None, verify: bool = True) -> None:
-    """Check that a header's recorded ``data_sha256`` matches its ``~`` data file (headers without it pass).
+    """Check that a header's recorded ``data_check`` matches its ``~`` data file (headers without it pass).
 
     Rolls back an interrupted replacement first (:func:`recover_output`), if its journal is there.
 
@@ -288,9 +306,9 @@ def check_pair(path: str | os.PathLike, error=None, verify: bool = True) -> None
         head = path.read_text(encoding="utf-8", errors="replace")[:4096]
     except FileNotFoundError:
         return
-    found = re.search(r'data_sha256="([0-9a-f]{64})"', head)
+    found = re.search(r'data_check="([0-9]+:[0-9a-f]{64})"', head)
     data = Path(str(path) + "~")
-    if found and data.is_file() and _sha256(data) != found.group(1):
+    if found and data.is_file() and _data_check(data) != found.group(1):
         raise (error or StreamError)(f"{path}: header and data file {data.name} do not belong together "
                                      f"(interrupted write?)")
 
@@ -327,7 +345,7 @@ def save_atomic(data, path: str | os.PathLike, writer=None) -> Path:
     """Save a discover-utils object that has a header file and a ``<path>~`` data file (SSI stream, annotation).
 
     Both files are written (discover-utils' ``FileHandler``, or ``writer(data, staged_path)``) into a staging
-    folder beside the target, the header gets the data file's SHA-256 (``<meta data_sha256=...>``), and the pair
+    folder beside the target, the header gets the data file's fingerprint (``<meta data_check=...>``), and the pair
     replaces the old one under a lock (:func:`replace_pair`): a kill or a full disk at any point leaves the previous
     pair intact (or rolled back by the next run), and two runs writing the same output take turns. Missing parent
     folders are created.
@@ -634,7 +652,7 @@ def open_ssi_stream(path: str | os.PathLike) -> StreamView:
     ------
     StreamError
         If the header is missing or malformed, the type is not numeric, the data file's size does not match
-        the header (rows x dim x bytes), or its SHA-256 differs from the header's ``data_sha256``.
+        the header (rows x dim x bytes), or it does not match the header's ``data_check`` fingerprint.
     """
     path = Path(path)
     data_path = Path(str(path) + "~")

@@ -232,14 +232,14 @@ def test_du_process_full_disk_keeps_the_previous_annotation(tmp_path, cml_dir, i
 def test_pair_header_records_the_data_checksum_and_a_mismatch_is_detected(tmp_path):
     path = nova_io.write_ssi_stream(_stream(10, 1.0), tmp_path / "a.stream")
     other = nova_io.write_ssi_stream(_stream(10, 2.0), tmp_path / "b.stream")
-    assert 'data_sha256="' in path.read_text() and nova_io.open_ssi_stream(path).n_rows == 10
+    assert 'data_check="' in path.read_text() and nova_io.open_ssi_stream(path).n_rows == 10
     shutil.copy(str(other) + "~", str(path) + "~")  # same size, other content: only the checksum can tell
     with pytest.raises(StreamError, match=r"a\.stream: header and data file a\.stream~ do not belong together"):
         nova_io.open_ssi_stream(path)
     # a re-saved stream keeps exactly one, fresh checksum
     stream = nova_io.load_ssi_stream(other)
     resaved = nova_io.save_atomic(stream, tmp_path / "d.stream")
-    assert resaved.read_text().count("data_sha256") == 1 and nova_io.open_ssi_stream(resaved).n_rows == 10
+    assert resaved.read_text().count("data_check") == 1 and nova_io.open_ssi_stream(resaved).n_rows == 10
 
 
 FAULT_SCRIPT = textwrap.dedent('''

@@ -246,7 +246,7 @@ def test_module_runs_in_du_process_and_streams_load_back(cml_dir, carphone_sessi
     assert pca.meta_data.sample_rate == pytest.approx(25.0) and np.isfinite(pca.data).all()
     assert nova_io.open_ssi_stream(out / "infant.dinov2cls.stream").media_type == "feature;video;dino_cls"
     # written through our atomic writer (discover-utils' own truncates in place): checksum in the header, no leftovers
-    assert 'data_sha256="' in (out / "infant.dinov2.stream").read_text()
+    assert 'data_check="' in (out / "infant.dinov2.stream").read_text()
     assert sorted(os.listdir(out)) == ["infant.dinov2.stream", "infant.dinov2.stream~", "infant.dinov2cls.stream",
                                        "infant.dinov2cls.stream~"]
     assert (pictures / "demo.carphone01.dinov2_pca.png").is_file()
