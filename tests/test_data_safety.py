@@ -243,42 +243,21 @@ def test_pair_header_records_the_data_checksum_and_a_mismatch_is_detected(tmp_pa
 
 
 FAULT_SCRIPT = textwrap.dedent('''
-    """Writes the NEW output into <base>/k<k>. Modes: count (k0, print the number of filesystem steps), kill (for
-    each k: a forked child dies like kill -9 at its k-th step; prints the call it died in), write (no faults)."""
+    """For one target: count the filesystem steps of writing the new output, then for each k write the old output
+    into <base>/k<k> and let a forked writer of the new one die like kill -9 at its k-th step. Prints JSON."""
     import json, os, shutil, sys
-    import numpy as np
-    from nova_infant import nova_io
+    sys.path.insert(0, sys.argv[3])
+    import test_data_safety as t
 
-    target, base, mode, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    target, base = sys.argv[1], sys.argv[2]
 
-    def new_stream():
-        data = np.full((20, 3), 7.0, np.float32) + np.arange(20, dtype=np.float32)[:, None]
-        return nova_io.make_ssi_stream(data, 25.0, "feature;test", ["a", "b", "c"], name="x")
-
-    def write(folder):
-        if target == "stream":
-            nova_io.write_ssi_stream(new_stream(), os.path.join(folder, "r.x.stream"))
-        elif target == "annotation":
-            from nova_infant.icep.schemes import full_scheme, write_discrete_annotation
-            segs = nova_io.frames_to_segments(np.repeat([1, 2, 3], 10), 40.0)
-            write_discrete_annotation(os.path.join(folder, "r.s.a.annotation"), full_scheme("infant"), segs, "r", "a")
-        elif target == "du-process":  # discover-utils' writer as du-process calls it (wrapped by our adapters)
-            import nova_infant.discover.common  # noqa: F401  (installs the atomic writer)
-            from discover_utils.data.handler.file_handler import FileHandler
-            FileHandler().save(new_stream(), os.path.join(folder, "r.x.stream"))
-        elif target == "folder":
-            with nova_io.atomic_dir(os.path.join(folder, "bundle"), "test") as tmp:
-                (tmp / "model.bin").write_bytes(b"new" * 1000)
-                (tmp / "config.json").write_text('{"v": "new"}')
-
-    def faulty(k):
-        """Count filesystem steps; die at step k (0: never)."""
+    def hooked(k, send):
         steps = [0]
         def hook(name, real):
             def wrapped(*a, **kw):
                 steps[0] += 1
                 if steps[0] == k:
-                    os.write(2, name.encode())
+                    os.write(send, name.encode())
                     os._exit(137)  # like kill -9: no cleanup, no finally blocks
                 return real(*a, **kw)
             return wrapped
@@ -287,46 +266,61 @@ FAULT_SCRIPT = textwrap.dedent('''
             setattr(mod, name, hook(name, getattr(mod, name)))
         return steps
 
-    if mode == "count":
-        steps = faulty(0)
-        write(os.path.join(base, "k0"))
-        print(json.dumps(steps[0]))
-    elif mode == "write":
-        for k in range(1, n + 1):
-            write(os.path.join(base, f"k{k}"))
-        print(json.dumps(n))
-    else:
-        calls = []
-        for k in range(1, n + 1):
-            read, send = os.pipe()
-            pid = os.fork()
-            if pid == 0:
-                os.close(read)
-                os.dup2(send, 2)
-                faulty(k)
-                write(os.path.join(base, f"k{k}"))
-                os._exit(0)
-            os.close(send)
-            _, status = os.waitpid(pid, 0)
-            with os.fdopen(read) as handle:
-                calls.append([os.waitstatus_to_exitcode(status), handle.read().strip()[-40:]])
-        print(json.dumps(calls))
+    def fork_write(k, folder):
+        read, send = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            os.close(read)
+            steps = hooked(k, send)
+            t._write(target, t.Path(folder), "new")
+            os.write(send, str(steps[0]).encode())
+            os._exit(0)
+        os.close(send)
+        _, status = os.waitpid(pid, 0)
+        with os.fdopen(read) as handle:
+            return os.waitstatus_to_exitcode(status), handle.read()
+
+    os.makedirs(os.path.join(base, "k0"))
+    t._write(target, t.Path(base, "k0"), "old")
+    code, steps = fork_write(0, os.path.join(base, "k0"))
+    assert code == 0, code
+    calls = []
+    for k in range(1, int(steps) + 1):
+        folder = os.path.join(base, f"k{k}")
+        os.makedirs(folder)
+        t._write(target, t.Path(folder), "old")
+        calls.append(fork_write(k, folder))
+    print(json.dumps(calls))
 ''')
 
 
-def _write_old(target: str, folder: Path):
+def _write(target: str, folder: Path, version: str) -> Path:
+    """The old or the new version of one output kind; returns the path a reader opens."""
+    old = version == "old"
     if target in ("stream", "du-process"):
-        nova_io.write_ssi_stream(_stream(10, 1.0), folder / "r.x.stream")
-        return folder / "r.x.stream"
+        stream, path = (_stream(10, 1.0) if old else _stream(20, 7.0)), folder / "r.x.stream"
+        if target == "du-process":  # discover-utils' writer as du-process calls it (wrapped by our adapters)
+            import nova_infant.discover.common  # noqa: F401
+            from discover_utils.data.handler.file_handler import FileHandler
+
+            FileHandler().save(stream, path)
+        else:
+            nova_io.write_ssi_stream(stream, path)
+        return path
     if target == "annotation":
         from nova_infant.icep.schemes import full_scheme, write_discrete_annotation
 
-        segs = nova_io.frames_to_segments(np.repeat([0, 4], 5), 40.0)
-        return write_discrete_annotation(folder / "r.s.a.annotation", full_scheme("infant"), segs, "r", "a")
+        labels = np.repeat([0, 4], 5) if old else np.repeat([1, 2, 3], 10)
+        return write_discrete_annotation(folder / "r.s.a.annotation", full_scheme("infant"),
+                                         nova_io.frames_to_segments(labels, 40.0), "r", "a")
     with nova_io.atomic_dir(folder / "bundle", "test") as tmp:
-        (tmp / "model.bin").write_bytes(b"old" * 500)
-        (tmp / "config.json").write_text('{"v": "old"}')
+        (tmp / "model.bin").write_bytes((b"old" if old else b"new") * (500 if old else 1000))
+        (tmp / "config.json").write_text(json.dumps({"v": version}))
     return folder / "bundle"
+
+
+def _write_old(target: str, folder: Path) -> Path:
+    return _write(target, folder, "old")
 
 
 def _read(target: str, path: Path):
@@ -334,7 +328,8 @@ def _read(target: str, path: Path):
     if target in ("stream", "du-process"):
         view = nova_io.open_ssi_stream(path)
         assert nova_io.load_ssi_stream(path).data.shape == view.data.shape  # discover-utils reads it too
-        return "old" if view.n_rows == 10 and view.data[0, 0] == 1.0 else ("new" if view.n_rows == 20 else "bad")
+        first = float(view.data[0, 0])
+        return {(10, 1.0): "old", (20, 7.0): "new"}.get((view.n_rows, first), "bad")
     if target == "annotation":
         ids = nova_io.read_annotation(path).data["id"].tolist()
         return {(0, 4): "old", (1, 2, 3): "new"}.get(tuple(ids), "bad")
@@ -347,23 +342,15 @@ def test_a_kill_at_every_filesystem_step_leaves_the_previous_output_intact(tmp_p
     script = tmp_path / "fault.py"
     script.write_text(FAULT_SCRIPT)
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
-
-    def run(mode, n=0):
-        done = subprocess.run([sys.executable, str(script), target, str(tmp_path), mode, str(n)], capture_output=True,
-                              text=True, timeout=300, env=env)
-        assert done.returncode == 0, done.stderr[-3000:]
-        return json.loads(done.stdout.strip().splitlines()[-1])
-
-    (tmp_path / "k0").mkdir()
-    _write_old(target, tmp_path / "k0")
-    steps = run("count")
-    assert steps >= 4
-    paths = {}
-    for k in range(1, steps + 1):
-        (tmp_path / f"k{k}").mkdir()
-        paths[k] = _write_old(target, tmp_path / f"k{k}")
-    calls = run("kill", steps)
-    assert [code for code, _ in calls] == [137] * steps, calls
+    done = subprocess.run([sys.executable, str(script), target, str(tmp_path), str(Path(__file__).parent)],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    calls = json.loads(done.stdout.strip().splitlines()[-1])
+    steps = len(calls)
+    assert steps >= 4 and [code for code, _ in calls] == [137] * steps, calls
+    paths = {k: tmp_path / f"k{k}" / ("bundle" if target == "folder" else
+                                      "r.s.a.annotation" if target == "annotation" else "r.x.stream")
+             for k in range(1, steps + 1)}
     states = [_read(target, paths[k]) for k in range(1, steps + 1)]  # readers roll an interrupted write back
     seen = [(call, state) for (_, call), state in zip(calls, states)]
     # old until the commit rename, new after it; a kill after the first rename but before the commit keeps old
@@ -371,8 +358,8 @@ def test_a_kill_at_every_filesystem_step_leaves_the_previous_output_intact(tmp_p
     replaces = [i for i, (call, _) in enumerate(seen) if call == "replace"]
     assert len(replaces) >= 2 and states[replaces[1]] == "old", seen
     # the next run starts clean: what the killed writer left is recovered or removed
-    run("write", steps)
     for k in range(1, steps + 1):
+        _write(target, tmp_path / f"k{k}", "new")
         assert _read(target, paths[k]) == "new" and _leftovers(tmp_path / f"k{k}") == [], (k, seen[k - 1])
 
 
