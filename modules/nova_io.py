@@ -176,9 +176,26 @@ def _output_error(path, exc: OSError):
     return OutputError(f"{path}: cannot write ({reason}); the previous version is kept")
 
 
+def _try_lock(fd: int) -> None:
+    """Exclusive, non-blocking lock of an open file; ``BlockingIOError`` when another process holds it
+    (``fcntl.flock`` on POSIX, ``msvcrt.locking`` of the first byte on Windows)."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        import msvcrt
+
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            raise BlockingIOError from None
+        return
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
 @contextmanager
 def output_lock(path: str | os.PathLike, timeout_s: float | None = None) -> Iterator[None]:
-    """Hold an exclusive ``fcntl`` lock on ``<folder>/.<name>.lock`` while one output is replaced.
+    """Hold an exclusive lock (``fcntl.flock``; ``msvcrt.locking`` on Windows) on ``<folder>/.<name>.lock`` while
+    one output is replaced.
 
     Two runs writing the same output are serialised: the second waits (up to ``timeout_s``, default
     ``NOVA_INFANT_LOCK_TIMEOUT_S`` or 600 s), then fails. The lock file is removed when released.
@@ -188,7 +205,6 @@ def output_lock(path: str | os.PathLike, timeout_s: float | None = None) -> Iter
     OutputError
         If the lock is still held by another run after ``timeout_s`` seconds, or cannot be created.
     """
-    import fcntl
     import time
 
     from .errors import OutputError
@@ -203,7 +219,7 @@ def output_lock(path: str | os.PathLike, timeout_s: float | None = None) -> Iter
             raise _output_error(path, exc) from None
         while True:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                _try_lock(fd)
                 break
             except BlockingIOError:
                 if time.monotonic() > deadline:

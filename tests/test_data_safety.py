@@ -242,6 +242,17 @@ def test_pair_header_records_the_data_checksum_and_a_mismatch_is_detected(tmp_pa
     assert resaved.read_text().count("data_check") == 1 and nova_io.open_ssi_stream(resaved).n_rows == 10
 
 
+def test_pair_check_of_a_long_stream_sees_its_last_row(tmp_path):
+    rows = 3 * (1 << 20) // 16  # 3 MiB of float32 x 4: the check hashes the first and the last MiB
+    path = nova_io.write_ssi_stream(_stream(rows, 1.0, dim=4), tmp_path / "long.stream")
+    assert nova_io.open_ssi_stream(path).n_rows == rows
+    data = np.fromfile(str(path) + "~", np.float32)
+    data[-1] += 1.0  # the last row changed without its header
+    data.tofile(str(path) + "~")
+    with pytest.raises(StreamError, match="do not belong together"):
+        nova_io.open_ssi_stream(path)
+
+
 FAULT_SCRIPT = textwrap.dedent('''
     """For one target: count the filesystem steps of writing the new output, then for each k write the old output
     into <base>/k<k> and let a forked writer of the new one die like kill -9 at its k-th step. Prints JSON."""
