@@ -7,10 +7,11 @@ returned as mono float32 at the requested rate. Every failure is a one-line ``Vi
 
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Iterator, Sequence
 
@@ -18,16 +19,32 @@ import numpy as np
 
 from .errors import AudioDecodeError, VideoDecodeError
 
+log = logging.getLogger(__name__)
+
 # Containers soundfile (libsndfile) reads directly; anything else goes through decord/FFmpeg.
 _SOUNDFILE_EXTS = {".wav", ".flac", ".ogg", ".oga", ".aiff", ".aif", ".au", ".w64", ".caf", ".mp3"}
 
 
 @dataclass(frozen=True)
 class VideoInfo:
-    """What a video file holds.
+    """What a video file holds, with every frame's time on the session axis.
 
-    Attributes: ``path``; ``fps`` (average frame rate, Hz); ``n_frames`` (decodable frames); ``width``,
-    ``height`` (px); ``duration_ms`` (= n_frames / fps * 1000).
+    Attributes
+    ----------
+    path : str
+    fps : float
+        Average frame rate (Hz), as the container reports it.
+    n_frames : int
+        Decodable frames.
+    width, height : int
+        Frame size (px).
+    start_ms : float
+        Time (ms) at which the video stream starts after the container's start (the earliest stream): a video
+        whose audio starts 500 ms earlier has ``start_ms = 500``. Session time 0 is the container's start, as in
+        a player.
+    frame_times_ms : ndarray (n_frames,) float64 or None
+        Presentation time (ms, session axis) of each frame, from the container's timestamps (PTS); None when the
+        frames are evenly spaced (constant frame rate), where frame ``i`` starts at ``start_ms + i * 1000 / fps``.
     """
 
     path: str
@@ -35,15 +52,139 @@ class VideoInfo:
     n_frames: int
     width: int
     height: int
+    start_ms: float = 0.0
+    frame_times_ms: np.ndarray | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def variable_rate(self) -> bool:
+        """True when frames are not evenly spaced (variable frame rate), i.e. :attr:`frame_times_ms` is kept."""
+        return self.frame_times_ms is not None
 
     @property
     def duration_ms(self) -> float:
-        return self.n_frames * 1000.0 / self.fps
+        """End of the last frame on the session axis (ms): ``start_ms + n_frames * 1000 / fps`` at a constant rate,
+        else the last frame's time plus the last frame interval."""
+        if self.frame_times_ms is None:
+            return self.start_ms + self.n_frames * 1000.0 / self.fps
+        times = self.frame_times_ms
+        last = float(times[-1] - times[-2]) if len(times) > 1 else 1000.0 / self.fps
+        return round(float(times[-1]) + last, 6)  # 1 ns: float noise must not add a grid row
+
+    def frame_starts_ms(self) -> np.ndarray:
+        """Presentation time (ms, session axis) of every frame, float64 (n_frames,)."""
+        if self.frame_times_ms is not None:
+            return np.asarray(self.frame_times_ms, dtype=np.float64)
+        return self.start_ms + np.arange(self.n_frames, dtype=np.float64) * 1000.0 / self.fps
 
     def frame_at_ms(self, times_ms: np.ndarray) -> np.ndarray:
-        """Index of the frame on screen at each time (ms), clipped to the last frame; int64 array."""
-        idx = np.floor(np.asarray(times_ms, dtype=np.float64) * self.fps / 1000.0 + 1e-9).astype(np.int64)
+        """Index of the frame on screen at each session time (ms): the last frame whose timestamp is at or
+        before it; times before the first frame get frame 0, times after the last get the last frame. int64."""
+        times = np.asarray(times_ms, dtype=np.float64)
+        if self.frame_times_ms is None:
+            idx = np.floor((times - self.start_ms) * self.fps / 1000.0 + 1e-9).astype(np.int64)
+        else:  # 1 us tolerance: decord reports timestamps as float32 seconds
+            idx = np.searchsorted(self.frame_times_ms, times + 1e-3, side="right").astype(np.int64) - 1
         return np.clip(idx, 0, max(self.n_frames - 1, 0))
+
+
+def frame_timestamps(reader, path: str, fps: float) -> tuple[float, float, np.ndarray | None]:
+    """Frame times of a video on the session axis, from the container's timestamps (PTS).
+
+    PyAV demuxes the video packets (no decoding) and gives their PTS as exact fractions of the stream's time base,
+    and the container's start (``container.start_time``, the earliest stream), which is session time 0. If PyAV
+    cannot read the file or counts other frames than decord, decord's ``get_frame_timestamp`` (float32 s,
+    relative to the video stream's own start) is used with PyAV's stream offset.
+
+    Parameters
+    ----------
+    reader : decord.VideoReader
+        The open reader whose frame indices the times describe (presentation order).
+    path : str
+    fps : float
+        Average frame rate from the header (Hz).
+
+    Returns
+    -------
+    (start_ms, fps, frame_times_ms) : float ms (first frame's time); the frame rate (Hz: ``fps``, or the rate the
+        timestamps are evenly spaced at when the header's average disagrees); float64 (n_frames,) ms on the session
+        axis, or None when every frame lies within 0.5 ms of ``start_ms + i * 1000 / fps`` (constant frame rate).
+
+    Raises
+    ------
+    VideoDecodeError
+        If the timestamps cannot be read, are not finite or go backwards.
+    """
+    n = len(reader)
+    times = _packet_times_ms(path)
+    if times is None or len(times) != n:
+        try:
+            relative = np.asarray(reader.get_frame_timestamp(np.arange(n)), dtype=np.float64)[:, 0] * 1000.0
+        except Exception as exc:
+            raise VideoDecodeError(f"{path}: cannot read frame timestamps ({_first_line(exc)})") from None
+        start = _video_start_ms(path) if times is None else float(times[0])
+        times = start + relative - (relative[0] if n else 0.0)
+    if not np.isfinite(times).all() or np.any(np.diff(times) < 0):
+        raise VideoDecodeError(f"{path}: frame timestamps go backwards (corrupt container?)")
+    start_ms = float(times[0]) if n else 0.0
+    even = start_ms + np.arange(n, dtype=np.float64) * 1000.0 / fps
+    if np.max(np.abs(times - even), initial=0.0) < 0.5:
+        return start_ms, fps, None
+    if n > 1:  # evenly spaced at another rate than the header's average (e.g. an edit list): keep that rate
+        rate = float(Fraction(1000.0 / float(np.median(np.diff(times)))).limit_denominator(1001))
+        even = start_ms + np.arange(n, dtype=np.float64) * 1000.0 / rate
+        if np.max(np.abs(times - even)) < 0.5:
+            return start_ms, rate, None
+    return start_ms, fps, times
+
+
+def _packet_times_ms(path: str) -> np.ndarray | None:
+    """Sorted PTS (ms after the container's start) of every packet of the first video stream, with PyAV; None if
+    PyAV cannot tell."""
+    import av
+
+    try:
+        with av.open(path) as container:
+            stream = container.streams.video[0]
+            base = container.start_time or 0  # in AV_TIME_BASE (us)
+            pts = [packet.pts for packet in container.demux(stream) if packet.pts is not None and packet.size]
+            if not pts:
+                return None
+            return (np.sort(np.asarray(pts, dtype=np.float64)) * float(stream.time_base) - base / 1e6) * 1000.0
+    except Exception as exc:  # av.error.* (OSError subclasses), IndexError (no video stream)
+        log.debug("%s: PyAV cannot read the packet timestamps (%s)", path, _first_line(exc))
+        return None
+
+
+def _video_start_ms(path: str) -> float:
+    """Start of the first video stream after the container's start, ms (0 if unknown), with PyAV."""
+    import av
+
+    try:
+        with av.open(path) as container:
+            stream = container.streams.video[0]
+            if stream.start_time is None or stream.time_base is None:
+                return 0.0
+            stream_start = float(stream.start_time * stream.time_base)
+            container_start = (container.start_time / 1e6) if container.start_time is not None else stream_start
+    except Exception as exc:  # PyAV raises av.error.* (OSError subclasses) or IndexError (no video stream)
+        log.warning("%s: cannot read the video stream's start time (%s); assuming it starts with the file",
+                    path, _first_line(exc))
+        return 0.0
+    return max(0.0, (stream_start - container_start) * 1000.0)
+
+
+def _audio_start_ms(path: str) -> float:
+    """Start of the first audio stream after the container's start, ms (0 if unknown or not a container)."""
+    import av
+
+    try:
+        with av.open(path) as container:
+            stream = container.streams.audio[0]
+            if stream.start_time is None or stream.time_base is None or container.start_time is None:
+                return 0.0
+            return max(0.0, (float(stream.start_time * stream.time_base) - container.start_time / 1e6) * 1000.0)
+    except Exception:  # decord already read the track; an unreadable start time means "starts with the file"
+        return 0.0
 
 
 class VideoSource:
@@ -81,7 +222,8 @@ class VideoSource:
         if not np.isfinite(fps) or fps <= 0:
             raise VideoDecodeError(f"{self.path}: video has no valid frame rate ({fps})")
         first = self._decode([0])
-        self.info = VideoInfo(self.path, fps, n_frames, int(first.shape[2]), int(first.shape[1]))
+        start_ms, fps, times = frame_timestamps(self._reader, self.path, fps)
+        self.info = VideoInfo(self.path, fps, n_frames, int(first.shape[2]), int(first.shape[1]), start_ms, times)
         # A truncated file still announces its original frame count: prove the last frame decodes.
         self._decode([n_frames - 1])
 
@@ -188,7 +330,7 @@ def read_audio(path: str, target_sr: int | None = 16000) -> tuple[np.ndarray, in
     Raises
     ------
     AudioDecodeError
-        If the file is missing, has no audio stream, or holds no samples.
+        If the file is missing, has no audio stream, holds no samples, or holds NaN/infinite samples.
     """
     path = str(path)
     if not os.path.isfile(path):
@@ -210,6 +352,10 @@ def read_audio(path: str, target_sr: int | None = 16000) -> tuple[np.ndarray, in
             sr = int(target_sr or 16000)
             reader = decord.AudioReader(path, ctx=decord.cpu(0), sample_rate=sr, mono=True)
             mono = reader[:].asnumpy().reshape(-1).astype(np.float32)
+            # decord drops the audio stream's start offset: pad so sample 0 is the container's start
+            pad = int(round(_audio_start_ms(path) * sr / 1000.0))
+            if pad > 0:
+                mono = np.concatenate([np.zeros(pad, np.float32), mono])
         except Exception as exc:
             message = _first_line(exc)
             if "audio stream" in message.lower():
@@ -217,6 +363,11 @@ def read_audio(path: str, target_sr: int | None = 16000) -> tuple[np.ndarray, in
             raise AudioDecodeError(f"{path}: cannot read audio ({message})") from None
     if mono.size == 0:
         raise AudioDecodeError(f"{path}: audio holds no samples")
+    bad = ~np.isfinite(mono)
+    if bad.any():  # a NaN would poison every window it falls into, silently
+        first = int(np.argmax(bad))
+        raise AudioDecodeError(f"{path}: audio holds {int(bad.sum())} NaN/infinite samples (first at "
+                               f"{first / float(sr):.3f} s)")
     return resample(mono, int(sr), target_sr), (int(target_sr) if target_sr else int(sr))
 
 

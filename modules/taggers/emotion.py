@@ -194,6 +194,8 @@ def analyse_faces(path: str, sample_fps="1", face: str = "largest", batch_size: 
     video = VideoSource(str(path))
     info = video.info
     times = sample_times_ms(info.duration_ms, info.fps, sample_fps)
+    if sample_fps in (None, "", "all", "every", 0, "0"):  # every frame at its own timestamp (PTS, VFR-safe)
+        times = info.frame_starts_ms()
     idx = info.frame_at_ms(times)
     n = len(idx)
     boxes = np.zeros((n, 5), np.float32)
