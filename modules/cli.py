@@ -1,7 +1,8 @@
 """``nova-infant`` command line: one sub-command per job, for engineers and batch use.
 
 Each feature module registers its own sub-commands through a ``register(subparsers)`` function listed in
-``COMMAND_MODULES``. Errors of this package print as one line (``error: <file>: <problem>``) with exit code 2.
+``COMMAND_MODULES``. Errors of this package, usage errors and
+OS errors (read-only folder, full disk) print as one line (``error: <file>: <problem>``) with exit code 2.
 """
 
 from __future__ import annotations
@@ -13,6 +14,15 @@ import sys
 
 from . import __version__
 from .errors import NovaInfantError
+from .validation import one_line
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse parser whose usage errors print as one line (``error: <command>: <problem>``, exit code 2) instead
+    of the usage block; every sub-command parser inherits it."""
+
+    def error(self, message):
+        self.exit(2, f"error: {self.prog}: {message} (see --help)\n")
+
 
 COMMAND_MODULES = [
     "nova_infant.commands",
@@ -27,7 +37,7 @@ COMMAND_MODULES = [
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (all registered sub-commands)."""
-    parser = argparse.ArgumentParser(prog="nova-infant", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="nova-infant", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"nova-infant {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -45,7 +55,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except NovaInfantError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(exc)}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # read-only folder, full disk, permission: name the path, no traceback
+        print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
 
 

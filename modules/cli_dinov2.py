@@ -8,10 +8,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 from pathlib import Path
 
 from .backbones import DEFAULT_DINOV2
 from .errors import NovaInfantError
+from .validation import one_line
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +67,10 @@ def _role(video: str) -> str:
 
 
 def _options(args) -> dict:
+    from .validation import check_dinov2_options
+
+    check_dinov2_options(args.size, args.k, args.pca_fit_frames, args.batch_size, getattr(args, "output", "both"),
+                         args.framing, args.frame_step, getattr(args, "duration_ms", None), args.device)
     return dict(size=args.size, k=args.k, pca_fit_frames=args.pca_fit_frames, framing=args.framing,
                 frame_step=args.frame_step, batch_size=args.batch_size)
 
@@ -76,15 +82,17 @@ def _load(args):
 
 
 def _extract(args) -> int:
-    """Extract every video; a bad video is reported in one line and the others go on (exit 2 if any failed)."""
+    """Extract every video; a bad video is reported in one line and the others go on (exit 1 if some failed, 2 if
+    all did)."""
     from .dinov2_pca import extract_dinov2, picture_of_row
     from .nova_io import write_ssi_stream
 
+    options = _options(args)
     backbone, failed = _load(args), 0
     for video in args.videos:
         try:
             features = extract_dinov2(video, backbone, pca=args.pca, output=args.output,
-                                      duration_ms=args.duration_ms, progress=True, **_options(args))
+                                      duration_ms=args.duration_ms, progress=True, **options)
             out_dir, role = Path(args.out_dir or os.path.dirname(os.path.abspath(video))), _role(video)
             if features.pca is not None:
                 print(write_ssi_stream(features.pca_stream(role=role), out_dir / f"{role}.dinov2.stream"))
@@ -92,16 +100,17 @@ def _extract(args) -> int:
                 print(write_ssi_stream(features.cls_stream(role=role), out_dir / f"{role}.dinov2cls.stream"))
             if args.picture and features.pca is not None:
                 print(picture_of_row(features, len(features.row_frames) // 2, out_dir / f"{role}.dinov2_pca.png"))
-        except NovaInfantError as exc:
-            print(f"error: {exc}")
+        except (NovaInfantError, OSError) as exc:  # OSError: read-only folder, full disk; go on with the rest
+            print(f"error: {one_line(exc)}", file=sys.stderr)
             failed += 1
-    return 2 if failed else 0
+    return 0 if not failed else (2 if failed == len(args.videos) else 1)
 
 
 def _fit_pca(args) -> int:
     from .dinov2_pca import fit_pca_over_videos, save_pca
 
-    pca = fit_pca_over_videos(args.videos, _load(args), progress=True, **_options(args))
+    options = _options(args)
+    pca = fit_pca_over_videos(args.videos, _load(args), progress=True, **options)
     path = save_pca(pca, args.out)
     ratio = ", ".join(f"{v:.3f}" for v in pca.explained_variance_ratio)
     print(f"{path}: {pca.n_components} components of {pca.token_dim}-d tokens from {len(pca.sources)} videos "
@@ -117,6 +126,7 @@ def _picture(args) -> int:
     from .errors import OptionError
     from .media import VideoSource
 
+    _options(args)
     source = VideoSource(args.video)
     time_ms = source.info.duration_ms / 2 if args.time_ms is None else args.time_ms
     if not 0 <= time_ms < source.info.duration_ms:

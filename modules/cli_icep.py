@@ -83,13 +83,30 @@ def _train_args(p):
     p.add_argument("--grid", default=None, help='JSON list of overrides, e.g. \'[{"lr":0.001},{"lr":0.003}]\'')
 
 
+def _checked(args) -> dict:
+    """Every training option of ``icep cv``/``icep train`` checked up front (nova_infant.validation), before any
+    session is read or anything written: the values of a ``TrainConfig`` plus ``folds``, ``val_fraction`` and the
+    parsed ``grid``. Raises ``OptionError`` (one line)."""
+    from .validation import check_folds, check_train_config, check_val_fraction, parse_grid
+
+    values = check_train_config(dict(model=args.model, window=args.window, stride=args.stride, hidden=args.hidden,
+                                     layers=args.layers, dropout=args.dropout, optimizer=args.optimizer, lr=args.lr,
+                                     batch_size=args.batch_size, max_epochs=args.epochs, patience=args.patience,
+                                     seed=args.seed, device=args.device))
+    folds = check_folds(args.folds)
+    cml_dir = getattr(args, "cml_dir", None)
+    if cml_dir and not (Path(cml_dir) / "icep_predict.py").is_file():
+        raise OptionError(f"{cml_dir}: option cml-dir: no icep_predict.py here; give the nova_infant trainers folder")
+    if args.func is cmd_cv and folds < 2:
+        raise OptionError(f"option folds: cross-validation needs >= 2 folds, got {args.folds}")
+    return {"config": values, "folds": folds, "val_fraction": check_val_fraction(args.val_fraction),
+            "grid": parse_grid(args.grid, values)}
+
+
 def _config(args):
     from .icep.training import TrainConfig
 
-    return TrainConfig(model=args.model, window=args.window, stride=args.stride, hidden=args.hidden,
-                       layers=args.layers, dropout=args.dropout, optimizer=args.optimizer, lr=args.lr,
-                       batch_size=args.batch_size, max_epochs=args.epochs, patience=args.patience, seed=args.seed,
-                       device=args.device)
+    return TrainConfig(**args.checked["config"])
 
 
 def _session_dirs(args) -> list[Path]:
@@ -127,21 +144,29 @@ def _labelled(args):
     from .icep.dataset import SessionSpec
     from .icep.pipeline import load_sessions
     from .icep.schemes import label_map
+    from .validation import folds_for, usable_training_sessions
 
     from .nova_io import check_replaceable, safe_name
 
+    args.checked = _checked(args)
     _check_names(args)
     if args.func is cmd_train:
         check_replaceable(args.out)  # before hours of training, not after
     lmap = label_map(args.label_set, args.role)
     scheme = safe_name(args.scheme or f"ICEP-R-{args.role}", "--scheme")
     spec = SessionSpec(list(args.streams), (args.role, scheme, args.annotator))
-    sessions, failures = load_sessions(_session_dirs(args), spec, lmap, args.window)
+    sessions, failures = load_sessions(_session_dirs(args), spec, lmap, args.checked["config"]["window"])
+    sessions, skipped = usable_training_sessions(sessions)
+    failures = list(failures) + [(Path(args.root) / args.dataset / name, reason) for name, reason in skipped]
+    where = str(Path(args.root) / args.dataset)
+    if not sessions and len(failures) == 1:  # one line says it all
+        raise OptionError(f"{failures[0][0]}: {failures[0][1]} (no usable session left)")
+    if not sessions:
+        _report_failures(failures)
+        raise OptionError(f"{where}: no usable session to train on ({len(failures)} skipped)")
     _report_failures(failures)
-    if len(sessions) < (2 if args.func is cmd_cv else 1):
-        raise OptionError(f"{Path(args.root) / args.dataset}: only {len(sessions)} usable session(s)")
-    grid = json.loads(args.grid) if args.grid else None
-    return lmap, spec, sessions, failures, grid
+    args.checked["folds"] = folds_for(args.checked["folds"], len(sessions), where)
+    return lmap, spec, sessions, failures, args.checked["grid"]
 
 
 def cmd_cv(args) -> int:
@@ -149,7 +174,8 @@ def cmd_cv(args) -> int:
     from .icep.pipeline import evaluate
 
     lmap, _, sessions, failures, grid = _labelled(args)
-    result = evaluate(sessions, lmap, _config(args), args.out, args.folds, grid, args.val_fraction, args.seed)
+    result = evaluate(sessions, lmap, _config(args), args.out, args.checked["folds"], grid,
+                      args.checked["val_fraction"], args.seed)
     print(f"{len(sessions)} sessions, {len(result.folds)} folds: accuracy {result.pooled['accuracy']:.3f}, "
           f"macro-F1 {result.pooled['f1_macro']:.3f}, kappa {result.pooled['kappa']:.3f} -> {args.out}")
     return 1 if failures else 0
@@ -161,8 +187,8 @@ def cmd_train(args) -> int:
 
     lmap, spec, sessions, failures, grid = _labelled(args)
     info = {"dataset": args.dataset, "streams": spec.streams, "label": list(spec.label), "label_set": args.label_set}
-    bundle, trainer, report = train_bundle(sessions, lmap, _config(args), args.out, args.cml_dir, args.folds,
-                                           args.val_fraction, grid, info)
+    bundle, trainer, report = train_bundle(sessions, lmap, _config(args), args.out, args.cml_dir,
+                                           args.checked["folds"], args.checked["val_fraction"], grid, info)
     extra = f", CV macro-F1 {report['pooled']['f1_macro']:.3f}, kappa {report['pooled']['kappa']:.3f}" if report else ""
     print(f"bundle {bundle}, predictor {trainer}{extra}")
     return 1 if failures else 0
@@ -174,7 +200,10 @@ def cmd_predict(args) -> int:
     from .icep.dataset import SessionSpec, load_session
     from .icep.predict import predict_session, write_prediction
 
+    from .validation import float_option, one_line
+
     _check_names(args)
+    float_option(args.min_dur_ms, "min-dur-ms", 0.0)
     bundle = load_bundle(args.bundle)
     streams = args.streams or [s["name"] for s in bundle.features["streams"]]
     failed = 0
@@ -184,9 +213,9 @@ def cmd_predict(args) -> int:
             pred = predict_session(bundle, session, args.min_dur_ms, bundle.config.batch_size)
             paths = write_prediction(folder, bundle, pred, args.role, args.annotator, args.probabilities, args.dataset)
             print(f"{folder.name}: {len(pred.segments())} segments -> {paths[0]}")
-        except NovaInfantError as exc:
+        except (NovaInfantError, OSError) as exc:  # OSError: read-only folder, full disk; go on with the rest
             failed += 1
-            print(f"error: {folder}: {exc}", file=sys.stderr)
+            print(f"error: {folder}: {one_line(exc)}", file=sys.stderr)
     return 1 if failed else 0
 
 
@@ -195,6 +224,9 @@ def cmd_import_schemes(args) -> int:
     import pymongo
 
     from .icep.schemes import import_schemes
+    from .validation import int_option
+
+    int_option(args.db_port, "db-port", 1, 65535)
 
     client = pymongo.MongoClient(host=args.db_host, port=args.db_port, username=args.db_user,
                                  password=args.db_password, serverSelectionTimeoutMS=3000)

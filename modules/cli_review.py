@@ -19,8 +19,11 @@ def cmd_timeline(args) -> int:
     """Render the timeline of the given files/session folder (``--png``/``--html``); exit code 0."""
     from .review.timeline import build_tracks, render_html, render_png
 
+    from .validation import check_duration_ms
+
     if not args.png and not args.html:
         raise AnnotationError("review timeline: give --png and/or --html")
+    check_duration_ms(args.duration_ms, "duration-ms")
     tracks = build_tracks(args.inputs)
     title = args.title or ", ".join(Path(p).name for p in args.inputs)
     if args.png:
@@ -34,6 +37,10 @@ def cmd_agreement(args) -> int:
     """Write the agreement report JSON (and confusion PNG) and print κ / macro-F1 per session and pooled."""
     from .review.agreement import agreement_report, plot_confusion, write_report_json
 
+    from .validation import check_duration_ms, float_option
+
+    float_option(args.step_ms, "step-ms", 0.0, None, min_open=True)
+    check_duration_ms(args.duration_ms, "duration-ms")
     refs, hyps = args.reference, args.hypothesis
     if len(refs) != len(hyps):
         raise AnnotationError(f"review agreement: {len(refs)} --reference but {len(hyps)} --hypothesis files")

@@ -68,10 +68,11 @@ def cmd_install(args) -> int:
 
 def cmd_audio(args) -> int:
     from .taggers.audio_events import tag_audio_events, write_audio_event_outputs
-    from .timing import parse_step_ms
+    from .validation import check_audio_event_options
 
-    r = tag_audio_events(args.audio, backend=args.backend, head=args.head, step_ms=parse_step_ms(args.step),
-                         duration_ms=args.duration_ms, threshold=args.threshold)
+    o = check_audio_event_options(args.threshold, 0, args.step, args.duration_ms)
+    r = tag_audio_events(args.audio, backend=args.backend, head=args.head, step_ms=o["step_ms"],
+                         duration_ms=o["duration_ms"], threshold=o["threshold"])
     for p in write_audio_event_outputs(r, args.out):
         print(p)
     return 0
@@ -79,10 +80,11 @@ def cmd_audio(args) -> int:
 
 def cmd_emotion(args) -> int:
     from .taggers.emotion import tag_emotion, write_emotion_outputs
-    from .timing import parse_step_ms
+    from .validation import check_emotion_options
 
-    r = tag_emotion(args.video, head=args.head, sample_fps=args.sample_fps, face=args.face, smooth=args.smooth,
-                    step_ms=parse_step_ms(args.step), duration_ms=args.duration_ms)
+    o = check_emotion_options(args.sample_fps, args.smooth, args.step, args.duration_ms, args.face)
+    r = tag_emotion(args.video, head=args.head, sample_fps=args.sample_fps, face=args.face, smooth=o["smooth"],
+                    step_ms=o["step_ms"], duration_ms=o["duration_ms"])
     for p in write_emotion_outputs(r, args.out):
         print(p)
     return 0
@@ -100,6 +102,12 @@ def _pairs(pairs) -> list:
 
 
 def cmd_train(args) -> int:
+    from .validation import check_emotion_options, int_option
+
+    int_option(args.epochs, "epochs", 1, 1000000)
+    check_emotion_options(sample_fps=args.sample_fps)
+    if args.classes is not None and not [c for c in args.classes.split(",") if c.strip()]:
+        raise OptionError(f"option classes: no class name in {args.classes!r}")
     items = _pairs(args.pair)
     classes = args.classes.split(",") if args.classes else sorted({n for _, segs in items for *_, n in segs})
     if args.kind == "audio-events":
@@ -116,6 +124,9 @@ def cmd_train(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from .taggers.audio_events import segments_from_annotation
+    from .validation import check_emotion_options
+
+    check_emotion_options(step=args.step)
 
     ref = [s for p in args.reference for s in segments_from_annotation(p)]
     if args.kind == "audio-events":

@@ -34,8 +34,11 @@ def run(args) -> int:
     """Extract, then write the stream atomically; returns 0. Errors are ``NovaInfantError`` (one line, exit 2)."""
     from .media import media_duration_ms
     from .nova_io import write_ssi_stream
+    from .validation import check_w2v_bert_options
     from .w2v_bert import extract_w2v_bert, to_stream
 
+    check_w2v_bert_options(args.frame_step, args.left_context, args.right_context, args.layer, args.chunk_s,
+                           args.overlap_s, args.batch_size, args.duration_ms, args.device)
     reference_ms = media_duration_ms(args.reference) if args.reference else None
     features, grid, metadata = extract_w2v_bert(
         args.audio, args.model, step=args.frame_step, left_ms=args.left_context, right_ms=args.right_context,

@@ -50,6 +50,11 @@ def _export_weights(args) -> int:
 
 def _make_standin(args) -> int:
     from .backbones import save_standin
+    from .errors import OptionError
+
+    sizes = {"dinov2": ("tiny", "small", "base", "large", "giant"), "w2v-bert": ("tiny", "full")}[args.kind]
+    if args.size not in sizes:  # before the folder is made
+        raise OptionError(f"option size: unknown {args.kind} size {args.size!r}: {', '.join(sizes)}")
 
     out = save_standin(args.kind, args.out_dir, size=args.size)
     print(f"saved an UNTRAINED stand-in {args.kind} ({args.size}) to {out}")
@@ -58,6 +63,13 @@ def _make_standin(args) -> int:
 
 def _sample_session(args) -> int:
     from .sample_media import build_session
+    from .validation import float_option, int_option
+
+    if args.fps is not None:
+        float_option(args.fps, "fps", 1.0, 240.0)
+    int_option(args.audio_rate, "audio-rate", 4000, 384000)
+    int_option(args.channels, "channels", 1, 8)
+    int_option(args.repeat, "repeat", 1, 1000)
 
     paths = build_session(args.root, args.dataset, args.session, fps=args.fps, audio_rate=args.audio_rate,
                           channels=args.channels, repeat=args.repeat)

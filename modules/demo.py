@@ -85,7 +85,10 @@ def run_du_process(trainer: str, data: list[dict], options: dict, work: Path, lo
 def run_demo(args) -> int:
     """Build the session, run both modules through du-process, print the stream table; returns 0 on success."""
     from .sample_media import build_session
+    from .validation import device_option, step_option
 
+    step_option(args.frame_step)  # both modules' options, before anything is written
+    device_option(args.device)
     out = Path(args.out).resolve()
     data_root = out / "data"
     paths = build_session(data_root, DATASET, SESSION)

@@ -17,7 +17,8 @@ from ..nova_io import TrainerIO, TrainerSpec, make_ssi_stream
 from ..taggers.audio_events import CLASSES, tag_audio_events
 from ..taggers.outputs import discrete_annotation
 from ..timing import parse_step_ms
-from .common import SessionIO, as_float, merge_options
+from ..validation import check_audio_event_options
+from .common import SessionIO, as_float, merge_options, refuse_bad_options
 
 log = logging.getLogger("nova_infant")
 
@@ -31,6 +32,9 @@ class AudioEvents(Processor):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.options = merge_options(DEFAULTS, self.options)
+        o = self.options
+        refuse_bad_options(lambda: check_audio_event_options(o["threshold"], o["min_event_ms"], o["frame_step"],
+                                                             o["duration_ms"]), "audio_events")
 
     def process_data(self, ds):
         self.session = SessionIO.from_provider(ds)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,6 +126,19 @@ def as_float(value: Any, name: str = "option") -> float:
         return float(value)
     except (TypeError, ValueError):
         raise OptionError(f"option {name}: expected a number, got {value!r}") from None
+
+
+def refuse_bad_options(check, module: str):
+    """Run a module's option check when du-process creates the module, before any session is loaded.
+
+    A bad option refuses the whole job: one line ``error: <module>: option ...`` on stderr and exit
+    code 2 (``SystemExit``: no traceback, nothing written). Returns what ``check()`` returns.
+    """
+    try:
+        return check()
+    except NovaInfantError as exc:
+        print(f"error: {module}: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 # ---------------------------------------------------------------- session access

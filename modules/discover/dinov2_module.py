@@ -16,7 +16,8 @@ from discover_utils.interfaces.server_module import Processor
 
 from ..errors import NovaInfantError, OptionError
 from ..nova_io import TrainerIO, TrainerSpec
-from .common import SessionIO, as_bool, as_int, merge_options
+from ..validation import check_dinov2_options
+from .common import SessionIO, as_bool, as_int, merge_options, refuse_bad_options
 
 log = logging.getLogger("nova_infant")
 
@@ -46,6 +47,10 @@ class DinoV2PCA(Processor):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.options = merge_options(DEFAULTS, self.options)
+        o = self.options
+        refuse_bad_options(lambda: check_dinov2_options(o["size"], o["k"], o["pca_fit_frames"], o["batch_size"],
+                                                        o["output"], o["framing"], o["frame_step"], o["duration_ms"],
+                                                        o["device"]), "dinov2_pca")
         self._backbone = None
 
     def _load(self):

@@ -14,7 +14,8 @@ from ..nova_io import TrainerIO, TrainerSpec
 from ..taggers.emotion import face_box_stream, tag_emotion
 from ..taggers.outputs import continuous_annotation, discrete_annotation
 from ..timing import parse_step_ms
-from .common import SessionIO, as_float, as_int, merge_options
+from ..validation import check_emotion_options
+from .common import SessionIO, as_float, as_int, merge_options, refuse_bad_options
 
 DEFAULTS = {"head": "", "sample_fps": "1", "face": "largest", "smooth": 3, "frame_step": "40ms", "duration_ms": 0}
 
@@ -35,6 +36,9 @@ class EmotionTagger(Processor):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.options = merge_options(DEFAULTS, self.options)
+        o = self.options
+        refuse_bad_options(lambda: check_emotion_options(o["sample_fps"], o["smooth"], o["frame_step"],
+                                                         o["duration_ms"], o["face"]), "emotion_tagger")
 
     def process_data(self, ds):
         self.session = s = SessionIO.from_provider(ds)

@@ -16,7 +16,8 @@ from discover_utils.interfaces.server_module import Processor
 from ..errors import AnnotationError, NovaInfantError, TrainerFileError
 from ..nova_db import IMPORT_HINT
 from ..nova_io import TrainerIO, TrainerSpec
-from .common import SessionIO, as_float, as_int, merge_options
+from ..validation import check_predict_options
+from .common import SessionIO, as_float, as_int, merge_options, refuse_bad_options
 from .icep_train_module import trainer_dir
 
 log = logging.getLogger("nova_infant")
@@ -39,6 +40,8 @@ class ICEPPredictor(Processor):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.options = merge_options(DEFAULTS, self.options)
+        o = self.options
+        refuse_bad_options(lambda: check_predict_options(o["min_dur_ms"], o["batch_size"], o["device"]), "icep_predict")
         self._bundle = None
 
     def _load(self):

@@ -20,9 +20,9 @@ from pathlib import Path, PureWindowsPath
 
 from discover_utils.interfaces.server_module import Processor
 
-from ..errors import NovaInfantError
+from ..errors import AnnotationError, NovaInfantError, OptionError
 from ..nova_io import TrainerIO, TrainerSpec
-from .common import SessionIO, as_float, as_int, merge_options, trainer_defaults
+from .common import SessionIO, merge_options, refuse_bad_options, trainer_defaults
 
 log = logging.getLogger("nova_infant")
 
@@ -96,6 +96,7 @@ class ICEPTrainer(Processor):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.options = merge_options({**DEFAULTS, **trainer_defaults(self.trainer)}, self.options)
+        self.checked = refuse_bad_options(self._check_options, "icep_train")
         self.sessions, self.trained, self.dataset = [], False, ""
         self.job_sessions = json.loads(_argv("--sessions") or "[]")
         # fallback if the job's last session fails to load before process_data (torch imports lazily: not at exit)
@@ -110,18 +111,36 @@ class ICEPTrainer(Processor):
             except NovaInfantError as exc:
                 log.error("training failed: %s: %s", type(exc).__name__, exc)
 
+    def _check_options(self) -> dict:
+        """Every option checked once, before any session is read (nova_infant.validation)."""
+        from ..icep.schemes import label_map
+        from ..validation import check_folds, check_train_config, check_val_fraction, choice_option
+
+        o = self.options
+        config = check_train_config(dict(
+            model=o["model"], window=o["window"], stride=o["stride"], hidden=o["hidden"], layers=o["layers"],
+            dropout=o["dropout"], optimizer=o["optimizer"], lr=o["lr"], batch_size=o["batch_size"],
+            max_epochs=o["epochs"], patience=o["patience"], seed=o["seed"], device=o["device"]))
+        role = choice_option(o["role"], "role", ("infant", "caregiver"))
+        return {"config": config, "folds": check_folds(o["cv_folds"], "cv_folds"), "role": role,
+                "val_fraction": check_val_fraction(o["val_fraction"]), "label_map": label_map(str(o["label_set"]), role)}
+
     def _train(self):
         from ..icep.pipeline import train_bundle
-        from ..icep.schemes import label_map
+        from ..validation import folds_for, usable_training_sessions
 
         o, config = self.options, self._config()
         self.trained = True
+        sessions, _ = usable_training_sessions(self.sessions, "icep_train")
+        if not sessions:
+            raise OptionError(f"icep_train: none of the {len(self.sessions)} loaded sessions is usable: nothing trained")
         folder, out = trainer_dir(), self._bundle_dir()
+        folds = folds_for(self.checked["folds"], len(sessions), "icep_train", "cv_folds")
         bundle, trainer, _ = train_bundle(
-            self.sessions, label_map(str(o["label_set"]), str(o["role"])), config, out,
-            folder, as_int(o["cv_folds"], "cv_folds"), as_float(o["val_fraction"], "val_fraction"),
+            sessions, self.checked["label_map"], config, out,
+            folder, folds, self.checked["val_fraction"],
             training_info={"dataset": self.dataset, "label_set": str(o["label_set"])})
-        log.info("trained on %d sessions: bundle %s, predictor %s", len(self.sessions), bundle, trainer)
+        log.info("trained on %d sessions: bundle %s, predictor %s", len(sessions), bundle, trainer)
 
     def _bundle_dir(self) -> Path:
         """``<trainer folder>/icep_models/<model_name>``; ``PathError`` for a model name that is not a plain name
@@ -137,26 +156,21 @@ class ICEPTrainer(Processor):
     def _config(self):
         from ..icep.training import TrainConfig
 
-        o = self.options
-        return TrainConfig(model=str(o["model"]), window=as_int(o["window"], "window", 1),
-                           stride=as_int(o["stride"], "stride", 1), hidden=as_int(o["hidden"], "hidden", 1),
-                           layers=as_int(o["layers"], "layers", 1), dropout=as_float(o["dropout"], "dropout"),
-                           optimizer=str(o["optimizer"]), lr=as_float(o["lr"], "lr"),
-                           batch_size=as_int(o["batch_size"], "batch_size", 1), max_epochs=as_int(o["epochs"], "epochs", 1),
-                           patience=as_int(o["patience"], "patience", 1), seed=as_int(o["seed"], "seed"),
-                           device=str(o["device"]))
+        return TrainConfig(**self.checked["config"])
 
     def process_data(self, ds):
         from ..icep.pipeline import session_from_discover
-        from ..icep.schemes import label_map
         from ..icep.training import window_starts
 
         o, session, error = self.options, SessionIO.from_provider(ds), None
         self.dataset = session.dataset
         try:
             self._bundle_dir()  # a bad model name fails every session before any work
-            data = session_from_discover(session, label_map(str(o["label_set"]), str(o["role"])), "labels")
+            data = session_from_discover(session, self.checked["label_map"], "labels")
             window_starts(data.n_frames, self._config().window, 1, data.name)
+            if not (data.labels >= 0).any():
+                raise AnnotationError(f"session {session.name}: the label annotation has no labelled frame (every "
+                                      f"segment is garbage or outside the label set): not trained on")
             self.sessions.append(data)
         except NovaInfantError as exc:  # report, keep training on the other sessions
             log.error("session %s: skipped: %s: %s", session.name, type(exc).__name__, exc)

@@ -14,7 +14,8 @@ from discover_utils.interfaces.server_module import Processor
 from ..backbones import DEFAULT_W2V_BERT, load_w2v_bert
 from ..nova_io import TrainerIO, TrainerSpec
 from ..w2v_bert import extract_w2v_bert, to_stream
-from .common import SessionIO, as_bool, as_float, as_int, merge_options
+from ..validation import check_w2v_bert_options
+from .common import SessionIO, as_bool, as_float, as_int, merge_options, refuse_bad_options
 
 OUTPUT_ID = "w2v_bert"
 DEFAULTS = {"model": DEFAULT_W2V_BERT, "frame_step": "40ms", "left_context": 50, "right_context": 50, "layer": -1,
@@ -38,6 +39,10 @@ class W2VBert(Processor):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.options = merge_options(DEFAULTS, self.options)
+        o = self.options
+        refuse_bad_options(lambda: check_w2v_bert_options(o["frame_step"], o["left_context"], o["right_context"],
+                                                          o["layer"], o["chunk_s"], o["overlap_s"], o["batch_size"],
+                                                          o["duration_ms"], o["device"]), "w2v_bert")
         self._backbone = None
         self._session = None
 

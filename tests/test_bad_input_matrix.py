@@ -1,0 +1,426 @@
+"""Bad-input matrix over every entry point (issue 9): each ``nova-infant`` command and each du-process module is
+given a bad option, a missing, empty, corrupt or NaN-holding input, or an output path it cannot write, and must
+
+- exit with a non-zero code (2: nothing usable; argparse usage errors exit 2 too),
+- say so in exactly one ``error: ...`` line that names the file or the option (no traceback), and
+- leave no partial output: the case's output folder and the shared inputs are unchanged.
+
+Every case is classified as clean / traceback / silent / partial; only "clean" passes, so the counts of a run are
+the pass/fail counts (docs/troubleshooting.md lists the messages). The CLI cases run in-process against tiny
+stand-in checkpoints; the du-process cases (one subprocess each) are ``slow``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nova_infant.cli import main
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+ANNO = "infant.ICEP-R-infant.gold.annotation"
+
+
+# ---------------------------------------------------------------- the world the cases run against
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory, tiny_dinov2, tiny_w2v_bert):
+    """Good and bad inputs: ICEP-R sessions and a trained bundle, media, annotations, stand-in checkpoints."""
+    import soundfile
+
+    from nova_infant.icep.synthetic import context_task, write_session
+    from nova_infant.sample_media import write_video, write_wav
+
+    base = tmp_path_factory.mktemp("matrix")
+    w = {"base": str(base), "dinov2": tiny_dinov2, "w2v": tiny_w2v_bert}
+    root = base / "data"
+    rng = np.random.default_rng(0)
+    for name in ("S1", "S2", "S3"):
+        x, y = context_task(120, 8, rng, cue=0.5)
+        write_session(root, "ds", name, {"infant.feat": (x, 25.0, "feature;video;syn")}, y, 40.0)
+    x, y = context_task(120, 8, rng, cue=0.5)
+    write_session(root, "garbage", "G1", {"infant.feat": (x, 25.0, "feature;video;syn")}, np.full(120, -1), 40.0)
+    write_session(root, "wide", "W1", {"infant.feat": (np.zeros((120, 5), np.float32), 25.0, "f")}, None, 40.0)
+    folder = write_session(root, "nan", "N1", {"infant.feat": (x, 25.0, "feature;video;syn")}, y, 40.0)
+    values = np.fromfile(folder / "infant.feat.stream~", np.float32)  # a NaN the writer would refuse
+    values[7 * 8 + 2] = np.nan
+    values.tofile(folder / "infant.feat.stream~")
+    write_session(root, "short", "T1", {"infant.feat": (x[:10], 25.0, "feature;video;syn")}, y[:10], 40.0)
+    w["root"] = str(root)
+    bundle = base / "models" / "b1"
+    assert main(["icep", "train", "--root", str(root), "--dataset", "ds", "--streams", "infant.feat", "--model",
+                 "mlp", "--hidden", "8", "--epochs", "1", "--window", "20", "--stride", "10", "--out", str(bundle)]) == 0
+    w["bundle"] = str(bundle)
+    broken = base / "models" / "broken"
+    shutil.copytree(bundle, broken)
+    (broken / "config.json").write_text("{not json")
+    w["broken_bundle"] = str(broken)
+    (base / "models" / "empty").mkdir()
+    w["empty_bundle"] = str(base / "models" / "empty")
+
+    media = base / "media"
+    media.mkdir()
+    t = np.arange(32000) / 16000
+    w["wav"] = str(write_wav(media / "speech.wav", 0.3 * np.sin(2 * np.pi * 300 * t), 16000))
+    signal = (0.3 * np.sin(2 * np.pi * 300 * t)).astype(np.float32)
+    signal[5000] = np.nan
+    soundfile.write(media / "nan.wav", signal, 16000, subtype="FLOAT")
+    w["nan_wav"] = str(media / "nan.wav")
+    signal[5000] = np.inf
+    soundfile.write(media / "inf.wav", signal, 16000, subtype="FLOAT")
+    w["inf_wav"] = str(media / "inf.wav")
+    soundfile.write(media / "empty.wav", np.zeros(0, np.float32), 16000)
+    w["empty_wav"] = str(media / "empty.wav")
+    (media / "text.wav").write_text("this is not audio\n")
+    w["text_wav"] = str(media / "text.wav")
+    (media / "zero.mp4").write_bytes(b"")
+    w["zero_mp4"] = str(media / "zero.mp4")
+    (media / "text.mp4").write_text("this is not a video\n")
+    w["text_mp4"] = str(media / "text.mp4")
+    frames = np.full((30, 48, 64, 3), 40, np.uint8)
+    frames[:, :, :32] = 200
+    w["video"] = str(write_video(media / "infant.video.mp4", frames, 25.0))
+    data = Path(w["video"]).read_bytes()
+    (media / "cut.mp4").write_bytes(data[: len(data) // 2])
+    w["cut_mp4"] = str(media / "cut.mp4")
+    w["missing"] = str(media / "missing.mp4")
+    w["missing_wav"] = str(media / "missing.wav")
+    w["anno"] = str(root / "ds" / "S1" / ANNO)
+    (media / "bad.annotation").write_text("<annotation><broken")
+    w["bad_anno"] = str(media / "bad.annotation")
+    (media / "bad.eaf").write_text("<ANNOTATION_DOCUMENT><broken")
+    w["bad_eaf"] = str(media / "bad.eaf")
+    (media / "bad.stream").write_text("<?xml version='1.0'?><stream><info ftype='BINARY' sr='x' dim='2'")
+    w["bad_stream"] = str(media / "bad.stream")
+    (media / "bad.json").write_text("{not json")
+    w["bad_json"] = str(media / "bad.json")
+    (media / "pca.npz").write_bytes(b"not an npz")
+    w["bad_pca"] = str(media / "pca.npz")
+    (media / "a_file").write_text("a file, not a folder\n")
+    w["file"] = str(media / "a_file")
+    w["under_file"] = str(media / "a_file" / "sub")  # every write below a file fails with NotADirectoryError
+    return w
+
+
+def _snapshot(*folders) -> dict:
+    state = {}
+    for folder in folders:
+        for dirpath, dirnames, filenames in os.walk(folder):
+            for name in dirnames + filenames:
+                path = os.path.join(dirpath, name)
+                stat = os.lstat(path)
+                state[path] = (stat.st_size, stat.st_mtime_ns) if name in filenames else "dir"
+    return state
+
+
+def classify(argv: list[str], out_dir: Path, shared: str, capsys) -> tuple[str, str]:
+    """Run one command; return (verdict, the error text): clean / traceback / silent / partial."""
+    before = _snapshot(out_dir, shared)
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse usage errors
+        code = exc.code
+    except Exception as exc:  # noqa: BLE001 - the matrix counts what escapes
+        return "traceback", f"{type(exc).__name__}: {exc}"
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    if "Traceback" in err:
+        return "traceback", err[-2000:]
+    if _snapshot(out_dir, shared) != before:
+        return "partial", err
+    if code in (0, None) or not errors:
+        return "silent", f"exit code {code}, stderr {err!r}"
+    if len(errors) != 1:
+        return "not one line", err
+    return "clean", errors[0]
+
+
+# ---------------------------------------------------------------- the cases: (id, argv, word the error must name)
+
+R, B = "{root}", "{bundle}"
+ICEP_BAD_OPTIONS = [
+    ("window0", ["--window", "0"], "window"), ("window-neg", ["--window", "-3"], "window"),
+    ("window-text", ["--window", "ten"], "--window"), ("window-float", ["--window", "2.5"], "--window"),
+    ("stride0", ["--stride", "0"], "stride"), ("stride-over-window", ["--window", "20", "--stride", "30"], "stride"),
+    ("batch0", ["--batch-size", "0"], "batch_size"), ("batch-neg", ["--batch-size", "-8"], "batch_size"),
+    ("lr-neg", ["--lr", "-1"], "lr"), ("lr0", ["--lr", "0"], "lr"), ("lr-nan", ["--lr", "nan"], "lr"),
+    ("lr-inf", ["--lr", "inf"], "lr"), ("lr-huge", ["--lr", "1e6"], "lr"),
+    ("val1.5", ["--val-fraction", "1.5"], "val_fraction"), ("val1", ["--val-fraction", "1"], "val_fraction"),
+    ("val-neg", ["--val-fraction", "-0.1"], "val_fraction"),
+    ("grid-notjson", ["--grid", "notjson"], "grid"), ("grid-object", ["--grid", '{"lr": 0.1}'], "grid"),
+    ("grid-empty", ["--grid", "[]"], "grid"), ("grid-number", ["--grid", "[1]"], "grid"),
+    ("grid-unknown-key", ["--grid", '[{"learning_rate": 0.1}]'], "learning_rate"),
+    ("grid-bad-lr", ["--grid", '[{"lr": -1}]'], "lr"), ("grid-bad-window", ["--grid", '[{"window": 0}]'], "window"),
+    ("grid-stride-over-window", ["--grid", '[{"stride": 80}]'], "stride"),
+    ("grid-bad-model", ["--grid", '[{"model": "cnn"}]'], "model"),
+    ("epochs0", ["--epochs", "0"], "epochs"), ("epochs-neg", ["--epochs", "-3"], "epochs"),
+    ("patience0", ["--patience", "0"], "patience"), ("hidden0", ["--hidden", "0"], "hidden"),
+    ("layers0", ["--layers", "0"], "layers"), ("dropout1", ["--dropout", "1"], "dropout"),
+    ("dropout-neg", ["--dropout", "-0.1"], "dropout"), ("seed-neg", ["--seed", "-1"], "seed"),
+    ("device-bogus", ["--device", "tpu"], "device"), ("device-index", ["--device", "cuda:x"], "device"),
+    ("model-bogus", ["--model", "cnn"], "--model"), ("role-bogus", ["--role", "parent"], "--role"),
+    ("optimizer-bogus", ["--optimizer", "rmsprop"], "--optimizer"), ("folds1", ["--folds", "1"], "folds"),
+    ("folds-neg", ["--folds", "-2"], "folds"),
+    ("label-set-missing", ["--label-set", "{base}/media/none.json"], "none.json"),
+    ("label-set-malformed", ["--label-set", "{bad_json}"], "bad.json"),
+]
+ICEP_BAD_DATA = [
+    ("dataset-missing", ["--dataset", "nope"], "nope"), ("root-missing", ["--root", "{base}/nowhere"], "nowhere"),
+    ("session-missing", ["--sessions", "S9"], "S9"), ("stream-missing", ["--sessions", "S1", "--streams", "infant.x"],
+                                                       "infant.x.stream"),
+    ("annotator-missing", ["--sessions", "S1", "--annotator", "nobody"], "nobody"),
+    ("all-garbage", ["--dataset", "garbage"], "G1"), ("nan-stream", ["--dataset", "nan"], "N1"),
+    ("too-short", ["--dataset", "short"], "T1"), ("no-labels", ["--dataset", "wide"], "W1"),
+]
+
+
+def _icep(command, extra, folds):
+    argv = ["icep", command, "--root", R, "--dataset", "ds", "--streams", "infant.feat", "--model", "mlp",
+            "--hidden", "4", "--epochs", "1", "--window", "20", "--stride", "10", "--out", "{out}/result"]
+    if folds is not None:
+        argv += ["--folds", folds]
+    # later options win in argparse: the bad value follows the good default
+    return argv + extra
+
+
+CASES = []
+for command in ("train", "cv"):
+    for name, extra, word in ICEP_BAD_OPTIONS + ICEP_BAD_DATA:
+        CASES.append((f"icep-{command}-{name}", _icep(command, extra, "2" if command == "cv" else None), word))
+CASES += [
+    ("icep-train-folds5-one-session", _icep("train", ["--sessions", "S1", "--folds", "5"], None), "folds"),
+    ("icep-cv-folds0", _icep("cv", ["--folds", "0"], None), "folds"),
+    ("icep-cv-one-session", _icep("cv", ["--sessions", "S1"], "2"), "folds"),
+    ("icep-train-out-under-file", _icep("train", ["--out", "{under_file}/bundle"], None), "a_file"),
+    ("icep-cv-out-under-file", _icep("cv", ["--out", "{under_file}/cv"], "2"), "a_file"),
+    ("icep-train-cml-under-file", _icep("train", ["--cml-dir", "{under_file}"], None), "a_file"),
+]
+PREDICT = ["icep", "predict", "--root", R, "--dataset", "ds", "--sessions", "S1", "--annotator", "case"]
+CASES += [
+    ("icep-predict-bundle-missing", PREDICT + ["--bundle", "{base}/models/none"], "none"),
+    ("icep-predict-bundle-empty", PREDICT + ["--bundle", "{empty_bundle}"], "empty"),
+    ("icep-predict-bundle-corrupt", PREDICT + ["--bundle", "{broken_bundle}"], "broken"),
+    ("icep-predict-min-dur-neg", PREDICT + ["--bundle", B, "--min-dur-ms", "-5"], "min-dur-ms"),
+    ("icep-predict-min-dur-nan", PREDICT + ["--bundle", B, "--min-dur-ms", "nan"], "min-dur-ms"),
+    ("icep-predict-stream-missing", PREDICT + ["--bundle", B, "--streams", "infant.x"], "infant.x.stream"),
+    ("icep-predict-wrong-dim", ["icep", "predict", "--root", R, "--dataset", "wide", "--bundle", B], "W1"),
+    ("icep-predict-nan-stream", ["icep", "predict", "--root", R, "--dataset", "nan", "--bundle", B], "N1"),
+    ("icep-predict-session-missing", PREDICT[:6] + ["--sessions", "S9", "--bundle", B], "S9"),
+    ("icep-predict-dataset-missing", ["icep", "predict", "--root", R, "--dataset", "nope", "--bundle", B], "nope"),
+    ("icep-write-schemes-under-file", ["icep", "write-schemes", "{under_file}"], "a_file"),
+    ("icep-import-schemes-port", ["icep", "import-schemes", "--dataset", "x", "--db-port", "70000"], "db-port"),
+    ("icep-import-schemes-port-text", ["icep", "import-schemes", "--dataset", "x", "--db-port", "x"], "--db-port"),
+]
+
+TAG = ["taggers", "audio-events", "{wav}", "--out", "{out}/s/session"]
+CASES += [
+    ("audio-threshold2", TAG + ["--threshold", "2"], "threshold"),
+    ("audio-threshold0", TAG + ["--threshold", "0"], "threshold"),
+    ("audio-threshold1", TAG + ["--threshold", "1"], "threshold"),
+    ("audio-threshold-neg", TAG + ["--threshold", "-0.5"], "threshold"),
+    ("audio-threshold-nan", TAG + ["--threshold", "nan"], "threshold"),
+    ("audio-threshold-text", TAG + ["--threshold", "high"], "--threshold"),
+    ("audio-step0", TAG + ["--step", "0"], "step"), ("audio-step-text", TAG + ["--step", "fast"], "step"),
+    ("audio-step-neg", TAG + ["--step", "-40ms"], "step"),
+    ("audio-duration-neg", TAG + ["--duration-ms", "-5"], "duration_ms"),
+    ("audio-duration-inf", TAG + ["--duration-ms", "inf"], "duration_ms"),
+    ("audio-missing", ["taggers", "audio-events", "{missing_wav}", "--out", "{out}/s/session"], "missing.wav"),
+    ("audio-nan", ["taggers", "audio-events", "{nan_wav}", "--out", "{out}/s/session"], "nan.wav"),
+    ("audio-inf", ["taggers", "audio-events", "{inf_wav}", "--out", "{out}/s/session"], "inf.wav"),
+    ("audio-empty", ["taggers", "audio-events", "{empty_wav}", "--out", "{out}/s/session"], "empty.wav"),
+    ("audio-text", ["taggers", "audio-events", "{text_wav}", "--out", "{out}/s/session"], "text.wav"),
+    ("audio-zero-video", ["taggers", "audio-events", "{zero_mp4}", "--out", "{out}/s/session"], "zero.mp4"),
+    ("audio-no-track", ["taggers", "audio-events", "{video}", "--out", "{out}/s/session"], "infant.video.mp4"),
+    ("audio-head-missing", TAG + ["--head", "{base}/nohead"], "nohead"),
+    ("audio-head-not-a-head", TAG + ["--head", "{empty_bundle}"], "empty"),
+    ("audio-out-under-file", ["taggers", "audio-events", "{wav}", "--out", "{under_file}/s"], "a_file"),
+]
+EMO = ["taggers", "emotion", "{video}", "--out", "{out}/s/infant"]
+CASES += [
+    ("emotion-sample-fps0", EMO + ["--sample-fps", "0.0"], "sample_fps"),
+    ("emotion-sample-fps-neg", EMO + ["--sample-fps", "-1"], "sample_fps"),
+    ("emotion-sample-fps-text", EMO + ["--sample-fps", "often"], "sample_fps"),
+    ("emotion-smooth0", EMO + ["--smooth", "0"], "smooth"), ("emotion-smooth-neg", EMO + ["--smooth", "-2"], "smooth"),
+    ("emotion-step0", EMO + ["--step", "0ms"], "step"), ("emotion-duration-neg", EMO + ["--duration-ms", "-1"],
+                                                         "duration_ms"),
+    ("emotion-face-bogus", EMO + ["--face", "top"], "--face"),
+    ("emotion-missing", ["taggers", "emotion", "{missing}", "--out", "{out}/s/infant"], "missing.mp4"),
+    ("emotion-zero", ["taggers", "emotion", "{zero_mp4}", "--out", "{out}/s/infant"], "zero.mp4"),
+    ("emotion-text", ["taggers", "emotion", "{text_mp4}", "--out", "{out}/s/infant"], "text.mp4"),
+    ("emotion-truncated", ["taggers", "emotion", "{cut_mp4}", "--out", "{out}/s/infant"], "cut.mp4"),
+    ("emotion-head-missing", EMO + ["--head", "{base}/nohead"], "nohead"),
+]
+HEAD = ["taggers", "train-head", "audio-events", "--out", "{out}/head"]
+CASES += [
+    ("train-head-epochs0", HEAD + ["--pair", "{wav}", "{anno}", "--epochs", "0"], "epochs"),
+    ("train-head-pair-alone", HEAD + ["--pair", "{wav}"], "--pair"),
+    ("train-head-anno-missing", HEAD + ["--pair", "{wav}", "{base}/none.annotation"], "none.annotation"),
+    ("train-head-anno-corrupt", HEAD + ["--pair", "{wav}", "{bad_anno}"], "bad.annotation"),
+    ("train-head-media-missing", HEAD + ["--pair", "{missing_wav}", "{anno}"], "missing.wav"),
+    ("train-head-media-nan", HEAD + ["--pair", "{nan_wav}", "{anno}"], "nan.wav"),
+    ("train-head-classes-empty", HEAD + ["--pair", "{wav}", "{anno}", "--classes", ","], "classes"),
+    ("train-head-emotion-fps0", ["taggers", "train-head", "emotion", "--out", "{out}/head", "--pair", "{video}",
+                                 "{anno}", "--sample-fps", "-1"], "sample_fps"),
+    ("evaluate-ref-missing", ["taggers", "evaluate", "emotion", "--reference", "{base}/none.annotation",
+                              "--predicted", "{anno}"], "none.annotation"),
+    ("evaluate-ref-corrupt", ["taggers", "evaluate", "audio-events", "--reference", "{bad_anno}",
+                              "--predicted", "{anno}"], "bad.annotation"),
+    ("evaluate-pred-corrupt", ["taggers", "evaluate", "audio-events", "--reference", "{anno}",
+                               "--predicted", "{bad_anno}"], "bad.annotation"),
+    ("evaluate-step0", ["taggers", "evaluate", "emotion", "--reference", "{anno}", "--predicted", "{anno}",
+                        "--step", "0"], "step"),
+]
+
+DX = ["dinov2", "extract", "{video}", "--model", "{dinov2}", "--device", "cpu", "--out-dir", "{out}/s"]
+CASES += [
+    ("dinov2-size15", DX + ["--size", "15"], "size"), ("dinov2-size0", DX + ["--size", "0"], "size"),
+    ("dinov2-k0", DX + ["--k", "0"], "option k"), ("dinov2-k-huge", DX + ["--k", "99999"], "option k"),
+    ("dinov2-batch0", DX + ["--batch-size", "0"], "batch_size"),
+    ("dinov2-fit-frames0", DX + ["--pca-fit-frames", "0"], "pca_fit_frames"),
+    ("dinov2-framing-bogus", DX + ["--framing", "zoom"], "framing"),
+    ("dinov2-framing-negative", DX + ["--framing", "crop:0,0,-5,10"], "framing"),
+    ("dinov2-framing-outside", DX + ["--framing", "crop:0,0,640,480"], "framing"),
+    ("dinov2-step0", DX + ["--frame-step", "0"], "frame_step"),
+    ("dinov2-step-text", DX + ["--frame-step", "often"], "frame_step"),
+    ("dinov2-duration-neg", DX + ["--duration-ms", "-5"], "duration_ms"),
+    ("dinov2-output-bogus", DX + ["--output", "all"], "--output"),
+    ("dinov2-device-bogus", DX + ["--device", "gpu0"], "device"),
+    ("dinov2-model-missing", DX + ["--model", "{base}/no-model"], "no-model"),
+    ("dinov2-model-wrong-kind", DX + ["--model", "{w2v}"], "w2v-bert"),
+    ("dinov2-pca-missing", DX + ["--pca", "{base}/none.npz"], "none.npz"),
+    ("dinov2-pca-corrupt", DX + ["--pca", "{bad_pca}"], "pca.npz"),
+    ("dinov2-video-missing", ["dinov2", "extract", "{missing}", "--model", "{dinov2}", "--out-dir", "{out}/s"],
+     "missing.mp4"),
+    ("dinov2-video-zero", ["dinov2", "extract", "{zero_mp4}", "--model", "{dinov2}", "--out-dir", "{out}/s"],
+     "zero.mp4"),
+    ("dinov2-video-text", ["dinov2", "extract", "{text_mp4}", "--model", "{dinov2}", "--out-dir", "{out}/s"],
+     "text.mp4"),
+    ("dinov2-video-truncated", ["dinov2", "extract", "{cut_mp4}", "--model", "{dinov2}", "--out-dir", "{out}/s"],
+     "cut.mp4"),
+    ("dinov2-out-under-file", ["dinov2", "extract", "{video}", "--model", "{dinov2}", "--device", "cpu",
+                               "--out-dir", "{under_file}"], "a_file"),
+    ("dinov2-fit-pca-missing", ["dinov2", "fit-pca", "{out}/p.npz", "{missing}", "--model", "{dinov2}"],
+     "missing.mp4"),
+    ("dinov2-fit-pca-k0", ["dinov2", "fit-pca", "{out}/p.npz", "{video}", "--model", "{dinov2}", "--k", "0"], "k"),
+    ("dinov2-fit-pca-under-file", ["dinov2", "fit-pca", "{under_file}/p.npz", "{video}", "--model", "{dinov2}",
+                                   "--device", "cpu", "--pca-fit-frames", "4"], "a_file"),
+    ("dinov2-picture-time-neg", ["dinov2", "picture", "{video}", "{out}/p.png", "--model", "{dinov2}",
+                                 "--time-ms", "-5"], "time-ms"),
+    ("dinov2-picture-time-late", ["dinov2", "picture", "{video}", "{out}/p.png", "--model", "{dinov2}",
+                                  "--time-ms", "99999"], "time-ms"),
+    ("dinov2-picture-missing", ["dinov2", "picture", "{missing}", "{out}/p.png", "--model", "{dinov2}"],
+     "missing.mp4"),
+    ("dinov2-picture-mode", ["dinov2", "picture", "{video}", "{out}/p.png", "--mode", "hsv"], "--mode"),
+]
+
+WX = ["w2v-bert", "{wav}", "{out}/s/session.w2vbert.stream", "--model", "{w2v}", "--device", "cpu"]
+CASES += [
+    ("w2v-step0", WX + ["--frame-step", "0"], "frame_step"), ("w2v-step-text", WX + ["--frame-step", "x"], "frame_step"),
+    ("w2v-left-neg", WX + ["--left-context", "-1"], "left_context"),
+    ("w2v-right-nan", WX + ["--right-context", "nan"], "right_context"),
+    ("w2v-chunk0", WX + ["--chunk-s", "0"], "chunk_s"), ("w2v-overlap-over-chunk", WX + ["--overlap-s", "40"],
+                                                         "overlap_s"),
+    ("w2v-overlap-neg", WX + ["--overlap-s", "-1"], "overlap_s"), ("w2v-batch0", WX + ["--batch-size", "0"],
+                                                                   "batch_size"),
+    ("w2v-layer-huge", WX + ["--layer", "999"], "layer"), ("w2v-duration-neg", WX + ["--duration-ms", "-1"],
+                                                           "duration_ms"),
+    ("w2v-device-bogus", WX + ["--device", "quantum"], "device"),
+    ("w2v-model-missing", WX + ["--model", "{base}/no-model"], "no-model"),
+    ("w2v-model-wrong-kind", WX + ["--model", "{dinov2}"], "dinov2"),
+    ("w2v-reference-missing", WX + ["--reference", "{missing}"], "missing.mp4"),
+    ("w2v-reference-corrupt", WX + ["--reference", "{bad_stream}"], "bad.stream"),
+    ("w2v-audio-missing", ["w2v-bert", "{missing_wav}", "{out}/x.stream", "--model", "{w2v}"], "missing.wav"),
+    ("w2v-audio-nan", ["w2v-bert", "{nan_wav}", "{out}/x.stream", "--model", "{w2v}"], "nan.wav"),
+    ("w2v-audio-inf", ["w2v-bert", "{inf_wav}", "{out}/x.stream", "--model", "{w2v}"], "inf.wav"),
+    ("w2v-audio-empty", ["w2v-bert", "{empty_wav}", "{out}/x.stream", "--model", "{w2v}"], "empty.wav"),
+    ("w2v-audio-text", ["w2v-bert", "{text_wav}", "{out}/x.stream", "--model", "{w2v}"], "text.wav"),
+    ("w2v-no-audio-track", ["w2v-bert", "{video}", "{out}/x.stream", "--model", "{w2v}"], "infant.video.mp4"),
+    ("w2v-out-under-file", ["w2v-bert", "{wav}", "{under_file}/x.stream", "--model", "{w2v}", "--device", "cpu"],
+     "a_file"),
+]
+
+REVIEW = "{root}/ds/S1"
+CASES += [
+    ("review-timeline-no-output", ["review", "timeline", REVIEW], "--png"),
+    ("review-timeline-missing", ["review", "timeline", "{base}/none.annotation", "--png", "{out}/t.png"],
+     "none.annotation"),
+    ("review-timeline-corrupt-stream", ["review", "timeline", "{bad_stream}", "--png", "{out}/t.png"], "bad.stream"),
+    ("review-timeline-corrupt-anno", ["review", "timeline", "{bad_anno}", "--png", "{out}/t.png"], "bad.annotation"),
+    ("review-timeline-duration-neg", ["review", "timeline", REVIEW, "--png", "{out}/t.png", "--duration-ms", "-1"],
+     "duration"),
+    ("review-timeline-under-file", ["review", "timeline", REVIEW, "--png", "{under_file}/t.png"], "a_file"),
+    ("review-agreement-count", ["review", "agreement", "--reference", "{anno}", "--reference", "{anno}",
+                                "--hypothesis", "{anno}"], "hypothesis"),
+    ("review-agreement-missing", ["review", "agreement", "--reference", "{base}/none.annotation", "--hypothesis",
+                                  "{anno}", "--json", "{out}/r.json"], "none.annotation"),
+    ("review-agreement-corrupt", ["review", "agreement", "--reference", "{bad_anno}", "--hypothesis", "{anno}",
+                                  "--json", "{out}/r.json"], "bad.annotation"),
+    ("review-agreement-step0", ["review", "agreement", "--reference", "{anno}", "--hypothesis", "{anno}",
+                                "--step-ms", "0", "--json", "{out}/r.json"], "step"),
+    ("review-agreement-duration-neg", ["review", "agreement", "--reference", "{anno}", "--hypothesis", "{anno}",
+                                       "--duration-ms", "-5", "--json", "{out}/r.json"], "duration"),
+    ("review-agreement-under-file", ["review", "agreement", "--reference", "{anno}", "--hypothesis", "{anno}",
+                                     "--json", "{under_file}/r.json"], "a_file"),
+    ("review-export-elan-missing", ["review", "export-elan", "{base}/none.annotation", "--out", "{out}/x.eaf"],
+     "none.annotation"),
+    ("review-export-elan-corrupt", ["review", "export-elan", "{bad_anno}", "--out", "{out}/x.eaf"], "bad.annotation"),
+    ("review-export-elan-under-file", ["review", "export-elan", "{anno}", "--out", "{under_file}/x.eaf"], "a_file"),
+    ("review-export-csv-missing", ["review", "export-csv", "{base}/none.annotation", "--out", "{out}/x.csv"],
+     "none.annotation"),
+    ("review-export-csv-corrupt", ["review", "export-csv", "{bad_anno}", "--out", "{out}/x.csv"], "bad.annotation"),
+    ("review-export-csv-under-file", ["review", "export-csv", "{anno}", "--out", "{under_file}/x.csv"], "a_file"),
+    ("review-import-elan-missing", ["review", "import-elan", "{base}/none.eaf", "--tier", "t", "--out",
+                                    "{out}/infant.x.y.annotation"], "none.eaf"),
+    ("review-import-elan-corrupt", ["review", "import-elan", "{bad_eaf}", "--tier", "t", "--out",
+                                    "{out}/infant.x.y.annotation"], "bad.eaf"),
+    ("review-import-elan-scheme-missing", ["review", "import-elan", "{bad_eaf}", "--tier", "t", "--scheme",
+                                           "{base}/none.json", "--out", "{out}/infant.x.y.annotation"], "none.json"),
+]
+
+CASES += [
+    ("sample-session-fps0", ["sample-session", "{out}/data", "--fps", "0"], "fps"),
+    ("sample-session-fps-neg", ["sample-session", "{out}/data", "--fps", "-25"], "fps"),
+    ("sample-session-rate0", ["sample-session", "{out}/data", "--audio-rate", "0"], "audio-rate"),
+    ("sample-session-channels0", ["sample-session", "{out}/data", "--channels", "0"], "channels"),
+    ("sample-session-repeat0", ["sample-session", "{out}/data", "--repeat", "0"], "repeat"),
+    ("sample-session-under-file", ["sample-session", "{under_file}"], "a_file"),
+    ("make-standin-kind", ["make-standin", "vit", "{out}/m"], "kind"),
+    ("make-standin-size", ["make-standin", "dinov2", "{out}/m", "--size", "colossal"], "colossal"),
+    ("make-standin-under-file", ["make-standin", "dinov2", "{under_file}/m"], "a_file"),
+    ("export-weights-missing", ["export-weights", "{base}/no-model", "{out}/w", "--kind", "dinov2"], "no-model"),
+    ("write-trainers-under-file", ["write-trainers", "{under_file}"], "a_file"),
+    ("demo-step0", ["demo", "--out", "{out}/demo", "--frame-step", "0"], "frame_step"),
+    ("unknown-command", ["transcode"], "transcode"),
+]
+
+
+def _fill(text: str, values: dict) -> str:
+    """Put the world's paths into ``{name}`` placeholders (JSON braces are left alone)."""
+    return re.sub(r"\{(\w+)\}", lambda m: str(values.get(m.group(1), m.group(0))), text)
+
+
+@pytest.mark.parametrize("case_id,argv,word", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_gives_one_clean_line_and_no_output(case_id, argv, word, world, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    values = {**world, "out": str(out)}
+    argv = [_fill(a, values) for a in argv]
+    verdict, text = classify(argv, out, world["base"], capsys)
+    if os.environ.get("NOVA_MATRIX_LOG"):  # for the counts and the message list in docs/troubleshooting.md
+        with open(os.environ["NOVA_MATRIX_LOG"], "a") as log:
+            log.write(f"{case_id}\t{verdict}\t{text.splitlines()[0] if text else ''}\n")
+    assert verdict == "clean", f"{case_id}: {verdict}: {text}"
+    assert _fill(word, values) in text, f"{case_id}: the error does not name {word!r}: {text}"
+
+
+def test_matrix_is_large_enough():
+    assert len(CASES) >= 150 and len({c[0] for c in CASES}) == len(CASES)
