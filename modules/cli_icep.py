@@ -2,7 +2,7 @@
 
 Sessions live in NOVA's layout ``<root>/<dataset>/<session>/`` with feature streams ``<role>.<stream>.stream`` and
 annotations ``<role>.<scheme>.<annotator>.annotation``. A bad session in a batch is reported on one line and
-skipped; the exit code is then 1.
+skipped; the exit code is then 1 (2 when nothing usable is left).
 """
 
 from __future__ import annotations
@@ -195,7 +195,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    """Predict every session; a bad one is reported and skipped (exit code 1)."""
+    """Predict every session; a bad one is reported and skipped (exit code 1; 2 when no session could be predicted)."""
     from .icep.bundle import load_bundle
     from .icep.dataset import SessionSpec, load_session
     from .icep.predict import predict_session, write_prediction
@@ -206,8 +206,8 @@ def cmd_predict(args) -> int:
     float_option(args.min_dur_ms, "min-dur-ms", 0.0)
     bundle = load_bundle(args.bundle)
     streams = args.streams or [s["name"] for s in bundle.features["streams"]]
-    failed = 0
-    for folder in _session_dirs(args):
+    failed, folders = 0, _session_dirs(args)
+    for folder in folders:
         try:
             session = load_session(folder, SessionSpec(streams))
             pred = predict_session(bundle, session, args.min_dur_ms, bundle.config.batch_size)
@@ -216,7 +216,7 @@ def cmd_predict(args) -> int:
         except (NovaInfantError, OSError) as exc:  # OSError: read-only folder, full disk; go on with the rest
             failed += 1
             print(f"error: {folder}: {one_line(exc)}", file=sys.stderr)
-    return 1 if failed else 0
+    return 0 if not failed else (2 if failed == len(folders) else 1)
 
 
 def cmd_import_schemes(args) -> int:

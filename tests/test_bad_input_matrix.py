@@ -423,4 +423,140 @@ def test_bad_input_gives_one_clean_line_and_no_output(case_id, argv, word, world
 
 
 def test_matrix_is_large_enough():
-    assert len(CASES) >= 150 and len({c[0] for c in CASES}) == len(CASES)
+    assert len(CASES) + len(DU_CASES) >= 150
+    assert len({c[0] for c in CASES}) == len(CASES) and len({c[0] for c in DU_CASES}) == len(DU_CASES)
+
+
+# ---------------------------------------------------------------- du-process: every module of trainers/nova_infant
+
+OUR_ERRORS = ("OptionError", "StreamError", "AnnotationError", "AudioDecodeError", "VideoDecodeError",
+              "AlignmentError", "TrainerFileError", "WeightsUnavailableError", "PCAFileError", "SessionTooShortError",
+              "BundleError", "MediaError")
+
+
+@pytest.fixture(scope="module")
+def du_world(world, tmp_path_factory):
+    """A DISCOVER CML folder (copy of trainers/nova_infant) and file-mode sessions of media for the extractors."""
+    from nova_infant.discover.registry import trainer_specs
+    from nova_infant.nova_io import write_trainer
+
+    base = tmp_path_factory.mktemp("du")
+    cml = base / "cml" / "nova_infant"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "trainers" / "nova_infant", cml,
+                    ignore=shutil.ignore_patterns("icep_models", "icep_*-*.trainer"))
+    for stem, spec in trainer_specs().items():
+        write_trainer(cml / f"{stem}.trainer", spec)
+    media = base / "data" / "media"
+    for session, video, audio in (("good", world["video"], world["wav"]), ("nanaudio", world["video"], world["nan_wav"]),
+                                  ("cutvideo", world["cut_mp4"], world["wav"])):
+        (media / session).mkdir(parents=True)
+        shutil.copy(video, media / session / "infant.video.mp4")
+        shutil.copy(audio, media / session / "session.audio.wav")
+    return {"cml": cml, "base": base, "media_root": base / "data"}
+
+
+def _du(du_world, trainer, dataset_root, dataset, sessions, data, options):
+    base = du_world["base"]
+    cmd = [os.path.join(os.path.dirname(sys.executable), "du-process"), "--trainer_file_path",
+           f"nova_infant\\{trainer}.trainer", "--cml_dir", str(du_world["cml"].parent), "--cache_dir", str(base / "c"),
+           "--tmp_dir", str(base / "t"), "--log_dir", str(base / "l"), "--dataset", dataset,
+           "--sessions", json.dumps(sessions), "--data", json.dumps(data), "--options", json.dumps(options)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, cwd=base)
+
+
+def _inp(io_id, src, root, name):
+    return {"id": io_id, "type": "input", "src": src, "uri_template": f"{root}/{{dataset}}/{{session}}/{name}"}
+
+
+def _outp(io_id, src, root, name):
+    return {"id": io_id, "type": "output", "src": src, "uri_template": f"{root}/{{dataset}}/{{session}}/out/{name}"}
+
+
+def _du_request(kind, w, du):
+    """(trainer, dataset root, data description) of each module."""
+    media, data = str(du["media_root"]), w["root"]
+    video = _inp("video", "file:stream:video", media, "infant.video.mp4")
+    audio = _inp("audio", "file:stream:audio", media, "session.audio.wav")
+    feature = _inp("feature_0", "file:stream:ssistream", data, "infant.feat.stream")
+    labels = _inp("labels", "file:annotation:discrete", data, ANNO)
+    return {
+        "icep_train": (data, [feature, labels]),
+        "icep_predict": (data, [feature, _outp("annotation", "file:annotation:discrete", data, "x.annotation")]),
+        "dinov2_pca": (media, [video, _outp("dinov2_pca", "file:stream:ssistream", media, "infant.dinov2.stream")]),
+        "w2v_bert": (media, [audio, _outp("w2v_bert", "file:stream:ssistream", media, "session.w2vbert.stream")]),
+        "audio_events": (media, [audio, _outp("scores", "file:stream:ssistream", media, "audio_events.stream")]),
+        "emotion_tagger": (media, [video, _outp("emotion", "file:annotation:discrete", media, "emotion.annotation")]),
+    }[kind]
+
+
+TRAIN_OK = {"model": "mlp", "hidden": 4, "epochs": 1, "window": 20, "stride": 10}
+DU_CASES = [  # (id, trainer, dataset, sessions, options, word the one-line error names)
+    *[(f"icep_train-{k}-{v}", "icep_train", "ds", ["S1", "S2"], {**TRAIN_OK, k: v}, k) for k, v in (
+        ("window", 0), ("stride", 0), ("stride", 30), ("lr", -1), ("batch_size", 0), ("epochs", 0),
+        ("val_fraction", 1.5), ("cv_folds", 1), ("dropout", 1), ("device", "tpu"), ("role", "parent"),
+        ("hidden", "many"))],
+    ("icep_train-label_set-missing", "icep_train", "ds", ["S1"], {**TRAIN_OK, "label_set": "/nonexistent/set.json"},
+     "set.json"),
+    ("icep_train-cv_folds5-one-session", "icep_train", "ds", ["S1"], {**TRAIN_OK, "cv_folds": 5}, "cv_folds"),
+    ("icep_train-all-garbage", "icep_train", "garbage", ["G1"], TRAIN_OK, "G1"),
+    ("icep_train-nan-stream", "icep_train", "nan", ["N1"], TRAIN_OK, "N1"),
+    ("icep_predict-min_dur_ms", "icep_predict", "ds", ["S1"], {"bundle": "{bundle}", "min_dur_ms": -1}, "min_dur_ms"),
+    ("icep_predict-batch_size", "icep_predict", "ds", ["S1"], {"bundle": "{bundle}", "batch_size": 0}, "batch_size"),
+    ("icep_predict-bundle-missing", "icep_predict", "ds", ["S1"], {"bundle": "/nonexistent/bundle"}, "bundle"),
+    ("icep_predict-wrong-dim", "icep_predict", "wide", ["W1"], {"bundle": "{bundle}"}, "W1"),
+    *[(f"dinov2_pca-{k}-{v}", "dinov2_pca", "media", ["good"], {"model": "{dinov2}", "device": "cpu", k: v}, k)
+      for k, v in (("size", 15), ("k", 0), ("frame_step", "0"), ("output", "all"), ("framing", "zoom"),
+                   ("batch_size", 0), ("duration_ms", -5))],
+    ("dinov2_pca-truncated-video", "dinov2_pca", "media", ["cutvideo"], {"model": "{dinov2}", "device": "cpu"},
+     "cutvideo"),
+    *[(f"w2v_bert-{k}-{v}", "w2v_bert", "media", ["good"], {"model": "{w2v}", "device": "cpu", k: v}, k)
+      for k, v in (("chunk_s", 0), ("left_context", -1), ("frame_step", "x"), ("overlap_s", 99))],
+    ("w2v_bert-nan-audio", "w2v_bert", "media", ["nanaudio"], {"model": "{w2v}", "device": "cpu"}, "nanaudio"),
+    *[(f"audio_events-{k}-{v}", "audio_events", "media", ["good"], {k: v}, k)
+      for k, v in (("threshold", 2), ("threshold", 0), ("min_event_ms", -1), ("frame_step", "0"))],
+    ("audio_events-nan-audio", "audio_events", "media", ["nanaudio"], {}, "nanaudio"),
+    *[(f"emotion_tagger-{k}-{v}", "emotion_tagger", "media", ["good"], {k: v}, k)
+      for k, v in (("smooth", 0), ("sample_fps", -1), ("face", "top"), ("duration_ms", -1))],
+    ("emotion_tagger-truncated-video", "emotion_tagger", "media", ["cutvideo"], {}, "cutvideo"),
+]
+
+
+def classify_du(result, watched: list[Path], before: dict, word: str) -> tuple[str, str]:
+    """clean / traceback / silent / partial for one du-process run.
+
+    du-process (discover-utils' process.py) prints the traceback of every exception a module raises for a session
+    before going on with the next one; that is counted as clean when the exception is one of this package's one-line
+    errors and the line naming the file was printed first. A bad option ends the job before any session with one
+    ``error:`` line and exit code 2 (no traceback at all).
+    """
+    text = result.stdout + result.stderr
+    if _snapshot(*watched) != before:
+        return "partial", text[-1500:]
+    if result.returncode == 0:
+        return "silent", text[-1500:]
+    if "Traceback" in text:
+        last = [line for line in text.splitlines() if line and not line.startswith((" ", "\t", "Traceback"))
+                and "Error" in line.split(":")[0]]
+        if not last or not any(name in last[-1] for name in OUR_ERRORS):
+            return "traceback", text[-1500:]
+    named = [line for line in result.stderr.splitlines() if word in line and not line.startswith(" ")]
+    if not named:
+        return "not named", text[-1500:]
+    return "clean", named[0]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case_id,trainer,dataset,sessions,options,word", DU_CASES, ids=[c[0] for c in DU_CASES])
+def test_du_process_bad_input_is_one_line_and_writes_nothing(case_id, trainer, dataset, sessions, options, word,
+                                                             world, du_world):
+    root, data = _du_request(trainer, world, du_world)
+    options = {k: _fill(v, world) if isinstance(v, str) else v for k, v in options.items()}
+    watched = [Path(root) / dataset, du_world["cml"]]
+    before = _snapshot(*watched)
+    result = _du(du_world, trainer, root, dataset, sessions, data, options)
+    verdict, text = classify_du(result, watched, before, word)
+    if os.environ.get("NOVA_MATRIX_LOG"):
+        with open(os.environ["NOVA_MATRIX_LOG"], "a") as log:
+            log.write(f"du:{case_id}\t{verdict}\t{text.splitlines()[0] if text else ''}\n")
+    assert verdict == "clean", f"{case_id}: {verdict}: {text}"

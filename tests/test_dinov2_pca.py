@@ -163,7 +163,7 @@ def test_truncated_video_gives_one_line_error_and_no_stream(carphone_session, ti
     bad.write_bytes(data[: len(data) // 2])
     out = tmp_path / "out"
     assert _cli(["dinov2", "extract", str(bad), "--model", tiny_dinov2, "--out-dir", str(out), "--device", "cpu"]) == 2
-    message = capsys.readouterr().out.strip().splitlines()[-1]
+    message = capsys.readouterr().err.strip().splitlines()[-1]  # errors go to stderr like every command's
     assert message.startswith("error: ") and "infant.video.mp4" in message and "truncated" in message
     assert not out.exists() or not list(out.iterdir())
 
