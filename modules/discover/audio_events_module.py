@@ -18,7 +18,7 @@ from ..taggers.audio_events import CLASSES, tag_audio_events
 from ..taggers.outputs import discrete_annotation
 from ..timing import parse_step_ms
 from ..validation import check_audio_event_options
-from .common import SessionIO, as_float, merge_options, refuse_bad_options
+from .common import SessionIO, as_float, merge_options, one_line_errors, refuse_bad_options
 
 log = logging.getLogger("nova_infant")
 
@@ -36,6 +36,7 @@ class AudioEvents(Processor):
         refuse_bad_options(lambda: check_audio_event_options(o["threshold"], o["min_event_ms"], o["frame_step"],
                                                              o["duration_ms"]), "audio_events")
 
+    @one_line_errors
     def process_data(self, ds):
         self.session = SessionIO.from_provider(ds)
         opts = self.options

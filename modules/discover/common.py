@@ -141,6 +141,24 @@ def refuse_bad_options(check, module: str):
         raise SystemExit(2) from None
 
 
+def one_line_errors(process_data):
+    """Decorate a module's ``process_data``: an error of this package (or an OSError) is logged as one line
+    ``session <name>: <Error>: <file>: <problem>`` before du-process prints its traceback and goes on with the next
+    session."""
+    import functools
+
+    @functools.wraps(process_data)
+    def wrapper(self, ds):
+        try:
+            return process_data(self, ds)
+        except (NovaInfantError, OSError) as exc:
+            names = getattr(ds, "session_names", None) or ["?"]
+            log.error("session %s: %s: %s", names[0], type(exc).__name__, exc)
+            raise
+
+    return wrapper
+
+
 # ---------------------------------------------------------------- session access
 
 

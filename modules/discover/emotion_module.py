@@ -15,7 +15,7 @@ from ..taggers.emotion import face_box_stream, tag_emotion
 from ..taggers.outputs import continuous_annotation, discrete_annotation
 from ..timing import parse_step_ms
 from ..validation import check_emotion_options
-from .common import SessionIO, as_float, as_int, merge_options, refuse_bad_options
+from .common import SessionIO, as_float, as_int, merge_options, one_line_errors, refuse_bad_options
 
 DEFAULTS = {"head": "", "sample_fps": "1", "face": "largest", "smooth": 3, "frame_step": "40ms", "duration_ms": 0}
 
@@ -40,6 +40,7 @@ class EmotionTagger(Processor):
         refuse_bad_options(lambda: check_emotion_options(o["sample_fps"], o["smooth"], o["frame_step"],
                                                          o["duration_ms"], o["face"]), "emotion_tagger")
 
+    @one_line_errors
     def process_data(self, ds):
         self.session = s = SessionIO.from_provider(ds)
         o = self.options

@@ -176,7 +176,11 @@ class ICEPTrainer(Processor):
             log.error("session %s: skipped: %s: %s", session.name, type(exc).__name__, exc)
             error = exc
         if self.sessions and (not self.job_sessions or session.name == _last_loadable(session, self.job_sessions)):
-            self._train()  # last session of the job (an unknown session list: after every session)
+            try:
+                self._train()  # last session of the job (an unknown session list: after every session)
+            except NovaInfantError as exc:
+                log.error("training failed: %s: %s", type(exc).__name__, exc)
+                raise
         if error is not None:
             raise error
         return {}

@@ -15,7 +15,7 @@ from ..backbones import DEFAULT_W2V_BERT, load_w2v_bert
 from ..nova_io import TrainerIO, TrainerSpec
 from ..w2v_bert import extract_w2v_bert, to_stream
 from ..validation import check_w2v_bert_options
-from .common import SessionIO, as_bool, as_float, as_int, merge_options, refuse_bad_options
+from .common import SessionIO, as_bool, as_float, as_int, merge_options, one_line_errors, refuse_bad_options
 
 OUTPUT_ID = "w2v_bert"
 DEFAULTS = {"model": DEFAULT_W2V_BERT, "frame_step": "40ms", "left_context": 50, "right_context": 50, "layer": -1,
@@ -46,6 +46,7 @@ class W2VBert(Processor):
         self._backbone = None
         self._session = None
 
+    @one_line_errors
     def process_data(self, ds):
         """Features of the one session in ``ds`` (DatasetManager): ``(features (n, dim) float32, FrameGrid, meta)``.
 
