@@ -565,3 +565,58 @@ def test_du_process_bad_input_is_one_line_and_writes_nothing(case_id, trainer, d
         with open(os.environ["NOVA_MATRIX_LOG"], "a") as log:
             log.write(f"du:{case_id}\t{verdict}\t{text.splitlines()[0] if text else ''}\n")
     assert verdict in ("clean", "du-loader"), f"{case_id}: {verdict}: {text}"
+
+
+# ---------------------------------------------------------------- batches: a bad session is skipped, the rest done
+
+
+def test_training_reports_and_skips_garbage_only_and_odd_dimension_sessions(world, tmp_path, capsys):
+    from nova_infant.icep.synthetic import context_task, write_session
+
+    root, rng = tmp_path / "data", np.random.default_rng(5)
+    for name in ("A1", "A2", "A3"):
+        x, y = context_task(120, 8, rng, cue=0.5)
+        write_session(root, "mix", name, {"infant.feat": (x, 25.0, "feature;video;syn")}, y, 40.0)
+    x, y = context_task(120, 8, rng, cue=0.5)
+    write_session(root, "mix", "GARB", {"infant.feat": (x, 25.0, "feature;video;syn")}, np.full(120, -1), 40.0)
+    write_session(root, "mix", "WIDE", {"infant.feat": (x[:, :5], 25.0, "feature;video;syn")}, y, 40.0)
+    bundle = tmp_path / "bundle"
+    code = main(["icep", "train", "--root", str(root), "--dataset", "mix", "--streams", "infant.feat", "--model", "mlp",
+                 "--hidden", "4", "--epochs", "1", "--window", "20", "--stride", "10", "--out", str(bundle)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "GARB: no labelled frame" in err and "WIDE: 5 dims at 40.00 ms, but the other sessions have 8 dims" in err
+    config = json.loads((bundle / "config.json").read_text())
+    assert config["training"]["sessions"] == ["A1", "A2", "A3"]          # neither counted as trained on
+
+
+def test_cv_with_more_folds_than_sessions_says_how_many_it_uses(world, tmp_path, caplog):
+    code = main(["icep", "cv", "--root", world["root"], "--dataset", "ds", "--streams", "infant.feat", "--model", "mlp",
+                 "--hidden", "4", "--epochs", "1", "--window", "20", "--stride", "10", "--folds", "5",
+                 "--out", str(tmp_path / "cv")])
+    assert code == 0
+    assert "folds=5 but only 3 usable sessions: using 3 folds" in caplog.text
+    assert len(json.loads((tmp_path / "cv" / "cv_report.json").read_text())["folds"]) == 3
+
+
+def test_predict_batch_reports_an_os_error_and_writes_the_other_sessions(world, tmp_path, capsys):
+    root = tmp_path / "data"
+    shutil.copytree(Path(world["root"]) / "ds", root / "ds")
+    name = "infant.ICEP-R-infant-merged.batch.annotation"
+    (root / "ds" / "S2" / name).mkdir()                                # S2's output cannot be replaced
+    code = main(["icep", "predict", "--root", str(root), "--dataset", "ds", "--bundle", world["bundle"],
+                 "--annotator", "batch"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and err[0].startswith("error:") and "S2" in err[0]
+    assert (root / "ds" / "S1" / name).is_file() and (root / "ds" / "S3" / name).is_file()
+    assert (root / "ds" / "S2" / name).is_dir() and not list((root / "ds" / "S2" / name).iterdir())
+
+
+def test_dinov2_extract_batch_goes_on_after_a_bad_video(world, tmp_path, capsys):
+    out = tmp_path / "streams"
+    code = main(["dinov2", "extract", world["cut_mp4"], world["video"], "--model", world["dinov2"], "--device", "cpu",
+                 "--size", "28", "--k", "2", "--frame-step", "200ms", "--out-dir", str(out)])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]  # not the progress bars
+    assert code == 1 and len(err) == 1 and "cut.mp4" in err[0]
+    assert sorted(p.name for p in out.iterdir()) == ["infant.dinov2.stream", "infant.dinov2.stream~",
+                                                     "infant.dinov2cls.stream", "infant.dinov2cls.stream~"]
