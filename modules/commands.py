@@ -6,7 +6,8 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``export-weights``, ``make-standin``, ``sample-session``, ``import-schemes`` and ``write-trainers``."""
+    """Add ``export-weights``, ``make-standin``, ``sample-session``, ``import-schemes``, ``check-trainers`` and
+    ``write-trainers``."""
     p = sub.add_parser("export-weights", help="save a DINOv2 / W2V-BERT checkpoint into a folder an air-gapped lab can copy")
     p.add_argument("model", help="hub id (e.g. facebook/dinov2-large, facebook/w2v-bert-2.0) or a local directory")
     p.add_argument("out_dir", help="folder to write config.json, model.safetensors and the processor files into")
@@ -34,6 +35,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--db", required=True, help="NOVA MongoDB, mongodb://[user:password@]host[:port]")
     p.add_argument("--dataset", required=True, help="NOVA dataset (= MongoDB database)")
     p.set_defaults(func=_import_schemes)
+
+    p = sub.add_parser("check-trainers", help="parse .trainer files as du-process does; one line per malformed file")
+    p.add_argument("paths", nargs="+", help=".trainer files or CML folders (every *.trainer below them)")
+    p.set_defaults(func=_check_trainers)
 
     p = sub.add_parser("write-trainers", help="(re)write every .trainer file of this package into a DISCOVER CML folder")
     p.add_argument("out_dir", nargs="?", default=None, help="default: trainers/nova_infant of this checkout")
@@ -93,3 +98,33 @@ def _import_schemes(args) -> int:
     names = import_package_schemes(connect(args.db), args.dataset)
     print(f"{args.dataset}: {len(names)} schemes created or updated: {', '.join(names)}")
     return 0
+
+
+def _check_trainers(args) -> int:
+    """Parse every ``.trainer`` with discover-utils' parser (``nova_io.read_trainer``): du-process itself stops with a
+    raw XML traceback on a truncated or malformed one before any module code runs. Exit 0 all good, 1 some bad, 2
+    all bad or none found."""
+    import sys
+    from pathlib import Path
+
+    from .errors import TrainerFileError
+    from .nova_io import read_trainer
+
+    files = []
+    for given in args.paths:
+        path = Path(given)
+        if path.is_dir():
+            files += sorted(path.rglob("*.trainer"))
+        else:
+            files.append(path)
+    if not files:
+        raise TrainerFileError(f"{', '.join(args.paths)}: no .trainer file found")
+    bad = 0
+    for path in files:
+        try:
+            trainer = read_trainer(path)
+            print(f"{path}: ok ({trainer.model_create} in {trainer.model_script_path})")
+        except TrainerFileError as exc:
+            bad += 1
+            print(f"error: {exc}", file=sys.stderr)
+    return 0 if not bad else (2 if bad == len(files) else 1)

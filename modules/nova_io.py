@@ -865,11 +865,12 @@ def read_trainer(path: str | os.PathLike):
     if not path.is_file():
         raise TrainerFileError(f"{path}: no such .trainer file")
     try:
-        ET.parse(path)
+        model = ET.parse(path).getroot().find("model")
         trainer = Trainer()
         trainer.load_from_file(path)
     except Exception as exc:
         raise TrainerFileError(f"{path}: malformed .trainer ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
-    if not trainer.model_create or not trainer.model_script_path:
+    # discover-utils fills in create="PythonModel" when the attribute is absent: check the file itself
+    if model is None or not model.get("create") or not model.get("script"):
         raise TrainerFileError(f"{path}: <model> needs 'create' and 'script' attributes")
     return trainer

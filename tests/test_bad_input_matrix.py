@@ -107,7 +107,13 @@ def world(tmp_path_factory, tiny_dinov2, tiny_w2v_bert):
     w["bad_pca"] = str(media / "pca.npz")
     (media / "a_file").write_text("a file, not a folder\n")
     w["file"] = str(media / "a_file")
-    w["under_file"] = str(media / "a_file" / "sub")  # every write below a file fails with NotADirectoryError
+    w["under_file"] = str(media / "a_file" / "sub")
+    good_trainer = (Path(__file__).resolve().parents[1] / "trainers" / "nova_infant" / "icep_train.trainer").read_text()
+    (media / "cut.trainer").write_text(good_trainer[: len(good_trainer) // 2])
+    (media / "empty.trainer").write_text("")
+    (media / "nocreate.trainer").write_text(good_trainer.replace('create="ICEPTrainer"', ""))
+    w.update(trainer_cut=str(media / "cut.trainer"), trainer_empty=str(media / "empty.trainer"),
+             trainer_nocreate=str(media / "nocreate.trainer"))  # every write below a file fails with NotADirectoryError
     return w
 
 
@@ -400,6 +406,11 @@ CASES += [
     ("write-trainers-under-file", ["write-trainers", "{under_file}"], "a_file"),
     ("demo-step0", ["demo", "--out", "{out}/demo", "--frame-step", "0"], "frame_step"),
     ("unknown-command", ["transcode"], "transcode"),
+    ("check-trainers-truncated", ["check-trainers", "{trainer_cut}"], "cut.trainer"),
+    ("check-trainers-empty", ["check-trainers", "{trainer_empty}"], "empty.trainer"),
+    ("check-trainers-no-create", ["check-trainers", "{trainer_nocreate}"], "nocreate.trainer"),
+    ("check-trainers-missing", ["check-trainers", "{base}/none.trainer"], "none.trainer"),
+    ("check-trainers-empty-folder", ["check-trainers", "{out}"], "out"),
 ]
 
 
