@@ -90,15 +90,42 @@ def cmd_emotion(args) -> int:
     return 0
 
 
-def _pairs(pairs) -> list:
-    from .taggers.audio_events import segments_from_annotation
+def _pairs(pairs, kind: str) -> tuple[list, int]:
+    """``[(media, segments)]`` of the usable ``--pair`` groups; a pair whose media or annotation cannot be read is
+    reported in one line and skipped. Returns ``(items, skipped)``.
 
-    items = []
+    Raises
+    ------
+    OptionError
+        For a pair without an annotation, or when no pair is usable.
+    """
+    import sys
+
+    from .errors import NovaInfantError
+    from .media import VideoSource, read_audio
+    from .taggers.audio_events import segments_from_annotation
+    from .validation import one_line
+
+    items, problems = [], []
     for group in pairs:
         if len(group) < 2:
             raise OptionError(f"--pair {group[0]}: give the media file followed by at least one .annotation")
-        items.append((group[0], [seg for a in group[1:] for seg in segments_from_annotation(a)]))
-    return items
+        try:
+            segments = [seg for a in group[1:] for seg in segments_from_annotation(a)]
+            if kind == "audio-events":
+                read_audio(group[0], 16000)  # unreadable, empty or NaN audio: this pair only
+            else:
+                VideoSource(group[0])
+            items.append((group[0], segments))
+        except (NovaInfantError, OSError) as exc:
+            problems.append(one_line(exc))
+    if not items and len(problems) == 1:  # one line says it all
+        raise OptionError(problems[0])
+    for problem in problems:
+        print(f"error: {problem} (pair skipped)", file=sys.stderr)
+    if not items:
+        raise OptionError(f"--pair: none of the {len(pairs)} pairs is usable")
+    return items, len(problems)
 
 
 def cmd_train(args) -> int:
@@ -108,7 +135,7 @@ def cmd_train(args) -> int:
     check_emotion_options(sample_fps=args.sample_fps)
     if args.classes is not None and not [c for c in args.classes.split(",") if c.strip()]:
         raise OptionError(f"option classes: no class name in {args.classes!r}")
-    items = _pairs(args.pair)
+    items, skipped = _pairs(args.pair, args.kind)
     classes = args.classes.split(",") if args.classes else sorted({n for _, segs in items for *_, n in segs})
     if args.kind == "audio-events":
         from .taggers.audio_events import fit_audio_head
@@ -119,7 +146,7 @@ def cmd_train(args) -> int:
 
         head = fit_emotion_head(items, classes, sample_fps=args.sample_fps, epochs=args.epochs)
     print(head.save(args.out))
-    return 0
+    return 1 if skipped else 0
 
 
 def cmd_evaluate(args) -> int:

@@ -631,3 +631,12 @@ def test_dinov2_extract_batch_goes_on_after_a_bad_video(world, tmp_path, capsys)
     assert code == 1 and len(err) == 1 and "cut.mp4" in err[0]
     assert sorted(p.name for p in out.iterdir()) == ["infant.dinov2.stream", "infant.dinov2.stream~",
                                                      "infant.dinov2cls.stream", "infant.dinov2cls.stream~"]
+
+
+def test_train_head_skips_an_unusable_pair_and_fits_on_the_rest(world, tmp_path, capsys):
+    head = tmp_path / "head"
+    code = main(["taggers", "train-head", "audio-events", "--out", str(head), "--epochs", "5",
+                 "--pair", world["wav"], world["anno"], "--pair", world["nan_wav"], world["anno"]])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
+    assert code == 1 and len(err) == 1 and "nan.wav" in err[0] and "pair skipped" in err[0]
+    assert (head / "config.json").is_file()

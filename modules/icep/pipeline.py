@@ -35,7 +35,7 @@ def load_sessions(session_dirs: list, spec: SessionSpec, lmap: LabelMap | None,
             if window is not None:
                 window_starts(s.n_frames, window, 1, s.name)
             sessions.append(s)
-        except NovaInfantError as exc:
+        except (NovaInfantError, OSError) as exc:  # OSError: an unreadable file skips this session only
             log.error("%s: skipped: %s", path, exc)
             failures.append((str(path), f"{type(exc).__name__}: {exc}"))
     return sessions, failures
