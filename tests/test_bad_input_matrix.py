@@ -640,3 +640,17 @@ def test_train_head_skips_an_unusable_pair_and_fits_on_the_rest(world, tmp_path,
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]
     assert code == 1 and len(err) == 1 and "nan.wav" in err[0] and "pair skipped" in err[0]
     assert (head / "config.json").is_file()
+
+
+def test_a_full_disk_is_one_line_naming_the_path(world, tmp_path, capsys, monkeypatch):
+    import errno
+
+    def full(src, dst):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(dst))
+
+    monkeypatch.setattr(os, "replace", full)  # every atomic writer ends in os.replace
+    out = tmp_path / "x.csv"
+    code = main(["review", "export-csv", world["anno"], "--out", str(out)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and err[0] == f"error: {out}: No space left on device"
+    assert not out.exists()
