@@ -267,6 +267,14 @@ def one_line(exc: BaseException) -> str:
 
 
 def step_option(value, name: str = "frame_step", allow_video: bool = False):
+    """A frame-step option in ms (``nova_infant.timing.parse_step_ms``: ``40ms``, ``0.04s``, ``25fps``, a number of
+    ms); ``video`` (the native frame period) only where ``allow_video``. Returns float ms or ``"video"``.
+
+    Raises
+    ------
+    OptionError
+        ``option <name>: ...`` for 0, a negative or an unparsable step.
+    """
     from .timing import parse_step_ms
 
     if allow_video and (value is None or str(value).strip().lower() in ("", "video", "native", "none")):

@@ -665,3 +665,17 @@ def test_a_full_disk_is_one_line_naming_the_path(world, tmp_path, capsys, monkey
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0] == f"error: {out}: No space left on device"
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_du_process_extraction_batch_skips_the_bad_session_and_writes_the_other(world, du_world):
+    root, data = _du_request("w2v_bert", world, du_world)
+    result = _du(du_world, "w2v_bert", root, "media", ["nanaudio", "good"], data,
+                 {"model": world["w2v"], "device": "cpu"})
+    media = Path(root) / "media"
+    assert (media / "good" / "out" / "session.w2vbert.stream").is_file(), result.stderr[-2000:]
+    assert not (media / "nanaudio" / "out").exists()
+    ours = [line for line in result.stderr.splitlines() if line.startswith("session nanaudio: AudioDecodeError")]
+    assert len(ours) == 1 and "nan" in ours[0] and "NaN/infinite samples" in ours[0]
+    assert result.returncode == 1  # du-process's own rule: any failed session -> exit 1 (docs/troubleshooting.md)
+    shutil.rmtree(media / "good" / "out")  # leave the shared session as the other cases expect it
