@@ -199,7 +199,6 @@ def cmd_predict(args) -> int:
     from .icep.bundle import load_bundle
     from .icep.dataset import SessionSpec, load_session
     from .icep.predict import predict_session, write_prediction
-
     from .validation import float_option, one_line
 
     _check_names(args)
