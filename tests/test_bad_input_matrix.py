@@ -679,3 +679,23 @@ def test_du_process_extraction_batch_skips_the_bad_session_and_writes_the_other(
     assert len(ours) == 1 and "nan" in ours[0] and "NaN/infinite samples" in ours[0]
     assert result.returncode == 1  # du-process's own rule: any failed session -> exit 1 (docs/troubleshooting.md)
     shutil.rmtree(media / "good" / "out")  # leave the shared session as the other cases expect it
+
+
+@pytest.mark.slow
+def test_du_process_training_skips_a_session_of_another_dimension(du_world, tmp_path):
+    from nova_infant.icep.synthetic import context_task, write_session
+
+    root, rng = tmp_path / "data", np.random.default_rng(9)
+    for name, dim in (("M1", 8), ("M2", 8), ("M3", 5)):
+        x, y = context_task(120, 8, rng, cue=0.5)
+        write_session(root, "mix", name, {"infant.feat": (x[:, :dim], 25.0, "feature;video;syn")}, y, 40.0)
+    data = [_inp("feature_0", "file:stream:ssistream", root, "infant.feat.stream"),
+            _inp("labels", "file:annotation:discrete", root, ANNO)]
+    result = _du(du_world, "icep_train", root, "mix", ["M1", "M2", "M3"], data, {**TRAIN_OK, "model_name": "mixdim"})
+    bundle = du_world["cml"] / "icep_models" / "mixdim"
+    assert (bundle / "config.json").is_file(), result.stderr[-2000:]
+    assert json.loads((bundle / "config.json").read_text())["training"]["sessions"] == ["M1", "M2"]
+    assert "session M3: skipped: 5 dims at 40.00 ms, but the other sessions have 8 dims" in result.stderr
+    shutil.rmtree(bundle)
+    for extra in du_world["cml"].glob("icep_mixdim*.trainer"):
+        extra.unlink()
