@@ -38,11 +38,11 @@ CLASSES = ["baby_crying", "baby_laughing", "music", "singing", "child_speech", "
 
 #: AudioSet display names (ontology) pooled (max) into each class
 AUDIOSET_NAMES = {
-    "baby_crying": ["Baby cry, infant cry"],
+    "baby_crying": ["Baby cry, infant cry", "Crying, sobbing", "Whimper"],
     "baby_laughing": ["Baby laughter"],
     "music": ["Music"],
     "singing": ["Singing", "Child singing", "Choir", "Humming"],
-    "child_speech": ["Child speech, kid speaking"],
+    "child_speech": ["Child speech, kid speaking", "Babbling"],
     "male_speech": ["Male speech, man speaking"],
     "female_speech": ["Female speech, woman speaking"],
     "lullaby": ["Lullaby"],

@@ -24,7 +24,8 @@ class HeadConfig:
     """What a head bundle records: ``kind`` ("audio-events"|"emotion"), ``classes`` (output names, in order),
     ``multilabel`` (sigmoid vs softmax), ``input_dim``, ``hidden``, ``dropout``, ``context`` (windows each side the
     temporal pooling averages), ``embedding`` (which embedding it was fit on, e.g. ``yamnet-logits``),
-    ``mean``/``scale`` (standardiser, length ``input_dim``), ``metrics`` (training summary)."""
+    ``mean``/``scale`` (standardiser, length ``input_dim``), ``metrics`` (training summary), ``thresholds``
+    (``{class: probability}`` fitted on training data only; empty = the caller's threshold)."""
 
     kind: str
     classes: list
@@ -37,6 +38,7 @@ class HeadConfig:
     mean: list = field(default_factory=list)
     scale: list = field(default_factory=list)
     metrics: dict = field(default_factory=dict)
+    thresholds: dict = field(default_factory=dict)
 
 
 class _one_thread:
