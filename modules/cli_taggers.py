@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 from .errors import OptionError
 
 
@@ -50,11 +52,28 @@ def register(subparsers) -> None:
     s.add_argument("--epochs", type=int, default=300)
     s.set_defaults(func=cmd_train)
 
+    s = sub.add_parser("crying-cv", help="recorder-grouped cross-validation of the crying model on the "
+                                          "Donate-a-cry corpus (prints the figures of docs/audio-event-tagger.md)")
+    s.add_argument("--corpus", help="corpus folder (default $NOVA_INFANT_DONATEACRY or ../shared/data/donateacry)")
+    s.add_argument("--folds", type=int, default=5)
+    s.add_argument("--cache", help="folder for cached YAMNet logits (speeds up re-runs)")
+    s.add_argument("--json", help="also write every fold's figures to this JSON file")
+    s.set_defaults(func=cmd_crying_cv)
+
+    s = sub.add_parser("train-crying-head", help="retrain the shipped crying model on the Donate-a-cry corpus")
+    s.add_argument("--out", required=True, help="head folder (the shipped one: modules/taggers/data/crying_head)")
+    s.add_argument("--corpus", help="corpus folder (default $NOVA_INFANT_DONATEACRY or ../shared/data/donateacry)")
+    s.add_argument("--cache", help="folder for cached YAMNet logits")
+    s.set_defaults(func=cmd_train_crying)
+
     s = sub.add_parser("evaluate", help="score tagger tracks against a human coder's .annotation files")
     s.add_argument("kind", choices=["audio-events", "emotion"])
     s.add_argument("--reference", required=True, nargs="+", help="human .annotation file(s)")
     s.add_argument("--predicted", required=True, nargs="+", help="tagger .annotation file(s)")
-    s.add_argument("--step", default="40ms", help="frame step for the emotion frame scores")
+    s.add_argument("--step", default="40ms", help="frame step of the frame-level scores")
+    s.add_argument("--scores", help="the tagger's <prefix>.audio_events.stream: draws score curves in the figure")
+    s.add_argument("--figure", help="PNG to write: per-class timeline of the reference against the tagger")
+    s.add_argument("--json", help="also write the scores as JSON to this file")
     s.set_defaults(func=cmd_evaluate)
 
 
@@ -149,38 +168,108 @@ def cmd_train(args) -> int:
     return 1 if skipped else 0
 
 
+def cmd_crying_cv(args) -> int:
+    import os
+    import tempfile
+
+    from .taggers.crying import cross_validate, format_report
+
+    result = cross_validate(args.corpus, n_folds=args.folds, cache=args.cache)
+    print(format_report(result))
+    if args.json:
+        fd, tmp = tempfile.mkstemp(prefix=".partial-", dir=os.path.dirname(os.path.abspath(args.json)))
+        with os.fdopen(fd, "w") as fh:
+            json.dump(result, fh, indent=2)
+        os.replace(tmp, args.json)
+    return 0
+
+
+def cmd_train_crying(args) -> int:
+    from .taggers.crying import train_default_head
+
+    print(train_default_head(args.out, args.corpus, args.cache))
+    return 0
+
+
+def _segments_by_class(paths) -> dict:
+    """{class: [(from_ms, to_ms, conf), ...]} of discrete .annotation files."""
+    from .taggers.outputs import load_annotation
+
+    out: dict = {}
+    for p in paths:
+        anno = load_annotation(p)
+        classes = getattr(anno.annotation_scheme, "classes", None)
+        if classes is None:
+            raise OptionError(f"{p}: not a discrete annotation")
+        names = {int(k): (v["name"] if isinstance(v, dict) else str(v)) for k, v in classes.items()}
+        for row in anno.data:
+            if int(row["id"]) in names:
+                out.setdefault(names[int(row["id"])], []).append((float(row["from"]), float(row["to"]),
+                                                                 float(row["conf"])))
+    return out
+
+
 def cmd_evaluate(args) -> int:
-    from .taggers.audio_events import segments_from_annotation
+    """Score tracks against a human coder: audio events -> per-class event P/R/F1 (IoU >= 0.5, VIBA-Net rule) and
+    frame-level precision/recall; emotion -> frame accuracy, macro-F1, kappa. Optional figure (``--figure``)."""
+    import os
+    import tempfile
+
     from .validation import check_emotion_options
 
     check_emotion_options(step=args.step)
 
-    ref = [s for p in args.reference for s in segments_from_annotation(p)]
+    from .timing import frame_grid, parse_step_ms
+
+    step = parse_step_ms(args.step)
     if args.kind == "audio-events":
-        from .taggers.evaluate import event_scores
-        from .taggers.outputs import load_annotation
+        from .taggers.evaluate import event_scores, frame_scores_by_class, plot_timeline
 
-        pred: dict = {}
-        for p in args.predicted:
-            anno = load_annotation(p)
-            names = {int(k): (v["name"] if isinstance(v, dict) else str(v))
-                     for k, v in anno.annotation_scheme.classes.items()}
-            for row in anno.data:
-                if int(row["id"]) in names:
-                    pred.setdefault(names[int(row["id"])], []).append((row["from"], row["to"], row["conf"]))
-        refd: dict = {}
-        for s, e, n in ref:
-            refd.setdefault(n, []).append((s, e))
-        result = event_scores(refd, pred)
+        refd = {c: [(s, e) for s, e, _ in v] for c, v in _segments_by_class(args.reference).items()}
+        pred = _segments_by_class(args.predicted)
+        curves, thresholds, end = None, None, max([e for v in refd.values() for _, e in v] +
+                                                 [e for v in pred.values() for _, e, _ in v] + [step])
+        if args.scores:
+            from .nova_io import load_ssi_stream
+
+            stream = load_ssi_stream(args.scores)
+            names = [d.get("name") for d in stream.meta_data.dim_labels] if stream.meta_data.dim_labels else []
+            times = (np.arange(len(stream.data)) + 0.5) * 1000.0 / stream.meta_data.sample_rate
+            curves = (times, {n: stream.data[:, j] for j, n in enumerate(names)})
+            meta = getattr(stream.meta_data, "custom_meta", {}) or {}
+            thresholds = {k: float(v) for k, v in (kv.split("=") for kv in str(meta.get("thresholds", "")).split(",")
+                                                   if "=" in kv)}
+            end = max(end, times[-1] + 500.0 / stream.meta_data.sample_rate) if len(times) else end
+        grid = frame_grid(end, step)
+        events = event_scores(refd, pred)
+        frames = frame_scores_by_class(refd, pred, grid)
+        result = {"events": events, "frames": frames}
+        print(f"{'class':<16} {'ref':>4} {'pred':>4} {'event P':>8} {'event R':>8} {'event F1':>8} "
+              f"{'frame P':>8} {'frame R':>8}")
+        for cls in sorted(frames):
+            e, f = events[cls], frames[cls]
+            print(f"{cls:<16} {e['tp'] + e['fn']:>4} {e['tp'] + e['fp']:>4} {e['precision']:>8.3f} "
+                  f"{e['recall']:>8.3f} {e['f1']:>8.3f} {f['precision']:>8.3f} {f['recall']:>8.3f}")
+        m = events["micro"]
+        print(f"{'micro (events)':<16} {m['tp'] + m['fn']:>4} {m['tp'] + m['fp']:>4} {m['precision']:>8.3f} "
+              f"{m['recall']:>8.3f} {m['f1']:>8.3f}")
+        if args.figure:
+            print(plot_timeline(refd, pred, args.figure, scores=curves, thresholds=thresholds))
     else:
+        from .taggers.audio_events import segments_from_annotation
         from .taggers.evaluate import emotion_scores, segments_to_frames
-        from .timing import frame_grid, parse_step_ms
 
+        ref = [s for p in args.reference for s in segments_from_annotation(p)]
         pred_s = [s for p in args.predicted for s in segments_from_annotation(p)]
         classes = sorted({n for *_, n in ref} | {n for *_, n in pred_s})
         end = max([e for _, e, _ in ref + pred_s] or [0])
-        grid = frame_grid(end, parse_step_ms(args.step))
+        grid = frame_grid(end, step)
         result = emotion_scores(segments_to_frames(ref, classes, grid), segments_to_frames(pred_s, classes, grid),
                                 classes)
-    print(json.dumps(result, indent=2))
+        print(json.dumps(result, indent=2))
+    if args.json:
+        fd, tmp = tempfile.mkstemp(prefix=".partial-", dir=os.path.dirname(os.path.abspath(args.json)))
+        with os.fdopen(fd, "w") as fh:
+            json.dump(result, fh, indent=2)
+        os.replace(tmp, args.json)
     return 0

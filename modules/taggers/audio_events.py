@@ -375,8 +375,9 @@ def embed_audio(path: str, backend) -> tuple[np.ndarray, np.ndarray, float]:
 
 
 def tag_audio_events(path: str, backend: str = "yamnet", head: str | None = None, step_ms: float = 40.0,
-                     duration_ms: float | None = None, threshold: float = 0.5, min_event_ms: float = 0.0,
-                     classes: list[str] | None = None, required: list[str] | None = None) -> AudioEventResult:
+                     duration_ms: float | None = None, threshold: float | None = None, min_event_ms: float = 0.0,
+                     classes: list[str] | None = None, required: list[str] | None = None,
+                     crying_model: str = "default") -> AudioEventResult:
     """Tag audio events in one recording.
 
     Parameters
@@ -387,14 +388,19 @@ def tag_audio_events(path: str, backend: str = "yamnet", head: str | None = None
         output classes
     step_ms : grid step in ms (default 40 = 25 Hz, the project's shared grid)
     duration_ms : session duration defining the grid (default: the audio's own duration)
-    threshold : minimum probability of an event frame (VIBA-Net evaluation rule: 0.5)
+    threshold : probability an event frame must reach, for every class; None (default) = per-class thresholds:
+        those fitted with a head (the default crying model's ``baby_crying`` and ``speech``, see
+        :mod:`.crying`), else 0.5 (VIBA-Net's rule)
     classes : subset of :data:`CLASSES` (zero-shot) or the head's classes (must match when both are given)
     required : classes the caller will write tracks for (e.g. the DISCOVER outputs asked for); a head must
         predict every one of them
+    crying_model : "default" (YAMNet backend without ``head``: ``baby_crying`` and ``speech`` come from the shipped
+        crying model trained on the Donate-a-cry corpus) or "off" (pure zero-shot mapping)
 
     Returns
     -------
-    AudioEventResult
+    AudioEventResult (``meta["thresholds"]``: the threshold used per class; ``meta["notes"]``: why a class is
+    unavailable)
 
     Raises
     ------
@@ -403,10 +409,13 @@ def tag_audio_events(path: str, backend: str = "yamnet", head: str | None = None
     WeightsUnavailableError
         Backend or head cannot be loaded.
     OptionError
-        A head trained for other classes than ``classes``, or for another embedding than this backend's.
+        A head trained for other classes than ``classes``, or for another embedding than this backend's, or an
+        unknown ``crying_model``.
     """
     from .heads import Head
 
+    if crying_model not in ("default", "off"):
+        raise OptionError(f"option crying_model: expected 'default' or 'off', got {crying_model!r}")
     model = load_backend(backend)
     head_obj = Head.load(head, kind="audio-events") if head else None
     if head_obj is not None:
@@ -421,22 +430,51 @@ def tag_audio_events(path: str, backend: str = "yamnet", head: str | None = None
     logits, centres, own_ms = embed_audio(path, model)
     grid = frame_grid(duration_ms if duration_ms else own_ms, step_ms)
     check_coverage(own_ms, grid, str(path))
+    fitted: dict = {}
+    notes: dict = {}
     if head_obj is not None:
         names = head_obj.classes
         win = head_obj.predict_proba(context_windows(logits, head_obj.cfg.context))
         available, mode = [True] * len(names), f"head:{head}"
+        fitted = dict(head_obj.cfg.thresholds)
     else:
         names = list(classes or CLASSES)
         win, available = zero_shot(logits, model.label_names, names)
         mode = "zero-shot"
+        crying = _default_crying_head(model) if crying_model == "default" else None
+        if crying is not None and any(c in names for c in crying.classes):
+            cry_win = crying.predict_proba(context_windows(logits, crying.cfg.context))
+            for k, c in enumerate(crying.classes):
+                if c in names:
+                    win[:, names.index(c)] = cry_win[:, k]
+                    available[names.index(c)] = True
+                    fitted[c] = crying.cfg.thresholds.get(c, 0.5)
+            mode = "zero-shot+crying-model"
+    for j, ok in enumerate(available):
+        if not ok:
+            notes[names[j]] = (f"unavailable: the {model.name} model has no AudioSet label for {names[j]} "
+                               f"({', '.join(AUDIOSET_NAMES.get(names[j], []))}); track left empty")
+    thresholds = {c: float(threshold) if threshold is not None else float(fitted.get(c, 0.5)) for c in names}
     scores = to_grid(win, centres, grid)
-    events = events_from_scores(scores, grid.step_ms, threshold, min_event_ms)
+    events = [events_from_scores(scores[:, [j]], grid.step_ms, thresholds[c], min_event_ms)[0]
+              for j, c in enumerate(names)]
     for j, ok in enumerate(available):
         if not ok:
             events[j] = events[j][:0]
             log.warning("%s: class %s is unavailable with the %s model (no matching AudioSet label)", path,
                         names[j], model.name)
-    return AudioEventResult(names, available, grid, scores, events, model.name, mode, model.window_ms, model.hop_ms)
+    return AudioEventResult(names, available, grid, scores, events, model.name, mode, model.window_ms, model.hop_ms,
+                            meta={"thresholds": thresholds, "notes": notes})
+
+
+def _default_crying_head(model):
+    """The shipped crying model if it fits this backend's logits (YAMNet's 521), else None."""
+    from .crying import load_default_head
+
+    head = load_default_head()
+    if head is None or head.cfg.embedding != embedding_name(model):
+        return None
+    return head
 
 
 def embedding_name(backend) -> str:
@@ -532,7 +570,9 @@ def write_audio_event_outputs(result: AudioEventResult, out_prefix: str, role: s
     stream = make_ssi_stream(result.scores, result.grid.sample_rate_hz, "feature;audio;audio_events", result.classes,
                              custom_meta={"backend": result.backend, "mode": result.mode,
                                           "unavailable": ",".join(c for c, a in zip(result.classes, result.available)
-                                                                  if not a)})
+                                                                  if not a),
+                                          "thresholds": ",".join(f"{c}={t:g}" for c, t in
+                                                                 result.meta.get("thresholds", {}).items())})
     paths = [write_ssi_stream(stream, f"{out_prefix}.audio_events.stream")]
     for name, ok, seg in zip(result.classes, result.available, result.events):
         if ok:

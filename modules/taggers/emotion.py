@@ -9,8 +9,12 @@ calm / laughing / crying. Components that install offline (docs/emotion-tagger.m
   is trained on;
 - rolling prediction average over the last ``smooth`` sampled predictions (seed 003, §3.3) against flicker.
 
-Zero-shot mapping FER2013 -> infant scheme (sum of probabilities): calm <- neutral + surprise; laughing <- happy;
-crying <- sad + angry + fear + disgust. Valence-like score = P(happy) - P(sad + angry + fear + disgust), in [-1, 1].
+Zero-shot mapping FER2013 -> infant scheme (sum of probabilities): calm <- neutral; laughing <- happy;
+crying <- sad + angry + disgust (the brow-lowering, eye-squeezing classes nearest to an infant's cry face).
+"fear" and "surprise" (raised brows, open mouth: what FER2013 reads on an adult who talks) go to no class. A
+sampled face is labelled with the best class only if its mapped probability reaches ``min_conf`` (0.5), else
+``uncertain``; a frame without a face is ``no_face``. So a uniform FER output is uncertain (it was crying 0.57 when
+four classes were summed into crying). Valence-like score = P(happy) - P(sad + angry + disgust), in [-1, 1].
 """
 
 from __future__ import annotations
@@ -28,8 +32,10 @@ log = logging.getLogger("nova_infant")
 
 FER_CLASSES = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 INFANT_CLASSES = ["calm", "laughing", "crying"]
-FER_TO_INFANT = {"calm": ["neutral", "surprise"], "laughing": ["happy"],
-                 "crying": ["sad", "angry", "fear", "disgust"]}
+FER_TO_INFANT = {"calm": ["neutral"], "laughing": ["happy"], "crying": ["sad", "angry", "disgust"]}
+#: explicit outcomes of the default scheme instead of a forced label (ids 3 and 4 of schemes/emotion.json)
+OUTCOMES = ["uncertain", "no_face"]
+MIN_CONF = 0.5
 EMBEDDING = "fer2013-minixception-128"
 
 
@@ -99,10 +105,32 @@ def map_fer(probs: np.ndarray) -> np.ndarray:
 
 
 def valence(probs: np.ndarray) -> np.ndarray:
-    """Valence-like score in [-1, 1] from FER2013 probabilities: P(happy) - P(sad + angry + fear + disgust)."""
+    """Valence-like score in [-1, 1] from FER2013 probabilities: P(happy) - P(sad + angry + disgust)."""
     idx = {c: i for i, c in enumerate(FER_CLASSES)}
-    neg = probs[:, [idx["sad"], idx["angry"], idx["fear"], idx["disgust"]]].sum(1)
+    neg = probs[:, [idx[c] for c in FER_TO_INFANT["crying"]]].sum(1)
     return np.clip(probs[:, idx["happy"]] - neg, -1, 1).astype(np.float32)
+
+
+def decide(probs: np.ndarray, has_face: np.ndarray, n_classes: int, outcomes: list[str],
+           min_conf: float = MIN_CONF) -> tuple[np.ndarray, np.ndarray]:
+    """Label id and confidence per sample from class probabilities (n, C).
+
+    The best class if its probability reaches ``min_conf``; otherwise ``uncertain`` (id ``n_classes +
+    outcomes.index("uncertain")``) or -1 (no label) when the scheme has no such class; a sample without a face
+    gets ``no_face`` (or -1). Confidence = the best class probability (1.0 for no_face).
+
+    Returns
+    -------
+    (ids (n,) int64, conf (n,) float32)
+    """
+    uncertain = n_classes + outcomes.index("uncertain") if "uncertain" in outcomes else -1
+    no_face = n_classes + outcomes.index("no_face") if "no_face" in outcomes else -1
+    best = probs.argmax(1) if len(probs) else np.zeros(0, np.int64)
+    top = probs.max(1) if len(probs) else np.zeros(0, np.float32)
+    ids = np.where(top >= min_conf, best, uncertain)
+    ids = np.where(has_face, ids, no_face).astype(np.int64)
+    conf = np.where(has_face, top, 1.0).astype(np.float32)
+    return ids, conf
 
 
 def rolling_average(probs: np.ndarray, valid: np.ndarray, window: int) -> np.ndarray:
@@ -124,8 +152,9 @@ class EmotionResult:
     Attributes: ``classes`` (scheme names), ``grid`` (FrameGrid of the outputs), ``sample_ms`` (times of the
     sampled frames, ms), ``boxes`` ((n_samples, 5) x, y, w, h as fractions of the frame + detection score; zeros
     where no face), ``has_face`` (bool, n_samples), ``probs`` ((n_samples, C) smoothed class probabilities),
-    ``valence`` ((n_samples,)), ``embeddings`` ((n_samples, 128)), ``labels``/``conf`` ((n_frames,) on the grid,
-    -1 = no face), ``grid_boxes`` ((n_frames, 5) in NOVA's face-box convention: ymin, xmin, ymax, xmax as
+    ``valence`` ((n_samples,)), ``embeddings`` ((n_samples, 128)), ``labels``/``conf`` ((n_frames,) ids into
+    ``classes`` on the grid, ``uncertain``/``no_face`` ids when the scheme has them, else -1 = unlabelled),
+    ``grid_boxes`` ((n_frames, 5) in NOVA's face-box convention: ymin, xmin, ymax, xmax as
     fractions of the frame + score, see :func:`nova_boxes`), ``grid_valence``/``grid_valence_conf`` ((n_frames,)),
     ``events`` (LabelDType.DISCRETE segments), ``mode`` ("zero-shot" | "head:<path>").
     """
@@ -224,22 +253,25 @@ def hold_on_grid(sample_ms: np.ndarray, grid: FrameGrid) -> np.ndarray:
 
 def tag_emotion(path: str, head: str | None = None, classes: list[str] | None = None, sample_fps="1",
                 face: str = "largest", smooth: int = 3, step_ms: float = 40.0,
-                duration_ms: float | None = None) -> EmotionResult:
+                duration_ms: float | None = None, min_conf: float = MIN_CONF) -> EmotionResult:
     """Tag infant emotion in one video.
 
     Parameters
     ----------
     path : video file
     head : folder of a trained emotion head (:func:`fit_emotion_head`); replaces the FER2013 mapping
-    classes : scheme class names the output must have (default: the head's, else calm/laughing/crying)
+    classes : scheme class names the output must have: the head's classes (else calm/laughing/crying), optionally
+        followed by the outcomes ``uncertain`` and ``no_face``; default: all of them (``schemes/emotion.json``). A
+        scheme without the outcomes leaves those frames unlabelled.
     sample_fps : frames analysed per second (VIBA-Net: 1) or "all" (every frame)
     face : "largest" | "central" | "left" | "right" (see :func:`faces.choose_face`)
     smooth : rolling-average length in sampled frames (1 = off)
     step_ms, duration_ms : output grid step and session duration (default: the video's duration)
+    min_conf : a face gets its best class only if that class's probability reaches this, else ``uncertain``
 
     Returns
     -------
-    EmotionResult (a video without a visible face gives empty tracks, not an error)
+    EmotionResult (a video without a visible face gives ``no_face`` and empty box / valence tracks, not an error)
 
     Raises
     ------
@@ -251,37 +283,41 @@ def tag_emotion(path: str, head: str | None = None, classes: list[str] | None = 
     from .heads import Head
 
     head_obj = Head.load(head, kind="emotion") if head else None
-    if head_obj is not None:
-        if classes and list(classes) != head_obj.classes:
-            raise OptionError(f"{head}: head predicts {head_obj.classes}, but the scheme asks for {list(classes)}")
-        names, mode = head_obj.classes, f"head:{head}"
+    base = head_obj.classes if head_obj is not None else list(INFANT_CLASSES)
+    if classes is None:
+        outcomes = list(OUTCOMES)
     else:
-        names = list(classes or INFANT_CLASSES)
-        if names != INFANT_CLASSES:
-            raise OptionError(f"scheme classes {names}: the FER2013 mapping only gives {INFANT_CLASSES}; "
-                              f"train a head for this scheme (nova-infant taggers train-head)")
-        mode = "zero-shot"
+        outcomes = [c for c in classes if c in OUTCOMES]
+        if list(classes) != base + outcomes:
+            if head_obj is not None:
+                raise OptionError(f"{head}: head predicts {head_obj.classes}, but the scheme asks for {list(classes)}")
+            raise OptionError(f"scheme classes {list(classes)}: the FER2013 mapping only gives {INFANT_CLASSES} "
+                              f"(optionally followed by {OUTCOMES}); train a head for this scheme "
+                              f"(nova-infant taggers train-head)")
+    names = base + outcomes
+    mode = f"head:{head}" if head_obj is not None else "zero-shot"
     a = analyse_faces(path, sample_fps, face)
     has = a["has_face"]
     if head_obj is not None and has.any():
-        probs = np.zeros((len(has), len(names)), np.float32)
+        probs = np.zeros((len(has), len(base)), np.float32)
         probs[has] = head_obj.predict_proba(a["embeddings"][has])
     else:
         probs = map_fer(a["fer"]).astype(np.float32)
     probs = rolling_average(probs, has, smooth)
+    ids, id_conf = decide(probs, has, len(base), outcomes, min_conf)
     val = valence(a["fer"])
     grid = frame_grid(duration_ms if duration_ms else a["duration_ms"], step_ms)
     check_coverage(a["duration_ms"], grid, str(path))
     if len(a["sample_ms"]):
         k = hold_on_grid(a["sample_ms"], grid)
         g_has = has[k]
-        labels = np.where(g_has, probs[k].argmax(1), -1)
-        conf = np.where(g_has, probs[k].max(1), 0.0).astype(np.float32)
+        labels, conf = ids[k], id_conf[k]
         g_boxes = np.where(g_has[:, None], nova_boxes(a["boxes"][k]), 0.0).astype(np.float32)
         g_val = np.where(g_has, val[k], 0.0).astype(np.float32)
     else:
         g_has = np.zeros(grid.n_frames, bool)
-        labels, conf = np.full(grid.n_frames, -1), np.zeros(grid.n_frames, np.float32)
+        no_face = len(base) + outcomes.index("no_face") if "no_face" in outcomes else -1
+        labels, conf = np.full(grid.n_frames, no_face), np.ones(grid.n_frames, np.float32)
         g_boxes, g_val = np.zeros((grid.n_frames, 5), np.float32), np.zeros(grid.n_frames, np.float32)
     events = frames_to_segments(labels, grid.step_ms, conf=conf, skip_ids=(-1,))
     return EmotionResult(names, grid, a["sample_ms"], a["boxes"], has, probs, val, a["embeddings"], labels, conf,
