@@ -120,3 +120,53 @@ def burst_audio(path, sample_rate: int, duration_ms: float, burst_ms: tuple[floa
     if channels > 1:
         signal = np.stack([signal] * channels, axis=1)
     return write_wav(path, signal.astype(np.float32), sample_rate)
+
+
+@pytest.fixture(scope="session")
+def donateacry():
+    """The Donate-a-cry corpus folder (``$NOVA_INFANT_DONATEACRY`` or ``../shared/data/donateacry`` beside the
+    repository); tests that need real infant cries skip with the reason when a clone has no shared data."""
+    from nova_infant.taggers.crying import CORPUS_ENV, corpus_dir
+
+    root = corpus_dir()
+    if not (root / "manifest.csv").is_file():
+        pytest.skip(f"Donate-a-cry corpus not found at {root} (set {CORPUS_ENV}); real-cry checks need it")
+    return root
+
+
+def active_outputs(trainer_path) -> list[dict]:
+    """The outputs a ``.trainer`` marks ``default_active`` -- what NOVA requests when the user changes nothing:
+    [{"id", "data"}] in file order."""
+    import xml.etree.ElementTree as ET
+
+    ios = ET.parse(trainer_path).getroot().find("meta").findall("io")
+    return [{"id": io.get("id"), "data": io.get("data")} for io in ios
+            if io.get("type") == "output" and io.get("default_active", "True").lower() == "true"]
+
+
+def run_default_request(tmp_path, trainer: str, inputs: list[dict], session_dir, options: dict | None = None):
+    """Run ``du-process`` on a file-mode session with exactly the outputs ``trainer`` marks active (file names
+    ``<session_dir>/out.<id>.<stream|annotation>``). Returns (CompletedProcess, {output id: path})."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from nova_infant.discover.registry import write_all_trainers
+
+    repo = Path(__file__).resolve().parents[1]
+    cml = tmp_path / "cml"
+    shutil.copytree(repo / "trainers" / "nova_infant", cml, dirs_exist_ok=True)
+    write_all_trainers(cml)
+    data, paths = list(inputs), {}
+    for out in active_outputs(repo / "trainers" / "nova_infant" / trainer):
+        kind = "stream" if out["data"].startswith("stream") else "annotation"
+        src = "file:stream:ssistream" if kind == "stream" else f"file:annotation:{out['data'].split(':')[1].lower()}"
+        paths[out["id"]] = Path(session_dir) / f"out.{out['id']}.{kind}"
+        data.append({"id": out["id"], "type": "output", "src": src, "uri": str(paths[out["id"]])})
+    cmd = [os.path.join(os.path.dirname(sys.executable), "du-process"), "--trainer_file_path", trainer,
+           "--cml_dir", str(cml), "--cache_dir", str(tmp_path / "c"), "--tmp_dir", str(tmp_path / "t"),
+           "--log_dir", str(tmp_path / "l"), "--dataset", "demo", "--sessions", '["carphone01"]',
+           "--data", json.dumps(data), "--options", json.dumps(options or {})]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600), paths

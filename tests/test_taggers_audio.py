@@ -228,11 +228,11 @@ def test_du_process_runs_the_module_on_a_file_mode_session(carphone_session, tmp
 
 
 def test_schemes_name_every_class_the_taggers_write():
-    from nova_infant.taggers.emotion import INFANT_CLASSES
+    from nova_infant.taggers.emotion import INFANT_CLASSES, OUTCOMES
 
     root = Path(__file__).resolve().parents[1] / "schemes"
     emo = json.loads((root / "emotion.json").read_text())
-    assert [c["name"] for c in sorted(emo["classes"], key=lambda c: c["id"])] == INFANT_CLASSES
+    assert [c["name"] for c in sorted(emo["classes"], key=lambda c: c["id"])] == INFANT_CLASSES + OUTCOMES
     for c in ae.CLASSES:
         scheme = json.loads((root / f"audio_events_{c}.json").read_text())
         assert scheme["name"] == f"audio_event_{c}" and [k["name"] for k in scheme["classes"]] == [c]
@@ -263,3 +263,211 @@ def test_du_process_refuses_a_head_without_the_asked_tracks_and_writes_nothing(c
     assert proc.returncode == 1
     assert "but tracks for ['baby_crying'] were asked for" in proc.stdout + proc.stderr
     assert not out_dir.exists() or not any(out_dir.iterdir())
+
+
+# ---------------------------------------------------------------- NOVA's default request (issue 10)
+
+AUDIOSET_SUBSET = ["Speech", "Music", "Baby cry, infant cry", "Crying, sobbing", "Male speech, man speaking",
+                   "Female speech, woman speaking", "Singing", "Dog"]
+
+
+@pytest.fixture(scope="module")
+def tiny_audioset_ast(tmp_path_factory):
+    """A tiny random ``ASTForAudioClassification`` with AudioSet label names (a stand-in for an HF AudioSet model:
+    no Lullaby, Baby laughter or Child speech, so those classes are unavailable)."""
+    from transformers import ASTConfig, ASTFeatureExtractor, ASTForAudioClassification
+
+    out = tmp_path_factory.mktemp("ast-audioset")
+    cfg = ASTConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64, max_length=100,
+                    id2label=dict(enumerate(AUDIOSET_SUBSET)), label2id={n: i for i, n in enumerate(AUDIOSET_SUBSET)})
+    ASTForAudioClassification(cfg).save_pretrained(out)
+    ASTFeatureExtractor(max_length=100).save_pretrained(out)
+    return str(out)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["yamnet", "hf-audioset-standin"])
+def test_du_process_default_request_writes_every_active_output(backend, carphone_session, tiny_audioset_ast,
+                                                               tmp_path):
+    """NOVA sends every output the .trainer marks active; classes the backend lacks come back as empty tracks
+    whose description says why (discover-utils' writer crashed on the missing ones)."""
+    from conftest import run_default_request
+
+    from nova_infant.nova_io import load_ssi_stream
+    from nova_infant.taggers.outputs import load_annotation
+
+    sess = Path(carphone_session["dir"])
+    out_dir = tmp_path / backend
+    out_dir.mkdir()
+    inputs = [{"id": "audio", "type": "input", "src": "file:stream:audio", "uri": str(sess / "session.audio.wav")}]
+    opts = {} if backend == "yamnet" else {"backend": tiny_audioset_ast}
+    proc, paths = run_default_request(tmp_path, "audio_events.trainer", inputs, out_dir, opts)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert set(paths) == {"scores", *ae.CLASSES}
+    stream = load_ssi_stream(paths["scores"])
+    assert stream.data.shape[1] == len(ae.CLASSES) and np.isfinite(stream.data).all()
+    unavailable = ({"male_speech", "female_speech"} if backend == "yamnet"
+                   else {"baby_laughing", "child_speech", "lullaby"})
+    for cls in ae.CLASSES:
+        anno = load_annotation(paths[cls])
+        note = anno.meta_data.description or ""
+        if cls in unavailable:
+            assert len(anno.data) == 0 and "unavailable" in note and cls in note, (cls, note)
+        else:
+            assert "unavailable" not in note, (cls, note)
+    if backend == "yamnet":  # LibriVox speech: the speech track is on for most of the 4 s
+        speech = load_annotation(paths["speech"])
+        assert (speech.data["to"] - speech.data["from"]).sum() > 2000
+
+
+def test_unavailable_classes_carry_a_note_and_the_thresholds_used():
+    from nova_infant.sample_media import librivox_paths
+
+    r = ae.tag_audio_events(str(librivox_paths()[0]))
+    assert set(r.meta["notes"]) == {"male_speech", "female_speech"}
+    assert "no AudioSet label for male_speech" in r.meta["notes"]["male_speech"]
+    assert r.mode == "zero-shot+crying-model"
+    from nova_infant.taggers.crying import load_default_head
+
+    head = load_default_head()
+    assert r.meta["thresholds"]["baby_crying"] == head.cfg.thresholds["baby_crying"]
+    assert r.meta["thresholds"]["music"] == 0.5
+    assert ae.tag_audio_events(str(librivox_paths()[0]), threshold=0.3).meta["thresholds"]["baby_crying"] == 0.3
+
+
+# ---------------------------------------------------------------- YAMNet front end (TF models params/features)
+
+
+def test_mel_filterbank_is_linear_in_mel_like_tf_signal():
+    """Triangles are linear in mel (tf.signal.linear_to_mel_weight_matrix), not in Hz, and DC carries nothing."""
+    fb = ae.mel_filterbank()
+    assert fb.shape == (257, 64) and not fb[0].any()
+    freqs = np.linspace(0, 8000, 257)
+    edges = ae._mel_to_hz(np.linspace(ae._hz_to_mel(125), ae._hz_to_mel(7500), 66))
+    band = 40  # rising half of band 40: weights are (mel(f) - mel(lower)) / (mel(centre) - mel(lower))
+    inside = (freqs > edges[band]) & (freqs < edges[band + 1])
+    expected = (ae._hz_to_mel(freqs[inside]) - ae._hz_to_mel(edges[band])) / (
+        ae._hz_to_mel(edges[band + 1]) - ae._hz_to_mel(edges[band]))
+    assert np.allclose(fb[inside, band], expected)
+    hz_linear = (freqs[inside] - edges[band]) / (edges[band + 1] - edges[band])
+    assert np.abs(fb[inside, band] - hz_linear).max() > 1e-3  # the old construction differs
+
+
+def test_log_mel_uses_yamnet_offset_and_hop():
+    silence = np.zeros(16000, np.float32)
+    mel = ae.log_mel(silence)
+    assert mel.shape == (1 + (16000 - 400) // 160, 64)
+    assert np.allclose(mel, np.log(0.001))  # log(0 + 0.001): the floor YAMNet was trained with
+
+
+# ---------------------------------------------------------------- real infant cries (Donate-a-cry)
+
+
+def _corpus_sample(root, n_recorders=8):
+    """One clip from each of the first ``n_recorders`` recorders of the manifest (sorted): real cries."""
+    import csv
+
+    rows = list(csv.DictReader(open(Path(root) / "manifest.csv", newline="")))
+    seen, out = set(), []
+    for r in sorted(rows, key=lambda r: r["recorder_id"]):
+        if r["recorder_id"] not in seen:
+            seen.add(r["recorder_id"])
+            out.append(str(Path(root) / r["file"]))
+        if len(out) == n_recorders:
+            break
+    return out
+
+
+def test_real_infant_cries_are_tagged_crying_and_not_speech(donateacry):
+    """Eight real cry clips (8 kHz phone recordings, eight infants): the default tagger marks them crying and
+    keeps the speech track quiet. (These clips were in the shipped model's training set; held-out figures come
+    from `nova-infant taggers crying-cv`, see the slow test below.)"""
+    clips = _corpus_sample(donateacry)
+    crying_frames, clip_hits, speech_hits = [], 0, 0
+    for path in clips:
+        r = ae.tag_audio_events(path)
+        j, s = r.classes.index("baby_crying"), r.classes.index("speech")
+        on = r.scores[:, j] >= r.meta["thresholds"]["baby_crying"]
+        crying_frames.append(on.mean())
+        clip_hits += len(r.events[j]) > 0
+        speech_hits += len(r.events[s]) > 0
+    assert clip_hits == len(clips)
+    assert np.mean(crying_frames) >= 0.75, crying_frames
+    assert speech_hits <= 1
+
+
+def test_cry_then_speech_is_tagged_in_the_right_places(donateacry, tmp_path):
+    """A cry clip followed by LibriVox speech: crying events lie in the cry, speech events in the speech."""
+    from nova_infant.sample_media import librivox_paths
+
+    cry = _corpus_sample(donateacry, 3)[2]
+    wav, segs = _concat(tmp_path, "cry_speech", [(cry, "baby_crying"), (str(librivox_paths()[0]), "speech")])
+    r = ae.tag_audio_events(wav)
+    (c0, c1, _), (s0, s1, _) = segs
+    cry_ev, speech_ev = r.events[r.classes.index("baby_crying")], r.events[r.classes.index("speech")]
+    assert len(cry_ev) >= 1 and len(speech_ev) >= 1
+    cry_time = (cry_ev["to"] - cry_ev["from"]).sum()
+    inside = (np.minimum(cry_ev["to"], c1 + 500) - np.maximum(cry_ev["from"], c0)).clip(0).sum()
+    assert inside >= 0.9 * cry_time and cry_time >= 0.6 * (c1 - c0)
+    sp_inside = (np.minimum(speech_ev["to"], s1 + 500) - np.maximum(speech_ev["from"], s0 - 500)).clip(0).sum()
+    assert sp_inside >= 0.9 * (speech_ev["to"] - speech_ev["from"]).sum()
+
+
+@pytest.mark.slow
+def test_crying_model_meets_its_targets_on_held_out_recorders(donateacry):
+    """Recorder-grouped 3-fold CV (head and thresholds fitted on the training folds only), the procedure behind
+    the figures of docs/audio-event-tagger.md; the zero-shot mapping on the same folds is the baseline."""
+    from nova_infant.taggers.crying import cross_validate
+
+    r = cross_validate(str(donateacry), n_folds=3, progress=False)
+    for fold in r["folds"]:
+        f = fold["head"]
+        assert f["clip_recall"] >= 0.95 and f["frame_recall"] >= 0.75, f
+        assert f["negative_frames_tagged_crying"] <= 0.03 and f["speech_fires_on_cry_clips"] <= 0.10, f
+    s = r["summary"]
+    assert s["head"]["frame_recall"]["mean"] > s["zero_shot_0.5"]["frame_recall"]["mean"] + 0.2
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+def test_event_matching_maximises_matches_at_iou_half_before_iou_sum():
+    """Here the largest IoU sum (0.385 + 0.286) pairs nothing at IoU >= 0.5; the right matching finds one."""
+    from nova_infant.taggers.evaluate import match_events
+
+    pred = [(500, 1000), (500, 1800)]
+    ref = [(1400, 1900), (100, 1400)]
+    assert [(p, r) for p, r, _ in match_events(pred, ref)] == [(1, 1)]
+    s = event_scores({"music": ref}, {"music": [(a, b, 0.9) for a, b in pred]})
+    assert (s["music"]["tp"], s["music"]["fp"], s["music"]["fn"]) == (1, 1, 1)
+
+
+def test_cli_evaluate_prints_event_and_frame_scores_and_draws_the_timeline(tmp_path, capsys):
+    from nova_infant.cli import main
+    from nova_infant.sample_media import librivox_paths
+
+    wav, segs = _concat(tmp_path, "mix", [(_flac("loop_amen_full"), "music"), (str(librivox_paths()[0]), "speech")])
+    assert main(["taggers", "audio-events", wav, "--out", str(tmp_path / "o" / "s")]) == 0
+    from nova_infant.nova_io import frames_to_segments  # noqa: F401  (reference made by a "coder" below)
+    from nova_infant.taggers.outputs import discrete_annotation, write_annotation
+    from discover_utils.utils.type_definitions import LabelDType
+
+    refs = []
+    for s, e, name in segs:
+        data = np.array([(s, e, 0, 1.0)], dtype=LabelDType.DISCRETE.value)
+        refs.append(str(write_annotation(discrete_annotation(data, [name], f"audio_event_{name}"),
+                                         tmp_path / "ref" / f"coder.{name}.annotation")))
+    capsys.readouterr()
+    preds = [str(tmp_path / "o" / f"s.audio_event_{c}.annotation") for c in ("music", "speech")]
+    fig = tmp_path / "fig" / "timeline.png"
+    assert main(["taggers", "evaluate", "audio-events", "--reference", *refs, "--predicted", *preds,
+                 "--scores", str(tmp_path / "o" / "s.audio_events.stream"), "--figure", str(fig),
+                 "--json", str(tmp_path / "scores.json")]) == 0
+    out = capsys.readouterr().out
+    assert "event F1" in out and "frame P" in out and "music" in out and "speech" in out
+    result = json.loads((tmp_path / "scores.json").read_text())
+    assert result["frames"]["speech"]["recall"] > 0.8 and result["frames"]["music"]["recall"] > 0.8
+    assert result["events"]["music"]["f1"] == 1.0
+    from PIL import Image
+
+    assert Image.open(fig).size[0] >= 1000
