@@ -27,7 +27,11 @@ def register(subparsers) -> None:
     s.add_argument("--head", help="trained head folder (replaces the zero-shot mapping)")
     s.add_argument("--step", default="40ms", help="grid step (40ms, 0.1s, 25fps)")
     s.add_argument("--duration-ms", type=float, help="session duration fixing the grid (default: the audio's)")
-    s.add_argument("--threshold", type=float, default=0.5, help="event probability threshold")
+    s.add_argument("--threshold", type=float, default=None,
+                   help="event probability threshold for every class (default: per-class fitted thresholds, "
+                        "0.5 for zero-shot classes)")
+    s.add_argument("--crying-model", default="default", choices=["default", "off"],
+                   help="'off': baby_crying and speech from the zero-shot mapping instead of the shipped model")
     s.set_defaults(func=cmd_audio)
 
     s = sub.add_parser("emotion", help="tag infant emotion; writes emotion + valence tracks and a face box stream")
@@ -91,7 +95,7 @@ def cmd_audio(args) -> int:
 
     o = check_audio_event_options(args.threshold, 0, args.step, args.duration_ms)
     r = tag_audio_events(args.audio, backend=args.backend, head=args.head, step_ms=o["step_ms"],
-                         duration_ms=o["duration_ms"], threshold=o["threshold"])
+                         duration_ms=o["duration_ms"], threshold=o["threshold"], crying_model=args.crying_model)
     for p in write_audio_event_outputs(r, args.out):
         print(p)
     return 0
