@@ -236,11 +236,19 @@ def cmd_evaluate(args) -> int:
         if args.scores:
             from .nova_io import load_ssi_stream
 
+            import xml.etree.ElementTree as ET
+
+            from .taggers.audio_events import CLASSES
+
             stream = load_ssi_stream(args.scores)
-            names = [d.get("name") for d in stream.meta_data.dim_labels] if stream.meta_data.dim_labels else []
+            # discover-utils' reader drops the header's <meta> attributes: read them here
+            meta = dict(ET.parse(args.scores).getroot().find("meta").attrib)
+            names = meta["classes"].split(",") if meta.get("classes") else list(CLASSES)
+            if len(names) != stream.data.shape[1]:
+                raise OptionError(f"{args.scores}: {stream.data.shape[1]} score columns, but {len(names)} class "
+                                  f"names ({', '.join(names)})")
             times = (np.arange(len(stream.data)) + 0.5) * 1000.0 / stream.meta_data.sample_rate
             curves = (times, {n: stream.data[:, j] for j, n in enumerate(names)})
-            meta = getattr(stream.meta_data, "custom_meta", {}) or {}
             thresholds = {k: float(v) for k, v in (kv.split("=") for kv in str(meta.get("thresholds", "")).split(",")
                                                    if "=" in kv)}
             end = max(end, times[-1] + 500.0 / stream.meta_data.sample_rate) if len(times) else end

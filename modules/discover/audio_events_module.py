@@ -58,7 +58,7 @@ class AudioEvents(Processor):
         s, out = self.session, {}
         for name in result.classes:
             s.check_scheme(name, f"audio_event_{name}")
-        meta = {"backend": result.backend, "mode": result.mode,
+        meta = {"backend": result.backend, "mode": result.mode, "classes": ",".join(result.classes),
                 "thresholds": ",".join(f"{c}={t:g}" for c, t in result.meta.get("thresholds", {}).items())}
         if s.is_active_output("scores"):
             s.prepare_output("scores")

@@ -569,6 +569,7 @@ def write_audio_event_outputs(result: AudioEventResult, out_prefix: str, role: s
 
     stream = make_ssi_stream(result.scores, result.grid.sample_rate_hz, "feature;audio;audio_events", result.classes,
                              custom_meta={"backend": result.backend, "mode": result.mode,
+                                          "classes": ",".join(result.classes),
                                           "unavailable": ",".join(c for c, a in zip(result.classes, result.available)
                                                                   if not a),
                                           "thresholds": ",".join(f"{c}={t:g}" for c, t in
