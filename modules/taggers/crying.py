@@ -530,8 +530,6 @@ def train_default_head(out: str | os.PathLike, corpus: str | None = None, cache:
     MediaError
         If the corpus or the package negatives are missing.
     """
-    from ..nova_io import atomic_dir
-
     data = training_set(corpus, cache, 5, seed, progress)
     head = fit_with_thresholds(data["logits"], data["durations"], data["kinds"], data["folds"], inner_folds=5, c=c)
     cry = [r for r in data["recordings"] if r.kind == "crying"]
@@ -540,11 +538,26 @@ def train_default_head(out: str | os.PathLike, corpus: str | None = None, cache:
                              "retrain": "nova-infant taggers train-crying-head --out <folder>"})
     out = Path(out)
     n_params = head.cfg.input_dim * len(HEAD_CLASSES) + len(HEAD_CLASSES)
-    with atomic_dir(out) as tmp:
-        head.save(tmp)  # itself atomic: replaces the (empty) temporary folder
-        (tmp / "NOTICE.md").write_text(NOTICE.format(n_clips=len(cry), n_recorders=len({r.group for r in cry}),
-                                                     n_params=n_params))
+    write_head_folder(head, out, NOTICE.format(n_clips=len(cry), n_recorders=len({r.group for r in cry}),
+                                               n_params=n_params))
     return out
+
+
+def write_head_folder(head, out: str | os.PathLike, notice: str) -> Path:
+    """Write a head's ``config.json`` + ``model.safetensors`` and ``NOTICE.md`` into ``out`` as one atomic,
+    checksummed folder (:func:`nova_infant.nova_io.atomic_dir`, kind ``tagger-head``)."""
+    import json
+    from dataclasses import asdict
+
+    from safetensors.torch import save_file
+
+    from ..nova_io import atomic_dir
+
+    with atomic_dir(out, "tagger-head") as tmp:
+        (tmp / "config.json").write_text(json.dumps(asdict(head.cfg), indent=2))
+        save_file({k: v.contiguous() for k, v in head.module.state_dict().items()}, str(tmp / "model.safetensors"))
+        (tmp / "NOTICE.md").write_text(notice)
+    return Path(out)
 
 
 def load_default_head():
