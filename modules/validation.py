@@ -285,11 +285,17 @@ def step_option(value, name: str = "frame_step", allow_video: bool = False):
         raise OptionError(f"option {name}: {exc}") from None
 
 
-def check_audio_event_options(threshold=0.5, min_event_ms=0, step="40ms", duration_ms=None) -> dict:
-    """Audio event tagger (``taggers audio-events``, ``audio_events``): 0 < threshold < 1, min_event_ms >= 0, a
-    positive step, duration_ms unset or > 0. Raises ``OptionError``."""
-    return {"threshold": check_threshold(threshold), "min_event_ms": float_option(min_event_ms, "min_event_ms", 0.0),
-            "step_ms": step_option(step), "duration_ms": check_duration_ms(duration_ms)}
+def check_audio_event_options(threshold=None, min_event_ms=0, step="40ms", duration_ms=None,
+                              crying_model="default") -> dict:
+    """Audio event tagger (``taggers audio-events``, ``audio_events``): threshold ``auto``/unset (-> None: the
+    per-class fitted thresholds) or 0 < threshold < 1, min_event_ms >= 0, a positive step, duration_ms unset or
+    > 0, crying_model ``default`` or ``off``. Raises ``OptionError``."""
+    auto = threshold is None or str(threshold).strip().lower() in ("", "auto", "none")
+    if str(crying_model) not in ("default", "off"):
+        raise OptionError(f"option crying_model: expected 'default' or 'off', got {crying_model!r}")
+    return {"threshold": None if auto else check_threshold(threshold),
+            "min_event_ms": float_option(min_event_ms, "min_event_ms", 0.0), "step_ms": step_option(step),
+            "duration_ms": check_duration_ms(duration_ms), "crying_model": str(crying_model)}
 
 
 def check_emotion_options(sample_fps="1", smooth=3, step="40ms", duration_ms=None, face="largest") -> dict:

@@ -40,7 +40,7 @@ class AudioEvents(Processor):
         self.options = merge_options(DEFAULTS, self.options)
         o = self.options
         refuse_bad_options(lambda: check_audio_event_options(o["threshold"], o["min_event_ms"], o["frame_step"],
-                                                             o["duration_ms"]), "audio_events")
+                                                             o["duration_ms"], o["crying_model"]), "audio_events")
 
     @one_line_errors
     def process_data(self, ds):
