@@ -32,6 +32,7 @@ COMMAND_MODULES = [
     "nova_infant.cli_dinov2",
     "nova_infant.demo",
     "nova_infant.cli_w2v_bert",
+    "nova_infant.cli_batch",
 ]
 
 

@@ -1,0 +1,489 @@
+"""Run one DISCOVER module of this package over many sessions: locally (a process pool) or on Slurm (submitit).
+
+Each session goes through the same code path as ``du-process`` (discover-utils' ``scripts/process.py``): the
+``.trainer`` is read, its script loaded, its ``Processor`` created with the trainer's io and the job's options, and
+for the session a ``DatasetManager`` is loaded, ``process_data`` / ``to_output`` run and ``save`` writes the
+outputs. The difference: the ``Processor`` (and so the model) is created once per worker process and reused for
+every session that worker runs.
+
+Up to date. After a session succeeds, a provenance record ``<state_dir>/<dataset>/<session>/<trainer>.json`` is
+written (atomically) holding the job fingerprint (SHA-256 of the trainer file, the options, the ``--data`` request
+templates and the nova-infant version) and the size and modification time (ns) of every input and output file. A
+later batch skips the session when the record exists, the fingerprint is the same, and every input and output file
+still has the recorded size and mtime; anything else (a new option, an edited or replaced input, a missing or
+touched output, a new nova-infant version) runs it again. Model weights given as a folder are named in the options
+but their contents are not hashed: after replacing weights in place, pass ``--force``.
+
+Executors. ``local``: ``concurrent.futures.ProcessPoolExecutor`` (spawned workers; torch threads split between them).
+``slurm``: one ``submitit`` job array (``sbatch --array``) with the module's resources; each array task runs one
+session and keeps its own log (``<state_dir>/slurm/<trainer>/<jobid>_<task>_log.{out,err}``). A failed session is
+retried ``--retries`` times and then reported; the other sessions complete either way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import time
+import traceback
+from pathlib import Path
+from typing import Sequence
+
+from .errors import NovaInfantError
+
+log = logging.getLogger("nova_infant")
+
+# NOVA data type -> (discover-utils file source, file extension) of a file-mode ``--data`` entry.
+_FILE_KINDS = {
+    "stream:video": ("file:stream:video", ".mp4"),
+    "stream:audio": ("file:stream:audio", ".wav"),
+    "stream:ssistream": ("file:stream:ssistream", ".stream"),
+    "annotation:discrete": ("file:annotation:discrete", ".annotation"),
+    "annotation:continuous": ("file:annotation:continuous", ".annotation"),
+    "annotation:free": ("file:annotation:free", ".annotation"),
+}
+
+# Resources per module on Slurm (GPUs, memory GB, time min); command-line options override them.
+SLURM_RESOURCES = {
+    "dinov2_pca": {"gpus": 1, "mem_gb": 32, "time_min": 240},
+    "w2v_bert": {"gpus": 1, "mem_gb": 32, "time_min": 120},
+    "emotion_tagger": {"gpus": 0, "mem_gb": 8, "time_min": 120},
+    "audio_events": {"gpus": 0, "mem_gb": 8, "time_min": 60},
+    "icep_predict": {"gpus": 0, "mem_gb": 8, "time_min": 30},
+}
+_DEFAULT_RESOURCES = {"gpus": 0, "mem_gb": 8, "time_min": 60}
+
+
+class BatchError(NovaInfantError):
+    """A batch cannot start (no sessions, unknown trainer or io, bad option)."""
+
+
+@dataclasses.dataclass
+class SessionResult:
+    """Outcome of one session: ``status`` is ``done``, ``skipped`` or ``failed``; ``seconds`` wall time (s);
+    ``reason`` one line (failed: the error; skipped: why); ``log`` the Slurm log file stem, if any."""
+
+    session: str
+    status: str
+    seconds: float = 0.0
+    reason: str = ""
+    log: str = ""
+
+
+@dataclasses.dataclass
+class ModuleJob:
+    """Everything a worker needs to run the module on a session (picklable: it travels to Slurm jobs).
+
+    Attributes
+    ----------
+    trainer_path : str
+        The ``.trainer`` file (its script is loaded as du-process loads it).
+    dataset : str
+        NOVA dataset name.
+    data : list of dict
+        The du-process ``--data`` request: file-mode entries whose ``uri_template`` holds ``{dataset}`` and
+        ``{session}``.
+    options : dict
+        Module options (as ``--options``).
+    state_dir : str
+        Folder of the provenance records.
+    threads : int
+        torch intra-op threads per worker (0: leave torch's default).
+    """
+
+    trainer_path: str
+    dataset: str
+    data: list
+    options: dict
+    state_dir: str
+    threads: int = 0
+
+    @property
+    def name(self) -> str:
+        return Path(self.trainer_path).stem
+
+    def fingerprint(self) -> str:
+        """SHA-256 (hex) of the trainer file, options, request templates and nova-infant version."""
+        from . import __version__
+
+        payload = json.dumps({"trainer": Path(self.trainer_path).read_text(), "options": self.options,
+                              "data": self.data, "version": __version__}, sort_keys=True, default=str)
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+    def paths(self, session: str, kind: str) -> list[Path]:
+        """File paths of the ``kind`` (``input``/``output``) entries of ``session`` (inactive outputs left out)."""
+        out = []
+        for entry in self.data:
+            if entry.get("type") != kind or str(entry.get("active", True)).lower() in ("false", "0"):
+                continue
+            out.append(Path(entry["uri_template"].format(dataset=self.dataset, session=session)))
+        return out
+
+    def record_path(self, session: str) -> Path:
+        return Path(self.state_dir) / self.dataset / session / f"{self.name}.json"
+
+
+# ---------------------------------------------------------------- requests and sessions
+
+
+def build_request(trainer_path: str | os.PathLike, root: str | os.PathLike, role: str = "infant",
+                  files: dict[str, str] | None = None) -> list[dict]:
+    """The file-mode ``--data`` request for every io of a trainer, in NOVA's layout.
+
+    Parameters
+    ----------
+    trainer_path : path
+        ``.trainer`` file.
+    root : path
+        NOVA data root; files are ``<root>/{dataset}/{session}/<file>``.
+    role : str
+        Role used in default file names ``<role>.<io default value><ext>`` (e.g. ``infant.video.mp4``).
+    files : dict, optional
+        ``{io id: file name}`` overrides: a name relative to the session folder, an absolute template with
+        ``{dataset}``/``{session}``, or ``off`` to leave an output inactive.
+
+    Returns
+    -------
+    list of dict
+        One entry per io: ``id``, ``type``, ``src``, ``uri_template``, ``active``.
+
+    Raises
+    ------
+    BatchError
+        An override names an io the trainer does not declare, or an io has a data type with no file form.
+    """
+    from discover_utils.utils import ssi_xml_utils
+
+    trainer = ssi_xml_utils.Trainer()
+    trainer.load_from_file(Path(trainer_path))
+    files = dict(files or {})
+    declared = {io.io_id for io in trainer.meta_io}
+    unknown = sorted(set(files) - declared)
+    if unknown:
+        raise BatchError(f"{trainer_path}: the trainer declares no io {unknown} (it has {sorted(declared)})")
+    template_dir = str(Path(root).resolve() / "{dataset}" / "{session}")
+    request = []
+    for io in trainer.meta_io:
+        data_type = ":".join(io.io_data.lower().split(":")[:2])
+        if data_type not in _FILE_KINDS:
+            raise BatchError(f"{trainer_path}: io {io.io_id} has data type {io.io_data} with no file form")
+        src, ext = _FILE_KINDS[data_type]
+        name = files.get(io.io_id, f"{role}.{io.io_default_value}{ext}")
+        active = name.strip().lower() != "off"
+        if not active and io.io_type == "input":
+            raise BatchError(f"{trainer_path}: input {io.io_id} cannot be off")
+        uri = name if os.path.isabs(name) else f"{template_dir}/{name}"
+        request.append({"id": io.io_id, "type": io.io_type, "src": src, "active": active,
+                        "uri_template": uri if active else f"{template_dir}/{io.io_id}.off"})
+    return request
+
+
+def sessions_in_root(root: str | os.PathLike, dataset: str) -> list[str]:
+    """Session folders ``<root>/<dataset>/<session>/`` (NOVA file mode), sorted; hidden folders left out.
+
+    Raises
+    ------
+    BatchError
+        ``<root>/<dataset>`` is not a folder or holds no session.
+    """
+    folder = Path(root) / dataset
+    if not folder.is_dir():
+        raise BatchError(f"{folder}: no such dataset folder")
+    names = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not names:
+        raise BatchError(f"{folder}: no session folders")
+    return names
+
+
+def sessions_in_file(path: str | os.PathLike) -> list[str]:
+    """Session names from a text file, one per line (blank lines and ``#`` comments ignored; order kept).
+
+    Raises
+    ------
+    BatchError
+        The file cannot be read or names no session.
+    """
+    try:
+        lines = Path(path).read_text().splitlines()
+    except OSError as exc:
+        raise BatchError(f"{path}: {exc.strerror or exc}") from None
+    names = [line.split("#", 1)[0].strip() for line in lines]
+    names = list(dict.fromkeys(n for n in names if n))
+    if not names:
+        raise BatchError(f"{path}: names no session")
+    return names
+
+
+# ---------------------------------------------------------------- provenance
+
+
+def _stat(path: Path) -> list[int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns]
+
+
+def up_to_date(job: ModuleJob, session: str, fingerprint: str | None = None) -> tuple[bool, str]:
+    """Whether ``session``'s outputs are complete and up to date (see the module docstring) and why not."""
+    record_path = job.record_path(session)
+    try:
+        record = json.loads(record_path.read_text())
+    except (OSError, ValueError):
+        return False, "no provenance record"
+    if record.get("fingerprint") != (fingerprint or job.fingerprint()):
+        return False, "trainer, options or version changed"
+    for kind in ("inputs", "outputs"):
+        for path, stat in record.get(kind, {}).items():
+            if _stat(Path(path)) != stat:
+                return False, f"{path} changed or missing"
+    wanted = {str(p) for p in job.paths(session, "output")}
+    if not wanted <= set(record.get("outputs", {})):
+        return False, "an output is not recorded"
+    return True, "up to date"
+
+
+def _write_record(job: ModuleJob, session: str, started: float) -> None:
+    outputs = {str(p): _stat(p) for p in job.paths(session, "output")}
+    missing = [p for p, s in outputs.items() if s is None]
+    if missing:
+        raise NovaInfantError(f"session {session}: the module wrote no {', '.join(missing)}")
+    record = {"module": job.name, "session": session, "dataset": job.dataset, "fingerprint": job.fingerprint(),
+              "inputs": {str(p): _stat(p) for p in job.paths(session, "input")}, "outputs": outputs,
+              "options": job.options, "seconds": round(time.time() - started, 3), "host": os.uname().nodename}
+    path = job.record_path(session)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(record, fh, indent=1)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# ---------------------------------------------------------------- one session, du-process's code path
+
+_PROCESSORS: dict = {}  # per worker process: (trainer path, options) -> Processor (one model load per worker)
+
+
+def _processor(job: ModuleJob):
+    from importlib.machinery import SourceFileLoader
+
+    from discover_utils.utils import ssi_xml_utils
+
+    key = (str(job.trainer_path), json.dumps(job.options, sort_keys=True, default=str))
+    if key not in _PROCESSORS:
+        if job.threads > 0:
+            import torch
+
+            torch.set_num_threads(job.threads)
+        trainer = ssi_xml_utils.Trainer()
+        trainer.load_from_file(Path(job.trainer_path))
+        script = (Path(job.trainer_path).parent / trainer.model_script_path).resolve()
+        source = SourceFileLoader("ns_cl_" + script.stem, str(script)).load_module()
+        cls = getattr(source, trainer.model_create)
+        _PROCESSORS.clear()  # one module per worker at a time
+        _PROCESSORS[key] = (cls(model_io=trainer.meta_io, opts=dict(job.options), trainer=trainer), trainer)
+    return _PROCESSORS[key]
+
+
+def run_session(job: ModuleJob, session: str) -> SessionResult:
+    """Run the module on one session as du-process does and record its provenance; never raises for a session's
+    own failure (the result says ``failed`` and the one-line reason; the traceback goes to the log).
+
+    Returns
+    -------
+    SessionResult
+    """
+    from discover_utils.data.annotation import DiscreteAnnotation
+    from discover_utils.data.provider.data_manager import DatasetManager
+    from discover_utils.utils.anno_utils import pack_remove
+
+    started = time.time()
+    try:
+        for path in job.paths(session, "input"):
+            if not path.is_file():
+                raise NovaInfantError(f"{path}: input file missing")
+        for path in job.paths(session, "output"):
+            path.parent.mkdir(parents=True, exist_ok=True)
+        processor, _ = _processor(job)
+        provider = DatasetManager(dataset=job.dataset, data_description=[dict(e) for e in job.data],
+                                  source_context={"request": {}}, session_names=[session])
+        provider.load()
+        data = processor.process_data(provider)
+        output = processor.to_output(data)
+        manager = provider.sessions[session]["manager"]
+        for io_id, obj in output.items():
+            if isinstance(obj, DiscreteAnnotation):  # du-process's defaults (min gap/duration off)
+                obj.data = pack_remove(obj.data, min_gap=-999999999, min_dur=-999999999)
+            manager.output_data_templates[io_id] = obj
+        provider.save()
+        _write_record(job, session, started)
+    except Exception as exc:  # a batch goes on with the rest
+        if not isinstance(exc, NovaInfantError):  # ours are one-line errors; anything else: the traceback to the log
+            traceback.print_exc()
+        first = (str(exc).strip().splitlines() or [""])[0]
+        return SessionResult(session, "failed", time.time() - started, f"{type(exc).__name__}: {first}"[:300])
+    return SessionResult(session, "done", time.time() - started)
+
+
+def _init_worker(threads: int) -> None:
+    logging.basicConfig(level=logging.WARNING)
+    if threads > 0:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+# ---------------------------------------------------------------- executors
+
+
+def _run_local(job: ModuleJob, sessions: Sequence[str], workers: int, retries: int, bar) -> dict:
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    results: dict[str, SessionResult] = {}
+    pending = list(sessions)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_init_worker, initargs=(job.threads,)) as pool:
+        for attempt in range(retries + 1):
+            futures = {pool.submit(run_session, job, s): s for s in pending}
+            pending = []
+            for future in as_completed(futures):
+                session = futures[future]
+                try:
+                    result = future.result()
+                except Exception as exc:  # the worker died (killed, out of memory)
+                    result = SessionResult(session, "failed", 0.0, f"{type(exc).__name__}: {exc}".splitlines()[0])
+                if result.status == "failed" and attempt < retries:
+                    pending.append(session)
+                    continue
+                results[session] = result
+                bar.update(1)
+            if not pending:
+                break
+    return results
+
+
+def _run_slurm(job: ModuleJob, sessions: Sequence[str], retries: int, resources: dict, bar,
+               poll_s: float = 2.0) -> dict:
+    import submitit
+
+    folder = Path(job.state_dir) / "slurm" / job.name
+    executor = submitit.AutoExecutor(folder=str(folder / "%A_%a"), cluster="slurm")
+    params = {"name": f"nova-infant-{job.name}", "timeout_min": int(resources["time_min"]),
+              "mem_gb": float(resources["mem_gb"]), "cpus_per_task": int(resources.get("cpus_per_task") or 1),
+              "slurm_array_parallelism": int(resources.get("max_parallel") or 64)}
+    if int(resources.get("gpus") or 0) > 0:
+        params["gpus_per_node"] = int(resources["gpus"])
+    if resources.get("partition"):
+        params["slurm_partition"] = resources["partition"]
+    extra = dict(resources.get("slurm_additional_parameters") or {})
+    if extra:
+        params["slurm_additional_parameters"] = extra
+    executor.update_parameters(**params)
+    results: dict[str, SessionResult] = {}
+    pending = list(sessions)
+    for attempt in range(retries + 1):
+        jobs = executor.map_array(run_session, [job] * len(pending), pending)
+        open_jobs = dict(zip(pending, jobs))
+        pending = []
+        while open_jobs:
+            for session, sjob in list(open_jobs.items()):
+                if not sjob.done():
+                    continue
+                del open_jobs[session]
+                try:
+                    result = sjob.result()
+                except Exception as exc:  # job killed by Slurm (time, memory) or crashed
+                    lines = [ln for ln in str(exc).splitlines() if ln.strip()]
+                    result = SessionResult(session, "failed", 0.0, f"{type(exc).__name__}: {lines[-1] if lines else ''}"[:300])
+                result.log = str(sjob.paths.stdout)
+                if result.status == "failed" and attempt < retries:
+                    pending.append(session)
+                    continue
+                results[session] = result
+                bar.update(1)
+            if open_jobs:
+                time.sleep(poll_s)
+        if not pending:
+            break
+    return results
+
+
+def run_batch(job: ModuleJob, sessions: Sequence[str], executor: str = "local", workers: int = 1, retries: int = 1,
+              force: bool = False, resources: dict | None = None, progress: bool = True) -> list[SessionResult]:
+    """Run ``job`` over ``sessions``: skip the up-to-date ones, run the rest on ``executor``, retry failures.
+
+    Parameters
+    ----------
+    job : ModuleJob
+    sessions : sequence of str
+        Session names in the dataset.
+    executor : {"local", "slurm"}
+    workers : int
+        Local worker processes (one model load each).
+    retries : int
+        Extra attempts for a failed session before it is reported.
+    force : bool
+        Run every session even if up to date.
+    resources : dict, optional
+        Slurm resources: ``gpus``, ``mem_gb``, ``time_min``, ``cpus_per_task``, ``partition``, ``max_parallel``.
+    progress : bool
+        Show a tqdm progress bar (stderr).
+
+    Returns
+    -------
+    list of SessionResult
+        In the order of ``sessions``.
+
+    Raises
+    ------
+    BatchError
+        Unknown executor.
+    """
+    from tqdm import tqdm
+
+    if executor not in ("local", "slurm"):
+        raise BatchError(f"executor: expected local or slurm, got {executor!r}")
+    fingerprint = job.fingerprint()
+    results: dict[str, SessionResult] = {}
+    todo = []
+    for session in sessions:
+        fresh, why = (False, "forced") if force else up_to_date(job, session, fingerprint)
+        if fresh:
+            results[session] = SessionResult(session, "skipped", 0.0, why)
+        else:
+            todo.append(session)
+    with tqdm(total=len(sessions), initial=len(results), desc=f"{job.name} ({executor})", unit="session",
+              disable=not progress) as bar:
+        if todo and executor == "local":
+            results.update(_run_local(job, todo, max(1, workers), retries, bar))
+        elif todo:
+            res = dict(_DEFAULT_RESOURCES, **SLURM_RESOURCES.get(job.name, {}))
+            res.update({k: v for k, v in (resources or {}).items() if v is not None})
+            results.update(_run_slurm(job, todo, retries, res, bar))
+    return [results[s] for s in sessions]
+
+
+def format_table(results: Sequence[SessionResult]) -> str:
+    """The final table: one row per session (status, seconds, reason/log) and a count line."""
+    width = max([len("session")] + [len(r.session) for r in results])
+    lines = [f"{'session':<{width}}  {'status':<7}  {'seconds':>8}  reason"]
+    for r in results:
+        note = r.reason if r.status != "done" else ""
+        if r.status == "failed" and r.log:
+            note = f"{note} (log: {r.log})"
+        lines.append(f"{r.session:<{width}}  {r.status:<7}  {r.seconds:>8.1f}  {note}")
+    counts = {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed")}
+    lines.append(f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed")
+    return "\n".join(lines)

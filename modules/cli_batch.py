@@ -1,0 +1,82 @@
+"""``nova-infant batch``: one module over a dataset's sessions, locally or on Slurm (see :mod:`nova_infant.batch`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from .errors import OptionError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ``batch`` sub-command."""
+    p = sub.add_parser("batch", help="run a module (extractor, tagger, ICEP-R predictor) over many sessions; skips "
+                                     "up-to-date sessions; local process pool or Slurm job array",
+                       description="Run a module over a dataset's sessions. See docs/cluster.md.")
+    p.add_argument("trainer", help="trainer name in trainers/nova_infant (e.g. dinov2_pca, w2v_bert, audio_events, "
+                                   "emotion_tagger, icep_predict) or a path to a .trainer file")
+    p.add_argument("--root", required=True, help="NOVA data root; sessions are <root>/<dataset>/<session>/")
+    p.add_argument("--dataset", required=True, help="NOVA dataset")
+    p.add_argument("--sessions-file", help="text file with one session per line (default: every session folder)")
+    p.add_argument("--role", default="infant", help="role in default file names <role>.<io default><ext>")
+    p.add_argument("--io", action="append", default=[], metavar="ID=FILE",
+                   help="file of an io in the session folder (or an absolute template with {dataset}/{session}); "
+                        "FILE 'off' leaves an output inactive; repeatable")
+    p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE", help="module option; repeatable")
+    p.add_argument("--options", default=None, help="module options as a JSON object (as du-process --options)")
+    p.add_argument("--executor", choices=["local", "slurm"], default="local")
+    p.add_argument("--workers", type=int, default=1, help="local worker processes, one model load each (default 1)")
+    p.add_argument("--threads-per-worker", type=int, default=0, help="torch threads per worker (0: torch's default)")
+    p.add_argument("--retries", type=int, default=1, help="extra attempts for a failed session (default 1)")
+    p.add_argument("--force", action="store_true", help="run every session even if up to date")
+    p.add_argument("--state-dir", default=None, help="provenance records and Slurm logs (default <root>/.nova-infant-batch)")
+    p.add_argument("--partition", default=None, help="Slurm partition")
+    p.add_argument("--gpus", type=int, default=None, help="Slurm GPUs per session (default per module)")
+    p.add_argument("--mem-gb", type=float, default=None, help="Slurm memory per session in GB (default per module)")
+    p.add_argument("--time-min", type=int, default=None, help="Slurm time limit per session in minutes")
+    p.add_argument("--cpus-per-task", type=int, default=None, help="Slurm CPUs per session (default 1)")
+    p.add_argument("--max-parallel", type=int, default=None, help="Slurm: most array tasks running at once")
+    p.add_argument("--cml-dir", default=None, help="folder of the .trainer files (default: this checkout's trainers/nova_infant)")
+    p.set_defaults(func=run)
+
+
+def _pairs(items: list[str], what: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise OptionError(f"{what}: expected NAME=VALUE, got {item!r}")
+        out[key.strip()] = value
+    return out
+
+
+def run(args) -> int:
+    """``nova-infant batch``; prints the final table; returns 0 when no session failed, else 1."""
+    from .batch import (BatchError, ModuleJob, build_request, format_table, run_batch, sessions_in_file,
+                        sessions_in_root)
+    from .discover.registry import REPO_TRAINER_DIR
+
+    trainer = Path(args.trainer)
+    if trainer.suffix != ".trainer":
+        trainer = Path(args.cml_dir or REPO_TRAINER_DIR) / f"{args.trainer}.trainer"
+    if not trainer.is_file():
+        raise BatchError(f"{trainer}: no such trainer file")
+    options = {}
+    if args.options:
+        try:
+            options = json.loads(args.options)
+        except ValueError as exc:
+            raise OptionError(f"--options: not JSON ({exc})") from None
+    options.update(_pairs(args.option, "--option"))
+    sessions = sessions_in_file(args.sessions_file) if args.sessions_file else sessions_in_root(args.root, args.dataset)
+    state_dir = Path(args.state_dir or Path(args.root) / ".nova-infant-batch").resolve()
+    job = ModuleJob(str(trainer.resolve()), args.dataset, build_request(trainer, args.root, args.role,
+                                                                        _pairs(args.io, "--io")),
+                    options, str(state_dir), threads=args.threads_per_worker)
+    resources = {"gpus": args.gpus, "mem_gb": args.mem_gb, "time_min": args.time_min,
+                 "cpus_per_task": args.cpus_per_task, "partition": args.partition, "max_parallel": args.max_parallel}
+    results = run_batch(job, sessions, executor=args.executor, workers=args.workers, retries=args.retries,
+                        force=args.force, resources=resources)
+    print(format_table(results))
+    return 1 if any(r.status == "failed" for r in results) else 0
