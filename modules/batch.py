@@ -16,7 +16,7 @@ but their contents are not hashed: after replacing weights in place, pass ``--fo
 
 Executors. ``local``: ``concurrent.futures.ProcessPoolExecutor`` (spawned workers; torch threads split between them).
 ``slurm``: one ``submitit`` job array (``sbatch --array``) with the module's resources; each array task runs one
-session and keeps its own log (``<state_dir>/slurm/<trainer>/<jobid>_<task>_log.{out,err}``). A failed session is
+session and keeps its own log (``<state_dir>/slurm/<trainer>/<array id>_<task>_0_log.{out,err}``, named in the final table). A failed session is
 retried ``--retries`` times and then reported; the other sessions complete either way.
 """
 
@@ -379,7 +379,7 @@ def _run_slurm(job: ModuleJob, sessions: Sequence[str], retries: int, resources:
     import submitit
 
     folder = Path(job.state_dir) / "slurm" / job.name
-    executor = submitit.AutoExecutor(folder=str(folder / "%A_%a"), cluster="slurm")
+    executor = submitit.AutoExecutor(folder=str(folder), cluster="slurm")  # logs: <array>_<task>_0_log.*
     params = {"name": f"nova-infant-{job.name}", "timeout_min": int(resources["time_min"]),
               "mem_gb": float(resources["mem_gb"]), "cpus_per_task": int(resources.get("cpus_per_task") or 1),
               "slurm_array_parallelism": int(resources.get("max_parallel") or 64)}
