@@ -172,13 +172,14 @@ def build_request(trainer_path: str | os.PathLike, root: str | os.PathLike, role
         if data_type not in _FILE_KINDS:
             raise BatchError(f"{trainer_path}: io {io.io_id} has data type {io.io_data} with no file form")
         src, ext = _FILE_KINDS[data_type]
-        name = files.get(io.io_id, f"{role}.{io.io_default_value}{ext}")
+        default = f"{role}.{io.io_default_value}{ext}"
+        name = files.get(io.io_id, default)
         active = name.strip().lower() != "off"
         if not active and io.io_type == "input":
             raise BatchError(f"{trainer_path}: input {io.io_id} cannot be off")
+        name = name if active else default  # an inactive entry still needs a readable path (discover-utils)
         uri = name if os.path.isabs(name) else f"{template_dir}/{name}"
-        request.append({"id": io.io_id, "type": io.io_type, "src": src, "active": active,
-                        "uri_template": uri if active else f"{template_dir}/{io.io_id}.off"})
+        request.append({"id": io.io_id, "type": io.io_type, "src": src, "active": active, "uri_template": uri})
     return request
 
 
