@@ -354,9 +354,10 @@ def _run_local(job: ModuleJob, sessions: Sequence[str], workers: int, retries: i
 
     results: dict[str, SessionResult] = {}
     pending = list(sessions)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_init_worker, initargs=(job.threads,)) as pool:
-        for attempt in range(retries + 1):
+    for attempt in range(retries + 1):
+        # a fresh pool per attempt: a worker killed (out of memory) breaks the whole pool
+        with ProcessPoolExecutor(max_workers=min(workers, len(pending)), initializer=_init_worker,
+                                 mp_context=multiprocessing.get_context("spawn"), initargs=(job.threads,)) as pool:
             futures = {pool.submit(run_session, job, s): s for s in pending}
             pending = []
             for future in as_completed(futures):
@@ -364,14 +365,15 @@ def _run_local(job: ModuleJob, sessions: Sequence[str], workers: int, retries: i
                 try:
                     result = future.result()
                 except Exception as exc:  # the worker died (killed, out of memory)
-                    result = SessionResult(session, "failed", 0.0, f"{type(exc).__name__}: {exc}".splitlines()[0])
+                    result = SessionResult(session, "failed", 0.0,
+                                           (f"{type(exc).__name__}: {exc}".splitlines() or [""])[0])
                 if result.status == "failed" and attempt < retries:
                     pending.append(session)
                     continue
                 results[session] = result
                 bar.update(1)
-            if not pending:
-                break
+        if not pending:
+            break
     return results
 
 
