@@ -27,7 +27,7 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
+import platform
 import time
 import traceback
 from pathlib import Path
@@ -183,6 +183,14 @@ def build_request(trainer_path: str | os.PathLike, root: str | os.PathLike, role
     return request
 
 
+def check_session_name(session: str) -> str:
+    """``session`` unchanged if it is a plain folder name (:func:`nova_infant.nova_io.safe_name`); raises
+    ``PathError`` when it could point outside ``<root>/<dataset>`` (``..``, ``/``, ...)."""
+    from .nova_io import safe_name
+
+    return safe_name(session, "session")
+
+
 def sessions_in_root(root: str | os.PathLike, dataset: str) -> list[str]:
     """Session folders ``<root>/<dataset>/<session>/`` (NOVA file mode), sorted; hidden folders left out.
 
@@ -216,10 +224,26 @@ def sessions_in_file(path: str | os.PathLike) -> list[str]:
     names = list(dict.fromkeys(n for n in names if n))
     if not names:
         raise BatchError(f"{path}: names no session")
+    for name in names:
+        try:
+            check_session_name(name)
+        except NovaInfantError as exc:
+            raise BatchError(f"{path}: {exc}") from None
     return names
 
 
 # ---------------------------------------------------------------- provenance
+
+
+def _with_data_files(paths: Sequence[Path]) -> list[Path]:
+    """``paths`` plus the data file ``<name>~`` beside each SSI stream / annotation header that has one."""
+    out = []
+    for path in paths:
+        out.append(path)
+        data = path.with_name(path.name + "~")
+        if data.exists():
+            out.append(data)
+    return out
 
 
 def _stat(path: Path) -> list[int] | None:
@@ -231,7 +255,17 @@ def _stat(path: Path) -> list[int] | None:
 
 
 def up_to_date(job: ModuleJob, session: str, fingerprint: str | None = None) -> tuple[bool, str]:
-    """Whether ``session``'s outputs are complete and up to date (see the module docstring) and why not."""
+    """Whether ``session``'s outputs are complete and up to date (see the module docstring) and why not.
+
+    Returns
+    -------
+    (bool, str)
+        Up to date or not, and the one-line reason (e.g. ``"no provenance record"``, ``"<path> changed or missing"``).
+    """
+    try:
+        check_session_name(session)
+    except NovaInfantError as exc:
+        return False, str(exc)
     record_path = job.record_path(session)
     try:
         record = json.loads(record_path.read_text())
@@ -250,25 +284,17 @@ def up_to_date(job: ModuleJob, session: str, fingerprint: str | None = None) -> 
 
 
 def _write_record(job: ModuleJob, session: str, started: float) -> None:
-    outputs = {str(p): _stat(p) for p in job.paths(session, "output")}
+    outputs = {str(p): _stat(p) for p in _with_data_files(job.paths(session, "output"))}
     missing = [p for p, s in outputs.items() if s is None]
     if missing:
         raise NovaInfantError(f"session {session}: the module wrote no {', '.join(missing)}")
     record = {"module": job.name, "session": session, "dataset": job.dataset, "fingerprint": job.fingerprint(),
-              "inputs": {str(p): _stat(p) for p in job.paths(session, "input")}, "outputs": outputs,
-              "options": job.options, "seconds": round(time.time() - started, 3), "host": os.uname().nodename}
-    path = job.record_path(session)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(record, fh, indent=1)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+              "inputs": {str(p): _stat(p) for p in _with_data_files(job.paths(session, "input"))}, "outputs": outputs,
+              "options": job.options, "seconds": round(time.time() - started, 3), "host": platform.node()}
+    from .nova_io import atomic_file
+
+    with atomic_file(job.record_path(session), suffix=".json") as staged:
+        staged.write_text(json.dumps(record, indent=1))
 
 
 # ---------------------------------------------------------------- one session, du-process's code path
@@ -311,6 +337,7 @@ def run_session(job: ModuleJob, session: str) -> SessionResult:
 
     started = time.time()
     try:
+        check_session_name(session)
         for path in job.paths(session, "input"):
             if not path.is_file():
                 raise NovaInfantError(f"{path}: input file missing")

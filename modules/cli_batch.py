@@ -69,6 +69,9 @@ def run(args) -> int:
         except ValueError as exc:
             raise OptionError(f"--options: not JSON ({exc})") from None
     options.update(_pairs(args.option, "--option"))
+    from .nova_io import safe_name
+
+    safe_name(args.dataset, "dataset")
     sessions = sessions_in_file(args.sessions_file) if args.sessions_file else sessions_in_root(args.root, args.dataset)
     state_dir = Path(args.state_dir or Path(args.root) / ".nova-infant-batch").resolve()
     job = ModuleJob(str(trainer.resolve()), args.dataset, build_request(trainer, args.root, args.role,

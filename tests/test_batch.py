@@ -55,6 +55,9 @@ def test_session_sources(tmp_path, dataset):
     assert sessions_in_file(listing) == ["s2", "s1"]
     with pytest.raises(batch.BatchError, match="no such dataset folder"):
         sessions_in_root(dataset, "nope")
+    (tmp_path / "escape.txt").write_text("s1\n../../etc\n")
+    with pytest.raises(batch.BatchError, match="escape.txt: session '../../etc': not a plain name"):
+        sessions_in_file(tmp_path / "escape.txt")
     (tmp_path / "empty.txt").write_text("# nothing\n")
     with pytest.raises(batch.BatchError, match="names no session"):
         sessions_in_file(tmp_path / "empty.txt")
@@ -77,6 +80,9 @@ def test_provenance_skips_only_what_is_up_to_date(dataset, tiny_w2v_bert):
     fresh, why = batch.up_to_date(job, "s1")
     assert not fresh and str(audio) in why
     assert run_session(job, "s1").status == "done" and batch.up_to_date(job, "s1")[0]
+    data_file = out.with_name(out.name + "~")  # the stream's data file is tracked too
+    os.utime(data_file, ns=(time.time_ns(), time.time_ns() + 9_000_000_000))
+    assert batch.up_to_date(job, "s1") == (False, f"{data_file} changed or missing")
     out.unlink()
     assert not batch.up_to_date(job, "s1")[0]
 
