@@ -104,6 +104,7 @@ class ModuleJob:
 
     @property
     def name(self) -> str:
+        """The trainer's file stem (e.g. ``dinov2_pca``): names the records and Slurm logs."""
         return Path(self.trainer_path).stem
 
     def fingerprint(self) -> str:
@@ -124,6 +125,7 @@ class ModuleJob:
         return out
 
     def record_path(self, session: str) -> Path:
+        """``<state_dir>/<dataset>/<session>/<trainer>.json``: the session's provenance record."""
         return Path(self.state_dir) / self.dataset / session / f"{self.name}.json"
 
 
@@ -290,7 +292,8 @@ def _write_record(job: ModuleJob, session: str, started: float) -> None:
         raise NovaInfantError(f"session {session}: the module wrote no {', '.join(missing)}")
     record = {"module": job.name, "session": session, "dataset": job.dataset, "fingerprint": job.fingerprint(),
               "inputs": {str(p): _stat(p) for p in _with_data_files(job.paths(session, "input"))}, "outputs": outputs,
-              "options": job.options, "seconds": round(time.time() - started, 3), "host": platform.node()}
+              "options": job.options, "seconds": round(time.time() - started, 3), "host": platform.node(),
+              "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
     from .nova_io import atomic_file
 
     with atomic_file(job.record_path(session), suffix=".json") as staged:
@@ -364,27 +367,34 @@ def run_session(job: ModuleJob, session: str) -> SessionResult:
     return SessionResult(session, "done", time.time() - started)
 
 
-def _init_worker(threads: int) -> None:
+def _init_worker(threads: int, gpu_queue=None) -> None:
     logging.basicConfig(level=logging.WARNING)
+    if gpu_queue is not None:  # before torch initialises CUDA: this worker sees only its own GPU
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu_queue.get())
     if threads > 0:
         import torch
 
         torch.set_num_threads(threads)
 
 
-# ---------------------------------------------------------------- executors
-
-
-def _run_local(job: ModuleJob, sessions: Sequence[str], workers: int, retries: int, bar) -> dict:
+def _run_local(job: ModuleJob, sessions: Sequence[str], workers: int, retries: int, bar,
+               gpus: Sequence[str] = ()) -> dict:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
+    context = multiprocessing.get_context("spawn")
     results: dict[str, SessionResult] = {}
     pending = list(sessions)
     for attempt in range(retries + 1):
         # a fresh pool per attempt: a worker killed (out of memory) breaks the whole pool
-        with ProcessPoolExecutor(max_workers=min(workers, len(pending)), initializer=_init_worker,
-                                 mp_context=multiprocessing.get_context("spawn"), initargs=(job.threads,)) as pool:
+        n_workers = min(workers, len(pending))
+        gpu_queue = None
+        if gpus:
+            gpu_queue = context.Queue()
+            for i in range(n_workers):  # round robin: 2 workers on 1 GPU share it
+                gpu_queue.put(gpus[i % len(gpus)])
+        with ProcessPoolExecutor(max_workers=n_workers, initializer=_init_worker, mp_context=context,
+                                 initargs=(job.threads, gpu_queue)) as pool:
             futures = {pool.submit(run_session, job, s): s for s in pending}
             pending = []
             for future in as_completed(futures):
@@ -451,7 +461,8 @@ def _run_slurm(job: ModuleJob, sessions: Sequence[str], retries: int, resources:
 
 
 def run_batch(job: ModuleJob, sessions: Sequence[str], executor: str = "local", workers: int = 1, retries: int = 1,
-              force: bool = False, resources: dict | None = None, progress: bool = True) -> list[SessionResult]:
+              force: bool = False, resources: dict | None = None, progress: bool = True,
+              gpus: Sequence[str] = ()) -> list[SessionResult]:
     """Run ``job`` over ``sessions``: skip the up-to-date ones, run the rest on ``executor``, retry failures.
 
     Parameters
@@ -462,6 +473,8 @@ def run_batch(job: ModuleJob, sessions: Sequence[str], executor: str = "local", 
     executor : {"local", "slurm"}
     workers : int
         Local worker processes (one model load each).
+    gpus : sequence of str
+        Local GPU ids; worker ``i`` sees only ``gpus[i % len(gpus)]`` (``CUDA_VISIBLE_DEVICES``). Empty: as is.
     retries : int
         Extra attempts for a failed session before it is reported.
     force : bool
@@ -497,7 +510,7 @@ def run_batch(job: ModuleJob, sessions: Sequence[str], executor: str = "local", 
     with tqdm(total=len(sessions), initial=len(results), desc=f"{job.name} ({executor})", unit="session",
               disable=not progress) as bar:
         if todo and executor == "local":
-            results.update(_run_local(job, todo, max(1, workers), retries, bar))
+            results.update(_run_local(job, todo, max(1, workers), retries, bar, tuple(gpus)))
         elif todo:
             res = dict(_DEFAULT_RESOURCES, **SLURM_RESOURCES.get(job.name, {}))
             res.update({k: v for k, v in (resources or {}).items() if v is not None})

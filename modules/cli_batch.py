@@ -27,6 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--options", default=None, help="module options as a JSON object (as du-process --options)")
     p.add_argument("--executor", choices=["local", "slurm"], default="local")
     p.add_argument("--workers", type=int, default=1, help="local worker processes, one model load each (default 1)")
+    p.add_argument("--local-gpus", default="", help="local: GPU ids, e.g. 0,1; worker i uses GPU i mod n (default: as is)")
     p.add_argument("--threads-per-worker", type=int, default=0, help="torch threads per worker (0: torch's default)")
     p.add_argument("--retries", type=int, default=1, help="extra attempts for a failed session (default 1)")
     p.add_argument("--force", action="store_true", help="run every session even if up to date")
@@ -80,6 +81,7 @@ def run(args) -> int:
     resources = {"gpus": args.gpus, "mem_gb": args.mem_gb, "time_min": args.time_min,
                  "cpus_per_task": args.cpus_per_task, "partition": args.partition, "max_parallel": args.max_parallel}
     results = run_batch(job, sessions, executor=args.executor, workers=args.workers, retries=args.retries,
-                        force=args.force, resources=resources)
+                        force=args.force, resources=resources,
+                        gpus=[g.strip() for g in args.local_gpus.split(",") if g.strip()])
     print(format_table(results))
     return 1 if any(r.status == "failed" for r in results) else 0

@@ -3,6 +3,7 @@ re-run what changed), a failed session reported while the rest complete, the loc
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -94,11 +95,14 @@ def test_provenance_skips_only_what_is_up_to_date(dataset, tiny_w2v_bert):
 
 def test_local_pool_completes_the_rest_and_a_rerun_does_no_work(dataset, tiny_w2v_bert, monkeypatch):
     job = _job(dataset, tiny_w2v_bert)
-    results = run_batch(job, ["s1", "s2", "s3"], executor="local", workers=2, retries=1, progress=False)
+    results = run_batch(job, ["s1", "s2", "s3"], executor="local", workers=2, retries=1, progress=False,
+                        gpus=["7"])  # no GPU here: the worker's CUDA_VISIBLE_DEVICES is recorded all the same
     assert [(r.session, r.status) for r in results] == [("s1", "done"), ("s2", "done"), ("s3", "failed")]
     assert "input file missing" in results[2].reason
     for name in ("s1", "s2"):
         assert load_ssi_stream(dataset / "ds" / name / "session.w2vbert.stream").data.shape[0] == 100
+    records = [json.loads(job.record_path(name).read_text()) for name in ("s1", "s2")]
+    assert {r["cuda_visible_devices"] for r in records} == {"7"}
     table = batch.format_table(results)
     assert table.splitlines()[-1] == "2 done, 0 skipped, 1 failed" and "s3" in table
 
