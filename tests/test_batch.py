@@ -127,3 +127,22 @@ def test_cli_runs_and_reports(dataset, tiny_w2v_bert, capsys):
     assert "nope.trainer: no such trainer file" in capsys.readouterr().err
     with pytest.raises(NovaInfantError):
         batch.sessions_in_file(dataset / "missing.txt")
+
+
+def test_a_tagger_with_many_annotation_outputs_runs_and_is_recorded(dataset):
+    """Any module: the audio-event tagger (a score stream and one discrete annotation per class) through the batch."""
+    from nova_infant.nova_io import read_annotation
+
+    trainer = str(REPO_TRAINER_DIR / "audio_events.trainer")
+    request = build_request(trainer, dataset, role="session")
+    outputs = [e["id"] for e in request if e["type"] == "output"]
+    assert "scores" in outputs and "speech" in outputs and len(outputs) > 5
+    job = ModuleJob(trainer, "ds", request, {}, str(dataset / ".state"))
+    results = run_batch(job, ["s1", "s3"], workers=1, retries=0, progress=False)
+    assert [r.status for r in results] == ["done", "failed"]
+    assert load_ssi_stream(dataset / "ds" / "s1" / "session.audio_events.stream").data.shape[0] == 100
+    speech = read_annotation(dataset / "ds" / "s1" / "session.audio_event_speech.annotation")
+    assert len(speech.data) >= 1  # LibriVox speech is found
+    record = json.loads(job.record_path("s1").read_text())
+    assert len(record["outputs"]) == 2 * len(outputs)  # every header and its ~ data file
+    assert batch.up_to_date(job, "s1") == (True, "up to date")
