@@ -38,7 +38,9 @@ def register(subparsers) -> None:
         _session_args(p)
         p.add_argument("--scheme", default=None, help="scheme of the label annotation (default ICEP-R-<role>)")
         p.add_argument("--annotator", default="gold")
-        p.add_argument("--label-set", default="merged", help="merged | full | JSON file with a map")
+        p.add_argument("--label-set", default="merged",
+                       help="merged | merged-no-cpvc (caregiver: Cpvc masked instead of joining Cneu) | full | JSON "
+                            "file with a map and an exclude list")
         _train_args(p)
         p.add_argument("--folds", type=int, default=5 if name == "cv" else 0, help="outer folds (0 = no CV)")
         p.add_argument("--out", required=True, help="report folder (cv) or bundle folder (train)")
@@ -79,20 +81,33 @@ def _train_args(p):
     p.add_argument("--patience", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
-    p.add_argument("--val-fraction", type=float, default=0.2, help="share of training sessions used for validation")
-    p.add_argument("--grid", default=None, help='JSON list of overrides, e.g. \'[{"lr":0.001},{"lr":0.003}]\'')
+    p.add_argument("--normalise", default="session", choices=["session", "fold"],
+                   help="session: standardise each session with its own statistics (default, chosen by nested CV: "
+                        "docs/icep.md) then fold-level; fold: fold-level standardisation only")
+    p.add_argument("--val-fraction", type=float, default=0.2,
+                   help="share of training groups held out for early stopping (inside every fit)")
+    p.add_argument("--grid", default=None, help='JSON list of overrides, e.g. \'[{"window":25},{"window":100}]\'; '
+                                                'each point is chosen by the inner K-fold with its own configuration')
+    p.add_argument("--inner-folds", type=int, default=3, help="folds of the group-wise inner model-selection CV "
+                                                                "(used with two or more grid points; default 3)")
+    p.add_argument("--groups", default=None, help="CSV with columns session,group, or a regular expression on the "
+                                                  "session name (named group 'group' or first capture group) mapping "
+                                                  "sessions to dyads/participants; every split keeps a group together")
+    p.add_argument("--min-dur-ms", type=float, default=400.0,
+                   help="smoothing evaluated in CV beside the raw predictions (shortest segment kept, ms)")
 
 
 def _checked(args) -> dict:
     """Every training option of ``icep cv``/``icep train`` checked up front (nova_infant.validation), before any
     session is read or anything written: the values of a ``TrainConfig`` plus ``folds``, ``val_fraction`` and the
     parsed ``grid``. Raises ``OptionError`` (one line)."""
-    from .validation import check_folds, check_train_config, check_val_fraction, parse_grid
+    from .validation import (check_folds, check_inner_folds, check_train_config, check_val_fraction, float_option,
+                             parse_grid)
 
     values = check_train_config(dict(model=args.model, window=args.window, stride=args.stride, hidden=args.hidden,
                                      layers=args.layers, dropout=args.dropout, optimizer=args.optimizer, lr=args.lr,
                                      batch_size=args.batch_size, max_epochs=args.epochs, patience=args.patience,
-                                     seed=args.seed, device=args.device))
+                                     seed=args.seed, device=args.device, normalise=args.normalise))
     folds = check_folds(args.folds)
     cml_dir = getattr(args, "cml_dir", None)
     if cml_dir and not (Path(cml_dir) / "icep_predict.py").is_file():
@@ -100,7 +115,8 @@ def _checked(args) -> dict:
     if args.func is cmd_cv and folds < 2:
         raise OptionError(f"option folds: cross-validation needs >= 2 folds, got {args.folds}")
     return {"config": values, "folds": folds, "val_fraction": check_val_fraction(args.val_fraction),
-            "grid": parse_grid(args.grid, values)}
+            "grid": parse_grid(args.grid, values), "inner_folds": check_inner_folds(args.inner_folds),
+            "min_dur_ms": float_option(args.min_dur_ms, "min_dur_ms", 0.0)}
 
 
 def _config(args):
@@ -166,7 +182,22 @@ def _labelled(args):
         raise OptionError(f"{where}: no usable session to train on ({len(failures)} skipped)")
     _report_failures(failures)
     args.checked["folds"] = folds_for(args.checked["folds"], len(sessions), where)
+    _print_masked(sessions)
     return lmap, spec, sessions, failures, args.checked["grid"]
+
+
+def _groups(args, sessions):
+    from .icep.evaluation import parse_groups
+
+    return parse_groups(args.groups, [s.name for s in sessions])
+
+
+def _print_masked(sessions) -> None:
+    """One line per session: share of frames masked (gaps, garbage, excluded codes)."""
+    for s in sessions:
+        m = s.masked
+        print(f"{s.name}: {m['masked']:.0%} of {m['frames']} frames masked (gap {m['gap']:.0%}, garbage "
+              f"{m['garbage']:.0%}, excluded codes {m['excluded']:.0%})")
 
 
 def cmd_cv(args) -> int:
@@ -174,10 +205,12 @@ def cmd_cv(args) -> int:
     from .icep.pipeline import evaluate
 
     lmap, _, sessions, failures, grid = _labelled(args)
-    result = evaluate(sessions, lmap, _config(args), args.out, args.checked["folds"], grid,
-                      args.checked["val_fraction"], args.seed)
+    c = args.checked
+    result = evaluate(sessions, lmap, _config(args), args.out, c["folds"], grid, c["val_fraction"], args.seed,
+                      c["inner_folds"], _groups(args, sessions), c["min_dur_ms"])
     print(f"{len(sessions)} sessions, {len(result.folds)} folds: accuracy {result.pooled['accuracy']:.3f}, "
-          f"macro-F1 {result.pooled['f1_macro']:.3f}, kappa {result.pooled['kappa']:.3f} -> {args.out}")
+          f"macro-F1 {result.pooled['f1_macro']:.3f} -> {args.out}")
+    print(result.summary["line"])
     return 1 if failures else 0
 
 
@@ -187,10 +220,15 @@ def cmd_train(args) -> int:
 
     lmap, spec, sessions, failures, grid = _labelled(args)
     info = {"dataset": args.dataset, "streams": spec.streams, "label": list(spec.label), "label_set": args.label_set}
-    bundle, trainer, report = train_bundle(sessions, lmap, _config(args), args.out, args.cml_dir,
-                                           args.checked["folds"], args.checked["val_fraction"], grid, info)
-    extra = f", CV macro-F1 {report['pooled']['f1_macro']:.3f}, kappa {report['pooled']['kappa']:.3f}" if report else ""
-    print(f"bundle {bundle}, predictor {trainer}{extra}")
+    c = args.checked
+    bundle, trainer, report = train_bundle(sessions, lmap, _config(args), args.out, args.cml_dir, c["folds"],
+                                           c["val_fraction"], grid, info, c["inner_folds"], _groups(args, sessions),
+                                           c["min_dur_ms"])
+    print(f"bundle {bundle}, predictor {trainer}")
+    if report:
+        print(f"CV: {report['summary']}")
+    elif lmap.note:
+        print(lmap.note)
     return 1 if failures else 0
 
 

@@ -93,7 +93,7 @@ def _check_range(number, name, minimum, maximum, given) -> None:
 
 #: Options of :class:`nova_infant.icep.training.TrainConfig` a grid point may override, with their checkers.
 GRID_KEYS = ("model", "window", "stride", "hidden", "layers", "dropout", "optimizer", "lr", "weight_decay",
-             "batch_size", "max_epochs", "patience")
+             "batch_size", "max_epochs", "patience", "normalise")
 
 
 def _train_checks() -> dict:
@@ -112,6 +112,7 @@ def _train_checks() -> dict:
         "patience": lambda v: int_option(v, "patience", 1, 1000000),
         "seed": lambda v: int_option(v, "seed", 0, 2 ** 32 - 1),
         "device": device_option,
+        "normalise": lambda v: choice_option(str(v).strip().lower(), "normalise", ("session", "fold")),
     }
 
 
@@ -119,7 +120,7 @@ def check_train_config(values: dict) -> dict:
     """Check every ICEP-R training hyper-parameter (keys of ``TrainConfig``; ``epochs`` is ``max_epochs``).
 
     Ranges: window, stride, hidden, layers, batch_size, epochs, patience >= 1; stride <= window (else frames between
-    windows are never seen); 0 <= dropout < 1; 0 < lr <= 10; model bilstm|mlp; optimizer adam|sgd.
+    windows are never seen); 0 <= dropout < 1; 0 < lr <= 10; model bilstm|mlp; optimizer adam|sgd; normalise session|fold.
 
     Returns
     -------
@@ -179,6 +180,11 @@ def check_folds(folds: Any, name: str = "folds") -> int:
     if value == 1:
         raise OptionError(f"option {name}: 1 fold has no test sessions; use 0 (no cross-validation) or >= 2")
     return value
+
+
+def check_inner_folds(value: Any, name: str = "inner_folds") -> int:
+    """Folds of the group-wise inner model-selection CV: >= 2. Raises ``OptionError``."""
+    return int_option(value, name, 2, 1000)
 
 
 def check_val_fraction(value: Any, name: str = "val_fraction") -> float:

@@ -198,3 +198,68 @@ def test_committed_nova_scheme_forms_match_the_json_source():
         assert got == [(c["id"], c["name"], c["color"]) for c in scheme.classes]
     docs = json.loads((schemes.SCHEME_DIR / "nova" / "Schemes.mongo.json").read_text())
     assert docs == [schemes.scheme_document(s) for s in schemes.all_schemes()]
+
+
+def test_upper_case_class_names_train(tmp_path):
+    upper = schemes.Scheme("ICEP-R-infant", [{**c, "name": c["name"].upper()} for c in INFANT.classes], role="infant")
+    ineg, ipos, islp = (INFANT.names.index(n) for n in ("Ineg", "Ipos", "Islp"))
+    folder = tmp_path / "ffsf" / "P001"
+    _write_stream(folder / "infant.feat.stream", np.random.default_rng(0).standard_normal((100, 4)).astype(np.float32), 25.0)
+    _write_anno(folder, [(0, 1600, ineg), (1600, 3200, ipos), (3200, 3600, islp)], scheme=upper)
+    spec = dataset.SessionSpec(["infant.feat"], ("infant", "ICEP-R-infant", "gold"))
+    s = dataset.load_session(folder, spec, schemes.label_map("merged", "infant"))
+    np.testing.assert_array_equal(s.labels[:40], 0)        # INEG -> Ineg
+    np.testing.assert_array_equal(s.labels[40:80], 3)      # IPOS -> Ipos
+    assert (s.labels[80:] == -1).all()                     # ISLP excluded, then the gap
+    assert s.masked == {"frames": 100, "masked": pytest.approx(0.2), "gap": pytest.approx(0.1),
+                        "garbage": 0.0, "excluded": pytest.approx(0.1)}
+    fitted = fit([s], [], 4, TrainConfig(model="mlp", mlp_hidden=(4,), max_epochs=1, window=20, stride=20))
+    assert fitted.class_weights[0] > 0 and fitted.class_weights[3] > 0
+
+
+def test_class_name_neither_mapped_nor_excluded_names_file_name_and_time(tmp_path):
+    odd = schemes.Scheme("ICEP-R-infant", INFANT.classes + [{"id": 8, "name": "Icry", "color": "#FF000000"}],
+                         role="infant")
+    path = _write_anno(tmp_path, [(0, 1200, 3), (1200, 2000, 8)], scheme=odd)
+    segments, names = dataset.read_annotation(path)
+    with pytest.raises(AnnotationError, match=r"gold\.annotation: class 'Icry' at 1\.20 s is neither mapped nor "
+                                              r"excluded"):
+        dataset.sample_labels(segments, 50, 40.0, schemes.label_map("merged", "infant").lookup(names), str(path), names)
+
+
+def test_caregiver_label_sets_state_the_cpvc_decision_and_offer_the_other():
+    merged, other = schemes.label_map("merged", "caregiver"), schemes.label_map("merged-no-cpvc", "caregiver")
+    full = schemes.full_scheme("caregiver").names
+    assert merged.lookup(["Cpvc"])[0] == merged.target.names.index("Cneu") and "Cpvc" in merged.note
+    assert other.lookup(["CPVC"])[0] == -1 and other.note == ""
+    assert (other.lookup(full) > -2).all()                 # every caregiver code is mapped or excluded
+    assert "Cpvc" in merged.to_json()["note"] and schemes.label_map("merged", "infant").note == ""
+
+
+def _pca_session(root, name, meta, dim=6):
+    x = np.random.default_rng(len(name)).standard_normal((100, dim)).astype(np.float32)
+    write_session(root, "ffsf", name, {"infant.dinov2": (x, 25.0, "feature;video;dinov2", meta)},
+                  np.zeros(100, int), 40.0)
+    spec = dataset.SessionSpec(["infant.dinov2"], ("infant", "ICEP-R-infant", "gold"))
+    return dataset.load_session(root / "ffsf" / name, spec, schemes.label_map())
+
+
+def test_trainer_refuses_session_pca_streams_and_mixed_bases_in_one_line(tmp_path):
+    from nova_infant.icep.pipeline import check_consistent
+
+    dataset_basis = {"pca_mode": "dataset", "pca_basis": "aaaa1111", "pca_k": "4", "model": "facebook/dinov2-large"}
+    a, b = _pca_session(tmp_path, "P001", dataset_basis), _pca_session(tmp_path, "P002", dataset_basis)
+    check_consistent([a, b])                                       # one basis: fine
+    c = _pca_session(tmp_path, "P003", {**dataset_basis, "pca_basis": "bbbb2222"})
+    with pytest.raises(StreamError, match=r"^stream infant.dinov2: sessions P001 \(PCA basis aaaa1111\) and P003 "
+                                          r"\(PCA basis bbbb2222\) .*re-extract them with one basis file") as err:
+        check_consistent([a, b, c])
+    assert "\n" not in str(err.value)
+    d = _pca_session(tmp_path, "P004", {"pca_mode": "session", "pca_basis": "cccc3333"})
+    with pytest.raises(StreamError, match=r"P004/infant.dinov2.stream: made with a per-session PCA .* re-extract "
+                                          r"every session with pca=dataset") as err:
+        check_consistent([a, d])
+    assert "\n" not in str(err.value)
+    old = _pca_session(tmp_path, "P005", {"pca": "session", "k": "4"})   # written before pca_mode existed
+    with pytest.raises(StreamError, match="per-session PCA"):
+        check_consistent([a, old])

@@ -79,8 +79,18 @@ def test_cli_cv_writes_report_and_pictures(tmp_path, capsys):
     report = json.loads((out / "cv_report.json").read_text())
     assert [f["test_sessions"] for f in report["folds"]] and len(report["folds"]) == 3
     assert {f["chosen"]["lr"] for f in report["folds"]} <= {0.001, 0.01}
+    assert all(len(f["selection"]) == 2 for f in report["folds"])          # both grid points scored per fold
+    assert sorted(report["per_session"]) == ["A1", "A2", "A3"]
+    assert {"kappa", "f1_macro"} <= set(report["per_session"]["A2"]["model"])
+    for variant in ("model", "model_smoothed", "majority", "logreg"):
+        lo, hi = report["agreement"][variant]["kappa_ci95"]
+        assert lo <= report["agreement"][variant]["kappa"] <= hi
+    assert report["human_reference"]["kappa_range"] == [0.73, 0.82]
     assert sorted(p.name for p in out.glob("timeline_*.png")) == ["timeline_A1.png", "timeline_A2.png", "timeline_A3.png"]
-    assert "macro-F1" in capsys.readouterr().out
+    assert (out / "kappa_per_session.png").stat().st_size > 1000
+    printed = capsys.readouterr().out
+    assert "macro-F1" in printed and "per-frame logistic regression" in printed and report["summary"] in printed
+    assert "A1: 0% of 120 frames masked" in printed
 
 
 def _du(args, cwd):

@@ -49,8 +49,8 @@ def test_bilstm_beats_per_frame_mlp_when_classes_need_temporal_context(context_d
 def test_normaliser_and_class_weights_never_see_test_sessions(tmp_path):
     # every session has its own offset and label mix: any leak changes the fitted values
     sessions, lmap = _context_sessions(tmp_path, 5, 200, seed=1, dim=6, offsets=[0, 100, 300, 700, 1500])
-    cfg = training.TrainConfig(model="mlp", mlp_hidden=(8,), max_epochs=1, batch_size=16)
-    result = evaluation.cross_validate(sessions, lmap.target.names, cfg, folds=5)
+    cfg = training.TrainConfig(model="mlp", mlp_hidden=(8,), max_epochs=1, batch_size=16, normalise="fold")
+    result = evaluation.cross_validate(sessions, lmap.target.names, cfg, folds=5, baselines=False)
     by_name = {s.name: s for s in sessions}
     for fold in result.folds:
         assert not set(fold.test) & (set(fold.train) | set(fold.val))
@@ -117,7 +117,7 @@ def test_model_trained_on_sessions_predicts_another_as_nova_annotation(tmp_path,
     bundle = load_bundle(bundle_dir)
     target = sessions[5]
     pred = predict_session(bundle, target, min_dur_ms=200)
-    direct = training.predict_proba(fitted.model, fitted.normaliser, target, cfg.window, cfg.stride)
+    direct = training.predict_fitted(fitted, target)  # its own window, stride and normalisation
     np.testing.assert_allclose(pred.probs, direct, atol=1e-5)  # the bundle is the fitted model
     out = tmp_path / "pred" / target.name
     paths = write_prediction(out, bundle, pred, "infant", "icep", probabilities=True)
@@ -145,3 +145,125 @@ def test_bundle_refuses_a_session_with_other_feature_dims(tmp_path, context_data
     other = dataset.load_session(tmp_path / "other" / "P099", dataset.SessionSpec(["infant.feat"]))
     with pytest.raises(StreamError, match="session P099: stream infant.feat has 5 dims, model .* expects 8"):
         predict_session(bundle, other)
+
+
+def test_session_standardisation_uses_each_sessions_own_frames_only(tmp_path):
+    sessions, lmap = _context_sessions(tmp_path, 3, 200, seed=4, dim=6, offsets=[0, 50, -80])
+    for s in sessions:
+        wrapped = training.StandardisedSession(s)
+        x = wrapped.features(0, s.n_frames)
+        np.testing.assert_allclose(x.mean(0), 0, atol=1e-3)   # its own statistics, whatever its offset
+        np.testing.assert_allclose(x.std(0), 1, atol=1e-3)
+        raw = s.features(0, s.n_frames)
+        np.testing.assert_allclose(wrapped.mean, raw.mean(0), rtol=1e-4, atol=1e-3)
+    cfg = training.TrainConfig(model="mlp", mlp_hidden=(8,), max_epochs=2, batch_size=16)
+    assert cfg.normalise == "session"
+    fitted = training.fit(sessions[:2], [], lmap.n_classes, cfg)
+    # prediction standardises the new session the same way: an offset added to it changes nothing
+    shifted = dataset.SessionData(sessions[2].name, [dataset.ArrayRows(sessions[2].features(0, 200) + 1000.0, 25.0,
+                                                                       "infant.feat")], 40.0, 200, None, [None])
+    np.testing.assert_allclose(training.predict_fitted(fitted, shifted), training.predict_fitted(fitted, sessions[2]),
+                               atol=1e-4)
+
+
+def test_grid_point_is_scored_and_shipped_with_its_own_window(tmp_path, monkeypatch):
+    from nova_infant.icep.pipeline import train_bundle
+
+    rng = np.random.default_rng(5)
+    for i in range(6):
+        x, y = context_task(200, 6, rng, cue=3.0)  # a strong per-frame cue: many small steps win
+        write_session(tmp_path, "syn", f"S{i:02d}", {"infant.feat": (x, 25.0, "feature;video;syn")}, y, 40.0)
+    lmap = schemes.label_map("merged", "infant")
+    sessions = [dataset.load_session(p, SPEC, lmap) for p in dataset.list_sessions(tmp_path, "syn")]
+    scored = []
+    real = training.predict_proba
+
+    def spy(model, normaliser, session, window, stride, *args, **kwargs):
+        scored.append(window)
+        return real(model, normaliser, session, window, stride, *args, **kwargs)
+
+    monkeypatch.setattr(training, "predict_proba", spy)
+    # window 100 = one optimiser step per epoch on these sessions, window 10 = many: the short window wins
+    base = training.TrainConfig(model="mlp", mlp_hidden=(16,), window=50, stride=25, lr=3e-3, batch_size=16,
+                                max_epochs=3, patience=10)
+    grid = [{"window": 10, "stride": 10}, {"window": 100, "stride": 100}]
+    bundle_dir, _, _ = train_bundle(sessions, lmap, base, tmp_path / "bundle", grid=grid, inner_folds=3)
+    config = load_bundle(bundle_dir).config
+    assert config.window == 10 and config.stride == 10                  # shipped with the CV's choice
+    assert scored and set(scored) == {10, 100} and 50 not in scored       # each point scored with its own window
+    import json
+
+    info = json.loads((bundle_dir / "config.json").read_text())["training"]["selection"]
+    assert info["chosen"] == {"window": 10, "stride": 10}
+    assert [row["scored_with"]["window"] for row in info["table"]] == [10, 100]
+    assert info["table"][0]["f1_macro"] > info["table"][1]["f1_macro"]
+
+
+def test_sessions_of_one_group_never_sit_on_both_sides_of_any_split(tmp_path, monkeypatch):
+    sessions, lmap = _context_sessions(tmp_path, 8, 120, seed=6, dim=6)
+    # S00/S01 form dyad D0, S02/S03 dyad D1, ...: FFSF episodes of one dyad
+    groups = evaluation.parse_groups(r"S0(?P<group>[0-7])", [s.name for s in sessions])
+    groups = {n: f"D{int(g) // 2}" for n, g in groups.items()}
+    fits = []
+    real_fit = evaluation.fit
+
+    def spy(train, val, *args, **kwargs):
+        fits.append(({groups[s.name] for s in train}, {groups[s.name] for s in val}))
+        return real_fit(train, val, *args, **kwargs)
+
+    monkeypatch.setattr(evaluation, "fit", spy)
+    cfg = training.TrainConfig(model="mlp", mlp_hidden=(4,), max_epochs=1, batch_size=16, window=20, stride=20)
+    result = evaluation.cross_validate(sessions, lmap.target.names, cfg, folds=4, grid=[{"lr": 1e-3}, {"lr": 1e-2}],
+                                       inner_folds=2, groups=groups, baselines=False)
+    assert len(fits) == 4 * (2 * 2 + 1)                       # inner fits for both points + the fold's own fit
+    for train_groups, val_groups in fits:
+        assert not train_groups & val_groups                  # early-stopping split is group-wise
+    for fold in result.folds:
+        test_groups = {groups[n] for n in fold.test}
+        assert not test_groups & {groups[n] for n in fold.train + fold.val}
+    assert result.report()["groups"]["S03"] == "D1"
+    with pytest.raises(Exception, match="does not match session"):
+        evaluation.parse_groups(r"^P\d+", ["P01_a", "X02"])
+
+
+def test_csv_groups_file_maps_sessions_and_names_a_missing_one(tmp_path):
+    from nova_infant.errors import OptionError
+
+    path = tmp_path / "dyads.csv"
+    path.write_text("session,group\nP01_ffsf1,D01\nP01_ffsf2,D01\nP02_ffsf1,D02\n")
+    assert evaluation.parse_groups(str(path), ["P01_ffsf1", "P01_ffsf2", "P02_ffsf1"]) == {
+        "P01_ffsf1": "D01", "P01_ffsf2": "D01", "P02_ffsf1": "D02"}
+    with pytest.raises(OptionError, match="dyads.csv: session P03 has no group"):
+        evaluation.parse_groups(str(path), ["P01_ffsf1", "P03"])
+
+
+def _drifting_sessions(root, n_sessions, n_frames, seed):
+    """Context-task sessions plus a per-session offset and a slow linear drift on every feature (other room,
+    camera, light): per frame, the class evidence is weak next to the session shift."""
+    rng = np.random.default_rng(seed)
+    for i in range(n_sessions):
+        x, y = context_task(n_frames, 8, rng, cue=0.5)
+        offset = rng.normal(0, 3.0, 8)
+        drift = np.linspace(0, 1, n_frames)[:, None] * rng.normal(0, 2.0, 8)
+        write_session(root, "syn", f"S{i:02d}", {"infant.feat": ((x + offset + drift).astype(np.float32), 25.0,
+                                                                  "feature;video;syn")}, y, 40.0)
+    lmap = schemes.label_map("merged", "infant")
+    return [dataset.load_session(p, SPEC, lmap) for p in dataset.list_sessions(root, "syn")], lmap
+
+
+def test_default_model_beats_the_per_frame_baseline_on_shifted_sessions_and_the_report_shows_both(tmp_path):
+    sessions, lmap = _drifting_sessions(tmp_path, 6, 800, seed=7)
+    cfg = training.TrainConfig(hidden=32, lr=1e-2, max_epochs=30)   # defaults otherwise (normalise, window, ...)
+    result = evaluation.cross_validate(sessions, lmap.target.names, cfg, folds=3, role="infant")
+    report = result.report()
+    agree = report["agreement"]
+    assert set(agree) == {"model", "model_smoothed", "majority", "logreg"}
+    assert agree["model"]["kappa"] > agree["logreg"]["kappa"] + 0.1
+    assert report["versus_baselines"]["logreg"]["beats"] and report["versus_baselines"]["majority"]["beats"]
+    lo, hi = agree["model"]["kappa_ci95"]
+    assert lo < agree["model"]["kappa"] < hi and hi - lo > 0
+    assert agree["majority"]["kappa"] == pytest.approx(0.0)
+    assert set(report["per_session"]) == {s.name for s in sessions}
+    row = report["per_session"]["S00"]
+    assert {"model", "model_smoothed", "logreg", "majority"} <= set(row) and 0 <= row["masked"]["masked"] <= 1
+    assert "beats per-frame logistic regression" in report["summary"] and "0.73-0.82" in report["summary"]

@@ -29,7 +29,7 @@ log = logging.getLogger("nova_infant")
 DEFAULTS = {"model_name": "", "model": "bilstm", "role": "infant", "label_set": "merged", "window": 50,
             "stride": 25, "hidden": 128, "layers": 2, "dropout": 0.25, "optimizer": "adam", "lr": 0.001,
             "batch_size": 64, "epochs": 100, "patience": 5, "seed": 0, "device": "auto", "val_fraction": 0.2,
-            "cv_folds": 0}
+            "cv_folds": 0, "normalise": "session", "grid": "", "inner_folds": 3, "groups": "", "min_dur_ms": 400}
 
 # NOVA sends every declared input (it has no on/off control for inputs), so each feature combination and role is
 # its own trainer: "<role>" x "dinov2" | "dinov2 + w2vbert" (docs/nova-guide.md).
@@ -40,7 +40,9 @@ _OPTIONS = [("model_name", "STRING", ""), ("model", "LIST", "bilstm,mlp"), ("lab
             ("layers", "STRING", "2"), ("dropout", "STRING", "0.25"), ("optimizer", "LIST", "adam,sgd"),
             ("lr", "STRING", "0.001"), ("batch_size", "STRING", "64"), ("epochs", "STRING", "100"),
             ("patience", "STRING", "5"), ("seed", "STRING", "0"), ("device", "LIST", "auto,cpu,cuda"),
-            ("val_fraction", "STRING", "0.2"), ("cv_folds", "STRING", "0")]
+            ("val_fraction", "STRING", "0.2"), ("cv_folds", "STRING", "0"), ("normalise", "LIST", "session,fold"),
+            ("grid", "STRING", ""), ("inner_folds", "STRING", "3"), ("groups", "STRING", ""),
+            ("min_dur_ms", "STRING", "400")]
 
 
 def train_spec(role: str, features: list[str]) -> TrainerSpec:
@@ -114,18 +116,26 @@ class ICEPTrainer(Processor):
     def _check_options(self) -> dict:
         """Every option checked once, before any session is read (nova_infant.validation)."""
         from ..icep.schemes import label_map
-        from ..validation import check_folds, check_train_config, check_val_fraction, choice_option
+        from ..validation import (check_folds, check_inner_folds, check_train_config, check_val_fraction,
+                                  choice_option, float_option, parse_grid)
 
         o = self.options
         config = check_train_config(dict(
             model=o["model"], window=o["window"], stride=o["stride"], hidden=o["hidden"], layers=o["layers"],
             dropout=o["dropout"], optimizer=o["optimizer"], lr=o["lr"], batch_size=o["batch_size"],
-            max_epochs=o["epochs"], patience=o["patience"], seed=o["seed"], device=o["device"]))
+            max_epochs=o["epochs"], patience=o["patience"], seed=o["seed"], device=o["device"],
+            normalise=o["normalise"]))
         role = choice_option(o["role"], "role", ("infant", "caregiver"))
+        # NOVA's option string cannot hold ';' or ':' -- a grid is given as JSON with those escaped by NOVA
         return {"config": config, "folds": check_folds(o["cv_folds"], "cv_folds"), "role": role,
-                "val_fraction": check_val_fraction(o["val_fraction"]), "label_map": label_map(str(o["label_set"]), role)}
+                "val_fraction": check_val_fraction(o["val_fraction"]), "label_map": label_map(str(o["label_set"]), role),
+                "grid": parse_grid(o["grid"], config), "inner_folds": check_inner_folds(o["inner_folds"]),
+                "groups": str(o["groups"]).strip() or None,
+                "min_dur_ms": float_option(o["min_dur_ms"], "min_dur_ms", 0.0)}
 
     def _train(self):
+        from ..errors import OptionError
+        from ..icep.evaluation import parse_groups
         from ..icep.pipeline import train_bundle
         from ..validation import folds_for, usable_training_sessions
 
@@ -136,11 +146,16 @@ class ICEPTrainer(Processor):
             raise OptionError(f"icep_train: none of the {len(self.sessions)} loaded sessions is usable: nothing trained")
         folder, out = trainer_dir(), self._bundle_dir()
         folds = folds_for(self.checked["folds"], len(sessions), "icep_train", "cv_folds")
-        bundle, trainer, _ = train_bundle(
-            sessions, self.checked["label_map"], config, out,
-            folder, folds, self.checked["val_fraction"],
-            training_info={"dataset": self.dataset, "label_set": str(o["label_set"])})
+        lmap = self.checked["label_map"]
+        bundle, trainer, report = train_bundle(
+            sessions, lmap, config, out, folder, folds, self.checked["val_fraction"], self.checked["grid"],
+            {"dataset": self.dataset, "label_set": str(o["label_set"])}, self.checked["inner_folds"],
+            parse_groups(self.checked["groups"], [s.name for s in sessions]), self.checked["min_dur_ms"])
         log.info("trained on %d sessions: bundle %s, predictor %s", len(sessions), bundle, trainer)
+        if report:
+            log.info("cross-validation: %s", report["summary"])
+        elif lmap.note:
+            log.info("%s", lmap.note)
 
     def _bundle_dir(self) -> Path:
         """``<trainer folder>/icep_models/<model_name>``; ``PathError`` for a model name that is not a plain name

@@ -32,15 +32,19 @@ FORMAT = "nova-infant-icep-bundle/1"
 
 
 def feature_spec(session: SessionData) -> dict:
-    """``{"step_ms", "streams": [{"name", "dim", "sample_rate_hz", "media_type"}]}`` of a session's fused streams."""
-    return {"step_ms": session.step_ms, "dim": session.dim,
-            "streams": [{"name": s.name, "dim": int(s.dim), "sample_rate_hz": float(s.sample_rate_hz),
-                         "media_type": s.media_type} for s in session.streams]}
+    """``{"step_ms", "streams": [{"name", "dim", "sample_rate_hz", "media_type"[, "pca_basis"]}]}`` of a session's
+    fused streams (``pca_basis``: hash of a DINOv2-PCA stream's basis, from its header)."""
+    streams = []
+    for s in session.streams:
+        basis = str((getattr(s, "meta", None) or {}).get("pca_basis", ""))
+        streams.append({"name": s.name, "dim": int(s.dim), "sample_rate_hz": float(s.sample_rate_hz),
+                        "media_type": s.media_type, **({"pca_basis": basis} if basis else {})})
+    return {"step_ms": session.step_ms, "dim": session.dim, "streams": streams}
 
 
 def check_session(spec: dict, session: SessionData, bundle: str = "") -> None:
     """Raise ``StreamError`` naming the session if its streams do not match the bundle's feature spec
-    (number of streams, dimension of each, frame rate)."""
+    (number of streams, dimension of each, PCA basis where both record one, frame rate)."""
     want = spec["streams"]
     if len(want) != len(session.streams):
         raise StreamError(f"session {session.name}: {len(session.streams)} feature streams given, model {bundle} "
@@ -49,6 +53,11 @@ def check_session(spec: dict, session: SessionData, bundle: str = "") -> None:
         if int(w["dim"]) != s.dim:
             raise StreamError(f"session {session.name}: stream {s.name} has {s.dim} dims, model {bundle} expects "
                               f"{w['dim']} (stream {w['name']})")
+        basis = str((getattr(s, "meta", None) or {}).get("pca_basis", ""))
+        if w.get("pca_basis") and basis and basis != w["pca_basis"]:
+            raise StreamError(f"session {session.name}: stream {s.name} was extracted with PCA basis {basis}, model "
+                              f"{bundle} was trained on basis {w['pca_basis']}; re-extract it with the training "
+                              f"basis file (option pca_basis)")
     if abs(session.step_ms - spec["step_ms"]) > 1e-3:
         raise StreamError(f"session {session.name}: frame step {session.step_ms:.3f} ms, model {bundle} was trained "
                           f"at {spec['step_ms']:.3f} ms")
@@ -121,6 +130,7 @@ def load_bundle(path: str | os.PathLike, device: str = "cpu") -> Bundle:
         config = json.loads(where.read_text())
         arch, cfg, lmap = config["architecture"], dict(config["training_config"]), LabelMap.from_json(config["label_map"])
         cfg["mlp_hidden"] = tuple(cfg["mlp_hidden"])
+        cfg.setdefault("normalise", "fold")  # bundles written before per-session standardisation existed
         train_config, features = TrainConfig(**cfg), config["feature_spec"]
         in_dim, n_classes = int(arch["in_dim"]), int(arch["n_classes"])
         where = path / "normaliser.json"

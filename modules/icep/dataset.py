@@ -29,7 +29,8 @@ MASK = -1
 class FileRows:
     """Lazy row reader of a BINARY float32 SSI stream: reads rows with a positioned read, holds no data.
 
-    Attributes: ``path``, ``name``, ``n_rows``, ``dim``, ``sample_rate_hz``, ``media_type``.
+    Attributes: ``path``, ``name``, ``n_rows``, ``dim``, ``sample_rate_hz``, ``media_type``, ``meta`` (header
+    ``<meta>`` attributes).
     """
 
     def __init__(self, path: str | os.PathLike, name: str | None = None):
@@ -44,6 +45,7 @@ class FileRows:
         self.name = name or self.path.name[: -len(".stream")]
         self.n_rows, self.dim = view.n_rows, view.dim
         self.sample_rate_hz, self.media_type = view.sample_rate_hz, view.media_type
+        self.meta = dict(view.meta)  # header <meta> attributes (e.g. the PCA basis of a DINOv2 stream)
         self._data_path = str(self.path) + "~"
         del view
 
@@ -57,8 +59,10 @@ class FileRows:
 class ArrayRows:
     """Row reader over an in-memory array (e.g. an SSIStream du-process loaded in database mode)."""
 
-    def __init__(self, data: np.ndarray, sample_rate_hz: float, name: str, media_type: str = ""):
+    def __init__(self, data: np.ndarray, sample_rate_hz: float, name: str, media_type: str = "",
+                 meta: dict | None = None):
         self.data = np.asarray(data, np.float32)
+        self.meta = dict(meta or {})
         if self.data.ndim != 2:
             raise StreamError(f"stream {name}: expected (rows, dim), got shape {self.data.shape}")
         self.name, self.sample_rate_hz, self.media_type = name, float(sample_rate_hz), media_type
@@ -79,6 +83,7 @@ class SessionData:
     step_ms : float  -- frame step of the grid (ms)
     n_frames : int
     labels : int64 (n_frames,) or None -- target class id per frame, -1 = masked
+    masked : dict -- share of frames masked, in total and by reason (``gap``, ``garbage``, ``excluded``)
     """
 
     name: str
@@ -87,6 +92,8 @@ class SessionData:
     n_frames: int
     labels: np.ndarray | None = None
     _rows: list = field(default_factory=list, repr=False)
+    masked: dict = field(default_factory=dict)
+    _norm: tuple | None = field(default=None, repr=False)
 
     @property
     def dim(self) -> int:
@@ -148,42 +155,65 @@ def align_streams(session: str, streams: Sequence) -> tuple[float, int, list]:
     return step_ms, n_frames, rows
 
 
-def sample_labels(segments: np.ndarray, n_frames: int, step_ms: float, class_ids: np.ndarray, source: str = "") -> np.ndarray:
-    """Target class per frame by interval lookup at frame centres.
+def sample_labels(segments: np.ndarray, n_frames: int, step_ms: float, class_ids: np.ndarray, source: str = "",
+                  names: list[str] | None = None) -> np.ndarray:
+    """Target class per frame by interval lookup at frame centres (:func:`sample_labels_masked` without the shares)."""
+    return sample_labels_masked(segments, n_frames, step_ms, class_ids, source, names)[0]
+
+
+def sample_labels_masked(segments: np.ndarray, n_frames: int, step_ms: float, class_ids: np.ndarray,
+                         source: str = "", names: list[str] | None = None) -> tuple[np.ndarray, dict]:
+    """Target class per frame by interval lookup at frame centres, and the share of frames masked.
 
     Parameters
     ----------
     segments : structured array with ``from``, ``to`` (ms) and ``id`` (source class id, -1 = garbage)
-    class_ids : int64 array, target id for each source id (-1 = masked), e.g. ``LabelMap.lookup(scheme names)``
+    class_ids : int64 array, target id for each source id (-1 = excluded, -2 = unknown), e.g.
+        ``LabelMap.lookup(scheme names)``
     source : name used in errors (file or session)
+    names : source class names by id (for errors)
 
     Returns
     -------
-    int64 (n_frames,) : target id, -1 where no segment covers the centre, garbage, or masked classes.
-    A later segment wins where segments overlap.
+    labels : int64 (n_frames,) -- target id, -1 where no segment covers the centre, garbage, or excluded classes.
+        A later segment wins where segments overlap.
+    masked : dict -- ``{"frames", "masked", "gap", "garbage", "excluded"}``: frame count and shares (0..1).
 
     Raises
     ------
     AnnotationError
-        If a label id is neither -1 nor a class of the scheme.
+        If a label id is neither -1 nor a class of the scheme, or a class name used by a segment is neither mapped
+        nor excluded by the label map (naming the file, the name and the time of its first segment).
     """
-    labels = np.full(n_frames, MASK, np.int64)
-    if len(segments) == 0:
-        return labels
-    ids = np.asarray(segments["id"]).astype(np.int64)
+    gap, garbage, excluded = -4, -1, -3
+    labels = np.full(n_frames, gap, np.int64)
+    ids = np.asarray(segments["id"]).astype(np.int64) if len(segments) else np.zeros(0, np.int64)
     bad = (ids < -1) | (ids >= len(class_ids))
     if bad.any():
         raise AnnotationError(f"{source}: label id {int(ids[bad][0])} at {float(segments['from'][bad][0]) / 1000:.2f} s "
                               f"is outside the scheme (ids 0..{len(class_ids) - 1}, -1 = garbage)")
-    centres = (np.arange(n_frames) + 0.5) * step_ms
-    order = np.argsort(np.asarray(segments["from"], np.float64), kind="stable")
-    starts = np.asarray(segments["from"], np.float64)[order]
-    ends = np.asarray(segments["to"], np.float64)[order]
-    target = np.where(ids[order] >= 0, class_ids[np.clip(ids[order], 0, None)], MASK)
-    for s, e, t in zip(starts, ends, target):
-        lo, hi = np.searchsorted(centres, [s, e], side="left")
-        labels[lo:hi] = t
-    return labels
+    if len(segments):
+        target_of = np.where(ids >= 0, class_ids[np.clip(ids, 0, None)], garbage)
+        unknown = np.flatnonzero(target_of == -2)
+        if len(unknown):
+            first = unknown[np.argmin(np.asarray(segments["from"], np.float64)[unknown])]
+            name = names[ids[first]] if names is not None else f"id {ids[first]}"
+            raise AnnotationError(f"{source}: class {name!r} at {float(segments['from'][first]) / 1000:.2f} s is "
+                                  f"neither mapped nor excluded by the label set (add it to 'map' or 'exclude' of "
+                                  f"a --label-set file)")
+        centres = (np.arange(n_frames) + 0.5) * step_ms
+        order = np.argsort(np.asarray(segments["from"], np.float64), kind="stable")
+        starts = np.asarray(segments["from"], np.float64)[order]
+        ends = np.asarray(segments["to"], np.float64)[order]
+        target = np.where(ids[order] >= 0, np.where(target_of[order] == -1, excluded, target_of[order]), garbage)
+        for s, e, t in zip(starts, ends, target):
+            lo, hi = np.searchsorted(centres, [s, e], side="left")
+            labels[lo:hi] = t
+    n = max(n_frames, 1)
+    masked = {"frames": int(n_frames), "masked": float((labels < 0).sum() / n), "gap": float((labels == gap).sum() / n),
+              "garbage": float((labels == garbage).sum() / n), "excluded": float((labels == excluded).sum() / n)}
+    labels[labels < 0] = MASK
+    return labels, masked
 
 
 def read_annotation(path: str | os.PathLike):
@@ -264,7 +294,7 @@ def session_from_rows(name: str, streams: list, label_source, lmap: LabelMap | N
         if lmap is None:
             raise ValueError("a label map is needed to sample labels")
         segments, names, source = label_source
-        data.labels = sample_labels(segments, n_frames, step_ms, lmap.lookup(names), source)
+        data.labels, data.masked = sample_labels_masked(segments, n_frames, step_ms, lmap.lookup(names), source, names)
     return data
 
 

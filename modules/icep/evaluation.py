@@ -1,27 +1,49 @@
-"""Leak-free evaluation: session-grouped K-fold (outer) with validation sessions taken from the training side
-(inner split, for early stopping and a small hyper-parameter grid). Metrics from scikit-learn.
+"""Leak-free evaluation: group-wise K-fold (outer), a session-grouped inner K-fold on the training side to pick a
+grid point, a separate early-stopping split, two baselines on the same folds, and agreement figures with their
+spread across sessions. Metrics from scikit-learn (:mod:`nova_infant.metrics`).
 
-Every normaliser, class weight and the model are fitted in :func:`training.fit` on the outer-training sessions
-minus the validation sessions; the label map is fixed by the scheme configuration before any data is seen.
-Every test frame is scored exactly once (overlapping windows averaged in ``predict_proba``); masked frames
-(-1: gaps, garbage, excluded classes) are not scored. The reference code instead fitted scalers and class weights
-on all sessions and scored overlapping windows twice (docs/reference-and-peers.md A3-A5).
+- Groups: a session is its own group unless ``groups`` maps sessions to dyads/participants (:func:`parse_groups`);
+  every split (outer folds, inner folds, early-stopping hold-out) keeps a group on one side.
+- Model selection: each grid point is fitted and scored with its *own* configuration (window, stride,
+  normalisation...) on the inner folds (pooled inner-validation macro-F1); the early-stopping sessions of each
+  inner fit come from the inner-training side, so the sessions that choose the grid point never steer early
+  stopping. With one grid point no inner loop runs.
+- Every normaliser, class weight and the model are fitted in :func:`training.fit` on training sessions only; the
+  label map is fixed by the scheme configuration before any data is seen. Per-session standardisation uses the
+  session's own features only (no labels), the same at prediction time.
+- Every test frame is scored exactly once (overlapping windows averaged); masked frames are not scored.
+- Report: per session κ and macro-F1; pooled κ with a 95 % session-bootstrap interval (Efron & Tibshirani 1993,
+  percentile interval, test sessions resampled with replacement); the model with and without ``min_dur_ms``
+  smoothing; a majority-class and a per-frame logistic-regression baseline (scikit-learn) fitted on each fold's
+  training sessions; the human reference of the role.
 """
 
 from __future__ import annotations
 
+import csv
 import logging
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
+from ..errors import OptionError
 from ..metrics import frame_scores
-from sklearn.model_selection import KFold
-
 from .dataset import SessionData
-from .training import FitResult, TrainConfig, fit, predict_proba
+from .training import FitResult, TrainConfig, fit, normalised, predict_fitted
 
 log = logging.getLogger("nova_infant.icep")
+
+# ICMI'24 ICEP-R paper, section 3: two certified coders, Noldus Observer, Cohen's κ on the full (unmerged) ICEP-R
+# engagement-phase codes of each role.
+HUMAN_REFERENCE = {
+    "infant": {"kappa_range": [0.73, 0.82], "codes": "full ICEP-R infant engagement codes",
+               "source": "ICMI'24 ICEP-R paper, section 3 (two certified coders)"},
+    "caregiver": {"kappa_range": [0.72, 0.73], "codes": "full ICEP-R caregiver (maternal) engagement codes",
+                  "source": "ICMI'24 ICEP-R paper, section 3 (two certified coders)"},
+}
+BOOTSTRAP_ROUNDS = 2000
 
 
 def scores(y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str]) -> dict:
@@ -33,9 +55,231 @@ def scores(y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str]) -> di
     return out
 
 
+# ---------------------------------------------------------------- groups and splits
+
+
+def parse_groups(spec: str | None, names: list[str]) -> dict[str, str]:
+    """Group (dyad / participant) of each session.
+
+    Parameters
+    ----------
+    spec : None | path of a CSV | regular expression
+        None or "": every session is its own group. A CSV file (``.csv``) with a header row holding the columns
+        ``session`` and ``group``. Otherwise a regular expression searched in the session name: the group is its
+        named group ``group``, else its first capture group, else the whole match (``^P\\d+`` groups
+        ``P011_ffsf1`` and ``P011_ffsf2`` as ``P011``).
+    names : session names
+
+    Returns
+    -------
+    dict session name -> group name
+
+    Raises
+    ------
+    OptionError
+        If the CSV cannot be read or lacks a session, the pattern is not a valid expression, or it does not match a
+        session name (naming the file or pattern and the session).
+    """
+    if not spec:
+        return {n: n for n in names}
+    spec = str(spec)
+    if spec.lower().endswith(".csv"):
+        path = Path(spec)
+        try:
+            with open(path, newline="", encoding="utf-8-sig") as handle:
+                rows = list(csv.DictReader(handle))
+        except OSError as exc:
+            raise OptionError(f"{path}: cannot read the groups file ({exc.strerror})") from None
+        if not rows or not {"session", "group"} <= set(rows[0]):
+            raise OptionError(f"{path}: a groups file needs a header with the columns 'session' and 'group'")
+        table = {r["session"].strip(): r["group"].strip() for r in rows}
+        missing = [n for n in names if n not in table]
+        if missing:
+            raise OptionError(f"{path}: session {missing[0]} has no group ({len(missing)} session(s) missing)")
+        return {n: table[n] for n in names}
+    try:
+        pattern = re.compile(spec)
+    except re.error as exc:
+        raise OptionError(f"option groups: {spec!r} is neither a .csv file nor a valid regular expression ({exc})") from None
+    out = {}
+    for n in names:
+        match = pattern.search(n)
+        if match is None:
+            raise OptionError(f"option groups: pattern {spec!r} does not match session {n}")
+        out[n] = match.group("group") if "group" in pattern.groupindex else match.group(1) if pattern.groups else match.group(0)
+    return out
+
+
+def group_kfold(groups: list[str], n_splits: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Shuffled group K-fold (scikit-learn ``GroupKFold(shuffle=True)``) over items with these groups; ``n_splits``
+    is capped at the number of groups. Returns ``[(train indices, test indices), ...]``.
+
+    Raises
+    ------
+    ValueError
+        If there are fewer than 2 groups.
+    """
+    from sklearn.model_selection import GroupKFold
+
+    n_groups = len(set(groups))
+    if n_groups < 2:
+        raise ValueError(f"a grouped split needs at least 2 groups, got {n_groups}")
+    kfold = GroupKFold(n_splits=min(n_splits, n_groups), shuffle=True, random_state=seed)
+    return [(np.sort(a), np.sort(b)) for a, b in kfold.split(np.zeros(len(groups)), groups=groups)]
+
+
+def split_validation(train_idx: np.ndarray, val_fraction: float, rng: np.random.Generator,
+                     groups: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Early-stopping hold-out: ``max(1, round(val_fraction * n_groups))`` whole groups of the training side
+    (none if it holds one group only). ``groups`` is indexed like the full session list (None: one per session).
+
+    Returns ``(fit indices, validation indices)``, both sorted.
+    """
+    train_idx = np.asarray(train_idx)
+    keys = [groups[i] if groups is not None else str(i) for i in train_idx]
+    unique = sorted(set(keys))
+    n_val = 0 if len(unique) < 2 or val_fraction <= 0 else max(1, int(round(val_fraction * len(unique))))
+    chosen = set(rng.permutation(unique)[:n_val].tolist())
+    is_val = np.array([k in chosen for k in keys], bool)
+    return np.sort(train_idx[~is_val]), np.sort(train_idx[is_val])
+
+
+# ---------------------------------------------------------------- model selection
+
+
+def select_config(sessions: list[SessionData], groups: list[str], class_names: list[str], config: TrainConfig,
+                  grid: list[dict] | None, inner_folds: int = 3, val_fraction: float = 0.2,
+                  seed: int = 0) -> tuple[dict, list[dict]]:
+    """Choose a grid point by session-grouped inner K-fold on ``sessions`` (the outer-training side).
+
+    Each point's configuration (``config.replace(**point)``) is fitted on the inner-training sessions (with its own
+    early-stopping hold-out taken from them) and scored on the inner-validation sessions with that same
+    configuration (its window, stride and normalisation); macro-F1 is pooled over the inner folds' frames.
+
+    Returns
+    -------
+    (chosen point, table) : table = one dict per point: ``point``, ``f1_macro``, ``kappa``, ``scored_with``
+        (window, stride, normalise actually used to score it), ``inner_folds``. With fewer than two points nothing
+        is fitted and the table is empty.
+    """
+    points = list(grid or [{}])
+    if len(points) == 1:
+        return dict(points[0]), []
+    rng = np.random.default_rng(seed)
+    splits = group_kfold(groups, inner_folds, seed)
+    table = []
+    for point in points:
+        cfg = config.replace(**point)
+        gold, pred = [], []
+        for inner_train, inner_val in splits:
+            fit_idx, es_idx = split_validation(inner_train, val_fraction, rng, groups)
+            fitted = fit([sessions[i] for i in fit_idx], [sessions[i] for i in es_idx], len(class_names), cfg)
+            for i in inner_val:
+                gold.append(sessions[i].labels)
+                pred.append(predict_fitted(fitted, sessions[i]).argmax(1))
+        s = scores(np.concatenate(gold), np.concatenate(pred), class_names)
+        table.append({"point": dict(point), "f1_macro": s["f1_macro"], "kappa": s["kappa"],
+                      "scored_with": {"window": fitted.config.window, "stride": fitted.config.stride,
+                                      "normalise": fitted.config.normalise}, "inner_folds": len(splits)})
+        log.info("grid point %s: inner macro-F1 %.3f", point, s["f1_macro"])
+    best = max(range(len(points)), key=lambda i: table[i]["f1_macro"])  # first of equals
+    return dict(points[best]), table
+
+
+# ---------------------------------------------------------------- baselines
+
+
+def majority_baseline(train: list[SessionData]) -> int:
+    """Most frequent labelled class over the training sessions' frames."""
+    counts = np.bincount(np.concatenate([s.labels[s.labels >= 0] for s in train]))
+    return int(np.argmax(counts))
+
+
+def logistic_baseline(train: list[SessionData], normalise: str, max_frames: int = 20000, seed: int = 0):
+    """Per-frame multinomial logistic regression (scikit-learn ``LogisticRegression``, class-weight "balanced",
+    after ``StandardScaler``) on at most ``max_frames`` labelled frames sampled evenly from the training sessions,
+    read with the model's normalisation mode. Returns a fitted scikit-learn ``Pipeline``."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(seed)
+    per_session = max(1, max_frames // max(len(train), 1))
+    xs, ys = [], []
+    for s in normalised(train, normalise):
+        frames = np.flatnonzero(s.labels >= 0)
+        if len(frames) > per_session:
+            frames = np.sort(rng.choice(frames, per_session, replace=False))
+        if len(frames):
+            block = s.features(int(frames[0]), int(frames[-1]) + 1)
+            xs.append(block[frames - frames[0]])
+            ys.append(s.labels[frames])
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=300, class_weight="balanced"))
+    return model.fit(np.concatenate(xs), np.concatenate(ys))
+
+
+def _predict_frames(model, session: SessionData, normalise: str, chunk: int = 4096) -> np.ndarray:
+    s = normalised([session], normalise)[0]
+    return np.concatenate([model.predict(s.features(a, min(a + chunk, s.n_frames)))
+                           for a in range(0, s.n_frames, chunk)]).astype(np.int64)
+
+
+# ---------------------------------------------------------------- agreement with spread
+
+
+def _confusion(gold: np.ndarray, pred: np.ndarray, n: int) -> np.ndarray:
+    keep = (gold >= 0) & (pred >= 0)
+    return np.bincount(gold[keep] * n + pred[keep], minlength=n * n).reshape(n, n).astype(np.float64)
+
+
+def kappa_from_confusion(cm: np.ndarray) -> float:
+    """Cohen's κ of a confusion matrix (rows = coder, columns = model); 0.0 when undefined (chance agreement)."""
+    total = cm.sum()
+    if total <= 0:
+        return 0.0
+    po = np.trace(cm) / total
+    pe = float((cm.sum(0) * cm.sum(1)).sum()) / total ** 2
+    return 0.0 if pe >= 1 else float((po - pe) / (1 - pe))
+
+
+def macro_f1_from_confusion(cm: np.ndarray) -> float:
+    """Macro-F1 over the classes present on either side of a confusion matrix."""
+    tp, row, col = np.diag(cm), cm.sum(1), cm.sum(0)
+    present = (row + col) > 0
+    f1 = np.where(present, 2 * tp / np.maximum(row + col, 1e-12), 0.0)
+    return float(f1[present].mean()) if present.any() else 0.0
+
+
+def session_bootstrap(confusions: dict[str, np.ndarray], rounds: int = BOOTSTRAP_ROUNDS, seed: int = 0) -> np.ndarray:
+    """Indices of resampled sessions: int (rounds, n_sessions), sessions drawn with replacement."""
+    n = len(confusions)
+    return np.random.default_rng(seed).integers(0, n, size=(rounds, n))
+
+
+def agreement(confusions: dict[str, np.ndarray], draws: np.ndarray) -> dict:
+    """Pooled κ and macro-F1 with 95 % percentile intervals over session bootstrap ``draws``, and the spread of the
+    per-session values (mean, SD, min, max)."""
+    stack = np.stack(list(confusions.values()))
+    pooled = stack.sum(0)
+    boot = stack[draws].sum(1)
+    kappas = np.array([kappa_from_confusion(c) for c in boot])
+    f1s = np.array([macro_f1_from_confusion(c) for c in boot])
+    per_k = np.array([kappa_from_confusion(c) for c in stack])
+    return {"kappa": kappa_from_confusion(pooled), "kappa_ci95": np.percentile(kappas, [2.5, 97.5]).tolist(),
+            "f1_macro": macro_f1_from_confusion(pooled), "f1_macro_ci95": np.percentile(f1s, [2.5, 97.5]).tolist(),
+            "kappa_per_session": {"mean": float(per_k.mean()), "sd": float(per_k.std(ddof=1)) if len(per_k) > 1 else 0.0,
+                                  "min": float(per_k.min()), "max": float(per_k.max())},
+            "_boot_kappas": kappas}
+
+
+# ---------------------------------------------------------------- cross-validation
+
+
 @dataclass
 class FoldResult:
-    """One outer fold: which sessions went where, the fitted model and its test predictions."""
+    """One outer fold: which sessions went where, the chosen grid point, the fitted model and its test predictions
+    (``predictions``: session -> (gold, model) and ``variants``: session -> {"model_smoothed", "majority",
+    "logreg"} int64 (n_frames,) each)."""
 
     index: int
     train: list[str]
@@ -45,83 +289,162 @@ class FoldResult:
     fitted: FitResult
     scores: dict
     predictions: dict = field(default_factory=dict)  # session -> (gold int64 (n,), pred int64 (n,))
+    selection: list = field(default_factory=list)
+    variants: dict = field(default_factory=dict)
+
+
+VARIANTS = ("model", "model_smoothed", "majority", "logreg")
 
 
 @dataclass
 class CVResult:
     folds: list[FoldResult]
     pooled: dict
+    class_names: list = field(default_factory=list)
+    groups: dict = field(default_factory=dict)
+    masked: dict = field(default_factory=dict)
+    min_dur_ms: float = 0.0
+    role: str = ""
+    note: str = ""
+    inner_folds: int = 0
+    seed: int = 0
+    summary: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.folds and self.class_names:
+            self.summary = self._summarise()
+
+    def _summarise(self) -> dict:
+        n = len(self.class_names)
+        conf = {v: {} for v in VARIANTS}
+        per_session = {}
+        for fold in self.folds:
+            for name, (gold, pred) in fold.predictions.items():
+                preds = {"model": pred, **fold.variants.get(name, {})}
+                row = {"fold": fold.index, "group": self.groups.get(name, name), "frames_scored": int((gold >= 0).sum()),
+                       "masked": self.masked.get(name, {})}
+                for v in VARIANTS:
+                    if v in preds:
+                        conf[v][name] = _confusion(gold, preds[v], n)
+                        row[v] = {"kappa": kappa_from_confusion(conf[v][name]),
+                                  "f1_macro": macro_f1_from_confusion(conf[v][name])}
+                per_session[name] = row
+        names = list(conf["model"])
+        draws = session_bootstrap(conf["model"], seed=self.seed)
+        agree = {v: agreement({k: conf[v][k] for k in names}, draws) for v in VARIANTS if len(conf[v]) == len(names)}
+        beats = {}
+        for b in ("majority", "logreg"):
+            if b in agree:
+                diff = agree["model"]["_boot_kappas"] - agree[b]["_boot_kappas"]
+                lo, hi = np.percentile(diff, [2.5, 97.5]).tolist()
+                beats[b] = {"kappa_difference": agree["model"]["kappa"] - agree[b]["kappa"], "ci95": [lo, hi],
+                            "beats": bool(lo > 0)}
+        for a in agree.values():
+            a.pop("_boot_kappas")
+        human = HUMAN_REFERENCE.get(self.role)
+        return {"per_session": per_session, "agreement": agree, "versus_baselines": beats,
+                "human_reference": human, "min_dur_ms": self.min_dur_ms, "bootstrap_rounds": BOOTSTRAP_ROUNDS,
+                "line": summary_line(agree, beats, human, self.min_dur_ms, self.note)}
 
     def report(self) -> dict:
-        """JSON-ready report: per fold (sessions, chosen grid point, best epoch, scores) and pooled scores."""
+        """JSON-ready report: per fold (sessions, grid selection, chosen point, best epoch, scores), pooled scores,
+        per-session scores, agreement with bootstrap intervals, baselines, human reference and the summary line."""
         return {"folds": [{"fold": f.index, "train_sessions": f.train, "val_sessions": f.val,
-                           "test_sessions": f.test, "chosen": f.chosen, "best_epoch": f.fitted.best_epoch,
+                           "test_sessions": f.test, "chosen": f.chosen, "selection": f.selection,
+                           "trained_config": f.fitted.config.to_dict(), "best_epoch": f.fitted.best_epoch,
                            "scores": f.scores} for f in self.folds],
-                "pooled": self.pooled}
+                "groups": self.groups, "inner_folds": self.inner_folds,
+                "pooled": self.pooled, **{k: v for k, v in self.summary.items() if k != "line"},
+                "summary": self.summary.get("line", ""), **({"label_set_note": self.note} if self.note else {})}
 
 
-def split_validation(train_idx: np.ndarray, val_fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Take ``max(1, round(val_fraction * n))`` validation sessions from the training side (none if only one)."""
-    n_val = 0 if len(train_idx) < 2 or val_fraction <= 0 else max(1, int(round(val_fraction * len(train_idx))))
-    perm = rng.permutation(train_idx)
-    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+def summary_line(agree: dict, beats: dict, human: dict | None, min_dur_ms: float, note: str = "") -> str:
+    """One line: pooled κ [95 % CI] of the model (and smoothed), of both baselines, whether the model beats them
+    (session-bootstrap interval of the κ difference above 0), the human reference and the label-set note."""
+    def k(v):
+        a = agree[v]
+        return f"{a['kappa']:.3f} [{a['kappa_ci95'][0]:.3f}, {a['kappa_ci95'][1]:.3f}]"
+
+    parts = [f"model kappa {k('model')}"]
+    if "model_smoothed" in agree and min_dur_ms > 0:
+        parts[0] += f" (smoothed {min_dur_ms:g} ms: {k('model_smoothed')})"
+    names = {"logreg": "per-frame logistic regression", "majority": "majority class"}
+    parts += [f"{names[b]} {k(b)}" for b in ("logreg", "majority") if b in agree]
+    verdict = [f"{'beats' if beats[b]['beats'] else 'does NOT clearly beat'} {names[b]}" for b in ("logreg", "majority")
+               if b in beats]
+    line = "; ".join(parts) + (" -> " + ", ".join(verdict) if verdict else "")
+    if human:
+        lo, hi = human["kappa_range"]
+        line += f"; human coders kappa {lo:.2f}-{hi:.2f} ({human['codes']})"
+    return line + (f"; {note}" if note else "")
 
 
 def cross_validate(sessions: list[SessionData], class_names: list[str], config: TrainConfig, folds: int = 5,
-                   grid: list[dict] | None = None, val_fraction: float = 0.2, seed: int = 0) -> CVResult:
-    """Nested session-grouped cross-validation.
+                   grid: list[dict] | None = None, val_fraction: float = 0.2, seed: int = 0, inner_folds: int = 3,
+                   groups: dict[str, str] | None = None, min_dur_ms: float = 400.0, baselines: bool = True,
+                   role: str = "", note: str = "") -> CVResult:
+    """Nested group-wise cross-validation with baselines.
 
     Parameters
     ----------
-    sessions : labelled sessions (one group each: no session is ever split across train/val/test)
-    config : base hyper-parameters; ``grid`` = list of overrides (e.g. ``[{"lr": 1e-3}, {"lr": 3e-3}]``), the one
-        with the best validation macro-F1 is tested
-    folds : outer folds (at most the number of sessions)
-    val_fraction : share of outer-training sessions held out for validation
+    sessions : labelled sessions
+    config : base hyper-parameters; ``grid`` = list of overrides (e.g. ``[{"window": 10}, {"window": 100}]``),
+        chosen per outer fold by :func:`select_config` (inner K-fold, its own configuration for each point)
+    folds : outer folds (at most the number of groups)
+    val_fraction : share of training groups held out for early stopping (inside every fit)
+    inner_folds : folds of the inner model-selection loop (only used with two or more grid points)
+    groups : session -> dyad/participant (:func:`parse_groups`); None = one group per session
+    min_dur_ms : smoothing evaluated beside the raw predictions (runs shorter than this join a neighbour, as the
+        predictor's ``min_dur_ms``); 0 = none
+    baselines : also fit and score the majority-class and per-frame logistic-regression baselines
+    role : "infant" | "caregiver": selects the human reference stated in the report
+    note : label-set decision printed with every score (e.g. the caregiver Cpvc merge)
 
     Returns
     -------
-    CVResult (per-fold fitted models, scores, predictions; pooled scores over all test frames)
+    CVResult (per-fold fitted models, scores, predictions; pooled scores over all test frames; ``summary``)
 
     Raises
     ------
     ValueError
-        If there are fewer than 2 sessions.
+        If there are fewer than 2 groups of sessions.
     """
-    if len(sessions) < 2:
-        raise ValueError("cross-validation needs at least 2 sessions")
-    rng = np.random.default_rng(seed)
-    kfold = KFold(n_splits=min(folds, len(sessions)), shuffle=True, random_state=seed)
+    from .predict import smooth_min_duration
+
     names = [s.name for s in sessions]
+    group_of = groups or {n: n for n in names}
+    group_list = [group_of[n] for n in names]
+    if len(set(group_list)) < 2:
+        raise ValueError("cross-validation needs at least 2 groups of sessions")
+    rng = np.random.default_rng(seed)
     results, gold_all, pred_all = [], [], []
-    for k, (train_idx, test_idx) in enumerate(kfold.split(np.arange(len(sessions)))):
-        fit_idx, val_idx = split_validation(train_idx, val_fraction, rng)
-        train = [sessions[i] for i in fit_idx]
-        val = [sessions[i] for i in val_idx]
-        best, best_f1, chosen = None, -1.0, {}
-        for point in grid or [{}]:
-            fitted = fit(train, val, len(class_names), config.replace(**point))
-            if not val or len(grid or [{}]) == 1:
-                best, chosen = fitted, point
-                break
-            gold = np.concatenate([s.labels for s in val])
-            pred = np.concatenate([predict_proba(fitted.model, fitted.normaliser, s, config.window, config.stride)
-                                   .argmax(1) for s in val])
-            f1 = scores(gold, pred, class_names)["f1_macro"]
-            if f1 > best_f1:
-                best, best_f1, chosen = fitted, f1, point
-        preds = {}
+    for k, (train_idx, test_idx) in enumerate(group_kfold(group_list, folds, seed)):
+        train_sessions = [sessions[i] for i in train_idx]
+        chosen, table = select_config(train_sessions, [group_list[i] for i in train_idx], class_names, config, grid,
+                                      inner_folds, val_fraction, seed + 1 + k)
+        cfg = config.replace(**chosen)
+        fit_idx, val_idx = split_validation(train_idx, val_fraction, rng, group_list)
+        best = fit([sessions[i] for i in fit_idx], [sessions[i] for i in val_idx], len(class_names), cfg)
+        majority = majority_baseline(train_sessions) if baselines else None
+        logreg = logistic_baseline(train_sessions, cfg.normalise, seed=seed) if baselines else None
+        preds, variants = {}, {}
         for i in test_idx:
             s = sessions[i]
-            cfg = best.config
-            pred = predict_proba(best.model, best.normaliser, s, cfg.window, cfg.stride).argmax(1)
+            probs = predict_fitted(best, s)
+            pred = probs.argmax(1)
             preds[s.name] = (s.labels, pred)
+            variants[s.name] = {"model_smoothed": smooth_min_duration(pred, probs, int(round(min_dur_ms / s.step_ms)))}
+            if baselines:
+                variants[s.name]["majority"] = np.full(s.n_frames, majority, np.int64)
+                variants[s.name]["logreg"] = _predict_frames(logreg, s, cfg.normalise)
         gold = np.concatenate([g for g, _ in preds.values()])
         pred = np.concatenate([p for _, p in preds.values()])
         fold_scores = scores(gold, pred, class_names)
         log.info("fold %d: macro-F1 %.3f, kappa %.3f", k, fold_scores["f1_macro"], fold_scores["kappa"])
         results.append(FoldResult(k, [names[i] for i in fit_idx], [names[i] for i in val_idx],
-                                  [names[i] for i in test_idx], chosen, best, fold_scores, preds))
+                                  [names[i] for i in test_idx], chosen, best, fold_scores, preds, table, variants))
         gold_all.append(gold)
         pred_all.append(pred)
-    return CVResult(results, scores(np.concatenate(gold_all), np.concatenate(pred_all), class_names))
+    pooled = scores(np.concatenate(gold_all), np.concatenate(pred_all), class_names)
+    return CVResult(results, pooled, list(class_names), dict(group_of), {s.name: s.masked for s in sessions},
+                    float(min_dur_ms), role, note, inner_folds, seed)

@@ -13,7 +13,7 @@ import numpy as np
 from ..errors import NovaInfantError
 from .bundle import feature_spec, save_bundle, write_predictor_trainer
 from .dataset import SessionData, SessionSpec, load_session
-from .evaluation import CVResult, cross_validate, split_validation
+from .evaluation import CVResult, cross_validate, select_config, split_validation
 from .plots import write_cv_pictures
 from .schemes import LabelMap
 from .training import TrainConfig, fit, window_starts
@@ -42,7 +42,14 @@ def load_sessions(session_dirs: list, spec: SessionSpec, lmap: LabelMap | None,
 
 
 def check_consistent(sessions: list[SessionData]) -> None:
-    """All sessions must share the fused dimension and frame step (else ``StreamError`` naming the odd one)."""
+    """All sessions must share the fused dimension and frame step, and their PCA feature streams one basis.
+
+    Raises
+    ------
+    StreamError
+        Naming the odd session: other dims or frame step; a stream made with a per-session or per-frame PCA; or a
+        stream whose PCA basis differs from another session's (:func:`check_feature_bases`).
+    """
     from ..errors import StreamError
 
     ref = sessions[0]
@@ -50,13 +57,58 @@ def check_consistent(sessions: list[SessionData]) -> None:
         if s.dim != ref.dim or abs(s.step_ms - ref.step_ms) > 1e-3:
             raise StreamError(f"session {s.name}: {s.dim} dims at {s.step_ms:.2f} ms, but session {ref.name} has "
                               f"{ref.dim} dims at {ref.step_ms:.2f} ms")
+    check_feature_bases(sessions)
+
+
+def stream_basis(stream) -> tuple[str, str]:
+    """``(pca mode, basis hash)`` from a stream's header meta (``pca_mode``/``pca_basis`` written by the DINOv2-PCA
+    extractor; streams written before them carry ``pca`` = "session"/"frame"); ``("", "")`` for a stream without
+    a PCA (e.g. W2V-BERT)."""
+    meta = getattr(stream, "meta", None) or {}
+    mode = str(meta.get("pca_mode", "")).strip()
+    if not mode and str(meta.get("pca", "")).strip() in ("session", "frame"):
+        mode = str(meta["pca"]).strip()
+    return mode, str(meta.get("pca_basis", "")).strip()
+
+
+def check_feature_bases(sessions: list[SessionData]) -> None:
+    """Refuse PCA feature streams that are not comparable across sessions (docs/dinov2-pca.md, "One basis").
+
+    Raises
+    ------
+    StreamError
+        One line naming the stream and session and saying how to fix it: a per-session or per-frame PCA stream, or
+        sessions whose streams at the same position carry different PCA bases.
+    """
+    from ..errors import StreamError
+
+    for i in range(min(len(s.streams) for s in sessions)):
+        first: dict[str, SessionData] = {}
+        for s in sessions:
+            stream = s.streams[i]
+            mode, basis = stream_basis(stream)
+            where = getattr(stream, "path", None) or f"session {s.name}: stream {stream.name}"
+            if mode in ("session", "frame"):
+                raise StreamError(f"{where}: made with a per-{mode} PCA (pca_mode={mode}), so its features mean "
+                                  f"something else in every {mode}; re-extract every session with pca=dataset "
+                                  f"(one basis per dataset, the default)")
+            if basis:
+                first.setdefault(basis, s)
+        if len(first) > 1:
+            (ha, a), (hb, b) = list(first.items())[:2]
+            raise StreamError(f"stream {a.streams[i].name}: sessions {a.name} (PCA basis {ha}) and {b.name} (PCA "
+                              f"basis {hb}) were extracted with different PCA bases; re-extract them with one basis "
+                              f"file (option pca_basis) so every feature means the same in every session")
 
 
 def evaluate(sessions: list[SessionData], lmap: LabelMap, config: TrainConfig, out_dir, folds: int = 5,
-             grid: list[dict] | None = None, val_fraction: float = 0.2, seed: int = 0) -> CVResult:
-    """Nested session-grouped CV; writes ``<out_dir>/cv_report.json`` and PNGs (confusion matrix, timelines)."""
+             grid: list[dict] | None = None, val_fraction: float = 0.2, seed: int = 0, inner_folds: int = 3,
+             groups: dict | None = None, min_dur_ms: float = 400.0, baselines: bool = True) -> CVResult:
+    """Nested group-wise CV (:func:`evaluation.cross_validate`); writes ``<out_dir>/cv_report.json`` and PNGs
+    (confusion matrix, per-session κ against the baselines, timelines)."""
     check_consistent(sessions)
-    result = cross_validate(sessions, lmap.target.names, config, folds, grid, val_fraction, seed)
+    result = cross_validate(sessions, lmap.target.names, config, folds, grid, val_fraction, seed, inner_folds, groups,
+                            min_dur_ms, baselines, lmap.target.role, lmap.note)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     report = {"label_map": lmap.to_json(), "training_config": config.to_dict(), "grid": grid or [],
@@ -70,23 +122,45 @@ def evaluate(sessions: list[SessionData], lmap: LabelMap, config: TrainConfig, o
 
 def train_bundle(sessions: list[SessionData], lmap: LabelMap, config: TrainConfig, out_dir,
                  cml_dir=None, cv_folds: int = 0, val_fraction: float = 0.2, grid: list[dict] | None = None,
-                 training_info: dict | None = None) -> tuple[Path, Path, dict | None]:
-    """Optionally cross-validate, then fit the final model on all sessions (validation sessions split off for early
-    stopping) and save the bundle plus its predictor ``.trainer``.
+                 training_info: dict | None = None, inner_folds: int = 3, groups: dict | None = None,
+                 min_dur_ms: float = 400.0) -> tuple[Path, Path, dict | None]:
+    """Optionally cross-validate, choose the grid point by the same inner K-fold over all sessions, fit the final
+    model with that configuration on all sessions (whole groups split off for early stopping) and save the bundle
+    plus its predictor ``.trainer``. The bundle's config.json and metrics.json say which configuration was chosen
+    and how.
 
     Returns ``(bundle dir, .trainer path, cross-validation report or None)``.
     """
     check_consistent(sessions)
     report = None
     out_dir = Path(out_dir)
-    if cv_folds > 1 and len(sessions) >= 2:
+    names = [s.name for s in sessions]
+    group_of = groups or {n: n for n in names}
+    group_list = [group_of[n] for n in names]
+    if cv_folds > 1 and len(set(group_list)) >= 2:
         cv_dir = out_dir.parent / f".{out_dir.name}.evaluation"
-        report = evaluate(sessions, lmap, config, cv_dir, cv_folds, grid, val_fraction, config.seed).report()
+        report = evaluate(sessions, lmap, config, cv_dir, cv_folds, grid, val_fraction, config.seed, inner_folds,
+                          group_of, min_dur_ms).report()
+    if grid and len(grid) > 1 and len(set(group_list)) < 2:
+        from ..errors import OptionError
+
+        raise OptionError(f"a grid of {len(grid)} points needs sessions of at least 2 groups to choose from")
+    chosen, table = select_config(sessions, group_list, lmap.target.names, config, grid, inner_folds, val_fraction,
+                                  config.seed)
+    final = config.replace(**chosen)
     rng = np.random.default_rng(config.seed)
-    fit_idx, val_idx = split_validation(np.arange(len(sessions)), val_fraction, rng)
-    fitted = fit([sessions[i] for i in fit_idx], [sessions[i] for i in val_idx], lmap.n_classes, config)
-    info = {"sessions": [s.name for s in sessions], "val_sessions": [sessions[i].name for i in val_idx],
-            **(training_info or {})}
+    fit_idx, val_idx = split_validation(np.arange(len(sessions)), val_fraction, rng, group_list)
+    fitted = fit([sessions[i] for i in fit_idx], [sessions[i] for i in val_idx], lmap.n_classes, final)
+    how = ("the only configuration given" if not table else
+           f"the grid point of best pooled macro-F1 in a {table[0]['inner_folds']}-fold group-wise inner CV over all "
+           f"{len(sessions)} sessions, each point fitted and scored with its own configuration")
+    selection = {"chosen": chosen, "selected_by": how, "grid": grid or [], "table": table}
+    info = {"sessions": names, "val_sessions": [names[i] for i in val_idx], "groups": group_of,
+            "masked": {s.name: s.masked for s in sessions}, "selection": selection, **(training_info or {})}
+    if report is not None:
+        report["bundle_model"] = {**selection, "training_config": final.to_dict(),
+                                  "note": "the scores above estimate the whole procedure (selection + fit) by nested "
+                                          "CV; the bundle is the model this procedure gives on all sessions"}
     bundle = save_bundle(out_dir, fitted, lmap, feature_spec(sessions[0]), report, info)
     if report is not None:
         os.replace(out_dir.parent / f".{out_dir.name}.evaluation", bundle / "evaluation")
@@ -130,7 +204,8 @@ def session_from_discover(session_io, lmap: LabelMap | None = None, label_id: st
             if data is None or data.data is None:
                 raise StreamError(f"session {session_io.name}: input {io_id} ({desc.get('name')}) was not loaded")
             streams.append(ArrayRows(data.data, data.meta_data.sample_rate, f"{desc.get('role')}.{desc.get('name')}",
-                                     getattr(data.meta_data, "media_type", "") or ""))
+                                     getattr(data.meta_data, "media_type", "") or "",
+                                     getattr(data.meta_data, "custom_meta", None) or {}))
     label_source = None
     if label_id is not None:
         anno = session_io.manager.input_data.get(label_id)

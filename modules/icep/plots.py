@@ -72,12 +72,45 @@ def plot_timeline(gold: np.ndarray, pred: np.ndarray, step_ms: float, class_name
     return _save(plt, fig, path)
 
 
+def plot_session_kappa(summary: dict, path: str | os.PathLike, title: str = "") -> Path:
+    """Cohen's κ per test session (one row each) for the model, the smoothed model and both baselines, with the
+    pooled κ and its 95 % session-bootstrap interval of each in the legend (``CVResult.summary``)."""
+    plt = _pyplot()
+    rows = summary["per_session"]
+    names = list(rows)
+    variants = [("model", "model", "#1f77b4"), ("model_smoothed", "model, smoothed", "#aec7e8"),
+                ("logreg", "per-frame logistic regression", "#ff7f0e"), ("majority", "majority class", "#7f7f7f")]
+    variants = [v for v in variants if v[0] in summary["agreement"]]
+    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.35 * len(names) * len(variants) / 2))
+    height = 0.8 / len(variants)
+    for j, (key, label, color) in enumerate(variants):
+        a = summary["agreement"][key]
+        values = [rows[n][key]["kappa"] for n in names]
+        ax.barh(np.arange(len(names)) + j * height, values, height, color=color,
+                label=f"{label}: pooled {a['kappa']:.2f} [{a['kappa_ci95'][0]:.2f}, {a['kappa_ci95'][1]:.2f}]")
+    human = summary.get("human_reference")
+    if human:
+        ax.axvspan(*human["kappa_range"], color="#2ca02c", alpha=0.2, label=f"human coders ({human['codes']})")
+    ax.set_yticks(np.arange(len(names)) + 0.4 - height / 2, names)
+    ax.invert_yaxis()
+    ax.set_xlabel("Cohen's kappa against the human coder")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12 - 0.5 / max(len(names), 1)), fontsize=7, ncol=2)
+    ax.set_title(title, fontsize=8)
+    return _save(plt, fig, path)
+
+
 def write_cv_pictures(result, lmap, out_dir: str | os.PathLike, step_ms_by_session: dict) -> list[Path]:
-    """Pooled confusion matrix plus one timeline per test session of a :class:`~.evaluation.CVResult`."""
+    """Pooled confusion matrix, per-session κ against the baselines, and one timeline per test session of a
+    :class:`~.evaluation.CVResult`."""
     out = Path(out_dir)
     names, colors = lmap.target.names, [c.get("color", "#FF000000") for c in lmap.target.classes]
+    note = f"\n{lmap.note}" if lmap.note else ""
     paths = [plot_confusion(result.pooled["confusion_matrix"], names, out / "confusion_pooled.png",
-                            f"pooled, macro-F1 {result.pooled['f1_macro']:.2f}, kappa {result.pooled['kappa']:.2f}")]
+                            f"pooled, macro-F1 {result.pooled['f1_macro']:.2f}, kappa {result.pooled['kappa']:.2f}"
+                            + (f"\n{lmap.label_set_short}" if lmap.note else ""))]
+    if result.summary:
+        paths.append(plot_session_kappa(result.summary, out / "kappa_per_session.png",
+                                        f"{lmap.target.name}: kappa per test session{note}"))
     for fold in result.folds:
         for session, (gold, pred) in fold.predictions.items():
             paths.append(plot_timeline(gold, pred, step_ms_by_session[session], names, colors,

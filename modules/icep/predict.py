@@ -76,7 +76,8 @@ def predict_session(bundle: Bundle, session: SessionData, min_dur_ms: float = 0.
     """
     check_session(bundle.features, session, str(bundle.path))
     cfg = bundle.config
-    probs = predict_proba(bundle.model, bundle.normaliser, session, cfg.window, cfg.stride, batch_size)
+    probs = predict_proba(bundle.model, bundle.normaliser, session, cfg.window, cfg.stride, batch_size,
+                          normalise=cfg.normalise)
     labels = smooth_min_duration(probs.argmax(1), probs, int(round(float(min_dur_ms) / session.step_ms)))
     conf = probs[np.arange(len(labels)), labels]
     return Prediction(labels, conf.astype(np.float32), probs, session.step_ms)

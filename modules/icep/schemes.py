@@ -48,33 +48,64 @@ class Scheme:
             int(c["id"]): {"name": c["name"], "color": c.get("color", "#FF000000")} for c in self.classes})
 
 
+UNKNOWN = -2  # LabelMap.lookup: a source name that is neither mapped nor excluded
+
+CPVC_NOTE = ("caregiver label set 'merged': Cpvc is merged into Cneu (a nova-infant decision, both are social "
+             "monitor codes; the paper does not say where Cpvc went); alternative: --label-set merged-no-cpvc "
+             "(Cpvc masked)")
+
+
 @dataclass
 class LabelMap:
     """Map from the classes a coder used (source scheme names) to the training classes (target names, ids 0..K-1).
 
-    Source classes absent from ``mapping`` (e.g. unscorable, Cnon) are masked: they keep their frames on the time
-    axis but count in neither loss nor scores.
+    Source names are matched case-insensitively. Names listed in ``exclude`` (e.g. unscorable, Cnon) are masked:
+    they keep their frames on the time axis but count in neither loss nor scores. A name in neither ``mapping`` nor
+    ``exclude`` is unknown (:data:`UNKNOWN`): sampling labels from it is an error (:func:`dataset.sample_labels`).
     """
 
     target: Scheme
     mapping: dict[str, str] = field(default_factory=dict)
+    exclude: list[str] = field(default_factory=list)
+    name: str = ""
 
     @property
     def n_classes(self) -> int:
         return len(self.target.classes)
 
     def lookup(self, source_names: list[str]) -> np.ndarray:
-        """Target id per source class name (-1 = masked); int64 array of len(source_names)."""
-        index = {n: i for i, n in enumerate(self.target.names)}
-        return np.array([index.get(self.mapping.get(n, ""), -1) for n in source_names], np.int64)
+        """Target id per source class name: int64 array of len(source_names); -1 = excluded (masked),
+        :data:`UNKNOWN` (-2) = neither mapped nor excluded. Names match case-insensitively."""
+        index = {n.casefold(): i for i, n in enumerate(self.target.names)}
+        mapping = {k.casefold(): v.casefold() for k, v in self.mapping.items()}
+        excluded = {n.casefold() for n in self.exclude}
+        out = []
+        for n in source_names:
+            key = str(n).strip().casefold()
+            out.append(index[mapping[key]] if key in mapping else -1 if key in excluded else UNKNOWN)
+        return np.array(out, np.int64)
+
+    @property
+    def note(self) -> str:
+        """Decision a reader of a score must know (the caregiver Cpvc merge), or ""."""
+        if self.target.role == "caregiver" and "cpvc" in {k.casefold() for k in self.mapping}:
+            return CPVC_NOTE
+        return ""
+
+    @property
+    def label_set_short(self) -> str:
+        """A few words of :attr:`note` for picture titles."""
+        return "Cpvc counted as Cneu (nova-infant decision)" if self.note else ""
 
     def to_json(self) -> dict:
-        return {"target_scheme": self.target.name, "role": self.target.role, "classes": self.target.classes,
-                "map": self.mapping}
+        return {"label_set": self.name, "target_scheme": self.target.name, "role": self.target.role,
+                "classes": self.target.classes, "map": self.mapping, "exclude": list(self.exclude),
+                **({"note": self.note} if self.note else {})}
 
     @classmethod
     def from_json(cls, doc: dict) -> "LabelMap":
-        return cls(Scheme(doc["target_scheme"], doc["classes"], role=doc.get("role", "")), dict(doc["map"]))
+        return cls(Scheme(doc["target_scheme"], doc["classes"], role=doc.get("role", "")), dict(doc["map"]),
+                   list(doc.get("exclude", [])), doc.get("label_set", ""))
 
 
 def load_scheme_json(role_or_path: str | os.PathLike) -> dict:
@@ -113,33 +144,44 @@ def label_map(label_set: str = "merged", role: str = "infant") -> LabelMap:
 
     Parameters
     ----------
-    label_set : "merged" | "full" | path to a JSON file
-        "merged": the paper's merged set (section 4.2); "full": every code except the unscorable one; a JSON file
-        ``{"name", "classes": [{"name", "color"}], "map": {source: target}}`` for a lab's own set.
+    label_set : "merged" | "merged-no-cpvc" | "full" | path to a JSON file
+        "merged": the paper's merged set (section 4.2), every other code of the role's scheme excluded; for the
+        caregiver Cpvc joins Cneu (our decision, :data:`CPVC_NOTE`). "merged-no-cpvc" (caregiver): the same with
+        Cpvc excluded instead. "full": every code except the unscorable one. A JSON file
+        ``{"name", "classes": [{"name", "color"}], "map": {source: target}, "exclude": [source, ...]}`` for a
+        lab's own set: source names in neither ``map`` nor ``exclude`` are errors when a coder used them.
     role : "infant" | "caregiver" | path to a scheme JSON
 
     Raises
     ------
     AnnotationError
-        If a target named in the map is not one of its classes, or the file cannot be read.
+        If a target named in the map is not one of its classes, the file cannot be read, or "merged-no-cpvc" is
+        asked for a role without Cpvc.
     """
     doc = load_scheme_json(role)
-    if label_set == "merged":
+    source_names = [c["name"] for c in doc["classes"]]
+    if label_set in ("merged", "merged-no-cpvc"):
         target, mapping = merged_scheme(role), dict(doc["merged"]["map"])
+        if label_set == "merged-no-cpvc":
+            if "Cpvc" not in mapping:
+                raise AnnotationError(f"label set merged-no-cpvc: the {doc['role']} scheme has no Cpvc code")
+            del mapping["Cpvc"]
+        exclude = [n for n in source_names if n not in mapping]
     elif label_set == "full":
         keep = [c for c in doc["classes"] if c["name"] not in doc.get("unscorable", [])]
         target = Scheme(doc["name"], [{**c, "id": i} for i, c in enumerate(keep)], doc.get("description", ""),
                         role=doc["role"])
         mapping = {c["name"]: c["name"] for c in keep}
+        exclude = [n for n in source_names if n not in mapping]
     else:
         own = load_scheme_json(label_set)
         target = Scheme(own["name"], [{"id": i, **c} for i, c in enumerate(own["classes"])], own.get("description", ""),
                         role=doc["role"])
-        mapping = dict(own["map"])
+        mapping, exclude = dict(own["map"]), list(own.get("exclude", []))
     unknown = sorted(set(mapping.values()) - set(target.names))
     if unknown:
         raise AnnotationError(f"label set {label_set}: map targets {unknown} are not classes of {target.name}")
-    return LabelMap(target, mapping)
+    return LabelMap(target, mapping, exclude, str(label_set))
 
 
 # ---------------------------------------------------------------- NOVA forms

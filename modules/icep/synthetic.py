@@ -49,15 +49,15 @@ def write_session(root: str | os.PathLike, dataset: str, session: str, streams: 
                   class_names=CONTEXT_CLASSES) -> Path:
     """Write one NOVA file-mode session ``<root>/<dataset>/<session>/``.
 
-    streams : {"<role>.<name>": (array (n, dim), sample_rate_hz, media_type)}
+    streams : {"<role>.<name>": (array (n, dim), sample_rate_hz, media_type[, header meta dict])}
     labels : int (n,) synthetic class per frame (index into ``class_names``; -1 = garbage, -2 = no annotation);
         written as ``<role>.ICEP-R-<role>.<annotator>.annotation`` in the full ICEP-R scheme of ``role``.
     """
     folder = Path(root) / dataset / session
-    for name, (array, rate, media_type) in streams.items():
+    for name, (array, rate, media_type, *meta) in streams.items():
         stream = make_ssi_stream(array, rate, media_type, [f"f{i}" for i in range(array.shape[1])],
                                  name=name.split(".", 1)[-1], role=name.split(".", 1)[0], session=session,
-                                 dataset=dataset)
+                                 dataset=dataset, custom_meta=meta[0] if meta else None)
         write_ssi_stream(stream, folder / f"{name}.stream")
     if labels is not None:
         scheme = full_scheme(role)

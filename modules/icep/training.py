@@ -35,7 +35,9 @@ class SessionTooShortError(StreamError):
 class TrainConfig:
     """Hyper-parameters. Defaults follow the paper's bi-LSTM (window 50, stride 25, 2 layers, hidden 128, dropout
     0.25, early stopping patience 5). ``optimizer`` "adam" (default here: converges in far fewer epochs on CPU) or
-    "sgd" (paper: lr 1e-3, momentum 0.9)."""
+    "sgd" (paper: lr 1e-3, momentum 0.9). ``normalise``: "session" (default; each session standardised with its own
+    per-feature mean/scale, no labels used, the same at prediction time, then the fold-level normaliser) or "fold"
+    (fold-level normaliser only); the default was chosen by nested CV (docs/icep.md, "Normalisation")."""
 
     model: str = "bilstm"
     window: int = 50
@@ -52,6 +54,7 @@ class TrainConfig:
     patience: int = 5
     seed: int = 0
     device: str = "auto"
+    normalise: str = "session"
 
     def to_dict(self) -> dict:
         doc = asdict(self)
@@ -96,6 +99,47 @@ class Normaliser:
     @classmethod
     def from_json(cls, doc: dict) -> "Normaliser":
         return cls(np.asarray(doc["mean"], np.float32), np.asarray(doc["scale"], np.float32))
+
+
+class StandardisedSession:
+    """A session read through its own per-feature standardisation ``(x - mean_s) / scale_s``.
+
+    Statistics are streamed once over every frame of the session (features only, no labels: unsupervised, so the
+    same is done for a session at prediction time) and cached on the session. Everything else (``name``,
+    ``labels``, ``n_frames``, ``step_ms``, ``dim``, ``streams``, ``masked``) is the wrapped session's.
+    """
+
+    def __init__(self, session: SessionData):
+        self.base = session
+        if session._norm is None:
+            own = Normaliser.fit([session])
+            session._norm = (own.mean, own.scale)
+        self.mean, self.scale = session._norm
+
+    def __getattr__(self, name):
+        return getattr(self.base, name)
+
+    def features(self, start: int, stop: int) -> np.ndarray:
+        """Standardised fused features of frames ``[start, stop)``: float32 (stop - start, dim)."""
+        return (self.base.features(start, stop) - self.mean) / self.scale
+
+
+NORMALISE = ("session", "fold")
+
+
+def normalised(sessions: list, mode: str) -> list:
+    """``sessions`` as the model reads them: wrapped in :class:`StandardisedSession` for ``mode="session"``.
+
+    Raises
+    ------
+    ValueError
+        For a mode other than "session" or "fold".
+    """
+    if mode not in NORMALISE:
+        raise ValueError(f"normalise must be 'session' or 'fold', got {mode!r}")
+    if mode == "fold":
+        return list(sessions)
+    return [s if isinstance(s, StandardisedSession) else StandardisedSession(s) for s in sessions]
 
 
 def class_weights(sessions: list[SessionData], n_classes: int) -> np.ndarray:
@@ -216,6 +260,7 @@ def fit(train: list[SessionData], val: list[SessionData], n_classes: int, config
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     device = _device(config.device)
+    train, val = normalised(train, config.normalise), normalised(val, config.normalise)
     normaliser = Normaliser.fit(train)
     weights = class_weights(train, n_classes)
     if weights.sum() == 0:
@@ -288,8 +333,11 @@ def _loss(model, sessions, items, config, loss_fn, weights, mean, scale, device)
 
 @torch.no_grad()
 def predict_proba(model: nn.Module, normaliser: Normaliser, session: SessionData, window: int, stride: int,
-                  batch_size: int = 64, device=None) -> np.ndarray:
+                  batch_size: int = 64, device=None, normalise: str = "fold") -> np.ndarray:
     """Class probabilities per frame; frames covered by several windows get the mean of their softmax outputs.
+
+    ``normalise`` must be the model's training mode (``TrainConfig.normalise``): "session" standardises the
+    session with its own statistics first (:class:`StandardisedSession`).
 
     Returns
     -------
@@ -304,6 +352,8 @@ def predict_proba(model: nn.Module, normaliser: Normaliser, session: SessionData
     model.eval()
     mean = torch.from_numpy(normaliser.mean).to(device)
     scale = torch.from_numpy(normaliser.scale).to(device)
+    session = normalised([session], normalise)[0]
+    stride = min(stride, window)  # a stride longer than the window would leave frames without a prediction
     items = [(0, int(t)) for t in window_starts(session.n_frames, window, stride, session.name)]
     sums, counts = None, np.zeros(session.n_frames, np.float32)
     for x, _, chunk in _batches([session], items, window, batch_size, with_labels=False):
@@ -314,3 +364,13 @@ def predict_proba(model: nn.Module, normaliser: Normaliser, session: SessionData
             sums[t:t + window] += p
             counts[t:t + window] += 1
     return (sums / counts[:, None]).astype(np.float32)
+
+
+def predict_fitted(fitted: FitResult, session: SessionData, batch_size: int | None = None) -> np.ndarray:
+    """:func:`predict_proba` with the fitted model's own window, stride and normalisation (``fitted.config``).
+
+    Returns float32 (n_frames, n_classes).
+    """
+    cfg = fitted.config
+    return predict_proba(fitted.model, fitted.normaliser, session, cfg.window, cfg.stride,
+                         batch_size or cfg.batch_size, normalise=cfg.normalise)
