@@ -29,7 +29,15 @@ def _common(p: argparse.ArgumentParser, fit: bool = False) -> None:
     p.add_argument("--device", default="auto", help="auto (cuda when present) | cpu | cuda")
     p.add_argument("--no-bf16", dest="bf16", action="store_false", help="compute in float32 on GPU too")
     if not fit:
-        p.add_argument("--pca", default="session", help="session (default) | frame (paper reproduction) | path of a saved PCA (.npz)")
+        p.add_argument("--pca", default="dataset",
+                       help="dataset (default: one basis for the dataset, fitted once and reused) | session (one per "
+                            "video, not comparable across sessions) | frame (paper reproduction) | path of a saved PCA")
+        p.add_argument("--pca-basis", default=None,
+                       help="basis file of --pca dataset (default <out-dir or dataset folder>/dinov2_pca_basis/"
+                            "<model>-<fingerprint>-k<k>-<size>px-<framing>.npz); fitted and saved when missing")
+        p.add_argument("--pca-fit-videos", nargs="+", default=None,
+                       help="videos to fit a missing basis on (default: all videos given; give the training "
+                            "sessions only to keep test sessions out of the basis)")
         p.add_argument("--duration-ms", type=float, default=None, help="session duration that sets the row count (default: the video's)")
 
 
@@ -89,9 +97,14 @@ def _extract(args) -> int:
 
     options = _options(args)
     backbone, failed = _load(args), 0
+    try:
+        pca = _dataset_pca(args, backbone) if args.pca == "dataset" and args.output != "cls" else args.pca
+    except (NovaInfantError, OSError) as exc:
+        print(f"error: {one_line(exc)}", file=sys.stderr)
+        return 2
     for video in args.videos:
         try:
-            features = extract_dinov2(video, backbone, pca=args.pca, output=args.output,
+            features = extract_dinov2(video, backbone, pca=pca, output=args.output,
                                       duration_ms=args.duration_ms, progress=True, **options)
             out_dir, role = Path(args.out_dir or os.path.dirname(os.path.abspath(video))), _role(video)
             if features.pca is not None:
@@ -104,6 +117,26 @@ def _extract(args) -> int:
             print(f"error: {one_line(exc)}", file=sys.stderr)
             failed += 1
     return 0 if not failed else (2 if failed == len(args.videos) else 1)
+
+
+def _basis_path(args, backbone) -> Path:
+    from .dinov2_pca import DinoV2Encoder, dataset_dir_of, default_basis_path
+
+    if args.pca_basis:
+        return Path(args.pca_basis)
+    folder = Path(args.out_dir) if getattr(args, "out_dir", None) else dataset_dir_of(args.videos if hasattr(args, "videos") else [args.video])
+    return default_basis_path(folder, DinoV2Encoder(backbone, args.size, args.framing), backbone.name, args.k)
+
+
+def _dataset_pca(args, backbone):
+    """The dataset basis for ``extract --pca dataset``: reused from its file, else fitted on the job's videos."""
+    from .dinov2_pca import dataset_basis
+
+    path = _basis_path(args, backbone)
+    pca, created = dataset_basis(path, args.pca_fit_videos or args.videos, backbone, progress=True, **_options(args))
+    print(f"{path}: PCA basis {pca.basis_hash} " + (f"fitted on {len(pca.sources)} videos and saved" if created
+                                                    else "reused (delete the file to fit a new one)"))
+    return pca
 
 
 def _fit_pca(args) -> int:
@@ -136,6 +169,10 @@ def _picture(args) -> int:
     encoder = DinoV2Encoder(backbone, args.size, args.framing)
     frame = source.read([frame_index])
     patches = encoder.encode(frame, args.video)[0]
+    if args.pca == "dataset" and _basis_path(args, backbone).is_file():
+        args.pca = str(_basis_path(args, backbone))
+    elif args.pca == "dataset":
+        args.pca = "session"  # no dataset basis saved yet: a picture needs no comparable features
     if args.pca == "frame":
         from sklearn.decomposition import PCA
 

@@ -4,9 +4,12 @@ Method: ICMI'24 ICEP-R paper, Eq. 1-3 (DINOv2 ViT-L/14 patch tokens -> PCA with 
 16 x 16 x 4 = 1024-d vector per frame for 224 px input); see docs/dinov2-pca.md. Where this code departs from the
 reference code (docs/reference-and-peers.md A1) and why:
 
-- PCA is fitted once per session (``pca="session"``) or loaded from a file fitted over many sessions
-  (:func:`fit_pca_over_videos`), so each dimension means the same thing in every frame. The reference code's
-  per-frame PCA (``pca="frame"``) is kept only to reproduce the paper.
+- One PCA basis per dataset and model by default (``pca="dataset"``): fitted once from frames sampled across the
+  job's videos (:func:`fit_pca_over_videos`), saved as a file in the dataset folder (:func:`dataset_basis`) and
+  reused by every later job, so feature j means the same thing in every frame of every session; each stream header
+  records the basis (``pca_mode``, ``pca_basis`` = content hash, ``pca_k``, ``model``). A per-session PCA
+  (``pca="session"``) and the reference code's per-frame PCA (``pca="frame"``) are kept for pictures and paper
+  reproduction only; the ICEP-R trainer refuses their streams.
 - Frames stream through the model in batches (:meth:`nova_infant.media.VideoSource.iter_batches`, decoding
   overlaps inference); raw tokens are never kept beyond one batch, except the tokens of the PCA fit sample
   (at most ``pca_fit_frames`` frames, 256 x 256 x 1024 float32 = 268 MB for ViT-L), which are reused so that the
@@ -304,6 +307,16 @@ class PatchPCA:
     framing: str = "resize"
     n_tokens: int = 0
     sources: list = field(default_factory=list)
+    path: str = ""
+
+    @property
+    def basis_hash(self) -> str:
+        """Content hash of the basis (SHA-1 of the float32 ``components`` and ``mean`` bytes, 16 hex digits):
+        two streams with the same hash were projected on the same basis."""
+        digest = hashlib.sha1()
+        for array in (self.components, self.mean):
+            digest.update(np.ascontiguousarray(array, dtype=np.float32).tobytes())
+        return digest.hexdigest()[:16]
 
     @property
     def n_components(self) -> int:
@@ -329,14 +342,17 @@ class PatchPCA:
         components = torch.from_numpy(self.components).to(patches.device)
         return (patches - mean) @ components.T
 
-    def check_compatible(self, encoder: DinoV2Encoder, source: str) -> None:
-        """Refuse a PCA fitted on tokens of another width or other weights; warn on another size/framing.
+    def check_compatible(self, encoder: DinoV2Encoder, source: str, k: int | None = None) -> None:
+        """Refuse a PCA fitted on tokens of another width or other weights, or with another ``k`` than asked for;
+        warn on another size/framing.
 
         Raises
         ------
         PCAFileError
             Naming ``source`` (the PCA file) and the mismatch.
         """
+        if k is not None and self.n_components != int(k):
+            raise PCAFileError(f"{source}: PCA has {self.n_components} components per patch, option k asks for {k}")
         if self.token_dim != encoder.token_dim:
             raise PCAFileError(f"{source}: PCA was fitted on {self.token_dim}-d tokens ({self.model}) but this model "
                                f"gives {encoder.token_dim}-d tokens")
@@ -386,12 +402,87 @@ def load_pca(path: str | os.PathLike) -> PatchPCA:
                            np.asarray(data["explained_variance"], np.float32),
                            np.asarray(data["explained_variance_ratio"], np.float32), str(data["model"]),
                            str(data["fingerprint"]), int(data["size"]), str(data["framing"]), int(data["n_tokens"]),
-                           [str(s) for s in data["sources"]])
+                           [str(s) for s in data["sources"]], str(path.resolve()))
     except (OSError, ValueError, KeyError) as exc:
         raise PCAFileError(f"{path}: not a DINOv2 PCA file ({str(exc).splitlines()[0][:150] if str(exc) else type(exc).__name__})") from None
     if pca.components.ndim != 2 or pca.mean.shape != (pca.token_dim,) or not np.isfinite(pca.components).all():
         raise PCAFileError(f"{path}: PCA arrays are malformed (components {pca.components.shape}, mean {pca.mean.shape})")
     return pca
+
+
+def basis_file_name(model: str, fingerprint: str, k: int, size: int, framing: str) -> str:
+    """File name of a dataset basis: ``<model>-<weights fingerprint[:8]>-k<k>-<size>px-<framing>.npz`` (characters
+    other than letters, digits, ``.``, ``_`` and ``-`` become ``_``)."""
+    text = f"{Path(str(model).rstrip('/')).name}-{fingerprint[:8]}-k{int(k)}-{int(size)}px-{framing}"
+    return re.sub(r"[^A-Za-z0-9._-]", "_", text) + ".npz"
+
+
+BASIS_FOLDER = "dinov2_pca_basis"
+
+
+def default_basis_path(dataset_dir: str | os.PathLike, encoder: DinoV2Encoder, model: str, k: int) -> Path:
+    """Where a dataset's basis lives: ``<dataset_dir>/dinov2_pca_basis/<basis_file_name(...)>``."""
+    return Path(dataset_dir) / BASIS_FOLDER / basis_file_name(model, encoder.fingerprint, k, encoder.size,
+                                                               encoder.framing.text)
+
+
+def dataset_dir_of(paths: Sequence[str | os.PathLike]) -> Path:
+    """The dataset folder of files in NOVA's layout ``<root>/<dataset>/<session>/<file>``: the common folder of
+    their session folders' parents (for one file: the folder holding its session folder)."""
+    parents = [os.path.dirname(os.path.dirname(os.path.abspath(str(p)))) for p in paths]
+    return Path(os.path.commonpath(parents))
+
+
+def dataset_basis(basis_path: str | os.PathLike, fit_videos: Sequence[str | os.PathLike],
+                  model: LoadedBackbone | str = DEFAULT_DINOV2, *, size: int = 224, k: int = 4,
+                  pca_fit_frames: int = 256, framing: str | Framing = "resize", frame_step="video",
+                  batch_size: int = 8, device: str = "auto", bf16: bool = True,
+                  progress: bool = False) -> tuple[PatchPCA, bool]:
+    """The dataset's one PCA basis: loaded from ``basis_path`` if it exists, else fitted on ``fit_videos`` with
+    :func:`fit_pca_over_videos` and saved there for every later job.
+
+    The file is written beside and linked into place only if no other job created it meanwhile (``os.link`` fails
+    on an existing name): then that job's basis is loaded and used, so concurrent jobs agree on one basis.
+    Fitting on every session of a dataset is unsupervised (no labels) but lets test sessions shape the features;
+    to keep them out, run the first job on training sessions only or fit with ``nova-infant dinov2 fit-pca``.
+
+    Returns
+    -------
+    (PatchPCA, created) : ``created`` is True when this call fitted and saved the basis.
+
+    Raises
+    ------
+    PCAFileError
+        If an existing file is not a PCA, or was fitted on other weights or with another ``k``.
+    VideoDecodeError
+        If no fit video could be decoded.
+    """
+    backbone = _as_backbone(model, device, bf16)
+    encoder = DinoV2Encoder(backbone, size, framing)
+    basis_path = Path(basis_path)
+    if basis_path.is_file():
+        pca = load_pca(basis_path)
+        pca.check_compatible(encoder, str(basis_path), k)
+        return pca, False
+    pca = fit_pca_over_videos(fit_videos, backbone, size=size, k=k, pca_fit_frames=pca_fit_frames, framing=framing,
+                              frame_step=frame_step, batch_size=batch_size, progress=progress)
+    basis_path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{basis_path.stem}.", suffix=".npz", dir=basis_path.parent)
+    os.close(fd)
+    try:
+        save_pca(pca, tmp)
+        try:
+            os.link(tmp, basis_path)
+            created = True
+        except FileExistsError:  # another job saved its basis first: use that one
+            created = False
+    finally:
+        os.remove(tmp)
+    pca = load_pca(basis_path)
+    pca.check_compatible(encoder, str(basis_path), k)
+    if created:
+        log.info("%s: PCA basis fitted on %d videos and saved", basis_path, len(pca.sources))
+    return pca, created
 
 
 # ---------------------------------------------------------------- frame selection
@@ -523,14 +614,16 @@ def _as_backbone(model, device, bf16) -> LoadedBackbone:
 
 
 def extract_dinov2(video_path: str | os.PathLike, model: LoadedBackbone | str = DEFAULT_DINOV2, *, size: int = 224,
-                   k: int = 4, pca: str | PatchPCA = "session", pca_fit_frames: int = 256, output: str = "both",
+                   k: int = 4, pca: str | PatchPCA = "dataset", pca_fit_frames: int = 256, output: str = "both",
                    framing: str | Framing = "resize", frame_step="video", batch_size: int = 8,
                    duration_ms: float | None = None, reference_duration_ms: float | None = None,
-                   device: str = "auto", bf16: bool = True, progress: bool = False) -> DinoV2Features:
+                   device: str = "auto", bf16: bool = True, progress: bool = False,
+                   pca_basis: str | os.PathLike | None = None,
+                   pca_fit_videos: Sequence[str | os.PathLike] | None = None) -> DinoV2Features:
     """Extract DINOv2-PCA patch features and/or CLS tokens of a video on its session grid.
 
-    Method: ICMI'24 ICEP-R paper, Eq. 1-3 (PCA of DINOv2 patch tokens, 4 components per patch); PCA fitted per
-    session or loaded instead of re-fitted per frame (docs/dinov2-pca.md).
+    Method: ICMI'24 ICEP-R paper, Eq. 1-3 (PCA of DINOv2 patch tokens, 4 components per patch); one PCA basis per
+    dataset and model instead of one per frame (docs/dinov2-pca.md).
 
     Parameters
     ----------
@@ -542,10 +635,18 @@ def extract_dinov2(video_path: str | os.PathLike, model: LoadedBackbone | str = 
         Input side (px), a multiple of 14; 224 gives a 16 x 16 patch grid.
     k : int
         PCA components per patch.
-    pca : "session" | "frame" | path | PatchPCA
-        ``session``: IncrementalPCA fitted on an evenly spaced sample of ``pca_fit_frames`` distinct row frames
-        (in sorted order, batches of ``batch_size``); ``frame``: sklearn PCA re-fitted on every frame (paper
-        reproduction only: the basis changes from frame to frame); a path: a PCA saved by :func:`save_pca`.
+    pca : "dataset" | "session" | "frame" | path | PatchPCA
+        ``dataset`` (default): the dataset's one basis (:func:`dataset_basis`): loaded from ``pca_basis``, or fitted
+        on ``pca_fit_videos`` and saved there when the file does not exist yet. ``session``: IncrementalPCA fitted
+        on an evenly spaced sample of ``pca_fit_frames`` distinct row frames of this video (pictures only: not
+        comparable across sessions); ``frame``: sklearn PCA re-fitted on every frame (paper reproduction only);
+        a path: a PCA saved by :func:`save_pca` (also one basis for every session).
+    pca_basis : path, optional
+        Basis file of ``pca="dataset"``; default :func:`default_basis_path` of the folder holding the video's
+        session folder (``<root>/<dataset>/dinov2_pca_basis/...npz``).
+    pca_fit_videos : paths, optional
+        Videos to fit a missing dataset basis on (default: this video only; pass every session of the job, or
+        the training sessions only).
     output : "pca" | "cls" | "both"
     framing : str or Framing
         ``resize`` | ``center_crop`` | ``crop:x,y,w,h`` (see :func:`parse_framing`).
@@ -598,8 +699,14 @@ def extract_dinov2(video_path: str | os.PathLike, model: LoadedBackbone | str = 
     pca_model, pca_source, done = None, "none", np.zeros(len(unique), bool)
     if want_pca:
         if isinstance(pca, PatchPCA):
-            pca_model, pca_source = pca, "given"
-            pca_model.check_compatible(encoder, "given PCA")
+            pca_model, pca_source = pca, pca.path or "given"
+            pca_model.check_compatible(encoder, pca.path or "given PCA", k)
+        elif str(pca).strip().lower() == "dataset":
+            basis_path = pca_basis or default_basis_path(dataset_dir_of([video_path]), encoder, backbone.name, k)
+            pca_model, _ = dataset_basis(basis_path, list(pca_fit_videos or [video_path]), backbone, size=encoder.size,
+                                         k=k, pca_fit_frames=pca_fit_frames, framing=encoder.framing,
+                                         frame_step=frame_step, batch_size=batch_size, progress=progress)
+            pca_source = "dataset"
         elif str(pca).strip().lower() == "frame":
             pca_source = "frame"
         elif str(pca).strip().lower() == "session":
@@ -618,7 +725,7 @@ def extract_dinov2(video_path: str | os.PathLike, model: LoadedBackbone | str = 
             cached.clear()
         else:
             pca_model, pca_source = load_pca(str(pca)), os.path.abspath(str(pca))
-            pca_model.check_compatible(encoder, str(pca))
+            pca_model.check_compatible(encoder, str(pca), k)
 
     todo = unique[~done]
     n_batches = math.ceil(len(todo) / batch_size)
@@ -628,11 +735,21 @@ def extract_dinov2(video_path: str | os.PathLike, model: LoadedBackbone | str = 
 
     meta = {"model": str(backbone.name), "weights": backbone.weights_label, "pca": pca_source if want_pca else "none",
             "k": str(k), "input_size": str(encoder.size), "framing": encoder.framing.text, "frame_step_ms": f"{grid.step_ms:.6g}",
-            "video": os.path.basename(video_path)}
+            "video": os.path.basename(video_path), **pca_meta(pca_source if want_pca else "none", pca_model, backbone.name, k)}
     if len(unique) != len(row_frames) or not np.array_equal(unique, row_frames):  # rows share or skip frames
         pca_out = pca_out[inverse] if want_pca else None
         cls_out = cls_out[inverse] if want_cls else None
     return DinoV2Features(pca_out, cls_out, grid, row_frames, info, encoder.grid_side, k, pca_model, meta)
+
+
+def pca_meta(source: str, pca_model: PatchPCA | None, model: str, k: int) -> dict:
+    """Stream-header keys naming the PCA basis: ``pca_mode`` ("dataset" for the dataset basis or any saved basis
+    file, "session", "frame" or "none"), ``pca_basis`` (:attr:`PatchPCA.basis_hash`, empty for "frame"/"none"),
+    ``pca_k`` and ``pca_model`` (model id). The ICEP-R trainer refuses "session"/"frame" streams and sessions whose
+    ``pca_basis`` differ."""
+    mode = source if source in ("session", "frame", "none") else "dataset"
+    return {"pca_mode": mode, "pca_basis": pca_model.basis_hash if pca_model is not None else "",
+            "pca_k": str(k) if mode != "none" else "", "pca_model": str(model)}
 
 
 def _store(idx, patches, cls, position, pca_out, cls_out, pca_model, k, done) -> None:
@@ -682,7 +799,7 @@ def fit_pca_over_videos(video_paths: Iterable[str | os.PathLike], model: LoadedB
     backbone = _as_backbone(model, device, bf16)
     encoder = DinoV2Encoder(backbone, size, framing)
     k = _check_k(k, encoder)
-    ipca, used = _new_ipca(k), []
+    ipca, used, last_error = _new_ipca(k), [], ""
     paths = [str(p) for p in video_paths]
     for number, path in enumerate(paths, 1):
         try:
@@ -699,8 +816,10 @@ def fit_pca_over_videos(video_paths: Iterable[str | os.PathLike], model: LoadedB
             if not skip_bad:
                 raise
             log.error("skipped: %s", exc)
+            last_error = str(exc)
     if not used:
-        raise VideoDecodeError(f"{paths[0] if len(paths) == 1 else f'{len(paths)} videos'}: no usable video to fit the PCA on")
+        where = paths[0] if len(paths) == 1 else f"{len(paths)} videos"
+        raise VideoDecodeError(f"{where}: no usable video to fit the PCA on" + (f" ({last_error})" if last_error else ""))
     return PatchPCA.from_sklearn(ipca, encoder, backbone.name, used)
 
 

@@ -48,8 +48,10 @@ def test_streams_have_documented_rows_dims_rate_and_load_back(carphone_session, 
     np.testing.assert_allclose(loaded.data, features.pca)
     view = nova_io.open_ssi_stream(path)
     assert view.media_type == "feature;video;dinov2" and view.meta["weights"] == "untrained-stand-in"
-    assert view.meta["pca"] == "session" and view.meta["k"] == "4"
-    # the session PCA is centred on the fitted frames: each component averages ~0 over every patch of the session
+    basis = features.pca_model
+    assert view.meta["pca_mode"] == "dataset" and view.meta["pca_k"] == "4" and view.meta["pca_basis"] == basis.basis_hash
+    assert Path(basis.path).parent == Path(carphone_session["root"]) / "demo" / "dinov2_pca_basis"  # saved for reuse
+    # a basis fitted on this one session's frames: each component averages ~0 over every patch of the session
     assert np.abs(features.pca.reshape(120, 256, 4).mean(axis=(0, 1))).max() < 1e-3 * np.abs(features.pca).max()
 
 
@@ -87,7 +89,7 @@ def test_duration_option_sets_row_count_and_rows_past_the_video_repeat_the_last_
 
 def test_saved_pca_fitted_on_the_session_reproduces_session_mode(carphone_session, backbone, tmp_path):
     options = dict(pca_fit_frames=50, batch_size=8, k=4)
-    session = extract_dinov2(carphone_session["video"], backbone, output="pca", **options)
+    session = extract_dinov2(carphone_session["video"], backbone, output="pca", pca="session", **options)
     pca = fit_pca_over_videos([carphone_session["video"]], backbone, progress=False, **options)
     path = save_pca(pca, tmp_path / "dataset_pca.npz")
     loaded = load_pca(path)
@@ -96,6 +98,39 @@ def test_saved_pca_fitted_on_the_session_reproduces_session_mode(carphone_sessio
     np.testing.assert_allclose(from_file.pca, session.pca, rtol=1e-4, atol=1e-4)
     assert from_file.meta["pca"] == os.path.abspath(path)
     assert len(fit_frame_indices(np.arange(120), 50)) == 50
+
+
+def test_two_sessions_with_different_scenes_share_one_basis_by_default(carphone_session, tiny_dinov2, tmp_path):
+    """The default path (CLI extract, pca=dataset): one basis fitted across both sessions, saved in the dataset
+    folder, recorded in both headers, and reused by a later job; the session PCA gives unrelated bases."""
+    from nova_infant.sample_media import write_video
+
+    root = tmp_path / "data" / "ffsf"
+    (root / "P001").mkdir(parents=True)
+    os.symlink(carphone_session["video"], root / "P001" / "infant.video.mp4")       # a face in a car
+    frames = np.zeros((40, 96, 128, 3), np.uint8)
+    frames[:, :, :64] = (200, 40, 40)                                             # a red and blue room
+    frames[:, :, 64:] = (30, 60, 220)
+    frames[:, 30:60, 40:90] = np.random.default_rng(0).integers(0, 255, (40, 30, 50, 3), dtype=np.uint8)
+    write_video(root / "P002" / "infant.video.mp4", frames, 25.0)
+    videos = [str(root / "P001" / "infant.video.mp4"), str(root / "P002" / "infant.video.mp4")]
+    assert _cli(["dinov2", "extract", *videos, "--model", tiny_dinov2, "--device", "cpu", "--output", "pca",
+                 "--pca-fit-frames", "20"]) == 0
+    heads = [nova_io.open_ssi_stream(root / s / "infant.dinov2.stream").meta for s in ("P001", "P002")]
+    assert heads[0]["pca_mode"] == heads[1]["pca_mode"] == "dataset"
+    assert heads[0]["pca_basis"] == heads[1]["pca_basis"] and heads[0]["pca_k"] == "4"
+    (basis_file,) = (root / "dinov2_pca_basis").glob("*.npz")
+    basis = load_pca(basis_file)
+    assert basis.basis_hash == heads[0]["pca_basis"] and len(basis.sources) == 2   # fitted across both sessions
+    stamp = basis_file.stat().st_mtime_ns
+    assert _cli(["dinov2", "extract", videos[1], "--model", tiny_dinov2, "--device", "cpu", "--output", "pca"]) == 0
+    assert basis_file.stat().st_mtime_ns == stamp                                  # a later job reuses it
+    assert nova_io.open_ssi_stream(root / "P002" / "infant.dinov2.stream").meta["pca_basis"] == basis.basis_hash
+    # what the old default gave: a basis per session, unrelated between the two scenes
+    backbone = load_dinov2(tiny_dinov2, device="cpu")
+    own = [extract_dinov2(v, backbone, pca="session", output="pca", pca_fit_frames=20).pca_model for v in videos]
+    assert own[0].basis_hash != own[1].basis_hash
+    assert abs(float(own[0].components[0] @ own[1].components[0])) < 0.9
 
 
 def test_pca_of_other_weights_is_refused_naming_the_file(carphone_session, backbone, tmp_path):
@@ -250,6 +285,9 @@ def test_module_runs_in_du_process_and_streams_load_back(cml_dir, carphone_sessi
     assert sorted(os.listdir(out)) == ["infant.dinov2.stream", "infant.dinov2.stream~", "infant.dinov2cls.stream",
                                        "infant.dinov2cls.stream~"]
     assert (pictures / "demo.carphone01.dinov2_pca.png").is_file()
+    head = nova_io.open_ssi_stream(out / "infant.dinov2.stream").meta   # default: the dataset's one basis
+    basis = {load_pca(p).basis_hash for p in (Path(carphone_session["root"]) / "demo" / "dinov2_pca_basis").glob("*.npz")}
+    assert head["pca_mode"] == "dataset" and head["pca_basis"] in basis
 
 
 def test_module_with_wrong_model_directory_fails_readably_and_writes_nothing(cml_dir, carphone_session, tmp_path):

@@ -21,7 +21,8 @@ from .common import SessionIO, as_bool, as_int, merge_options, refuse_bad_option
 
 log = logging.getLogger("nova_infant")
 
-DEFAULTS = {"model": "facebook/dinov2-large", "size": 224, "k": 4, "pca": "session", "pca_fit_frames": 256,
+DEFAULTS = {"model": "facebook/dinov2-large", "size": 224, "k": 4, "pca": "dataset", "pca_basis": "",
+            "pca_fit_sessions": "", "pca_fit_frames": 256,
             "output": "both", "framing": "resize", "frame_step": "video", "batch_size": 8, "device": "auto",
             "bf16": True, "duration_ms": 0, "picture_dir": ""}
 
@@ -32,7 +33,8 @@ TRAINER_SPEC = TrainerSpec(
         TrainerIO("output", "dinov2_pca", "stream:SSIStream:dinov2", "dinov2"),
         TrainerIO("output", "dinov2_cls", "stream:SSIStream:dino_cls", "dinov2cls")],
     options=[("model", "STRING", DEFAULTS["model"]), ("size", "STRING", "224"), ("k", "STRING", "4"),
-             ("pca", "STRING", "session"), ("pca_fit_frames", "STRING", "256"), ("output", "LIST", "both,pca,cls"),
+             ("pca", "STRING", "dataset"), ("pca_basis", "STRING", ""), ("pca_fit_sessions", "STRING", ""),
+             ("pca_fit_frames", "STRING", "256"), ("output", "LIST", "both,pca,cls"),
              ("framing", "STRING", "resize"), ("frame_step", "STRING", "video"), ("batch_size", "STRING", "8"),
              ("device", "LIST", "auto,cpu,cuda"), ("bf16", "BOOL", "True"), ("duration_ms", "STRING", "0"),
              ("picture_dir", "STRING", "")],
@@ -52,6 +54,7 @@ class DinoV2PCA(Processor):
                                                         o["output"], o["framing"], o["frame_step"], o["duration_ms"],
                                                         o["device"]), "dinov2_pca")
         self._backbone = None
+        self._pca = None
 
     def _load(self):
         from ..backbones import load_dinov2
@@ -74,9 +77,12 @@ class DinoV2PCA(Processor):
             active = {kind for kind in wanted if session.is_active_output(_OUTPUT_IDS[kind])}
             if not active:
                 return {}
+            pca = str(o["pca"]).strip()
+            if pca.lower() == "dataset" and "pca" in active:
+                pca = self._dataset_pca(session)
             features = extract_dinov2(
                 str(session.path("video")), self._load(), size=as_int(o["size"], "size", 14), k=as_int(o["k"], "k", 1),
-                pca=str(o["pca"]), pca_fit_frames=as_int(o["pca_fit_frames"], "pca_fit_frames", 1),
+                pca=pca, pca_fit_frames=as_int(o["pca_fit_frames"], "pca_fit_frames", 1),
                 output="both" if active == {"pca", "cls"} else active.pop(), framing=str(o["framing"]),
                 frame_step=o["frame_step"], batch_size=as_int(o["batch_size"], "batch_size", 1),
                 duration_ms=o["duration_ms"], reference_duration_ms=session.reference_duration_ms("reference"))
@@ -87,6 +93,29 @@ class DinoV2PCA(Processor):
             log.error("session %s: %s: %s", session.name, type(exc).__name__, exc)
             raise
         return features
+
+    def _dataset_pca(self, session):
+        """The dataset's basis, once per job: option ``pca_basis``, else ``<dataset folder>/dinov2_pca_basis/...``
+        next to the outputs; fitted on the job's sessions (or ``pca_fit_sessions``) when the file is missing."""
+        from ..dinov2_pca import DinoV2Encoder, dataset_basis, default_basis_path
+
+        if self._pca is None:
+            o, backbone = self.options, self._load()
+            k, size = as_int(o["k"], "k", 1), as_int(o["size"], "size", 14)
+            path = str(o["pca_basis"]).strip()
+            if not path:
+                encoder = DinoV2Encoder(backbone, size, str(o["framing"]))
+                path = default_basis_path(_dataset_folder(session.path("dinov2_pca"), session.name), encoder,
+                                          backbone.name, k)
+            names = [n.strip() for n in str(o["pca_fit_sessions"]).split(",") if n.strip()] or _job_sessions(session)
+            videos = [v for v in (_video_of(session, n) for n in names) if v is not None]
+            self._pca, created = dataset_basis(path, videos or [session.path("video")], backbone, size=size, k=k,
+                                               pca_fit_frames=as_int(o["pca_fit_frames"], "pca_fit_frames", 1),
+                                               framing=str(o["framing"]), frame_step=o["frame_step"],
+                                               batch_size=as_int(o["batch_size"], "batch_size", 1))
+            log.info("%s: PCA basis %s %s", path, self._pca.basis_hash,
+                     f"fitted on {len(self._pca.sources)} videos and saved" if created else "reused")
+        return self._pca
 
     def to_output(self, data) -> dict:
         if not data:
@@ -101,3 +130,38 @@ class DinoV2PCA(Processor):
             out[io_id] = make(name=getattr(meta, "name", None), role=getattr(meta, "role", None),
                               session=self.session.name, dataset=self.session.dataset)
         return out
+
+
+def _job_sessions(session) -> list[str]:
+    """Sessions named in du-process's ``--sessions`` (the current one if absent)."""
+    import json
+
+    from .icep_train_module import _argv
+
+    return json.loads(_argv("--sessions") or "[]") or [session.name]
+
+
+def _video_of(session, name: str):
+    """Path of session ``name``'s video input (same request, file or database layout), None if it does not exist."""
+    from pathlib import Path
+
+    from discover_utils.data.provider.data_manager import resolve_file_uri
+
+    desc = session.description("video")
+    if desc.get("src", "").lower().startswith("file"):
+        path = Path(resolve_file_uri(desc, session.dataset, name))
+    else:
+        own = session.path("video")
+        path = own.parent.parent / name / own.name
+    return path if path.is_file() else None
+
+
+def _dataset_folder(output_path, session_name: str):
+    """The folder holding the session folder of an output path (NOVA layout); the output's folder otherwise."""
+    from pathlib import Path
+
+    path = Path(output_path).resolve()
+    for parent in path.parents:
+        if parent.name == session_name:
+            return parent.parent
+    return path.parent
