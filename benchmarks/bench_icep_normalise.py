@@ -53,7 +53,8 @@ def main(argv=None) -> int:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--inner-folds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="data/fold/training seeds, one run each")
+    parser.add_argument("--no-nested", action="store_true", help="skip the nested-choice arm (3x faster)")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -62,25 +63,35 @@ def main(argv=None) -> int:
 
     base = training.TrainConfig(hidden=32, lr=1e-2, max_epochs=args.epochs)
     out = {}
-    for condition, (offset, drift) in (("shifted", (args.offset, args.drift)), ("clean", (0.0, 0.0))):
-        with tempfile.TemporaryDirectory() as tmp:
-            sessions, lmap = write_sessions(Path(tmp), args.sessions, args.frames, args.dim, offset, drift, args.seed)
-            for arm, cfg, grid in (("fold", base.replace(normalise="fold"), None),
-                                   ("session", base.replace(normalise="session"), None),
-                                   ("nested choice", base, [{"normalise": "fold"}, {"normalise": "session"}])):
-                tic = time.perf_counter()
-                result = evaluation.cross_validate(sessions, lmap.target.names, cfg, args.folds, grid,
-                                                   inner_folds=args.inner_folds, seed=args.seed, role="infant")
-                agree = result.summary["agreement"]
-                row = {"kappa": agree["model"]["kappa"], "kappa_ci95": agree["model"]["kappa_ci95"],
-                       "logreg_kappa": agree["logreg"]["kappa"], "logreg_ci95": agree["logreg"]["kappa_ci95"],
-                       "chosen": [f.chosen.get("normalise", cfg.normalise) for f in result.folds],
-                       "seconds": time.perf_counter() - tic}
-                out[f"{condition}/{arm}"] = row
-                print(f"{condition:8s} {arm:14s} model kappa {row['kappa']:.3f} [{row['kappa_ci95'][0]:.3f}, "
-                      f"{row['kappa_ci95'][1]:.3f}]  logistic regression {row['logreg_kappa']:.3f} "
-                      f"[{row['logreg_ci95'][0]:.3f}, {row['logreg_ci95'][1]:.3f}]  chosen {row['chosen']}  "
-                      f"({row['seconds']:.0f} s)", flush=True)
+    for seed in args.seeds:
+        for condition, (offset, drift) in (("shifted", (args.offset, args.drift)), ("clean", (0.0, 0.0))):
+            with tempfile.TemporaryDirectory() as tmp:
+                sessions, lmap = write_sessions(Path(tmp), args.sessions, args.frames, args.dim, offset, drift, seed)
+                arms = [("fold", base.replace(normalise="fold", seed=seed), None),
+                        ("session", base.replace(normalise="session", seed=seed), None)]
+                if not args.no_nested:
+                    arms.append(("nested choice", base.replace(seed=seed),
+                                 [{"normalise": "fold"}, {"normalise": "session"}]))
+                for arm, cfg, grid in arms:
+                    tic = time.perf_counter()
+                    result = evaluation.cross_validate(sessions, lmap.target.names, cfg, args.folds, grid,
+                                                       inner_folds=args.inner_folds, seed=seed, role="infant")
+                    agree = result.summary["agreement"]
+                    row = {"kappa": agree["model"]["kappa"], "kappa_ci95": agree["model"]["kappa_ci95"],
+                           "logreg_kappa": agree["logreg"]["kappa"], "logreg_ci95": agree["logreg"]["kappa_ci95"],
+                           "chosen": [f.chosen.get("normalise", cfg.normalise) for f in result.folds],
+                           "seconds": time.perf_counter() - tic}
+                    out[f"seed {seed}/{condition}/{arm}"] = row
+                    print(f"seed {seed} {condition:8s} {arm:14s} model kappa {row['kappa']:.3f} "
+                          f"[{row['kappa_ci95'][0]:.3f}, {row['kappa_ci95'][1]:.3f}]  logistic regression "
+                          f"{row['logreg_kappa']:.3f} [{row['logreg_ci95'][0]:.3f}, {row['logreg_ci95'][1]:.3f}]  "
+                          f"chosen {row['chosen']}  ({row['seconds']:.0f} s)", flush=True)
+    for condition in ("shifted", "clean"):
+        for arm in ("fold", "session", "nested choice"):
+            values = [v["kappa"] for k, v in out.items() if k.endswith(f"/{condition}/{arm}")]
+            if values:
+                print(f"mean over seeds {args.seeds}: {condition:8s} {arm:14s} kappa {np.mean(values):.3f} "
+                      f"(min {np.min(values):.3f}, max {np.max(values):.3f})")
     print(json.dumps(out, indent=2))
     return 0
 

@@ -193,7 +193,7 @@ class ICEPTrainer(Processor):
         if self.sessions and (not self.job_sessions or session.name == _last_loadable(session, self.job_sessions)):
             try:
                 self._train()  # last session of the job (an unknown session list: after every session)
-            except NovaInfantError as exc:
+            except NovaInfantError as exc:  # e.g. streams of different PCA bases: say it in one line first
                 log.error("training failed: %s: %s", type(exc).__name__, exc)
                 raise
         if error is not None:
