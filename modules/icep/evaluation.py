@@ -116,14 +116,14 @@ def group_kfold(groups: list[str], n_splits: int, seed: int) -> list[tuple[np.nd
 
     Raises
     ------
-    ValueError
-        If there are fewer than 2 groups.
+    OptionError
+        If there are fewer than 2 groups (a ``ValueError`` too).
     """
     from sklearn.model_selection import GroupKFold
 
     n_groups = len(set(groups))
     if n_groups < 2:
-        raise ValueError(f"a grouped split needs at least 2 groups, got {n_groups}")
+        raise OptionError(f"a grouped split needs sessions of at least 2 groups, got {n_groups} (see option groups)")
     kfold = GroupKFold(n_splits=min(n_splits, n_groups), shuffle=True, random_state=seed)
     return [(np.sort(a), np.sort(b)) for a, b in kfold.split(np.zeros(len(groups)), groups=groups)]
 
@@ -165,6 +165,10 @@ def select_config(sessions: list[SessionData], groups: list[str], class_names: l
     points = list(grid or [{}])
     if len(points) == 1:
         return dict(points[0]), []
+    if len(set(groups)) < 2:
+        log.warning("only one group on the training side: no inner selection, first grid point used")
+        return dict(points[0]), [{"point": dict(points[0]), "note": "only one group on the training side: not "
+                                  "selected, the first grid point was used", "inner_folds": 0}]
     rng = np.random.default_rng(seed)
     splits = group_kfold(groups, inner_folds, seed)
     table = []
@@ -406,8 +410,8 @@ def cross_validate(sessions: list[SessionData], class_names: list[str], config: 
 
     Raises
     ------
-    ValueError
-        If there are fewer than 2 groups of sessions.
+    OptionError
+        If there are fewer than 2 groups of sessions (a ``ValueError`` too).
     """
     from .predict import smooth_min_duration
 
@@ -415,7 +419,8 @@ def cross_validate(sessions: list[SessionData], class_names: list[str], config: 
     group_of = groups or {n: n for n in names}
     group_list = [group_of[n] for n in names]
     if len(set(group_list)) < 2:
-        raise ValueError("cross-validation needs at least 2 groups of sessions")
+        raise OptionError(f"cross-validation needs sessions of at least 2 groups, got {len(set(group_list))} "
+                          f"({len(sessions)} sessions; see option groups)")
     rng = np.random.default_rng(seed)
     results, gold_all, pred_all = [], [], []
     for k, (train_idx, test_idx) in enumerate(group_kfold(group_list, folds, seed)):

@@ -141,17 +141,13 @@ def train_bundle(sessions: list[SessionData], lmap: LabelMap, config: TrainConfi
         cv_dir = out_dir.parent / f".{out_dir.name}.evaluation"
         report = evaluate(sessions, lmap, config, cv_dir, cv_folds, grid, val_fraction, config.seed, inner_folds,
                           group_of, min_dur_ms).report()
-    if grid and len(grid) > 1 and len(set(group_list)) < 2:
-        from ..errors import OptionError
-
-        raise OptionError(f"a grid of {len(grid)} points needs sessions of at least 2 groups to choose from")
     chosen, table = select_config(sessions, group_list, lmap.target.names, config, grid, inner_folds, val_fraction,
                                   config.seed)
     final = config.replace(**chosen)
     rng = np.random.default_rng(config.seed)
     fit_idx, val_idx = split_validation(np.arange(len(sessions)), val_fraction, rng, group_list)
     fitted = fit([sessions[i] for i in fit_idx], [sessions[i] for i in val_idx], lmap.n_classes, final)
-    how = ("the only configuration given" if not table else
+    how = ("the only configuration given" if not table else table[0]["note"] if "note" in table[0] else
            f"the grid point of best pooled macro-F1 in a {table[0]['inner_folds']}-fold group-wise inner CV over all "
            f"{len(sessions)} sessions, each point fitted and scored with its own configuration")
     selection = {"chosen": chosen, "selected_by": how, "grid": grid or [], "table": table}
