@@ -55,6 +55,11 @@ def cmd_agreement(args) -> int:
         kappa = "n/a" if entry["kappa"] is None else f"{entry['kappa']:.3f}"
         print(f"{name}: frames={entry['n_frames']} kappa={kappa} macro-F1={entry['f1_macro']:.3f} "
               f"weighted-F1={entry['f1_weighted']:.3f} accuracy={entry['accuracy']:.3f}")
+    from .icep.schemes import CPVC_NOTE, merged_scheme
+
+    if report.get("classes") == merged_scheme("caregiver").names:  # caregiver scores: state the Cpvc decision
+        report["label_set_note"] = CPVC_NOTE
+        print(CPVC_NOTE)
     if args.json:
         print(write_report_json(report, args.json))
     if args.png:

@@ -275,3 +275,18 @@ def test_icep_train_command_refuses_mixed_bases_in_one_line(tmp_path, capsys):
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
     assert code == 2 and len(err) == 1 and "different PCA bases" in err[0] and "pca_basis" in err[0]
     assert not (tmp_path / "bundle").exists()
+
+
+def test_predictor_refuses_a_session_extracted_with_another_basis(tmp_path):
+    from nova_infant.icep.bundle import feature_spec, load_bundle, save_bundle
+    from nova_infant.icep.predict import predict_session
+
+    a = _pca_session(tmp_path, "P001", {"pca_mode": "dataset", "pca_basis": "aaaa1111", "pca_k": "4"})
+    fitted = fit([a], [], 4, TrainConfig(model="mlp", mlp_hidden=(4,), max_epochs=1, window=20, stride=20))
+    bundle = load_bundle(save_bundle(tmp_path / "bundle", fitted, schemes.label_map(), feature_spec(a)))
+    assert bundle.features["streams"][0]["pca_basis"] == "aaaa1111"
+    assert len(predict_session(bundle, a).labels) == 100
+    other = _pca_session(tmp_path, "P009", {"pca_mode": "dataset", "pca_basis": "bbbb2222", "pca_k": "4"})
+    with pytest.raises(StreamError, match="session P009: stream infant.dinov2 was extracted with PCA basis bbbb2222, "
+                                          "model .* was trained on basis aaaa1111"):
+        predict_session(bundle, other)
