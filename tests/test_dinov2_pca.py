@@ -126,6 +126,13 @@ def test_two_sessions_with_different_scenes_share_one_basis_by_default(carphone_
     assert _cli(["dinov2", "extract", videos[1], "--model", tiny_dinov2, "--device", "cpu", "--output", "pca"]) == 0
     assert basis_file.stat().st_mtime_ns == stamp                                  # a later job reuses it
     assert nova_io.open_ssi_stream(root / "P002" / "infant.dinov2.stream").meta["pca_basis"] == basis.basis_hash
+    # no unsupervised leak: a basis fitted on the training session only, used for the test session
+    train_basis = tmp_path / "train_basis.npz"
+    assert _cli(["dinov2", "extract", videos[1], "--model", tiny_dinov2, "--device", "cpu", "--output", "pca",
+                 "--pca-fit-frames", "20", "--pca-basis", str(train_basis), "--pca-fit-videos", videos[0]]) == 0
+    train_only = load_pca(train_basis)
+    assert train_only.sources == [os.path.abspath(videos[0])] and train_only.basis_hash != basis.basis_hash
+    assert nova_io.open_ssi_stream(root / "P002" / "infant.dinov2.stream").meta["pca_basis"] == train_only.basis_hash
     # what the old default gave: a basis per session, unrelated between the two scenes
     backbone = load_dinov2(tiny_dinov2, device="cpu")
     own = [extract_dinov2(v, backbone, pca="session", output="pca", pca_fit_frames=20).pca_model for v in videos]
