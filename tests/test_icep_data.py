@@ -290,3 +290,26 @@ def test_predictor_refuses_a_session_extracted_with_another_basis(tmp_path):
     with pytest.raises(StreamError, match="session P009: stream infant.dinov2 was extracted with PCA basis bbbb2222, "
                                           "model .* was trained on basis aaaa1111"):
         predict_session(bundle, other)
+
+
+def test_database_mode_stream_keeps_the_pca_basis_of_its_header(tmp_path):
+    """du-process's DB loader drops header <meta>; the header in NOVA's data folder still names the basis."""
+    from types import SimpleNamespace
+
+    from discover_utils.data.annotation import DiscreteAnnotation
+
+    from nova_infant.discover.common import SessionIO
+    from nova_infant.icep.pipeline import session_from_discover
+
+    meta = {"pca_mode": "session", "pca_basis": "cccc3333"}
+    feats = make_ssi_stream(np.zeros((100, 2), np.float32), 25.0, "feature;video;dinov2", ["a", "b"], custom_meta=meta)
+    write_ssi_stream(feats, tmp_path / "ffsf" / "P011" / "infant.dinov2.stream")
+    loaded = make_ssi_stream(np.zeros((100, 2), np.float32), 25.0, "feature;video;dinov2", ["a", "b"])  # no meta
+    anno = DiscreteAnnotation(scheme=INFANT.discover_scheme(), data=_segments([(0, 4000, 4)]))
+    manager = SimpleNamespace(
+        data_description=[{"id": "feature_0", "type": "input", "src": "db:stream:ssistream", "name": "dinov2",
+                           "role": "infant"},
+                          {"id": "labels", "type": "input", "src": "db:annotation", "role": "infant"}],
+        input_data={"feature_0": loaded, "labels": anno}, output_data_templates={})
+    data = session_from_discover(SessionIO("P011", "ffsf", manager, 4000.0, str(tmp_path)), schemes.label_map(), "labels")
+    assert data.streams[0].meta["pca_mode"] == "session" and data.streams[0].meta["pca_basis"] == "cccc3333"

@@ -175,6 +175,21 @@ def feature_ids(session_io) -> list[str]:
     return sorted(ids, key=lambda i: int(i.split("_", 1)[1]) if i.split("_", 1)[1].isdigit() else 10**9)
 
 
+def _header_meta(session_io, io_id: str, data) -> dict:
+    """``<meta>`` attributes of a database-mode stream: discover-utils' loader keeps only the media type, so the
+    header in NOVA's data folder is read when it is there (it names the PCA basis: :func:`check_feature_bases`)."""
+    from ..nova_io import open_ssi_stream
+
+    meta = dict(getattr(data.meta_data, "custom_meta", None) or {})
+    try:
+        path = session_io.path(io_id)
+        if Path(path).is_file():
+            meta.update(open_ssi_stream(path).meta)
+    except Exception:  # no data_dir, unreadable header: the check then has only what du-process loaded
+        pass
+    return meta
+
+
 def session_from_discover(session_io, lmap: LabelMap | None = None, label_id: str | None = None) -> SessionData:
     """:class:`SessionData` of one du-process session: file-mode streams are read lazily from their files,
     database-mode streams from what du-process loaded; labels from the discrete annotation input ``label_id``.
@@ -200,8 +215,7 @@ def session_from_discover(session_io, lmap: LabelMap | None = None, label_id: st
             if data is None or data.data is None:
                 raise StreamError(f"session {session_io.name}: input {io_id} ({desc.get('name')}) was not loaded")
             streams.append(ArrayRows(data.data, data.meta_data.sample_rate, f"{desc.get('role')}.{desc.get('name')}",
-                                     getattr(data.meta_data, "media_type", "") or "",
-                                     getattr(data.meta_data, "custom_meta", None) or {}))
+                                     getattr(data.meta_data, "media_type", "") or "", _header_meta(session_io, io_id, data)))
     label_source = None
     if label_id is not None:
         anno = session_io.manager.input_data.get(label_id)
