@@ -476,8 +476,13 @@ def dataset_basis(basis_path: str | os.PathLike, fit_videos: Sequence[str | os.P
             created = True
         except FileExistsError:  # another job saved its basis first: use that one
             created = False
+        except OSError:  # no hard links here (FAT/exFAT drives): a plain atomic rename, unless one appeared
+            created = not basis_path.exists()
+            if created:
+                os.replace(tmp, basis_path)
     finally:
-        os.remove(tmp)
+        if os.path.exists(tmp):
+            os.remove(tmp)
     pca = load_pca(basis_path)
     pca.check_compatible(encoder, str(basis_path), k)
     if created:
