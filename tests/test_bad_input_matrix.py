@@ -640,8 +640,11 @@ def test_dinov2_extract_batch_goes_on_after_a_bad_video(world, tmp_path, capsys)
                  "--size", "28", "--k", "2", "--frame-step", "200ms", "--out-dir", str(out)])
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error")]  # not the progress bars
     assert code == 1 and len(err) == 1 and "cut.mp4" in err[0]
-    assert sorted(p.name for p in out.iterdir()) == ["infant.dinov2.stream", "infant.dinov2.stream~",
-                                                     "infant.dinov2cls.stream", "infant.dinov2cls.stream~"]
+    # the good video's streams, and the dataset PCA basis fitted on the videos that could be read (pca=dataset)
+    assert sorted(p.name for p in out.iterdir()) == ["dinov2_pca_basis", "infant.dinov2.stream",
+                                                     "infant.dinov2.stream~", "infant.dinov2cls.stream",
+                                                     "infant.dinov2cls.stream~"]
+    assert len(list((out / "dinov2_pca_basis").glob("*.npz"))) == 1
 
 
 def test_train_head_skips_an_unusable_pair_and_fits_on_the_rest(world, tmp_path, capsys):

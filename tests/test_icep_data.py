@@ -271,7 +271,7 @@ def test_icep_train_command_refuses_mixed_bases_in_one_line(tmp_path, capsys):
     for name, basis in (("P001", "aaaa1111"), ("P002", "bbbb2222")):
         _pca_session(tmp_path, name, {"pca_mode": "dataset", "pca_basis": basis, "pca_k": "4"})
     code = main(["icep", "train", "--root", str(tmp_path), "--dataset", "ffsf", "--streams", "infant.dinov2",
-                 "--model", "mlp", "--window", "20", "--epochs", "1", "--out", str(tmp_path / "bundle")])
+                 "--model", "mlp", "--window", "20", "--stride", "10", "--epochs", "1", "--out", str(tmp_path / "bundle")])
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
     assert code == 2 and len(err) == 1 and "different PCA bases" in err[0] and "pca_basis" in err[0]
     assert not (tmp_path / "bundle").exists()
