@@ -560,10 +560,6 @@ def classify_du(result, watched: list[Path], before: dict, word: str) -> tuple[s
     if "Traceback" in text:
         last = [line for line in text.splitlines() if line and not line.startswith((" ", "\t", "Traceback"))
                 and "Error" in line.split(":")[0]]
-        if last and "provider.load()" in text and word in last[-1]:
-            # discover-utils' own loader refused the input before our module ran (it names the file): known
-            # limitation, counted apart from our one-line errors (docs/troubleshooting.md)
-            return "du-loader", last[-1]
         if not last or not any(name in last[-1] for name in OUR_ERRORS):
             return "traceback", text[-1500:]
     named = [line for line in result.stderr.splitlines()  # our own line, not the traceback's last one
@@ -586,7 +582,7 @@ def test_du_process_bad_input_is_one_line_and_writes_nothing(case_id, trainer, d
     if os.environ.get("NOVA_MATRIX_LOG"):
         with open(os.environ["NOVA_MATRIX_LOG"], "a") as log:
             log.write(f"du:{case_id}\t{verdict}\t{text.splitlines()[0] if text else ''}\n")
-    assert verdict in ("clean", "du-loader"), f"{case_id}: {verdict}: {text}"
+    assert verdict == "clean", f"{case_id}: {verdict}: {text}"
 
 
 # ---------------------------------------------------------------- batches: a bad session is skipped, the rest done

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import NovaInfantError, OptionError
+from ..errors import NovaInfantError, OptionError, VideoDecodeError
 from ..nova_io import safe_name, save_atomic
 
 log = logging.getLogger("nova_infant")
@@ -67,6 +67,38 @@ def install_atomic_writer() -> None:
 
 
 install_atomic_writer()
+
+
+def install_video_load_check() -> None:
+    """Turn discover-utils' refusal of an unreadable video into this package's one-line error (idempotent).
+
+    du-process opens every video input with ``_VideoFileHandler.load`` (ffprobe) before our module runs; for a
+    truncated file or one without a video stream it raises a bare ``ValueError``. The wrapper logs one line naming
+    the file and raises :class:`~nova_infant.errors.VideoDecodeError` instead, so a batch shows the same kind of
+    message for a bad video whichever side found it. Other errors (a missing file, …) pass through unchanged.
+    """
+    from discover_utils.data.handler import file_handler
+
+    handler_class = getattr(file_handler, "_VideoFileHandler", None)
+    if handler_class is None or getattr(handler_class.load, "_nova_infant_checked", False):
+        return
+    original = handler_class.load
+
+    def load(self, fp, *args, **kwargs):
+        try:
+            return original(self, fp, *args, **kwargs)
+        except ValueError as exc:
+            error = VideoDecodeError(f"{fp}: no readable video stream (ffprobe found none: truncated file, or not a "
+                                     f"video?) [{exc.__class__.__name__} in discover-utils]")
+            log.error("input %s: %s: %s", Path(fp).name, type(error).__name__, error)
+            raise error from None
+
+    load._nova_infant_checked = True
+    load.__doc__ = original.__doc__
+    handler_class.load = load
+
+
+install_video_load_check()
 
 
 # ---------------------------------------------------------------- options (NOVA sends int/float/bool/str/None)
