@@ -54,6 +54,7 @@ SLURM_RESOURCES = {
     "emotion_tagger": {"gpus": 0, "mem_gb": 8, "time_min": 120},
     "audio_events": {"gpus": 0, "mem_gb": 8, "time_min": 60},
     "icep_predict": {"gpus": 0, "mem_gb": 8, "time_min": 30},
+    "icep_cv": {"gpus": 1, "mem_gb": 32, "time_min": 480},  # one outer ICEP-R fold (``icep cv --executor slurm``)
 }
 _DEFAULT_RESOURCES = {"gpus": 0, "mem_gb": 8, "time_min": 60}
 
@@ -378,7 +379,10 @@ def _init_worker(threads: int, gpu_queue=None) -> None:
 
 
 def _run_local(job: ModuleJob, sessions: Sequence[str], workers: int, retries: int, bar,
-               gpus: Sequence[str] = ()) -> dict:
+               gpus: Sequence[str] = (), task=None) -> dict:
+    """Run ``task(job, item)`` (default :func:`run_session`) for every item in a spawned process pool; returns
+    ``{item: SessionResult}``. ``job`` needs ``threads``; ``task`` must be a module-level function returning a
+    :class:`SessionResult` (ICEP-R CV folds use it too: :func:`nova_infant.icep.pipeline.run_fold_file`)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -395,7 +399,7 @@ def _run_local(job: ModuleJob, sessions: Sequence[str], workers: int, retries: i
                 gpu_queue.put(gpus[i % len(gpus)])
         with ProcessPoolExecutor(max_workers=n_workers, initializer=_init_worker, mp_context=context,
                                  initargs=(job.threads, gpu_queue)) as pool:
-            futures = {pool.submit(run_session, job, s): s for s in pending}
+            futures = {pool.submit(task or run_session, job, s): s for s in pending}
             pending = []
             for future in as_completed(futures):
                 session = futures[future]
@@ -415,10 +419,13 @@ def _run_local(job: ModuleJob, sessions: Sequence[str], workers: int, retries: i
 
 
 def _run_slurm(job: ModuleJob, sessions: Sequence[str], retries: int, resources: dict, bar,
-               poll_s: float = 2.0) -> dict:
+               poll_s: float = 2.0, task=None, folder=None) -> dict:
+    """One submitit job array running ``task(job, item)`` (default :func:`run_session`) per item, resubmitting
+    failed items ``retries`` times; logs in ``folder`` (default ``<state_dir>/slurm/<job name>``). Returns
+    ``{item: SessionResult}`` with each result's ``log``."""
     import submitit
 
-    folder = Path(job.state_dir) / "slurm" / job.name
+    folder = Path(folder) if folder is not None else Path(job.state_dir) / "slurm" / job.name
     executor = submitit.AutoExecutor(folder=str(folder), cluster="slurm")  # logs: <array>_<task>_0_log.*
     params = {"name": f"nova-infant-{job.name}", "timeout_min": int(resources["time_min"]),
               "mem_gb": float(resources["mem_gb"]), "cpus_per_task": int(resources.get("cpus_per_task") or 1),
@@ -434,7 +441,7 @@ def _run_slurm(job: ModuleJob, sessions: Sequence[str], retries: int, resources:
     results: dict[str, SessionResult] = {}
     pending = list(sessions)
     for attempt in range(retries + 1):
-        jobs = executor.map_array(run_session, [job] * len(pending), pending)
+        jobs = executor.map_array(task or run_session, [job] * len(pending), pending)
         open_jobs = dict(zip(pending, jobs))
         pending = []
         while open_jobs:
@@ -458,6 +465,14 @@ def _run_slurm(job: ModuleJob, sessions: Sequence[str], retries: int, resources:
         if not pending:
             break
     return results
+
+
+def slurm_resources(name: str, overrides: dict | None = None) -> dict:
+    """Slurm resources of a module (:data:`SLURM_RESOURCES`, else 0 GPUs, 8 GB, 60 min) with the ``overrides``
+    that are not None (``gpus``, ``mem_gb``, ``time_min``, ``cpus_per_task``, ``partition``, ``max_parallel``)."""
+    res = dict(_DEFAULT_RESOURCES, **SLURM_RESOURCES.get(name, {}))
+    res.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return res
 
 
 def run_batch(job: ModuleJob, sessions: Sequence[str], executor: str = "local", workers: int = 1, retries: int = 1,
@@ -512,9 +527,7 @@ def run_batch(job: ModuleJob, sessions: Sequence[str], executor: str = "local", 
         if todo and executor == "local":
             results.update(_run_local(job, todo, max(1, workers), retries, bar, tuple(gpus)))
         elif todo:
-            res = dict(_DEFAULT_RESOURCES, **SLURM_RESOURCES.get(job.name, {}))
-            res.update({k: v for k, v in (resources or {}).items() if v is not None})
-            results.update(_run_slurm(job, todo, retries, res, bar))
+            results.update(_run_slurm(job, todo, retries, slurm_resources(job.name, resources), bar))
     return [results[s] for s in sessions]
 
 

@@ -47,6 +47,8 @@ def register(subparsers) -> None:
         if name == "train":
             p.add_argument("--cml-dir", default=None, help="DISCOVER folder holding icep_predict.py: the predictor "
                                                            ".trainer is written there")
+        else:
+            _executor_args(p)
         p.set_defaults(func=func)
 
     p = sub.add_parser("predict", help="predict ICEP-R annotations for sessions with a bundle")
@@ -95,6 +97,23 @@ def _train_args(p):
                                                   "sessions to dyads/participants; every split keeps a group together")
     p.add_argument("--min-dur-ms", type=float, default=400.0,
                    help="smoothing evaluated in CV beside the raw predictions (shortest segment kept, ms)")
+
+
+def _executor_args(p):
+    """``icep cv``: where the outer folds run (docs/cluster.md, "ICEP-R cross-validation as a job array")."""
+    p.add_argument("--executor", choices=["inline", "local", "slurm"], default="inline",
+                   help="inline: the folds one after the other in this process (default); local: a process pool; "
+                        "slurm: one job array, a task per fold. local/slurm keep <out>/folds/ (plan + one file per "
+                        "fold) and a re-run runs only the folds still missing")
+    p.add_argument("--workers", type=int, default=1, help="local: fold processes at once (default 1)")
+    p.add_argument("--threads-per-worker", type=int, default=1, help="local/slurm: torch threads per fold job")
+    p.add_argument("--retries", type=int, default=1, help="local/slurm: extra attempts of a failed fold (default 1)")
+    p.add_argument("--partition", default=None, help="Slurm partition")
+    p.add_argument("--gpus", type=int, default=None, help="Slurm GPUs per fold (default 1)")
+    p.add_argument("--mem-gb", type=float, default=None, help="Slurm memory per fold in GB (default 32)")
+    p.add_argument("--time-min", type=int, default=None, help="Slurm time limit per fold in minutes (default 480)")
+    p.add_argument("--cpus-per-task", type=int, default=None, help="Slurm CPUs per fold (default 1)")
+    p.add_argument("--max-parallel", type=int, default=None, help="Slurm: most folds running at once")
 
 
 def _checked(args) -> dict:
@@ -206,8 +225,15 @@ def cmd_cv(args) -> int:
 
     lmap, _, sessions, failures, grid = _labelled(args)
     c = args.checked
+    if args.workers < 1 or args.threads_per_worker < 1:
+        raise OptionError(f"option workers / threads-per-worker: expected >= 1, got {args.workers} / "
+                          f"{args.threads_per_worker}")
+    resources = {"gpus": args.gpus, "mem_gb": args.mem_gb, "time_min": args.time_min,
+                 "cpus_per_task": args.cpus_per_task, "partition": args.partition, "max_parallel": args.max_parallel}
     result = evaluate(sessions, lmap, _config(args), args.out, c["folds"], grid, c["val_fraction"], args.seed,
-                      c["inner_folds"], _groups(args, sessions), c["min_dur_ms"])
+                      c["inner_folds"], _groups(args, sessions), c["min_dur_ms"], executor=args.executor,
+                      workers=args.workers, resources=resources, retries=args.retries,
+                      progress=args.executor != "inline", threads=args.threads_per_worker)
     print(f"{len(sessions)} sessions, {len(result.folds)} folds: accuracy {result.pooled['accuracy']:.3f}, "
           f"macro-F1 {result.pooled['f1_macro']:.3f} -> {args.out}")
     print(result.summary["line"])

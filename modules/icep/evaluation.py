@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -283,18 +284,21 @@ def agreement(confusions: dict[str, np.ndarray], draws: np.ndarray) -> dict:
 class FoldResult:
     """One outer fold: which sessions went where, the chosen grid point, the fitted model and its test predictions
     (``predictions``: session -> (gold, model) and ``variants``: session -> {"model_smoothed", "majority",
-    "logreg"} int64 (n_frames,) each)."""
+    "logreg"} int64 (n_frames,) each). ``fitted`` is None for a fold read back from its fold file
+    (:func:`fold_from_record`); ``trained_config`` and ``best_epoch`` are kept either way."""
 
     index: int
     train: list[str]
     val: list[str]
     test: list[str]
     chosen: dict
-    fitted: FitResult
+    fitted: FitResult | None
     scores: dict
     predictions: dict = field(default_factory=dict)  # session -> (gold int64 (n,), pred int64 (n,))
     selection: list = field(default_factory=list)
     variants: dict = field(default_factory=dict)
+    trained_config: dict = field(default_factory=dict)
+    best_epoch: int = 0
 
 
 VARIANTS = ("model", "model_smoothed", "majority", "logreg")
@@ -355,7 +359,7 @@ class CVResult:
         per-session scores, agreement with bootstrap intervals, baselines, human reference and the summary line."""
         return {"folds": [{"fold": f.index, "train_sessions": f.train, "val_sessions": f.val,
                            "test_sessions": f.test, "chosen": f.chosen, "selection": f.selection,
-                           "trained_config": f.fitted.config.to_dict(), "best_epoch": f.fitted.best_epoch,
+                           "trained_config": f.trained_config, "best_epoch": f.best_epoch,
                            "scores": f.scores} for f in self.folds],
                 "groups": self.groups, "inner_folds": self.inner_folds,
                 "pooled": self.pooled, **{k: v for k, v in self.summary.items() if k != "line"},
@@ -413,7 +417,60 @@ def cross_validate(sessions: list[SessionData], class_names: list[str], config: 
     OptionError
         If there are fewer than 2 groups of sessions (a ``ValueError`` too).
     """
-    from .predict import smooth_min_duration
+    plan = plan_folds(sessions, class_names, config, folds, grid, val_fraction, seed, inner_folds, groups,
+                      min_dur_ms, baselines, role, note)
+    return combine_folds(plan, [run_fold(sessions, plan, k) for k in range(len(plan["folds"]))])
+
+
+# ---------------------------------------------------------------- the three steps: plan, one fold, combine
+
+
+def _session_identity(session: SessionData) -> dict:
+    """What a fold file's session must still be: frames, dims, step, a hash of its labels, and each stream's
+    file (path, size, mtime in ns) or, for an in-memory stream, a hash of its values."""
+    import hashlib
+
+    streams = []
+    for stream in session.streams:
+        path = getattr(stream, "_data_path", None)
+        if path is not None:
+            st = os.stat(path)
+            streams.append({"file": str(path), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns})
+        else:
+            streams.append({"name": stream.name, "sha256": hashlib.sha256(np.ascontiguousarray(stream.data)).hexdigest()})
+    labels = np.ascontiguousarray(session.labels if session.labels is not None else np.zeros(0, np.int64))
+    return {"n_frames": int(session.n_frames), "dim": int(session.dim), "step_ms": float(session.step_ms),
+            "labels_sha256": hashlib.sha256(labels).hexdigest(), "streams": streams}
+
+
+def plan_folds(sessions: list[SessionData], class_names: list[str], config: TrainConfig, folds: int = 5,
+               grid: list[dict] | None = None, val_fraction: float = 0.2, seed: int = 0, inner_folds: int = 3,
+               groups: dict[str, str] | None = None, min_dur_ms: float = 400.0, baselines: bool = True,
+               role: str = "", note: str = "") -> dict:
+    """The fold plan of a nested group-wise CV: step 1 of 3 (:func:`run_fold`, :func:`combine_folds`).
+
+    Computed once, deterministic (same sessions, groups, ``folds`` and ``seed`` -> same plan): per outer fold the
+    test sessions (shuffled ``GroupKFold``), and on its training side the fit sessions and the early-stopping
+    sessions (whole groups, :func:`split_validation` drawn from one generator seeded with ``seed`` fold after
+    fold), plus every setting a fold needs, so that one fold can run anywhere (another process, a Slurm array task)
+    from the plan and the sessions alone. Parameters as :func:`cross_validate`.
+
+    Returns
+    -------
+    dict (JSON-ready)
+        ``folds`` (list of {``fold``, ``fit``, ``val``, ``test``}: session names), ``sessions`` (name ->
+        frames, dims, step (ms), labels hash and stream files with size and mtime (ns)), ``groups``, ``masked``,
+        the settings (``config``, ``grid``, ``val_fraction``, ``seed``, ``inner_folds``, ``min_dur_ms``,
+        ``baselines``, ``class_names``, ``role``, ``note``) and ``sha256`` (of all the rest): a fold file matches
+        the plan when it carries this hash.
+
+    Raises
+    ------
+    OptionError
+        If there are fewer than 2 groups of sessions (a ``ValueError`` too).
+    """
+    import hashlib
+    import json
 
     names = [s.name for s in sessions]
     group_of = groups or {n: n for n in names}
@@ -421,35 +478,130 @@ def cross_validate(sessions: list[SessionData], class_names: list[str], config: 
     if len(set(group_list)) < 2:
         raise OptionError(f"cross-validation needs sessions of at least 2 groups, got {len(set(group_list))} "
                           f"({len(sessions)} sessions; see option groups)")
-    rng = np.random.default_rng(seed)
-    results, gold_all, pred_all = [], [], []
+    rng = np.random.default_rng(seed)  # one generator, fold after fold: the early-stopping groups of every fold
+    plan_of_folds = []
     for k, (train_idx, test_idx) in enumerate(group_kfold(group_list, folds, seed)):
-        train_sessions = [sessions[i] for i in train_idx]
-        chosen, table = select_config(train_sessions, [group_list[i] for i in train_idx], class_names, config, grid,
-                                      inner_folds, val_fraction, seed + 1 + k)
-        cfg = config.replace(**chosen)
         fit_idx, val_idx = split_validation(train_idx, val_fraction, rng, group_list)
-        best = fit([sessions[i] for i in fit_idx], [sessions[i] for i in val_idx], len(class_names), cfg)
-        majority = majority_baseline(train_sessions) if baselines else None
-        logreg = logistic_baseline(train_sessions, cfg.normalise, seed=seed) if baselines else None
-        preds, variants = {}, {}
-        for i in test_idx:
-            s = sessions[i]
-            probs = predict_fitted(best, s)
-            pred = probs.argmax(1)
-            preds[s.name] = (s.labels, pred)
-            variants[s.name] = {"model_smoothed": smooth_min_duration(pred, probs, int(round(min_dur_ms / s.step_ms)))}
-            if baselines:
-                variants[s.name]["majority"] = np.full(s.n_frames, majority, np.int64)
-                variants[s.name]["logreg"] = _predict_frames(logreg, s, cfg.normalise)
-        gold = np.concatenate([g for g, _ in preds.values()])
-        pred = np.concatenate([p for _, p in preds.values()])
-        fold_scores = scores(gold, pred, class_names)
-        log.info("fold %d: macro-F1 %.3f, kappa %.3f", k, fold_scores["f1_macro"], fold_scores["kappa"])
-        results.append(FoldResult(k, [names[i] for i in fit_idx], [names[i] for i in val_idx],
-                                  [names[i] for i in test_idx], chosen, best, fold_scores, preds, table, variants))
-        gold_all.append(gold)
-        pred_all.append(pred)
-    pooled = scores(np.concatenate(gold_all), np.concatenate(pred_all), class_names)
-    return CVResult(results, pooled, list(class_names), dict(group_of), {s.name: s.masked for s in sessions},
-                    float(min_dur_ms), role, note, inner_folds, seed)
+        plan_of_folds.append({"fold": k, "fit": [names[i] for i in fit_idx], "val": [names[i] for i in val_idx],
+                              "test": [names[i] for i in test_idx]})
+    plan = {"folds": plan_of_folds, "sessions": {s.name: _session_identity(s) for s in sessions},
+            "groups": {n: group_of[n] for n in names}, "masked": {s.name: s.masked for s in sessions},
+            "config": config.to_dict(), "grid": list(grid or []), "val_fraction": float(val_fraction),
+            "seed": int(seed), "inner_folds": int(inner_folds), "min_dur_ms": float(min_dur_ms),
+            "baselines": bool(baselines), "class_names": list(class_names), "role": role, "note": note}
+    plan = json.loads(json.dumps(plan))  # exactly what a saved plan reads back as
+    plan["sha256"] = hashlib.sha256(json.dumps(plan, sort_keys=True).encode()).hexdigest()
+    return plan
+
+
+def run_fold(sessions: list[SessionData], plan: dict, k: int) -> FoldResult:
+    """Fit and score outer fold ``k`` of ``plan``: step 2 of 3 (:func:`plan_folds`, :func:`combine_folds`).
+
+    Picks the grid point by inner K-fold on the fold's training sessions (:func:`select_config`, seed
+    ``plan seed + 1 + k``), fits it on the fit sessions with early stopping on the plan's validation sessions,
+    fits the baselines on the training side, and predicts every test session (raw, smoothed by ``min_dur_ms``,
+    both baselines).
+
+    Parameters
+    ----------
+    sessions : labelled sessions (at least every session the plan names; found by name)
+    plan : dict from :func:`plan_folds`
+    k : fold index
+
+    Returns
+    -------
+    FoldResult
+
+    Raises
+    ------
+    OptionError
+        If a session of the plan is missing or no longer what the plan recorded (frames, labels, stream files).
+    """
+    from .predict import smooth_min_duration
+
+    by_name = {s.name: s for s in sessions}
+    for name, identity in plan["sessions"].items():
+        if name not in by_name:
+            raise OptionError(f"fold plan: session {name} is not among the sessions given")
+        if _session_identity(by_name[name]) != identity:
+            raise OptionError(f"fold plan: session {name} changed since the plan was made (frames, labels or "
+                              f"stream files); make a new plan")
+    fold = plan["folds"][k]
+    for name in fold["fit"] + fold["val"] + fold["test"]:
+        if name not in plan["sessions"]:
+            raise OptionError(f"fold plan: fold {k} names session {name}, which the plan does not list")
+    class_names = list(plan["class_names"])
+    group_of = plan["groups"]
+    config = TrainConfig(**{**plan["config"], "mlp_hidden": tuple(plan["config"]["mlp_hidden"])})
+    train_names = sorted(fold["fit"] + fold["val"], key=list(plan["sessions"]).index)
+    train_sessions = [by_name[n] for n in train_names]
+    chosen, table = select_config(train_sessions, [group_of[n] for n in train_names], class_names, config,
+                                  plan["grid"] or None, plan["inner_folds"], plan["val_fraction"], plan["seed"] + 1 + k)
+    cfg = config.replace(**chosen)
+    best = fit([by_name[n] for n in fold["fit"]], [by_name[n] for n in fold["val"]], len(class_names), cfg)
+    majority = majority_baseline(train_sessions) if plan["baselines"] else None
+    logreg = logistic_baseline(train_sessions, cfg.normalise, seed=plan["seed"]) if plan["baselines"] else None
+    preds, variants = {}, {}
+    for name in fold["test"]:
+        s = by_name[name]
+        probs = predict_fitted(best, s)
+        pred = probs.argmax(1)
+        preds[name] = (s.labels, pred)
+        variants[name] = {"model_smoothed": smooth_min_duration(pred, probs, int(round(plan["min_dur_ms"] / s.step_ms)))}
+        if plan["baselines"]:
+            variants[name]["majority"] = np.full(s.n_frames, majority, np.int64)
+            variants[name]["logreg"] = _predict_frames(logreg, s, cfg.normalise)
+    gold = np.concatenate([g for g, _ in preds.values()])
+    pred = np.concatenate([p for _, p in preds.values()])
+    fold_scores = scores(gold, pred, class_names)
+    log.info("fold %d: macro-F1 %.3f, kappa %.3f", k, fold_scores["f1_macro"], fold_scores["kappa"])
+    return FoldResult(k, list(fold["fit"]), list(fold["val"]), list(fold["test"]), chosen, best, fold_scores, preds,
+                      table, variants, best.config.to_dict(), best.best_epoch)
+
+
+def combine_folds(plan: dict, fold_results: list[FoldResult]) -> CVResult:
+    """Pool the outer folds of ``plan`` into the report: step 3 of 3 (:func:`plan_folds`, :func:`run_fold`).
+
+    Pooled scores over every test frame (folds in plan order), then per-session κ and macro-F1, session-bootstrap
+    intervals, baselines and the summary line (:class:`CVResult`).
+
+    Raises
+    ------
+    OptionError
+        If a fold is missing or twice, or a fold's test sessions are not the plan's.
+    """
+    by_index = {f.index: f for f in fold_results}
+    if sorted(by_index) != list(range(len(plan["folds"]))) or len(fold_results) != len(plan["folds"]):
+        raise OptionError(f"fold plan has {len(plan['folds'])} folds, got results of folds {sorted(f.index for f in fold_results)}")
+    ordered = [by_index[k] for k in range(len(plan["folds"]))]
+    for f in ordered:
+        if list(f.test) != list(plan["folds"][f.index]["test"]):
+            raise OptionError(f"fold {f.index}: its test sessions are not the plan's")
+    gold = np.concatenate([g for f in ordered for g, _ in f.predictions.values()])
+    pred = np.concatenate([p for f in ordered for _, p in f.predictions.values()])
+    pooled = scores(gold, pred, list(plan["class_names"]))
+    return CVResult(ordered, pooled, list(plan["class_names"]), dict(plan["groups"]), dict(plan["masked"]),
+                    float(plan["min_dur_ms"]), plan["role"], plan["note"], plan["inner_folds"], plan["seed"])
+
+
+def fold_record(fold: FoldResult, plan: dict) -> dict:
+    """JSON-ready record of one fold for its fold file: the plan's ``sha256``, the fold's sessions, grid selection,
+    trained configuration, best epoch, scores and every test session's frame labels (gold, model and variants as
+    int lists). :func:`fold_from_record` reads it back."""
+    return {"plan_sha256": plan["sha256"], "fold": fold.index, "train": fold.train, "val": fold.val,
+            "test": fold.test, "chosen": fold.chosen, "selection": fold.selection, "scores": fold.scores,
+            "trained_config": fold.trained_config, "best_epoch": int(fold.best_epoch),
+            "predictions": {n: {"gold": np.asarray(g).tolist(), "model": np.asarray(p).tolist(),
+                                **{v: np.asarray(a).tolist() for v, a in fold.variants.get(n, {}).items()}}
+                            for n, (g, p) in fold.predictions.items()}}
+
+
+def fold_from_record(record: dict) -> FoldResult:
+    """The :class:`FoldResult` of a fold record (``fitted`` is None: the model stays where the fold ran)."""
+    preds, variants = {}, {}
+    for name, frames in record["predictions"].items():
+        preds[name] = (np.asarray(frames["gold"], np.int64), np.asarray(frames["model"], np.int64))
+        variants[name] = {v: np.asarray(a, np.int64) for v, a in frames.items() if v not in ("gold", "model")}
+    return FoldResult(int(record["fold"]), list(record["train"]), list(record["val"]), list(record["test"]),
+                      dict(record["chosen"]), None, record["scores"], preds, list(record["selection"]), variants,
+                      dict(record["trained_config"]), int(record["best_epoch"]))

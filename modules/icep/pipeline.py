@@ -6,11 +6,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import NovaInfantError
+from ..errors import NovaInfantError, OptionError
+from ..nova_io import atomic_file
 from .bundle import feature_spec, save_bundle, write_predictor_trainer
 from .dataset import SessionData, SessionSpec, load_session
 from .evaluation import CVResult, cross_validate, select_config, split_validation
@@ -103,21 +105,176 @@ def check_feature_bases(sessions: list[SessionData]) -> None:
 
 def evaluate(sessions: list[SessionData], lmap: LabelMap, config: TrainConfig, out_dir, folds: int = 5,
              grid: list[dict] | None = None, val_fraction: float = 0.2, seed: int = 0, inner_folds: int = 3,
-             groups: dict | None = None, min_dur_ms: float = 400.0, baselines: bool = True) -> CVResult:
-    """Nested group-wise CV (:func:`evaluation.cross_validate`); writes ``<out_dir>/cv_report.json`` and PNGs
-    (confusion matrix, per-session κ against the baselines, timelines)."""
+             groups: dict | None = None, min_dur_ms: float = 400.0, baselines: bool = True,
+             executor: str = "inline", workers: int = 1, resources: dict | None = None, retries: int = 1,
+             progress: bool = False, threads: int = 1) -> CVResult:
+    """Nested group-wise CV; writes ``<out_dir>/cv_report.json`` and PNGs (confusion matrix, per-session κ against
+    the baselines, timelines).
+
+    The same three steps on every executor: :func:`evaluation.plan_folds`, :func:`evaluation.run_fold` per outer
+    fold, :func:`evaluation.combine_folds`. ``executor="inline"`` runs the folds one after the other in this
+    process (:func:`evaluation.cross_validate`). ``"local"`` (a process pool of ``workers``) and ``"slurm"`` (one
+    submitit job array, one task per fold, ``resources`` as ``nova-infant batch``) save the plan as
+    ``<out_dir>/folds/plan.json``, run each fold in its own process and write its result atomically to
+    ``<out_dir>/folds/fold_<k>.json``; a fold whose file exists and carries the plan's hash is not run again, so
+    re-running after a failure runs only the missing folds. The report is the same on every executor.
+
+    Raises
+    ------
+    FoldsFailed
+        If a fold failed (after ``retries``): the folds that succeeded keep their files.
+    OptionError
+        Unknown executor; fewer than 2 groups.
+    """
+    from .evaluation import combine_folds, cross_validate, plan_folds
+
+    if executor not in ("inline", "local", "slurm"):
+        raise OptionError(f"option executor: expected inline, local or slurm, got {executor!r}")
     check_consistent(sessions)
-    result = cross_validate(sessions, lmap.target.names, config, folds, grid, val_fraction, seed, inner_folds, groups,
-                            min_dur_ms, baselines, lmap.target.role, lmap.note)
     out = Path(out_dir)
+    if executor == "inline":
+        result = cross_validate(sessions, lmap.target.names, config, folds, grid, val_fraction, seed, inner_folds,
+                                groups, min_dur_ms, baselines, lmap.target.role, lmap.note)
+    else:
+        plan = plan_folds(sessions, lmap.target.names, config, folds, grid, val_fraction, seed, inner_folds, groups,
+                          min_dur_ms, baselines, lmap.target.role, lmap.note)
+        fold_results = run_folds(sessions, plan, out / "folds", executor, workers, resources, retries, progress,
+                                 threads)
+        result = combine_folds(plan, fold_results)
     out.mkdir(parents=True, exist_ok=True)
     report = {"label_map": lmap.to_json(), "training_config": config.to_dict(), "grid": grid or [],
               **result.report()}
-    tmp = out / ".cv_report.json.partial"
-    tmp.write_text(json.dumps(report, indent=2))
-    os.replace(tmp, out / "cv_report.json")
+    with atomic_file(out / "cv_report.json", ".json") as tmp:
+        tmp.write_text(json.dumps(report, indent=2))
     write_cv_pictures(result, lmap, out, {s.name: s.step_ms for s in sessions})
     return result
+
+
+# ---------------------------------------------------------------- CV folds as separate jobs (process pool, Slurm)
+
+
+class FoldsFailed(NovaInfantError):
+    """Some outer folds of a cross-validation failed; the others are saved in their fold files."""
+
+
+@dataclass
+class FoldJob:
+    """What one fold job needs (picklable: it travels to pool workers and Slurm array tasks): the sessions (file-mode
+    sessions pickle as file names; in-memory streams travel whole), the plan and the folder of the fold files."""
+
+    sessions: list
+    plan: dict
+    folds_dir: str
+    threads: int = 1
+
+    @property
+    def name(self) -> str:
+        return "icep_cv"
+
+    @property
+    def state_dir(self) -> str:
+        return self.folds_dir
+
+
+def fold_path(folds_dir, k: int) -> Path:
+    """``<folds_dir>/fold_<k>.json``."""
+    return Path(folds_dir) / f"fold_{k}.json"
+
+
+def load_fold_file(folds_dir, plan: dict, k: int):
+    """The :class:`~.evaluation.FoldResult` saved for fold ``k`` of ``plan``, or None when there is no file, it
+    cannot be read, or it belongs to another plan (other sessions, settings or seed)."""
+    from .evaluation import fold_from_record
+
+    path = fold_path(folds_dir, k)
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if record.get("plan_sha256") != plan["sha256"] or record.get("fold") != k:
+        return None
+    return fold_from_record(record)
+
+
+def run_fold_file(job: FoldJob, k: int):
+    """Run fold ``k`` (:func:`evaluation.run_fold`) and write its record atomically to ``fold_<k>.json``; never
+    raises for the fold's own failure (returns a failed :class:`~nova_infant.batch.SessionResult`, the traceback
+    goes to the log)."""
+    import time
+    import traceback
+
+    from ..batch import SessionResult
+    from ..nova_io import atomic_file
+    from .evaluation import fold_record, run_fold
+
+    started = time.time()
+    try:
+        fold = run_fold(job.sessions, job.plan, k)
+        with atomic_file(fold_path(job.folds_dir, k), ".json") as tmp:
+            tmp.write_text(json.dumps(fold_record(fold, job.plan)))
+    except Exception as exc:  # the other folds go on
+        if not isinstance(exc, NovaInfantError):
+            traceback.print_exc()
+        first = (str(exc).strip().splitlines() or [""])[0]
+        return SessionResult(f"fold {k}", "failed", time.time() - started, f"{type(exc).__name__}: {first}"[:300])
+    return SessionResult(f"fold {k}", "done", time.time() - started)
+
+
+def run_folds(sessions: list[SessionData], plan: dict, folds_dir, executor: str = "local", workers: int = 1,
+              resources: dict | None = None, retries: int = 1, progress: bool = False, threads: int = 1) -> list:
+    """Run the folds of ``plan`` that have no matching fold file, as separate jobs, and read every fold back.
+
+    Parameters
+    ----------
+    sessions : the plan's sessions
+    plan : :func:`evaluation.plan_folds`; saved atomically as ``<folds_dir>/plan.json``
+    folds_dir : folder of ``plan.json``, ``fold_<k>.json`` and (Slurm) ``slurm/`` logs
+    executor : "local" (``concurrent.futures`` process pool of ``workers``) or "slurm" (one submitit job array;
+        ``resources`` as :func:`nova_infant.batch.slurm_resources` of ``icep_cv``)
+    retries : extra attempts of a failed fold
+    threads : torch threads per fold job
+
+    Returns
+    -------
+    list of FoldResult, in fold order (``fitted`` None: read from the fold files)
+
+    Raises
+    ------
+    FoldsFailed
+        Naming how many folds failed, the first reason and its log; re-running the same command runs only those.
+    """
+    from tqdm import tqdm
+
+    from ..batch import _run_local, _run_slurm, format_table, slurm_resources
+
+    folds_dir = Path(folds_dir)
+    with atomic_file(folds_dir / "plan.json", ".json") as tmp:
+        tmp.write_text(json.dumps(plan, indent=1))
+    n = len(plan["folds"])
+    todo = [k for k in range(n) if load_fold_file(folds_dir, plan, k) is None]
+    if len(todo) < n:
+        log.warning("%s: %d of %d folds already done for this plan; running folds %s", folds_dir, n - len(todo), n,
+                    todo)
+    job = FoldJob(list(sessions), plan, str(folds_dir), threads)
+    results = {}
+    with tqdm(total=n, initial=n - len(todo), desc=f"ICEP-R CV folds ({executor})", unit="fold",
+              disable=not progress) as bar:
+        if todo and executor == "local":
+            results = _run_local(job, todo, max(1, workers), retries, bar, task=run_fold_file)
+        elif todo:
+            results = _run_slurm(job, todo, retries, slurm_resources("icep_cv", resources), bar, task=run_fold_file,
+                                 folder=folds_dir / "slurm")
+    failed = [r for r in results.values() if r.status == "failed"]
+    if failed:
+        log.error("\n%s", format_table([results[k] for k in todo]))
+        first = failed[0]
+        raise FoldsFailed(f"{folds_dir}: {len(failed)} of {n} folds failed ({first.session}: {first.reason}"
+                          f"{'; log ' + first.log if first.log else ''}); re-run the same command to run only those")
+    out = [load_fold_file(folds_dir, plan, k) for k in range(n)]
+    missing = [k for k, f in enumerate(out) if f is None]
+    if missing:
+        raise FoldsFailed(f"{fold_path(folds_dir, missing[0])}: fold file missing or not of this plan after the run")
+    return out
 
 
 def train_bundle(sessions: list[SessionData], lmap: LabelMap, config: TrainConfig, out_dir,
