@@ -82,3 +82,33 @@ def test_slurm_reports_a_failed_session_and_completes_the_rest(tmp_path, carphon
     assert by_name["broken"].status == "failed" and "session.audio.wav" in by_name["broken"].reason
     assert by_name["broken"].log.endswith("_log.out")
     assert not job.record_path("broken").exists()
+
+
+def test_icep_cv_folds_as_a_slurm_job_array_give_the_in_process_report(tmp_path, one_torch_thread):
+    """``icep cv --executor slurm``: one array task per outer fold, fold files, the report of the in-process CV."""
+    _slurm_or_skip()
+    from nova_infant.icep import pipeline
+    from nova_infant.icep.dataset import SessionSpec
+    from nova_infant.icep.evaluation import parse_groups
+    from nova_infant.icep.schemes import label_map
+    from nova_infant.icep.synthetic import context_task, write_session
+    from nova_infant.icep.training import TrainConfig
+
+    rng = np.random.default_rng(0)
+    names = ["P01_a", "P01_b", "P02_a", "P03_a"]
+    for name in names:
+        x, y = context_task(120, 8, rng, cue=0.5)
+        write_session(tmp_path / "data", "ds", name, {"infant.feat": (x, 25.0, "feature;video;syn")}, y, 40.0)
+    lmap = label_map("merged", "infant")
+    sessions, failures = pipeline.load_sessions([tmp_path / "data" / "ds" / n for n in names],
+                                                SessionSpec(["infant.feat"], ("infant", "ICEP-R-infant", "gold")), lmap)
+    assert not failures
+    config = TrainConfig(model="mlp", hidden=8, window=20, stride=10, max_epochs=2, patience=1, device="cpu")
+    common = dict(folds=3, grid=[{"lr": 1e-3}, {"lr": 1e-2}], val_fraction=0.3, seed=1, inner_folds=2,
+                  groups=parse_groups(r"^P\d+", names))
+    pipeline.evaluate(sessions, lmap, config, tmp_path / "inline", **common)
+    pipeline.evaluate(sessions, lmap, config, tmp_path / "slurm", executor="slurm", retries=0,
+                      resources={"gpus": 0, "mem_gb": 2, "time_min": 10}, **common)
+    assert (tmp_path / "slurm" / "cv_report.json").read_text() == (tmp_path / "inline" / "cv_report.json").read_text()
+    logs = sorted((tmp_path / "slurm" / "folds" / "slurm").rglob("*_log.out"))
+    assert len(logs) == 3, logs  # one array task per fold
