@@ -235,6 +235,44 @@ def sessions_in_file(path: str | os.PathLike) -> list[str]:
     return names
 
 
+def sessions_in_db(uri: str, dataset: str, pattern: str | None = None) -> list[str]:
+    """Session names of a NOVA database (:func:`nova_infant.nova_db.list_sessions`), for a batch that runs them in
+    file mode on their files in NOVA's data folder (``--root``).
+
+    Parameters
+    ----------
+    uri : str
+        ``mongodb://[user:password@]host[:port]`` of the NOVA MongoDB.
+    dataset : str
+        NOVA dataset (= MongoDB database).
+    pattern : str or None
+        Shell-style session-name pattern (``P0*``); None: every valid session.
+
+    Returns
+    -------
+    list of str
+        Sorted session names.
+
+    Raises
+    ------
+    BatchError
+        The server does not answer, the dataset has no (matching) session, or a session name is not a plain folder
+        name (it could point outside the data root).
+    """
+    from . import nova_db
+
+    try:
+        names = nova_db.list_sessions(nova_db.connect(uri), dataset, pattern)
+    except nova_db.NovaDatabaseError as exc:
+        raise BatchError(str(exc)) from None
+    for name in names:
+        try:
+            check_session_name(name)
+        except NovaInfantError as exc:
+            raise BatchError(f"NOVA database {dataset}: {exc}") from None
+    return names
+
+
 # ---------------------------------------------------------------- provenance
 
 

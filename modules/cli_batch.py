@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 from .errors import OptionError
@@ -19,6 +20,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--root", required=True, help="NOVA data root; sessions are <root>/<dataset>/<session>/")
     p.add_argument("--dataset", required=True, help="NOVA dataset")
     p.add_argument("--sessions-file", help="text file with one session per line (default: every session folder)")
+    p.add_argument("--db", default=None, metavar="mongodb://[USER:PASSWORD@]HOST[:PORT]",
+                   help="list the sessions of --dataset from this NOVA database (their files are read and written in "
+                        "file mode under --root, NOVA's data folder); the password may come from $NOVA_DB_PASSWORD")
+    p.add_argument("--session-pattern", default=None, metavar="GLOB",
+                   help="with --db: only sessions whose name matches this shell-style pattern, e.g. 'P0*'")
     p.add_argument("--role", default="infant", help="role in default file names <role>.<io default><ext>")
     p.add_argument("--io", action="append", default=[], metavar="ID=FILE",
                    help="file of an io in the session folder (or an absolute template with {dataset}/{session}); "
@@ -52,10 +58,22 @@ def _pairs(items: list[str], what: str) -> dict[str, str]:
     return out
 
 
+def _db_uri(uri: str) -> str:
+    """``uri`` with the password of ``$NOVA_DB_PASSWORD`` added when it names a user but no password (so that the
+    password stays out of the shell history and ``ps``)."""
+    from urllib.parse import quote, urlsplit
+
+    password = os.environ.get("NOVA_DB_PASSWORD")
+    parts = urlsplit(uri)
+    if password and parts.username and parts.password is None and parts.scheme == "mongodb":
+        return uri.replace(f"{parts.username}@", f"{parts.username}:{quote(password, safe='')}@", 1)
+    return uri
+
+
 def run(args) -> int:
     """``nova-infant batch``; prints the final table; returns 0 when no session failed, else 1."""
-    from .batch import (BatchError, ModuleJob, build_request, format_table, run_batch, sessions_in_file,
-                        sessions_in_root)
+    from .batch import (BatchError, ModuleJob, build_request, format_table, run_batch, sessions_in_db,
+                        sessions_in_file, sessions_in_root)
     from .discover.registry import REPO_TRAINER_DIR
 
     trainer = Path(args.trainer)
@@ -73,7 +91,16 @@ def run(args) -> int:
     from .nova_io import safe_name
 
     safe_name(args.dataset, "dataset")
-    sessions = sessions_in_file(args.sessions_file) if args.sessions_file else sessions_in_root(args.root, args.dataset)
+    if args.db and args.sessions_file:
+        raise OptionError("--db and --sessions-file: give one source of sessions")
+    if args.session_pattern and not args.db:
+        raise OptionError("--session-pattern: needs --db (a session list file or the data root lists every name)")
+    if args.db:
+        sessions = sessions_in_db(_db_uri(args.db), args.dataset, args.session_pattern)
+    elif args.sessions_file:
+        sessions = sessions_in_file(args.sessions_file)
+    else:
+        sessions = sessions_in_root(args.root, args.dataset)
     state_dir = Path(args.state_dir or Path(args.root) / ".nova-infant-batch").resolve()
     job = ModuleJob(str(trainer.resolve()), args.dataset, build_request(trainer, args.root, args.role,
                                                                         _pairs(args.io, "--io")),

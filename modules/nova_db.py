@@ -164,6 +164,44 @@ def ensure_session(ctx: Mapping[str, Any], dataset: str, session: str, duration_
     return oid
 
 
+def list_sessions(ctx: Mapping[str, Any], dataset: str, pattern: str | None = None) -> list[str]:
+    """Session names of a NOVA database (its ``Sessions`` collection), sorted; sessions NOVA marks invalid
+    (``isValid: false``) are left out.
+
+    Parameters
+    ----------
+    ctx : dict
+        Handler context from :func:`connect`.
+    dataset : str
+        Dataset (= MongoDB database).
+    pattern : str or None
+        Shell-style pattern on the session name (:func:`fnmatch.fnmatchcase`, case-sensitive), e.g. ``P0*_ffsf?``;
+        None: every session.
+
+    Returns
+    -------
+    list of str
+
+    Raises
+    ------
+    NovaDatabaseError
+        If the database has no session, or none matches ``pattern`` (naming server, dataset and pattern).
+    """
+    from fnmatch import fnmatchcase
+
+    docs = _db(ctx, dataset)[SESSIONS].find({}, {"name": 1, "isValid": 1})
+    names = sorted({str(d["name"]) for d in docs if d.get("name") and d.get("isValid", True) is not False})
+    where = f"mongodb://{ctx.get('db_host')}:{ctx.get('db_port')}/{dataset}"
+    if not names:
+        raise NovaDatabaseError(f"{where}: no session in this NOVA database (is the dataset name right?)")
+    if pattern:
+        chosen = [n for n in names if fnmatchcase(n, pattern)]
+        if not chosen:
+            raise NovaDatabaseError(f"{where}: no session matches {pattern!r} ({len(names)} sessions, e.g. {names[0]})")
+        names = chosen
+    return names
+
+
 def ensure_role(ctx: Mapping[str, Any], dataset: str, role: str):
     """Create a NOVA ``Roles`` document (e.g. ``infant``, ``caregiver``) if missing; returns its ``_id``."""
     return _upsert(_db(ctx, dataset)[ROLES], role, {"isValid": True})

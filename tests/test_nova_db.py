@@ -294,3 +294,72 @@ def test_taggers_refuse_to_write_into_the_scheme_nova_fell_back_to(nova):
         processor.session = SessionIO.from_provider(ds)
         with pytest.raises(nova_db.NovaDatabaseError, match=rf"'{expected}'.*got '{fallback}'.*import-schemes"):
             processor.to_output(SimpleNamespace(classes=list(CLASSES)))
+
+
+def _uri(ctx, with_password=True) -> str:
+    from urllib.parse import quote
+
+    auth = ""
+    if ctx.get("db_user"):
+        auth = quote(ctx["db_user"], safe="")
+        auth += (":" + quote(ctx["db_password"] or "", safe="") if with_password else "") + "@"
+    return f"mongodb://{auth}{ctx['db_host']}:{ctx['db_port']}"
+
+
+def test_sessions_are_listed_from_the_database_by_pattern(nova):
+    for name in ("P02", "Q01", "P03_old"):
+        nova_db.ensure_session(nova["ctx"], nova["dataset"], name)
+    _client(nova)["Sessions"].update_one({"name": "P03_old"}, {"$set": {"isValid": False}})  # hidden in NOVA
+    assert nova_db.list_sessions(nova["ctx"], nova["dataset"]) == ["P01", "P02", "Q01"]
+    assert nova_db.list_sessions(nova["ctx"], nova["dataset"], "P0?") == ["P01", "P02"]
+    with pytest.raises(nova_db.NovaDatabaseError, match=r"/%s: no session matches 'X\*' \(3 sessions" % nova["dataset"]):
+        nova_db.list_sessions(nova["ctx"], nova["dataset"], "X*")
+    with pytest.raises(nova_db.NovaDatabaseError, match="no_such_dataset_1: no session in this NOVA database"):
+        nova_db.list_sessions(nova["ctx"], "no_such_dataset_1")
+
+
+def test_batch_runs_the_database_sessions_in_file_mode(nova, carphone_session, tiny_w2v_bert, capsys, monkeypatch):
+    """``nova-infant batch --db ... --dataset ... --session-pattern``: the sessions come from NOVA's database, their
+    media and outputs are files in NOVA's data folder; a listed session without media fails alone."""
+    import shutil
+
+    from nova_infant import batch
+    from nova_infant.cli import main
+
+    data_dir, dataset = nova["data_dir"], nova["dataset"]
+    for name in ("P02", "P03", "Q01"):
+        nova_db.ensure_session(nova["ctx"], dataset, name)
+    for name in ("P01", "P02", "Q01"):  # P03 is in the database, its media are not in the data folder
+        shutil.copytree(carphone_session["dir"], data_dir / dataset / name, dirs_exist_ok=True)
+    ctx = nova["ctx"]
+    uri = _uri(ctx, with_password=False)  # the password from the environment, not the command line
+    if ctx.get("db_password"):
+        monkeypatch.setenv("NOVA_DB_PASSWORD", ctx["db_password"])
+    code = main(["batch", "w2v_bert", "--root", str(data_dir), "--dataset", dataset, "--db", uri,
+                 "--session-pattern", "P*", "--role", "session", "--option", f"model={tiny_w2v_bert}",
+                 "--option", "device=cpu", "--retries", "0"])
+    out = capsys.readouterr().out
+    assert code == 1 and out.splitlines()[-1] == "2 done, 0 skipped, 1 failed", out
+    assert "P03" in out and "session.audio.wav: input file missing" in out and "Q01" not in out
+    for name in ("P01", "P02"):
+        assert load_stream_rows(data_dir / dataset / name / "session.w2vbert.stream") == 100
+    assert not (data_dir / dataset / "Q01" / "session.w2vbert.stream").exists()
+    with pytest.raises(batch.BatchError, match="no session matches 'Z\\*'"):
+        batch.sessions_in_db(_uri(ctx), dataset, "Z*")
+    assert main(["batch", "w2v_bert", "--root", str(data_dir), "--dataset", dataset, "--session-pattern", "P*"]) == 2
+    assert "--session-pattern: needs --db" in capsys.readouterr().err
+
+
+def load_stream_rows(path) -> int:
+    return int(nova_io.load_ssi_stream(path).data.shape[0])
+
+
+def test_batch_db_password_comes_from_the_environment(monkeypatch):
+    from nova_infant.cli_batch import _db_uri
+
+    monkeypatch.setenv("NOVA_DB_PASSWORD", "s@cret:1")
+    assert _db_uri("mongodb://coder@nova-db:27017") == "mongodb://coder:s%40cret%3A1@nova-db:27017"
+    assert nova_db.parse_mongo_uri(_db_uri("mongodb://coder@nova-db"))["db_password"] == "s@cret:1"
+    assert _db_uri("mongodb://coder:given@nova-db") == "mongodb://coder:given@nova-db"  # a given password wins
+    monkeypatch.delenv("NOVA_DB_PASSWORD")
+    assert _db_uri("mongodb://coder@nova-db") == "mongodb://coder@nova-db"
