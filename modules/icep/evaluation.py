@@ -435,7 +435,7 @@ def _session_identity(session: SessionData) -> dict:
         path = getattr(stream, "_data_path", None)
         if path is not None:
             st = os.stat(path)
-            streams.append({"file": str(path), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns})
+            streams.append({"file": os.path.abspath(path), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns})
         else:
             streams.append({"name": stream.name, "sha256": hashlib.sha256(np.ascontiguousarray(stream.data)).hexdigest()})
     labels = np.ascontiguousarray(session.labels if session.labels is not None else np.zeros(0, np.int64))

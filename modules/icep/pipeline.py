@@ -169,10 +169,12 @@ class FoldJob:
 
     @property
     def name(self) -> str:
+        """``icep_cv``: the key of the fold's Slurm resources (:data:`nova_infant.batch.SLURM_RESOURCES`)."""
         return "icep_cv"
 
     @property
     def state_dir(self) -> str:
+        """The folds folder (where the batch executors keep their state)."""
         return self.folds_dir
 
 
@@ -247,7 +249,7 @@ def run_folds(sessions: list[SessionData], plan: dict, folds_dir, executor: str 
 
     from ..batch import _run_local, _run_slurm, format_table, slurm_resources
 
-    folds_dir = Path(folds_dir)
+    folds_dir = Path(folds_dir).resolve()  # array tasks may start elsewhere
     with atomic_file(folds_dir / "plan.json", ".json") as tmp:
         tmp.write_text(json.dumps(plan, indent=1))
     n = len(plan["folds"])
