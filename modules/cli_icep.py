@@ -106,7 +106,9 @@ def _executor_args(p):
                         "slurm: one job array, a task per fold. local/slurm keep <out>/folds/ (plan + one file per "
                         "fold) and a re-run runs only the folds still missing")
     p.add_argument("--workers", type=int, default=1, help="local: fold processes at once (default 1)")
-    p.add_argument("--threads-per-worker", type=int, default=1, help="local/slurm: torch threads per fold job")
+    p.add_argument("--threads-per-worker", type=int, default=None,
+                   help="torch threads per fold job (local/slurm; default 1); with inline, the threads of this "
+                        "process (default: torch's). Same count on CPU -> bit-identical reports across executors")
     p.add_argument("--retries", type=int, default=1, help="local/slurm: extra attempts of a failed fold (default 1)")
     p.add_argument("--partition", default=None, help="Slurm partition")
     p.add_argument("--gpus", type=int, default=None, help="Slurm GPUs per fold (default 1)")
@@ -225,15 +227,19 @@ def cmd_cv(args) -> int:
 
     lmap, _, sessions, failures, grid = _labelled(args)
     c = args.checked
-    if args.workers < 1 or args.threads_per_worker < 1:
-        raise OptionError(f"option workers / threads-per-worker: expected >= 1, got {args.workers} / "
-                          f"{args.threads_per_worker}")
+    threads = 1 if args.threads_per_worker is None and args.executor != "inline" else args.threads_per_worker
+    if args.workers < 1 or (threads is not None and threads < 1):
+        raise OptionError(f"option workers / threads-per-worker: expected >= 1, got {args.workers} / {threads}")
+    if threads is not None and args.executor == "inline":
+        import torch
+
+        torch.set_num_threads(threads)
     resources = {"gpus": args.gpus, "mem_gb": args.mem_gb, "time_min": args.time_min,
                  "cpus_per_task": args.cpus_per_task, "partition": args.partition, "max_parallel": args.max_parallel}
     result = evaluate(sessions, lmap, _config(args), args.out, c["folds"], grid, c["val_fraction"], args.seed,
                       c["inner_folds"], _groups(args, sessions), c["min_dur_ms"], executor=args.executor,
                       workers=args.workers, resources=resources, retries=args.retries,
-                      progress=args.executor != "inline", threads=args.threads_per_worker)
+                      progress=args.executor != "inline", threads=threads or 1)
     print(f"{len(sessions)} sessions, {len(result.folds)} folds: accuracy {result.pooled['accuracy']:.3f}, "
           f"macro-F1 {result.pooled['f1_macro']:.3f} -> {args.out}")
     print(result.summary["line"])

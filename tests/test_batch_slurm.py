@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 
 import numpy as np
 import pytest
@@ -26,9 +27,14 @@ def _slurm_or_skip() -> None:
     if not shutil.which("sbatch") or not shutil.which("sinfo"):
         why = "no sbatch/sinfo on PATH"
     else:
-        probe = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=30)
-        states = probe.stdout.split()
-        if probe.returncode != 0 or not any(s.rstrip("*") in ("idle", "mixed", "allocated") for s in states):
+        # "completing": the node still cleans up the previous test's array; jobs queue and start after it
+        usable = ("idle", "mixed", "allocated", "completing")
+        for _ in range(10):  # a node between states (e.g. just restarted) answers within seconds
+            probe = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, timeout=30)
+            if probe.returncode == 0 and any(s.rstrip("*~#") in usable for s in probe.stdout.split()):
+                break
+            time.sleep(2)
+        else:
             why = f"Slurm does not answer with a usable node (sinfo: {(probe.stderr or probe.stdout).strip()[:200]!r})"
     if why is None:
         return
