@@ -189,13 +189,16 @@ def load_fold_file(folds_dir, plan: dict, k: int):
     from .evaluation import fold_from_record
 
     path = fold_path(folds_dir, k)
+    if not path.exists():
+        return None
     try:
         record = json.loads(path.read_text())
-    except (OSError, ValueError):
+        if record.get("plan_sha256") != plan["sha256"] or record.get("fold") != k:
+            return None
+        return fold_from_record(record)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):  # unreadable, cut short, not a fold record
+        log.warning("%s: not a readable fold record; the fold runs again", path)
         return None
-    if record.get("plan_sha256") != plan["sha256"] or record.get("fold") != k:
-        return None
-    return fold_from_record(record)
 
 
 def run_fold_file(job: FoldJob, k: int):
@@ -211,6 +214,10 @@ def run_fold_file(job: FoldJob, k: int):
 
     started = time.time()
     try:
+        if job.threads > 0:  # a Slurm array task does not pass through the pool's initializer
+            import torch
+
+            torch.set_num_threads(job.threads)
         fold = run_fold(job.sessions, job.plan, k)
         with atomic_file(fold_path(job.folds_dir, k), ".json") as tmp:
             tmp.write_text(json.dumps(fold_record(fold, job.plan)))
