@@ -12,9 +12,11 @@ config carries ``nova_infant_standin: true`` so every stream computed with them 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +38,9 @@ class LoadedBackbone:
 
     Attributes: ``model`` (torch module in eval mode on ``device``), ``processor`` (image processor or feature
     extractor), ``source`` ("local directory", "Hugging Face cache", "hub"), ``name`` (id or path),
-    ``is_standin`` (random stand-in weights), ``device`` (torch.device), ``dtype`` (torch dtype of compute).
+    ``is_standin`` (random stand-in weights), ``device`` (torch.device), ``dtype`` (torch dtype of the model's
+    inputs: bfloat16 only for bf16 on CUDA, whose weights are cast; float32 otherwise), ``precision`` (the precision
+    actually used: "fp32", "bf16" or "int8", see :func:`resolve_precision`; written to the stream header).
     """
 
     model: object
@@ -46,6 +50,16 @@ class LoadedBackbone:
     is_standin: bool
     device: object
     dtype: object
+    precision: str = "fp32"
+
+    def autocast(self):
+        """Context for the forward pass: ``torch.autocast("cpu", torch.bfloat16)`` for bf16 on CPU (weights stay
+        float32, matrix products run in bfloat16), a no-op otherwise (CUDA bf16 casts the weights at load time)."""
+        import torch
+
+        if self.precision == "bf16" and self.device.type == "cpu":
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
     @property
     def weights_label(self) -> str:
@@ -75,13 +89,99 @@ def pick_device(option: str | None = "auto"):
     return device
 
 
-def compute_dtype(device, bf16: bool):
-    """bfloat16 on CUDA when asked (and supported), float32 otherwise."""
+PRECISIONS = ("auto", "fp32", "bf16", "int8")
+_CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_supports_bf16() -> bool:
+    """True when the CPU has native bfloat16 arithmetic: ``avx512_bf16`` or ``amx_bf16`` in /proc/cpuinfo's flags
+    (Linux), else torch's capability probe (``torch.backends.cpu.get_cpu_capability()`` naming AMX or BF16).
+
+    Without them bf16 still runs (emulated) but is slower than float32, so ``precision=auto`` keeps float32.
+    """
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return any(flag in flags for flag in _CPU_BF16_FLAGS)
+    except OSError:
+        pass
+    try:
+        import torch
+
+        capability = str(torch.backends.cpu.get_cpu_capability()).upper()
+    except Exception:
+        return False
+    return "AMX" in capability or "BF16" in capability
+
+
+def resolve_precision(precision: str | None, device, bf16: bool | None = None) -> str:
+    """The precision a backbone runs in: "fp32", "bf16" or "int8".
+
+    Parameters
+    ----------
+    precision : "auto" | "fp32" | "bf16" | "int8" (None = "auto")
+        ``auto``: bf16 on a CUDA GPU that supports it, bf16 on a CPU with native bfloat16 (:func:`cpu_supports_bf16`),
+        float32 otherwise. ``bf16``: ``torch.autocast`` on CPU, bfloat16 weights on CUDA. ``int8``: dynamic int8
+        quantisation of the Linear layers (``torch.ao.quantization.quantize_dynamic``), CPU only.
+    device : torch.device
+    bf16 : bool, optional
+        Deprecated flag of earlier releases: True = ``auto``, False = ``fp32``; a DeprecationWarning says so.
+
+    Raises
+    ------
+    OptionError
+        Unknown precision, ``int8`` on a GPU, ``bf16`` on a GPU without bfloat16, or ``bf16=False`` together with
+        ``precision`` bf16/int8.
+    """
     import torch
 
-    if bf16 and device.type == "cuda" and torch.cuda.is_bf16_supported():
-        return torch.bfloat16
-    return torch.float32
+    text = str(precision or "auto").strip().lower()
+    if text not in PRECISIONS:
+        raise OptionError(f"option precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if bf16 is not None:
+        warnings.warn("option bf16 is deprecated: use precision (auto, fp32, bf16, int8); bf16=False means "
+                      "precision=fp32", DeprecationWarning, stacklevel=3)
+        if not bf16:
+            if text in ("bf16", "int8"):
+                raise OptionError(f"options bf16=False and precision={text} contradict each other; drop bf16")
+            text = "fp32"
+    if text == "int8" and device.type != "cpu":
+        raise OptionError(f"option precision: int8 (dynamic quantisation) runs on the CPU only, not on {device}; "
+                          f"use bf16 or fp32 there")
+    if device.type == "cuda":
+        supported = torch.cuda.is_bf16_supported()
+        if text == "bf16" and not supported:
+            raise OptionError(f"option precision: bf16 asked for but GPU {device} has no bfloat16; use fp32 or auto")
+        if text == "auto":
+            return "bf16" if supported else "fp32"
+        return text
+    if text == "auto":
+        return "bf16" if device.type == "cpu" and cpu_supports_bf16() else "fp32"
+    if text == "bf16" and device.type == "cpu" and not cpu_supports_bf16():
+        log.warning("precision bf16 on a CPU without avx512_bf16/AMX: emulated, likely slower than fp32")
+    return text
+
+
+def place_model(model, device, precision: str):
+    """Move ``model`` to ``device`` in ``precision`` (from :func:`resolve_precision`), eval mode.
+
+    Returns ``(model, input dtype)``: bf16 on CUDA casts the weights (inputs bfloat16); bf16 on CPU keeps float32
+    weights for ``torch.autocast``; int8 replaces every ``torch.nn.Linear`` by a dynamically quantised one (int8
+    weights, activations quantised per batch; PyTorch ``torch.ao.quantization.quantize_dynamic``).
+    """
+    import torch
+
+    if precision == "bf16" and device.type == "cuda":
+        return model.to(device=device, dtype=torch.bfloat16).eval(), torch.bfloat16
+    model = model.to(device=device, dtype=torch.float32).eval()
+    if precision == "int8":
+        with warnings.catch_warnings():  # torch.ao.quantization announces its future move to torchao
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.filterwarnings("ignore", message=".*quantiz.*deprecated", category=UserWarning)
+            model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    return model, torch.float32
 
 
 def _hub_reachable(timeout_s: float = 3.0) -> bool:
@@ -174,7 +274,8 @@ def _is_standin(config) -> bool:
     return bool(getattr(config, STANDIN_FLAG, False))
 
 
-def load_dinov2(name: str = DEFAULT_DINOV2, device: str | None = "auto", bf16: bool = True) -> LoadedBackbone:
+def load_dinov2(name: str = DEFAULT_DINOV2, device: str | None = "auto", bf16: bool | None = None,
+                precision: str | None = "auto") -> LoadedBackbone:
     """Load a DINOv2 ViT (any size, with or without registers) and its image processor.
 
     Raises
@@ -182,11 +283,14 @@ def load_dinov2(name: str = DEFAULT_DINOV2, device: str | None = "auto", bf16: b
     WeightsUnavailableError
         If the weights cannot be found (see :func:`resolve_weights`), fail to load (corrupt files), belong to
         another architecture, or leave any weight missing or unexpected.
+    OptionError
+        Bad device or precision (:func:`resolve_precision`; ``bf16`` is its deprecated alias).
     """
     from transformers import AutoImageProcessor, AutoModel
 
     path, source, local_only = resolve_weights(name, "dinov2")
     torch_device = pick_device(device)
+    chosen = resolve_precision(precision, torch_device, bf16)
     try:
         model = _load_checked(AutoModel, path, local_only, "dinov2", "DINOv2")
         processor = AutoImageProcessor.from_pretrained(path, local_files_only=local_only)
@@ -194,12 +298,13 @@ def load_dinov2(name: str = DEFAULT_DINOV2, device: str | None = "auto", bf16: b
         raise
     except Exception as exc:
         raise WeightsUnavailableError(f"{path}: cannot load DINOv2 weights ({str(exc).splitlines()[0][:200]})") from None
-    dtype = compute_dtype(torch_device, bf16)
-    model = model.to(device=torch_device, dtype=dtype).eval()
-    return LoadedBackbone(model, processor, source, name, _is_standin(model.config), torch_device, dtype)
+    standin = _is_standin(model.config)
+    model, dtype = place_model(model, torch_device, chosen)
+    return LoadedBackbone(model, processor, source, name, standin, torch_device, dtype, chosen)
 
 
-def load_w2v_bert(name: str = DEFAULT_W2V_BERT, device: str | None = "auto", bf16: bool = True) -> LoadedBackbone:
+def load_w2v_bert(name: str = DEFAULT_W2V_BERT, device: str | None = "auto", bf16: bool | None = None,
+                  precision: str | None = "auto") -> LoadedBackbone:
     """Load a Wav2Vec2-BERT encoder (``Wav2Vec2BertModel``) and its ``SeamlessM4TFeatureExtractor``.
 
     Raises
@@ -207,11 +312,14 @@ def load_w2v_bert(name: str = DEFAULT_W2V_BERT, device: str | None = "auto", bf1
     WeightsUnavailableError
         If the weights cannot be found, fail to load, belong to another architecture, or leave any weight missing
         or unexpected.
+    OptionError
+        Bad device or precision (:func:`resolve_precision`; ``bf16`` is its deprecated alias).
     """
     from transformers import AutoFeatureExtractor, Wav2Vec2BertModel
 
     path, source, local_only = resolve_weights(name, "w2v-bert")
     torch_device = pick_device(device)
+    chosen = resolve_precision(precision, torch_device, bf16)
     try:
         model = _load_checked(Wav2Vec2BertModel, path, local_only, "w2v-bert", "W2V-BERT")
         processor = AutoFeatureExtractor.from_pretrained(path, local_files_only=local_only)
@@ -219,9 +327,9 @@ def load_w2v_bert(name: str = DEFAULT_W2V_BERT, device: str | None = "auto", bf1
         raise
     except Exception as exc:
         raise WeightsUnavailableError(f"{path}: cannot load W2V-BERT weights ({str(exc).splitlines()[0][:200]})") from None
-    dtype = compute_dtype(torch_device, bf16)
-    model = model.to(device=torch_device, dtype=dtype).eval()
-    return LoadedBackbone(model, processor, source, name, _is_standin(model.config), torch_device, dtype)
+    standin = _is_standin(model.config)
+    model, dtype = place_model(model, torch_device, chosen)
+    return LoadedBackbone(model, processor, source, name, standin, torch_device, dtype, chosen)
 
 
 # ---------------------------------------------------------------- stand-ins and export
@@ -296,7 +404,7 @@ def export_weights(name: str, out_dir: str | os.PathLike, kind: str | None = Non
         If the kind cannot be guessed.
     """
     kind = kind or _kind_of(name)
-    backbone = (load_dinov2 if kind == "dinov2" else load_w2v_bert)(name, device="cpu", bf16=False)
+    backbone = (load_dinov2 if kind == "dinov2" else load_w2v_bert)(name, device="cpu", precision="fp32")
     out = Path(out_dir)
     backbone.model.save_pretrained(out)
     backbone.processor.save_pretrained(out)

@@ -27,7 +27,11 @@ def _common(p: argparse.ArgumentParser, fit: bool = False) -> None:
     p.add_argument("--frame-step", default="video", help="video (every frame, default) or e.g. 40ms, 0.04s, 25fps")
     p.add_argument("--batch-size", type=int, default=8, help="frames per forward pass (default 8)")
     p.add_argument("--device", default="auto", help="auto (cuda when present) | cpu | cuda")
-    p.add_argument("--no-bf16", dest="bf16", action="store_false", help="compute in float32 on GPU too")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "int8"],
+                   help="auto (default: bf16 on a GPU or on a CPU with avx512_bf16/AMX, else fp32) | fp32 | bf16 | "
+                        "int8 (CPU only); do not mix precisions within one dataset")
+    p.add_argument("--no-bf16", dest="bf16", action="store_const", const=False, default=None,
+                   help="deprecated: same as --precision fp32")
     if not fit:
         p.add_argument("--pca", default="dataset",
                        help="dataset (default: one basis for the dataset, fitted once and reused) | session (one per "
@@ -78,7 +82,8 @@ def _options(args) -> dict:
     from .validation import check_dinov2_options
 
     check_dinov2_options(args.size, args.k, args.pca_fit_frames, args.batch_size, getattr(args, "output", "both"),
-                         args.framing, args.frame_step, getattr(args, "duration_ms", None), args.device)
+                         args.framing, args.frame_step, getattr(args, "duration_ms", None), args.device,
+                         args.precision)
     return dict(size=args.size, k=args.k, pca_fit_frames=args.pca_fit_frames, framing=args.framing,
                 frame_step=args.frame_step, batch_size=args.batch_size)
 
@@ -86,7 +91,7 @@ def _options(args) -> dict:
 def _load(args):
     from .backbones import load_dinov2
 
-    return load_dinov2(args.model, device=args.device, bf16=args.bf16)
+    return load_dinov2(args.model, device=args.device, bf16=args.bf16, precision=args.precision)
 
 
 def _extract(args) -> int:

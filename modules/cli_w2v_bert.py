@@ -24,7 +24,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--overlap-s", type=float, default=3.0, help="context added on each side of a chunk, s (default: 3)")
     p.add_argument("--batch-size", type=int, default=2, help="encoder windows per forward call (default: 2)")
     p.add_argument("--device", default="auto", help="auto (cuda when present), cpu or cuda")
-    p.add_argument("--no-bf16", dest="bf16", action="store_false", help="compute in float32 on CUDA too")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "int8"],
+                   help="auto (default: bf16 on a GPU or on a CPU with avx512_bf16/AMX, else fp32) | fp32 | bf16 | "
+                        "int8 (CPU only); do not mix precisions within one dataset")
+    p.add_argument("--no-bf16", dest="bf16", action="store_const", const=False, default=None,
+                   help="deprecated: same as --precision fp32")
     p.add_argument("--duration-ms", type=float, default=0.0, help="session duration fixing the grid, ms (0 = unset)")
     p.add_argument("--reference", default=None, help="video/audio/.stream of the session whose duration fixes the grid")
     p.set_defaults(func=run)
@@ -38,14 +42,15 @@ def run(args) -> int:
     from .w2v_bert import extract_w2v_bert, to_stream
 
     check_w2v_bert_options(args.frame_step, args.left_context, args.right_context, args.layer, args.chunk_s,
-                           args.overlap_s, args.batch_size, args.duration_ms, args.device)
+                           args.overlap_s, args.batch_size, args.duration_ms, args.device, args.precision)
     reference_ms = media_duration_ms(args.reference) if args.reference else None
     features, grid, metadata = extract_w2v_bert(
         args.audio, args.model, step=args.frame_step, left_ms=args.left_context, right_ms=args.right_context,
         layer=args.layer, chunk_s=args.chunk_s, overlap_s=args.overlap_s, batch_size=args.batch_size,
-        device=args.device, bf16=args.bf16, duration_ms=args.duration_ms, reference_duration_ms=reference_ms,
+        device=args.device, bf16=args.bf16, precision=args.precision, duration_ms=args.duration_ms,
+        reference_duration_ms=reference_ms,
         progress=True)
     path = write_ssi_stream(to_stream(features, grid, metadata), args.out)
     print(f"{path}: {grid.n_frames} rows x {features.shape[1]} dims at {grid.sample_rate_hz:g} Hz "
-          f"({metadata['weights']} {metadata['model']})")
+          f"({metadata['weights']} {metadata['model']}, {metadata['precision']})")
     return 0

@@ -268,9 +268,9 @@ class DinoV2Encoder:
 
         inputs = preprocess_frames(frames, self.size, self.framing, self.image_mean, self.image_std,
                                    device=self.backbone.device, dtype=self.backbone.dtype, source=source)
-        with torch.inference_mode():
+        with torch.inference_mode(), self.backbone.autocast():
             hidden = self.backbone.model(pixel_values=inputs).last_hidden_state
-        hidden = hidden.float()
+        hidden = hidden.float()  # PCA and CLS stay float32 whatever the model's precision
         return hidden[:, self.first_patch:], hidden[:, 0]
 
 
@@ -437,7 +437,7 @@ def dataset_dir_of(paths: Sequence[str | os.PathLike]) -> Path:
 def dataset_basis(basis_path: str | os.PathLike, fit_videos: Sequence[str | os.PathLike],
                   model: LoadedBackbone | str = DEFAULT_DINOV2, *, size: int = 224, k: int = 4,
                   pca_fit_frames: int = 256, framing: str | Framing = "resize", frame_step="video",
-                  batch_size: int = 8, device: str = "auto", bf16: bool = True,
+                  batch_size: int = 8, device: str = "auto", bf16: bool | None = None, precision: str = "auto",
                   progress: bool = False) -> tuple[PatchPCA, bool]:
     """The dataset's one PCA basis: loaded from ``basis_path`` if it exists, else fitted on ``fit_videos`` with
     :func:`fit_pca_over_videos` and saved there for every later job.
@@ -458,7 +458,7 @@ def dataset_basis(basis_path: str | os.PathLike, fit_videos: Sequence[str | os.P
     VideoDecodeError
         If no fit video could be decoded.
     """
-    backbone = _as_backbone(model, device, bf16)
+    backbone = _as_backbone(model, device, bf16, precision)
     encoder = DinoV2Encoder(backbone, size, framing)
     basis_path = Path(basis_path)
     if basis_path.is_file():
@@ -613,17 +613,17 @@ class DinoV2Features:
                                custom_meta=self.meta, **names)
 
 
-def _as_backbone(model, device, bf16) -> LoadedBackbone:
+def _as_backbone(model, device, bf16, precision="auto") -> LoadedBackbone:
     if isinstance(model, LoadedBackbone):
         return model
-    return load_dinov2(model or DEFAULT_DINOV2, device=device, bf16=bf16)
+    return load_dinov2(model or DEFAULT_DINOV2, device=device, bf16=bf16, precision=precision)
 
 
 def extract_dinov2(video_path: str | os.PathLike, model: LoadedBackbone | str = DEFAULT_DINOV2, *, size: int = 224,
                    k: int = 4, pca: str | PatchPCA = "dataset", pca_fit_frames: int = 256, output: str = "both",
                    framing: str | Framing = "resize", frame_step="video", batch_size: int = 8,
                    duration_ms: float | None = None, reference_duration_ms: float | None = None,
-                   device: str = "auto", bf16: bool = True, progress: bool = False,
+                   device: str = "auto", bf16: bool | None = None, precision: str = "auto", progress: bool = False,
                    pca_basis: str | os.PathLike | None = None,
                    pca_fit_videos: Sequence[str | os.PathLike] | None = None) -> DinoV2Features:
     """Extract DINOv2-PCA patch features and/or CLS tokens of a video on its session grid.
@@ -664,6 +664,10 @@ def extract_dinov2(video_path: str | os.PathLike, model: LoadedBackbone | str = 
     duration_ms, reference_duration_ms : float, optional
         Session duration (ms) that sets the row count ``floor(D / step)``; priority ``duration_ms`` >
         ``reference_duration_ms`` > the video's own duration.
+    device, precision : str
+        Where and in what precision the model runs when ``model`` is not loaded yet (``auto``/``fp32``/``bf16``/
+        ``int8``, :func:`nova_infant.backbones.resolve_precision`); ``bf16`` is the deprecated flag (False = fp32).
+        The stream header's ``precision`` says which was used; PCA and CLS are float32 in every case.
 
     Returns
     -------
@@ -688,7 +692,7 @@ def extract_dinov2(video_path: str | os.PathLike, model: LoadedBackbone | str = 
     batch_size = int(batch_size)
     if batch_size < 1:
         raise OptionError(f"option batch_size: must be >= 1, got {batch_size}")
-    backbone = _as_backbone(model, device, bf16)
+    backbone = _as_backbone(model, device, bf16, precision)
     encoder = DinoV2Encoder(backbone, size, framing)
     source = open_for_model(video_path, encoder.size, encoder.framing)
     info = source.info
@@ -740,7 +744,8 @@ def extract_dinov2(video_path: str | os.PathLike, model: LoadedBackbone | str = 
         _store(idx, patches, cls, position, pca_out, cls_out, pca_model, k, done)
 
     meta = {"model": str(backbone.name), "weights": backbone.weights_label, "pca": pca_source if want_pca else "none",
-            "k": str(k), "input_size": str(encoder.size), "framing": encoder.framing.text, "frame_step_ms": f"{grid.step_ms:.6g}",
+            "k": str(k), "input_size": str(encoder.size), "precision": backbone.precision,
+            "framing": encoder.framing.text, "frame_step_ms": f"{grid.step_ms:.6g}",
             "video": os.path.basename(video_path), **pca_meta(pca_source if want_pca else "none", pca_model, backbone.name, k)}
     if len(unique) != len(row_frames) or not np.array_equal(unique, row_frames):  # rows share or skip frames
         pca_out = pca_out[inverse] if want_pca else None
@@ -778,8 +783,8 @@ def _store(idx, patches, cls, position, pca_out, cls_out, pca_model, k, done) ->
 
 def fit_pca_over_videos(video_paths: Iterable[str | os.PathLike], model: LoadedBackbone | str = DEFAULT_DINOV2, *,
                         size: int = 224, k: int = 4, pca_fit_frames: int = 256, framing: str | Framing = "resize",
-                        frame_step="video", batch_size: int = 8, device: str = "auto", bf16: bool = True,
-                        progress: bool = True, skip_bad: bool = True) -> PatchPCA:
+                        frame_step="video", batch_size: int = 8, device: str = "auto", bf16: bool | None = None,
+                        precision: str = "auto",                        progress: bool = True, skip_bad: bool = True) -> PatchPCA:
     """Fit one PCA of patch tokens over many videos with bounded memory (``IncrementalPCA.partial_fit``).
 
     Each video contributes the same deterministic sample as ``extract_dinov2(pca="session")`` would take from it
@@ -802,7 +807,7 @@ def fit_pca_over_videos(video_paths: Iterable[str | os.PathLike], model: LoadedB
         If ``skip_bad`` is False and a video is bad, or if no video could be used.
     WeightsUnavailableError, OptionError
     """
-    backbone = _as_backbone(model, device, bf16)
+    backbone = _as_backbone(model, device, bf16, precision)
     encoder = DinoV2Encoder(backbone, size, framing)
     k = _check_k(k, encoder)
     ipca, used, last_error = _new_ipca(k), [], ""

@@ -82,6 +82,12 @@ def device_option(value: Any, name: str = "device") -> str:
     return text
 
 
+def precision_option(value: Any, name: str = "precision") -> str:
+    """``auto``, ``fp32``, ``bf16`` or ``int8`` (whether the device supports it is checked when the model loads,
+    :func:`nova_infant.backbones.resolve_precision`). Raises ``OptionError``."""
+    return choice_option(value if str(value or "").strip() else "auto", name, ("auto", "fp32", "bf16", "int8"))
+
+
 def _check_range(number, name, minimum, maximum, given) -> None:
     if minimum is not None and number < minimum:
         raise OptionError(f"option {name}: must be >= {minimum}, got {given!r}")
@@ -315,23 +321,32 @@ def check_emotion_options(sample_fps="1", smooth=3, step="40ms", duration_ms=Non
 
 
 def check_w2v_bert_options(step="40ms", left_context=50, right_context=50, layer=-1, chunk_s=30.0, overlap_s=3.0,
-                           batch_size=2, duration_ms=None, device="auto") -> dict:
+                           batch_size=2, duration_ms=None, device="auto", precision="auto") -> dict:
     """W2V-BERT extractor (``w2v-bert``, ``w2v_bert``): contexts >= 0 ms, 1 <= chunk_s <= 600, 0 <= overlap_s <
-    chunk_s, batch_size >= 1, layer an integer, a positive step, duration_ms unset or > 0."""
+    chunk_s, batch_size >= 1, layer an integer, a positive step, duration_ms unset or > 0, precision
+    auto|fp32|bf16|int8 (int8 not on a CUDA device)."""
     chunk = float_option(chunk_s, "chunk_s", 1.0, 600.0)
     return {"step": step_option(step), "left_ms": float_option(left_context, "left_context", 0.0, 10000.0),
             "right_ms": float_option(right_context, "right_context", 0.0, 10000.0),
             "layer": int_option(layer, "layer", -100, 100), "chunk_s": chunk,
             "overlap_s": float_option(overlap_s, "overlap_s", 0.0, chunk, max_open=True),
             "batch_size": int_option(batch_size, "batch_size", 1, 4096),
-            "duration_ms": check_duration_ms(duration_ms), "device": device_option(device)}
+            "duration_ms": check_duration_ms(duration_ms), **_device_precision(device, precision)}
+
+
+def _device_precision(device, precision) -> dict:
+    device, precision = device_option(device), precision_option(precision)
+    if precision == "int8" and device.startswith("cuda"):
+        raise OptionError(f"option precision: int8 (dynamic quantisation) runs on the CPU only, not on device "
+                          f"{device}; use bf16 or fp32 there")
+    return {"device": device, "precision": precision}
 
 
 def check_dinov2_options(size=224, k=4, pca_fit_frames=256, batch_size=8, output="both", framing="resize",
-                         frame_step="video", duration_ms=None, device="auto") -> dict:
+                         frame_step="video", duration_ms=None, device="auto", precision="auto") -> dict:
     """DINOv2-PCA extractor (``dinov2 ...``, ``dinov2_pca``): size a multiple of 14 in [14, 1792], 1 <= k <= 1024,
     pca_fit_frames >= 1, batch_size >= 1, output pca|cls|both, framing as ``parse_framing``, step ``video`` or
-    positive, duration_ms unset or > 0."""
+    positive, duration_ms unset or > 0, precision auto|fp32|bf16|int8 (int8 not on a CUDA device)."""
     from .dinov2_pca import parse_framing
 
     size = int_option(size, "size", 14, 1792)
@@ -343,7 +358,7 @@ def check_dinov2_options(size=224, k=4, pca_fit_frames=256, batch_size=8, output
             "batch_size": int_option(batch_size, "batch_size", 1, 4096),
             "output": choice_option(output, "output", ("pca", "cls", "both")), "framing": str(framing),
             "frame_step": step_option(frame_step, allow_video=True), "duration_ms": check_duration_ms(duration_ms),
-            "device": device_option(device)}
+            **_device_precision(device, precision)}
 
 
 def check_predict_options(min_dur_ms=0, batch_size=64, device="auto") -> dict:

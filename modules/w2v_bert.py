@@ -176,14 +176,14 @@ def encode_session(audio_16k: np.ndarray, backbone: LoadedBackbone, chunk_s: flo
         from tqdm import tqdm
 
         order = tqdm(order, desc="w2v-bert", unit="batch", total=math.ceil(len(plan.starts) / int(batch_size)))
-    with torch.inference_mode():
+    with torch.inference_mode(), backbone.autocast():
         for b in order:
             idx = np.arange(b, min(b + int(batch_size), len(plan.starts)))
             windows = np.stack([feats[s:s + plan.length] for s in plan.starts[idx]])
             inputs = torch.from_numpy(windows).to(device=backbone.device, dtype=backbone.dtype)
             out = backbone.model(input_features=inputs, output_hidden_states=int(layer) != -1)
             states = out.last_hidden_state if int(layer) == -1 else out.hidden_states[int(layer)]
-            states = states.float().cpu().numpy()
+            states = states.float().cpu().numpy()  # pooling stays float32 whatever the model's precision
             if hidden is None:
                 hidden = np.empty((len(feats), states.shape[-1]), np.float32)
             for row, c in enumerate(idx):
@@ -244,9 +244,9 @@ def _check_contexts(left_ms: float, right_ms: float) -> None:
 
 def extract_w2v_bert(audio_path: str, model: str | LoadedBackbone = DEFAULT_W2V_BERT, step="40ms",
                      left_ms: float = 50.0, right_ms: float = 50.0, layer: int = -1, chunk_s: float = 30.0,
-                     overlap_s: float = 3.0, batch_size: int = 2, device: str = "auto", bf16: bool = True,
-                     duration_ms=None, reference_duration_ms: float | None = None, progress: bool = False
-                     ) -> tuple[np.ndarray, FrameGrid, dict]:
+                     overlap_s: float = 3.0, batch_size: int = 2, device: str = "auto", bf16: bool | None = None,
+                     precision: str = "auto", duration_ms=None, reference_duration_ms: float | None = None,
+                     progress: bool = False) -> tuple[np.ndarray, FrameGrid, dict]:
     """W2V-BERT features of one audio file (or a video's audio track) on the session grid.
 
     Parameters
@@ -258,7 +258,9 @@ def extract_w2v_bert(audio_path: str, model: str | LoadedBackbone = DEFAULT_W2V_
     step : frame step ("40ms", "0.04s", "25fps", or ms)
     left_ms, right_ms : context on each side of a row, ms
     layer, chunk_s, overlap_s, batch_size : see :func:`encode_session`
-    device, bf16 : where to run (``auto`` = cuda when present) and bf16 on CUDA
+    device, precision : where to run (``auto`` = cuda when present) and in what precision (``auto``, ``fp32``,
+        ``bf16``, ``int8``; :func:`nova_infant.backbones.resolve_precision`), when ``model`` is not loaded yet
+    bf16 : deprecated flag (False = ``precision="fp32"``)
     duration_ms : explicit session duration (ms) defining the grid; 0/None = unset
     reference_duration_ms : duration of the session's reference input (e.g. its video) or the NOVA session, ms
 
@@ -287,7 +289,10 @@ def extract_w2v_bert(audio_path: str, model: str | LoadedBackbone = DEFAULT_W2V_
     grid = frame_grid(duration, step_ms)
     if grid.n_frames == 0:
         raise OptionError(f"{audio_path}: session of {duration:.1f} ms is shorter than one frame step ({step_ms} ms)")
-    backbone = model if isinstance(model, LoadedBackbone) else load_w2v_bert(model, device=device, bf16=bf16)
+    if isinstance(model, LoadedBackbone):
+        backbone = model
+    else:
+        backbone = load_w2v_bert(model, device=device, bf16=bf16, precision=precision)
     try:
         hidden = encode_session(audio, backbone, chunk_s, overlap_s, int(layer), int(batch_size), progress)
     except AudioDecodeError as exc:
@@ -295,7 +300,8 @@ def extract_w2v_bert(audio_path: str, model: str | LoadedBackbone = DEFAULT_W2V_
     check_coverage(own_ms, grid, str(audio_path))
     features = pool_to_grid(hidden, HIDDEN_RATE_HZ, grid, left_ms, right_ms)
     metadata = {
-        "model": str(backbone.name), "weights": backbone.weights_label, "layer": str(int(layer)),
+        "model": str(backbone.name), "weights": backbone.weights_label, "precision": backbone.precision,
+        "layer": str(int(layer)),
         "frame_step_ms": f"{step_ms:g}", "left_context_ms": f"{left_ms:g}", "right_context_ms": f"{right_ms:g}",
         "chunk_s": f"{chunk_s:g}", "overlap_s": f"{overlap_s:g}", "hidden_rate_hz": f"{HIDDEN_RATE_HZ:g}",
         "hidden_offset_ms": f"{HIDDEN_OFFSET_MS:g}", "audio_duration_ms": f"{own_ms:.3f}",

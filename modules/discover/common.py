@@ -141,6 +141,25 @@ def as_bool(value: Any, name: str = "option") -> bool:
     raise OptionError(f"option {name}: expected True or False, got {value!r}")
 
 
+def precision_of(options: dict) -> str:
+    """The ``precision`` option of a backbone module, honouring the deprecated ``bf16`` option of older trainers
+    (``{bf16:BOOL:True}`` = auto; False = fp32, with a warning).
+
+    Raises
+    ------
+    OptionError
+        ``bf16`` False together with precision bf16 or int8, or ``bf16`` not a boolean.
+    """
+    precision = str(options.get("precision") or "auto").strip().lower()
+    legacy = options.get("bf16")
+    if legacy is not None and not as_bool(legacy, "bf16"):
+        if precision in ("bf16", "int8"):
+            raise OptionError(f"options bf16=False and precision={precision} contradict each other; drop bf16")
+        log.warning("option bf16 is deprecated (use precision): bf16=False read as precision=fp32")
+        return "fp32"
+    return precision
+
+
 def as_int(value: Any, name: str = "option", minimum: int | None = None) -> int:
     """Cast a NOVA option to int, optionally bounded below. Raises ``OptionError``."""
     try:

@@ -17,14 +17,14 @@ from discover_utils.interfaces.server_module import Processor
 from ..errors import NovaInfantError, OptionError
 from ..nova_io import TrainerIO, TrainerSpec
 from ..validation import check_dinov2_options
-from .common import SessionIO, as_bool, as_int, merge_options, refuse_bad_options
+from .common import SessionIO, as_int, merge_options, precision_of, refuse_bad_options
 
 log = logging.getLogger("nova_infant")
 
 DEFAULTS = {"model": "facebook/dinov2-large", "size": 224, "k": 4, "pca": "dataset", "pca_basis": "",
             "pca_fit_sessions": "", "pca_fit_frames": 256,
             "output": "both", "framing": "resize", "frame_step": "video", "batch_size": 8, "device": "auto",
-            "bf16": True, "duration_ms": 0, "picture_dir": ""}
+            "precision": "auto", "duration_ms": 0, "picture_dir": ""}
 
 TRAINER_SPEC = TrainerSpec(
     script="dinov2_pca.py", create="DinoV2PCA", category="Feature",
@@ -36,7 +36,8 @@ TRAINER_SPEC = TrainerSpec(
              ("pca", "STRING", "dataset"), ("pca_basis", "STRING", ""), ("pca_fit_sessions", "STRING", ""),
              ("pca_fit_frames", "STRING", "256"), ("output", "LIST", "both,pca,cls"),
              ("framing", "STRING", "resize"), ("frame_step", "STRING", "video"), ("batch_size", "STRING", "8"),
-             ("device", "LIST", "auto,cpu,cuda"), ("bf16", "BOOL", "True"), ("duration_ms", "STRING", "0"),
+             ("device", "LIST", "auto,cpu,cuda"), ("precision", "LIST", "auto,fp32,bf16,int8"),
+             ("duration_ms", "STRING", "0"),
              ("picture_dir", "STRING", "")],
 )
 
@@ -52,7 +53,7 @@ class DinoV2PCA(Processor):
         o = self.options
         refuse_bad_options(lambda: check_dinov2_options(o["size"], o["k"], o["pca_fit_frames"], o["batch_size"],
                                                         o["output"], o["framing"], o["frame_step"], o["duration_ms"],
-                                                        o["device"]), "dinov2_pca")
+                                                        o["device"], precision_of(o)), "dinov2_pca")
         self._backbone = None
         self._pca = None
 
@@ -61,7 +62,7 @@ class DinoV2PCA(Processor):
 
         if self._backbone is None:  # once per job, reused for every session
             self._backbone = load_dinov2(str(self.options["model"]), device=str(self.options["device"]),
-                                         bf16=as_bool(self.options["bf16"], "bf16"))
+                                         precision=precision_of(self.options))
         return self._backbone
 
     def process_data(self, ds):

@@ -15,11 +15,13 @@ from ..backbones import DEFAULT_W2V_BERT, load_w2v_bert
 from ..nova_io import TrainerIO, TrainerSpec
 from ..w2v_bert import extract_w2v_bert, to_stream
 from ..validation import check_w2v_bert_options
-from .common import SessionIO, as_bool, as_float, as_int, merge_options, one_line_errors, refuse_bad_options
+from .common import (SessionIO, as_float, as_int, merge_options, one_line_errors, precision_of,
+                     refuse_bad_options)
 
 OUTPUT_ID = "w2v_bert"
 DEFAULTS = {"model": DEFAULT_W2V_BERT, "frame_step": "40ms", "left_context": 50, "right_context": 50, "layer": -1,
-            "chunk_s": 30, "overlap_s": 3, "batch_size": 2, "device": "auto", "bf16": True, "duration_ms": 0}
+            "chunk_s": 30, "overlap_s": 3, "batch_size": 2, "device": "auto", "precision": "auto",
+            "duration_ms": 0}
 
 TRAINER_SPEC = TrainerSpec(
     script="w2v_bert.py", create="W2VBert", category="Feature",
@@ -29,7 +31,7 @@ TRAINER_SPEC = TrainerSpec(
     options=[("model", "STRING", DEFAULT_W2V_BERT), ("frame_step", "STRING", "40ms"), ("left_context", "STRING", 50),
              ("right_context", "STRING", 50), ("layer", "STRING", -1), ("chunk_s", "STRING", 30),
              ("overlap_s", "STRING", 3), ("batch_size", "STRING", 2), ("device", "STRING", "auto"),
-             ("bf16", "BOOL", True), ("duration_ms", "STRING", 0)],
+             ("precision", "LIST", "auto,fp32,bf16,int8"), ("duration_ms", "STRING", 0)],
     frame_step_ms=40, left_context_ms=50, right_context_ms=50)
 
 
@@ -42,7 +44,7 @@ class W2VBert(Processor):
         o = self.options
         refuse_bad_options(lambda: check_w2v_bert_options(o["frame_step"], o["left_context"], o["right_context"],
                                                           o["layer"], o["chunk_s"], o["overlap_s"], o["batch_size"],
-                                                          o["duration_ms"], o["device"]), "w2v_bert")
+                                                          o["duration_ms"], o["device"], precision_of(o)), "w2v_bert")
         self._backbone = None
         self._session = None
 
@@ -54,7 +56,7 @@ class W2VBert(Processor):
         o = self.options
         self._session = session = SessionIO.from_provider(ds)
         if self._backbone is None:
-            self._backbone = load_w2v_bert(str(o["model"]), device=str(o["device"]), bf16=as_bool(o["bf16"], "bf16"))
+            self._backbone = load_w2v_bert(str(o["model"]), device=str(o["device"]), precision=precision_of(o))
         return extract_w2v_bert(
             str(session.path("audio")), self._backbone, step=o["frame_step"],
             left_ms=as_float(o["left_context"], "left_context"), right_ms=as_float(o["right_context"], "right_context"),

@@ -60,6 +60,31 @@ def check_consistent(sessions: list[SessionData]) -> None:
             raise StreamError(f"session {s.name}: {s.dim} dims at {s.step_ms:.2f} ms, but session {ref.name} has "
                               f"{ref.dim} dims at {ref.step_ms:.2f} ms")
     check_feature_bases(sessions)
+    warn_mixed_precision(sessions)
+
+
+def warn_mixed_precision(sessions: list[SessionData]) -> list[str]:
+    """Warn (one log line per stream) when sessions' streams at the same position were computed in different
+    precisions (header meta ``precision`` written by the DINOv2 and W2V-BERT extractors: fp32, bf16, int8): the
+    features then differ slightly by session for reasons that have nothing to do with the infant
+    (docs/benchmarks.md, "Precision"). Streams without the key (other features, older streams) are ignored.
+
+    Returns the warning lines (empty when every session agrees).
+    """
+    lines = []
+    for i in range(min(len(s.streams) for s in sessions)):
+        by_precision: dict[str, list[str]] = {}
+        for s in sessions:
+            precision = str((getattr(s.streams[i], "meta", None) or {}).get("precision", "")).strip()
+            if precision:
+                by_precision.setdefault(precision, []).append(s.name)
+        if len(by_precision) > 1:
+            parts = "; ".join(f"{p}: {', '.join(names[:3])}{' ...' if len(names) > 3 else ''} ({len(names)} "
+                              f"session{'s' if len(names) > 1 else ''})" for p, names in sorted(by_precision.items()))
+            lines.append(f"stream {sessions[0].streams[i].name}: sessions were extracted in different precisions "
+                         f"({parts}); re-extract them in one precision so features mean the same in every session")
+            log.warning(lines[-1])
+    return lines
 
 
 def stream_basis(stream) -> tuple[str, str]:
