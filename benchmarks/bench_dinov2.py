@@ -13,7 +13,8 @@ that baseline. Target: <= 1.5 GB above the model's own footprint. The default mo
 (hidden size 32) with the real 224 px input and 16 x 16 patch grid, so the run takes minutes on CPU;
 docs/dinov2-pca.md explains how the figure scales to wider models (tokens are never kept).
 
-Usage: ``python benchmarks/bench_dinov2.py [--size large] [--frames 32] [--batch-size 8] [--skip-memory]``
+Usage: ``python benchmarks/bench_dinov2.py [--size large] [--frames 32] [--batch-size 8] [--precision auto]
+[--skip-memory]`` (precisions against each other: benchmarks/bench_precision.py)
 Prints the figures; nothing is asserted (speed targets live here, not in tests).
 """
 
@@ -46,7 +47,7 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
 
 
-def bench_speed(size: str, n_frames: int, batch_size: int, work: Path) -> dict:
+def bench_speed(size: str, n_frames: int, batch_size: int, work: Path, precision: str = "auto") -> dict:
     """Module fps / bare forward fps on ``n_frames`` frames of a real video (carphone, 25 fps)."""
     import torch
 
@@ -55,7 +56,7 @@ def bench_speed(size: str, n_frames: int, batch_size: int, work: Path) -> dict:
     from nova_infant.sample_media import carphone_frames, write_video
 
     model_dir = save_standin("dinov2", work / f"dinov2-{size}", size=size)
-    backbone = load_dinov2(str(model_dir), device="auto", bf16=True)
+    backbone = load_dinov2(str(model_dir), device="auto", precision=precision)
     frames = carphone_frames()
     frames = np.concatenate([frames] * int(np.ceil(n_frames / len(frames))))[:n_frames]
     video = write_video(work / "speed.video.mp4", frames, 25.0)
@@ -63,7 +64,7 @@ def bench_speed(size: str, n_frames: int, batch_size: int, work: Path) -> dict:
 
     def bare() -> float:
         start = time.perf_counter()
-        with torch.inference_mode():
+        with torch.inference_mode(), backbone.autocast():
             for i in range(0, n_frames, batch_size):
                 backbone.model(pixel_values=pixels[i:i + batch_size]).last_hidden_state.float().cpu()
         return time.perf_counter() - start
@@ -74,13 +75,14 @@ def bench_speed(size: str, n_frames: int, batch_size: int, work: Path) -> dict:
         assert features.pca.shape[0] == n_frames
         return time.perf_counter() - start
 
-    with torch.inference_mode():  # warm-up (allocator, kernels)
+    with torch.inference_mode(), backbone.autocast():  # warm-up (allocator, kernels)
         backbone.model(pixel_values=pixels[:batch_size])
     # bare, module, bare: the baseline brackets the module run, so a load change on a shared machine shows up
     t_bare1, t_module, t_bare2 = bare(), module(), bare()
     t_bare = (t_bare1 + t_bare2) / 2
     return {"model": f"dinov2 {size} architecture, random weights", "frames": n_frames, "batch_size": batch_size,
-            "device": str(backbone.device), "threads": torch.get_num_threads(), "bare_runs_s": (t_bare1, t_bare2),
+            "device": str(backbone.device), "precision": backbone.precision, "threads": torch.get_num_threads(),
+            "bare_runs_s": (t_bare1, t_bare2),
             "bare_fps": n_frames / t_bare, "module_fps": n_frames / t_module, "ratio": t_bare / t_module}
 
 
@@ -126,6 +128,7 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--memory-size", default="tiny", help="memory model size (default tiny: hidden 32)")
     parser.add_argument("--minutes", type=float, default=10.0, help="length of the memory session (default 10)")
+    parser.add_argument("--precision", default="auto", help="speed arm precision: auto|fp32|bf16|int8 (default auto)")
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)  # video path
@@ -146,9 +149,9 @@ def main(argv=None) -> int:
                   f"model {memory['rss_after_model_mb']:.0f} MB, peak {memory['peak_rss_mb']:.0f} MB, "
                   f"peak above model {memory['peak_above_model_mb']:.0f} MB (target <= 1536 MB)")
         if not args.skip_speed:
-            speed = bench_speed(args.size, args.frames, args.batch_size, work)
-            print(f"speed: {speed['model']} on {speed['device']} ({speed['threads']} threads), {speed['frames']} "
-                  f"frames, batch {speed['batch_size']}: bare forward {speed['bare_fps']:.3f} fps (runs "
+            speed = bench_speed(args.size, args.frames, args.batch_size, work, args.precision)
+            print(f"speed: {speed['model']} on {speed['device']} in {speed['precision']} ({speed['threads']} threads), "
+                  f"{speed['frames']} frames, batch {speed['batch_size']}: bare forward {speed['bare_fps']:.3f} fps (runs "
                   f"{speed['bare_runs_s'][0]:.1f} s, {speed['bare_runs_s'][1]:.1f} s), module "
                   f"{speed['module_fps']:.3f} fps, ratio {speed['ratio']:.3f} (target >= 0.85)")
     return 0

@@ -13,8 +13,8 @@ not timed). Nothing is downloaded.
 - ``w2v-bert``: ``extract_w2v_bert`` on ``--seconds`` of LibriVox speech (16 kHz WAV; read, features, encoder,
   pooling onto the 40 ms grid); real-time factor = wall time / audio duration. Cosine per 40 ms row against fp32.
 
-fp32 is timed before and after the other precisions; its baseline is the mean of both runs, so a load change on a
-shared machine shows in the two fp32 times. The load average (``os.getloadavg``) is printed at the start and end.
+Each of ``--rounds`` rounds times every precision once (fp32 first), and the best time of each precision is kept, so
+a load spike from other jobs on a shared machine hits single runs, not a whole precision; every run's time is printed. The load average (``os.getloadavg``) is printed at the start and end.
 Targets (issue 16): ``auto`` >= 2x fp32 frames/s for the DINOv2 module, >= 1.5x for W2V-BERT (on a CPU with
 avx512_bf16 or AMX).
 
@@ -48,8 +48,9 @@ def _load_text() -> str:
     return f"load average {one:.2f}, {five:.2f}, {fifteen:.2f} (2 cores)"
 
 
-def bench_dinov2(work: Path, precisions: list[str], n_frames: int, batch_size: int) -> list[dict]:
-    """Time ``extract_dinov2`` at each precision on the same frames with one shared basis."""
+def bench_dinov2(work: Path, precisions: list[str], n_frames: int, batch_size: int, rounds: int) -> list[dict]:
+    """Best of ``rounds`` timings of ``extract_dinov2`` at each precision (rounds interleave the precisions) on the
+    same frames with one shared basis; cosine of each precision's last outputs to fp32's."""
     from nova_infant.backbones import load_dinov2, save_standin
     from nova_infant.dinov2_pca import extract_dinov2
     from nova_infant.sample_media import carphone_frames, write_video
@@ -59,30 +60,29 @@ def bench_dinov2(work: Path, precisions: list[str], n_frames: int, batch_size: i
     frames = np.concatenate([frames] * int(np.ceil(n_frames / len(frames))))[:n_frames]
     video = str(write_video(work / "speed.video.mp4", frames, 25.0))
 
-    fp32 = load_dinov2(str(model_dir), device="cpu", precision="fp32")
-    warm = extract_dinov2(video, fp32, batch_size=batch_size, output="both", pca="session")  # warm-up + basis
+    loaded = {p: load_dinov2(str(model_dir), device="cpu", precision=p) for p in ["fp32"] + precisions}
+    warm = extract_dinov2(video, loaded["fp32"], batch_size=batch_size, output="both", pca="session")  # + basis
     basis = warm.pca_model
-    rows, reference = [], None
-    order = ["fp32"] + [p for p in precisions if p != "fp32"] + ["fp32"]
-    for precision in order:
-        backbone = fp32 if precision == "fp32" else load_dinov2(str(model_dir), device="cpu", precision=precision)
-        start = time.perf_counter()
-        features = extract_dinov2(video, backbone, batch_size=batch_size, output="both", pca=basis)
-        seconds = time.perf_counter() - start
-        if reference is None:
-            reference = features
-        rows.append({"precision": precision, "used": features.meta["precision"], "seconds": seconds,
-                     "fps": n_frames / seconds,
+    times, outputs = {p: [] for p in loaded}, {}
+    for _ in range(rounds):
+        for precision, backbone in loaded.items():
+            start = time.perf_counter()
+            outputs[precision] = extract_dinov2(video, backbone, batch_size=batch_size, output="both", pca=basis)
+            times[precision].append(time.perf_counter() - start)
+    reference, rows = outputs["fp32"], []
+    for precision, features in outputs.items():
+        best = min(times[precision])
+        rows.append({"precision": precision, "used": features.meta["precision"], "seconds": best,
+                     "runs": times[precision], "fps": n_frames / best,
                      "pca_cos_min": float(row_cosine(features.pca, reference.pca).min()),
                      "pca_cos_mean": float(row_cosine(features.pca, reference.pca).mean()),
                      "cls_cos_min": float(row_cosine(features.cls, reference.cls).min())})
-        if backbone is not fp32:
-            del backbone
     return rows
 
 
-def bench_w2v_bert(work: Path, precisions: list[str], seconds_audio: float) -> list[dict]:
-    """Time ``extract_w2v_bert`` at each precision on the same speech."""
+def bench_w2v_bert(work: Path, precisions: list[str], seconds_audio: float, rounds: int) -> list[dict]:
+    """Best of ``rounds`` timings of ``extract_w2v_bert`` at each precision (rounds interleave the precisions) on
+    the same speech; cosine of each precision's rows to fp32's."""
     from nova_infant.backbones import load_w2v_bert, save_standin
     from nova_infant.sample_media import librivox_speech, write_wav
     from nova_infant.w2v_bert import extract_w2v_bert
@@ -90,24 +90,21 @@ def bench_w2v_bert(work: Path, precisions: list[str], seconds_audio: float) -> l
     model_dir = save_standin("w2v-bert", work / "w2v-bert-full", size="full")
     audio = librivox_speech(seconds_audio, 16000)
     wav = str(write_wav(work / "speech.wav", audio, 16000))
-    fp32 = load_w2v_bert(str(model_dir), device="cpu", precision="fp32")
-    extract_w2v_bert(wav, fp32)  # warm-up (allocator, oneDNN kernels)
-    rows, reference = [], None
-    order = ["fp32"] + [p for p in precisions if p != "fp32"] + ["fp32"]
-    for precision in order:
-        backbone = fp32 if precision == "fp32" else load_w2v_bert(str(model_dir), device="cpu", precision=precision)
-        if precision != "fp32":
-            extract_w2v_bert(wav, backbone, chunk_s=2.0, overlap_s=0.0)  # warm-up of this precision's kernels
-        start = time.perf_counter()
-        features, _, meta = extract_w2v_bert(wav, backbone)
-        elapsed = time.perf_counter() - start
-        if reference is None:
-            reference = features
+    loaded = {p: load_w2v_bert(str(model_dir), device="cpu", precision=p) for p in ["fp32"] + precisions}
+    for backbone in loaded.values():  # warm-up (allocator, oneDNN kernels of each precision)
+        extract_w2v_bert(wav, backbone, chunk_s=2.0, overlap_s=0.0)
+    times, outputs = {p: [] for p in loaded}, {}
+    for _ in range(rounds):
+        for precision, backbone in loaded.items():
+            start = time.perf_counter()
+            outputs[precision] = extract_w2v_bert(wav, backbone)
+            times[precision].append(time.perf_counter() - start)
+    reference, rows = outputs["fp32"][0], []
+    for precision, (features, _, meta) in outputs.items():
+        best = min(times[precision])
         cos = row_cosine(features, reference)
-        rows.append({"precision": precision, "used": meta["precision"], "seconds": elapsed,
-                     "rtf": elapsed / seconds_audio, "cos_min": float(cos.min()), "cos_mean": float(cos.mean())})
-        if backbone is not fp32:
-            del backbone
+        rows.append({"precision": precision, "used": meta["precision"], "seconds": best, "runs": times[precision],
+                     "rtf": best / seconds_audio, "cos_min": float(cos.min()), "cos_mean": float(cos.mean())})
     return rows
 
 
@@ -122,31 +119,32 @@ def main(argv=None) -> int:
     parser.add_argument("--frames", type=int, default=16, help="DINOv2: frames per run (default 16)")
     parser.add_argument("--batch-size", type=int, default=8, help="DINOv2: frames per forward (default 8)")
     parser.add_argument("--seconds", type=float, default=10.0, help="W2V-BERT: speech length, s (default 10)")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds over all precisions; best time kept (default 2)")
     parser.add_argument("--threads", type=int, default=0, help="torch intra-op threads (default: torch's, = cores)")
     args = parser.parse_args(argv)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-    precisions = [p.strip() for p in args.precisions.split(",") if p.strip()]
+    precisions = [p.strip() for p in args.precisions.split(",") if p.strip() and p.strip() != "fp32"]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} intra-op threads, CPU capability "
           f"{torch.backends.cpu.get_cpu_capability()}, native bf16 {cpu_supports_bf16()}; start: {_load_text()}")
     with tempfile.TemporaryDirectory(prefix="bench-precision-") as tmp:
         if args.what == "dinov2":
-            rows = bench_dinov2(Path(tmp), precisions, args.frames, args.batch_size)
-            base = np.mean([r["fps"] for r in rows if r["precision"] == "fp32"])
+            rows = bench_dinov2(Path(tmp), precisions, args.frames, args.batch_size, args.rounds)
+            base = rows[0]["fps"]
             print(f"DINOv2 ViT-L/14 architecture (random weights), whole module (extract_dinov2, PCA k=4 with one "
                   f"shared basis + CLS), {args.frames} carphone frames at 224 px, batch {args.batch_size}:")
             for r in rows:
                 print(f"  {r['precision']:>5} (ran {r['used']:>4}): {r['seconds']:7.1f} s  {r['fps']:6.3f} frames/s  "
-                      f"{r['fps'] / base:5.2f}x fp32 | cosine to fp32: PCA rows min {r['pca_cos_min']:.5f} mean "
+                      f"{r['fps'] / base:5.2f}x fp32 (runs {', '.join(f'{t:.1f}' for t in r['runs'])} s) | cosine to fp32: PCA rows min {r['pca_cos_min']:.5f} mean "
                       f"{r['pca_cos_mean']:.5f}, CLS min {r['cls_cos_min']:.5f}")
         else:
-            rows = bench_w2v_bert(Path(tmp), precisions, args.seconds)
-            base = np.mean([r["seconds"] for r in rows if r["precision"] == "fp32"])
+            rows = bench_w2v_bert(Path(tmp), precisions, args.seconds, args.rounds)
+            base = rows[0]["seconds"]
             print(f"W2V-BERT 2.0 architecture (random weights), extract_w2v_bert on {args.seconds:g} s LibriVox "
                   f"speech (one encoder window), 40 ms rows:")
             for r in rows:
                 print(f"  {r['precision']:>5} (ran {r['used']:>4}): {r['seconds']:7.2f} s  real-time factor "
-                      f"{r['rtf']:.3f}  {base / r['seconds']:5.2f}x fp32 | cosine to fp32 per row: min "
+                      f"{r['rtf']:.3f}  {base / r['seconds']:5.2f}x fp32 (runs {', '.join(f'{t:.1f}' for t in r['runs'])} s) | cosine to fp32 per row: min "
                       f"{r['cos_min']:.5f} mean {r['cos_mean']:.5f}")
     print(f"end: {_load_text()}")
     return 0

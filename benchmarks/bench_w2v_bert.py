@@ -45,7 +45,7 @@ def per_window_baseline(audio: np.ndarray, backbone, indices, batch_size: int) -
     for b in range(0, len(indices), batch_size):
         windows = [padded[i * hop:i * hop + width] for i in indices[b:b + batch_size]]
         inputs = backbone.processor(windows, sampling_rate=sr, return_tensors="pt", padding=True)
-        with torch.inference_mode():
+        with torch.inference_mode(), backbone.autocast():
             hidden = backbone.model(input_features=inputs["input_features"].to(backbone.dtype),
                                     attention_mask=inputs["attention_mask"]).last_hidden_state
         out.append(hidden.float().mean(dim=1).numpy())
@@ -64,23 +64,25 @@ def main() -> None:
     parser.add_argument("--chunk-s", type=float, default=8.0, help="forced-chunking configuration: chunk, s")
     parser.add_argument("--overlap-s", type=float, default=1.0, help="forced-chunking configuration: overlap, s")
     parser.add_argument("--repeats", type=int, default=2, help="timed repeats of bare/ours (best is kept)")
+    parser.add_argument("--precision", default="fp32", help="auto|fp32|bf16|int8 for every arm (default fp32; "
+                        "precisions against each other: benchmarks/bench_precision.py)")
     parser.add_argument("--model", default=None, help="W2V-BERT checkpoint dir (default: a fresh full-size stand-in)")
     args = parser.parse_args()
 
     work = tempfile.mkdtemp(prefix="bench-w2v-")
     model_dir = args.model or str(save_standin("w2v-bert", f"{work}/w2v-bert-full", size="full"))
-    backbone = load_w2v_bert(model_dir, device="cpu", bf16=False)
+    backbone = load_w2v_bert(model_dir, device="cpu", precision=args.precision)
     params = sum(p.numel() for p in backbone.model.parameters()) / 1e6
     audio = librivox_speech(args.seconds, 16000)
     wav = str(write_wav(f"{work}/speech.wav", audio, 16000))
     n_rows = int(math.floor(args.seconds * 1000 / 40))
     print(f"W2V-BERT {params:.0f}M parameters ({'stand-in, random weights' if not args.model else model_dir}), "
           f"{args.seconds:g} s LibriVox speech at 16 kHz, {n_rows} output rows of 40 ms, "
-          f"torch {torch.__version__} on CPU with {torch.get_num_threads()} threads")
+          f"torch {torch.__version__} on CPU with {torch.get_num_threads()} threads, precision {backbone.precision}")
 
     def bare():
         inputs = backbone.processor(audio, sampling_rate=16000, return_tensors="pt")
-        with torch.inference_mode():
+        with torch.inference_mode(), backbone.autocast():
             return backbone.model(input_features=inputs["input_features"]).last_hidden_state
 
     def ours():

@@ -265,6 +265,24 @@ def test_trainer_refuses_session_pca_streams_and_mixed_bases_in_one_line(tmp_pat
         check_consistent([a, old])
 
 
+def test_trainer_warns_in_one_line_when_sessions_differ_in_precision(tmp_path, caplog):
+    from nova_infant.icep.pipeline import check_consistent
+
+    meta = {"pca_mode": "dataset", "pca_basis": "aaaa1111", "pca_k": "4", "precision": "fp32"}
+    a, b = _pca_session(tmp_path, "P001", meta), _pca_session(tmp_path, "P002", meta)
+    old = _pca_session(tmp_path, "P003", {k: v for k, v in meta.items() if k != "precision"})  # before the key
+    with caplog.at_level("WARNING", logger="nova_infant.icep"):
+        check_consistent([a, b, old])
+    assert not [r for r in caplog.records if "precision" in r.getMessage()]
+    c = _pca_session(tmp_path, "P004", {**meta, "precision": "int8"})
+    with caplog.at_level("WARNING", logger="nova_infant.icep"):
+        check_consistent([a, b, c])                       # warned, not refused
+    lines = [r.getMessage() for r in caplog.records if "precision" in r.getMessage()]
+    assert lines == ["stream infant.dinov2: sessions were extracted in different precisions (fp32: P001, P002 "
+                     "(2 sessions); int8: P004 (1 session)); re-extract them in one precision so features mean "
+                     "the same in every session"]
+
+
 def test_icep_train_command_refuses_mixed_bases_in_one_line(tmp_path, capsys):
     from nova_infant.cli import main
 
