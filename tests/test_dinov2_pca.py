@@ -279,7 +279,8 @@ def test_module_runs_in_du_process_and_streams_load_back(cml_dir, carphone_sessi
     assert trainer.info_trained and trainer.model_create == "DinoV2PCA"
     pictures = tmp_path / "pictures"
     result = _du_process(cml_dir, carphone_session["root"], {"model": tiny_dinov2, "frame_step": "40ms",
-                                                             "device": "cpu", "picture_dir": str(pictures)})
+                                                             "device": "cpu", "picture_dir": str(pictures),
+                                                             "precision": "int8"})
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     out = Path(carphone_session["dir"]) / "out"
     pca = nova_io.load_ssi_stream(out / "infant.dinov2.stream")
@@ -295,6 +296,7 @@ def test_module_runs_in_du_process_and_streams_load_back(cml_dir, carphone_sessi
     head = nova_io.open_ssi_stream(out / "infant.dinov2.stream").meta   # default: the dataset's one basis
     basis = {load_pca(p).basis_hash for p in (Path(carphone_session["root"]) / "demo" / "dinov2_pca_basis").glob("*.npz")}
     assert head["pca_mode"] == "dataset" and head["pca_basis"] in basis
+    assert head["precision"] == "int8"  # the DISCOVER option reaches the model and the header
 
 
 def test_module_with_wrong_model_directory_fails_readably_and_writes_nothing(cml_dir, carphone_session, tmp_path):

@@ -239,7 +239,8 @@ def test_du_process_file_mode_writes_the_session_stream(tmp_path, carphone_sessi
             {"id": "reference", "type": "input", "src": "file:stream:video",
              "uri_template": folder + "/infant.video.mp4"},
             {"id": "w2v_bert", "type": "output", "src": "file:stream:ssistream", "uri_template": str(out)}]
-    run = _du_process(tmp_path, data, {"model": tiny_w2v_bert, "layer": "1"})
+    # bf16=False: the option of trainers written before `precision` still means fp32
+    run = _du_process(tmp_path, data, {"model": tiny_w2v_bert, "layer": "1", "bf16": "False"})
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     loaded = load_ssi_stream(out)  # discover-utils' own loader
     # the WAV lasts 4000 ms but the reference video 4004 ms: floor(4004 / 40) = 100 rows, like the video stream
@@ -247,6 +248,7 @@ def test_du_process_file_mode_writes_the_session_stream(tmp_path, carphone_sessi
     assert np.isfinite(loaded.data).all() and loaded.data.std(axis=0).min() > 0
     meta = open_ssi_stream(out).meta
     assert meta["weights"] == "untrained-stand-in" and meta["layer"] == "1" and meta["type"] == W.MEDIA_TYPE
+    assert meta["precision"] == "fp32"
 
 
 def test_du_process_reports_a_video_without_audio_and_writes_no_stream(tmp_path, tiny_w2v_bert):
