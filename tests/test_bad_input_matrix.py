@@ -309,6 +309,7 @@ CASES += [
     ("dinov2-duration-neg", DX + ["--duration-ms", "-5"], "duration_ms"),
     ("dinov2-output-bogus", DX + ["--output", "all"], "--output"),
     ("dinov2-device-bogus", DX + ["--device", "gpu0"], "device"),
+    ("dinov2-precision-bogus", DX + ["--precision", "fp16"], "--precision"),
     ("dinov2-model-missing", DX + ["--model", "{base}/no-model"], "no-model"),
     ("dinov2-model-wrong-kind", DX + ["--model", "{w2v}"], "w2v-bert"),
     ("dinov2-pca-missing", DX + ["--pca", "{base}/none.npz"], "none.npz"),
@@ -349,6 +350,7 @@ CASES += [
     ("w2v-layer-huge", WX + ["--layer", "999"], "layer"), ("w2v-duration-neg", WX + ["--duration-ms", "-1"],
                                                            "duration_ms"),
     ("w2v-device-bogus", WX + ["--device", "quantum"], "device"),
+    ("w2v-precision-bogus", WX + ["--precision", "half"], "--precision"),
     ("w2v-model-missing", WX + ["--model", "{base}/no-model"], "no-model"),
     ("w2v-model-wrong-kind", WX + ["--model", "{dinov2}"], "dinov2"),
     ("w2v-reference-missing", WX + ["--reference", "{missing}"], "missing.mp4"),
@@ -529,11 +531,12 @@ DU_CASES = [  # (id, trainer, dataset, sessions, options, word the one-line erro
     ("icep_predict-wrong-dim", "icep_predict", "wide", ["W1"], {"bundle": "{bundle}"}, "W1"),
     *[(f"dinov2_pca-{k}-{v}", "dinov2_pca", "media", ["good"], {"model": "{dinov2}", "device": "cpu", k: v}, k)
       for k, v in (("size", 15), ("k", 0), ("frame_step", "0"), ("output", "all"), ("framing", "zoom"),
-                   ("batch_size", 0), ("duration_ms", -5))],
+                   ("batch_size", 0), ("duration_ms", -5), ("precision", "fp16"))],
     ("dinov2_pca-truncated-video", "dinov2_pca", "media", ["cutvideo"], {"model": "{dinov2}", "device": "cpu"},
      "cutvideo"),
     *[(f"w2v_bert-{k}-{v}", "w2v_bert", "media", ["good"], {"model": "{w2v}", "device": "cpu", k: v}, k)
-      for k, v in (("chunk_s", 0), ("left_context", -1), ("frame_step", "x"), ("overlap_s", 99))],
+      for k, v in (("chunk_s", 0), ("left_context", -1), ("frame_step", "x"), ("overlap_s", 99),
+                   ("precision", "int4"))],
     ("w2v_bert-nan-audio", "w2v_bert", "media", ["nanaudio"], {"model": "{w2v}", "device": "cpu"}, "nanaudio"),
     *[(f"audio_events-{k}-{v}", "audio_events", "media", ["good"], {k: v}, k)
       for k, v in (("threshold", 2), ("threshold", 0), ("min_event_ms", -1), ("frame_step", "0"))],
