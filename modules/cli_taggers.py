@@ -173,19 +173,21 @@ def cmd_train(args) -> int:
 
 
 def cmd_crying_cv(args) -> int:
-    import os
-    import tempfile
-
     from .taggers.crying import cross_validate, format_report
 
     result = cross_validate(args.corpus, n_folds=args.folds, cache=args.cache)
     print(format_report(result))
     if args.json:
-        fd, tmp = tempfile.mkstemp(prefix=".partial-", dir=os.path.dirname(os.path.abspath(args.json)))
-        with os.fdopen(fd, "w") as fh:
-            json.dump(result, fh, indent=2)
-        os.replace(tmp, args.json)
+        _write_json(result, args.json)
     return 0
+
+
+def _write_json(result: dict, path: str) -> None:
+    """``result`` as indented JSON at ``path``, replaced atomically (:func:`nova_infant.nova_io.atomic_file`)."""
+    from .nova_io import atomic_file
+
+    with atomic_file(path, ".json") as staged:
+        staged.write_text(json.dumps(result, indent=2))
 
 
 def cmd_train_crying(args) -> int:
@@ -216,9 +218,6 @@ def _segments_by_class(paths) -> dict:
 def cmd_evaluate(args) -> int:
     """Score tracks against a human coder: audio events -> per-class event P/R/F1 (IoU >= 0.5, VIBA-Net rule) and
     frame-level precision/recall; emotion -> frame accuracy, macro-F1, kappa. Optional figure (``--figure``)."""
-    import os
-    import tempfile
-
     from .validation import check_emotion_options
 
     check_emotion_options(step=args.step)
@@ -280,8 +279,5 @@ def cmd_evaluate(args) -> int:
                                 classes)
         print(json.dumps(result, indent=2))
     if args.json:
-        fd, tmp = tempfile.mkstemp(prefix=".partial-", dir=os.path.dirname(os.path.abspath(args.json)))
-        with os.fdopen(fd, "w") as fh:
-            json.dump(result, fh, indent=2)
-        os.replace(tmp, args.json)
+        _write_json(result, args.json)
     return 0

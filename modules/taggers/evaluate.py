@@ -116,9 +116,6 @@ def plot_timeline(reference: dict, predicted: dict, out_png: str, scores=None, t
     -------
     str, the written PNG path (written atomically)
     """
-    import os
-    import tempfile
-
     import matplotlib
 
     matplotlib.use("Agg")
@@ -142,17 +139,14 @@ def plot_timeline(reference: dict, predicted: dict, out_png: str, scores=None, t
     axes[0, 0].set_title(title or "reference (green spans) vs tagger events (blue bars) and scores (blue line)")
     axes[-1, 0].set_xlabel("time (s)")
     fig.tight_layout()
+    from ..nova_io import atomic_file
+
     out_png = str(out_png)
-    os.makedirs(os.path.dirname(os.path.abspath(out_png)), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".partial-", suffix=".png", dir=os.path.dirname(os.path.abspath(out_png)))
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=100)
-        os.replace(tmp, out_png)
+        with atomic_file(out_png, ".png") as staged:
+            fig.savefig(staged, dpi=100)
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return out_png
 
 
