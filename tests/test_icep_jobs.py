@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from nova_infant.cli import main
-from nova_infant.icep.synthetic import context_task, write_session
+from nova_infant.icep.synthetic import CONTEXT_CLASSES as CONTEXT_CLASSES_INFANT, context_task, write_session
 
 REPO_TRAINERS = Path(__file__).resolve().parents[1] / "trainers" / "nova_infant"
 ANNO = "infant.ICEP-R-infant.gold.annotation"
@@ -135,3 +135,37 @@ def test_du_process_trains_and_the_written_predictor_runs_unedited(tmp_path, cml
     anno = FileHandler().load(root / "ffsf" / "S4" / "infant.ICEP-R-infant-merged.icep.annotation")
     assert anno.annotation_scheme.name == "ICEP-R-infant-merged"
     assert len(anno.data) >= 1 and anno.data["to"][-1] == pytest.approx(240 * 40, abs=10)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("trainer_name", sorted(p.name for p in REPO_TRAINERS.glob("icep_train_*.trainer")))
+def test_every_committed_training_trainer_trains_through_du_process_with_novas_default_request(
+        trainer_name, tmp_path, cml_dir):
+    """Each per-role/per-feature-set training trainer, sent exactly as NOVA sends it (every input active, its own
+    option defaults but a small MLP), trains a bundle for its role on all of its feature streams."""
+    from nova_rules import nova_request
+
+    role = "caregiver" if "caregiver" in trainer_name else "infant"
+    classes = ("Cneu", "Cpos", "Cneg") if role == "caregiver" else CONTEXT_CLASSES_INFANT
+    n_features = trainer_name.count("dinov2") + trainer_name.count("w2vbert")
+    root, rng = tmp_path / "data", np.random.default_rng(7)
+    for name in ("S1", "S2"):
+        x, y = context_task(240, 8, rng, cue=0.5)
+        streams = {f"{role}.feat{i}": (x + i, 25.0, "feature;syn") for i in range(n_features)}
+        write_session(root, "ffsf", name, streams, y, 40.0, role=role, class_names=classes)
+    entries = {f"feature_{i}": {"src": "file:stream:ssistream",
+                                "uri_template": f"{root}/{{dataset}}/{{session}}/{role}.feat{i}.stream"}
+               for i in range(n_features)}
+    entries["labels"] = {"src": "file:annotation:discrete",
+                         "uri_template": f"{root}/{{dataset}}/{{session}}/{role}.ICEP-R-{role}.gold.annotation"}
+    request = nova_request(cml_dir / trainer_name, entries)
+    common = ["--cml_dir", str(cml_dir.parent), "--cache_dir", str(tmp_path / "c"), "--tmp_dir", str(tmp_path / "t"),
+              "--log_dir", str(tmp_path / "l"), "--dataset", "ffsf"]
+    train = _du(["--trainer_file_path", f"nova_infant\\{trainer_name}", *common, "--sessions", '["S1","S2"]',
+                 "--data", json.dumps(request),
+                 "--options", json.dumps({"model_name": "m", "model": "mlp", "hidden": 8, "epochs": 2})], tmp_path)
+    assert train.returncode == 0, train.stdout[-2000:] + train.stderr[-2000:]
+    config = json.loads((cml_dir / "icep_models" / "m" / "config.json").read_text())
+    assert config["training"]["sessions"] == ["S1", "S2"]
+    assert [s["dim"] for s in config["feature_spec"]["streams"]] == [8] * n_features
+    assert config["label_map"]["role"] == role and config["label_map"]["target_scheme"] == f"ICEP-R-{role}-merged"
