@@ -887,14 +887,9 @@ def pca_picture(frame: np.ndarray, pca_grid: np.ndarray, path: str | os.PathLike
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    from .nova_io import atomic_file
+    from .nova_io import save_figure
 
-    try:
-        with atomic_file(path, ".png") as tmp:
-            fig.savefig(tmp, format="png")
-    finally:
-        plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=None)
 
 
 def picture_of_row(features: DinoV2Features, row: int, path: str | os.PathLike, mode: str = "rgb") -> Path:

@@ -429,6 +429,36 @@ def atomic_file(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
             staged.unlink()
 
 
+def save_figure(fig, path: str | os.PathLike, dpi: float | None = 100) -> Path:
+    """Write a matplotlib figure as PNG through :func:`atomic_file` (a kill or full disk leaves the previous picture)
+    and close it, whether or not the write succeeded.
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure
+    path : the PNG path; missing parent folders are created.
+    dpi : dots per inch (None: matplotlib's default).
+
+    Returns
+    -------
+    Path, the written PNG.
+
+    Raises
+    ------
+    OutputError
+        As :func:`atomic_file`.
+    """
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    try:
+        with atomic_file(path, ".png") as staged:
+            fig.savefig(staged, format="png", **({} if dpi is None else {"dpi": dpi}))
+    finally:
+        plt.close(fig)
+    return path
+
+
 def _is_ours(folder: Path) -> bool:
     return (folder / MARKER).is_file()
 

@@ -38,16 +38,10 @@ def plot_confusion(matrix, class_names: list[str], path: str | os.PathLike, titl
 
 def _save(plt, fig, path) -> Path:
     """Lay out, write the PNG (parent folders created) and free the figure."""
-    from ..nova_io import atomic_file
+    from ..nova_io import save_figure
 
     fig.tight_layout()
-    path = Path(path)
-    try:
-        with atomic_file(path, ".png") as tmp:  # a kill or full disk leaves the previous picture
-            fig.savefig(tmp, dpi=100)
-    finally:
-        plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)
 
 
 def plot_timeline(gold: np.ndarray, pred: np.ndarray, step_ms: float, class_names: list[str], colors: list[str],

@@ -225,12 +225,6 @@ def plot_confusion(result: dict, path: str | os.PathLike, title: str = "") -> Pa
     ax.set_title(f"{title}  κ={kappa}  macro-F1={result['f1_macro']:.3f}".strip(), fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.046, label="share of reference row")
     fig.tight_layout()
-    from ..nova_io import atomic_file
+    from ..nova_io import save_figure
 
-    path = Path(path)
-    try:
-        with atomic_file(path, ".png") as tmp:
-            fig.savefig(tmp, dpi=120)
-    finally:
-        plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=120)

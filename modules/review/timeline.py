@@ -246,15 +246,9 @@ def render_png(tracks: Sequence[Track], path: str | os.PathLike, duration_ms: fl
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    from ..nova_io import atomic_file
+    from ..nova_io import save_figure
 
-    path = Path(path)
-    try:
-        with atomic_file(path, ".png") as tmp:
-            fig.savefig(tmp, dpi=dpi)
-    finally:
-        plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=dpi)
 
 
 def _strip_png(strip: np.ndarray) -> str:

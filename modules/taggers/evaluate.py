@@ -139,15 +139,9 @@ def plot_timeline(reference: dict, predicted: dict, out_png: str, scores=None, t
     axes[0, 0].set_title(title or "reference (green spans) vs tagger events (blue bars) and scores (blue line)")
     axes[-1, 0].set_xlabel("time (s)")
     fig.tight_layout()
-    from ..nova_io import atomic_file
+    from ..nova_io import save_figure
 
-    out_png = str(out_png)
-    try:
-        with atomic_file(out_png, ".png") as staged:
-            fig.savefig(staged, dpi=100)
-    finally:
-        plt.close(fig)
-    return out_png
+    return str(save_figure(fig, out_png, dpi=100))
 
 
 def _prf(tp, fp, fn) -> dict:
