@@ -7,7 +7,6 @@ skipped; the exit code is then 1 (2 when nothing usable is left).
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 

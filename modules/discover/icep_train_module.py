@@ -134,7 +134,6 @@ class ICEPTrainer(Processor):
                 "min_dur_ms": float_option(o["min_dur_ms"], "min_dur_ms", 0.0)}
 
     def _train(self):
-        from ..errors import OptionError
         from ..icep.evaluation import parse_groups
         from ..icep.pipeline import train_bundle
         from ..validation import folds_for, usable_training_sessions
@@ -177,7 +176,7 @@ class ICEPTrainer(Processor):
         from ..icep.pipeline import session_from_discover
         from ..icep.training import window_starts
 
-        o, session, error = self.options, SessionIO.from_provider(ds), None
+        session, error = SessionIO.from_provider(ds), None
         self.dataset = session.dataset
         try:
             self._bundle_dir()  # a bad model name fails every session before any work

@@ -151,7 +151,7 @@ def evaluate(sessions: list[SessionData], lmap: LabelMap, config: TrainConfig, o
     OptionError
         Unknown executor; fewer than 2 groups.
     """
-    from .evaluation import combine_folds, cross_validate, plan_folds
+    from .evaluation import combine_folds, plan_folds
 
     if executor not in ("inline", "local", "slurm"):
         raise OptionError(f"option executor: expected inline, local or slurm, got {executor!r}")
