@@ -53,11 +53,11 @@ def main() -> None:
     parser.add_argument("--frame-step", default="200ms")
     args = parser.parse_args()
 
-    from nova_infant.backbones import save_standin
-    from nova_infant.batch import ModuleJob, build_request, run_batch
+    from nova_infant.core.backbones import save_standin
+    from nova_infant.core.batch import ModuleJob, build_request, run_batch
     from nova_infant.discover.registry import REPO_TRAINER_DIR
-    from nova_infant.nova_io import load_ssi_stream
-    from nova_infant.sample_media import build_session
+    from nova_infant.core.nova_io import load_ssi_stream
+    from nova_infant.core.sample_media import build_session
 
     cores = os.cpu_count() or 1
     work = Path(tempfile.mkdtemp(prefix="bench-batch-"))

@@ -51,9 +51,9 @@ def bench_speed(size: str, n_frames: int, batch_size: int, work: Path, precision
     """Module fps / bare forward fps on ``n_frames`` frames of a real video (carphone, 25 fps)."""
     import torch
 
-    from nova_infant.backbones import load_dinov2, save_standin
-    from nova_infant.dinov2_pca import extract_dinov2
-    from nova_infant.sample_media import carphone_frames, write_video
+    from nova_infant.core.backbones import load_dinov2, save_standin
+    from nova_infant.features.dinov2_pca import extract_dinov2
+    from nova_infant.core.sample_media import carphone_frames, write_video
 
     model_dir = save_standin("dinov2", work / f"dinov2-{size}", size=size)
     backbone = load_dinov2(str(model_dir), device="auto", precision=precision)
@@ -91,7 +91,7 @@ def build_long_session(minutes: float, work: Path) -> tuple[Path, float]:
 
     Built in the parent process: building holds every frame in memory, which must not count in the child's peak.
     """
-    from nova_infant.sample_media import build_session
+    from nova_infant.core.sample_media import build_session
 
     repeat = int(round(minutes * 60 * 25 / 120))  # the carphone clip has 120 frames
     start = time.perf_counter()
@@ -101,8 +101,8 @@ def build_long_session(minutes: float, work: Path) -> tuple[Path, float]:
 
 def memory_child(size: str, video: str, work: Path) -> dict:
     """Peak RSS above the loaded model while extracting ``video`` (runs in a fresh child process)."""
-    from nova_infant.backbones import load_dinov2, save_standin
-    from nova_infant.dinov2_pca import extract_dinov2
+    from nova_infant.core.backbones import load_dinov2, save_standin
+    from nova_infant.features.dinov2_pca import extract_dinov2
 
     model_dir = save_standin("dinov2", work / f"dinov2-{size}", size=size)
     backbone = load_dinov2(str(model_dir), device="cpu")

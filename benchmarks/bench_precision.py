@@ -51,9 +51,9 @@ def _load_text() -> str:
 def bench_dinov2(work: Path, precisions: list[str], n_frames: int, batch_size: int, rounds: int) -> list[dict]:
     """Best of ``rounds`` timings of ``extract_dinov2`` at each precision (rounds interleave the precisions) on the
     same frames with one shared basis; cosine of each precision's last outputs to fp32's."""
-    from nova_infant.backbones import load_dinov2, save_standin
-    from nova_infant.dinov2_pca import extract_dinov2
-    from nova_infant.sample_media import carphone_frames, write_video
+    from nova_infant.core.backbones import load_dinov2, save_standin
+    from nova_infant.features.dinov2_pca import extract_dinov2
+    from nova_infant.core.sample_media import carphone_frames, write_video
 
     model_dir = save_standin("dinov2", work / "dinov2-large", size="large")
     frames = carphone_frames()
@@ -83,9 +83,9 @@ def bench_dinov2(work: Path, precisions: list[str], n_frames: int, batch_size: i
 def bench_w2v_bert(work: Path, precisions: list[str], seconds_audio: float, rounds: int) -> list[dict]:
     """Best of ``rounds`` timings of ``extract_w2v_bert`` at each precision (rounds interleave the precisions) on
     the same speech; cosine of each precision's rows to fp32's."""
-    from nova_infant.backbones import load_w2v_bert, save_standin
-    from nova_infant.sample_media import librivox_speech, write_wav
-    from nova_infant.w2v_bert import extract_w2v_bert
+    from nova_infant.core.backbones import load_w2v_bert, save_standin
+    from nova_infant.core.sample_media import librivox_speech, write_wav
+    from nova_infant.features.w2v_bert import extract_w2v_bert
 
     model_dir = save_standin("w2v-bert", work / "w2v-bert-full", size="full")
     audio = librivox_speech(seconds_audio, 16000)
@@ -111,7 +111,7 @@ def bench_w2v_bert(work: Path, precisions: list[str], seconds_audio: float, roun
 def main(argv=None) -> int:
     import torch
 
-    from nova_infant.backbones import cpu_supports_bf16
+    from nova_infant.core.backbones import cpu_supports_bf16
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("what", choices=["dinov2", "w2v-bert"])

@@ -26,8 +26,8 @@ def _video_640(path: Path, seconds: float) -> Path:
     """The carphone face scaled to 640x480 (real face, 29.97 fps), looped to ``seconds``."""
     from PIL import Image
 
-    from nova_infant.media import VideoSource
-    from nova_infant.sample_media import carphone_path, write_video
+    from nova_infant.core.media import VideoSource
+    from nova_infant.core.sample_media import carphone_path, write_video
 
     src = VideoSource(carphone_path()).read(list(range(120)))
     frames = np.stack([np.asarray(Image.fromarray(f).resize((640, 480), Image.BILINEAR)) for f in src])
@@ -38,8 +38,8 @@ def _video_640(path: Path, seconds: float) -> Path:
 
 
 def _audio(path: Path, seconds: float) -> Path:
-    from nova_infant.media import read_audio
-    from nova_infant.sample_media import librivox_paths, write_wav
+    from nova_infant.core.media import read_audio
+    from nova_infant.core.sample_media import librivox_paths, write_wav
 
     parts = [read_audio(str(p), 16000)[0] for p in librivox_paths()]
     music = Path("/usr/share/sonic-pi/samples/loop_amen_full.flac")
@@ -55,7 +55,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--seconds", type=float, default=20.0, help="length of the test media (s)")
     ap.add_argument("--audio-seconds", type=float, default=120.0)
     args = ap.parse_args(argv)
-    from nova_infant.media import VideoSource, read_audio
+    from nova_infant.core.media import VideoSource, read_audio
     from nova_infant.taggers.audio_events import load_backend, tag_audio_events
     from nova_infant.taggers.emotion import _models, tag_emotion
 

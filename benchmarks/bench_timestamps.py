@@ -1,4 +1,4 @@
-"""Benchmark of reading frame timestamps (PTS) when a video is opened (``nova_infant.media.frame_timestamps``).
+"""Benchmark of reading frame timestamps (PTS) when a video is opened (``nova_infant.core.media.frame_timestamps``).
 
 Every ``VideoSource`` now demuxes the video's packets with PyAV (no decoding) to place frames by their timestamps.
 This prints that cost against the baseline of opening the same file with decord (``decord.VideoReader``, which
@@ -38,7 +38,7 @@ def write_clip(path: Path, minutes: float, fps: float) -> Path:
 def main() -> None:
     import decord
 
-    from nova_infant.media import frame_timestamps
+    from nova_infant.core.media import frame_timestamps
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10.0)

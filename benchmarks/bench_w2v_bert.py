@@ -54,9 +54,9 @@ def per_window_baseline(audio: np.ndarray, backbone, indices, batch_size: int) -
 
 def main() -> None:
     """Time bare / ours / per-window on the same audio and print times, ratios and the chunking error."""
-    from nova_infant.backbones import load_w2v_bert, save_standin
-    from nova_infant.sample_media import librivox_speech, write_wav
-    from nova_infant.w2v_bert import encode_session, extract_w2v_bert
+    from nova_infant.core.backbones import load_w2v_bert, save_standin
+    from nova_infant.core.sample_media import librivox_speech, write_wav
+    from nova_infant.features.w2v_bert import encode_session, extract_w2v_bert
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=25.0, help="LibriVox speech length, s (default: 25)")

@@ -69,7 +69,7 @@ damaged("edited weights bytes", lambda b: (b / "model.safetensors").write_bytes(
 # 4. backbone mixed weights
 code = f"""
 import shutil,sys
-from nova_infant.backbones import save_standin, load_dinov2
+from nova_infant.core.backbones import save_standin, load_dinov2
 d=save_standin('dinov2','{base}/dino'); w=save_standin('w2v-bert','{base}/w2v')
 shutil.copy('{base}/w2v/model.safetensors','{base}/dino/model.safetensors')
 try:
@@ -98,7 +98,7 @@ if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)])
     # stream rewrite on full disk through the CLI writer
     code = f"""
 import numpy as np, os, sys
-from nova_infant import nova_io
+from nova_infant.core import nova_io
 p='{disk}/r.x.stream'
 nova_io.write_ssi_stream(nova_io.make_ssi_stream(np.ones((10,3)),25,'f',list('abc')), p)
 fd=os.open('{disk}/filler2', os.O_WRONLY|os.O_CREAT)
@@ -123,7 +123,7 @@ print('intact' if ok else 'LOST'); sys.exit(code)
 # 6. kill between data and header rename (CLI writer)
 code = f"""
 import numpy as np, os
-from nova_infant import nova_io
+from nova_infant.core import nova_io
 p='{base}/k.stream'
 nova_io.write_ssi_stream(nova_io.make_ssi_stream(np.ones((100,3)),25,'f',list('abc')), p)
 real=os.replace; n=[0]
@@ -137,7 +137,7 @@ nova_io.write_ssi_stream(nova_io.make_ssi_stream(np.ones((200,3))*2,25,'f',list(
 r = subprocess.run([PY, "-c", code], capture_output=True, text=True)
 code2 = f"""
 import sys
-from nova_infant import nova_io
+from nova_infant.core import nova_io
 try:
     v=nova_io.open_ssi_stream('{base}/k.stream'); print(v.n_rows, float(v.data[0,0]))
     sys.exit(0 if (v.n_rows, float(v.data[0,0])) in ((100,1.0),(200,2.0)) else 3)
@@ -149,7 +149,7 @@ results.append(("kill between data and header rename", "clean" if r2.returncode 
 # 7. two writers at once
 code = f"""
 import numpy as np, sys
-from nova_infant import nova_io
+from nova_infant.core import nova_io
 for i in range(25):
     rows = 50 + 37 * ((int(sys.argv[1]) * 25 + i) % 11)
     nova_io.write_ssi_stream(nova_io.make_ssi_stream(np.full((rows, 8), int(sys.argv[1])*1000+i), 25, 'f', list('abcdefgh')), '{base}/c.stream')

@@ -66,7 +66,7 @@ def one_torch_thread():
 @pytest.fixture(scope="session")
 def tiny_dinov2(tmp_path_factory):
     """Directory of a tiny random ``Dinov2Model`` + ``BitImageProcessor`` (hidden 32, 2 layers, patch 14)."""
-    from nova_infant.backbones import save_standin
+    from nova_infant.core.backbones import save_standin
 
     return str(save_standin("dinov2", tmp_path_factory.mktemp("dinov2-tiny")))
 
@@ -74,7 +74,7 @@ def tiny_dinov2(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_w2v_bert(tmp_path_factory):
     """Directory of a tiny random ``Wav2Vec2BertModel`` + ``SeamlessM4TFeatureExtractor`` (hidden 32, 2 layers)."""
-    from nova_infant.backbones import save_standin
+    from nova_infant.core.backbones import save_standin
 
     return str(save_standin("w2v-bert", tmp_path_factory.mktemp("w2v-bert-tiny")))
 
@@ -85,7 +85,7 @@ def carphone_session(tmp_path_factory):
 
     Returns ``{"root", "dataset", "session", "dir", "video", "audio"}``.
     """
-    from nova_infant.sample_media import build_session
+    from nova_infant.core.sample_media import build_session
 
     root = tmp_path_factory.mktemp("nova-data")
     paths = build_session(root, dataset="demo", session="carphone01", mux_audio=True)
@@ -97,7 +97,7 @@ def marked_video(path, fps: float, n_frames: int, marks_ms=(), size=(64, 48)):
 
     Returns the set of marked frame indices (frame i is on screen during [i/fps, (i+1)/fps)).
     """
-    from nova_infant.sample_media import write_video
+    from nova_infant.core.sample_media import write_video
 
     width, height = size
     frames = np.full((n_frames, height, width, 3), 16, np.uint8)
@@ -110,7 +110,7 @@ def marked_video(path, fps: float, n_frames: int, marks_ms=(), size=(64, 48)):
 
 def burst_audio(path, sample_rate: int, duration_ms: float, burst_ms: tuple[float, float], channels: int = 1):
     """Write near-silence with a loud 440 Hz burst during ``burst_ms`` (start, end) in ms; returns the path."""
-    from nova_infant.sample_media import write_wav
+    from nova_infant.core.sample_media import write_wav
 
     n = int(round(duration_ms * sample_rate / 1000.0))
     t = np.arange(n) / sample_rate

@@ -46,7 +46,7 @@ def world(tmp_path_factory, tiny_dinov2, tiny_w2v_bert):
     import soundfile
 
     from nova_infant.icep.synthetic import context_task, write_session
-    from nova_infant.sample_media import write_video, write_wav
+    from nova_infant.core.sample_media import write_video, write_wav
 
     base = tmp_path_factory.mktemp("matrix")
     _exempt_from_nova_rules(base)
@@ -460,7 +460,7 @@ OUR_ERRORS = ("OptionError", "StreamError", "AnnotationError", "AudioDecodeError
 def du_world(world, tmp_path_factory):
     """A DISCOVER CML folder (copy of trainers/nova_infant) and file-mode sessions of media for the extractors."""
     from nova_infant.discover.registry import trainer_specs
-    from nova_infant.nova_io import write_trainer
+    from nova_infant.core.nova_io import write_trainer
 
     base = tmp_path_factory.mktemp("du")
     _exempt_from_nova_rules(base)

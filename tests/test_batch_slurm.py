@@ -14,10 +14,10 @@ import time
 import numpy as np
 import pytest
 
-from nova_infant import batch
-from nova_infant.batch import ModuleJob, build_request, run_batch
+from nova_infant.core import batch
+from nova_infant.core.batch import ModuleJob, build_request, run_batch
 from nova_infant.discover.registry import REPO_TRAINER_DIR
-from nova_infant.nova_io import load_ssi_stream
+from nova_infant.core.nova_io import load_ssi_stream
 
 pytestmark = pytest.mark.slow
 

@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
-from nova_infant import nova_io, timing
-from nova_infant.errors import AudioDecodeError, OptionError, StreamError, TrainerFileError, VideoDecodeError
-from nova_infant.media import VideoSource, read_audio
+from nova_infant.core import nova_io
+from nova_infant.core import grid as timing
+from nova_infant.core.errors import AudioDecodeError, OptionError, StreamError, TrainerFileError, VideoDecodeError
+from nova_infant.core.media import VideoSource, read_audio
 
 
 def test_grid_has_floor_duration_over_step_rows_at_29_97_fps():
@@ -47,14 +48,14 @@ def test_non_video_file_is_a_decode_error(tmp_path):
 
 
 def test_video_without_audio_track_is_a_clear_audio_error(tmp_path):
-    from nova_infant.sample_media import carphone_path
+    from nova_infant.core.sample_media import carphone_path
 
     with pytest.raises(AudioDecodeError, match="has no audio track"):
         read_audio(carphone_path())
 
 
 def test_stereo_44k1_audio_is_downmixed_and_resampled(tmp_path):
-    from nova_infant.sample_media import write_wav
+    from nova_infant.core.sample_media import write_wav
 
     t = np.arange(44100) / 44100
     stereo = np.stack([np.sin(2 * np.pi * 220 * t), -np.sin(2 * np.pi * 220 * t) * 0.5], axis=1) * 0.5

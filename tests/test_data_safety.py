@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nova_infant import nova_io
+from nova_infant.core import nova_io
 from nova_infant.cli import main
-from nova_infant.errors import OutputError, PathError, StreamError, TrainerFileError, WeightsUnavailableError
+from nova_infant.core.errors import OutputError, PathError, StreamError, TrainerFileError, WeightsUnavailableError
 
 REPO = Path(__file__).resolve().parents[1]
 ANNO = "infant.ICEP-R-infant.gold.annotation"
@@ -453,7 +453,7 @@ def test_full_disk_in_a_cli_batch_is_one_line_and_keeps_the_old_annotation(icep_
 CONCURRENT_SCRIPT = textwrap.dedent('''
     import sys
     import numpy as np
-    from nova_infant import nova_io
+    from nova_infant.core import nova_io
     path, seed = sys.argv[1], int(sys.argv[2])
     for i in range(25):
         rows = 50 + 37 * ((seed * 25 + i) % 11)
@@ -603,7 +603,7 @@ def test_tagger_head_never_replaces_a_foreign_folder(tmp_path, one_torch_thread)
 
 
 def test_backbone_with_weights_of_another_architecture_fails_naming_the_folder(tiny_dinov2, tiny_w2v_bert, tmp_path):
-    from nova_infant.backbones import load_dinov2, load_w2v_bert
+    from nova_infant.core.backbones import load_dinov2, load_w2v_bert
 
     mixed = tmp_path / "dinov2-with-w2v-weights"
     shutil.copytree(tiny_dinov2, mixed)
@@ -621,7 +621,7 @@ def test_backbone_with_weights_of_another_architecture_fails_naming_the_folder(t
 def test_backbone_with_a_missing_weight_fails(tiny_dinov2, tmp_path):
     from safetensors.torch import load_file, save_file
 
-    from nova_infant.backbones import load_dinov2
+    from nova_infant.core.backbones import load_dinov2
 
     partial = tmp_path / "partial"
     shutil.copytree(tiny_dinov2, partial)

@@ -3,7 +3,7 @@
 import pytest
 
 from nova_infant.cli import main
-from nova_infant.nova_io import load_ssi_stream
+from nova_infant.core.nova_io import load_ssi_stream
 
 
 @pytest.mark.slow

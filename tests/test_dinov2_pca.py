@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nova_infant import nova_io
-from nova_infant.backbones import load_dinov2, save_standin
-from nova_infant.dinov2_pca import (PCAFileError, extract_dinov2, fit_frame_indices, fit_pca_over_videos, load_pca,
+from nova_infant.core import nova_io
+from nova_infant.core.backbones import load_dinov2, save_standin
+from nova_infant.features.dinov2_pca import (PCAFileError, extract_dinov2, fit_frame_indices, fit_pca_over_videos, load_pca,
                                     parse_framing, pca_picture, save_pca)
-from nova_infant.errors import OptionError, WeightsUnavailableError
+from nova_infant.core.errors import OptionError, WeightsUnavailableError
 from tests.conftest import marked_video
 
 REPO = Path(__file__).resolve().parents[1]
@@ -103,7 +103,7 @@ def test_saved_pca_fitted_on_the_session_reproduces_session_mode(carphone_sessio
 def test_two_sessions_with_different_scenes_share_one_basis_by_default(carphone_session, tiny_dinov2, tmp_path):
     """The default path (CLI extract, pca=dataset): one basis fitted across both sessions, saved in the dataset
     folder, recorded in both headers, and reused by a later job; the session PCA gives unrelated bases."""
-    from nova_infant.sample_media import write_video
+    from nova_infant.core.sample_media import write_video
 
     root = tmp_path / "data" / "ffsf"
     (root / "P001").mkdir(parents=True)
@@ -164,7 +164,7 @@ def test_frame_mode_refits_pca_on_every_frame(carphone_session, backbone):
 
 
 def test_crop_framing_selects_one_half_of_a_split_screen(backbone, tmp_path):
-    from nova_infant.sample_media import write_video
+    from nova_infant.core.sample_media import write_video
 
     frames = np.full((30, 48, 96, 3), 16, np.uint8)
     frames[5, :, :48] = 235   # left role marked at frame 5
@@ -190,7 +190,7 @@ def test_size_not_a_multiple_of_14_is_an_option_error(carphone_session, backbone
 
 
 def _cli(argv):
-    from nova_infant import cli_dinov2
+    from nova_infant.cli import dinov2 as cli_dinov2
 
     parser = argparse.ArgumentParser()
     cli_dinov2.register(parser.add_subparsers(dest="command", required=True))

@@ -115,8 +115,8 @@ def test_cml_info_lists_every_module_with_its_options(discover):
 @pytest.fixture(scope="module")
 def sessions(discover, tmp_path_factory):
     """Two real sessions in NOVA's layout under DISCOVER's data dir, plus one whose video is truncated."""
-    from nova_infant.backbones import save_standin
-    from nova_infant.sample_media import build_session
+    from nova_infant.core.backbones import save_standin
+    from nova_infant.core.sample_media import build_session
 
     data = discover.root / "data"
     build_session(data, "demo", "carphone01")
@@ -142,7 +142,7 @@ def test_process_runs_the_dinov2_module_in_its_venv(discover, sessions):
          _file("dinov2_pca", "output", "file:stream:ssistream", t, "infant.dinov2.stream")],
         {"model": sessions["dinov2"], "frame_step": "40ms"}, ["carphone01", "carphone02"])
     assert status == FINISHED, log[-3000:]
-    from nova_infant.nova_io import load_ssi_stream
+    from nova_infant.core.nova_io import load_ssi_stream
 
     for session, rows in (("carphone01", 100), ("carphone02", 120)):  # 4004 ms and 4800 ms at 40 ms
         stream = load_ssi_stream(sessions["data"] / "demo" / session / "infant.dinov2.stream")

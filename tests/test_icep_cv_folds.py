@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from nova_infant import batch
+from nova_infant.core import batch
 from nova_infant.cli import main
 from nova_infant.icep import evaluation, pipeline
 from nova_infant.icep.dataset import SessionSpec

@@ -5,11 +5,11 @@ import re
 import numpy as np
 import pytest
 
-from nova_infant.errors import AlignmentError, AnnotationError, StreamError
+from nova_infant.core.errors import AlignmentError, AnnotationError, StreamError
 from nova_infant.icep import dataset, schemes
 from nova_infant.icep.synthetic import write_session
 from nova_infant.icep.training import SessionTooShortError, TrainConfig, fit
-from nova_infant.nova_io import make_ssi_stream, write_ssi_stream
+from nova_infant.core.nova_io import make_ssi_stream, write_ssi_stream
 
 INFANT = schemes.full_scheme("infant")
 

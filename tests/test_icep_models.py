@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from nova_infant.errors import StreamError
+from nova_infant.core.errors import StreamError
 from nova_infant.icep import dataset, evaluation, schemes, training
 from nova_infant.icep.bundle import feature_spec, load_bundle, save_bundle, write_predictor_trainer
 from nova_infant.icep.predict import predict_session, smooth_min_duration, write_prediction
@@ -227,7 +227,7 @@ def test_sessions_of_one_group_never_sit_on_both_sides_of_any_split(tmp_path, mo
 
 
 def test_csv_groups_file_maps_sessions_and_names_a_missing_one(tmp_path):
-    from nova_infant.errors import OptionError
+    from nova_infant.core.errors import OptionError
 
     path = tmp_path / "dyads.csv"
     path.write_text("session,group\nP01_ffsf1,D01\nP01_ffsf2,D01\nP02_ffsf1,D02\n")

@@ -6,7 +6,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from nova_infant.media import VideoSource, read_audio
+from nova_infant.core.media import VideoSource, read_audio
 
 TB = Fraction(1, 90000)
 
@@ -82,7 +82,7 @@ def test_vfr_frames_are_placed_by_their_timestamps(tmp_path):
 
 
 def test_dinov2_rows_of_a_vfr_clip_show_the_frame_on_screen(tmp_path, tiny_dinov2, one_torch_thread):
-    from nova_infant.dinov2_pca import extract_dinov2
+    from nova_infant.features.dinov2_pca import extract_dinov2
 
     path = write_timed_video(tmp_path / "vfr.mp4", VFR_TIMES)
     features = extract_dinov2(str(path), tiny_dinov2, size=28, k=2, pca="frame", output="cls", frame_step="40ms",

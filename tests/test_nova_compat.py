@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import nova_rules
-from nova_infant import nova_io
+from nova_infant.core import nova_io
 from nova_infant.discover.registry import REPO_TRAINER_DIR, TRAINERS, trainer_specs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,7 +32,7 @@ def _stream(tmp_path, meta: dict, rows=None, name="s.stream"):
 
 
 def test_stream_writer_refuses_meta_keys_nova_reads_otherwise():
-    from nova_infant.errors import StreamError
+    from nova_infant.core.errors import StreamError
 
     for meta, message in (({"size": "224"}, "must be W:H"), ({"name": "face"}, "reserved"), ({"type": "x"}, "reserved")):
         with pytest.raises(StreamError, match=message):
@@ -100,7 +100,7 @@ def test_no_trainer_declares_an_input_nova_would_send_without_need():
                 assert io.default_active, f"{stem}: input {io.id} is optional (default_active=False)"
                 assert io.default_value, f"{stem}: input {io.id} has no default stream/scheme"
                 assert io.id != "reference", f"{stem}: a reference input is always sent; use option duration_ms"
-    from nova_infant.nova_io import read_trainer
+    from nova_infant.core.nova_io import read_trainer
 
     # trained predictors (a model bundle in <model path>) may sit beside ours after a local training run
     committed = {p.stem for p in REPO_TRAINER_DIR.glob("*.trainer") if not read_trainer(p).model_weights_path}
@@ -139,7 +139,7 @@ def test_trainer_option_defaults_reach_the_module(tmp_path):
     """The module reads its .trainer's option defaults, so a caregiver trainer trains caregiver codes even when a job
     sends no options (du-process run by hand)."""
     from nova_infant.discover.common import trainer_defaults
-    from nova_infant.nova_io import read_trainer
+    from nova_infant.core.nova_io import read_trainer
 
     trainer = read_trainer(REPO_TRAINER_DIR / "icep_train_caregiver_dinov2_w2vbert.trainer")
     defaults = trainer_defaults(trainer)
@@ -161,13 +161,13 @@ def test_categories_are_one_documented_set():
 def test_one_output_of_every_writer_opens_in_nova(tmp_path, tiny_dinov2):
     from conftest import marked_video
 
-    from nova_infant.backbones import load_dinov2
-    from nova_infant.dinov2_pca import extract_dinov2
+    from nova_infant.core.backbones import load_dinov2
+    from nova_infant.features.dinov2_pca import extract_dinov2
     from nova_infant.icep.bundle import predictor_spec
     from nova_infant.icep.schemes import label_map, write_scheme_templates
     from nova_infant.taggers.outputs import continuous_annotation, discrete_annotation
-    from nova_infant.timing import frame_grid
-    from nova_infant.w2v_bert import to_stream
+    from nova_infant.core.grid import frame_grid
+    from nova_infant.features.w2v_bert import to_stream
 
     marked_video(tmp_path / "v.mp4", 25, 10, size=(64, 48))
     features = extract_dinov2(tmp_path / "v.mp4", load_dinov2(tiny_dinov2, device="cpu"), size=28, batch_size=10)
@@ -186,7 +186,7 @@ def test_one_output_of_every_writer_opens_in_nova(tmp_path, tiny_dinov2):
                                             tmp_path / "infant.valence.m.annotation"))
     written += write_scheme_templates(tmp_path / "schemes")
     from nova_infant.cli import main
-    from nova_infant.sample_media import librivox_speech, write_wav
+    from nova_infant.core.sample_media import librivox_speech, write_wav
 
     wav = write_wav(tmp_path / "speech.wav", librivox_speech(3.0), 16000)
     assert main(["taggers", "audio-events", str(wav), "--out", str(tmp_path / "ae" / "session")]) == 0
@@ -212,8 +212,8 @@ def test_detector_boxes_become_novas_corner_order_clipped_to_the_frame():
 
 
 def test_face_box_nova_draws_from_the_stream_covers_the_detected_face(tmp_path):
-    from nova_infant.media import VideoSource
-    from nova_infant.sample_media import carphone_path
+    from nova_infant.core.media import VideoSource
+    from nova_infant.core.sample_media import carphone_path
     from nova_infant.taggers import emotion as em
     from nova_infant.taggers.faces import BlazeFaceDetector
 

@@ -19,8 +19,9 @@ from discover_utils.data.annotation import DiscreteAnnotation, DiscreteAnnotatio
 from discover_utils.data.handler import nova_db_handler
 from discover_utils.data.provider.data_manager import DatasetManager
 
-from nova_infant import nova_db, nova_io
-from nova_infant.errors import AnnotationError
+from nova_infant.core import nova_db
+from nova_infant.core import nova_io
+from nova_infant.core.errors import AnnotationError
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEME = {"name": "ICEP-R-infant-test", "type": "DISCRETE", "color": "#FFFFFFFF",
@@ -323,7 +324,7 @@ def test_batch_runs_the_database_sessions_in_file_mode(nova, carphone_session, t
     media and outputs are files in NOVA's data folder; a listed session without media fails alone."""
     import shutil
 
-    from nova_infant import batch
+    from nova_infant.core import batch
     from nova_infant.cli import main
 
     data_dir, dataset = nova["data_dir"], nova["dataset"]
@@ -355,7 +356,7 @@ def load_stream_rows(path) -> int:
 
 
 def test_batch_db_password_comes_from_the_environment(monkeypatch):
-    from nova_infant.cli_batch import _db_uri
+    from nova_infant.cli.batch import _db_uri
 
     monkeypatch.setenv("NOVA_DB_PASSWORD", "s@cret:1")
     assert _db_uri("mongodb://coder@nova-db:27017") == "mongodb://coder:s%40cret%3A1@nova-db:27017"

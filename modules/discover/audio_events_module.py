@@ -14,12 +14,12 @@ import logging
 
 from discover_utils.interfaces.server_module import Processor
 
-from ..nova_io import TrainerIO, TrainerSpec, make_ssi_stream
-from ..taggers.audio_events import CLASSES, tag_audio_events
-from ..taggers.outputs import discrete_annotation
-from ..timing import parse_step_ms
-from ..validation import check_audio_event_options
-from .common import SessionIO, as_float, merge_options, one_line_errors, refuse_bad_options
+from nova_infant.core.nova_io import TrainerIO, TrainerSpec, make_ssi_stream
+from nova_infant.taggers.audio_events import CLASSES, tag_audio_events
+from nova_infant.taggers.outputs import discrete_annotation
+from nova_infant.core.grid import parse_step_ms
+from nova_infant.core.validation import check_audio_event_options
+from nova_infant.discover.common import SessionIO, as_float, merge_options, one_line_errors, refuse_bad_options
 
 log = logging.getLogger("nova_infant")
 

@@ -6,7 +6,7 @@ hands ``process_data`` a ``DatasetManager`` holding exactly one session, and sav
 discover-utils' ``FileHandler.save`` truncates the old header and data files in place, so a kill or a full disk
 destroys the previous stream. Importing this module wraps that method, in this process only (the installed library
 is not changed), so every file du-process saves for our adapters (file mode and NOVA database mode alike) goes
-through :func:`nova_infant.nova_io.save_atomic`: staged beside the target, header + data replaced as a pair under
+through :func:`nova_infant.core.nova_io.save_atomic`: staged beside the target, header + data replaced as a pair under
 a lock, the previous pair kept on any failure.
 """
 
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import NovaInfantError, OptionError, VideoDecodeError
-from ..nova_io import safe_name, save_atomic
+from nova_infant.core.errors import NovaInfantError, OptionError, VideoDecodeError
+from nova_infant.core.nova_io import safe_name, save_atomic
 
 log = logging.getLogger("nova_infant")
 
@@ -29,7 +29,7 @@ log = logging.getLogger("nova_infant")
 
 
 def install_atomic_writer() -> None:
-    """Route discover-utils' ``FileHandler.save`` through :func:`~nova_infant.nova_io.save_atomic` (idempotent).
+    """Route discover-utils' ``FileHandler.save`` through :func:`~nova_infant.core.nova_io.save_atomic` (idempotent).
 
     du-process saves every output with ``FileHandler().save(data, path)`` (file mode) or through
     ``StreamHandler.save`` -> ``FileHandler().save`` (NOVA database mode). The wrapper keeps the library's own
@@ -74,7 +74,7 @@ def install_video_load_check() -> None:
 
     du-process opens every video input with ``_VideoFileHandler.load`` (ffprobe) before our module runs; for a
     truncated file or one without a video stream it raises a bare ``ValueError``. The wrapper logs one line naming
-    the file and raises :class:`~nova_infant.errors.VideoDecodeError` instead, so a batch shows the same kind of
+    the file and raises :class:`~nova_infant.core.errors.VideoDecodeError` instead, so a batch shows the same kind of
     message for a bad video whichever side found it. Other errors (a missing file, …) pass through unchanged.
     """
     from discover_utils.data.handler import file_handler
@@ -295,7 +295,7 @@ class SessionIO:
         active output ``io_id`` is not in the scheme ``expected`` (NOVA silently offers another scheme of the same
         type when ours is missing). File mode and inactive outputs: nothing."""
         if self.is_active_output(io_id) and self.in_database(io_id):
-            from ..nova_db import check_output_scheme
+            from nova_infant.core.nova_db import check_output_scheme
 
             check_output_scheme(self.template(io_id), io_id, expected, kind, self.name)
 
@@ -313,7 +313,7 @@ class SessionIO:
         """Duration (ms) of the optional input ``io_id`` that fixes the session grid, else the NOVA session
         duration (database mode), else None. See docs/alignment.md."""
         if self.has(io_id):
-            from ..media import media_duration_ms
+            from nova_infant.core.media import media_duration_ms
 
             return media_duration_ms(str(self.path(io_id)))
         return self.duration_ms

@@ -1,4 +1,4 @@
-"""DISCOVER adapter of the DINOv2-PCA extractor (:func:`nova_infant.dinov2_pca.extract_dinov2`) and its trainer.
+"""DISCOVER adapter of the DINOv2-PCA extractor (:func:`nova_infant.features.dinov2_pca.extract_dinov2`) and its trainer.
 
 Input ``video`` (stream:Video). The grid's duration is the option ``duration_ms``, else the NOVA session duration
 (database mode), else the video's (docs/alignment.md); the trainer declares no ``reference`` input because NOVA would
@@ -14,10 +14,10 @@ import os
 
 from discover_utils.interfaces.server_module import Processor
 
-from ..errors import NovaInfantError, OptionError
-from ..nova_io import TrainerIO, TrainerSpec
-from ..validation import check_dinov2_options
-from .common import SessionIO, as_int, merge_options, precision_of, refuse_bad_options
+from nova_infant.core.errors import NovaInfantError, OptionError
+from nova_infant.core.nova_io import TrainerIO, TrainerSpec
+from nova_infant.core.validation import check_dinov2_options
+from nova_infant.discover.common import SessionIO, as_int, merge_options, precision_of, refuse_bad_options
 
 log = logging.getLogger("nova_infant")
 
@@ -58,7 +58,7 @@ class DinoV2PCA(Processor):
         self._pca = None
 
     def _load(self):
-        from ..backbones import load_dinov2
+        from nova_infant.core.backbones import load_dinov2
 
         if self._backbone is None:  # once per job, reused for every session
             self._backbone = load_dinov2(str(self.options["model"]), device=str(self.options["device"]),
@@ -66,7 +66,7 @@ class DinoV2PCA(Processor):
         return self._backbone
 
     def process_data(self, ds):
-        from ..dinov2_pca import extract_dinov2, picture_of_row
+        from nova_infant.features.dinov2_pca import extract_dinov2, picture_of_row
 
         o, session = self.options, SessionIO.from_provider(ds)
         self.session = session
@@ -98,7 +98,7 @@ class DinoV2PCA(Processor):
     def _dataset_pca(self, session):
         """The dataset's basis, once per job: option ``pca_basis``, else ``<dataset folder>/dinov2_pca_basis/...``
         next to the outputs; fitted on the job's sessions (or ``pca_fit_sessions``) when the file is missing."""
-        from ..dinov2_pca import DinoV2Encoder, dataset_basis, default_basis_path
+        from nova_infant.features.dinov2_pca import DinoV2Encoder, dataset_basis, default_basis_path
 
         if self._pca is None:
             o, backbone = self.options, self._load()
@@ -137,7 +137,7 @@ def _job_sessions(session) -> list[str]:
     """Sessions named in du-process's ``--sessions`` (the current one if absent)."""
     import json
 
-    from .icep_train_module import _argv
+    from nova_infant.discover.icep_train_module import _argv
 
     return json.loads(_argv("--sessions") or "[]") or [session.name]
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from discover_utils.interfaces.server_module import Processor
 
-from ..nova_io import TrainerIO, TrainerSpec
-from ..taggers.emotion import face_box_stream, tag_emotion
-from ..taggers.outputs import continuous_annotation, discrete_annotation
-from ..timing import parse_step_ms
-from ..validation import check_emotion_options
-from .common import SessionIO, as_float, as_int, merge_options, one_line_errors, refuse_bad_options
+from nova_infant.core.nova_io import TrainerIO, TrainerSpec
+from nova_infant.taggers.emotion import face_box_stream, tag_emotion
+from nova_infant.taggers.outputs import continuous_annotation, discrete_annotation
+from nova_infant.core.grid import parse_step_ms
+from nova_infant.core.validation import check_emotion_options
+from nova_infant.discover.common import SessionIO, as_float, as_int, merge_options, one_line_errors, refuse_bad_options
 
 DEFAULTS = {"head": "", "sample_fps": "1", "face": "largest", "smooth": 3, "frame_step": "40ms", "duration_ms": 0}
 

@@ -13,12 +13,12 @@ from pathlib import Path
 
 from discover_utils.interfaces.server_module import Processor
 
-from ..errors import AnnotationError, NovaInfantError, TrainerFileError
-from ..nova_db import IMPORT_HINT
-from ..nova_io import TrainerIO, TrainerSpec
-from ..validation import check_predict_options
-from .common import SessionIO, as_float, as_int, merge_options, refuse_bad_options
-from .icep_train_module import trainer_dir
+from nova_infant.core.errors import AnnotationError, NovaInfantError, TrainerFileError
+from nova_infant.core.nova_db import IMPORT_HINT
+from nova_infant.core.nova_io import TrainerIO, TrainerSpec
+from nova_infant.core.validation import check_predict_options
+from nova_infant.discover.common import SessionIO, as_float, as_int, merge_options, refuse_bad_options
+from nova_infant.discover.icep_train_module import trainer_dir
 
 log = logging.getLogger("nova_infant")
 
@@ -45,21 +45,21 @@ class ICEPPredictor(Processor):
         self._bundle = None
 
     def _load(self):
-        from ..icep.bundle import load_bundle
+        from nova_infant.icep.bundle import load_bundle
 
         if self._bundle is None:  # once per job
             given = str(self.options["bundle"]).strip() or getattr(self.trainer, "model_weights_path", "")
             if not given:
                 raise TrainerFileError("icep_predict: no model bundle (set option 'bundle' or <model path=...>)")
             path = Path(given) if Path(given).is_absolute() else trainer_dir() / given
-            from ..backbones import pick_device
+            from nova_infant.core.backbones import pick_device
 
             self._bundle = load_bundle(path, str(pick_device(str(self.options["device"]))))
         return self._bundle
 
     def process_data(self, ds):
-        from ..icep.pipeline import session_from_discover
-        from ..icep.predict import predict_session
+        from nova_infant.icep.pipeline import session_from_discover
+        from nova_infant.icep.predict import predict_session
 
         self.session = SessionIO.from_provider(ds)
         try:
@@ -71,7 +71,7 @@ class ICEPPredictor(Processor):
             raise
 
     def to_output(self, pred) -> dict:
-        from ..icep.predict import discrete_annotation, probability_annotations
+        from nova_infant.icep.predict import discrete_annotation, probability_annotations
 
         bundle, s, out = self._load(), self.session, {}
         template = s.template("annotation")

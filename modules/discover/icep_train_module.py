@@ -20,9 +20,9 @@ from pathlib import Path, PureWindowsPath
 
 from discover_utils.interfaces.server_module import Processor
 
-from ..errors import AnnotationError, NovaInfantError, OptionError
-from ..nova_io import TrainerIO, TrainerSpec
-from .common import SessionIO, merge_options, refuse_bad_options, trainer_defaults
+from nova_infant.core.errors import AnnotationError, NovaInfantError, OptionError
+from nova_infant.core.nova_io import TrainerIO, TrainerSpec
+from nova_infant.discover.common import SessionIO, merge_options, refuse_bad_options, trainer_defaults
 
 log = logging.getLogger("nova_infant")
 
@@ -114,9 +114,9 @@ class ICEPTrainer(Processor):
                 log.error("training failed: %s: %s", type(exc).__name__, exc)
 
     def _check_options(self) -> dict:
-        """Every option checked once, before any session is read (nova_infant.validation)."""
-        from ..icep.schemes import label_map
-        from ..validation import (check_folds, check_inner_folds, check_train_config, check_val_fraction,
+        """Every option checked once, before any session is read (nova_infant.core.validation)."""
+        from nova_infant.icep.schemes import label_map
+        from nova_infant.core.validation import (check_folds, check_inner_folds, check_train_config, check_val_fraction,
                                   choice_option, float_option, parse_grid)
 
         o = self.options
@@ -134,9 +134,9 @@ class ICEPTrainer(Processor):
                 "min_dur_ms": float_option(o["min_dur_ms"], "min_dur_ms", 0.0)}
 
     def _train(self):
-        from ..icep.evaluation import parse_groups
-        from ..icep.pipeline import train_bundle
-        from ..validation import folds_for, usable_training_sessions
+        from nova_infant.icep.evaluation import parse_groups
+        from nova_infant.icep.pipeline import train_bundle
+        from nova_infant.core.validation import folds_for, usable_training_sessions
 
         o, config = self.options, self._config()
         self.trained = True
@@ -159,7 +159,7 @@ class ICEPTrainer(Processor):
     def _bundle_dir(self) -> Path:
         """``<trainer folder>/icep_models/<model_name>``; ``PathError`` for a model name that is not a plain name
         or a folder there that this package did not create."""
-        from ..nova_io import check_replaceable, safe_name
+        from nova_infant.core.nova_io import check_replaceable, safe_name
 
         o = self.options
         name = safe_name(str(o["model_name"]).strip() or f"icep-{o['role']}-{o['model']}", "option model_name")
@@ -168,13 +168,13 @@ class ICEPTrainer(Processor):
         return out
 
     def _config(self):
-        from ..icep.training import TrainConfig
+        from nova_infant.icep.training import TrainConfig
 
         return TrainConfig(**self.checked["config"])
 
     def process_data(self, ds):
-        from ..icep.pipeline import session_from_discover
-        from ..icep.training import window_starts
+        from nova_infant.icep.pipeline import session_from_discover
+        from nova_infant.icep.training import window_starts
 
         session, error = SessionIO.from_provider(ds), None
         self.dataset = session.dataset

@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from ..nova_io import write_trainer
+from nova_infant.core.nova_io import write_trainer
 
 # "<file stem>": "<python module defining TRAINER_SPEC>"
 TRAINERS: dict[str, str] = {

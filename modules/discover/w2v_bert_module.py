@@ -1,4 +1,4 @@
-"""DISCOVER adapter of the W2V-BERT extractor (logic in :mod:`nova_infant.w2v_bert`; docs/w2v-bert.md).
+"""DISCOVER adapter of the W2V-BERT extractor (logic in :mod:`nova_infant.features.w2v_bert`; docs/w2v-bert.md).
 
 Input: ``audio`` (stream:Audio; any rate/channels, read again from its file). The grid's duration is the option
 ``duration_ms``, else the NOVA session duration (database mode), else the audio's; the trainer declares no
@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from discover_utils.interfaces.server_module import Processor
 
-from ..backbones import DEFAULT_W2V_BERT, load_w2v_bert
-from ..nova_io import TrainerIO, TrainerSpec
-from ..w2v_bert import extract_w2v_bert, to_stream
-from ..validation import check_w2v_bert_options
-from .common import (SessionIO, as_float, as_int, merge_options, one_line_errors, precision_of,
+from nova_infant.core.backbones import DEFAULT_W2V_BERT, load_w2v_bert
+from nova_infant.core.nova_io import TrainerIO, TrainerSpec
+from nova_infant.features.w2v_bert import extract_w2v_bert, to_stream
+from nova_infant.core.validation import check_w2v_bert_options
+from nova_infant.discover.common import (SessionIO, as_float, as_int, merge_options, one_line_errors, precision_of,
                      refuse_bad_options)
 
 OUTPUT_ID = "w2v_bert"

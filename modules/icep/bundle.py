@@ -21,12 +21,12 @@ from pathlib import Path
 
 import torch
 
-from ..errors import StreamError, TrainerFileError
-from ..nova_io import TrainerIO, TrainerSpec, atomic_dir, verify_folder, write_trainer
-from .dataset import SessionData
-from .models import build_model
-from .schemes import LabelMap
-from .training import FitResult, Normaliser, TrainConfig
+from nova_infant.core.errors import StreamError, TrainerFileError
+from nova_infant.core.nova_io import TrainerIO, TrainerSpec, atomic_dir, verify_folder, write_trainer
+from nova_infant.icep.dataset import SessionData
+from nova_infant.icep.models import build_model
+from nova_infant.icep.schemes import LabelMap
+from nova_infant.icep.training import FitResult, Normaliser, TrainConfig
 
 FORMAT = "nova-infant-icep-bundle/1"
 

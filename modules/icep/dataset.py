@@ -20,8 +20,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import AlignmentError, AnnotationError, StreamError
-from .schemes import LabelMap
+from nova_infant.core.errors import AlignmentError, AnnotationError, StreamError
+from nova_infant.icep.schemes import LabelMap
 
 MASK = -1
 
@@ -34,7 +34,7 @@ class FileRows:
     """
 
     def __init__(self, path: str | os.PathLike, name: str | None = None):
-        from ..nova_io import open_ssi_stream
+        from nova_infant.core.nova_io import open_ssi_stream
 
         view = open_ssi_stream(path)
         if view.n_rows == 0:

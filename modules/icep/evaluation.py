@@ -1,6 +1,6 @@
 """Leak-free evaluation: group-wise K-fold (outer), a session-grouped inner K-fold on the training side to pick a
 grid point, a separate early-stopping split, two baselines on the same folds, and agreement figures with their
-spread across sessions. Metrics from scikit-learn (:mod:`nova_infant.metrics`).
+spread across sessions. Metrics from scikit-learn (:mod:`nova_infant.core.metrics`).
 
 - Groups: a session is its own group unless ``groups`` maps sessions to dyads/participants (:func:`parse_groups`);
   every split (outer folds, inner folds, early-stopping hold-out) keeps a group on one side.
@@ -29,10 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import OptionError
-from ..metrics import frame_scores
-from .dataset import SessionData
-from .training import FitResult, TrainConfig, fit, normalised, predict_fitted
+from nova_infant.core.errors import OptionError
+from nova_infant.core.metrics import frame_scores
+from nova_infant.icep.dataset import SessionData
+from nova_infant.icep.training import FitResult, TrainConfig, fit, normalised, predict_fitted
 
 log = logging.getLogger("nova_infant.icep")
 
@@ -49,7 +49,7 @@ BOOTSTRAP_ROUNDS = 2000
 
 def scores(y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str]) -> dict:
     """Accuracy, weighted and macro precision/recall/F1, per-class scores, confusion matrix and Cohen's kappa
-    (:func:`nova_infant.metrics.frame_scores`); frames with ``y_true < 0`` are ignored. An undefined κ (one class
+    (:func:`nova_infant.core.metrics.frame_scores`); frames with ``y_true < 0`` are ignored. An undefined κ (one class
     only) is reported as 0.0, chance agreement."""
     out = frame_scores(y_true, y_pred, class_names)
     out["kappa"] = 0.0 if out["kappa"] is None else out["kappa"]
@@ -517,7 +517,7 @@ def run_fold(sessions: list[SessionData], plan: dict, k: int) -> FoldResult:
     OptionError
         If a session of the plan is missing or no longer what the plan recorded (frames, labels, stream files).
     """
-    from .predict import smooth_min_duration
+    from nova_infant.icep.predict import smooth_min_duration
 
     by_name = {s.name: s for s in sessions}
     for name, identity in plan["sessions"].items():

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import NovaInfantError, OptionError
-from ..nova_io import atomic_file
-from .bundle import feature_spec, save_bundle, write_predictor_trainer
-from .dataset import SessionData, SessionSpec, load_session
-from .evaluation import CVResult, cross_validate, select_config, split_validation
-from .plots import write_cv_pictures
-from .schemes import LabelMap
-from .training import TrainConfig, fit, window_starts
+from nova_infant.core.errors import NovaInfantError, OptionError
+from nova_infant.core.nova_io import atomic_file
+from nova_infant.icep.bundle import feature_spec, save_bundle, write_predictor_trainer
+from nova_infant.icep.dataset import SessionData, SessionSpec, load_session
+from nova_infant.icep.evaluation import CVResult, cross_validate, select_config, split_validation
+from nova_infant.icep.plots import write_cv_pictures
+from nova_infant.icep.schemes import LabelMap
+from nova_infant.icep.training import TrainConfig, fit, window_starts
 
 log = logging.getLogger("nova_infant.icep")
 
@@ -52,7 +52,7 @@ def check_consistent(sessions: list[SessionData]) -> None:
         Naming the odd session: other dims or frame step; a stream made with a per-session or per-frame PCA; or a
         stream whose PCA basis differs from another session's (:func:`check_feature_bases`).
     """
-    from ..errors import StreamError
+    from nova_infant.core.errors import StreamError
 
     ref = sessions[0]
     for s in sessions[1:]:
@@ -107,7 +107,7 @@ def check_feature_bases(sessions: list[SessionData]) -> None:
         One line naming the stream and session and saying how to fix it: a per-session or per-frame PCA stream, or
         sessions whose streams at the same position carry different PCA bases.
     """
-    from ..errors import StreamError
+    from nova_infant.core.errors import StreamError
 
     for i in range(min(len(s.streams) for s in sessions)):
         first: dict[str, SessionData] = {}
@@ -151,7 +151,7 @@ def evaluate(sessions: list[SessionData], lmap: LabelMap, config: TrainConfig, o
     OptionError
         Unknown executor; fewer than 2 groups.
     """
-    from .evaluation import combine_folds, plan_folds
+    from nova_infant.icep.evaluation import combine_folds, plan_folds
 
     if executor not in ("inline", "local", "slurm"):
         raise OptionError(f"option executor: expected inline, local or slurm, got {executor!r}")
@@ -194,7 +194,7 @@ class FoldJob:
 
     @property
     def name(self) -> str:
-        """``icep_cv``: the key of the fold's Slurm resources (:data:`nova_infant.batch.SLURM_RESOURCES`)."""
+        """``icep_cv``: the key of the fold's Slurm resources (:data:`nova_infant.core.batch.SLURM_RESOURCES`)."""
         return "icep_cv"
 
     @property
@@ -211,7 +211,7 @@ def fold_path(folds_dir, k: int) -> Path:
 def load_fold_file(folds_dir, plan: dict, k: int):
     """The :class:`~.evaluation.FoldResult` saved for fold ``k`` of ``plan``, or None when there is no file, it
     cannot be read, or it belongs to another plan (other sessions, settings or seed)."""
-    from .evaluation import fold_from_record
+    from nova_infant.icep.evaluation import fold_from_record
 
     path = fold_path(folds_dir, k)
     if not path.exists():
@@ -228,14 +228,14 @@ def load_fold_file(folds_dir, plan: dict, k: int):
 
 def run_fold_file(job: FoldJob, k: int):
     """Run fold ``k`` (:func:`evaluation.run_fold`) and write its record atomically to ``fold_<k>.json``; never
-    raises for the fold's own failure (returns a failed :class:`~nova_infant.batch.SessionResult`, the traceback
+    raises for the fold's own failure (returns a failed :class:`~nova_infant.core.batch.SessionResult`, the traceback
     goes to the log)."""
     import time
     import traceback
 
-    from ..batch import SessionResult
-    from ..nova_io import atomic_file
-    from .evaluation import fold_record, run_fold
+    from nova_infant.core.batch import SessionResult
+    from nova_infant.core.nova_io import atomic_file
+    from nova_infant.icep.evaluation import fold_record, run_fold
 
     started = time.time()
     try:
@@ -264,7 +264,7 @@ def run_folds(sessions: list[SessionData], plan: dict, folds_dir, executor: str 
     plan : :func:`evaluation.plan_folds`; saved atomically as ``<folds_dir>/plan.json``
     folds_dir : folder of ``plan.json``, ``fold_<k>.json`` and (Slurm) ``slurm/`` logs
     executor : "local" (``concurrent.futures`` process pool of ``workers``) or "slurm" (one submitit job array;
-        ``resources`` as :func:`nova_infant.batch.slurm_resources` of ``icep_cv``)
+        ``resources`` as :func:`nova_infant.core.batch.slurm_resources` of ``icep_cv``)
     retries : extra attempts of a failed fold
     threads : torch threads per fold job
 
@@ -279,7 +279,7 @@ def run_folds(sessions: list[SessionData], plan: dict, folds_dir, executor: str 
     """
     from tqdm import tqdm
 
-    from ..batch import _run_local, _run_slurm, format_table, slurm_resources
+    from nova_infant.core.batch import _run_local, _run_slurm, format_table, slurm_resources
 
     folds_dir = Path(folds_dir).resolve()  # array tasks may start elsewhere
     with atomic_file(folds_dir / "plan.json", ".json") as tmp:
@@ -369,7 +369,7 @@ def feature_ids(session_io) -> list[str]:
 def _header_meta(session_io, io_id: str, data) -> dict:
     """``<meta>`` attributes of a database-mode stream: discover-utils' loader keeps only the media type, so the
     header in NOVA's data folder is read when it is there (it names the PCA basis: :func:`check_feature_bases`)."""
-    from ..nova_io import open_ssi_stream
+    from nova_infant.core.nova_io import open_ssi_stream
 
     meta = dict(getattr(data.meta_data, "custom_meta", None) or {})
     try:
@@ -390,8 +390,8 @@ def session_from_discover(session_io, lmap: LabelMap | None = None, label_id: st
     StreamError, AlignmentError, AnnotationError
         As :func:`dataset.session_from_rows`; AnnotationError if the label input is missing or empty.
     """
-    from ..errors import AnnotationError, StreamError
-    from .dataset import ArrayRows, FileRows, annotation_arrays, session_from_rows
+    from nova_infant.core.errors import AnnotationError, StreamError
+    from nova_infant.icep.dataset import ArrayRows, FileRows, annotation_arrays, session_from_rows
 
     ids = feature_ids(session_io)
     if not ids:

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..nova_io import frames_to_segments
-from .bundle import Bundle, check_session
-from .dataset import SessionData
-from ..nova_io import save_atomic
-from .schemes import write_discrete_annotation
-from .training import predict_proba
+from nova_infant.core.nova_io import frames_to_segments
+from nova_infant.icep.bundle import Bundle, check_session
+from nova_infant.icep.dataset import SessionData
+from nova_infant.core.nova_io import save_atomic
+from nova_infant.icep.schemes import write_discrete_annotation
+from nova_infant.icep.training import predict_proba
 
 
 def smooth_min_duration(labels: np.ndarray, probs: np.ndarray, min_frames: int) -> np.ndarray:
@@ -123,7 +123,7 @@ def write_prediction(session_dir: str | os.PathLike, bundle: Bundle, pred: Predi
         If ``role`` or ``annotator`` is not a plain name (e.g. ``x/../../escaped``).
     OutputError
         If a file cannot be written (the previous annotation is kept)."""
-    from ..nova_io import safe_name
+    from nova_infant.core.nova_io import safe_name
 
     session_dir = Path(session_dir)
     safe_name(role, "role")

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..nova_io import save_atomic
+from nova_infant.core.nova_io import save_atomic
 
-from ..errors import AnnotationError
+from nova_infant.core.errors import AnnotationError
 
 SCHEME_DIR = Path(__file__).resolve().parents[2] / "schemes"
 SCHEME_FILES = {"infant": "icep_r_infant.json", "caregiver": "icep_r_caregiver.json"}
@@ -188,8 +188,8 @@ def label_map(label_set: str = "merged", role: str = "infant") -> LabelMap:
 
 
 def scheme_document(scheme: Scheme) -> dict:
-    """The NOVA database ``Schemes`` document of a discrete scheme (built by :func:`nova_infant.nova_db.scheme_document`)."""
-    from ..nova_db import scheme_document as nova_scheme_document
+    """The NOVA database ``Schemes`` document of a discrete scheme (built by :func:`nova_infant.core.nova_db.scheme_document`)."""
+    from nova_infant.core.nova_db import scheme_document as nova_scheme_document
 
     return nova_scheme_document({"name": scheme.name, "color": scheme.color, "description": scheme.description,
                                  "classes": scheme.classes}, source=scheme.name)

@@ -20,9 +20,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import StreamError
-from .dataset import MASK, SessionData
-from .models import build_model
+from nova_infant.core.errors import StreamError
+from nova_infant.icep.dataset import MASK, SessionData
+from nova_infant.icep.models import build_model
 
 log = logging.getLogger("nova_infant.icep")
 
@@ -231,7 +231,7 @@ class FitResult:
 
 
 def _device(name):
-    from ..backbones import pick_device
+    from nova_infant.core.backbones import pick_device
 
     return pick_device(name)
 

@@ -18,8 +18,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import AnnotationError
-from .annotations import end_ms, is_discrete, read_annotation, sample_frames, scheme_classes
+from nova_infant.core.errors import AnnotationError
+from nova_infant.review.annotations import end_ms, is_discrete, read_annotation, sample_frames, scheme_classes
 
 DEFAULT_STEP_MS = 40.0
 
@@ -115,7 +115,7 @@ def scores(reference: np.ndarray, hypothesis: np.ndarray, class_names: Sequence[
         side), ``per_class`` {name: precision, recall, f1, support}, ``confusion`` {labels, matrix (rows =
         reference, columns = hypothesis)}.
     """
-    from ..metrics import frame_scores
+    from nova_infant.core.metrics import frame_scores
 
     if len(reference) == 0:
         raise AnnotationError("no frame is labelled by both annotations (all gaps or garbage)")
@@ -182,7 +182,7 @@ def agreement_report(pairs: Sequence[tuple[str, str | os.PathLike, str | os.Path
 
 def write_report_json(report: dict, path: str | os.PathLike) -> Path:
     """Write the report as indented JSON (temp file + rename)."""
-    from ..nova_io import atomic_file
+    from nova_infant.core.nova_io import atomic_file
 
     path = Path(path)
     with atomic_file(path) as tmp:
@@ -225,6 +225,6 @@ def plot_confusion(result: dict, path: str | os.PathLike, title: str = "") -> Pa
     ax.set_title(f"{title}  κ={kappa}  macro-F1={result['f1_macro']:.3f}".strip(), fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.046, label="share of reference row")
     fig.tight_layout()
-    from ..nova_io import save_figure
+    from nova_infant.core.nova_io import save_figure
 
     return save_figure(fig, path, dpi=120)

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import nova_io
+from nova_infant.core import nova_io
 
-from ..errors import AnnotationError
+from nova_infant.core.errors import AnnotationError
 
 GARBAGE_ID = -1  # NOVA's garbage label
 NO_LABEL = -2  # a frame no segment covers (a gap in a discrete annotation)
@@ -31,7 +31,7 @@ class SchemeClass:
 
 
 def read_annotation(path: str | os.PathLike):
-    """Load a NOVA ``.annotation``; see :func:`nova_infant.nova_io.read_annotation` (raises ``AnnotationError``)."""
+    """Load a NOVA ``.annotation``; see :func:`nova_infant.core.nova_io.read_annotation` (raises ``AnnotationError``)."""
     return nova_io.read_annotation(path)
 
 

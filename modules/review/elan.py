@@ -18,8 +18,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ..errors import AnnotationError, NovaInfantError
-from .annotations import GARBAGE_ID, describe, is_discrete, read_annotation, scheme_classes, segments, write_annotation
+from nova_infant.core.errors import AnnotationError, NovaInfantError
+from nova_infant.review.annotations import GARBAGE_ID, describe, is_discrete, read_annotation, scheme_classes, segments, write_annotation
 
 GARBAGE_VALUE = "GARBAGE"
 MIMETYPES = {".mp4": "video/mp4", ".avi": "video/x-msvideo", ".mov": "video/quicktime", ".wav": "audio/x-wav",
@@ -52,7 +52,7 @@ def _labelled_segments(annotation, source: str) -> list[tuple[int, int, str, flo
 
 
 def _atomic(path: Path, write) -> Path:
-    from ..nova_io import atomic_file
+    from nova_infant.core.nova_io import atomic_file
 
     with atomic_file(path, path.suffix) as tmp:
         write(tmp)

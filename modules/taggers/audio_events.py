@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import AudioDecodeError, OptionError, WeightsUnavailableError
-from ..timing import FrameGrid, check_coverage, frame_grid
+from nova_infant.core.errors import AudioDecodeError, OptionError, WeightsUnavailableError
+from nova_infant.core.grid import FrameGrid, check_coverage, frame_grid
 
 log = logging.getLogger("nova_infant")
 
@@ -160,7 +160,7 @@ class YamnetBackend:
         import onnxruntime as ort
         from onnx import numpy_helper
 
-        from .assets import yamnet_files
+        from nova_infant.taggers.assets import yamnet_files
 
         model_path, class_map = yamnet_files()
         with open(class_map, newline="") as fh:
@@ -320,7 +320,7 @@ def events_from_scores(scores: np.ndarray, step_ms: float, threshold: float = 0.
 
     Runs shorter than ``min_event_ms`` are dropped.
     """
-    from ..nova_io import frames_to_segments
+    from nova_infant.core.nova_io import frames_to_segments
 
     out = []
     for j in range(scores.shape[1]):
@@ -362,7 +362,7 @@ def embed_audio(path: str, backend) -> tuple[np.ndarray, np.ndarray, float]:
     AudioDecodeError
         If the file cannot be read, has no audio track, or is shorter than one model window.
     """
-    from ..media import read_audio
+    from nova_infant.core.media import read_audio
 
     signal, _ = read_audio(str(path), SAMPLE_RATE)
     duration_ms = len(signal) * 1000.0 / SAMPLE_RATE
@@ -412,7 +412,7 @@ def tag_audio_events(path: str, backend: str = "yamnet", head: str | None = None
         A head trained for other classes than ``classes``, or for another embedding than this backend's, or an
         unknown ``crying_model``.
     """
-    from .heads import Head
+    from nova_infant.taggers.heads import Head
 
     if crying_model not in ("default", "off"):
         raise OptionError(f"option crying_model: expected 'default' or 'off', got {crying_model!r}")
@@ -469,7 +469,7 @@ def tag_audio_events(path: str, backend: str = "yamnet", head: str | None = None
 
 def _default_crying_head(model):
     """The shipped crying model if it fits this backend's logits (YAMNet's 521), else None."""
-    from .crying import load_default_head
+    from nova_infant.taggers.crying import load_default_head
 
     head = load_default_head()
     if head is None or head.cfg.embedding != embedding_name(model):
@@ -514,8 +514,8 @@ def window_targets(centres_ms: np.ndarray, window_ms: float, segments: list[tupl
 def segments_from_annotation(path: str) -> list[tuple[float, float, str]]:
     """(start_ms, end_ms, class name) of every labelled segment of a NOVA discrete ``.annotation`` file
     (garbage -1 labels skipped). Raises ``AnnotationError`` for unreadable or non-discrete files."""
-    from ..errors import AnnotationError
-    from .outputs import load_annotation
+    from nova_infant.core.errors import AnnotationError
+    from nova_infant.taggers.outputs import load_annotation
 
     anno = load_annotation(path)
     classes = getattr(anno.annotation_scheme, "classes", None)
@@ -545,7 +545,7 @@ def fit_audio_head(items: list[tuple[str, list[tuple[float, float, str]]]], clas
     -------
     heads.Head (save it with ``.save(folder)``)
     """
-    from .heads import fit_head
+    from nova_infant.taggers.heads import fit_head
 
     model = load_backend(backend)
     xs, ys = [], []
@@ -564,8 +564,8 @@ def write_audio_event_outputs(result: AudioEventResult, out_prefix: str, role: s
                               annotator: str = "audio_events") -> list[Path]:
     """Write ``<prefix>.audio_events.stream`` (per-class scores, grid rate) and one
     ``<prefix>.audio_event_<class>.annotation`` per available class. Returns the written paths."""
-    from ..nova_io import make_ssi_stream, write_ssi_stream
-    from .outputs import discrete_annotation, write_annotation
+    from nova_infant.core.nova_io import make_ssi_stream, write_ssi_stream
+    from nova_infant.taggers.outputs import discrete_annotation, write_annotation
 
     stream = make_ssi_stream(result.scores, result.grid.sample_rate_hz, "feature;audio;audio_events", result.classes,
                              custom_meta={"backend": result.backend, "mode": result.mode,

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import MediaError, OptionError
+from nova_infant.core.errors import MediaError, OptionError
 
 log = logging.getLogger("nova_infant")
 
@@ -154,7 +154,7 @@ def negative_recordings(min_seconds: float = 1.0) -> list[Recording]:
 
 def read_recording(rec: Recording) -> np.ndarray:
     """16 kHz mono float32 signal of a recording (joined one-shots, raw 16-bit PCM, phone band applied)."""
-    from ..media import read_audio, resample
+    from nova_infant.core.media import read_audio, resample
 
     if isinstance(rec.signal, _LazyMix):
         return rec.signal.make()
@@ -185,7 +185,7 @@ def embed_recordings(recs: list[Recording], backend: str = "yamnet", cache: str 
 
     from tqdm import tqdm
 
-    from .audio_events import load_backend
+    from nova_infant.taggers.audio_events import load_backend
 
     model = load_backend(backend)
     win = int(round(model.window_ms * 16))
@@ -271,7 +271,7 @@ class _LazyMix:
         self.cry, self.speech, self.snr_db, self.cache = cry, speech, snr_db, cache
 
     def make(self) -> np.ndarray:
-        from ..media import resample
+        from nova_infant.core.media import resample
 
         c = read_recording(self.cry)
         if self.speech.path not in self.cache:
@@ -299,8 +299,8 @@ THRESHOLDS = np.concatenate([np.round(np.arange(0.05, 0.951, 0.05), 2), [0.97, 0
 
 def grid_scores(window_scores: np.ndarray, duration_ms: float, step_ms: float = GRID_MS) -> np.ndarray:
     """Window scores (n_windows, C) of a YAMNet run -> (n_frames, C) on the tagger's grid (as the tagger does)."""
-    from ..timing import frame_grid
-    from .audio_events import YamnetBackend, to_grid
+    from nova_infant.core.grid import frame_grid
+    from nova_infant.taggers.audio_events import YamnetBackend, to_grid
 
     centres = np.arange(len(window_scores)) * YamnetBackend.hop_ms + YamnetBackend.window_ms / 2
     return to_grid(window_scores, centres, frame_grid(duration_ms, step_ms))
@@ -308,7 +308,7 @@ def grid_scores(window_scores: np.ndarray, duration_ms: float, step_ms: float = 
 
 def zero_shot_scores(logits: np.ndarray, label_names: list[str]) -> np.ndarray:
     """Zero-shot (n_windows, 2) scores of :data:`HEAD_CLASSES` by the tagger's AudioSet mapping (the baseline)."""
-    from .audio_events import zero_shot
+    from nova_infant.taggers.audio_events import zero_shot
 
     return zero_shot(logits, label_names, HEAD_CLASSES)[0]
 
@@ -373,7 +373,7 @@ def figures(scores: list[np.ndarray], kinds: list[str], thresholds: dict) -> dic
 
 
 def _design(logits: list[np.ndarray], kinds: list[str], context: int):
-    from .audio_events import context_windows
+    from nova_infant.taggers.audio_events import context_windows
 
     x = np.concatenate([context_windows(lg, context).mean(1) for lg in logits]).astype(np.float32)
     y = np.concatenate([window_labels(k, len(lg)) for lg, k in zip(logits, kinds)])
@@ -396,7 +396,7 @@ def fit_crying_head(logits: list[np.ndarray], kinds: list[str], context: int = 1
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
-    from .heads import Head, HeadConfig, build_module
+    from nova_infant.taggers.heads import Head, HeadConfig, build_module
 
     x, y = _design(logits, kinds, context)
     scaler = StandardScaler().fit(x)
@@ -422,7 +422,7 @@ def fit_crying_head(logits: list[np.ndarray], kinds: list[str], context: int = 1
 
 def head_scores(head, logits: list[np.ndarray], durations: list[float]) -> list[np.ndarray]:
     """Grid scores (n_frames, 2) of a head on each recording."""
-    from .audio_events import context_windows
+    from nova_infant.taggers.audio_events import context_windows
 
     return [grid_scores(head.predict_proba(context_windows(lg, head.cfg.context)), d)
             for lg, d in zip(logits, durations)]
@@ -450,7 +450,7 @@ def fit_with_thresholds(logits, durations, kinds, groups_folds: np.ndarray, inne
 def training_set(corpus: str | None = None, cache: str | None = None, n_folds: int = 5, seed: int = 0,
                  progress: bool = True) -> dict:
     """Recordings (cries, negatives, cry+speech mixtures), their YAMNet logits, durations, kinds and folds."""
-    from .audio_events import load_backend
+    from nova_infant.taggers.audio_events import load_backend
 
     recs = corpus_recordings(corpus) + negative_recordings()
     folds = assign_folds(recs, n_folds, seed)
@@ -545,13 +545,13 @@ def train_default_head(out: str | os.PathLike, corpus: str | None = None, cache:
 
 def write_head_folder(head, out: str | os.PathLike, notice: str) -> Path:
     """Write a head's ``config.json`` + ``model.safetensors`` and ``NOTICE.md`` into ``out`` as one atomic,
-    checksummed folder (:func:`nova_infant.nova_io.atomic_dir`, kind ``tagger-head``)."""
+    checksummed folder (:func:`nova_infant.core.nova_io.atomic_dir`, kind ``tagger-head``)."""
     import json
     from dataclasses import asdict
 
     from safetensors.torch import save_file
 
-    from ..nova_io import atomic_dir
+    from nova_infant.core.nova_io import atomic_dir
 
     with atomic_dir(out, "tagger-head") as tmp:
         (tmp / "config.json").write_text(json.dumps(asdict(head.cfg), indent=2))
@@ -562,7 +562,7 @@ def write_head_folder(head, out: str | os.PathLike, notice: str) -> Path:
 
 def load_default_head():
     """The shipped crying model (:data:`HEAD_DIR`), or None if the package was built without it."""
-    from .heads import Head
+    from nova_infant.taggers.heads import Head
 
     if not (HEAD_DIR / "config.json").is_file():
         return None

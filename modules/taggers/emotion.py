@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import OptionError, WeightsUnavailableError
-from ..timing import FrameGrid, check_coverage, frame_grid
+from nova_infant.core.errors import OptionError, WeightsUnavailableError
+from nova_infant.core.grid import FrameGrid, check_coverage, frame_grid
 
 log = logging.getLogger("nova_infant")
 
@@ -54,7 +54,7 @@ class FerModel:
 
         from ai_edge_litert.interpreter import Interpreter
 
-        from .assets import model_file
+        from nova_infant.taggers.assets import model_file
 
         path = str(model_path or model_file("emotion_model_quantized.tflite"))
         try:
@@ -196,7 +196,7 @@ _MODELS: dict = {}
 
 def _models():
     if "det" not in _MODELS:
-        from .faces import BlazeFaceDetector
+        from nova_infant.taggers.faces import BlazeFaceDetector
 
         _MODELS["det"], _MODELS["fer"] = BlazeFaceDetector(), FerModel()
     return _MODELS["det"], _MODELS["fer"]
@@ -216,8 +216,8 @@ def analyse_faces(path: str, sample_fps="1", face: str = "largest", batch_size: 
     VideoDecodeError
         For a missing, unreadable or truncated video.
     """
-    from ..media import VideoSource
-    from .faces import choose_face
+    from nova_infant.core.media import VideoSource
+    from nova_infant.taggers.faces import choose_face
 
     det, fer = _models()
     video = VideoSource(str(path))
@@ -279,8 +279,8 @@ def tag_emotion(path: str, head: str | None = None, classes: list[str] | None = 
     OptionError
         If a head's classes differ from ``classes`` or for a bad option.
     """
-    from ..nova_io import frames_to_segments
-    from .heads import Head
+    from nova_infant.core.nova_io import frames_to_segments
+    from nova_infant.taggers.heads import Head
 
     head_obj = Head.load(head, kind="emotion") if head else None
     base = head_obj.classes if head_obj is not None else list(INFANT_CLASSES)
@@ -338,7 +338,7 @@ def fit_emotion_head(items: list[tuple[str, list[tuple[float, float, str]]]], cl
     OptionError
         If fewer than 2 labelled face frames are found.
     """
-    from .heads import fit_head
+    from nova_infant.taggers.heads import fit_head
 
     xs, ys = [], []
     index = {c: i for i, c in enumerate(classes)}
@@ -359,8 +359,8 @@ def write_emotion_outputs(result: EmotionResult, out_prefix: str, role: str = "i
                           annotator: str = "emotion_tagger", scheme: str = "emotion") -> list:
     """Write ``<prefix>.emotion.annotation`` (discrete), ``<prefix>.face_box.stream`` (:func:`face_box_stream`) and
     ``<prefix>.valence.annotation`` (continuous, grid rate). Returns the written paths."""
-    from ..nova_io import write_ssi_stream
-    from .outputs import continuous_annotation, discrete_annotation, write_annotation
+    from nova_infant.core.nova_io import write_ssi_stream
+    from nova_infant.taggers.outputs import continuous_annotation, discrete_annotation, write_annotation
 
     paths = [write_annotation(discrete_annotation(result.events, result.classes, scheme, role, annotator),
                               f"{out_prefix}.emotion.annotation")]
@@ -392,7 +392,7 @@ def face_box_stream(result: EmotionResult, name: str | None = "face_box", role: 
     ``BOX_DIMS`` (ymin, xmin, ymax, xmax as fractions of the frame, score; zeros where no face), media type
     ``feature;face;boundingbox;blazeface`` and ``<meta size="W:H">`` (frame size in px, which NOVA reads to give its
     face overlay the video's aspect ratio; MainHandlerFile.cs). Raises ``StreamError`` (see ``make_ssi_stream``)."""
-    from ..nova_io import make_ssi_stream
+    from nova_infant.core.nova_io import make_ssi_stream
 
     size = result.meta.get("frame_size")
     meta = {"mode": result.mode}

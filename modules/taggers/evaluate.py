@@ -139,7 +139,7 @@ def plot_timeline(reference: dict, predicted: dict, out_png: str, scores=None, t
     axes[0, 0].set_title(title or "reference (green spans) vs tagger events (blue bars) and scores (blue line)")
     axes[-1, 0].set_xlabel("time (s)")
     fig.tight_layout()
-    from ..nova_io import save_figure
+    from nova_infant.core.nova_io import save_figure
 
     return str(save_figure(fig, out_png, dpi=100))
 
@@ -164,8 +164,8 @@ def segments_to_frames(segments: list[tuple[float, float, str]], classes: list[s
 
 def emotion_scores(reference: np.ndarray, predicted: np.ndarray, classes: list[str]) -> dict:
     """Per-class accuracy (recall), accuracy, macro-F1, Cohen's kappa (0.0 when undefined), confusion matrix over
-    frames with labels on both sides (-1 = none), via :func:`nova_infant.metrics.frame_scores`. JSON-ready dict."""
-    from ..metrics import frame_scores
+    frames with labels on both sides (-1 = none), via :func:`nova_infant.core.metrics.frame_scores`. JSON-ready dict."""
+    from nova_infant.core.metrics import frame_scores
 
     result = frame_scores(reference, predicted, classes)
     per = {c: (result["per_class"][c]["recall"] if result["per_class"][c]["support"] else None) for c in classes}

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import OptionError, WeightsUnavailableError
+from nova_infant.core.errors import OptionError, WeightsUnavailableError
 
 FACE_CHOICES = ("largest", "central", "left", "right")
 
@@ -77,7 +77,7 @@ class BlazeFaceDetector:
     def __init__(self, model_path: str | None = None, min_score: float = 0.5, iou: float = 0.3, threads: int = 2):
         from ai_edge_litert.interpreter import Interpreter
 
-        from .assets import model_file
+        from nova_infant.taggers.assets import model_file
 
         path = str(model_path or model_file("face_detection_short_range.tflite"))
         try:

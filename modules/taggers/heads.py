@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import OptionError, WeightsUnavailableError
-from ..nova_io import atomic_dir, verify_folder
+from nova_infant.core.errors import OptionError, WeightsUnavailableError
+from nova_infant.core.nova_io import atomic_dir, verify_folder
 
 
 @dataclass

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import nova_io
+from nova_infant.core import nova_io
 
 #: NOVA colours (#AARRGGBB) given to scheme classes in order
 COLOURS = ["#FF2E7D32", "#FFF9A825", "#FFC62828", "#FF1565C0", "#FF6A1B9A", "#FF00838F", "#FFEF6C00", "#FF4E342E",

@@ -12,9 +12,9 @@ import importlib
 import logging
 import sys
 
-from . import __version__
-from .errors import NovaInfantError
-from .validation import one_line
+from nova_infant import __version__
+from nova_infant.core.errors import NovaInfantError
+from nova_infant.core.validation import one_line
 
 class OneLineParser(argparse.ArgumentParser):
     """argparse parser whose usage errors print as one line (``error: <command>: <problem>``, exit code 2) instead
@@ -25,14 +25,14 @@ class OneLineParser(argparse.ArgumentParser):
 
 
 COMMAND_MODULES = [
-    "nova_infant.commands",
-    "nova_infant.cli_icep",
-    "nova_infant.cli_review",
-    "nova_infant.cli_taggers",
-    "nova_infant.cli_dinov2",
-    "nova_infant.demo",
-    "nova_infant.cli_w2v_bert",
-    "nova_infant.cli_batch",
+    "nova_infant.cli.commands",
+    "nova_infant.cli.icep",
+    "nova_infant.cli.review",
+    "nova_infant.cli.taggers",
+    "nova_infant.cli.dinov2",
+    "nova_infant.cli.demo",
+    "nova_infant.cli.w2v_bert",
+    "nova_infant.cli.batch",
 ]
 
 

@@ -11,9 +11,9 @@ import os
 import sys
 from pathlib import Path
 
-from .backbones import DEFAULT_DINOV2
-from .errors import NovaInfantError
-from .validation import one_line
+from nova_infant.core.backbones import DEFAULT_DINOV2
+from nova_infant.core.errors import NovaInfantError
+from nova_infant.core.validation import one_line
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def _role(video: str) -> str:
 
 
 def _options(args) -> dict:
-    from .validation import check_dinov2_options
+    from nova_infant.core.validation import check_dinov2_options
 
     check_dinov2_options(args.size, args.k, args.pca_fit_frames, args.batch_size, getattr(args, "output", "both"),
                          args.framing, args.frame_step, getattr(args, "duration_ms", None), args.device,
@@ -89,7 +89,7 @@ def _options(args) -> dict:
 
 
 def _load(args):
-    from .backbones import load_dinov2
+    from nova_infant.core.backbones import load_dinov2
 
     return load_dinov2(args.model, device=args.device, bf16=args.bf16, precision=args.precision)
 
@@ -97,8 +97,8 @@ def _load(args):
 def _extract(args) -> int:
     """Extract every video; a bad video is reported in one line and the others go on (exit 1 if some failed, 2 if
     all did)."""
-    from .dinov2_pca import extract_dinov2, picture_of_row
-    from .nova_io import write_ssi_stream
+    from nova_infant.features.dinov2_pca import extract_dinov2, picture_of_row
+    from nova_infant.core.nova_io import write_ssi_stream
 
     options = _options(args)
     backbone, failed = _load(args), 0
@@ -125,7 +125,7 @@ def _extract(args) -> int:
 
 
 def _basis_path(args, backbone) -> Path:
-    from .dinov2_pca import DinoV2Encoder, dataset_dir_of, default_basis_path
+    from nova_infant.features.dinov2_pca import DinoV2Encoder, dataset_dir_of, default_basis_path
 
     if args.pca_basis:
         return Path(args.pca_basis)
@@ -135,7 +135,7 @@ def _basis_path(args, backbone) -> Path:
 
 def _dataset_pca(args, backbone):
     """The dataset basis for ``extract --pca dataset``: reused from its file, else fitted on the job's videos."""
-    from .dinov2_pca import dataset_basis
+    from nova_infant.features.dinov2_pca import dataset_basis
 
     path = _basis_path(args, backbone)
     pca, created = dataset_basis(path, args.pca_fit_videos or args.videos, backbone, progress=True, **_options(args))
@@ -145,7 +145,7 @@ def _dataset_pca(args, backbone):
 
 
 def _fit_pca(args) -> int:
-    from .dinov2_pca import fit_pca_over_videos, save_pca
+    from nova_infant.features.dinov2_pca import fit_pca_over_videos, save_pca
 
     options = _options(args)
     pca = fit_pca_over_videos(args.videos, _load(args), progress=True, **options)
@@ -160,9 +160,9 @@ def _picture(args) -> int:
     """Only the frame asked for goes through the model (plus the PCA fit sample in session mode)."""
     import numpy as np
 
-    from .dinov2_pca import DinoV2Encoder, fit_pca_over_videos, load_pca, pca_picture
-    from .errors import OptionError
-    from .media import VideoSource
+    from nova_infant.features.dinov2_pca import DinoV2Encoder, fit_pca_over_videos, load_pca, pca_picture
+    from nova_infant.core.errors import OptionError
+    from nova_infant.core.media import VideoSource
 
     _options(args)
     source = VideoSource(args.video)

@@ -17,7 +17,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from .errors import AudioDecodeError, VideoDecodeError
+from nova_infant.core.errors import AudioDecodeError, VideoDecodeError
 
 log = logging.getLogger(__name__)
 
@@ -398,7 +398,7 @@ def media_duration_ms(path: str) -> float:
     """
     ext = os.path.splitext(str(path))[1].lower()
     if ext == ".stream":
-        from .nova_io import open_ssi_stream
+        from nova_infant.core.nova_io import open_ssi_stream
 
         return open_ssi_stream(path).duration_ms
     if ext in _SOUNDFILE_EXTS:

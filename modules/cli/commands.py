@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _export_weights(args) -> int:
-    from .backbones import export_weights
+    from nova_infant.core.backbones import export_weights
 
     out = export_weights(args.model, args.out_dir, kind=args.kind)
     print(f"saved {args.model} to {out}; copy this folder and pass it as the model option")
@@ -54,8 +54,8 @@ def _export_weights(args) -> int:
 
 
 def _make_standin(args) -> int:
-    from .backbones import save_standin
-    from .errors import OptionError
+    from nova_infant.core.backbones import save_standin
+    from nova_infant.core.errors import OptionError
 
     sizes = {"dinov2": ("tiny", "small", "base", "large", "giant"), "w2v-bert": ("tiny", "full")}[args.kind]
     if args.size not in sizes:  # before the folder is made
@@ -67,8 +67,8 @@ def _make_standin(args) -> int:
 
 
 def _sample_session(args) -> int:
-    from .sample_media import build_session
-    from .validation import float_option, int_option
+    from nova_infant.core.sample_media import build_session
+    from nova_infant.core.validation import float_option, int_option
 
     if args.fps is not None:
         float_option(args.fps, "fps", 1.0, 240.0)
@@ -84,7 +84,7 @@ def _sample_session(args) -> int:
 
 
 def _write_trainers(args) -> int:
-    from .discover.registry import write_all_trainers
+    from nova_infant.discover.registry import write_all_trainers
 
     for path in write_all_trainers(args.out_dir):
         print(path)
@@ -92,8 +92,8 @@ def _write_trainers(args) -> int:
 
 
 def _import_schemes(args) -> int:
-    """``nova-infant import-schemes``: :func:`nova_infant.nova_db.import_package_schemes` into one NOVA database."""
-    from .nova_db import connect, import_package_schemes
+    """``nova-infant import-schemes``: :func:`nova_infant.core.nova_db.import_package_schemes` into one NOVA database."""
+    from nova_infant.core.nova_db import connect, import_package_schemes
 
     names = import_package_schemes(connect(args.db), args.dataset)
     print(f"{args.dataset}: {len(names)} schemes created or updated: {', '.join(names)}")
@@ -107,8 +107,8 @@ def _check_trainers(args) -> int:
     import sys
     from pathlib import Path
 
-    from .errors import TrainerFileError
-    from .nova_io import read_trainer
+    from nova_infant.core.errors import TrainerFileError
+    from nova_infant.core.nova_io import read_trainer
 
     files = []
     for given in args.paths:

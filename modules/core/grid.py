@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import AlignmentError, OptionError
+from nova_infant.core.errors import AlignmentError, OptionError
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import OptionError, WeightsUnavailableError
+from nova_infant.core.errors import OptionError, WeightsUnavailableError
 
 log = logging.getLogger(__name__)
 

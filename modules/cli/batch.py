@@ -1,4 +1,4 @@
-"""``nova-infant batch``: one module over a dataset's sessions, locally or on Slurm (see :mod:`nova_infant.batch`)."""
+"""``nova-infant batch``: one module over a dataset's sessions, locally or on Slurm (see :mod:`nova_infant.core.batch`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from .errors import OptionError
+from nova_infant.core.errors import OptionError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -72,9 +72,9 @@ def _db_uri(uri: str) -> str:
 
 def run(args) -> int:
     """``nova-infant batch``; prints the final table; returns 0 when no session failed, else 1."""
-    from .batch import (BatchError, ModuleJob, build_request, format_table, run_batch, sessions_in_db,
+    from nova_infant.core.batch import (BatchError, ModuleJob, build_request, format_table, run_batch, sessions_in_db,
                         sessions_in_file, sessions_in_root)
-    from .discover.registry import REPO_TRAINER_DIR
+    from nova_infant.discover.registry import REPO_TRAINER_DIR
 
     trainer = Path(args.trainer)
     if trainer.suffix != ".trainer":
@@ -88,7 +88,7 @@ def run(args) -> int:
         except ValueError as exc:
             raise OptionError(f"--options: not JSON ({exc})") from None
     options.update(_pairs(args.option, "--option"))
-    from .nova_io import safe_name
+    from nova_infant.core.nova_io import safe_name
 
     safe_name(args.dataset, "dataset")
     if args.db and args.sessions_file:

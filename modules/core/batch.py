@@ -33,7 +33,7 @@ import traceback
 from pathlib import Path
 from typing import Sequence
 
-from .errors import NovaInfantError
+from nova_infant.core.errors import NovaInfantError
 
 log = logging.getLogger("nova_infant")
 
@@ -110,7 +110,7 @@ class ModuleJob:
 
     def fingerprint(self) -> str:
         """SHA-256 (hex) of the trainer file, options, request templates and nova-infant version."""
-        from . import __version__
+        from nova_infant import __version__
 
         payload = json.dumps({"trainer": Path(self.trainer_path).read_text(), "options": self.options,
                               "data": self.data, "version": __version__}, sort_keys=True, default=str)
@@ -187,9 +187,9 @@ def build_request(trainer_path: str | os.PathLike, root: str | os.PathLike, role
 
 
 def check_session_name(session: str) -> str:
-    """``session`` unchanged if it is a plain folder name (:func:`nova_infant.nova_io.safe_name`); raises
+    """``session`` unchanged if it is a plain folder name (:func:`nova_infant.core.nova_io.safe_name`); raises
     ``PathError`` when it could point outside ``<root>/<dataset>`` (``..``, ``/``, ...)."""
-    from .nova_io import safe_name
+    from nova_infant.core.nova_io import safe_name
 
     return safe_name(session, "session")
 
@@ -236,7 +236,7 @@ def sessions_in_file(path: str | os.PathLike) -> list[str]:
 
 
 def sessions_in_db(uri: str, dataset: str, pattern: str | None = None) -> list[str]:
-    """Session names of a NOVA database (:func:`nova_infant.nova_db.list_sessions`), for a batch that runs them in
+    """Session names of a NOVA database (:func:`nova_infant.core.nova_db.list_sessions`), for a batch that runs them in
     file mode on their files in NOVA's data folder (``--root``).
 
     Parameters
@@ -259,7 +259,7 @@ def sessions_in_db(uri: str, dataset: str, pattern: str | None = None) -> list[s
         The server does not answer, the dataset has no (matching) session, or a session name is not a plain folder
         name (it could point outside the data root).
     """
-    from . import nova_db
+    from nova_infant.core import nova_db
 
     try:
         names = nova_db.list_sessions(nova_db.connect(uri), dataset, pattern)
@@ -333,7 +333,7 @@ def _write_record(job: ModuleJob, session: str, started: float) -> None:
               "inputs": {str(p): _stat(p) for p in _with_data_files(job.paths(session, "input"))}, "outputs": outputs,
               "options": job.options, "seconds": round(time.time() - started, 3), "host": platform.node(),
               "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
-    from .nova_io import atomic_file
+    from nova_infant.core.nova_io import atomic_file
 
     with atomic_file(job.record_path(session), suffix=".json") as staged:
         staged.write_text(json.dumps(record, indent=1))

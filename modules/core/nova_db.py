@@ -5,7 +5,7 @@ NOVA keeps one MongoDB database per dataset with the collections ``Sessions``, `
 discover-utils (``discover_utils.data.handler.nova_db_handler``) reads and writes annotations and streams but never
 creates sessions, roles, annotators or schemes, and reports a missing one as ``TypeError: 'NoneType' …`` and a locked
 annotation as a bare ``FileExistsError``. The helpers here create those documents the way NOVA does and turn the
-handlers' failures into one-line :class:`~nova_infant.errors.AnnotationError` / :class:`NovaDatabaseError` messages.
+handlers' failures into one-line :class:`~nova_infant.core.errors.AnnotationError` / :class:`NovaDatabaseError` messages.
 
 All functions take a *context*: the ``dict`` of keyword arguments of the discover-utils handlers
 (``db_host``, ``db_port``, ``db_user``, ``db_password``, ``data_dir``), i.e. exactly ``source_context["db"]`` of a
@@ -25,7 +25,7 @@ from urllib.parse import unquote, urlsplit
 
 import numpy as np
 
-from .errors import AnnotationError, NovaInfantError
+from nova_infant.core.errors import AnnotationError, NovaInfantError
 
 SESSIONS, ROLES, ANNOTATORS, SCHEMES, ANNOTATIONS, STREAMS = (
     "Sessions", "Roles", "Annotators", "Schemes", "Annotations", "Streams")
@@ -157,7 +157,7 @@ def ensure_session(ctx: Mapping[str, Any], dataset: str, session: str, duration_
            "duration": float(duration_ms or 0) / 1000.0, "isValid": True}
     oid = _upsert(_db(ctx, dataset)[SESSIONS], session, doc)
     if ctx.get("data_dir"):
-        from .nova_io import safe_name
+        from nova_infant.core.nova_io import safe_name
 
         (Path(ctx["data_dir"]) / safe_name(dataset, "dataset") / safe_name(session, "session")).mkdir(
             parents=True, exist_ok=True)
@@ -327,7 +327,7 @@ def package_schemes() -> list[dict]:
     (predictor output) and the ICEP-R probability tracks ``<target>-p<class>`` (continuous, 0..1, 25 Hz, for the
     merged and full label sets of both roles). Raises ``AnnotationError`` for an unreadable scheme file.
     """
-    from .icep.schemes import SCHEME_DIR, label_map, merged_scheme
+    from nova_infant.icep.schemes import SCHEME_DIR, label_map, merged_scheme
 
     out = []
     for path in sorted(SCHEME_DIR.glob("*.json")):
@@ -404,7 +404,7 @@ def _require(ctx, dataset: str, **names: str) -> None:
                if db[collections[kind]].find_one({"name": name}, {"_id": 1}) is None]
     if missing:
         raise NovaDatabaseError(f"NOVA dataset {dataset}: no {', '.join(missing)} (create it in NOVA or with "
-                                f"nova_infant.nova_db.ensure_*; schemes: {IMPORT_HINT})")
+                                f"nova_infant.core.nova_db.ensure_*; schemes: {IMPORT_HINT})")
 
 
 def _where(dataset, session, scheme, annotator, role) -> str:
@@ -514,7 +514,7 @@ def save_stream(ctx: Mapping[str, Any], stream, dataset: str, session: str, role
     Parameters
     ----------
     stream : discover_utils.data.stream.SSIStream
-        E.g. from :func:`nova_infant.nova_io.make_ssi_stream` (float32 (N, dim), media type like
+        E.g. from :func:`nova_infant.core.nova_io.make_ssi_stream` (float32 (N, dim), media type like
         ``feature;video;dinov2`` so NOVA lists it for matching trainer inputs).
     dataset, session, role, name : str
         Target; the session and role must exist.
@@ -537,8 +537,8 @@ def save_stream(ctx: Mapping[str, Any], stream, dataset: str, session: str, role
 
     if not ctx.get("data_dir"):
         raise NovaDatabaseError(f"NOVA dataset {dataset}: no data_dir given, cannot write stream {role}.{name}")
-    from .discover.common import install_atomic_writer
-    from .nova_io import safe_name
+    from nova_infant.discover.common import install_atomic_writer
+    from nova_infant.core.nova_io import safe_name
 
     install_atomic_writer()  # discover-utils' writer truncates in place; ours replaces header + data as a pair
     for value, what in ((dataset, "dataset"), (session, "session"), (role, "role"), (name, "stream name")):

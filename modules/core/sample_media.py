@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import MediaError
+from nova_infant.core.errors import MediaError
 
 LIBRIVOX_DIR = "/usr/share/pocketsphinx/test/data/librivox"
 
@@ -45,7 +45,7 @@ def librivox_speech(duration_s: float, sample_rate: int = 16000) -> np.ndarray:
     """Concatenated LibriVox speech, cut to ``duration_s`` seconds: float32 (n,) at ``sample_rate`` Hz."""
     import soundfile
 
-    from .media import resample
+    from nova_infant.core.media import resample
 
     pieces, total = [], 0
     need = int(round(duration_s * 16000))
@@ -62,7 +62,7 @@ def librivox_speech(duration_s: float, sample_rate: int = 16000) -> np.ndarray:
 
 def carphone_frames() -> np.ndarray:
     """All 120 RGB frames of the carphone clip: uint8 (120, 144, 176, 3)."""
-    from .media import VideoSource
+    from nova_infant.core.media import VideoSource
 
     source = VideoSource(carphone_path())
     return source.read(range(source.info.n_frames))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .errors import NovaInfantError, OptionError
+from nova_infant.core.errors import NovaInfantError, OptionError
 
 
 def register(subparsers) -> None:
@@ -118,10 +118,10 @@ def _executor_args(p):
 
 
 def _checked(args) -> dict:
-    """Every training option of ``icep cv``/``icep train`` checked up front (nova_infant.validation), before any
+    """Every training option of ``icep cv``/``icep train`` checked up front (nova_infant.core.validation), before any
     session is read or anything written: the values of a ``TrainConfig`` plus ``folds``, ``val_fraction`` and the
     parsed ``grid``. Raises ``OptionError`` (one line)."""
-    from .validation import (check_folds, check_inner_folds, check_train_config, check_val_fraction, float_option,
+    from nova_infant.core.validation import (check_folds, check_inner_folds, check_train_config, check_val_fraction, float_option,
                              parse_grid)
 
     values = check_train_config(dict(model=args.model, window=args.window, stride=args.stride, hidden=args.hidden,
@@ -140,15 +140,15 @@ def _checked(args) -> dict:
 
 
 def _config(args):
-    from .icep.training import TrainConfig
+    from nova_infant.icep.training import TrainConfig
 
     return TrainConfig(**args.checked["config"])
 
 
 def _session_dirs(args) -> list[Path]:
-    from .icep.dataset import list_sessions
+    from nova_infant.icep.dataset import list_sessions
 
-    from .nova_io import safe_name
+    from nova_infant.core.nova_io import safe_name
 
     base = Path(args.root) / safe_name(args.dataset, "--dataset")
     for name in args.sessions or []:
@@ -162,7 +162,7 @@ def _session_dirs(args) -> list[Path]:
 
 def _check_names(args) -> None:
     """Every name that becomes part of a file name: ``PathError`` for ``../x``, ``a/b``, empty names."""
-    from .nova_io import safe_name
+    from nova_infant.core.nova_io import safe_name
 
     for flag in ("role", "annotator", "scheme"):
         if getattr(args, flag, None) is not None:
@@ -177,12 +177,12 @@ def _report_failures(failures) -> None:
 
 
 def _labelled(args):
-    from .icep.dataset import SessionSpec
-    from .icep.pipeline import load_sessions
-    from .icep.schemes import label_map
-    from .validation import folds_for, usable_training_sessions
+    from nova_infant.icep.dataset import SessionSpec
+    from nova_infant.icep.pipeline import load_sessions
+    from nova_infant.icep.schemes import label_map
+    from nova_infant.core.validation import folds_for, usable_training_sessions
 
-    from .nova_io import check_replaceable, safe_name
+    from nova_infant.core.nova_io import check_replaceable, safe_name
 
     args.checked = _checked(args)
     _check_names(args)
@@ -207,7 +207,7 @@ def _labelled(args):
 
 
 def _groups(args, sessions):
-    from .icep.evaluation import parse_groups
+    from nova_infant.icep.evaluation import parse_groups
 
     return parse_groups(args.groups, [s.name for s in sessions])
 
@@ -222,7 +222,7 @@ def _print_masked(sessions) -> None:
 
 def cmd_cv(args) -> int:
     """Cross-validate and write ``<out>/cv_report.json`` + PNGs; prints pooled macro-F1 and kappa."""
-    from .icep.pipeline import evaluate
+    from nova_infant.icep.pipeline import evaluate
 
     lmap, _, sessions, failures, grid = _labelled(args)
     c = args.checked
@@ -247,7 +247,7 @@ def cmd_cv(args) -> int:
 
 def cmd_train(args) -> int:
     """Train (optionally cross-validate first) and save the bundle + predictor ``.trainer``."""
-    from .icep.pipeline import train_bundle
+    from nova_infant.icep.pipeline import train_bundle
 
     lmap, spec, sessions, failures, grid = _labelled(args)
     info = {"dataset": args.dataset, "streams": spec.streams, "label": list(spec.label), "label_set": args.label_set}
@@ -265,10 +265,10 @@ def cmd_train(args) -> int:
 
 def cmd_predict(args) -> int:
     """Predict every session; a bad one is reported and skipped (exit code 1; 2 when no session could be predicted)."""
-    from .icep.bundle import load_bundle
-    from .icep.dataset import SessionSpec, load_session
-    from .icep.predict import predict_session, write_prediction
-    from .validation import float_option, one_line
+    from nova_infant.icep.bundle import load_bundle
+    from nova_infant.icep.dataset import SessionSpec, load_session
+    from nova_infant.icep.predict import predict_session, write_prediction
+    from nova_infant.core.validation import float_option, one_line
 
     _check_names(args)
     float_option(args.min_dur_ms, "min-dur-ms", 0.0)
@@ -291,8 +291,8 @@ def cmd_import_schemes(args) -> int:
     """Insert the schemes into the dataset's MongoDB database (pymongo; NOVA production runs MongoDB 3.6)."""
     import pymongo
 
-    from .icep.schemes import import_schemes
-    from .validation import int_option
+    from nova_infant.icep.schemes import import_schemes
+    from nova_infant.core.validation import int_option
 
     int_option(args.db_port, "db-port", 1, 65535)
 
@@ -308,7 +308,7 @@ def cmd_import_schemes(args) -> int:
 
 def cmd_write_schemes(args) -> int:
     """Write ``<out_dir>/<scheme>.annotation`` templates."""
-    from .icep.schemes import write_scheme_templates
+    from nova_infant.icep.schemes import write_scheme_templates
 
     for path in write_scheme_templates(args.out_dir):
         print(path)

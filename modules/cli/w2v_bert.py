@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from .backbones import DEFAULT_W2V_BERT
+from nova_infant.core.backbones import DEFAULT_W2V_BERT
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +36,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args) -> int:
     """Extract, then write the stream atomically; returns 0. Errors are ``NovaInfantError`` (one line, exit 2)."""
-    from .media import media_duration_ms
-    from .nova_io import write_ssi_stream
-    from .validation import check_w2v_bert_options
-    from .w2v_bert import extract_w2v_bert, to_stream
+    from nova_infant.core.media import media_duration_ms
+    from nova_infant.core.nova_io import write_ssi_stream
+    from nova_infant.core.validation import check_w2v_bert_options
+    from nova_infant.features.w2v_bert import extract_w2v_bert, to_stream
 
     check_w2v_bert_options(args.frame_step, args.left_context, args.right_context, args.layer, args.chunk_s,
                            args.overlap_s, args.batch_size, args.duration_ms, args.device, args.precision)

@@ -22,7 +22,7 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from .errors import StreamError, TrainerFileError
+from nova_infant.core.errors import StreamError, TrainerFileError
 
 # ---------------------------------------------------------------- streams
 
@@ -125,7 +125,7 @@ def safe_name(value, what: str = "name") -> str:
         If the name is empty, ``.`` or ``..``, or holds a path separator (``/``, ``\\``), a drive colon, or a
         control character: it could point outside the folder it is meant for.
     """
-    from .errors import PathError
+    from nova_infant.core.errors import PathError
 
     text = "" if value is None else str(value)
     if not text.strip():
@@ -163,7 +163,7 @@ def _data_check(path: str | os.PathLike, ends: int = 1 << 20) -> str:
 
 
 def _output_error(path, exc: OSError):
-    from .errors import OutputError
+    from nova_infant.core.errors import OutputError
 
     reason = exc.strerror or (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     folder = Path(path).parent
@@ -207,7 +207,7 @@ def output_lock(path: str | os.PathLike, timeout_s: float | None = None) -> Iter
     """
     import time
 
-    from .errors import OutputError
+    from nova_infant.core.errors import OutputError
 
     path = Path(path)
     lock = path.parent / f".{path.name}.lock"
@@ -307,7 +307,7 @@ def check_pair(path: str | os.PathLike, error=None, verify: bool = True) -> None
     """
     import re
 
-    from .errors import OutputError
+    from nova_infant.core.errors import OutputError
 
     path = Path(path)
     if _journal(path).is_dir():
@@ -467,7 +467,7 @@ def _folder_manifest(folder: Path, kind: str) -> dict:
     import datetime
     import json
 
-    from . import __version__
+    from nova_infant import __version__
 
     files = {}
     for item in sorted(folder.rglob("*")):
@@ -483,7 +483,7 @@ def _folder_manifest(folder: Path, kind: str) -> dict:
 def check_replaceable(out: str | os.PathLike) -> None:
     """Refuse (``PathError``) when ``out`` exists and is not a folder this package created (no ``MARKER``)
     and not an empty folder. Call before long work so a wrong ``--out`` fails at once."""
-    from .errors import PathError
+    from nova_infant.core.errors import PathError
 
     out = Path(out)
     if out.is_symlink() or (out.exists() and not out.is_dir()):
@@ -642,7 +642,7 @@ def read_annotation(path: str | os.PathLike):
     from discover_utils.data.annotation import Annotation
     from discover_utils.data.handler.file_handler import FileHandler
 
-    from .errors import AnnotationError
+    from nova_infant.core.errors import AnnotationError
 
     path = Path(path)
     if path.suffix != ".annotation":

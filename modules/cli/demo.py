@@ -18,11 +18,11 @@ import sys
 import time
 from pathlib import Path
 
-from .backbones import DEFAULT_DINOV2, DEFAULT_W2V_BERT, resolve_weights, save_standin
-from .discover.registry import REPO_TRAINER_DIR
-from .errors import NovaInfantError, WeightsUnavailableError
-from .media import audio_duration_ms, probe_video
-from .nova_io import load_ssi_stream, open_ssi_stream
+from nova_infant.core.backbones import DEFAULT_DINOV2, DEFAULT_W2V_BERT, resolve_weights, save_standin
+from nova_infant.discover.registry import REPO_TRAINER_DIR
+from nova_infant.core.errors import NovaInfantError, WeightsUnavailableError
+from nova_infant.core.media import audio_duration_ms, probe_video
+from nova_infant.core.nova_io import load_ssi_stream, open_ssi_stream
 
 DATASET, SESSION = "demo", "carphone01"
 
@@ -84,8 +84,8 @@ def run_du_process(trainer: str, data: list[dict], options: dict, work: Path, lo
 
 def run_demo(args) -> int:
     """Build the session, run both modules through du-process, print the stream table; returns 0 on success."""
-    from .sample_media import build_session
-    from .validation import device_option, step_option
+    from nova_infant.core.sample_media import build_session
+    from nova_infant.core.validation import device_option, step_option
 
     step_option(args.frame_step)  # both modules' options, before anything is written
     device_option(args.device)

@@ -12,7 +12,7 @@ import logging
 import math
 from typing import Any
 
-from .errors import NovaInfantError, OptionError
+from nova_infant.core.errors import NovaInfantError, OptionError
 
 log = logging.getLogger("nova_infant")
 
@@ -84,7 +84,7 @@ def device_option(value: Any, name: str = "device") -> str:
 
 def precision_option(value: Any, name: str = "precision") -> str:
     """``auto``, ``fp32``, ``bf16`` or ``int8`` (whether the device supports it is checked when the model loads,
-    :func:`nova_infant.backbones.resolve_precision`). Raises ``OptionError``."""
+    :func:`nova_infant.core.backbones.resolve_precision`). Raises ``OptionError``."""
     return choice_option(value if str(value or "").strip() else "auto", name, ("auto", "fp32", "bf16", "int8"))
 
 
@@ -279,7 +279,7 @@ def one_line(exc: BaseException) -> str:
 
 
 def step_option(value, name: str = "frame_step", allow_video: bool = False):
-    """A frame-step option in ms (``nova_infant.timing.parse_step_ms``: ``40ms``, ``0.04s``, ``25fps``, a number of
+    """A frame-step option in ms (``nova_infant.core.grid.parse_step_ms``: ``40ms``, ``0.04s``, ``25fps``, a number of
     ms); ``video`` (the native frame period) only where ``allow_video``. Returns float ms or ``"video"``.
 
     Raises
@@ -287,7 +287,7 @@ def step_option(value, name: str = "frame_step", allow_video: bool = False):
     OptionError
         ``option <name>: ...`` for 0, a negative or an unparsable step.
     """
-    from .timing import parse_step_ms
+    from nova_infant.core.grid import parse_step_ms
 
     if allow_video and (value is None or str(value).strip().lower() in ("", "video", "native", "none")):
         return "video"
@@ -347,7 +347,7 @@ def check_dinov2_options(size=224, k=4, pca_fit_frames=256, batch_size=8, output
     """DINOv2-PCA extractor (``dinov2 ...``, ``dinov2_pca``): size a multiple of 14 in [14, 1792], 1 <= k <= 1024,
     pca_fit_frames >= 1, batch_size >= 1, output pca|cls|both, framing as ``parse_framing``, step ``video`` or
     positive, duration_ms unset or > 0, precision auto|fp32|bf16|int8 (int8 not on a CUDA device)."""
-    from .dinov2_pca import parse_framing
+    from nova_infant.features.dinov2_pca import parse_framing
 
     size = int_option(size, "size", 14, 1792)
     if size % 14:

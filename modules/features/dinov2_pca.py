@@ -10,7 +10,7 @@ reference code (docs/reference-and-peers.md A1) and why:
   records the basis (``pca_mode``, ``pca_basis`` = content hash, ``pca_k``, ``model``). A per-session PCA
   (``pca="session"``) and the reference code's per-frame PCA (``pca="frame"``) are kept for pictures and paper
   reproduction only; the ICEP-R trainer refuses their streams.
-- Frames stream through the model in batches (:meth:`nova_infant.media.VideoSource.iter_batches`, decoding
+- Frames stream through the model in batches (:meth:`nova_infant.core.media.VideoSource.iter_batches`, decoding
   overlaps inference); raw tokens are never kept beyond one batch, except the tokens of the PCA fit sample
   (at most ``pca_fit_frames`` frames, 256 x 256 x 1024 float32 = 268 MB for ViT-L), which are reused so that the
   fit sample is not run through the model twice.
@@ -36,10 +36,10 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .backbones import DEFAULT_DINOV2, LoadedBackbone, load_dinov2
-from .errors import NovaInfantError, OptionError, VideoDecodeError
-from .media import VideoInfo, VideoSource
-from .timing import FrameGrid, check_coverage, frame_grid, parse_step_ms, resolve_duration_ms
+from nova_infant.core.backbones import DEFAULT_DINOV2, LoadedBackbone, load_dinov2
+from nova_infant.core.errors import NovaInfantError, OptionError, VideoDecodeError
+from nova_infant.core.media import VideoInfo, VideoSource
+from nova_infant.core.grid import FrameGrid, check_coverage, frame_grid, parse_step_ms, resolve_duration_ms
 
 log = logging.getLogger(__name__)
 
@@ -191,7 +191,7 @@ def open_for_model(video_path: str, size: int, framing: Framing) -> VideoSource:
     Raises
     ------
     VideoDecodeError
-        As :class:`nova_infant.media.VideoSource`.
+        As :class:`nova_infant.core.media.VideoSource`.
     """
     source = VideoSource(video_path)
     info = source.info
@@ -211,7 +211,7 @@ class DinoV2Encoder:
     Parameters
     ----------
     backbone : LoadedBackbone
-        From :func:`nova_infant.backbones.load_dinov2` (any size, with or without register tokens).
+        From :func:`nova_infant.core.backbones.load_dinov2` (any size, with or without register tokens).
     size : int
         Input side in px; must be a multiple of the model's patch size (14). Default 224 -> a 16 x 16 patch grid.
     framing : Framing or str
@@ -375,7 +375,7 @@ def save_pca(pca: PatchPCA, path: str | os.PathLike) -> Path:
     path = Path(path)
     if path.suffix != ".npz":
         path = path.with_name(path.name + ".npz")
-    from .nova_io import atomic_file
+    from nova_infant.core.nova_io import atomic_file
 
     with atomic_file(path) as tmp, open(tmp, "wb") as handle:
         np.savez(handle, components=pca.components, mean=pca.mean, explained_variance=pca.explained_variance,
@@ -600,14 +600,14 @@ class DinoV2Features:
 
     def pca_stream(self, **names):
         """The PCA grid as a discover-utils ``SSIStream`` (media type ``feature;video;dinov2``)."""
-        from .nova_io import make_ssi_stream
+        from nova_infant.core.nova_io import make_ssi_stream
 
         return make_ssi_stream(self.pca, self.grid.sample_rate_hz, PCA_MEDIA_TYPE, self.pca_dim_names(),
                                custom_meta=self.meta, **names)
 
     def cls_stream(self, **names):
         """The CLS tokens as a discover-utils ``SSIStream`` (media type ``feature;video;dino_cls``)."""
-        from .nova_io import make_ssi_stream
+        from nova_infant.core.nova_io import make_ssi_stream
 
         return make_ssi_stream(self.cls, self.grid.sample_rate_hz, CLS_MEDIA_TYPE, self.cls_dim_names(),
                                custom_meta=self.meta, **names)
@@ -636,7 +636,7 @@ def extract_dinov2(video_path: str | os.PathLike, model: LoadedBackbone | str = 
     video_path : path
         Any video FFmpeg reads.
     model : LoadedBackbone or str
-        A loaded backbone, or a hub id / local directory for :func:`nova_infant.backbones.load_dinov2`.
+        A loaded backbone, or a hub id / local directory for :func:`nova_infant.core.backbones.load_dinov2`.
     size : int
         Input side (px), a multiple of 14; 224 gives a 16 x 16 patch grid.
     k : int
@@ -658,7 +658,7 @@ def extract_dinov2(video_path: str | os.PathLike, model: LoadedBackbone | str = 
         ``resize`` | ``center_crop`` | ``crop:x,y,w,h`` (see :func:`parse_framing`).
     frame_step : str or float
         ``video`` (every frame; rate = fps), or ms / ``"40ms"`` / ``"25fps"`` (see
-        :func:`nova_infant.timing.parse_step_ms`).
+        :func:`nova_infant.core.grid.parse_step_ms`).
     batch_size : int
         Frames per forward pass.
     duration_ms, reference_duration_ms : float, optional
@@ -666,7 +666,7 @@ def extract_dinov2(video_path: str | os.PathLike, model: LoadedBackbone | str = 
         ``reference_duration_ms`` > the video's own duration.
     device, precision : str
         Where and in what precision the model runs when ``model`` is not loaded yet (``auto``/``fp32``/``bf16``/
-        ``int8``, :func:`nova_infant.backbones.resolve_precision`); ``bf16`` is the deprecated flag (False = fp32).
+        ``int8``, :func:`nova_infant.core.backbones.resolve_precision`); ``bf16`` is the deprecated flag (False = fp32).
         The stream header's ``precision`` says which was used; PCA and CLS are float32 in every case.
 
     Returns
@@ -887,7 +887,7 @@ def pca_picture(frame: np.ndarray, pca_grid: np.ndarray, path: str | os.PathLike
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    from .nova_io import save_figure
+    from nova_infant.core.nova_io import save_figure
 
     return save_figure(fig, path, dpi=None)
 

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .backbones import DEFAULT_W2V_BERT, LoadedBackbone, load_w2v_bert
-from .errors import AudioDecodeError, OptionError
-from .timing import FrameGrid, check_coverage, frame_grid, parse_step_ms, resolve_duration_ms
+from nova_infant.core.backbones import DEFAULT_W2V_BERT, LoadedBackbone, load_w2v_bert
+from nova_infant.core.errors import AudioDecodeError, OptionError
+from nova_infant.core.grid import FrameGrid, check_coverage, frame_grid, parse_step_ms, resolve_duration_ms
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ def encode_session(audio_16k: np.ndarray, backbone: LoadedBackbone, chunk_s: flo
     Parameters
     ----------
     audio_16k : ndarray of shape (n_samples,), float32, 16 kHz mono
-    backbone : LoadedBackbone from :func:`nova_infant.backbones.load_w2v_bert`
+    backbone : LoadedBackbone from :func:`nova_infant.core.backbones.load_w2v_bert`
     chunk_s, overlap_s : float, s
         Kept part of each encoder window and the context added on each side (window = chunk + 2 overlap).
         Audio no longer than one window runs as a single full pass.
@@ -259,7 +259,7 @@ def extract_w2v_bert(audio_path: str, model: str | LoadedBackbone = DEFAULT_W2V_
     left_ms, right_ms : context on each side of a row, ms
     layer, chunk_s, overlap_s, batch_size : see :func:`encode_session`
     device, precision : where to run (``auto`` = cuda when present) and in what precision (``auto``, ``fp32``,
-        ``bf16``, ``int8``; :func:`nova_infant.backbones.resolve_precision`), when ``model`` is not loaded yet
+        ``bf16``, ``int8``; :func:`nova_infant.core.backbones.resolve_precision`), when ``model`` is not loaded yet
     bf16 : deprecated flag (False = ``precision="fp32"``)
     duration_ms : explicit session duration (ms) defining the grid; 0/None = unset
     reference_duration_ms : duration of the session's reference input (e.g. its video) or the NOVA session, ms
@@ -313,7 +313,7 @@ def extract_w2v_bert(audio_path: str, model: str | LoadedBackbone = DEFAULT_W2V_
 
 def read_audio_16k(path: str) -> tuple[np.ndarray, int]:
     """``media.read_audio(path, 16000)``: mono (channel mean) float32 at 16 kHz. Raises ``AudioDecodeError``."""
-    from .media import read_audio
+    from nova_infant.core.media import read_audio
 
     return read_audio(str(path), target_sr=SAMPLE_RATE_HZ)
 
@@ -322,7 +322,7 @@ def to_stream(features: np.ndarray, grid: FrameGrid, metadata: dict, name: str |
               session: str | None = None, dataset: str | None = None):
     """Wrap features as an ``SSIStream``: float32 (n, dim) at ``1000/step`` Hz, media type ``feature;audio;w2vbert``,
     dims ``w2vbert_<i>``, ``metadata`` in the header's ``<meta>``. Raises ``StreamError`` (NaN/inf, empty)."""
-    from .nova_io import make_ssi_stream
+    from nova_infant.core.nova_io import make_ssi_stream
 
     dims = [f"w2vbert_{i}" for i in range(features.shape[1])]
     return make_ssi_stream(features, grid.sample_rate_hz, MEDIA_TYPE, dims, name=name, role=role, session=session,

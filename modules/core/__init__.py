@@ -1,0 +1,1 @@
+"""nova_infant.core."""
