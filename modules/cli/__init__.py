@@ -33,6 +33,7 @@ COMMAND_MODULES = [
     "nova_infant.cli.demo",
     "nova_infant.cli.w2v_bert",
     "nova_infant.cli.batch",
+    "nova_infant.specs.cli",
 ]
 
 

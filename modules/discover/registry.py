@@ -1,7 +1,9 @@
-"""Every DISCOVER module of this package and its ``.trainer``: the single source the committed files come from.
+"""Every DISCOVER module of this package and its ``.trainer``, as the older code and tests address them.
 
-``trainers/nova_infant/`` is one folder (one DISCOVER virtual environment for all our modules, see
-docs/discover.md). Each entry maps a ``.trainer`` file name to the adapter module defining its ``TrainerSpec``.
+The modules are the specs of :data:`nova_infant.specs.registry.SPECS`; this module keeps the names the rest of the
+package used before the specs (``TRAINERS``, :func:`trainer_specs`, :func:`write_all_trainers`,
+``REPO_TRAINER_DIR``). ``trainers/nova_infant/`` is one folder (one DISCOVER virtual environment for all our
+modules, see docs/discover.md).
 """
 
 from __future__ import annotations
@@ -9,34 +11,69 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from nova_infant.core.nova_io import write_trainer
+from nova_infant.core.nova_io import TrainerSpec
+from nova_infant.specs.registry import SPECS, generated_files
 
-# "<file stem>": "<python module defining TRAINER_SPEC>"
-TRAINERS: dict[str, str] = {
+# Modules not yet declared as specs: "<file stem>": "<python module defining TRAINER_SPEC(S)>"
+_ADAPTERS: dict[str, str] = {
     **{stem: "nova_infant.discover.icep_train_module" for stem in (
         "icep_train_infant_dinov2", "icep_train_infant_dinov2_w2vbert", "icep_train_caregiver_dinov2",
         "icep_train_caregiver_dinov2_w2vbert")},
     "icep_predict": "nova_infant.discover.icep_predict_module",
-    "w2v_bert": "nova_infant.discover.w2v_bert_module",
     "audio_events": "nova_infant.discover.audio_events_module",
     "emotion_tagger": "nova_infant.discover.emotion_module",
     "dinov2_pca": "nova_infant.discover.dinov2_module",
 }
 
+#: ``{file stem: python module}`` of every ``.trainer`` this package ships.
+TRAINERS: dict[str, str] = {**_ADAPTERS, **{name: "nova_infant.specs.registry" for name in SPECS}}
+
 REPO_TRAINER_DIR = Path(__file__).resolve().parents[2] / "trainers" / "nova_infant"
 
 
-def trainer_specs() -> dict:
-    """``{file stem: TrainerSpec}`` for every registered trainer (a module with several trainers defines
-    ``TRAINER_SPECS = {stem: spec}``, the others ``TRAINER_SPEC``)."""
+def trainer_specs() -> dict[str, TrainerSpec]:
+    """``{file stem: TrainerSpec}`` of every ``.trainer`` this package ships.
+
+    Returns
+    -------
+    dict
+    """
     specs = {}
     for stem, name in TRAINERS.items():
+        if stem in SPECS:
+            specs[stem] = SPECS[stem].trainer_spec()
+            continue
         module = importlib.import_module(name)
         specs[stem] = module.TRAINER_SPECS[stem] if hasattr(module, "TRAINER_SPECS") else module.TRAINER_SPEC
     return specs
 
 
 def write_all_trainers(out_dir=None) -> list[Path]:
-    """Write ``<stem>.trainer`` for every module into ``out_dir`` (default: the checkout's trainers folder)."""
+    """Write every ``<stem>.trainer`` into ``out_dir`` (default: the checkout's trainers folder), together with the
+    specs' generated scripts and README (:func:`nova_infant.specs.registry.generated_files`).
+
+    Parameters
+    ----------
+    out_dir : path, optional
+
+    Returns
+    -------
+    list of Path
+        The ``.trainer`` files written (scripts and README are written too, not listed).
+
+    Raises
+    ------
+    TrainerFileError, OutputError
+    """
+    from nova_infant.core.nova_io import atomic_file, write_trainer
+
     out = Path(out_dir) if out_dir else REPO_TRAINER_DIR
-    return [write_trainer(out / f"{stem}.trainer", spec) for stem, spec in trainer_specs().items()]
+    written = []
+    for name, text in generated_files().items():
+        with atomic_file(out / name) as staged:
+            Path(staged).write_text(text, encoding="utf-8")
+        if name.endswith(".trainer"):
+            written.append(out / name)
+    written += [write_trainer(out / f"{stem}.trainer", spec) for stem, spec in trainer_specs().items()
+                if stem not in SPECS]
+    return written

@@ -253,8 +253,9 @@ def extract_w2v_bert(audio_path: str, model: str | LoadedBackbone = DEFAULT_W2V_
     ----------
     audio_path : str
         Any file ``media.read_audio`` reads (WAV/FLAC/... at any rate, any channel count; video containers).
-    model : str or LoadedBackbone
-        Hub id, local checkpoint directory, or an already loaded backbone (reused across sessions).
+    model : str, LoadedBackbone or callable
+        Hub id, local checkpoint directory, an already loaded backbone (reused across sessions), or a function
+        returning one (called only once the audio was read and the options checked).
     step : frame step ("40ms", "0.04s", "25fps", or ms)
     left_ms, right_ms : context on each side of a row, ms
     layer, chunk_s, overlap_s, batch_size : see :func:`encode_session`
@@ -291,6 +292,8 @@ def extract_w2v_bert(audio_path: str, model: str | LoadedBackbone = DEFAULT_W2V_
         raise OptionError(f"{audio_path}: session of {duration:.1f} ms is shorter than one frame step ({step_ms} ms)")
     if isinstance(model, LoadedBackbone):
         backbone = model
+    elif callable(model):  # a job's loader: weights load once, after the audio proved readable
+        backbone = model()
     else:
         backbone = load_w2v_bert(model, device=device, bf16=bf16, precision=precision)
     try:
