@@ -44,7 +44,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--time-min", type=int, default=None, help="Slurm time limit per session in minutes")
     p.add_argument("--cpus-per-task", type=int, default=None, help="Slurm CPUs per session (default 1)")
     p.add_argument("--max-parallel", type=int, default=None, help="Slurm: most array tasks running at once")
-    p.add_argument("--cml-dir", default=None, help="folder of the .trainer files (default: this checkout's trainers/nova_infant)")
+    p.add_argument("--cml-dir", default=None, help="folder of the .trainer files (default: this checkout's trainers/nova_infant, "
+                                                  "else the installed package's copy)")
     p.set_defaults(func=run)
 
 
@@ -74,11 +75,13 @@ def run(args) -> int:
     """``nova-infant batch``; prints the final table; returns 0 when no session failed, else 1."""
     from nova_infant.core.batch import (BatchError, ModuleJob, build_request, format_table, run_batch, sessions_in_db,
                         sessions_in_file, sessions_in_root)
+    from nova_infant.core.package_data import TRAINER_DIR, checkout_root
     from nova_infant.discover.registry import REPO_TRAINER_DIR
 
     trainer = Path(args.trainer)
     if trainer.suffix != ".trainer":
-        trainer = Path(args.cml_dir or REPO_TRAINER_DIR) / f"{args.trainer}.trainer"
+        default = REPO_TRAINER_DIR if checkout_root() is not None else TRAINER_DIR
+        trainer = Path(args.cml_dir or default) / f"{args.trainer}.trainer"
     if not trainer.is_file():
         raise BatchError(f"{trainer}: no such trainer file")
     options = {}

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``export-weights``, ``make-standin``, ``sample-session``, ``import-schemes``, ``check-trainers`` and
-    ``write-trainers``."""
+    """Add ``export-weights``, ``make-standin``, ``sample-session``, ``import-schemes``, ``check-trainers``,
+    ``write-package-copies`` and ``write-trainers``."""
     p = sub.add_parser("export-weights", help="save a DINOv2 / W2V-BERT checkpoint into a folder an air-gapped lab can copy")
     p.add_argument("model", help="hub id (e.g. facebook/dinov2-large, facebook/w2v-bert-2.0) or a local directory")
     p.add_argument("out_dir", help="folder to write config.json, model.safetensors and the processor files into")
@@ -40,8 +41,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("paths", nargs="+", help=".trainer files or CML folders (every *.trainer below them)")
     p.set_defaults(func=_check_trainers)
 
+    p = sub.add_parser("write-package-copies", help="copy the package's schemes and CML folder into a checkout's "
+                                                    "top-level schemes/ and trainers/nova_infant/")
+    p.add_argument("repo", nargs="?", default=None, help="checkout root (default: the checkout this package runs from)")
+    p.set_defaults(func=_write_package_copies)
+
     p = sub.add_parser("write-trainers", help="(re)write every .trainer file of this package into a DISCOVER CML folder")
-    p.add_argument("out_dir", nargs="?", default=None, help="default: trainers/nova_infant of this checkout")
+    p.add_argument("out_dir", nargs="?", default=None, help="default: the package's CML folder and its copy "
+                                                             "trainers/nova_infant of this checkout")
     p.set_defaults(func=_write_trainers)
 
 
@@ -88,6 +95,21 @@ def _write_trainers(args) -> int:
 
     for path in write_all_trainers(args.out_dir):
         print(path)
+    return 0
+
+
+def _write_package_copies(args) -> int:
+    """``nova-infant write-package-copies``: :func:`nova_infant.core.package_data.write_repo_copies`."""
+    from nova_infant.core.errors import OptionError
+    from nova_infant.core.package_data import checkout_root, repo_copy_differences, write_repo_copies
+
+    root = args.repo or checkout_root()
+    if root is None or not (Path(root) / "setup.cfg").is_file():
+        raise OptionError(f"repo: {root or 'this installed package'} is not a nova-infant checkout (no setup.cfg)")
+    written = write_repo_copies(root)
+    print(f"{root}: {len(written)} files of schemes/ and trainers/nova_infant/ written from the package data")
+    for line in repo_copy_differences(root):
+        print(f"note: {line}")
     return 0
 
 

@@ -199,17 +199,17 @@ def cmd_train_crying(args) -> int:
 
 def _segments_by_class(paths) -> dict:
     """{class: [(from_ms, to_ms, conf), ...]} of discrete .annotation files."""
+    from nova_infant.core.schemes import class_names, is_discrete_scheme
     from nova_infant.taggers.outputs import load_annotation
 
     out: dict = {}
     for p in paths:
         anno = load_annotation(p)
-        classes = getattr(anno.annotation_scheme, "classes", None)
-        if classes is None:
+        if not is_discrete_scheme(anno):
             raise OptionError(f"{p}: not a discrete annotation")
-        names = {int(k): (v["name"] if isinstance(v, dict) else str(v)) for k, v in classes.items()}
+        names = dict(enumerate(class_names(anno, str(p))))
         for row in anno.data:
-            if int(row["id"]) in names:
+            if names.get(int(row["id"])):
                 out.setdefault(names[int(row["id"])], []).append((float(row["from"]), float(row["to"]),
                                                                  float(row["conf"])))
     return out

@@ -28,6 +28,7 @@ _ADAPTERS: dict[str, str] = {
 #: ``{file stem: python module}`` of every ``.trainer`` this package ships.
 TRAINERS: dict[str, str] = {**_ADAPTERS, **{name: "nova_infant.specs.registry" for name in SPECS}}
 
+#: the checkout's copy of the package's CML folder (what a lab's DISCOVER points at); generated from TRAINER_DIR
 REPO_TRAINER_DIR = Path(__file__).resolve().parents[2] / "trainers" / "nova_infant"
 
 
@@ -49,25 +50,28 @@ def trainer_specs() -> dict[str, TrainerSpec]:
 
 
 def write_all_trainers(out_dir=None) -> list[Path]:
-    """Write every ``<stem>.trainer`` into ``out_dir`` (default: the checkout's trainers folder), together with the
-    specs' generated scripts and README (:func:`nova_infant.specs.registry.generated_files`).
+    """Write every ``<stem>.trainer`` into ``out_dir``, together with the specs' generated scripts and README
+    (:func:`nova_infant.specs.registry.generated_files`).
 
     Parameters
     ----------
     out_dir : path, optional
+        Default: the package's CML folder (``nova_infant/data/trainers/nova_infant``, see
+        :mod:`nova_infant.core.package_data`) and, in a checkout, its copy ``trainers/nova_infant``.
 
     Returns
     -------
     list of Path
-        The ``.trainer`` files written (scripts and README are written too, not listed).
+        The ``.trainer`` files written (scripts and README are written too, not listed; each replaced atomically).
 
     Raises
     ------
     TrainerFileError, OutputError
     """
     from nova_infant.core.nova_io import atomic_file, write_trainer
+    from nova_infant.core.package_data import TRAINER_DIR, checkout_root, write_repo_copies
 
-    out = Path(out_dir) if out_dir else REPO_TRAINER_DIR
+    out = Path(out_dir) if out_dir else TRAINER_DIR
     written = []
     for name, text in generated_files().items():
         with atomic_file(out / name) as staged:
@@ -76,4 +80,6 @@ def write_all_trainers(out_dir=None) -> list[Path]:
             written.append(out / name)
     written += [write_trainer(out / f"{stem}.trainer", spec) for stem, spec in trainer_specs().items()
                 if stem not in SPECS]
+    if not out_dir and checkout_root() is not None:
+        write_repo_copies(checkout_root())
     return written

@@ -238,13 +238,9 @@ def read_annotation(path: str | os.PathLike):
 
 def annotation_arrays(anno, source: str):
     """``(segments_ms, class names by id)`` of a discover-utils ``DiscreteAnnotation``."""
-    classes = getattr(anno.annotation_scheme, "classes", None)
-    if classes is None:
-        raise AnnotationError(f"{source}: not a discrete annotation")
-    n = max((int(k) for k in classes), default=-1) + 1
-    names = [""] * n
-    for k, v in classes.items():
-        names[int(k)] = v["name"] if isinstance(v, dict) else str(v)
+    from nova_infant.core.schemes import class_names
+
+    names = class_names(anno, source)
     data = anno.data if anno.data is not None else np.zeros(0, dtype=[("from", "i4"), ("to", "i4"), ("id", "i4")])
     return data, names
 

@@ -1,17 +1,16 @@
-"""ICEP-R annotation schemes: the JSON source of truth in ``schemes/``, label maps, and the forms NOVA needs.
+"""ICEP-R annotation schemes: the JSON source of truth in the package data (``nova_infant/data/schemes/``), label maps, and the forms NOVA needs.
 
 Infant codes Ineg, Ipro, Iwit, Inon, Ineu, Ipos, Islp, Iusc and caregiver codes Cneg, Cwit, Cint, Chos, Cnon,
 Cneu, Cpvc, Cpos, Cusc come from the ICMI'24 ICEP-R paper, Tables 1-2; the merged training label sets from its
 section 4.2 (Ineg = Ipro + Iwit; Cneg = Cwit + Cint + Chos; Cnon excluded). A scheme is used in NOVA in two forms:
 
 - file mode: the ``<scheme>`` element of an ``.annotation`` header (written through discover-utils'
-  ``FileHandler``, see :func:`write_discrete_annotation`; ``schemes/nova/*.annotation`` are empty templates);
+  ``FileHandler``, see :func:`write_discrete_annotation`; ``data/schemes/nova/*.annotation`` are empty templates);
 - database mode: a document of the ``Schemes`` collection (:func:`scheme_document`, :func:`import_schemes`).
 """
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,31 +20,9 @@ import numpy as np
 from nova_infant.core.nova_io import save_atomic
 
 from nova_infant.core.errors import AnnotationError
-
-SCHEME_DIR = Path(__file__).resolve().parents[2] / "schemes"
+from nova_infant.core.package_data import SCHEME_DIR  # noqa: F401  (re-exported)
+from nova_infant.core.schemes import Scheme, parse_scheme, read_scheme_json
 SCHEME_FILES = {"infant": "icep_r_infant.json", "caregiver": "icep_r_caregiver.json"}
-
-
-@dataclass
-class Scheme:
-    """A discrete NOVA scheme: ``classes`` is a list of ``{"id", "name", "color", "description"}`` with ids 0..N-1."""
-
-    name: str
-    classes: list[dict]
-    description: str = ""
-    color: str = "#FFFFFFFF"
-    role: str = ""
-
-    @property
-    def names(self) -> list[str]:
-        return [c["name"] for c in self.classes]
-
-    def discover_scheme(self):
-        """The discover-utils ``DiscreteAnnotationScheme`` (``classes={id: {"name", "color"}}``)."""
-        from discover_utils.data.annotation import DiscreteAnnotationScheme
-
-        return DiscreteAnnotationScheme(name=self.name, classes={
-            int(c["id"]): {"name": c["name"], "color": c.get("color", "#FF000000")} for c in self.classes})
 
 
 UNKNOWN = -2  # LabelMap.lookup: a source name that is neither mapped nor excluded
@@ -117,18 +94,12 @@ def load_scheme_json(role_or_path: str | os.PathLike) -> dict:
         If the file is missing or is not valid JSON.
     """
     path = Path(SCHEME_DIR / SCHEME_FILES[str(role_or_path)]) if str(role_or_path) in SCHEME_FILES else Path(role_or_path)
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise AnnotationError(f"{path}: no such scheme file") from None
-    except json.JSONDecodeError as exc:
-        raise AnnotationError(f"{path}: not valid JSON ({exc})") from None
+    return read_scheme_json(path)
 
 
 def full_scheme(role: str) -> Scheme:
     """The full ICEP-R scheme of ``role`` ("infant" or "caregiver")."""
-    doc = load_scheme_json(role)
-    return Scheme(doc["name"], doc["classes"], doc.get("description", ""), doc.get("color", "#FFFFFFFF"), doc["role"])
+    return parse_scheme(load_scheme_json(role), str(role))
 
 
 def merged_scheme(role: str) -> Scheme:

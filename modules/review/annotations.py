@@ -7,7 +7,6 @@ data, times in seconds on disk and ms in memory; docs/discover-integration.md §
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,19 +14,11 @@ import numpy as np
 from nova_infant.core import nova_io
 
 from nova_infant.core.errors import AnnotationError
+from nova_infant.core.schemes import SchemeClass, annotation_scheme  # noqa: F401  (SchemeClass: re-exported)
 
 GARBAGE_ID = -1  # NOVA's garbage label
 NO_LABEL = -2  # a frame no segment covers (a gap in a discrete annotation)
 GARBAGE_COLOR = "#FF404040"
-
-
-@dataclass(frozen=True)
-class SchemeClass:
-    """One class of a discrete NOVA scheme: ``id`` (0..N-1), ``name``, ``color`` (NOVA ``#AARRGGBB``)."""
-
-    id: int
-    name: str
-    color: str
 
 
 def read_annotation(path: str | os.PathLike):
@@ -57,15 +48,9 @@ def is_discrete(annotation) -> bool:
 
 
 def scheme_classes(annotation) -> list[SchemeClass]:
-    """Classes of a discrete annotation's scheme, sorted by id (ids normalised to int, colour default grey)."""
-    classes = annotation.annotation_scheme.classes
-    out = []
-    for key, value in classes.items():
-        if isinstance(value, dict):
-            out.append(SchemeClass(int(key), str(value.get("name", key)), str(value.get("color") or "#FF808080")))
-        else:
-            out.append(SchemeClass(int(key), str(value), "#FF808080"))
-    return sorted(out, key=lambda c: c.id)
+    """Classes of a discrete annotation's scheme, sorted by id (ids normalised to int, colour default grey); see
+    :func:`nova_infant.core.schemes.annotation_scheme`."""
+    return annotation_scheme(annotation).scheme_classes
 
 
 def segments(annotation) -> np.ndarray:

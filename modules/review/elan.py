@@ -145,21 +145,22 @@ def export_csv(annotation_path: str | os.PathLike, out_path: str | os.PathLike) 
 
 
 def load_scheme_json(path: str | os.PathLike) -> dict:
-    """Read a discrete scheme description (``schemes/*.json``: ``name``, ``classes`` [{id, name, color}]).
+    """Read a discrete scheme description (``data/schemes/*.json``: ``name``, ``classes`` [{id, name, color}]).
+
+    Parsed by the package's one scheme parser (:func:`nova_infant.core.schemes.parse_scheme`).
 
     Raises
     ------
     AnnotationError
         If the file is unreadable or has no classes.
     """
-    try:
-        scheme = json.loads(Path(path).read_text())
-        classes = scheme["classes"]
-        if not classes:
-            raise KeyError("classes")
-        return scheme
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise AnnotationError(f"{path}: not a scheme JSON with classes ({type(exc).__name__}: {exc})") from None
+    from nova_infant.core.schemes import parse_scheme, read_scheme_json
+
+    doc = read_scheme_json(path)
+    scheme = parse_scheme(doc, str(path))
+    if scheme.type != "DISCRETE":
+        raise AnnotationError(f"{path}: not a scheme JSON with classes (scheme {scheme.name!r} is continuous)")
+    return {**doc, "classes": scheme.classes}
 
 
 def _tab20(i: int) -> str:

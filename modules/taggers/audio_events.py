@@ -515,17 +515,15 @@ def segments_from_annotation(path: str) -> list[tuple[float, float, str]]:
     """(start_ms, end_ms, class name) of every labelled segment of a NOVA discrete ``.annotation`` file
     (garbage -1 labels skipped). Raises ``AnnotationError`` for unreadable or non-discrete files."""
     from nova_infant.core.errors import AnnotationError
+    from nova_infant.core.schemes import class_names
     from nova_infant.taggers.outputs import load_annotation
 
     anno = load_annotation(path)
-    classes = getattr(anno.annotation_scheme, "classes", None)
-    if classes is None:
-        raise AnnotationError(f"{path}: not a discrete annotation")
-    names = {int(k): (v["name"] if isinstance(v, dict) else str(v)) for k, v in classes.items()}
+    names = class_names(anno, str(path))
     out = []
     for row in anno.data:
         cid = int(row["id"])
-        if cid in names:
+        if 0 <= cid < len(names) and names[cid]:
             out.append((float(row["from"]), float(row["to"]), names[cid]))
     return out
 

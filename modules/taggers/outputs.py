@@ -6,35 +6,86 @@ from __future__ import annotations
 import numpy as np
 
 from nova_infant.core import nova_io
+from nova_infant.core.schemes import Scheme, package_scheme
 
 #: NOVA colours (#AARRGGBB) given to scheme classes in order
 COLOURS = ["#FF2E7D32", "#FFF9A825", "#FFC62828", "#FF1565C0", "#FF6A1B9A", "#FF00838F", "#FFEF6C00", "#FF4E342E",
            "#FF546E7A", "#FFAD1457"]
 
 
+def tagger_scheme(name: str, class_names: list[str]) -> Scheme:
+    """The discrete scheme a tagger writes: the package scheme ``name`` (``data/schemes/*.json``, the one
+    ``nova-infant import-schemes`` puts into a NOVA database), restricted to ``class_names`` in their order.
+
+    Parameters
+    ----------
+    name : str
+        NOVA scheme name (``"emotion"``, ``"audio_event_speech"``) or a lab's own scheme name.
+    class_names : list of str
+        Class names by id (0..N-1) of the rows about to be written.
+
+    Returns
+    -------
+    Scheme
+        Each class keeps the package scheme's colour when the package scheme ``name`` has a class of that name,
+        else gets :data:`COLOURS` ``[id]`` (a trained head's or a lab's own classes).
+    """
+    known = package_scheme(name)
+    colours = {c["name"]: c["color"] for c in (known.classes if known is not None else [])}
+    classes = [{"id": i, "name": n, "color": colours.get(n, COLOURS[i % len(COLOURS)])}
+               for i, n in enumerate(class_names)]
+    if known is not None and known.type == "DISCRETE":
+        return Scheme(name, classes, known.description, known.color, known.role)
+    return Scheme(name, classes)
+
+
 def discrete_annotation(segments: np.ndarray, class_names: list[str], scheme: str, role: str | None = None,
                         annotator: str | None = None, session: str | None = None, dataset: str | None = None):
-    """A discover-utils ``DiscreteAnnotation`` from ``LabelDType.DISCRETE`` segments (ms, ids 0..N-1, conf)."""
-    from discover_utils.data.annotation import DiscreteAnnotation, DiscreteAnnotationScheme
+    """A discover-utils ``DiscreteAnnotation`` of the scheme :func:`tagger_scheme` ``(scheme, class_names)``.
 
-    classes = {i: {"name": n, "color": COLOURS[i % len(COLOURS)]} for i, n in enumerate(class_names)}
-    return DiscreteAnnotation(scheme=DiscreteAnnotationScheme(name=scheme, classes=classes), data=segments,
+    Parameters
+    ----------
+    segments : ndarray, structured ``LabelDType.DISCRETE``
+        Rows (from ms, to ms, id 0..N-1, conf).
+    class_names : list of str
+        Class names by id.
+    scheme : str
+        NOVA scheme name.
+    role, annotator, session, dataset : str, optional
+        NOVA metadata of the annotation.
+    """
+    from discover_utils.data.annotation import DiscreteAnnotation
+
+    return DiscreteAnnotation(scheme=tagger_scheme(scheme, class_names).discover_scheme(), data=segments,
                               role=role, annotator=annotator, session=session, dataset=dataset)
 
 
 def continuous_annotation(score: np.ndarray, conf: np.ndarray, sample_rate_hz: float, scheme: str,
                           min_val: float, max_val: float, role: str | None = None, annotator: str | None = None,
                           session: str | None = None, dataset: str | None = None):
-    """A discover-utils ``ContinuousAnnotation`` (one row per grid frame) with ``score`` and ``conf`` set apart."""
-    from discover_utils.data.annotation import ContinuousAnnotation, ContinuousAnnotationScheme
+    """A discover-utils ``ContinuousAnnotation`` (one row per grid frame) with ``score`` and ``conf`` set apart.
+
+    Parameters
+    ----------
+    score, conf : ndarray, float, shape (n_frames,)
+        Value and confidence per frame.
+    sample_rate_hz : float
+        Frame rate of the grid (Hz; 25 for 40 ms frames).
+    scheme : str
+        NOVA scheme name (``"valence"``; its package description is ``data/schemes/emotion_valence.json``).
+    min_val, max_val : float
+        Value range of the scheme.
+    role, annotator, session, dataset : str, optional
+        NOVA metadata of the annotation.
+    """
+    from discover_utils.data.annotation import ContinuousAnnotation
     from discover_utils.utils.type_definitions import LabelDType
 
     data = np.zeros(len(score), dtype=LabelDType.CONTINUOUS.value)
     data["score"], data["conf"] = np.asarray(score, np.float32), np.asarray(conf, np.float32)
-    sch = ContinuousAnnotationScheme(name=scheme, sample_rate=float(sample_rate_hz), min_val=float(min_val),
-                                     max_val=float(max_val))
-    return ContinuousAnnotation(scheme=sch, data=data, role=role, annotator=annotator, session=session,
-                                dataset=dataset)
+    sch = Scheme(scheme, type="CONTINUOUS", sr=float(sample_rate_hz), min=float(min_val), max=float(max_val))
+    return ContinuousAnnotation(scheme=sch.discover_scheme(), data=data, role=role, annotator=annotator,
+                                session=session, dataset=dataset)
 
 
 # One writer and one reader for every module (atomic, ASCII): see nova_io.
