@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import warnings
 from datetime import datetime
 from pathlib import Path
@@ -29,7 +28,6 @@ from nova_infant.core.errors import AnnotationError, NovaInfantError
 
 SESSIONS, ROLES, ANNOTATORS, SCHEMES, ANNOTATIONS, STREAMS = (
     "Sessions", "Roles", "Annotators", "Schemes", "Annotations", "Streams")
-_COLOR = re.compile(r"^#([0-9A-Fa-f]{6}|[0-9A-Fa-f]{8})$")
 
 
 class NovaDatabaseError(NovaInfantError):
@@ -212,25 +210,6 @@ def ensure_annotator(ctx: Mapping[str, Any], dataset: str, annotator: str, fulln
     return _upsert(_db(ctx, dataset)[ANNOTATORS], annotator, {"fullname": fullname or annotator, "isValid": True})
 
 
-def _scheme_labels(scheme: Mapping[str, Any], source: str) -> list[dict]:
-    items = scheme.get("classes", scheme.get("labels"))
-    if isinstance(items, Mapping):  # discover-utils style {id: {"name", "color"}} or {id: name}
-        items = [{"id": int(k), **(v if isinstance(v, Mapping) else {"name": v})} for k, v in items.items()]
-    if not items:
-        raise AnnotationError(f"{source}: scheme {scheme.get('name')!r} has no classes")
-    labels = []
-    for item in sorted(items, key=lambda c: int(c["id"])):
-        color = item.get("color", "#FF808080")
-        if not _COLOR.match(str(color)):
-            raise AnnotationError(f"{source}: class {item.get('name')!r} has colour {color!r}, expected #AARRGGBB")
-        labels.append({"id": int(item["id"]), "name": str(item["name"]), "color": str(color),
-                       "isValid": bool(item.get("isValid", True))})
-    if [lab["id"] for lab in labels] != list(range(len(labels))):
-        raise AnnotationError(f"{source}: scheme {scheme.get('name')!r} class ids must be 0..{len(labels) - 1}, "
-                              f"got {[lab['id'] for lab in labels]}")
-    return labels
-
-
 def import_scheme(ctx: Mapping[str, Any], dataset: str, scheme: Mapping[str, Any] | str | os.PathLike):
     """Create or update a discrete or continuous NOVA scheme (``Schemes`` document) from a scheme description.
 
@@ -272,23 +251,6 @@ def import_discrete_scheme(ctx: Mapping[str, Any], dataset: str, scheme: Mapping
     return import_scheme(ctx, dataset, scheme)
 
 
-def _number(scheme: Mapping[str, Any], key: str, source: str) -> float:
-    try:
-        value = float(scheme[key])
-    except (KeyError, TypeError, ValueError):
-        raise AnnotationError(f"{source}: continuous scheme {scheme.get('name')!r} needs a number {key!r}, "
-                              f"got {scheme.get(key)!r}") from None
-    if not np.isfinite(value):
-        raise AnnotationError(f"{source}: continuous scheme {scheme.get('name')!r}: {key} is {value}")
-    return value
-
-
-def _color(value: Any, what: str, source: str) -> str:
-    if not _COLOR.match(str(value)):
-        raise AnnotationError(f"{source}: {what} has colour {value!r}, expected #AARRGGBB")
-    return str(value)
-
-
 def scheme_document(scheme: Mapping[str, Any], source: str = "scheme") -> dict:
     """The NOVA ``Schemes`` document of a discrete or continuous scheme description (see :func:`import_scheme`).
 
@@ -303,38 +265,32 @@ def scheme_document(scheme: Mapping[str, Any], source: str = "scheme") -> dict:
         If the type is neither DISCRETE nor CONTINUOUS; a discrete scheme has no classes, non-contiguous ids or a
         malformed colour; a continuous one lacks a positive ``sr`` or has ``min >= max``.
     """
-    kind = str(scheme.get("type", "DISCRETE")).upper()
-    name = str(scheme["name"])
-    common = {"description": scheme.get("description", ""), "attributes": [], "examples": [], "isValid": True}
-    if kind == "DISCRETE":
-        return {"name": name, "type": "DISCRETE", "color": _color(scheme.get("color", "#FFFFFFFF"), name, source),
-                "labels": _scheme_labels(scheme, source), **common}
-    if kind == "CONTINUOUS":
-        sr, low, high = (_number(scheme, key, source) for key in ("sr", "min", "max"))
-        if sr <= 0 or low >= high:
-            raise AnnotationError(f"{source}: continuous scheme {name!r} needs sr > 0 and min < max, got sr={sr}, "
-                                  f"min={low}, max={high}")
-        return {"name": name, "type": "CONTINUOUS", "sr": sr, "min": low, "max": high,
-                "min_color": _color(scheme.get("min_color", "#FFFFFFFF"), f"{name} min", source),
-                "max_color": _color(scheme.get("max_color", "#FF0000FF"), f"{name} max", source), **common}
-    raise AnnotationError(f"{source}: scheme {name!r} is {scheme.get('type')}, expected DISCRETE or CONTINUOUS")
+    from nova_infant.core.schemes import parse_scheme
+
+    parsed = parse_scheme(scheme, source)
+    common = {"description": parsed.description, "attributes": [], "examples": [], "isValid": True}
+    if parsed.type == "CONTINUOUS":
+        return {"name": parsed.name, "type": "CONTINUOUS", "sr": parsed.sr, "min": parsed.min, "max": parsed.max,
+                "min_color": parsed.min_color, "max_color": parsed.max_color, **common}
+    labels = [{"id": c["id"], "name": str(c["name"]), "color": c["color"], "isValid": bool(c.get("isValid", True))}
+              for c in parsed.classes]
+    return {"name": parsed.name, "type": "DISCRETE", "color": parsed.color, "labels": labels, **common}
 
 
 def package_schemes() -> list[dict]:
     """Every scheme a module of this package writes or reads, as scheme descriptions (see :func:`import_scheme`).
 
-    ``schemes/*.json`` (emotion, valence, audio_event_*, the full ICEP-R schemes), the merged ICEP-R schemes
+    ``data/schemes/*.json`` (emotion, valence, audio_event_*, the full ICEP-R schemes), the merged ICEP-R schemes
     (predictor output) and the ICEP-R probability tracks ``<target>-p<class>`` (continuous, 0..1, 25 Hz, for the
     merged and full label sets of both roles). Raises ``AnnotationError`` for an unreadable scheme file.
     """
-    from nova_infant.icep.schemes import SCHEME_DIR, label_map, merged_scheme
+    from nova_infant.core.package_data import SCHEME_DIR
+    from nova_infant.core.schemes import package_scheme_files, read_scheme_json
+    from nova_infant.icep.schemes import label_map, merged_scheme
 
     out = []
-    for path in sorted(SCHEME_DIR.glob("*.json")):
-        try:
-            doc = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
-            raise AnnotationError(f"{path}: cannot read scheme JSON ({exc})") from None
+    for path in package_scheme_files():
+        doc = read_scheme_json(path)
         out.append({k: v for k, v in doc.items() if k != "merged"})
     for role in ("infant", "caregiver"):
         merged = merged_scheme(role)

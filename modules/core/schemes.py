@@ -16,7 +16,9 @@ Colours are NOVA's ``#AARRGGBB``.
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -26,6 +28,7 @@ from nova_infant.core.package_data import SCHEME_DIR
 
 #: class colour when a scheme gives none (NOVA's grey)
 DEFAULT_CLASS_COLOR = "#FF808080"
+_COLOR = re.compile(r"^#([0-9A-Fa-f]{6}|[0-9A-Fa-f]{8})$")  # NOVA #AARRGGBB (or #RRGGBB)
 
 
 @dataclass(frozen=True)
@@ -140,22 +143,32 @@ def read_scheme_json(path: str | os.PathLike) -> dict:
         raise AnnotationError(f"{path}: not valid JSON ({exc})") from None
 
 
+def _color(value: Any, what: str, source: str) -> str:
+    if not _COLOR.match(str(value)):
+        raise AnnotationError(f"{source}: {what} has colour {value!r}, expected #AARRGGBB")
+    return str(value)
+
+
 def parse_scheme(doc: Mapping, source: str = "scheme") -> Scheme:
     """Check a scheme description and return it as a :class:`Scheme`.
 
     Parameters
     ----------
     doc : mapping
-        Discrete ``{"name", "classes": [{"name", "color"?, "id"?, "description"?}], ...}`` (ids default to the
-        position and must be 0..N-1) or continuous ``{"name", "type": "CONTINUOUS", "sr", "min", "max"}``.
+        Discrete ``{"name", "classes": [{"name", "color"?, "id"?, "description"?}], "color"?, ...}`` (ids default
+        to the position and must be 0..N-1; ``classes`` may also be discover-utils' ``{id: {"name", "color"}}`` or
+        ``{id: name}``, or be called ``labels`` as in a NOVA database document) or continuous ``{"name", "type":
+        "CONTINUOUS", "sr" (Hz), "min", "max", "min_color"?, "max_color"?}``. Colours are NOVA ``#AARRGGBB`` or
+        ``#RRGGBB``.
     source : str
         File or origin named in error messages.
 
     Raises
     ------
     AnnotationError
-        If the name is missing, the type is neither DISCRETE nor CONTINUOUS, a discrete scheme has no classes or
-        ids that are not 0..N-1, or a continuous one lacks a positive ``sr`` or has ``min >= max``.
+        If the name is missing, the type is neither DISCRETE nor CONTINUOUS, a discrete scheme has no classes,
+        ids that are not 0..N-1 or a malformed colour, or a continuous one lacks finite numbers ``sr`` > 0 and
+        ``min`` < ``max``.
     """
     if not isinstance(doc, Mapping) or not str(doc.get("name", "")).strip():
         raise AnnotationError(f"{source}: a scheme needs a name")
@@ -165,23 +178,31 @@ def parse_scheme(doc: Mapping, source: str = "scheme") -> Scheme:
         try:
             sr, low, high = (float(doc[k]) for k in ("sr", "min", "max"))
         except (KeyError, TypeError, ValueError):
-            raise AnnotationError(f"{source}: continuous scheme {name!r} needs numbers sr, min and max") from None
-        if sr <= 0 or low >= high:
+            raise AnnotationError(f"{source}: continuous scheme {name!r} needs numbers sr, min and max, got "
+                                  f"{[doc.get(k) for k in ('sr', 'min', 'max')]}") from None
+        if not all(math.isfinite(v) for v in (sr, low, high)) or sr <= 0 or low >= high:
             raise AnnotationError(f"{source}: continuous scheme {name!r} needs sr > 0 and min < max, got sr={sr}, "
                                   f"min={low}, max={high}")
         return Scheme(name, [], type="CONTINUOUS", sr=sr, min=low, max=high,
-                      min_color=str(doc.get("min_color", "#FFFFFFFF")),
-                      max_color=str(doc.get("max_color", "#FF0000FF")), **common)
+                      min_color=_color(doc.get("min_color", "#FFFFFFFF"), f"{name} min", source),
+                      max_color=_color(doc.get("max_color", "#FF0000FF"), f"{name} max", source), **common)
     if kind != "DISCRETE":
         raise AnnotationError(f"{source}: scheme {name!r} is {doc.get('type')}, expected DISCRETE or CONTINUOUS")
-    raw = doc.get("classes")
+    raw = doc.get("classes", doc.get("labels"))
+    if isinstance(raw, Mapping):  # discover-utils style {id: {"name", "color"}} or {id: name}
+        raw = [{"id": k, **(v if isinstance(v, Mapping) else {"name": v})} for k, v in raw.items()]
     if not isinstance(raw, list) or not raw or not all(isinstance(c, Mapping) and "name" in c for c in raw):
         raise AnnotationError(f"{source}: discrete scheme {name!r} needs a non-empty list of classes with names")
-    classes = [{**c, "id": int(c.get("id", i))} for i, c in enumerate(raw)]
+    try:
+        classes = sorted(({**c, "id": int(c.get("id", i))} for i, c in enumerate(raw)), key=lambda c: c["id"])
+    except (TypeError, ValueError):
+        raise AnnotationError(f"{source}: scheme {name!r} has a class id that is not an integer") from None
     if [c["id"] for c in classes] != list(range(len(classes))):
         raise AnnotationError(f"{source}: scheme {name!r} class ids must be 0..{len(classes) - 1} in order, got "
                               f"{[c['id'] for c in classes]}")
-    return Scheme(name, classes, color=str(doc.get("color", "#FFFFFFFF")), **common)
+    for c in classes:
+        c["color"] = _color(c.get("color", DEFAULT_CLASS_COLOR), f"class {c['name']!r}", source)
+    return Scheme(name, classes, color=_color(doc.get("color", "#FFFFFFFF"), name, source), **common)
 
 
 def package_scheme_files() -> list[Path]:
