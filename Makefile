@@ -6,7 +6,7 @@ PYTHON ?= python3
 setup:
 	bash scripts/install.sh
 
-# Main job on a real session: DINOv2-PCA and W2V-BERT through du-process (see README).
+# Main job: a 64 s session of package media through every module (du-process), timeline PNG + HTML (see README).
 demo: setup
 	$(PYTHON) -m nova_infant.cli demo --out demo-output
 

@@ -1,20 +1,59 @@
-"""README's main command end to end: both extractors through du-process on the real sample session."""
+"""README's main command end to end: a 64 s session of package media through every module (du-process), the
+timeline PNG and HTML, and a printed summary that says what the written files hold."""
 
+import re
+
+import numpy as np
 import pytest
+from nova_rules import check_file
 
 from nova_infant.cli import main
 from nova_infant.core.nova_io import load_ssi_stream
+from nova_infant.review.annotations import read_annotation, segments
 
 
 @pytest.mark.slow
-def test_demo_runs_both_modules_through_du_process_with_standins(tmp_path, capsys):
+def test_demo_builds_a_minute_session_runs_every_module_and_prints_what_the_files_hold(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
-    assert "UNTRAINED STAND-IN" in out  # no real weights on a test machine, and it says so
-    folder = tmp_path / "data" / "demo" / "carphone01"
+    assert "UNTRAINED STAND-IN" in out  # no real backbone weights on a test machine, and it says so
+    folder = tmp_path / "data" / "demo" / "carphone64"
+    written = sorted(p for p in folder.iterdir() if p.suffix in (".stream", ".annotation"))
+    assert len(written) == 2 + 1 + 9 + 3  # two extractors, audio-event scores + 9 tracks, emotion's three outputs
+    for path in written:
+        assert check_file(path) == [], path  # NOVA's rules (tests/nova_rules.py)
+
+    # 16 x 120 frames at 29.97 fps = 64064 ms -> 1601 rows of 40 ms in every stream and frame track
     dinov2 = load_ssi_stream(folder / "infant.dinov2.stream")
-    w2v = load_ssi_stream(folder / "session.w2vbert.stream")
-    # 120 frames at 29.97 fps = 4004 ms -> floor(4004 / 40) = 100 rows at 25 Hz for both streams
-    assert dinov2.data.shape == (100, 1024) and w2v.data.shape[0] == 100
-    assert dinov2.meta_data.sample_rate == w2v.meta_data.sample_rate == 25.0
-    assert out.count("untrained-stand-in") >= 2
+    assert dinov2.data.shape == (1601, 1024) and dinov2.meta_data.sample_rate == 25.0
+    for name in ("session.w2vbert.stream", "session.audio_events.stream", "infant.face_box.stream"):
+        assert load_ssi_stream(folder / name).data.shape[0] == 1601, name
+    assert len(read_annotation(folder / "infant.valence.annotation").data) == 1601
+
+    # the printed summary is what the files hold
+    assert f"timeline:       {tmp_path / 'timeline.png'}" in out and str(tmp_path / "timeline.html") in out
+    printed = dict(re.findall(r"^  audio_events/(\w+): (\d+ segments, [\d.]+ s)$", out, re.M))
+    assert len(printed) == 9
+    for event, line in printed.items():
+        rows = segments(read_annotation(folder / f"session.audio_event_{event}.annotation"))
+        assert line == f"{len(rows)} segments, {(rows['to'] - rows['from']).sum() / 1000:.1f} s", event
+    # and what they hold is right: LibriVox speech fills 44 s of the soundtrack, sonic-pi music 28 s
+    speech_s = float(printed["speech"].split(", ")[1][:-2])
+    music_s = float(printed["music"].split(", ")[1][:-2])
+    assert 30 < speech_s < 50 and 12 < music_s < 32
+    emotion = segments(read_annotation(folder / "infant.emotion.annotation"))
+    for cls, name in enumerate(["calm", "laughing", "crying", "uncertain", "no_face"]):
+        mine = emotion[emotion["id"] == cls]
+        assert f"  emotion_tagger/emotion/{name}: {len(mine)} segments, " \
+               f"{(mine['to'] - mine['from']).sum() / 1000:.1f} s\n" in out
+    assert "  dinov2_pca/dinov2_pca: 1601 rows x 1024 dims at 25 Hz, 64.0 s (UNTRAINED STAND-IN" in out
+    box = load_ssi_stream(folder / "infant.face_box.stream").data
+    assert (box[:, 4] > 0.5).mean() > 0.9  # the carphone face is found
+
+    # the timeline: a picture, and one self-contained page with a row per track
+    assert (tmp_path / "timeline.png").stat().st_size > 50_000
+    page = (tmp_path / "timeline.html").read_text()
+    assert not re.search(r"<(script|img|link)[^>]+(src|href)=\"https?:", page)  # no external assets
+    for path in written:
+        assert path.name.rsplit(".", 1)[0] in page, path.name
+    assert np.isfinite(dinov2.data).all()

