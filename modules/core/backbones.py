@@ -274,6 +274,24 @@ def _is_standin(config) -> bool:
     return bool(getattr(config, STANDIN_FLAG, False))
 
 
+def _load_backbone(name: str, kind: str, label: str, model_class, processor_class, device, bf16,
+                   precision) -> LoadedBackbone:
+    """Resolve, load, check and place one backbone (the shared body of :func:`load_dinov2`/:func:`load_w2v_bert`)."""
+    path, source, local_only = resolve_weights(name, kind)
+    torch_device = pick_device(device)
+    chosen = resolve_precision(precision, torch_device, bf16)
+    try:
+        model = _load_checked(model_class, path, local_only, kind, label)
+        processor = processor_class.from_pretrained(path, local_files_only=local_only)
+    except WeightsUnavailableError:
+        raise
+    except Exception as exc:
+        raise WeightsUnavailableError(f"{path}: cannot load {label} weights ({str(exc).splitlines()[0][:200]})") from None
+    standin = _is_standin(model.config)
+    model, dtype = place_model(model, torch_device, chosen)
+    return LoadedBackbone(model, processor, source, name, standin, torch_device, dtype, chosen)
+
+
 def load_dinov2(name: str = DEFAULT_DINOV2, device: str | None = "auto", bf16: bool | None = None,
                 precision: str | None = "auto") -> LoadedBackbone:
     """Load a DINOv2 ViT (any size, with or without registers) and its image processor.
@@ -288,19 +306,7 @@ def load_dinov2(name: str = DEFAULT_DINOV2, device: str | None = "auto", bf16: b
     """
     from transformers import AutoImageProcessor, AutoModel
 
-    path, source, local_only = resolve_weights(name, "dinov2")
-    torch_device = pick_device(device)
-    chosen = resolve_precision(precision, torch_device, bf16)
-    try:
-        model = _load_checked(AutoModel, path, local_only, "dinov2", "DINOv2")
-        processor = AutoImageProcessor.from_pretrained(path, local_files_only=local_only)
-    except WeightsUnavailableError:
-        raise
-    except Exception as exc:
-        raise WeightsUnavailableError(f"{path}: cannot load DINOv2 weights ({str(exc).splitlines()[0][:200]})") from None
-    standin = _is_standin(model.config)
-    model, dtype = place_model(model, torch_device, chosen)
-    return LoadedBackbone(model, processor, source, name, standin, torch_device, dtype, chosen)
+    return _load_backbone(name, "dinov2", "DINOv2", AutoModel, AutoImageProcessor, device, bf16, precision)
 
 
 def load_w2v_bert(name: str = DEFAULT_W2V_BERT, device: str | None = "auto", bf16: bool | None = None,
@@ -317,19 +323,8 @@ def load_w2v_bert(name: str = DEFAULT_W2V_BERT, device: str | None = "auto", bf1
     """
     from transformers import AutoFeatureExtractor, Wav2Vec2BertModel
 
-    path, source, local_only = resolve_weights(name, "w2v-bert")
-    torch_device = pick_device(device)
-    chosen = resolve_precision(precision, torch_device, bf16)
-    try:
-        model = _load_checked(Wav2Vec2BertModel, path, local_only, "w2v-bert", "W2V-BERT")
-        processor = AutoFeatureExtractor.from_pretrained(path, local_files_only=local_only)
-    except WeightsUnavailableError:
-        raise
-    except Exception as exc:
-        raise WeightsUnavailableError(f"{path}: cannot load W2V-BERT weights ({str(exc).splitlines()[0][:200]})") from None
-    standin = _is_standin(model.config)
-    model, dtype = place_model(model, torch_device, chosen)
-    return LoadedBackbone(model, processor, source, name, standin, torch_device, dtype, chosen)
+    return _load_backbone(name, "w2v-bert", "W2V-BERT", Wav2Vec2BertModel, AutoFeatureExtractor, device, bf16,
+                          precision)
 
 
 # ---------------------------------------------------------------- stand-ins and export
