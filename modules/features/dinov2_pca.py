@@ -2,7 +2,7 @@
 
 Method: ICMI'24 ICEP-R paper, Eq. 1-3 (DINOv2 ViT-L/14 patch tokens -> PCA with 4 components per patch -> a
 16 x 16 x 4 = 1024-d vector per frame for 224 px input); see docs/dinov2-pca.md. Where this code departs from the
-reference code (docs/reference-and-peers.md A1) and why:
+reference code (github.com/Daksitha/SCHWAN-ICEP-R-Automation @ 4a2f397, its DINOv2 feature script) and why:
 
 - One PCA basis per dataset and model by default (``pca="dataset"``): fitted once from frames sampled across the
   job's videos (:func:`fit_pca_over_videos`), saved as a file in the dataset folder (:func:`dataset_basis`) and

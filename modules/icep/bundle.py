@@ -1,4 +1,4 @@
-"""A trained ICEP-R model as one folder, readable without our code (docs/STYLE.md, "A model bundle")::
+"""A trained ICEP-R model as one folder, readable without our code (docs/icep.md)::
 
     <bundle>/config.json        architecture, training config, label map, feature spec (streams, dims, rate)
     <bundle>/model.safetensors  weights (no pickle)

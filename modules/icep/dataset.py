@@ -7,7 +7,7 @@
   aligned by time (row for frame k = the row whose interval holds the frame centre); a stream whose duration
   differs from the grid's by more than one frame is an ``AlignmentError`` naming the session.
 - Labels: one discrete NOVA annotation sampled at frame centres ``(k + 0.5) * step`` by interval lookup (the
-  reference code drifts by ~2 s per session instead; see docs/reference-and-peers.md A3). Gaps (NoAnno), garbage
+  reference code, github.com/Daksitha/SCHWAN-ICEP-R-Automation @ 4a2f397, drifts by ~2 s per session instead). Gaps (NoAnno), garbage
   (-1) and classes the label map excludes become -1 (masked out of loss and scores, kept on the time axis).
 """
 

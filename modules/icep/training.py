@@ -1,6 +1,7 @@
 """Fitting and windowed inference of the ICEP-R models (PyTorch).
 
-Protocol (ICMI'24 ICEP-R paper, section 4.3, with the reference code's leaks fixed; docs/reference-and-peers.md A4-A5):
+Protocol (ICMI'24 ICEP-R paper, section 4.3, with the leaks of its reference code, github.com/Daksitha/
+SCHWAN-ICEP-R-Automation @ 4a2f397, fixed; docs/icep.md):
 windows of ``window`` frames every ``stride`` frames (the last window is aligned to the session end so every frame
 is covered); class-weighted cross-entropy with masked frames (-1) ignored; the normaliser (per-feature mean/scale)
 and the class weights are fitted on the training sessions given to :func:`fit` only; early stopping on the loss of

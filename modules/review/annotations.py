@@ -1,7 +1,7 @@
 """Reading, writing and frame-sampling NOVA ``.annotation`` files for the review helpers.
 
 Files are read and written with discover-utils' ``FileHandler`` (ASCII ``.annotation`` header + ``.annotation~``
-data, times in seconds on disk and ms in memory; docs/discover-integration.md §3.3-3.4).
+data, times in seconds on disk and ms in memory; discover-utils ``data/handler/file_handler.py``).
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def sample_frames(annotation, step_ms: float, n_frames: int) -> np.ndarray:
 
     Frame k covers [k*step_ms, (k+1)*step_ms) and takes the label whose [from, to) contains its centre
     (k + 0.5) * step_ms; the reference code's window averaging drifts (ICMI'24 ICEP-R paper, §4.2 re-implemented
-    by interval lookup, as decided in DESIGN.md "Alignment").
+    by interval lookup).
 
     Parameters
     ----------
