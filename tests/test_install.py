@@ -31,8 +31,9 @@ def test_fresh_venv_plain_install_runs_demo_and_icep_prediction_outside_the_chec
             (source / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(REPO / rel, source / rel)
     venv = tmp_path / "venv"
-    # system site-packages for torch & co.; nova_infant itself must come from the venv's own site-packages
-    _run([sys.executable, "-m", "venv", "--system-site-packages", venv], tmp_path)
+    # system site-packages for torch & co. (and pip/setuptools: the venv's bundled ones are older); nova_infant
+    # itself must come from the venv's own site-packages
+    _run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", venv], tmp_path)
     python, bin_dir = venv / "bin" / "python", venv / "bin"
     _run([python, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index", "--quiet", source],
          tmp_path, timeout=600)

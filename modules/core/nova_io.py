@@ -676,14 +676,17 @@ class StreamView:
 
     @property
     def n_rows(self) -> int:
+        """Number of rows (frames) of the stream."""
         return int(self.data.shape[0])
 
     @property
     def dim(self) -> int:
+        """Number of values per row (the stream's ``dim``)."""
         return int(self.data.shape[1])
 
     @property
     def duration_ms(self) -> float:
+        """Length of the stream in ms: ``n_rows * 1000 / sample_rate_hz``."""
         return self.n_rows * 1000.0 / self.sample_rate_hz
 
 

@@ -321,10 +321,12 @@ class PatchPCA:
 
     @property
     def n_components(self) -> int:
+        """k, the PCA components kept per patch token (rows of ``components``)."""
         return int(self.components.shape[0])
 
     @property
     def token_dim(self) -> int:
+        """Width of one patch token the basis projects (the backbone's hidden size, e.g. 1024 for ViT-L/14)."""
         return int(self.components.shape[1])
 
     @classmethod
