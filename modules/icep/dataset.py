@@ -69,6 +69,7 @@ class ArrayRows:
         self.n_rows, self.dim = self.data.shape
 
     def read(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``[start, stop)`` as float32 (stop - start, dim) (a view, not a copy)."""
         return self.data[start:stop]
 
 
@@ -97,6 +98,7 @@ class SessionData:
 
     @property
     def dim(self) -> int:
+        """Width of the fused features: the sum of the streams' dims."""
         return int(sum(s.dim for s in self.streams))
 
     def features(self, start: int, stop: int) -> np.ndarray:
