@@ -306,6 +306,32 @@ VARIANTS = ("model", "model_smoothed", "majority", "logreg")
 
 @dataclass
 class CVResult:
+    """Result of a nested cross-validation (:func:`cross_validate`): every outer fold and the pooled scores.
+
+    Attributes
+    ----------
+    folds : list of FoldResult
+        The outer folds in order.
+    pooled : dict
+        Scores over every test frame of every fold (Cohen's κ, macro-F1 with 95 % session-bootstrap intervals,
+        :func:`agreement`).
+    class_names : list of str
+        Target classes by id.
+    groups : dict
+        session -> group (dyad/subject) the splits kept together.
+    masked : dict
+        session -> share of frames masked (gap, garbage, excluded class).
+    min_dur_ms : float
+        Minimum segment length (ms) of the smoothed variant.
+    role, note : str
+        ICEP-R role and the label-set decision a reader must know (:attr:`LabelMap.note`).
+    inner_folds, seed : int
+        Inner folds of the grid search and the random seed.
+    summary : dict
+        Filled from the folds: ``per_session`` scores, ``agreement`` and ``versus_baselines`` (the majority and
+        logistic-regression baselines on the same folds).
+    """
+
     folds: list[FoldResult]
     pooled: dict
     class_names: list = field(default_factory=list)
