@@ -58,11 +58,13 @@ class TrainConfig:
     normalise: str = "session"
 
     def to_dict(self) -> dict:
+        """The config as a JSON-ready dict (``mlp_hidden`` as a list); :meth:`replace` reads it back."""
         doc = asdict(self)
         doc["mlp_hidden"] = list(self.mlp_hidden)
         return doc
 
     def replace(self, **changes) -> "TrainConfig":
+        """A copy with ``changes`` applied (field name -> value; ``mlp_hidden`` may be a list)."""
         doc = self.to_dict()
         doc.update(changes)
         doc["mlp_hidden"] = tuple(doc["mlp_hidden"])
@@ -95,10 +97,12 @@ class Normaliser:
         return cls(mean.astype(np.float32), scale.astype(np.float32))
 
     def to_json(self) -> dict:
+        """``{"method": "standard", "mean": [...], "scale": [...]}`` (float lists of length dim)."""
         return {"method": "standard", "mean": self.mean.tolist(), "scale": self.scale.tolist()}
 
     @classmethod
     def from_json(cls, doc: dict) -> "Normaliser":
+        """Read :meth:`to_json`'s dict back (float32 arrays)."""
         return cls(np.asarray(doc["mean"], np.float32), np.asarray(doc["scale"], np.float32))
 
 
