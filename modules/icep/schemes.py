@@ -48,6 +48,7 @@ class LabelMap:
 
     @property
     def n_classes(self) -> int:
+        """K, the number of training classes (target scheme)."""
         return len(self.target.classes)
 
     def lookup(self, source_names: list[str]) -> np.ndarray:
@@ -75,12 +76,15 @@ class LabelMap:
         return "Cpvc counted as Cneu (nova-infant decision)" if self.note else ""
 
     def to_json(self) -> dict:
+        """JSON-ready dict (label set, target scheme and classes, role, map, exclude, note) as stored in a bundle's
+        ``config.json``; :meth:`from_json` reads it back."""
         return {"label_set": self.name, "target_scheme": self.target.name, "role": self.target.role,
                 "classes": self.target.classes, "map": self.mapping, "exclude": list(self.exclude),
                 **({"note": self.note} if self.note else {})}
 
     @classmethod
     def from_json(cls, doc: dict) -> "LabelMap":
+        """Read :meth:`to_json`'s dict back."""
         return cls(Scheme(doc["target_scheme"], doc["classes"], role=doc.get("role", "")), dict(doc["map"]),
                    list(doc.get("exclude", [])), doc.get("label_set", ""))
 
