@@ -246,6 +246,23 @@ class HFAudioSetBackend:
         self._torch = torch
 
     def logits(self, signal: np.ndarray) -> np.ndarray:
+        """AudioSet logits of overlapping windows (``window_ms`` long, every ``hop_ms`` = half a window).
+
+        Parameters
+        ----------
+        signal : ndarray, float32, shape (n_samples,)
+            Mono audio at 16 kHz (:data:`SAMPLE_RATE`).
+
+        Returns
+        -------
+        ndarray, float32, shape (n_windows, n_labels)
+            One row per window start ``k * hop_ms``; columns follow ``label_names`` (the model's ``id2label``).
+
+        Raises
+        ------
+        ValueError
+            If the signal is shorter than one window.
+        """
         win = int(round(self.window_ms * SAMPLE_RATE / 1000))
         hop = int(round(self.hop_ms * SAMPLE_RATE / 1000))
         if len(signal) < win:
