@@ -73,6 +73,20 @@ class FerModel:
         self.emb_index = emb[-1]["index"]
 
     def predict(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """FER2013 class probabilities and embeddings of face crops (fer's mini-XCEPTION, TFLite).
+
+        Parameters
+        ----------
+        crops : ndarray, uint8, shape (n, 64, 64)
+            Grey face crops (:func:`face_crop`).
+
+        Returns
+        -------
+        probs : ndarray, float32, shape (n, 7)
+            Probabilities of :data:`FER_CLASSES` (angry, disgust, fear, happy, sad, surprise, neutral).
+        embeddings : ndarray, float32, shape (n, 128)
+            The last convolutional block (``add_4``) averaged over space: the input of a trained head.
+        """
         probs = np.zeros((len(crops), 7), np.float32)
         embs = np.zeros((len(crops), 128), np.float32)
         for i, crop in enumerate(crops):
