@@ -41,10 +41,12 @@ class Face:
 
     @property
     def area(self) -> float:
+        """Box area in px²."""
         return self.w * self.h
 
     @property
     def centre(self) -> tuple[float, float]:
+        """Box centre (x, y) in px."""
         return self.x + self.w / 2, self.y + self.h / 2
 
 
@@ -94,6 +96,21 @@ class BlazeFaceDetector:
         self.min_score, self.iou = float(min_score), float(iou)
 
     def detect(self, frame: np.ndarray) -> list[Face]:
+        """Faces in one frame: BlazeFace short range on the frame padded to a square and resized to 128 x 128
+        (MediaPipe face detection; SSD anchors of :func:`ssd_anchors`), then weighted non-maximum suppression.
+
+        Parameters
+        ----------
+        frame : ndarray, uint8, shape (H, W, 3)
+            RGB frame.
+
+        Returns
+        -------
+        list of Face
+            Detections with ``score >= min_score`` in frame pixels, clipped to the frame, best first; boxes that
+            overlap a better one by IoU >= ``iou`` are merged into it, weighted by score (MediaPipe's weighted
+            non-maximum suppression).
+        """
         from PIL import Image
 
         h, w = frame.shape[:2]
