@@ -88,9 +88,27 @@ class Head:
 
     @property
     def classes(self) -> list[str]:
+        """Class names of the outputs, in column order."""
         return list(self.cfg.classes)
 
     def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        """Class probabilities of embeddings: standardised with the training mean/scale, then the module
+        (sigmoid per class for a multi-label head, softmax otherwise).
+
+        Parameters
+        ----------
+        x : ndarray, float32, shape (n, T, dim) or (n, dim)
+            Embeddings (``T`` frames averaged by the module); ``dim`` must be the head's ``input_dim``.
+
+        Returns
+        -------
+        ndarray, float32, shape (n, n_classes)
+
+        Raises
+        ------
+        OptionError
+            If ``dim`` differs from the head's input width (trained on another embedding).
+        """
         import torch
 
         x = np.asarray(x, np.float32)
