@@ -48,9 +48,22 @@ BOOTSTRAP_ROUNDS = 2000
 
 
 def scores(y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str]) -> dict:
-    """Accuracy, weighted and macro precision/recall/F1, per-class scores, confusion matrix and Cohen's kappa
-    (:func:`nova_infant.core.metrics.frame_scores`); frames with ``y_true < 0`` are ignored. An undefined κ (one class
-    only) is reported as 0.0, chance agreement."""
+    """Frame scores of one prediction against the coder's labels (:func:`nova_infant.core.metrics.frame_scores`,
+    scikit-learn metrics).
+
+    Parameters
+    ----------
+    y_true, y_pred : ndarray, int64, shape (n_frames,)
+        Class ids per frame; frames with ``y_true < 0`` (masked: gap, garbage, excluded class) are ignored.
+    class_names : list of str
+        Names of the class ids 0..K-1.
+
+    Returns
+    -------
+    dict
+        Accuracy, weighted and macro precision/recall/F1, per-class scores, the confusion matrix (rows = coder) and
+        Cohen's ``kappa``; an undefined κ (one class only) is reported as 0.0, chance agreement.
+    """
     out = frame_scores(y_true, y_pred, class_names)
     out["kappa"] = 0.0 if out["kappa"] is None else out["kappa"]
     return out
@@ -131,10 +144,24 @@ def group_kfold(groups: list[str], n_splits: int, seed: int) -> list[tuple[np.nd
 
 def split_validation(train_idx: np.ndarray, val_fraction: float, rng: np.random.Generator,
                      groups: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Early-stopping hold-out: ``max(1, round(val_fraction * n_groups))`` whole groups of the training side
-    (none if it holds one group only). ``groups`` is indexed like the full session list (None: one per session).
+    """Early-stopping hold-out: ``max(1, round(val_fraction * n_groups))`` whole groups of the training side (none if
+    it holds one group only), so no dyad sits on both sides.
 
-    Returns ``(fit indices, validation indices)``, both sorted.
+    Parameters
+    ----------
+    train_idx : ndarray, int, shape (n_train,)
+        Indices of the training sessions in the full session list.
+    val_fraction : float
+        Share of the training groups held out, 0..1.
+    rng : numpy.random.Generator
+        Draws the held-out groups.
+    groups : list of str, optional
+        Group of every session, indexed like the full session list (None: one group per session).
+
+    Returns
+    -------
+    (fit_idx, val_idx) : ndarray, int
+        Both sorted; together they are ``train_idx``.
     """
     train_idx = np.asarray(train_idx)
     keys = [groups[i] if groups is not None else str(i) for i in train_idx]
@@ -195,15 +222,42 @@ def select_config(sessions: list[SessionData], groups: list[str], class_names: l
 
 
 def majority_baseline(train: list[SessionData]) -> int:
-    """Most frequent labelled class over the training sessions' frames."""
+    """Baseline: the most frequent labelled class over the training sessions' frames (masked frames ignored).
+
+    Parameters
+    ----------
+    train : list of SessionData
+        Training sessions with ``labels`` (int64, -1 = masked).
+
+    Returns
+    -------
+    int
+        The class id predicted for every frame of a test session.
+    """
     counts = np.bincount(np.concatenate([s.labels[s.labels >= 0] for s in train]))
     return int(np.argmax(counts))
 
 
 def logistic_baseline(train: list[SessionData], normalise: str, max_frames: int = 20000, seed: int = 0):
-    """Per-frame multinomial logistic regression (scikit-learn ``LogisticRegression``, class-weight "balanced",
-    after ``StandardScaler``) on at most ``max_frames`` labelled frames sampled evenly from the training sessions,
-    read with the model's normalisation mode. Returns a fitted scikit-learn ``Pipeline``."""
+    """Baseline: per-frame multinomial logistic regression (scikit-learn ``LogisticRegression``, class weight
+    "balanced", after ``StandardScaler``), no temporal context.
+
+    Parameters
+    ----------
+    train : list of SessionData
+        Training sessions with labels; at most ``max_frames`` labelled frames are sampled evenly across them.
+    normalise : str
+        The model's normalisation mode (``session`` or ``fold``), so the baseline reads the same features.
+    max_frames : int
+        Cap on the frames fitted on.
+    seed : int
+        Seed of the frame sample.
+
+    Returns
+    -------
+    sklearn.pipeline.Pipeline
+        Fitted on the training sessions only; ``predict`` takes float32 (n_frames, dim).
+    """
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
@@ -238,7 +292,18 @@ def _confusion(gold: np.ndarray, pred: np.ndarray, n: int) -> np.ndarray:
 
 
 def kappa_from_confusion(cm: np.ndarray) -> float:
-    """Cohen's κ of a confusion matrix (rows = coder, columns = model); 0.0 when undefined (chance agreement)."""
+    """Cohen's κ (Cohen 1960) of a confusion matrix: ``(p_o - p_e) / (1 - p_e)``.
+
+    Parameters
+    ----------
+    cm : ndarray, shape (K, K)
+        Frame counts, rows = coder, columns = model.
+
+    Returns
+    -------
+    float
+        κ in [-1, 1]; 0.0 when undefined (no frames, or chance agreement ``p_e = 1``).
+    """
     total = cm.sum()
     if total <= 0:
         return 0.0
@@ -248,7 +313,18 @@ def kappa_from_confusion(cm: np.ndarray) -> float:
 
 
 def macro_f1_from_confusion(cm: np.ndarray) -> float:
-    """Macro-F1 over the classes present on either side of a confusion matrix."""
+    """Macro-F1 over the classes present on either side of a confusion matrix.
+
+    Parameters
+    ----------
+    cm : ndarray, shape (K, K)
+        Frame counts, rows = coder, columns = model.
+
+    Returns
+    -------
+    float
+        Unweighted mean of the per-class F1 ``2 TP / (row + column)``; 0.0 when no class is present.
+    """
     tp, row, col = np.diag(cm), cm.sum(1), cm.sum(0)
     present = (row + col) > 0
     f1 = np.where(present, 2 * tp / np.maximum(row + col, 1e-12), 0.0)
@@ -256,14 +332,43 @@ def macro_f1_from_confusion(cm: np.ndarray) -> float:
 
 
 def session_bootstrap(confusions: dict[str, np.ndarray], rounds: int = BOOTSTRAP_ROUNDS, seed: int = 0) -> np.ndarray:
-    """Indices of resampled sessions: int (rounds, n_sessions), sessions drawn with replacement."""
+    """Session bootstrap draws (Efron & Tibshirani 1993): sessions resampled with replacement.
+
+    Parameters
+    ----------
+    confusions : dict
+        session -> confusion matrix; only its length is used.
+    rounds : int
+        Number of bootstrap rounds.
+    seed : int
+        Seed of the draws.
+
+    Returns
+    -------
+    ndarray, int64, shape (rounds, n_sessions)
+        Indices into the sessions of ``confusions``.
+    """
     n = len(confusions)
     return np.random.default_rng(seed).integers(0, n, size=(rounds, n))
 
 
 def agreement(confusions: dict[str, np.ndarray], draws: np.ndarray) -> dict:
-    """Pooled κ and macro-F1 with 95 % percentile intervals over session bootstrap ``draws``, and the spread of the
-    per-session values (mean, SD, min, max)."""
+    """Pooled κ and macro-F1 with 95 % percentile intervals over session-bootstrap ``draws``, and the spread of the
+    per-session values.
+
+    Parameters
+    ----------
+    confusions : dict
+        session -> confusion matrix (K, K) of that session's test frames.
+    draws : ndarray, int, shape (rounds, n_sessions)
+        From :func:`session_bootstrap`.
+
+    Returns
+    -------
+    dict
+        ``kappa``, ``kappa_ci95``, ``f1_macro``, ``f1_macro_ci95`` (pooled over sessions) and per-session mean, SD,
+        min and max of κ and macro-F1.
+    """
     stack = np.stack(list(confusions.values()))
     pooled = stack.sum(0)
     boot = stack[draws].sum(1)
@@ -393,8 +498,26 @@ class CVResult:
 
 
 def summary_line(agree: dict, beats: dict, human: dict | None, min_dur_ms: float, note: str = "") -> str:
-    """One line: pooled κ [95 % CI] of the model (and smoothed), of both baselines, whether the model beats them
-    (session-bootstrap interval of the κ difference above 0), the human reference and the label-set note."""
+    """One line for people: pooled κ [95 % CI] of the model (and smoothed), of both baselines, whether the model beats
+    them (session-bootstrap interval of the κ difference above 0), the human reference and the label-set note.
+
+    Parameters
+    ----------
+    agree : dict
+        variant -> :func:`agreement` result (``model``, ``model_smoothed``, ``logreg``, ``majority``).
+    beats : dict
+        baseline -> ``{"beats": bool, ...}``.
+    human : dict or None
+        Inter-coder agreement, when known.
+    min_dur_ms : float
+        Minimum segment length (ms) of the smoothed variant (0: no smoothed variant shown).
+    note : str
+        Label-set decision to state (:attr:`nova_infant.icep.schemes.LabelMap.note`).
+
+    Returns
+    -------
+    str
+    """
     def k(v):
         a = agree[v]
         return f"{a['kappa']:.3f} [{a['kappa_ci95'][0]:.3f}, {a['kappa_ci95'][1]:.3f}]"
@@ -611,9 +734,20 @@ def combine_folds(plan: dict, fold_results: list[FoldResult]) -> CVResult:
 
 
 def fold_record(fold: FoldResult, plan: dict) -> dict:
-    """JSON-ready record of one fold for its fold file: the plan's ``sha256``, the fold's sessions, grid selection,
-    trained configuration, best epoch, scores and every test session's frame labels (gold, model and variants as
-    int lists). :func:`fold_from_record` reads it back."""
+    """JSON-ready record of one fold for its fold file; :func:`fold_from_record` reads it back.
+
+    Parameters
+    ----------
+    fold : FoldResult
+    plan : dict
+        The CV plan; its ``sha256`` is stored so a fold file of another plan is refused.
+
+    Returns
+    -------
+    dict
+        The plan's ``sha256``, the fold's sessions, grid selection, chosen point, trained configuration, best epoch,
+        scores and every test session's frame labels (gold, model and variants as int lists).
+    """
     return {"plan_sha256": plan["sha256"], "fold": fold.index, "train": fold.train, "val": fold.val,
             "test": fold.test, "chosen": fold.chosen, "selection": fold.selection, "scores": fold.scores,
             "trained_config": fold.trained_config, "best_epoch": int(fold.best_epoch),
@@ -623,7 +757,17 @@ def fold_record(fold: FoldResult, plan: dict) -> dict:
 
 
 def fold_from_record(record: dict) -> FoldResult:
-    """The :class:`FoldResult` of a fold record (``fitted`` is None: the model stays where the fold ran)."""
+    """The :class:`FoldResult` of a :func:`fold_record` dict.
+
+    Parameters
+    ----------
+    record : dict
+
+    Returns
+    -------
+    FoldResult
+        With ``fitted`` None (the model stays where the fold ran); labels as int64 arrays.
+    """
     preds, variants = {}, {}
     for name, frames in record["predictions"].items():
         preds[name] = (np.asarray(frames["gold"], np.int64), np.asarray(frames["model"], np.int64))
