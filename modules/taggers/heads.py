@@ -1,4 +1,4 @@
-"""Trainable heads over frozen embeddings, in VIBA-Net's "VGGishNet" shape (seed 000, §3.3 and Fig. 4).
+"""Trainable heads over frozen embeddings, in VIBA-Net's "VGGishNet" shape (Ong et al., WACV-W'25, §3.3 and Fig. 4).
 
 Input (batch, T, dim) -> temporal average pooling over T -> [Linear -> BatchNorm1d -> LeakyReLU -> Dropout] per
 hidden layer (default 64, 32, the paper's best configuration, §4.2) -> Linear -> sigmoid (multi-label audio events)
