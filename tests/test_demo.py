@@ -32,11 +32,12 @@ def test_demo_builds_a_minute_session_runs_every_module_and_prints_what_the_file
 
     # the printed summary is what the files hold
     assert f"timeline:       {tmp_path / 'timeline.png'}" in out and str(tmp_path / "timeline.html") in out
-    printed = dict(re.findall(r"^  audio_events/(\w+): (\d+ segments, [\d.]+ s)$", out, re.M))
+    printed = dict(re.findall(r"^  audio_events/(\w+): (\d+ segments?, [\d.]+ s)$", out, re.M))
     assert len(printed) == 9
     for event, line in printed.items():
         rows = segments(read_annotation(folder / f"session.audio_event_{event}.annotation"))
-        assert line == f"{len(rows)} segments, {(rows['to'] - rows['from']).sum() / 1000:.1f} s", event
+        plural = "" if len(rows) == 1 else "s"
+        assert line == f"{len(rows)} segment{plural}, {(rows['to'] - rows['from']).sum() / 1000:.1f} s", event
     # and what they hold is right: LibriVox speech fills 44 s of the soundtrack, sonic-pi music 28 s
     speech_s = float(printed["speech"].split(", ")[1][:-2])
     music_s = float(printed["music"].split(", ")[1][:-2])
@@ -44,7 +45,7 @@ def test_demo_builds_a_minute_session_runs_every_module_and_prints_what_the_file
     emotion = segments(read_annotation(folder / "infant.emotion.annotation"))
     for cls, name in enumerate(["calm", "laughing", "crying", "uncertain", "no_face"]):
         mine = emotion[emotion["id"] == cls]
-        assert f"  emotion_tagger/emotion/{name}: {len(mine)} segments, " \
+        assert f"  emotion_tagger/emotion/{name}: {len(mine)} segment{'' if len(mine) == 1 else 's'}, " \
                f"{(mine['to'] - mine['from']).sum() / 1000:.1f} s\n" in out
     assert "  dinov2_pca/dinov2_pca: 1601 rows x 1024 dims at 25 Hz, 64.0 s (UNTRAINED STAND-IN" in out
     box = load_ssi_stream(folder / "infant.face_box.stream").data
@@ -57,3 +58,27 @@ def test_demo_builds_a_minute_session_runs_every_module_and_prints_what_the_file
     for path in written:
         assert path.name.rsplit(".", 1)[0] in page, path.name
     assert np.isfinite(dinov2.data).all()
+
+
+def test_track_summaries_read_each_written_track_back(tmp_path):
+    from nova_infant.cli.demo import track_summaries
+    from nova_infant.core.nova_io import make_ssi_stream, write_ssi_stream
+    from nova_infant.taggers.outputs import continuous_annotation, discrete_annotation, write_annotation
+
+    seg = np.array([(0, 1500, 0, 0.9), (4000, 4250, 0, 0.8)],
+                   dtype=[("from", "<i4"), ("to", "<i4"), ("id", "<i4"), ("conf", "<f4")])
+    speech = write_annotation(discrete_annotation(seg, ["speech"], "audio_event_speech"), tmp_path / "s.annotation")
+    emotion = write_annotation(discrete_annotation(seg[:1], ["calm", "crying"], "emotion"), tmp_path / "e.annotation")
+    score = np.array([0.5, -0.5, 0.0, 1.0], np.float32)
+    valence = write_annotation(continuous_annotation(score, np.array([1, 1, 0, 1], np.float32), 25.0, "valence", -1, 1),
+                               tmp_path / "v.annotation")
+    stream = write_ssi_stream(make_ssi_stream(np.zeros((50, 3), np.float32), 25.0, "feature;test", ["a", "b", "c"],
+                                              custom_meta={"weights": "untrained-stand-in"}), tmp_path / "f.stream")
+    lines = [s.line() for s in track_summaries({speech: ("audio_events", "speech"), emotion: ("emotion_tagger", "emotion"),
+                                                valence: ("emotion_tagger", "valence"), stream: ("x", "feat"),
+                                                tmp_path / "never.stream": ("x", "missing")})]
+    assert lines == ["audio_events/speech: 2 segments, 1.8 s",
+                     "emotion_tagger/emotion/calm: 1 segment, 1.5 s",
+                     "emotion_tagger/emotion/crying: 0 segments, 0.0 s",
+                     "emotion_tagger/valence: 4 frames at 25 Hz, mean +0.33",
+                     "x/feat: 50 rows x 3 dims at 25 Hz, 2.0 s (UNTRAINED STAND-IN: features meaningless)"]

@@ -179,7 +179,7 @@ class TrackSummary:
         """One printed line, e.g. ``audio_events/speech: 14 segments, 31.2 s``."""
         name = f"{self.module}/{self.track}"
         if self.kind == "discrete":
-            return f"{name}: {self.segments} segments, {self.seconds:.1f} s"
+            return f"{name}: {self.segments} segment{'' if self.segments == 1 else 's'}, {self.seconds:.1f} s"
         if self.kind == "continuous":
             return f"{name}: {self.rows} frames at {self.rate_hz:g} Hz, mean {self.mean:+.2f}"
         stand_in = " (UNTRAINED STAND-IN: features meaningless)" if self.weights == "untrained-stand-in" else ""
