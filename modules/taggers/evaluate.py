@@ -17,7 +17,20 @@ import numpy as np
 
 
 def temporal_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix of intervals a (n, 2) and b (m, 2) in ms -> (n, m) float64."""
+    """Temporal intersection over union of every pair of intervals.
+
+    Parameters
+    ----------
+    a : ndarray, float, shape (n, 2)
+        (start, end) in ms.
+    b : ndarray, float, shape (m, 2)
+        (start, end) in ms.
+
+    Returns
+    -------
+    ndarray, float64, shape (n, m)
+        0 where a pair does not overlap (or both are empty).
+    """
     a, b = np.asarray(a, float).reshape(-1, 2), np.asarray(b, float).reshape(-1, 2)
     inter = np.clip(np.minimum(a[:, None, 1], b[None, :, 1]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
     union = (a[:, 1] - a[:, 0])[:, None] + (b[:, 1] - b[:, 0])[None, :] - inter
@@ -81,8 +94,22 @@ def match_events(pred: np.ndarray, ref: np.ndarray, iou: float = 0.5) -> list[tu
 
 def frame_scores_by_class(reference: dict, predicted: dict, grid, min_conf: float = 0.5) -> dict:
     """Frame-level precision / recall / F1 per class on a session grid (a row is on when its centre lies inside an
-    interval; predictions below ``min_conf`` ignored). Inputs as for :func:`event_scores`. JSON-ready dict
-    ``{class: {"tp", "fp", "fn", "precision", "recall", "f1"}}``."""
+    interval; predictions below ``min_conf`` ignored).
+
+    Parameters
+    ----------
+    reference, predicted : dict
+        As for :func:`event_scores`: ``{class: [(start_ms, end_ms[, conf]), ...]}``.
+    grid : FrameGrid
+        The session's grid.
+    min_conf : float
+        Confidence a predicted interval needs, 0..1.
+
+    Returns
+    -------
+    dict
+        JSON-ready ``{class: {"tp", "fp", "fn", "precision", "recall", "f1"}}`` (counts in frames).
+    """
     centres = grid.centres_ms()
 
     def on(intervals):
@@ -152,7 +179,20 @@ def _prf(tp, fp, fn) -> dict:
 
 
 def segments_to_frames(segments: list[tuple[float, float, str]], classes: list[str], grid) -> np.ndarray:
-    """Class id per grid row by interval lookup at the row centre; -1 where no segment of ``classes`` covers it."""
+    """Class id per grid row by interval lookup at the row centre (the alignment rule of docs/alignment.md).
+
+    Parameters
+    ----------
+    segments : list of (start_ms, end_ms, class name)
+    classes : list of str
+        Class names; their position is the id.
+    grid : FrameGrid
+
+    Returns
+    -------
+    ndarray, int64, shape (grid.n_frames,)
+        -1 where no segment of ``classes`` covers the row centre.
+    """
     labels = np.full(grid.n_frames, -1, np.int64)
     centres = grid.centres_ms()
     index = {c: i for i, c in enumerate(classes)}
@@ -163,8 +203,22 @@ def segments_to_frames(segments: list[tuple[float, float, str]], classes: list[s
 
 
 def emotion_scores(reference: np.ndarray, predicted: np.ndarray, classes: list[str]) -> dict:
-    """Per-class accuracy (recall), accuracy, macro-F1, Cohen's kappa (0.0 when undefined), confusion matrix over
-    frames with labels on both sides (-1 = none), via :func:`nova_infant.core.metrics.frame_scores`. JSON-ready dict."""
+    """Frame scores of the emotion tagger against a coder, over frames labelled on both sides
+    (:func:`nova_infant.core.metrics.frame_scores`, scikit-learn).
+
+    Parameters
+    ----------
+    reference, predicted : ndarray, int64, shape (n_frames,)
+        Class ids on one grid; -1 = no label (left out).
+    classes : list of str
+        Names of the ids.
+
+    Returns
+    -------
+    dict
+        JSON-ready: per-class accuracy (recall), accuracy, macro-F1, Cohen's kappa (0.0 when undefined) and the
+        confusion matrix.
+    """
     from nova_infant.core.metrics import frame_scores
 
     result = frame_scores(reference, predicted, classes)
