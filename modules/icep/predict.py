@@ -25,7 +25,18 @@ def smooth_min_duration(labels: np.ndarray, probs: np.ndarray, min_frames: int) 
     """Remove runs shorter than ``min_frames``: each (shortest first) joins the neighbouring run whose class has the
     higher mean probability over it. A session that is one short run stays as is.
 
-    labels : int (n,); probs : float (n, C). Returns int64 (n,).
+    Parameters
+    ----------
+    labels : ndarray, int, shape (n_frames,)
+        Predicted class per frame.
+    probs : ndarray, float, shape (n_frames, C)
+        Class probabilities per frame.
+    min_frames : int
+        Shortest run kept (``min_dur_ms / step_ms``); 0 or 1 keeps every run.
+
+    Returns
+    -------
+    ndarray, int64, shape (n_frames,)
     """
     labels = np.asarray(labels, np.int64).copy()
     if min_frames <= 1 or len(labels) == 0:
@@ -51,8 +62,19 @@ def smooth_min_duration(labels: np.ndarray, probs: np.ndarray, min_frames: int) 
 
 @dataclass
 class Prediction:
-    """Per-frame result: ``labels`` int64 (n,), ``conf`` float32 (n,) (probability of the label), ``probs`` float32
-    (n, C), ``step_ms``."""
+    """Per-frame result of a bundle on one session.
+
+    Attributes
+    ----------
+    labels : ndarray, int64, shape (n_frames,)
+        Predicted class ids (the bundle's label map).
+    conf : ndarray, float32, shape (n_frames,)
+        Probability of the predicted class.
+    probs : ndarray, float32, shape (n_frames, C)
+        Class probabilities.
+    step_ms : float
+        Frame step of the grid in ms.
+    """
 
     labels: np.ndarray
     conf: np.ndarray
@@ -85,8 +107,22 @@ def predict_session(bundle: Bundle, session: SessionData, min_dur_ms: float = 0.
 
 def discrete_annotation(bundle: Bundle, pred: Prediction, role: str = "", annotator: str = "", session: str = "",
                         dataset: str = "", scheme=None):
-    """discover-utils ``DiscreteAnnotation`` of the prediction (scheme: ``scheme`` if given, e.g. a DB template's,
-    else the label map's)."""
+    """The prediction as a discover-utils ``DiscreteAnnotation`` (segments of equal labels, ms; conf = mean
+    probability of the segment's class).
+
+    Parameters
+    ----------
+    bundle : Bundle
+    pred : Prediction
+    role, annotator, session, dataset : str
+        NOVA metadata.
+    scheme : discover-utils ``DiscreteAnnotationScheme``, optional
+        The output's scheme (a NOVA database template's); default the label map's target scheme.
+
+    Returns
+    -------
+    discover_utils.data.annotation.DiscreteAnnotation
+    """
     from discover_utils.data.annotation import DiscreteAnnotation
 
     scheme = scheme or bundle.label_map.target.discover_scheme()
@@ -96,7 +132,21 @@ def discrete_annotation(bundle: Bundle, pred: Prediction, role: str = "", annota
 
 def probability_annotations(bundle: Bundle, pred: Prediction, role: str = "", annotator: str = "",
                             session: str = "", dataset: str = "") -> dict:
-    """``{class name: ContinuousAnnotation}``: probability per frame at ``1000 / step_ms`` Hz, range 0..1."""
+    """One continuous NOVA annotation per class: its probability per frame.
+
+    Parameters
+    ----------
+    bundle : Bundle
+    pred : Prediction
+    role, annotator, session, dataset : str
+        NOVA metadata.
+
+    Returns
+    -------
+    dict
+        ``{class name: ContinuousAnnotation}`` of scheme ``<target scheme>-p<class>`` at ``1000 / step_ms`` Hz, range
+        0..1, conf 1.
+    """
     from discover_utils.data.annotation import ContinuousAnnotation, ContinuousAnnotationScheme
     from discover_utils.utils.type_definitions import LabelDType
 
