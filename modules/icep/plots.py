@@ -18,7 +18,21 @@ def _pyplot():
 
 
 def plot_confusion(matrix, class_names: list[str], path: str | os.PathLike, title: str = "") -> Path:
-    """Row-normalised confusion matrix (rows = human coder, columns = model) with counts; written as PNG."""
+    """Row-normalised confusion matrix with counts, written as a PNG (matplotlib).
+
+    Parameters
+    ----------
+    matrix : array-like, shape (K, K)
+        Frame counts, rows = human coder, columns = model.
+    class_names : list of str
+    path : path
+        Output PNG (replaced atomically).
+    title : str
+
+    Returns
+    -------
+    pathlib.Path
+    """
     plt = _pyplot()
     m = np.asarray(matrix, np.float64)
     norm = m / np.maximum(m.sum(1, keepdims=True), 1)
@@ -46,7 +60,25 @@ def _save(plt, fig, path) -> Path:
 
 def plot_timeline(gold: np.ndarray, pred: np.ndarray, step_ms: float, class_names: list[str], colors: list[str],
                   path: str | os.PathLike, title: str = "") -> Path:
-    """Two rows of coloured spans over time (s): the human coder's labels (-1 = unscored, white) and the model's."""
+    """Two rows of coloured spans over time (s): the human coder's labels and the model's, written as a PNG.
+
+    Parameters
+    ----------
+    gold, pred : ndarray, int64, shape (n_frames,)
+        Class ids per frame; -1 = unscored (white).
+    step_ms : float
+        Frame step in ms.
+    class_names : list of str
+    colors : list of str
+        NOVA colours ``#AARRGGBB`` per class.
+    path : path
+        Output PNG (replaced atomically).
+    title : str
+
+    Returns
+    -------
+    pathlib.Path
+    """
     from matplotlib.colors import to_rgb
 
     plt = _pyplot()
@@ -67,8 +99,21 @@ def plot_timeline(gold: np.ndarray, pred: np.ndarray, step_ms: float, class_name
 
 
 def plot_session_kappa(summary: dict, path: str | os.PathLike, title: str = "") -> Path:
-    """Cohen's κ per test session (one row each) for the model, the smoothed model and both baselines, with the
-    pooled κ and its 95 % session-bootstrap interval of each in the legend (``CVResult.summary``)."""
+    """Cohen's κ per test session (one row each) for the model, the smoothed model and both baselines, with the pooled κ
+    and its 95 % session-bootstrap interval of each in the legend; written as a PNG.
+
+    Parameters
+    ----------
+    summary : dict
+        ``CVResult.summary`` (``per_session`` and ``agreement``).
+    path : path
+        Output PNG (replaced atomically).
+    title : str
+
+    Returns
+    -------
+    pathlib.Path
+    """
     plt = _pyplot()
     rows = summary["per_session"]
     names = list(rows)
@@ -94,8 +139,24 @@ def plot_session_kappa(summary: dict, path: str | os.PathLike, title: str = "") 
 
 
 def write_cv_pictures(result, lmap, out_dir: str | os.PathLike, step_ms_by_session: dict) -> list[Path]:
-    """Pooled confusion matrix, per-session κ against the baselines, and one timeline per test session of a
-    :class:`~.evaluation.CVResult`."""
+    """The pictures of a cross-validation: pooled confusion matrix, per-session κ against the baselines, and one
+    timeline per test session.
+
+    Parameters
+    ----------
+    result : CVResult
+    lmap : LabelMap
+        Gives the class names, colours and the label-set note for the titles.
+    out_dir : path
+        Folder the PNGs go to.
+    step_ms_by_session : dict
+        session -> frame step in ms.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The written PNGs.
+    """
     out = Path(out_dir)
     names, colors = lmap.target.names, [c.get("color", "#FF000000") for c in lmap.target.classes]
     note = f"\n{lmap.note}" if lmap.note else ""
