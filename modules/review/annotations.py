@@ -22,7 +22,21 @@ GARBAGE_COLOR = "#FF404040"
 
 
 def read_annotation(path: str | os.PathLike):
-    """Load a NOVA ``.annotation``; see :func:`nova_infant.core.nova_io.read_annotation` (raises ``AnnotationError``)."""
+    """Load a NOVA ``.annotation`` (:func:`nova_infant.core.nova_io.read_annotation`, discover-utils ``FileHandler``).
+
+    Parameters
+    ----------
+    path : path
+
+    Returns
+    -------
+    discover-utils ``DiscreteAnnotation``, ``ContinuousAnnotation`` or ``FreeAnnotation``
+
+    Raises
+    ------
+    AnnotationError
+        If the file or its ``~`` data file is missing or cannot be parsed.
+    """
     return nova_io.read_annotation(path)
 
 
@@ -41,15 +55,38 @@ def write_annotation(annotation, path: str | os.PathLike) -> Path:
 
 
 def is_discrete(annotation) -> bool:
-    """True for a ``DiscreteAnnotation``."""
+    """True for a discover-utils ``DiscreteAnnotation``.
+
+    Parameters
+    ----------
+    annotation : discover-utils annotation
+
+    Returns
+    -------
+    bool
+    """
     from discover_utils.data.annotation import DiscreteAnnotation
 
     return isinstance(annotation, DiscreteAnnotation)
 
 
 def scheme_classes(annotation) -> list[SchemeClass]:
-    """Classes of a discrete annotation's scheme, sorted by id (ids normalised to int, colour default grey); see
-    :func:`nova_infant.core.schemes.annotation_scheme`."""
+    """Classes of a discrete annotation's scheme (:func:`nova_infant.core.schemes.annotation_scheme`).
+
+    Parameters
+    ----------
+    annotation : discover-utils ``DiscreteAnnotation``
+
+    Returns
+    -------
+    list of SchemeClass
+        Sorted by id; ids normalised to int, colour default grey.
+
+    Raises
+    ------
+    AnnotationError
+        If a class id is not an integer.
+    """
     return annotation_scheme(annotation).scheme_classes
 
 
@@ -68,7 +105,17 @@ def segments(annotation) -> np.ndarray:
 
 
 def end_ms(annotation) -> float:
-    """Time in ms where the annotation's last segment (or continuous sample) ends; 0 for an empty one."""
+    """Time in ms where the annotation's content ends.
+
+    Parameters
+    ----------
+    annotation : discover-utils annotation
+
+    Returns
+    -------
+    float
+        The last segment's end (discrete, free) or ``n_samples * 1000 / sample_rate`` (continuous); 0 when empty.
+    """
     data = annotation.data
     if data is None or len(data) == 0:
         return 0.0
@@ -113,7 +160,18 @@ def sample_frames(annotation, step_ms: float, n_frames: int) -> np.ndarray:
 
 
 def describe(annotation, fallback: str = "") -> str:
-    """Short track title ``role.scheme.annotator`` (NOVA's file naming), or ``fallback`` when fields are empty."""
+    """Short track title ``role.scheme.annotator`` (NOVA's file naming).
+
+    Parameters
+    ----------
+    annotation : discover-utils annotation
+    fallback : str
+        Returned when role, scheme name and annotator are all empty.
+
+    Returns
+    -------
+    str
+    """
     meta = annotation.meta_data
     parts = [getattr(meta, "role", None), annotation.annotation_scheme.name, getattr(meta, "annotator", None)]
     parts = [str(p) for p in parts if p]
