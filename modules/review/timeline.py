@@ -28,7 +28,18 @@ MAX_STRIP_COLUMNS = 2000  # feature strip width in columns (frames are averaged 
 
 
 def nova_color_to_rgba(color: str) -> tuple[float, float, float, float]:
-    """NOVA ``#AARRGGBB`` (or ``#RRGGBB``) to a matplotlib RGBA tuple in 0..1; malformed → mid grey."""
+    """NOVA colour to a matplotlib RGBA tuple.
+
+    Parameters
+    ----------
+    color : str
+        ``#AARRGGBB`` (NOVA) or ``#RRGGBB``.
+
+    Returns
+    -------
+    tuple of 4 float
+        (r, g, b, a) in 0..1; alpha at least 0.25 (fully transparent classes would vanish); mid grey when malformed.
+    """
     text = str(color).lstrip("#")
     try:
         if len(text) == 8:
@@ -43,7 +54,18 @@ def nova_color_to_rgba(color: str) -> tuple[float, float, float, float]:
 
 
 def nova_color_to_css(color: str) -> str:
-    """NOVA ``#AARRGGBB`` to CSS ``#rrggbb`` (alpha dropped: tracks are drawn opaque)."""
+    """NOVA colour to CSS.
+
+    Parameters
+    ----------
+    color : str
+        ``#AARRGGBB`` (NOVA) or ``#RRGGBB``.
+
+    Returns
+    -------
+    str
+        ``#rrggbb`` (alpha dropped: tracks are drawn opaque); mid grey when malformed.
+    """
     r, g, b, _ = nova_color_to_rgba(color)
     return "#{:02x}{:02x}{:02x}".format(round(r * 255), round(g * 255), round(b * 255))
 
