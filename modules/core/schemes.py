@@ -233,7 +233,18 @@ def load_scheme(name_or_path: str | os.PathLike) -> Scheme:
 
 
 def package_scheme(name: str) -> Scheme | None:
-    """The package scheme called ``name`` (NOVA scheme name), or None when the package has none of that name."""
+    """The package scheme called ``name``, or None.
+
+    Parameters
+    ----------
+    name : str
+        NOVA scheme name or file stem of ``data/schemes/*.json`` (a path is not looked up).
+
+    Returns
+    -------
+    Scheme or None
+        None when the package has no scheme of that name (e.g. a lab's own scheme).
+    """
     try:
         return load_scheme(name) if not Path(name).suffix else None
     except AnnotationError:
@@ -281,7 +292,17 @@ def annotation_scheme(annotation_or_scheme, source: str = "annotation") -> Schem
 
 
 def is_discrete_scheme(annotation_or_scheme) -> bool:
-    """True when a discover-utils annotation (or scheme) is discrete (its scheme has ``classes``)."""
+    """Whether a discover-utils annotation (or its scheme) is discrete.
+
+    Parameters
+    ----------
+    annotation_or_scheme : discover-utils annotation or annotation scheme
+
+    Returns
+    -------
+    bool
+        True when the scheme has ``classes``.
+    """
     scheme = getattr(annotation_or_scheme, "annotation_scheme", annotation_or_scheme)
     return getattr(scheme, "classes", None) is not None
 
