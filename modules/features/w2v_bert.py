@@ -315,7 +315,23 @@ def extract_w2v_bert(audio_path: str, model: str | LoadedBackbone = DEFAULT_W2V_
 
 
 def read_audio_16k(path: str) -> tuple[np.ndarray, int]:
-    """``media.read_audio(path, 16000)``: mono (channel mean) float32 at 16 kHz. Raises ``AudioDecodeError``."""
+    """Read audio for the encoder: :func:`nova_infant.core.media.read_audio` at 16 kHz.
+
+    Parameters
+    ----------
+    path : str
+        Audio file or a video with an audio track.
+
+    Returns
+    -------
+    (samples, sample_rate) : (ndarray, float32, shape (n_samples,); int)
+        Mono (channel mean) samples in [-1, 1] and 16000 Hz.
+
+    Raises
+    ------
+    AudioDecodeError
+        If the file is missing, has no audio or holds no or non-finite samples.
+    """
     from nova_infant.core.media import read_audio
 
     return read_audio(str(path), target_sr=SAMPLE_RATE_HZ)
@@ -323,8 +339,28 @@ def read_audio_16k(path: str) -> tuple[np.ndarray, int]:
 
 def to_stream(features: np.ndarray, grid: FrameGrid, metadata: dict, name: str | None = None, role: str | None = None,
               session: str | None = None, dataset: str | None = None):
-    """Wrap features as an ``SSIStream``: float32 (n, dim) at ``1000/step`` Hz, media type ``feature;audio;w2vbert``,
-    dims ``w2vbert_<i>``, ``metadata`` in the header's ``<meta>``. Raises ``StreamError`` (NaN/inf, empty)."""
+    """Wrap features as an ``SSIStream`` (discover-utils).
+
+    Parameters
+    ----------
+    features : ndarray, float32, shape (n_frames, dim)
+    grid : FrameGrid
+        The session grid; the stream's rate is ``1000 / step_ms`` Hz.
+    metadata : dict
+        Written into the header's ``<meta>`` (model, weights, precision, ...).
+    name, role, session, dataset : str, optional
+        NOVA metadata.
+
+    Returns
+    -------
+    discover_utils.data.stream.SSIStream
+        Media type ``feature;audio;w2vbert``, dims ``w2vbert_<i>``.
+
+    Raises
+    ------
+    StreamError
+        If the features are empty or not finite.
+    """
     from nova_infant.core.nova_io import make_ssi_stream
 
     dims = [f"w2vbert_{i}" for i in range(features.shape[1])]
