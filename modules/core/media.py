@@ -288,7 +288,21 @@ class VideoSource:
 
 
 def probe_video(path: str) -> VideoInfo:
-    """Open ``path`` and return its :class:`VideoInfo` (raises ``VideoDecodeError``)."""
+    """Frame count, rate, size and duration of a video without decoding it (:class:`VideoSource`).
+
+    Parameters
+    ----------
+    path : str
+
+    Returns
+    -------
+    VideoInfo
+
+    Raises
+    ------
+    VideoDecodeError
+        If the file is missing or has no readable video stream.
+    """
     return VideoSource(path).info
 
 
@@ -372,7 +386,21 @@ def read_audio(path: str, target_sr: int | None = 16000) -> tuple[np.ndarray, in
 
 
 def resample(signal: np.ndarray, sr_in: int, sr_out: int | None) -> np.ndarray:
-    """Resample a 1-D float signal from ``sr_in`` to ``sr_out`` Hz (scipy polyphase); float32 out."""
+    """Resample a mono signal with a polyphase filter (``scipy.signal.resample_poly``, ratio reduced by
+    ``fractions.Fraction``).
+
+    Parameters
+    ----------
+    signal : ndarray, float, shape (n_samples,)
+    sr_in : int
+        Input rate in Hz.
+    sr_out : int or None
+        Output rate in Hz; None or equal to ``sr_in`` returns the input as float32.
+
+    Returns
+    -------
+    ndarray, float32, shape (about n_samples * sr_out / sr_in,)
+    """
     if not sr_out or int(sr_in) == int(sr_out):
         return np.asarray(signal, dtype=np.float32)
     from scipy.signal import resample_poly
