@@ -165,11 +165,21 @@ def resolve_precision(precision: str | None, device, bf16: bool | None = None) -
 
 
 def place_model(model, device, precision: str):
-    """Move ``model`` to ``device`` in ``precision`` (from :func:`resolve_precision`), eval mode.
+    """Move a model to its device in the chosen precision, in eval mode.
 
-    Returns ``(model, input dtype)``: bf16 on CUDA casts the weights (inputs bfloat16); bf16 on CPU keeps float32
-    weights for ``torch.autocast``; int8 replaces every ``torch.nn.Linear`` by a dynamically quantised one (int8
-    weights, activations quantised per batch; PyTorch ``torch.ao.quantization.quantize_dynamic``).
+    Parameters
+    ----------
+    model : torch.nn.Module
+    device : torch.device
+    precision : str
+        ``"fp32"``, ``"bf16"`` or ``"int8"`` (from :func:`resolve_precision`).
+
+    Returns
+    -------
+    (model, input_dtype) : (torch.nn.Module, torch.dtype)
+        bf16 on CUDA casts the weights (inputs bfloat16); bf16 on CPU keeps float32 weights for ``torch.autocast``;
+        int8 replaces every ``torch.nn.Linear`` by a dynamically quantised one (int8 weights, activations quantised
+        per batch; PyTorch ``torch.ao.quantization.quantize_dynamic``).
     """
     import torch
 
