@@ -22,11 +22,29 @@ CONTEXT_CLASSES = ("Ineu", "Ipos", "Ipro")
 
 def context_task(n_frames: int, dim: int, rng: np.random.Generator, run: int = 20, pulse: float = 6.0,
                  cue: float = 0.25, p_event: float = 0.03) -> tuple[np.ndarray, np.ndarray]:
-    """Features (n_frames, dim) float32 and class per frame (n_frames,) int64 in {0, 1, 2}.
+    """A synthetic labelling task that needs temporal context (for tests and benchmarks of the ICEP-R models).
 
     Class 0 is the background; an event of class c in {1, 2} at frame t puts ``pulse`` into feature c-1 at frame t
-    only and labels frames t..t+run-1 as c. Every frame of class c also gets ``cue`` added to feature 2 + c
-    (a weak per-frame cue). Needs ``dim >= 5``.
+    only and labels frames t..t+run-1 as c. Every frame of class c also gets ``cue`` added to feature 2 + c (a weak
+    per-frame cue).
+
+    Parameters
+    ----------
+    n_frames, dim : int
+        Frames and feature width (``dim >= 5``).
+    rng : numpy.random.Generator
+    run : int
+        Frames an event's label lasts.
+    pulse, cue : float
+        Size of the event pulse and of the per-frame cue (noise is standard normal).
+    p_event : float
+        Probability of an event starting at a background frame.
+
+    Returns
+    -------
+    features : ndarray, float32, shape (n_frames, dim)
+    labels : ndarray, int64, shape (n_frames,)
+        In {0, 1, 2}.
     """
     x = rng.standard_normal((n_frames, dim)).astype(np.float32)
     y = np.zeros(n_frames, np.int64)
@@ -47,11 +65,29 @@ def context_task(n_frames: int, dim: int, rng: np.random.Generator, run: int = 2
 def write_session(root: str | os.PathLike, dataset: str, session: str, streams: dict, labels: np.ndarray | None,
                   step_ms: float, role: str = "infant", annotator: str = "gold",
                   class_names=CONTEXT_CLASSES) -> Path:
-    """Write one NOVA file-mode session ``<root>/<dataset>/<session>/``.
+    """Write one synthetic NOVA file-mode session ``<root>/<dataset>/<session>/``.
 
-    streams : {"<role>.<name>": (array (n, dim), sample_rate_hz, media_type[, header meta dict])}
-    labels : int (n,) synthetic class per frame (index into ``class_names``; -1 = garbage, -2 = no annotation);
-        written as ``<role>.ICEP-R-<role>.<annotator>.annotation`` in the full ICEP-R scheme of ``role``.
+    Parameters
+    ----------
+    root : path
+        NOVA data folder.
+    dataset, session : str
+    streams : dict
+        ``{"<role>.<name>": (array float32 (n, dim), sample_rate_hz, media_type[, header meta dict])}``, each written
+        as ``<role>.<name>.stream``.
+    labels : ndarray, int, shape (n_frames,), or None
+        Class per frame (index into ``class_names``; -1 = garbage, -2 = no annotation), written as
+        ``<role>.ICEP-R-<role>.<annotator>.annotation`` in the full ICEP-R scheme of ``role``; None writes none.
+    step_ms : float
+        Frame step of ``labels`` in ms.
+    role, annotator : str
+    class_names : list of str
+        Names of the label ids (ICEP-R codes of the full scheme).
+
+    Returns
+    -------
+    pathlib.Path
+        The session folder.
     """
     folder = Path(root) / dataset / session
     for name, (array, rate, media_type, *meta) in streams.items():
