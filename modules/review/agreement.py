@@ -181,7 +181,18 @@ def agreement_report(pairs: Sequence[tuple[str, str | os.PathLike, str | os.Path
 
 
 def write_report_json(report: dict, path: str | os.PathLike) -> Path:
-    """Write the report as indented JSON (temp file + rename)."""
+    """Write an agreement report as indented JSON, atomically (temp file + rename).
+
+    Parameters
+    ----------
+    report : dict
+        From :func:`agreement_report` (JSON-ready).
+    path : path
+
+    Returns
+    -------
+    pathlib.Path
+    """
     from nova_infant.core.nova_io import atomic_file
 
     path = Path(path)
