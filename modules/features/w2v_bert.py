@@ -42,11 +42,17 @@ MEDIA_TYPE = "feature;audio;w2vbert"
 
 @dataclass(frozen=True)
 class ChunkPlan:
-    """Where the encoder runs: equal-length windows ``[start, start + length)`` of input steps, and the part of
-    each window that is kept (``keep_from``/``keep_to``, absolute step indices, contiguous and covering all steps).
+    """Where the encoder runs: equal-length windows ``[start, start + length)`` of input steps, and the part of each
+    window that is kept (absolute step indices, contiguous and covering all steps).
 
-    Attributes: ``starts`` (int64 (n_chunks,)), ``length`` (steps per window), ``keep_from``/``keep_to`` (int64
-    (n_chunks,)).
+    Attributes
+    ----------
+    starts : ndarray, int64, shape (n_chunks,)
+        First input step of each window.
+    length : int
+        Input steps per window.
+    keep_from, keep_to : ndarray, int64, shape (n_chunks,)
+        The steps ``[keep_from, keep_to)`` each window contributes.
     """
 
     starts: np.ndarray
