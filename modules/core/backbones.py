@@ -36,11 +36,23 @@ _MODEL_TYPES = {"dinov2": ("dinov2", "dinov2_with_registers"), "w2v-bert": ("wav
 class LoadedBackbone:
     """A loaded model plus what the extractors need to know about it.
 
-    Attributes: ``model`` (torch module in eval mode on ``device``), ``processor`` (image processor or feature
-    extractor), ``source`` ("local directory", "Hugging Face cache", "hub"), ``name`` (id or path),
-    ``is_standin`` (random stand-in weights), ``device`` (torch.device), ``dtype`` (torch dtype of the model's
-    inputs: bfloat16 only for bf16 on CUDA, whose weights are cast; float32 otherwise), ``precision`` (the precision
-    actually used: "fp32", "bf16" or "int8", see :func:`resolve_precision`; written to the stream header).
+    Attributes
+    ----------
+    model : torch.nn.Module
+        In eval mode on ``device``.
+    processor : transformers image processor or feature extractor
+    source : str
+        Where the weights came from: "local directory", "Hugging Face cache" or "hub".
+    name : str
+        Hub id or path as given.
+    is_standin : bool
+        Random stand-in weights (:func:`save_standin`): the features are meaningless.
+    device : torch.device
+    dtype : torch.dtype
+        Of the model's inputs: bfloat16 only for bf16 on CUDA, whose weights are cast; float32 otherwise.
+    precision : str
+        The precision actually used, "fp32", "bf16" or "int8" (:func:`resolve_precision`); written to the stream
+        header.
     """
 
     model: object
