@@ -217,16 +217,37 @@ def rolling_average(probs: np.ndarray, valid: np.ndarray, window: int) -> np.nda
 
 @dataclass
 class EmotionResult:
-    """Tagger output.
+    """Emotion tagger output on one session grid.
 
-    Attributes: ``classes`` (scheme names), ``grid`` (FrameGrid of the outputs), ``sample_ms`` (times of the
-    sampled frames, ms), ``boxes`` ((n_samples, 5) x, y, w, h as fractions of the frame + detection score; zeros
-    where no face), ``has_face`` (bool, n_samples), ``probs`` ((n_samples, C) smoothed class probabilities),
-    ``valence`` ((n_samples,)), ``embeddings`` ((n_samples, 128)), ``labels``/``conf`` ((n_frames,) ids into
-    ``classes`` on the grid, ``uncertain``/``no_face`` ids when the scheme has them, else -1 = unlabelled),
-    ``grid_boxes`` ((n_frames, 5) in NOVA's face-box convention: ymin, xmin, ymax, xmax as
-    fractions of the frame + score, see :func:`nova_boxes`), ``grid_valence``/``grid_valence_conf`` ((n_frames,)),
-    ``events`` (LabelDType.DISCRETE segments), ``mode`` ("zero-shot" | "head:<path>").
+    Attributes
+    ----------
+    classes : list of str
+        Scheme class names (the infant classes, then the outcomes ``uncertain`` and ``no_face`` when present).
+    grid : FrameGrid
+        Grid of the outputs.
+    sample_ms : ndarray, float64, shape (n_samples,)
+        Times of the analysed frames (ms).
+    boxes : ndarray, float32, shape (n_samples, 5)
+        Face box x, y, w, h as fractions of the frame, and the detection score; zeros where no face.
+    has_face : ndarray, bool, shape (n_samples,)
+    probs : ndarray, float32, shape (n_samples, C)
+        Smoothed class probabilities.
+    valence : ndarray, float32, shape (n_samples,)
+        In [-1, 1] (:func:`valence`).
+    embeddings : ndarray, float32, shape (n_samples, 128)
+        Input of a trained head.
+    labels, conf : ndarray, shape (n_frames,)
+        int64 ids into ``classes`` on the grid (-1 = unlabelled) and float32 confidences.
+    grid_boxes : ndarray, float32, shape (n_frames, 5)
+        NOVA's face-box rows: ymin, xmin, ymax, xmax as fractions of the frame, and the score (:func:`nova_boxes`).
+    grid_valence, grid_valence_conf : ndarray, float32, shape (n_frames,)
+        Valence on the grid, and its confidence (0 where no face).
+    events : ndarray
+        ``LabelDType.DISCRETE`` segments (ms) of ``labels``.
+    mode : str
+        ``"zero-shot"`` or ``"head:<path>"``.
+    meta : dict
+        E.g. ``frame_size`` (W, H px).
     """
 
     classes: list
