@@ -476,12 +476,27 @@ def events_from_scores(scores: np.ndarray, step_ms: float, threshold: float = 0.
 
 @dataclass
 class AudioEventResult:
-    """Tagger output on one session grid.
+    """Audio-event tagger output on one session grid.
 
-    Attributes: ``classes`` (names, column order), ``available`` (bool per class; False = the model cannot produce
-    it), ``grid`` (FrameGrid), ``scores`` ((n_frames, C) float32 probabilities, 0 for unavailable classes),
-    ``events`` (list of ``LabelDType.DISCRETE`` arrays, one per class, ms), ``backend`` (name), ``mode``
-    ("zero-shot" | "head:<path>"), ``window_ms``/``hop_ms`` of the model.
+    Attributes
+    ----------
+    classes : list of str
+        Class names in column order.
+    available : list of bool
+        Per class; False = the model cannot produce it (no AudioSet label of it).
+    grid : FrameGrid
+    scores : ndarray, float32, shape (n_frames, C)
+        Probabilities on the grid; 0 for unavailable classes.
+    events : list of ndarray
+        One ``LabelDType.DISCRETE`` array per class (ms).
+    backend : str
+        Model name.
+    mode : str
+        ``"zero-shot"`` or ``"head:<path>"``.
+    window_ms, hop_ms : float
+        Window length and hop of the model.
+    meta : dict
+        E.g. ``thresholds`` per class and ``notes``.
     """
 
     classes: list
