@@ -663,9 +663,18 @@ def read_annotation(path: str | os.PathLike):
 
 @dataclass
 class StreamView:
-    """A feature stream opened lazily: ``data`` is a read-only ``np.memmap`` of shape (n_rows, dim), float32.
+    """A feature stream opened lazily (:func:`open_ssi_stream`).
 
-    Attributes: ``path``, ``data``, ``sample_rate_hz``, ``media_type``, ``meta`` (all ``<meta>`` attributes).
+    Attributes
+    ----------
+    path : pathlib.Path
+    data : numpy.memmap, shape (n_rows, dim)
+        Read-only; float32 for our streams (the header's ``type``).
+    sample_rate_hz : float
+    media_type : str
+        The header's ``type`` attribute (e.g. ``feature;video;dinov2``).
+    meta : dict
+        Every ``<meta>`` attribute of the header.
     """
 
     path: Path
