@@ -318,7 +318,7 @@ def macro_f1_from_confusion(cm: np.ndarray) -> float:
     Parameters
     ----------
     cm : ndarray, shape (K, K)
-        Frame counts, rows = coder, columns = model.
+        Frame counts (coder x model), as for :func:`kappa_from_confusion`.
 
     Returns
     -------

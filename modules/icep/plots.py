@@ -26,12 +26,13 @@ def plot_confusion(matrix, class_names: list[str], path: str | os.PathLike, titl
         Frame counts, rows = human coder, columns = model.
     class_names : list of str
     path : path
-        Output PNG (replaced atomically).
+        Output PNG of the matrix (replaced atomically).
     title : str
 
     Returns
     -------
     pathlib.Path
+        ``path``.
     """
     plt = _pyplot()
     m = np.asarray(matrix, np.float64)
@@ -71,9 +72,8 @@ def plot_timeline(gold: np.ndarray, pred: np.ndarray, step_ms: float, class_name
     class_names : list of str
     colors : list of str
         NOVA colours ``#AARRGGBB`` per class.
-    path : path
-        Output PNG (replaced atomically).
-    title : str
+    path, title : path, str
+        Output PNG (replaced atomically) and its title.
 
     Returns
     -------
@@ -107,8 +107,9 @@ def plot_session_kappa(summary: dict, path: str | os.PathLike, title: str = "") 
     summary : dict
         ``CVResult.summary`` (``per_session`` and ``agreement``).
     path : path
-        Output PNG (replaced atomically).
+        Output PNG, replaced atomically.
     title : str
+        Figure title (e.g. the label set).
 
     Returns
     -------

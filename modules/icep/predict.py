@@ -136,8 +136,8 @@ def probability_annotations(bundle: Bundle, pred: Prediction, role: str = "", an
 
     Parameters
     ----------
-    bundle : Bundle
-    pred : Prediction
+    bundle, pred : Bundle, Prediction
+        The model (its label map names the classes) and its prediction on one session.
     role, annotator, session, dataset : str
         NOVA metadata.
 

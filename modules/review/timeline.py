@@ -59,7 +59,7 @@ def nova_color_to_css(color: str) -> str:
     Parameters
     ----------
     color : str
-        ``#AARRGGBB`` (NOVA) or ``#RRGGBB``.
+        NOVA ``#AARRGGBB`` (or ``#RRGGBB``), as :func:`nova_color_to_rgba` reads it.
 
     Returns
     -------

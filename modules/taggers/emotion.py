@@ -154,7 +154,7 @@ def valence(probs: np.ndarray) -> np.ndarray:
     Parameters
     ----------
     probs : ndarray, float32, shape (n, 7)
-        FER2013 probabilities in :data:`FER_CLASSES` order.
+        FER2013 probabilities (columns as in :func:`map_fer`).
 
     Returns
     -------
@@ -489,17 +489,17 @@ def write_emotion_outputs(result: EmotionResult, out_prefix: str, role: str = "i
         Path prefix: ``<prefix>.emotion.annotation`` (discrete, scheme ``scheme``), ``<prefix>.face_box.stream``
         (:func:`face_box_stream`) and ``<prefix>.valence.annotation`` (continuous, grid rate, -1..1) are written.
     role, annotator, scheme : str
-        NOVA metadata of the annotations.
+        Role, annotator and discrete scheme name written into the annotations.
 
     Returns
     -------
     list of pathlib.Path
-        The written files.
+        The three files, in that order.
 
     Raises
     ------
     OutputError, StreamError
-        If a file cannot be written or the stream is malformed.
+        If a file cannot be written or the face-box stream is malformed.
     """
     from nova_infant.core.nova_io import write_ssi_stream
     from nova_infant.taggers.outputs import continuous_annotation, discrete_annotation, write_annotation
