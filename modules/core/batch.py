@@ -227,12 +227,7 @@ def sessions_in_file(path: str | os.PathLike) -> list[str]:
     names = list(dict.fromkeys(n for n in names if n))
     if not names:
         raise BatchError(f"{path}: names no session")
-    for name in names:
-        try:
-            check_session_name(name)
-        except NovaInfantError as exc:
-            raise BatchError(f"{path}: {exc}") from None
-    return names
+    return _checked_names(names, str(path))
 
 
 def sessions_in_db(uri: str, dataset: str, pattern: str | None = None) -> list[str]:
@@ -265,11 +260,16 @@ def sessions_in_db(uri: str, dataset: str, pattern: str | None = None) -> list[s
         names = nova_db.list_sessions(nova_db.connect(uri), dataset, pattern)
     except nova_db.NovaDatabaseError as exc:
         raise BatchError(str(exc)) from None
+    return _checked_names(names, f"NOVA database {dataset}")
+
+
+def _checked_names(names: list[str], where: str) -> list[str]:
+    """``names`` after :func:`check_session_name` on each; BatchError ``"<where>: ..."`` for the first bad one."""
     for name in names:
         try:
             check_session_name(name)
         except NovaInfantError as exc:
-            raise BatchError(f"NOVA database {dataset}: {exc}") from None
+            raise BatchError(f"{where}: {exc}") from None
     return names
 
 

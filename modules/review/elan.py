@@ -77,6 +77,7 @@ def export_elan(annotation_paths: Sequence[str | os.PathLike], out_path: str | o
     Returns
     -------
     pathlib.Path
+        ``out_path``.
 
     Raises
     ------
