@@ -55,10 +55,23 @@ def corpus_dir() -> Path:
 
 @dataclass
 class Recording:
-    """One training recording: ``path``, ``kind`` ("crying" | "speech" | "music" | "other" | "silence"),
-    ``group`` (recorder id for cries, source file for negatives: the unit of the grouped folds), ``band``
-    ("full" | "phone"), for made-up noise the ``signal`` itself (16 kHz float32), and ``speed`` (speech played
-    faster, which raises its pitch towards a child's: 1.0, 1.4, 1.8)."""
+    """One training recording of the crying model.
+
+    Attributes
+    ----------
+    path : str
+        Audio file (``a|b|c`` joins one-shots with 0.25 s gaps; ``.raw`` is 16 kHz s16le PCM).
+    kind : str
+        ``"crying"``, ``"speech"``, ``"music"``, ``"other"``, ``"silence"`` (or ``"crying+speech"`` for a mixture).
+    group : str
+        Recorder id for cries, source file for negatives: the unit of the grouped folds.
+    band : str
+        ``"full"`` or ``"phone"`` (8 kHz band, as a phone recording).
+    signal : ndarray, float32, shape (n_samples,), optional
+        For made-up noise, the 16 kHz signal itself.
+    speed : float
+        Speech played faster, which raises its pitch towards a child's (1.0, 1.4, 1.8).
+    """
 
     path: str
     kind: str
@@ -153,7 +166,23 @@ def negative_recordings(min_seconds: float = 1.0) -> list[Recording]:
 
 
 def read_recording(rec: Recording) -> np.ndarray:
-    """16 kHz mono float32 signal of a recording (joined one-shots, raw 16-bit PCM, phone band applied)."""
+    """The 16 kHz signal of a recording: one-shots joined, raw 16-bit PCM read, speed and phone band applied
+    (:func:`nova_infant.core.media.read_audio`, :func:`nova_infant.core.media.resample`).
+
+    Parameters
+    ----------
+    rec : Recording
+
+    Returns
+    -------
+    ndarray, float32, shape (n_samples,)
+        Mono, 16 kHz.
+
+    Raises
+    ------
+    AudioDecodeError
+        If a file cannot be read.
+    """
     from nova_infant.core.media import read_audio, resample
 
     if isinstance(rec.signal, _LazyMix):
@@ -176,10 +205,24 @@ def read_recording(rec: Recording) -> np.ndarray:
 
 def embed_recordings(recs: list[Recording], backend: str = "yamnet", cache: str | None = None,
                      progress: bool = True) -> list[tuple[np.ndarray, float]]:
-    """YAMNet logits and duration of every recording: ``[(logits (n_windows, 521) float32, duration ms)]``.
+    """YAMNet logits and duration of every recording.
 
-    Cached as ``.npz`` under ``cache`` when given (key: path, band, backend). Signals shorter than one window are
-    zero-padded to 975 ms (the zeros are part of the recording's silence).
+    Signals shorter than one window are zero-padded to 975 ms (the zeros are part of the recording's silence).
+
+    Parameters
+    ----------
+    recs : list of Recording
+    backend : str
+        Audio model (:func:`nova_infant.taggers.audio_events.load_backend`).
+    cache : str, optional
+        Folder of ``.npz`` caches (key: path, band, backend).
+    progress : bool
+        Show a tqdm bar.
+
+    Returns
+    -------
+    list of (ndarray float32 (n_windows, 521), float)
+        Logits and the duration in ms, per recording.
     """
     import hashlib
 
@@ -245,9 +288,21 @@ def assign_folds(recs: list[Recording], n_folds: int = 5, seed: int = 0) -> np.n
 
 
 def speech_mixtures(recs: list[Recording], folds: np.ndarray, seed: int = 0) -> tuple[list[Recording], np.ndarray]:
-    """A parent talking over a crying infant: every cry clip mixed with a speech recording of the same fold
-    (looped to the clip's length) at a speech-to-cry RMS ratio drawn from -6, 0, +6 dB, through the phone band.
-    Returns the mixtures (kind "crying+speech", the cry's recorder as group) and their folds."""
+    """A parent talking over a crying infant: every cry clip mixed with a speech recording of the same fold (looped to
+    the clip's length) at a speech-to-cry RMS ratio drawn from -6, 0, +6 dB, through the phone band.
+
+    Parameters
+    ----------
+    recs : list of Recording
+    folds : ndarray, int, shape (len(recs),)
+        Fold of every recording (:func:`assign_folds`); a mixture stays in its cry's fold.
+    seed : int
+
+    Returns
+    -------
+    (mixtures, folds) : (list of Recording, ndarray int)
+        Kind ``"crying+speech"``, the cry's recorder as group; signals made on demand.
+    """
     rng = np.random.default_rng(seed)
     speech = [i for i, r in enumerate(recs) if r.kind == "speech" and r.band == "full" and r.speed == 1.0]
     out, out_folds = [], []
@@ -285,7 +340,18 @@ class _LazyMix:
 
 
 def window_labels(kind: str, n_windows: int) -> np.ndarray:
-    """Targets (n_windows, 2) for :data:`HEAD_CLASSES` from a recording's kind (whole-recording labels)."""
+    """Whole-recording targets of every window for :data:`HEAD_CLASSES` (baby_crying, speech).
+
+    Parameters
+    ----------
+    kind : str
+        The recording's kind (``crying+speech`` sets both).
+    n_windows : int
+
+    Returns
+    -------
+    ndarray, float32, shape (n_windows, 2)
+    """
     y = np.zeros((n_windows, len(HEAD_CLASSES)), np.float32)
     y[:, 0] = kind.startswith("crying")
     y[:, 1] = kind == "speech" or kind.endswith("+speech")
@@ -298,7 +364,21 @@ THRESHOLDS = np.concatenate([np.round(np.arange(0.05, 0.951, 0.05), 2), [0.97, 0
 
 
 def grid_scores(window_scores: np.ndarray, duration_ms: float, step_ms: float = GRID_MS) -> np.ndarray:
-    """Window scores (n_windows, C) of a YAMNet run -> (n_frames, C) on the tagger's grid (as the tagger does)."""
+    """Window scores of a YAMNet run on the tagger's grid, interpolated as the tagger does
+    (:func:`nova_infant.taggers.audio_events.to_grid`).
+
+    Parameters
+    ----------
+    window_scores : ndarray, float32, shape (n_windows, C)
+    duration_ms : float
+        Length of the recording in ms.
+    step_ms : float
+        Grid step in ms.
+
+    Returns
+    -------
+    ndarray, float32, shape (n_frames, C)
+    """
     from nova_infant.core.grid import frame_grid
     from nova_infant.taggers.audio_events import YamnetBackend, to_grid
 
@@ -307,7 +387,18 @@ def grid_scores(window_scores: np.ndarray, duration_ms: float, step_ms: float = 
 
 
 def zero_shot_scores(logits: np.ndarray, label_names: list[str]) -> np.ndarray:
-    """Zero-shot (n_windows, 2) scores of :data:`HEAD_CLASSES` by the tagger's AudioSet mapping (the baseline)."""
+    """The zero-shot baseline: :data:`HEAD_CLASSES` scores by the tagger's AudioSet mapping.
+
+    Parameters
+    ----------
+    logits : ndarray, float32, shape (n_windows, 521)
+    label_names : list of str
+        YAMNet's label names.
+
+    Returns
+    -------
+    ndarray, float32, shape (n_windows, 2)
+    """
     from nova_infant.taggers.audio_events import zero_shot
 
     return zero_shot(logits, label_names, HEAD_CLASSES)[0]
@@ -327,10 +418,23 @@ def choose_thresholds(scores: list[np.ndarray], kinds: list[str], max_negative_r
                       max_speech_on_cry: float = 0.05) -> dict:
     """Per-class thresholds from (out-of-fold) grid scores of training recordings.
 
-    ``baby_crying``: the lowest threshold of :data:`THRESHOLDS` at which each of speech, music and silence
-    has at most ``max_negative_rate`` of its frames tagged. ``speech``: the lowest at which at most
-    ``max_speech_on_cry`` of the pure cry clips and at most ``max_negative_rate`` of the music and silence frames
-    fire; none passing -> 0.995. ("other" sounds -- crows, burps, robot voices -- are trained on and reported, not calibrated on.) The lowest passing threshold keeps recall highest; none passing -> 0.95.
+    ``baby_crying``: the lowest threshold of :data:`THRESHOLDS` at which each of speech, music and silence has at
+    most ``max_negative_rate`` of its frames tagged. ``speech``: the lowest at which at most ``max_speech_on_cry`` of
+    the pure cry clips and at most ``max_negative_rate`` of the music and silence frames fire. For either, none
+    passing -> 0.995, the last of :data:`THRESHOLDS`. ("other" sounds -- crows, burps, robot voices -- are trained on
+    and reported, not calibrated on.) The lowest passing threshold keeps recall highest.
+
+    Parameters
+    ----------
+    scores : list of ndarray, float32, shape (n_frames, 2)
+    kinds : list of str
+    max_negative_rate, max_speech_on_cry : float
+        Shares, 0..1.
+
+    Returns
+    -------
+    dict
+        ``{"baby_crying": float, "speech": float}``.
     """
     by_kind = {k: [s for s, kk in zip(scores, kinds) if kk == k] for k in set(kinds)}
     out = {}
@@ -421,7 +525,19 @@ def fit_crying_head(logits: list[np.ndarray], kinds: list[str], context: int = 1
 
 
 def head_scores(head, logits: list[np.ndarray], durations: list[float]) -> list[np.ndarray]:
-    """Grid scores (n_frames, 2) of a head on each recording."""
+    """Grid scores of a head on each recording (windows with the head's context, then :func:`grid_scores`).
+
+    Parameters
+    ----------
+    head : Head
+    logits : list of ndarray, float32, shape (n_windows, 521)
+    durations : list of float
+        Recording lengths in ms.
+
+    Returns
+    -------
+    list of ndarray, float32, shape (n_frames, 2)
+    """
     from nova_infant.taggers.audio_events import context_windows
 
     return [grid_scores(head.predict_proba(context_windows(lg, head.cfg.context)), d)
@@ -431,8 +547,23 @@ def head_scores(head, logits: list[np.ndarray], durations: list[float]) -> list[
 def fit_with_thresholds(logits, durations, kinds, groups_folds: np.ndarray, inner_folds: int = 3, c: float = 0.1, **rule):
     """Fit a head on all given (training) recordings and its thresholds on inner grouped out-of-fold scores.
 
-    ``groups_folds`` are the recordings' fold ids from :func:`assign_folds`; inner folds are formed by taking
-    them modulo ``inner_folds`` (groups stay whole). Returns the head with ``cfg.thresholds`` set.
+    Parameters
+    ----------
+    logits, durations, kinds : lists
+        Per recording: YAMNet logits (n_windows, 521), length in ms, kind.
+    groups_folds : ndarray, int
+        The recordings' fold ids from :func:`assign_folds`; inner folds are these modulo ``inner_folds`` (groups
+        stay whole).
+    inner_folds : int
+    c : float
+        Inverse L2 strength of the logistic regressions.
+    **rule
+        Passed to :func:`choose_thresholds`.
+
+    Returns
+    -------
+    Head
+        With ``cfg.thresholds`` set.
     """
     inner = np.asarray(groups_folds) % inner_folds
     oof: list = [None] * len(logits)
