@@ -29,8 +29,27 @@ MASK = -1
 class FileRows:
     """Lazy row reader of a BINARY float32 SSI stream: reads rows with a positioned read, holds no data.
 
-    Attributes: ``path``, ``name``, ``n_rows``, ``dim``, ``sample_rate_hz``, ``media_type``, ``meta`` (header
-    ``<meta>`` attributes).
+    Parameters
+    ----------
+    path : path
+        The ``.stream`` header; rows are read from ``<path>~``.
+    name : str, optional
+        Stream name (default: the file name without ``.stream``).
+
+    Attributes
+    ----------
+    path : pathlib.Path
+    name : str
+    n_rows, dim : int
+    sample_rate_hz : float
+    media_type : str
+    meta : dict
+        The header's ``<meta>`` attributes (e.g. the PCA basis of a DINOv2 stream).
+
+    Raises
+    ------
+    StreamError
+        If the stream has no rows or is not BINARY float32.
     """
 
     def __init__(self, path: str | os.PathLike, name: str | None = None):
@@ -57,7 +76,22 @@ class FileRows:
 
 
 class ArrayRows:
-    """Row reader over an in-memory array (e.g. an SSIStream du-process loaded in database mode)."""
+    """Row reader over an in-memory array (e.g. an SSIStream du-process loaded in database mode).
+
+    Parameters
+    ----------
+    data : ndarray, shape (n_rows, dim)
+        Converted to float32.
+    sample_rate_hz : float
+    name, media_type : str
+    meta : dict, optional
+        Header ``<meta>`` attributes.
+
+    Raises
+    ------
+    StreamError
+        If ``data`` is not 2-D.
+    """
 
     def __init__(self, data: np.ndarray, sample_rate_hz: float, name: str, media_type: str = "",
                  meta: dict | None = None):
@@ -159,7 +193,13 @@ def align_streams(session: str, streams: Sequence) -> tuple[float, int, list]:
 
 def sample_labels(segments: np.ndarray, n_frames: int, step_ms: float, class_ids: np.ndarray, source: str = "",
                   names: list[str] | None = None) -> np.ndarray:
-    """Target class per frame by interval lookup at frame centres (:func:`sample_labels_masked` without the shares)."""
+    """Target class per frame by interval lookup at frame centres (:func:`sample_labels_masked` without the shares).
+
+    Returns
+    -------
+    ndarray, int64, shape (n_frames,)
+        Target id per frame; -1 = masked (gap, garbage, excluded class).
+    """
     return sample_labels_masked(segments, n_frames, step_ms, class_ids, source, names)[0]
 
 
@@ -239,7 +279,24 @@ def read_annotation(path: str | os.PathLike):
 
 
 def annotation_arrays(anno, source: str):
-    """``(segments_ms, class names by id)`` of a discover-utils ``DiscreteAnnotation``."""
+    """Segments and class names of a discover-utils ``DiscreteAnnotation`` (:func:`nova_infant.core.schemes.class_names`).
+
+    Parameters
+    ----------
+    anno : discover-utils ``DiscreteAnnotation``
+    source : str
+        File or origin named in error messages.
+
+    Returns
+    -------
+    (segments, names) : (ndarray structured (from ms, to ms, id[, conf]), list of str)
+        ``names[id]`` per class id.
+
+    Raises
+    ------
+    AnnotationError
+        If the annotation is not discrete.
+    """
     from nova_infant.core.schemes import class_names
 
     names = class_names(anno, source)
@@ -251,8 +308,12 @@ def annotation_arrays(anno, source: str):
 class SessionSpec:
     """Which files make a session in NOVA's file layout ``<root>/<dataset>/<session>/``.
 
-    ``streams`` are ``"<role>.<stream name>"`` (file ``<role>.<name>.stream``); ``label`` is
-    ``(role, scheme, annotator)`` (file ``<role>.<scheme>.<annotator>.annotation``) or None for prediction.
+    Attributes
+    ----------
+    streams : list of str
+        ``"<role>.<stream name>"`` (file ``<role>.<name>.stream``), fused in this order.
+    label : (role, scheme, annotator) or None
+        The label annotation ``<role>.<scheme>.<annotator>.annotation``; None for prediction.
     """
 
     streams: list[str]
@@ -283,7 +344,34 @@ def _labels_from_file(session_dir: Path, spec: SessionSpec):
 
 
 def session_from_rows(name: str, streams: list, label_source, lmap: LabelMap | None, check_finite: bool = True) -> SessionData:
-    """Build a :class:`SessionData` from row readers and ``(segments, class names, source)`` (or None)."""
+    """Build a :class:`SessionData` from row readers and, for training, labels sampled on the grid of the first stream.
+
+    Parameters
+    ----------
+    name : str
+        Session name (for messages).
+    streams : list of FileRows or ArrayRows
+        Fused in this order; aligned by :func:`align_streams`.
+    label_source : (segments, class names, source) or None
+        A discrete annotation's rows and names (:func:`annotation_arrays`); None for prediction.
+    lmap : LabelMap or None
+        Maps the coder's classes to training classes; needed with ``label_source``.
+    check_finite : bool
+        Refuse NaN/inf features.
+
+    Returns
+    -------
+    SessionData
+
+    Raises
+    ------
+    AlignmentError, StreamError
+        Streams that disagree on the time axis, or non-finite features.
+    AnnotationError
+        A class the label map neither maps nor excludes.
+    ValueError
+        ``label_source`` without ``lmap``.
+    """
     step_ms, n_frames, rows = align_streams(name, streams)
     data = SessionData(name, streams, step_ms, n_frames, None, rows)
     if check_finite:
@@ -297,6 +385,17 @@ def session_from_rows(name: str, streams: list, label_source, lmap: LabelMap | N
 
 
 def list_sessions(root: str | os.PathLike, dataset: str | None = None) -> list[Path]:
-    """Session folders under ``<root>/<dataset>`` (or ``root`` itself when it holds sessions), sorted by name."""
+    """Session folders under ``<root>/<dataset>`` (or ``root`` itself when it holds sessions).
+
+    Parameters
+    ----------
+    root : path
+    dataset : str, optional
+
+    Returns
+    -------
+    list of pathlib.Path
+        Sorted by name; hidden folders left out.
+    """
     base = Path(root) / dataset if dataset else Path(root)
     return sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
