@@ -148,8 +148,19 @@ def normalised(sessions: list, mode: str) -> list:
 
 
 def class_weights(sessions: list[SessionData], n_classes: int) -> np.ndarray:
-    """Balanced weights ``n / (n_classes_present * count_c)`` from the unmasked labels of ``sessions`` (scikit-learn's
-    ``compute_class_weight('balanced')`` rule); a class absent from these sessions gets weight 0. float32 (n_classes,)."""
+    """Balanced class weights from the unmasked labels of the (training) sessions: ``n / (n_classes_present * count_c)``,
+    scikit-learn's ``compute_class_weight('balanced')`` rule.
+
+    Parameters
+    ----------
+    sessions : list of SessionData
+    n_classes : int
+
+    Returns
+    -------
+    ndarray, float32, shape (n_classes,)
+        0 for a class absent from these sessions.
+    """
     counts = np.zeros(n_classes, np.float64)
     for s in sessions:
         lab = s.labels[s.labels >= 0]
@@ -374,7 +385,21 @@ def predict_proba(model: nn.Module, normaliser: Normaliser, session: SessionData
 def predict_fitted(fitted: FitResult, session: SessionData, batch_size: int | None = None) -> np.ndarray:
     """:func:`predict_proba` with the fitted model's own window, stride and normalisation (``fitted.config``).
 
-    Returns float32 (n_frames, n_classes).
+    Parameters
+    ----------
+    fitted : FitResult
+    session : SessionData
+    batch_size : int, optional
+        Windows per forward pass (default the training batch size).
+
+    Returns
+    -------
+    ndarray, float32, shape (n_frames, n_classes)
+
+    Raises
+    ------
+    SessionTooShortError
+        If the session is shorter than one window.
     """
     cfg = fitted.config
     return predict_proba(fitted.model, fitted.normaliser, session, cfg.window, cfg.stride,
