@@ -102,12 +102,43 @@ def load_scheme_json(role_or_path: str | os.PathLike) -> dict:
 
 
 def full_scheme(role: str) -> Scheme:
-    """The full ICEP-R scheme of ``role`` ("infant" or "caregiver")."""
+    """The full ICEP-R scheme of ``role`` (ICMI'24 ICEP-R paper, Tables 1-2), from the package's JSON.
+
+    Parameters
+    ----------
+    role : str
+        ``"infant"`` or ``"caregiver"`` (or a path to a scheme JSON of the same layout).
+
+    Returns
+    -------
+    Scheme
+
+    Raises
+    ------
+    AnnotationError
+        If the JSON is missing or malformed.
+    """
     return parse_scheme(load_scheme_json(role), str(role))
 
 
 def merged_scheme(role: str) -> Scheme:
-    """The paper's merged training scheme of ``role`` (ids 0..K-1 in the order of the JSON)."""
+    """The paper's merged training scheme of ``role`` (section 4.2).
+
+    Parameters
+    ----------
+    role : str
+        ``"infant"`` or ``"caregiver"``.
+
+    Returns
+    -------
+    Scheme
+        Ids 0..K-1 in the order of the JSON's ``merged.classes``.
+
+    Raises
+    ------
+    AnnotationError
+        If the JSON is missing or malformed.
+    """
     doc = load_scheme_json(role)
     merged = doc["merged"]
     classes = [{"id": i, **c} for i, c in enumerate(merged["classes"])]
