@@ -25,10 +25,24 @@ log = logging.getLogger("nova_infant.icep")
 
 def load_sessions(session_dirs: list, spec: SessionSpec, lmap: LabelMap | None,
                   window: int | None = None) -> tuple[list[SessionData], list[tuple[str, str]]]:
-    """Open every session; a bad one (missing/NaN stream, misalignment, missing or invalid annotation, shorter than
-    ``window`` frames) is reported as ``(session dir, one-line error)`` and skipped.
+    """Open every session of a job; a bad one (missing/NaN stream, misalignment, missing or invalid annotation, shorter
+    than ``window`` frames) is reported and skipped, so a batch goes on with the rest.
 
-    Returns ``(sessions, failures)``.
+    Parameters
+    ----------
+    session_dirs : list of path
+        Session folders ``<root>/<dataset>/<session>``.
+    spec : SessionSpec
+        Which streams and which annotation make a session.
+    lmap : LabelMap or None
+        For training; None for prediction (no labels read).
+    window : int, optional
+        Model window in frames; a shorter session is skipped.
+
+    Returns
+    -------
+    (sessions, failures) : (list of SessionData, list of (str, str))
+        The loaded sessions, and ``(session dir, one-line error)`` per skipped one.
     """
     sessions, failures = [], []
     for path in session_dirs:
@@ -64,12 +78,19 @@ def check_consistent(sessions: list[SessionData]) -> None:
 
 
 def warn_mixed_precision(sessions: list[SessionData]) -> list[str]:
-    """Warn (one log line per stream) when sessions' streams at the same position were computed in different
-    precisions (header meta ``precision`` written by the DINOv2 and W2V-BERT extractors: fp32, bf16, int8): the
-    features then differ slightly by session for reasons that have nothing to do with the infant
-    (docs/benchmarks.md, "Precision"). Streams without the key (other features, older streams) are ignored.
+    """Warn (one log line per stream) when sessions' streams at the same position were computed in different precisions
+    (header meta ``precision`` written by the DINOv2 and W2V-BERT extractors: fp32, bf16, int8): the features then
+    differ slightly by session for reasons that have nothing to do with the infant (docs/benchmarks.md,
+    "Precision"). Streams without the key (other features, older streams) are ignored.
 
-    Returns the warning lines (empty when every session agrees).
+    Parameters
+    ----------
+    sessions : list of SessionData
+
+    Returns
+    -------
+    list of str
+        The warning lines; empty when every session agrees.
     """
     lines = []
     for i in range(min(len(s.streams) for s in sessions)):
@@ -88,9 +109,19 @@ def warn_mixed_precision(sessions: list[SessionData]) -> list[str]:
 
 
 def stream_basis(stream) -> tuple[str, str]:
-    """``(pca mode, basis hash)`` from a stream's header meta (``pca_mode``/``pca_basis`` written by the DINOv2-PCA
-    extractor; streams written before them carry ``pca`` = "session"/"frame"); ``("", "")`` for a stream without
-    a PCA (e.g. W2V-BERT)."""
+    """The PCA basis a stream was projected on, from its header meta.
+
+    Parameters
+    ----------
+    stream : FileRows or ArrayRows
+        ``meta`` holds ``pca_mode``/``pca_basis`` (DINOv2-PCA extractor; streams written before them carry ``pca`` =
+        "session"/"frame").
+
+    Returns
+    -------
+    (mode, basis hash) : (str, str)
+        ``("", "")`` for a stream without a PCA (e.g. W2V-BERT).
+    """
     meta = getattr(stream, "meta", None) or {}
     mode = str(meta.get("pca_mode", "")).strip()
     if not mode and str(meta.get("pca", "")).strip() in ("session", "frame"):
@@ -184,8 +215,19 @@ class FoldsFailed(NovaInfantError):
 
 @dataclass
 class FoldJob:
-    """What one fold job needs (picklable: it travels to pool workers and Slurm array tasks): the sessions (file-mode
-    sessions pickle as file names; in-memory streams travel whole), the plan and the folder of the fold files."""
+    """What one fold job needs; picklable, as it travels to pool workers and Slurm array tasks.
+
+    Attributes
+    ----------
+    sessions : list of SessionData
+        File-mode sessions pickle as file names; in-memory streams travel whole.
+    plan : dict
+        The CV plan (folds, grid, seed; its ``sha256`` names it).
+    folds_dir : str
+        Folder of the fold files ``fold_<k>.json``.
+    threads : int
+        torch threads of the job.
+    """
 
     sessions: list
     plan: dict
@@ -209,8 +251,21 @@ def fold_path(folds_dir, k: int) -> Path:
 
 
 def load_fold_file(folds_dir, plan: dict, k: int):
-    """The :class:`~.evaluation.FoldResult` saved for fold ``k`` of ``plan``, or None when there is no file, it
-    cannot be read, or it belongs to another plan (other sessions, settings or seed)."""
+    """The saved result of fold ``k`` of ``plan``, if any.
+
+    Parameters
+    ----------
+    folds_dir : path
+    plan : dict
+    k : int
+        Fold index.
+
+    Returns
+    -------
+    FoldResult or None
+        None when there is no file, it cannot be read, or it belongs to another plan (other sessions, settings or
+        seed).
+    """
     from nova_infant.icep.evaluation import fold_from_record
 
     path = fold_path(folds_dir, k)
@@ -227,9 +282,20 @@ def load_fold_file(folds_dir, plan: dict, k: int):
 
 
 def run_fold_file(job: FoldJob, k: int):
-    """Run fold ``k`` (:func:`evaluation.run_fold`) and write its record atomically to ``fold_<k>.json``; never
-    raises for the fold's own failure (returns a failed :class:`~nova_infant.core.batch.SessionResult`, the traceback
-    goes to the log)."""
+    """Run fold ``k`` (:func:`evaluation.run_fold`) and write its record atomically to ``fold_<k>.json``.
+
+    Parameters
+    ----------
+    job : FoldJob
+    k : int
+        Fold index.
+
+    Returns
+    -------
+    nova_infant.core.batch.SessionResult
+        ``done``, or ``failed`` with a one-line reason: the fold's own failure never raises (the traceback goes to
+        the log).
+    """
     import time
     import traceback
 
@@ -359,7 +425,18 @@ def train_bundle(sessions: list[SessionData], lmap: LabelMap, config: TrainConfi
 
 
 def feature_ids(session_io) -> list[str]:
-    """Ids of the active inputs named ``feature_<n>`` of a du-process request, in the order of ``n``."""
+    """Ids of the active feature inputs of a du-process request.
+
+    Parameters
+    ----------
+    session_io : discover-utils session manager wrapper
+        Its ``manager.data_description`` lists the request's inputs and outputs.
+
+    Returns
+    -------
+    list of str
+        Inputs named ``feature_<n>``, active, in the order of ``n``.
+    """
     ids = [d["id"] for d in session_io.manager.data_description or []
            if d.get("type") == "input" and str(d.get("id", "")).startswith("feature_")
            and str(d.get("active", True)).lower() not in ("false", "0")]
