@@ -28,7 +28,18 @@ from nova_infant.core.errors import StreamError, TrainerFileError
 
 
 def dim_labels(names: Sequence[str]) -> list[dict]:
-    """``[{"id": i, "name": name}, ...]`` as discover-utils/NOVA expect for ``SSIStream.dim_labels``."""
+    """Dimension labels of a stream as discover-utils and NOVA expect them for ``SSIStream.dim_labels``.
+
+    Parameters
+    ----------
+    names : sequence of str
+        One name per column.
+
+    Returns
+    -------
+    list of dict
+        ``[{"id": i, "name": name}, ...]``.
+    """
     return [{"id": i, "name": str(n)} for i, n in enumerate(names)]
 
 
@@ -255,7 +266,18 @@ def _pair(path: Path) -> list[Path]:
 
 def recover_output(path: str | os.PathLike) -> bool:
     """Roll back an interrupted replacement of the pair ``path`` + ``path~`` (see module notes) and remove staging
-    folders a killed writer left behind. Call with :func:`output_lock` held. Returns True if it rolled back."""
+    folders a killed writer left behind. Call with :func:`output_lock` held.
+
+    Parameters
+    ----------
+    path : path
+        The header of the pair.
+
+    Returns
+    -------
+    bool
+        True if it rolled back.
+    """
     path = Path(path)
     journal = _journal(path)
     rolled = False
@@ -330,8 +352,21 @@ def check_pair(path: str | os.PathLike, error=None, verify: bool = True) -> None
 
 
 def replace_pair(staged: str | os.PathLike, path: str | os.PathLike) -> Path:
-    """Move a staged header + ``~`` data pair over ``path`` + ``path~`` as described in the module notes
-    (journal, data first, header last). Call with :func:`output_lock` held, after :func:`recover_output`."""
+    """Move a staged header + ``~`` data pair over ``path`` + ``path~`` as described in the module notes (journal,
+    data first, header last). Call with :func:`output_lock` held, after :func:`recover_output`.
+
+    Parameters
+    ----------
+    staged : path
+        The staged header (its ``~`` data file beside it).
+    path : path
+        The output header.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
     import json
 
     staged, path = Path(staged), Path(path)
@@ -481,8 +516,18 @@ def _folder_manifest(folder: Path, kind: str) -> dict:
 
 
 def check_replaceable(out: str | os.PathLike) -> None:
-    """Refuse (``PathError``) when ``out`` exists and is not a folder this package created (no ``MARKER``)
-    and not an empty folder. Call before long work so a wrong ``--out`` fails at once."""
+    """Refuse an output folder this package did not create; call before long work so a wrong ``--out`` fails at once.
+
+    Parameters
+    ----------
+    out : path
+        The output folder.
+
+    Raises
+    ------
+    PathError
+        When ``out`` exists, is not empty and holds no ``MARKER`` of this package.
+    """
     from nova_infant.core.errors import PathError
 
     out = Path(out)
@@ -608,7 +653,21 @@ def _recover_if_needed(folder: Path) -> None:
 def write_ssi_stream(stream, path: str | os.PathLike) -> Path:
     """Write an ``SSIStream`` as ``path`` (XML header) + ``path~`` (binary float32), atomically (:func:`save_atomic`).
 
-    ``.stream`` is appended to ``path`` if missing. Returns the header path.
+    Parameters
+    ----------
+    stream : discover_utils.data.stream.SSIStream
+    path : path
+        ``.stream`` is appended if missing.
+
+    Returns
+    -------
+    pathlib.Path
+        The header path.
+
+    Raises
+    ------
+    OutputError
+        If the folder cannot be written; the previous output is then unchanged.
     """
     path = Path(path)
     if path.suffix != ".stream":
@@ -748,7 +807,18 @@ def open_ssi_stream(path: str | os.PathLike) -> StreamView:
 
 
 def load_ssi_stream(path: str | os.PathLike):
-    """Load a stream back through discover-utils' ``FileHandler`` (the path NOVA-side tools take)."""
+    """Load a stream back through discover-utils' ``FileHandler`` (the path NOVA-side tools take).
+
+    Parameters
+    ----------
+    path : path
+        The ``.stream`` header.
+
+    Returns
+    -------
+    discover_utils.data.stream.SSIStream
+        ``data`` of shape (n_rows, dim); ``meta_data.sample_rate`` in Hz.
+    """
     from discover_utils.data.handler.file_handler import FileHandler
 
     return FileHandler().load(Path(path))
@@ -799,8 +869,20 @@ def frames_to_segments(labels: np.ndarray, step_ms: float, conf: np.ndarray | No
 
 @dataclass
 class TrainerIO:
-    """One ``<io>`` entry of a ``.trainer``: ``type`` input|output, ``id`` (the key of the module's dict),
-    ``data`` (e.g. ``stream:Video``, ``stream:SSIStream:dinov2``, ``annotation:Discrete``), ``default_value``."""
+    """One ``<io>`` entry of a ``.trainer``.
+
+    Attributes
+    ----------
+    type : str
+        ``"input"`` or ``"output"``.
+    id : str
+        The key of the module's data dict (du-process ``--data`` id).
+    data : str
+        NOVA io type, e.g. ``stream:Video``, ``stream:SSIStream:dinov2``, ``annotation:Discrete``.
+    default_value : str
+        Stream or scheme name NOVA preselects.
+    default_active : bool
+    """
 
     type: str
     id: str
@@ -811,10 +893,23 @@ class TrainerIO:
 
 @dataclass
 class TrainerSpec:
-    """What a hand-written ``.trainer`` holds (see :func:`write_trainer`).
+    """What a ``.trainer`` holds (see :func:`write_trainer`).
 
-    Options are ``(name, TYPE, default)`` with TYPE in STRING, BOOL, LIST (LIST default = comma-separated choices,
-    first = default). Contexts and frame step are in ms.
+    Attributes
+    ----------
+    script, create : str
+        The DISCOVER script file and the Processor class it defines.
+    description, category : str
+        Shown in NOVA.
+    io : list of TrainerIO
+    options : list of (name, TYPE, default)
+        TYPE in STRING, BOOL, LIST (a LIST default is the comma-separated choices, the first being the default).
+    frame_step_ms, left_context_ms, right_context_ms : float
+        In ms.
+    is_iterable, trained, enable_post_process, is_trainable : bool
+        The ``<info>``/``<meta>`` flags du-process and NOVA read.
+    weights_path : str
+        ``<model path=...>`` of a trained model.
     """
 
     script: str
