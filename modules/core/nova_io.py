@@ -526,7 +526,7 @@ def check_replaceable(out: str | os.PathLike) -> None:
     Raises
     ------
     PathError
-        When ``out`` exists, is not empty and holds no ``MARKER`` of this package.
+        When ``out`` exists and is neither an empty folder nor a folder this package created (``MARKER``).
     """
     from nova_infant.core.errors import PathError
 
