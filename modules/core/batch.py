@@ -65,8 +65,20 @@ class BatchError(NovaInfantError):
 
 @dataclasses.dataclass
 class SessionResult:
-    """Outcome of one session: ``status`` is ``done``, ``skipped`` or ``failed``; ``seconds`` wall time (s);
-    ``reason`` one line (failed: the error; skipped: why); ``log`` the Slurm log file stem, if any."""
+    """Outcome of one session of a batch.
+
+    Attributes
+    ----------
+    session : str
+    status : str
+        ``"done"``, ``"skipped"`` or ``"failed"``.
+    seconds : float
+        Wall time in s.
+    reason : str
+        One line: the error (failed) or why (skipped).
+    log : str
+        The Slurm log file stem, if any.
+    """
 
     session: str
     status: str
@@ -187,8 +199,22 @@ def build_request(trainer_path: str | os.PathLike, root: str | os.PathLike, role
 
 
 def check_session_name(session: str) -> str:
-    """``session`` unchanged if it is a plain folder name (:func:`nova_infant.core.nova_io.safe_name`); raises
-    ``PathError`` when it could point outside ``<root>/<dataset>`` (``..``, ``/``, ...)."""
+    """A session name that is a plain folder name (:func:`nova_infant.core.nova_io.safe_name`).
+
+    Parameters
+    ----------
+    session : str
+
+    Returns
+    -------
+    str
+        ``session`` unchanged.
+
+    Raises
+    ------
+    PathError
+        When the name could point outside ``<root>/<dataset>`` (``..``, ``/``, ...).
+    """
     from nova_infant.core.nova_io import safe_name
 
     return safe_name(session, "session")
@@ -506,8 +532,19 @@ def _run_slurm(job: ModuleJob, sessions: Sequence[str], retries: int, resources:
 
 
 def slurm_resources(name: str, overrides: dict | None = None) -> dict:
-    """Slurm resources of a module (:data:`SLURM_RESOURCES`, else 0 GPUs, 8 GB, 60 min) with the ``overrides``
-    that are not None (``gpus``, ``mem_gb``, ``time_min``, ``cpus_per_task``, ``partition``, ``max_parallel``)."""
+    """Slurm resources of one module's array task.
+
+    Parameters
+    ----------
+    name : str
+        Module (trainer stem, or ``icep_cv``): its entry of :data:`SLURM_RESOURCES`, else 0 GPUs, 8 GB, 60 min.
+    overrides : dict, optional
+        ``gpus``, ``mem_gb``, ``time_min``, ``cpus_per_task``, ``partition``, ``max_parallel``; None values ignored.
+
+    Returns
+    -------
+    dict
+    """
     res = dict(_DEFAULT_RESOURCES, **SLURM_RESOURCES.get(name, {}))
     res.update({k: v for k, v in (overrides or {}).items() if v is not None})
     return res
@@ -570,7 +607,16 @@ def run_batch(job: ModuleJob, sessions: Sequence[str], executor: str = "local", 
 
 
 def format_table(results: Sequence[SessionResult]) -> str:
-    """The final table: one row per session (status, seconds, reason/log) and a count line."""
+    """The final table of a batch: one row per session (status, seconds, reason or log) and a count line.
+
+    Parameters
+    ----------
+    results : sequence of SessionResult
+
+    Returns
+    -------
+    str
+    """
     width = max([len("session")] + [len(r.session) for r in results])
     lines = [f"{'session':<{width}}  {'status':<7}  {'seconds':>8}  reason"]
     for r in results:
