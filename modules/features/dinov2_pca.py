@@ -430,8 +430,17 @@ def default_basis_path(dataset_dir: str | os.PathLike, encoder: DinoV2Encoder, m
 
 
 def dataset_dir_of(paths: Sequence[str | os.PathLike]) -> Path:
-    """The dataset folder of files in NOVA's layout ``<root>/<dataset>/<session>/<file>``: the common folder of
-    their session folders' parents (for one file: the folder holding its session folder)."""
+    """The dataset folder of files in NOVA's layout ``<root>/<dataset>/<session>/<file>``.
+
+    Parameters
+    ----------
+    paths : sequence of path
+
+    Returns
+    -------
+    pathlib.Path
+        The common folder of their session folders' parents (for one file: the folder holding its session folder).
+    """
     parents = [os.path.dirname(os.path.dirname(os.path.abspath(str(p)))) for p in paths]
     return Path(os.path.commonpath(parents))
 
@@ -497,14 +506,33 @@ def dataset_basis(basis_path: str | os.PathLike, fit_videos: Sequence[str | os.P
 
 
 def row_frame_indices(info: VideoInfo, grid: FrameGrid) -> np.ndarray:
-    """Frame shown at the centre of each grid row, clipped to the last frame: int64 (n_rows,)."""
+    """Frame shown at the centre of each grid row (:meth:`VideoInfo.frame_at_ms`), clipped to the last frame.
+
+    Parameters
+    ----------
+    info : VideoInfo
+    grid : FrameGrid
+
+    Returns
+    -------
+    ndarray, int64, shape (grid.n_frames,)
+    """
     return info.frame_at_ms(grid.centres_ms())
 
 
 def fit_frame_indices(row_frames: np.ndarray, n_fit: int) -> np.ndarray:
-    """Deterministic, evenly spaced sample of at most ``n_fit`` distinct frames among the rows' frames.
+    """Deterministic, evenly spaced sample of at most ``n_fit`` distinct frames among the rows' frames (the frames a
+    per-session PCA is fitted on).
 
-    Returns sorted unique int64 frame indices (all distinct row frames if there are no more than ``n_fit``).
+    Parameters
+    ----------
+    row_frames : ndarray, int64, shape (n_rows,)
+    n_fit : int
+
+    Returns
+    -------
+    ndarray, int64
+        Sorted unique frame indices; all distinct row frames if there are no more than ``n_fit``.
     """
     unique = np.unique(np.asarray(row_frames, dtype=np.int64))
     if n_fit <= 0 or len(unique) <= n_fit:
@@ -756,10 +784,25 @@ def extract_dinov2(video_path: str | os.PathLike, model: LoadedBackbone | str = 
 
 
 def pca_meta(source: str, pca_model: PatchPCA | None, model: str, k: int) -> dict:
-    """Stream-header keys naming the PCA basis: ``pca_mode`` ("dataset" for the dataset basis or any saved basis
-    file, "session", "frame" or "none"), ``pca_basis`` (:attr:`PatchPCA.basis_hash`, empty for "frame"/"none"),
-    ``pca_k`` and ``pca_model`` (model id). The ICEP-R trainer refuses "session"/"frame" streams and sessions whose
-    ``pca_basis`` differ."""
+    """Stream-header keys naming the PCA basis. The ICEP-R trainer refuses "session"/"frame" streams and sessions whose
+    ``pca_basis`` differ.
+
+    Parameters
+    ----------
+    source : str
+        ``"dataset"`` (the dataset basis or any saved basis file), ``"session"``, ``"frame"`` or ``"none"``.
+    pca_model : PatchPCA or None
+    model : str
+        Backbone id.
+    k : int
+        Components per patch.
+
+    Returns
+    -------
+    dict
+        ``pca_mode``, ``pca_basis`` (:attr:`PatchPCA.basis_hash`, empty for "frame"/"none"), ``pca_k``,
+        ``pca_model``.
+    """
     mode = source if source in ("session", "frame", "none") else "dataset"
     return {"pca_mode": mode, "pca_basis": pca_model.basis_hash if pca_model is not None else "",
             "pca_k": str(k) if mode != "none" else "", "pca_model": str(model)}
@@ -895,7 +938,27 @@ def pca_picture(frame: np.ndarray, pca_grid: np.ndarray, path: str | os.PathLike
 
 
 def picture_of_row(features: DinoV2Features, row: int, path: str | os.PathLike, mode: str = "rgb") -> Path:
-    """Render row ``row`` of extracted features with :func:`pca_picture` (decodes that one frame)."""
+    """Render one row of extracted features with :func:`pca_picture` (decodes that one frame).
+
+    Parameters
+    ----------
+    features : DinoV2Features
+    row : int
+        Grid row.
+    path : path
+        Output PNG.
+    mode : str
+        ``"rgb"`` (components 0-2 as R, G, B) or ``"cmyk"`` (:func:`pca_picture`).
+
+    Returns
+    -------
+    pathlib.Path
+
+    Raises
+    ------
+    OptionError
+        If the features have no PCA output, ``row`` is outside the rows, or ``mode`` does not fit k.
+    """
     if features.pca is None:
         raise OptionError("a PCA picture needs the pca output (option output = pca or both)")
     if not 0 <= row < len(features.row_frames):
