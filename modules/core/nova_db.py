@@ -201,12 +201,38 @@ def list_sessions(ctx: Mapping[str, Any], dataset: str, pattern: str | None = No
 
 
 def ensure_role(ctx: Mapping[str, Any], dataset: str, role: str):
-    """Create a NOVA ``Roles`` document (e.g. ``infant``, ``caregiver``) if missing; returns its ``_id``."""
+    """Create a NOVA ``Roles`` document (e.g. ``infant``, ``caregiver``), or mark an existing one valid.
+
+    Parameters
+    ----------
+    ctx : dict
+        Handler context from :func:`connect`.
+    dataset, role : str
+
+    Returns
+    -------
+    bson.ObjectId
+        ``_id`` of the role document.
+    """
     return _upsert(_db(ctx, dataset)[ROLES], role, {"isValid": True})
 
 
 def ensure_annotator(ctx: Mapping[str, Any], dataset: str, annotator: str, fullname: str | None = None):
-    """Create a NOVA ``Annotators`` document (a coder, or a model such as ``icep-bilstm``) if missing."""
+    """Create a NOVA ``Annotators`` document (a coder, or a model such as ``icep-bilstm``), or update an existing one.
+
+    Parameters
+    ----------
+    ctx : dict
+        Handler context from :func:`connect`.
+    dataset, annotator : str
+    fullname : str, optional
+        Shown in NOVA (default: ``annotator``).
+
+    Returns
+    -------
+    bson.ObjectId
+        ``_id`` of the annotator document.
+    """
     return _upsert(_db(ctx, dataset)[ANNOTATORS], annotator, {"fullname": fullname or annotator, "isValid": True})
 
 
@@ -247,7 +273,18 @@ def import_scheme(ctx: Mapping[str, Any], dataset: str, scheme: Mapping[str, Any
 
 
 def import_discrete_scheme(ctx: Mapping[str, Any], dataset: str, scheme: Mapping[str, Any] | str | os.PathLike):
-    """:func:`import_scheme` (kept for callers written when only discrete schemes could be imported)."""
+    """:func:`import_scheme`, kept for callers written when only discrete schemes could be imported.
+
+    Returns
+    -------
+    bson.ObjectId
+        ``_id`` of the scheme document.
+
+    Raises
+    ------
+    AnnotationError
+        As :func:`import_scheme`.
+    """
     return import_scheme(ctx, dataset, scheme)
 
 
@@ -309,11 +346,28 @@ def package_schemes() -> list[dict]:
 
 
 def import_package_schemes(ctx: Mapping[str, Any], dataset: str) -> list[str]:
-    """Create or update every scheme of :func:`package_schemes` in a NOVA dataset; returns their names.
+    """Create or update every scheme of :func:`package_schemes` in a NOVA dataset.
 
     Run once per NOVA database before any job: NOVA preselects an output's scheme only when a scheme of that name
     exists, and otherwise silently offers the first scheme of the same type (e.g. an ``ICEP-R`` scheme for an audio
     event track; hcmlab/nova Database/DatabaseNovaServerWindow.xaml.cs).
+
+    Parameters
+    ----------
+    ctx : dict
+        Handler context from :func:`connect`.
+    dataset : str
+        NOVA dataset (= MongoDB database).
+
+    Returns
+    -------
+    list of str
+        The scheme names written.
+
+    Raises
+    ------
+    AnnotationError
+        If a package scheme file is malformed.
     """
     names = []
     for scheme in package_schemes():
