@@ -678,9 +678,22 @@ def window_targets(centres_ms: np.ndarray, window_ms: float, segments: list[tupl
 
 
 def segments_from_annotation(path: str) -> list[tuple[float, float, str]]:
-    """(start_ms, end_ms, class name) of every labelled segment of a NOVA discrete ``.annotation`` file
-    (garbage -1 labels skipped). Raises ``AnnotationError`` for unreadable or non-discrete files."""
-    from nova_infant.core.errors import AnnotationError
+    """Every labelled segment of a NOVA discrete ``.annotation`` file (the training targets of a head).
+
+    Parameters
+    ----------
+    path : str
+
+    Returns
+    -------
+    list of (start_ms, end_ms, class name)
+        Garbage (-1) and ids outside the scheme skipped.
+
+    Raises
+    ------
+    AnnotationError
+        For an unreadable or non-discrete file.
+    """
     from nova_infant.core.schemes import class_names
     from nova_infant.taggers.outputs import load_annotation
 
