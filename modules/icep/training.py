@@ -34,11 +34,32 @@ class SessionTooShortError(StreamError):
 
 @dataclass
 class TrainConfig:
-    """Hyper-parameters. Defaults follow the paper's bi-LSTM (window 50, stride 25, 2 layers, hidden 128, dropout
-    0.25, early stopping patience 5). ``optimizer`` "adam" (default here: converges in far fewer epochs on CPU) or
-    "sgd" (paper: lr 1e-3, momentum 0.9). ``normalise``: "session" (default; each session standardised with its own
-    per-feature mean/scale, no labels used, the same at prediction time, then the fold-level normaliser) or "fold"
-    (fold-level normaliser only); the default was chosen by nested CV (docs/icep.md, "Normalisation")."""
+    """Hyper-parameters of an ICEP-R model. Defaults follow the paper's bi-LSTM (ICMI'24 ICEP-R paper, section 4.3:
+    window 50, stride 25, 2 layers, hidden 128, dropout 0.25, early stopping patience 5).
+
+    Attributes
+    ----------
+    model : str
+        ``"bilstm"`` or ``"mlp"`` (per-frame, ``mlp_hidden`` layers).
+    window, stride : int
+        Window length and hop in frames.
+    hidden, layers : int
+        bi-LSTM width and depth.
+    dropout : float
+    mlp_hidden : tuple of int
+    optimizer : str
+        ``"adam"`` (default here: converges in far fewer epochs on CPU) or ``"sgd"`` (paper: lr 1e-3, momentum 0.9).
+    lr, weight_decay : float
+    batch_size, max_epochs, patience : int
+        Windows per batch; epoch cap; epochs without a better validation loss before stopping.
+    seed : int
+    device : str
+        ``auto``, ``cpu`` or ``cuda``.
+    normalise : str
+        ``"session"`` (default; each session standardised with its own per-feature mean/scale, no labels used, the
+        same at prediction time, then the fold-level normaliser) or ``"fold"`` (fold-level normaliser only); the
+        default was chosen by nested CV (docs/icep.md, "Normalisation").
+    """
 
     model: str = "bilstm"
     window: int = 50
@@ -73,8 +94,13 @@ class TrainConfig:
 
 @dataclass
 class Normaliser:
-    """Per-feature standardisation ``(x - mean) / scale`` (scikit-learn ``StandardScaler`` semantics; a constant
-    feature gets scale 1). ``mean``/``scale``: float32 (dim,)."""
+    """Per-feature standardisation ``(x - mean) / scale`` (scikit-learn ``StandardScaler`` semantics; a constant feature
+    gets scale 1), fitted on training sessions only (:meth:`fit`).
+
+    Attributes
+    ----------
+    mean, scale : ndarray, float32, shape (dim,)
+    """
 
     mean: np.ndarray
     scale: np.ndarray
@@ -109,9 +135,13 @@ class Normaliser:
 class StandardisedSession:
     """A session read through its own per-feature standardisation ``(x - mean_s) / scale_s``.
 
-    Statistics are streamed once over every frame of the session (features only, no labels: unsupervised, so the
-    same is done for a session at prediction time) and cached on the session. Everything else (``name``,
-    ``labels``, ``n_frames``, ``step_ms``, ``dim``, ``streams``, ``masked``) is the wrapped session's.
+    Statistics are streamed once over every frame of the session (features only, no labels: unsupervised, so the same
+    is done for a session at prediction time) and cached on the session. Everything else (``name``, ``labels``,
+    ``n_frames``, ``step_ms``, ``dim``, ``streams``, ``masked``) is the wrapped session's.
+
+    Parameters
+    ----------
+    session : SessionData
     """
 
     def __init__(self, session: SessionData):
@@ -235,7 +265,21 @@ def _items(sessions, window, stride, labelled_only=True):
 
 @dataclass
 class FitResult:
-    """A fitted model plus everything fitted with it on the training sessions (saved together in a bundle)."""
+    """A fitted model plus everything fitted with it on the training sessions (saved together in a bundle).
+
+    Attributes
+    ----------
+    model : torch.nn.Module
+    arch : dict
+        Architecture arguments that rebuild ``model``.
+    normaliser : Normaliser
+    class_weights : ndarray, float32, shape (n_classes,)
+    config : TrainConfig
+    best_epoch : int
+        Epoch of the lowest validation loss (the weights kept).
+    history : list of dict
+        Per epoch: training and validation loss.
+    """
 
     model: nn.Module
     arch: dict
