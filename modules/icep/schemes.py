@@ -194,7 +194,17 @@ def label_map(label_set: str = "merged", role: str = "infant") -> LabelMap:
 
 
 def scheme_document(scheme: Scheme) -> dict:
-    """The NOVA database ``Schemes`` document of a discrete scheme (built by :func:`nova_infant.core.nova_db.scheme_document`)."""
+    """The NOVA database ``Schemes`` document of a discrete scheme.
+
+    Parameters
+    ----------
+    scheme : Scheme
+
+    Returns
+    -------
+    dict
+        Built by :func:`nova_infant.core.nova_db.scheme_document` (``labels`` with id, name, colour, isValid).
+    """
     from nova_infant.core.nova_db import scheme_document as nova_scheme_document
 
     return nova_scheme_document({"name": scheme.name, "color": scheme.color, "description": scheme.description,
@@ -237,7 +247,24 @@ def write_discrete_annotation(path: str | os.PathLike, scheme: Scheme, segments:
                               annotator: str = "", session: str = "", dataset: str = "") -> Path:
     """Write a NOVA file-mode discrete annotation (ASCII ``.annotation`` + ``.annotation~``) atomically.
 
-    ``segments`` is a discover-utils ``LabelDType.DISCRETE`` array (ms); discover-utils converts to seconds.
+    Parameters
+    ----------
+    path : path
+    scheme : Scheme
+    segments : ndarray
+        discover-utils ``LabelDType.DISCRETE`` rows (from ms, to ms, id, conf); discover-utils writes seconds.
+    role, annotator, session, dataset : str
+        NOVA metadata of the annotation.
+
+    Returns
+    -------
+    pathlib.Path
+        The header path.
+
+    Raises
+    ------
+    OutputError
+        If the folder cannot be written; the previous file is then unchanged.
     """
     from discover_utils.data.annotation import DiscreteAnnotation
 
@@ -247,7 +274,18 @@ def write_discrete_annotation(path: str | os.PathLike, scheme: Scheme, segments:
 
 
 def write_scheme_templates(out_dir: str | os.PathLike) -> list[Path]:
-    """Write one empty file-mode ``.annotation`` per scheme (header = the scheme NOVA loads) into ``out_dir``."""
+    """Write one empty file-mode ``.annotation`` (+ empty ``~`` data file) per ICEP-R scheme, full and merged, of both
+    roles; the header is the scheme NOVA loads (``data/schemes/nova/``).
+
+    Parameters
+    ----------
+    out_dir : path
+
+    Returns
+    -------
+    list of pathlib.Path
+        The header paths.
+    """
     from discover_utils.utils.type_definitions import LabelDType
 
     empty = np.zeros(0, dtype=LabelDType.DISCRETE.value)
