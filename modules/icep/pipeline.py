@@ -246,7 +246,18 @@ class FoldJob:
 
 
 def fold_path(folds_dir, k: int) -> Path:
-    """``<folds_dir>/fold_<k>.json``."""
+    """The fold file of fold ``k``.
+
+    Parameters
+    ----------
+    folds_dir : path
+    k : int
+
+    Returns
+    -------
+    pathlib.Path
+        ``<folds_dir>/fold_<k>.json``.
+    """
     return Path(folds_dir) / f"fold_{k}.json"
 
 
