@@ -259,12 +259,12 @@ def write_discrete_annotation(path: str | os.PathLike, scheme: Scheme, segments:
     Returns
     -------
     pathlib.Path
-        The header path.
+        ``path`` (the header; its ``~`` data file lies beside it).
 
     Raises
     ------
     OutputError
-        If the folder cannot be written; the previous file is then unchanged.
+        Folder not writable (full disk, no permission); an existing annotation stays as it was.
     """
     from discover_utils.data.annotation import DiscreteAnnotation
 
