@@ -36,9 +36,20 @@ CPVC_NOTE = ("caregiver label set 'merged': Cpvc is merged into Cneu (a nova-inf
 class LabelMap:
     """Map from the classes a coder used (source scheme names) to the training classes (target names, ids 0..K-1).
 
-    Source names are matched case-insensitively. Names listed in ``exclude`` (e.g. unscorable, Cnon) are masked:
-    they keep their frames on the time axis but count in neither loss nor scores. A name in neither ``mapping`` nor
+    Source names are matched case-insensitively. Names listed in ``exclude`` (e.g. unscorable, Cnon) are masked: they
+    keep their frames on the time axis but count in neither loss nor scores. A name in neither ``mapping`` nor
     ``exclude`` is unknown (:data:`UNKNOWN`): sampling labels from it is an error (:func:`dataset.sample_labels`).
+
+    Attributes
+    ----------
+    target : Scheme
+        The training classes.
+    mapping : dict
+        source name -> target name.
+    exclude : list of str
+        Source names masked.
+    name : str
+        The label set (``merged``, ``merged-no-cpvc``, ``full`` or a file).
     """
 
     target: Scheme
