@@ -31,7 +31,17 @@ def ssd_anchors() -> np.ndarray:
 
 @dataclass
 class Face:
-    """One detection in frame pixels: ``x``, ``y`` (top-left), ``w``, ``h`` (px), ``score`` in [0, 1]."""
+    """One face detection in frame pixels.
+
+    Attributes
+    ----------
+    x, y : float
+        Top-left corner (px).
+    w, h : float
+        Width and height (px).
+    score : float
+        Detection score in [0, 1].
+    """
 
     x: float
     y: float
