@@ -182,9 +182,7 @@ class YamnetBackend:
     label_names : list of str
         The 521 AudioSet display names, by output column.
     window_ms, hop_ms : float
-        975 ms windows every 480 ms.
-    licence : str
-        See docs/audio-event-tagger.md.
+        975 ms windows every 480 ms (licence of the files: docs/audio-event-tagger.md).
 
     Raises
     ------
