@@ -455,9 +455,24 @@ def choose_thresholds(scores: list[np.ndarray], kinds: list[str], max_negative_r
 
 
 def figures(scores: list[np.ndarray], kinds: list[str], thresholds: dict) -> dict:
-    """The issue-10 figures of one fold (JSON-ready): clip and frame recall of crying on pure cry clips, the
-    fraction of negative frames tagged crying (per kind, and over speech+music+silence: the target), how often
-    ``speech`` fires on cry clips, and speech / crying frame recall on held-out speech and on cry+speech mixes."""
+    """The figures of one fold of the crying model's cross-validation (JSON-ready): clip and frame recall of crying on
+    pure cry clips, the fraction of negative frames tagged crying (per kind, and over speech+music+silence: the
+    target), how often ``speech`` fires on cry clips, and speech / crying frame recall on held-out speech and on
+    cry+speech mixes.
+
+    Parameters
+    ----------
+    scores : list of ndarray, float32, shape (n_frames, 2)
+        Grid scores of the fold's test recordings (:func:`head_scores` or the zero-shot baseline).
+    kinds : list of str
+        Their kinds.
+    thresholds : dict
+        ``{"baby_crying": float, "speech": float}``.
+
+    Returns
+    -------
+    dict
+    """
     by_kind = {k: [s for s, kk in zip(scores, kinds) if kk == k] for k in set(kinds)}
     tc, ts = thresholds["baby_crying"], thresholds["speech"]
     cry = by_kind.get("crying", [])
@@ -580,7 +595,29 @@ def fit_with_thresholds(logits, durations, kinds, groups_folds: np.ndarray, inne
 
 def training_set(corpus: str | None = None, cache: str | None = None, n_folds: int = 5, seed: int = 0,
                  progress: bool = True) -> dict:
-    """Recordings (cries, negatives, cry+speech mixtures), their YAMNet logits, durations, kinds and folds."""
+    """Everything the crying model is trained and evaluated on.
+
+    Parameters
+    ----------
+    corpus : str, optional
+        The donateacry corpus folder (default ``$NOVA_INFANT_DONATEACRY``).
+    cache : str, optional
+        Folder of logit caches (:func:`embed_recordings`).
+    n_folds, seed : int
+        Recorder-grouped folds (:func:`assign_folds`).
+    progress : bool
+
+    Returns
+    -------
+    dict
+        ``recordings``, ``logits``, ``durations`` (ms), ``kinds``, ``folds`` (int per recording) and YAMNet's
+        ``label_names``; recordings are the cries, the negatives and the cry+speech mixtures.
+
+    Raises
+    ------
+    MediaError
+        If the corpus, pocketsphinx-testdata or sonic-pi-samples is missing.
+    """
     from nova_infant.taggers.audio_events import load_backend
 
     recs = corpus_recordings(corpus) + negative_recordings()
@@ -701,7 +738,17 @@ def load_default_head():
 
 
 def format_report(result: dict) -> str:
-    """The cross-validation figures as a Markdown table (mean and min-max over folds) for docs and terminals."""
+    """The cross-validation figures as a Markdown table (mean and min-max over folds) for docs and terminals.
+
+    Parameters
+    ----------
+    result : dict
+        From :func:`cross_validate`.
+
+    Returns
+    -------
+    str
+    """
     rows = [("clip_recall", "cry clips with a crying event (clip recall)", ">= 0.95"),
             ("frame_recall", "cry frames tagged crying (frame recall)", ">= 0.75"),
             ("negative_frames_tagged_crying", "speech+music+silence frames tagged crying", "<= 0.03"),
