@@ -600,7 +600,7 @@ def training_set(corpus: str | None = None, cache: str | None = None, n_folds: i
     Parameters
     ----------
     corpus : str, optional
-        The donateacry corpus folder (default ``$NOVA_INFANT_DONATEACRY``).
+        The Donate-a-cry corpus folder (default: :func:`corpus_dir`, ``$NOVA_INFANT_DONATEACRY`` first).
     cache : str, optional
         Folder of logit caches (:func:`embed_recordings`).
     n_folds, seed : int
