@@ -676,10 +676,24 @@ def write_ssi_stream(stream, path: str | os.PathLike) -> Path:
 
 
 def write_annotation(annotation, path: str | os.PathLike) -> Path:
-    """Write a discover-utils annotation as an ASCII NOVA ``.annotation`` (+ ``~``), atomically.
+    """Write a discover-utils annotation as an ASCII NOVA ``.annotation`` (+ ``~`` data file), atomically
+    (discover-utils' BINARY writer is broken: never used).
 
-    ``.annotation`` is appended to ``path`` if missing (discover-utils' BINARY writer is broken: never used).
-    Returns the header path.
+    Parameters
+    ----------
+    annotation : discover-utils ``DiscreteAnnotation``, ``ContinuousAnnotation`` or ``FreeAnnotation``
+    path : path
+        ``.annotation`` is appended if missing.
+
+    Returns
+    -------
+    pathlib.Path
+        The header path.
+
+    Raises
+    ------
+    OutputError
+        If the folder cannot be written; the previous annotation is then unchanged.
     """
     path = Path(path)
     if path.suffix != ".annotation":
