@@ -387,10 +387,29 @@ def agreement(confusions: dict[str, np.ndarray], draws: np.ndarray) -> dict:
 
 @dataclass
 class FoldResult:
-    """One outer fold: which sessions went where, the chosen grid point, the fitted model and its test predictions
-    (``predictions``: session -> (gold, model) and ``variants``: session -> {"model_smoothed", "majority",
-    "logreg"} int64 (n_frames,) each). ``fitted`` is None for a fold read back from its fold file
-    (:func:`fold_from_record`); ``trained_config`` and ``best_epoch`` are kept either way."""
+    """One outer fold of a nested cross-validation.
+
+    Attributes
+    ----------
+    index : int
+    train, val, test : list of str
+        Sessions the model was fitted on, early-stopped on and tested on (whole groups each).
+    chosen : dict
+        The grid point chosen on the inner folds.
+    fitted : FitResult or None
+        None for a fold read back from its fold file (:func:`fold_from_record`).
+    scores : dict
+        Test scores of the model and the baselines.
+    predictions : dict
+        session -> (gold, model), int64 (n_frames,) each.
+    selection : list of dict
+        Inner-fold score of every grid point.
+    variants : dict
+        session -> {"model_smoothed", "majority", "logreg"}, int64 (n_frames,) each.
+    trained_config : dict
+        The configuration trained (kept when ``fitted`` is None).
+    best_epoch : int
+    """
 
     index: int
     train: list[str]
