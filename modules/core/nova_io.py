@@ -688,12 +688,12 @@ def write_annotation(annotation, path: str | os.PathLike) -> Path:
     Returns
     -------
     pathlib.Path
-        The header path.
+        ``path`` with its suffix; the rows are in ``<path>~``.
 
     Raises
     ------
     OutputError
-        If the folder cannot be written; the previous annotation is then unchanged.
+        Folder not writable (full disk, read-only, lock held too long): an existing annotation is kept as it was.
     """
     path = Path(path)
     if path.suffix != ".annotation":
