@@ -129,3 +129,21 @@ def test_malformed_trainer_names_the_file(tmp_path):
     bad.write_text("<trainer><info")
     with pytest.raises(TrainerFileError, match="broken.trainer: malformed"):
         nova_io.read_trainer(bad)
+
+
+def test_atomic_outputs_get_the_umask_permissions_not_the_staging_ones(tmp_path):
+    """Files and folders staged with mkstemp/mkdtemp (0600/0700) must end as open()/mkdir() would make them, so a
+    lab's other accounts can read the outputs."""
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        with nova_io.atomic_file(tmp_path / "report.json") as staged:
+            staged.write_text("{}")
+        with nova_io.atomic_dir(tmp_path / "bundle", kind="test") as folder:
+            (folder / "config.json").write_text("{}")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "report.json").stat().st_mode) == 0o644
+    assert stat.S_IMODE((tmp_path / "bundle").stat().st_mode) == 0o755

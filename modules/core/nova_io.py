@@ -435,6 +435,15 @@ def save_atomic(data, path: str | os.PathLike, writer=None) -> Path:
     return path
 
 
+def _default_mode(kind: int) -> int:
+    """The permission bits ``open``/``mkdir`` would give under the process umask (``kind`` 0o666 for files, 0o777
+    for folders): ``mkstemp``/``mkdtemp`` stage with 0o600/0o700, which would hide outputs from a lab's other
+    accounts once renamed into place."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return kind & ~mask
+
+
 @contextmanager
 def atomic_file(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """Write one file atomically: yields a unique staging path beside ``path`` (ending in ``suffix``, e.g. ``.png``
@@ -454,6 +463,7 @@ def atomic_file(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
         fd, name = tempfile.mkstemp(prefix=f".{path.name}.partial-", suffix=suffix, dir=path.parent)
         os.close(fd)
         staged = Path(name)
+        os.chmod(staged, _default_mode(0o666))
         yield staged
         with output_lock(path):
             os.replace(staged, path)
@@ -589,6 +599,7 @@ def atomic_dir(out_dir: str | os.PathLike, kind: str = "folder") -> Iterator[Pat
             _recover_dir(out)
             check_replaceable(out)
             tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+            os.chmod(tmp, _default_mode(0o777))
             yield tmp
             _folder_manifest(tmp, kind)
             if out.exists():
