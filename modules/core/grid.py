@@ -1,10 +1,10 @@
 """The output frame grid shared by every module of a session (docs/alignment.md).
 
 Rule: a session of duration ``D`` ms and a frame step of ``s`` ms has ``n = floor(D / s)`` output rows; row ``k``
-covers ``[k*s, (k+1)*s)`` ms and is described by what happens at its centre ``(k + 0.5) * s``. Every extractor of
-the session uses the same ``D`` (the session duration in NOVA database mode; in file mode the duration of a
-reference input or an explicit ``duration_ms`` option, else the module's own input), so streams of one session
-always have the same number of rows for the same step.
+covers ``[k*s, (k+1)*s)`` ms and is described by what happens at its centre ``(k + 0.5) * s``. Every module of
+the session picks ``D`` through :func:`session_grid` (priority: option ``duration_ms`` > a reference input > the
+NOVA session duration > the module's own input), so streams of one session always have the same number of rows
+for the same step.
 """
 
 from __future__ import annotations
@@ -114,11 +114,27 @@ def parse_step_ms(value, native_fps: float | None = None) -> float:
 
 
 def resolve_duration_ms(own_duration_ms: float, duration_option=None, reference_duration_ms: float | None = None,
-                        source: str = "input") -> float:
-    """Pick the session duration that defines the grid, in ms.
+                        source: str = "input", session_duration_ms: float | None = None) -> float:
+    """Pick the session duration that defines the grid, in ms (docs/alignment.md).
 
     Priority: explicit ``duration_option`` (ms, > 0) > ``reference_duration_ms`` (another input of the session,
-    e.g. the video for the audio module) > ``own_duration_ms``. A ``duration_option`` of 0/None/"" means unset.
+    e.g. the video for the audio module) > ``session_duration_ms`` (the NOVA session document) >
+    ``own_duration_ms`` (the module's own input). 0/None/"" mean unset for every source.
+
+    Parameters
+    ----------
+    own_duration_ms : float
+        Duration of the module's own input, ms.
+    duration_option : float or str, optional
+        The ``duration_ms`` option, ms.
+    reference_duration_ms, session_duration_ms : float, optional
+        Duration of the session's reference input and of the NOVA session, ms.
+    source : str
+        Unused; kept for callers that name the input.
+
+    Returns
+    -------
+    float, ms.
 
     Raises
     ------
@@ -133,9 +149,79 @@ def resolve_duration_ms(own_duration_ms: float, duration_option=None, reference_
         if not math.isfinite(value) or value <= 0:
             raise OptionError(f"duration_ms must be positive, got {duration_option!r}")
         return value
-    if reference_duration_ms is not None and reference_duration_ms > 0:
-        return float(reference_duration_ms)
+    for candidate in (reference_duration_ms, session_duration_ms):
+        if candidate is not None and math.isfinite(float(candidate)) and float(candidate) > 0:
+            return float(candidate)
     return float(own_duration_ms)
+
+
+def _duration_of(value) -> float | None:
+    """A duration in ms, or the duration of a media/stream file when given a path; None when unset."""
+    if value is None or value == "" or isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float, np.floating, np.integer)):
+        return float(value) if float(value) > 0 else None
+    from nova_infant.core.media import media_duration_ms
+
+    return media_duration_ms(str(value))
+
+
+def session_grid(step, own=None, *, duration_ms=None, reference=None, session_duration_ms: float | None = None,
+                 native_fps: float | None = None, source: str = "input", strict: bool = False) -> FrameGrid:
+    """THE grid of a session for one module: the single call every module makes (docs/alignment.md).
+
+    The duration ``D`` is picked by :func:`resolve_duration_ms` (option ``duration_ms`` > ``reference`` input >
+    NOVA ``session_duration_ms`` > the module's ``own`` input), the grid has ``floor(D / step)`` rows, and the own
+    input's coverage of the grid is checked (:func:`check_coverage`). Two modules of one session given the same
+    sources and step therefore always write the same number of rows.
+
+    Parameters
+    ----------
+    step : float or str
+        Frame step: ms, ``"40ms"``, ``"0.04s"``, ``"25fps"`` or ``"video"`` (needs ``native_fps``); see
+        :func:`parse_step_ms`.
+    own : float or path, optional
+        The module's own input: its duration in ms, or its file (video, audio or ``.stream``; read with
+        :func:`nova_infant.core.media.media_duration_ms`).
+    duration_ms : float or str, optional
+        The ``duration_ms`` option (0/None/"" = unset), ms.
+    reference : float or path, optional
+        The session's reference input (e.g. the video for an audio module): its duration in ms or its file.
+    session_duration_ms : float, optional
+        Duration recorded in the NOVA session document (database mode), ms.
+    native_fps : float, optional
+        Frame rate (Hz) of the own video, for ``step="video"``.
+    source : str
+        Name of the own input, used in messages.
+    strict : bool
+        Raise instead of warning when the own input and the grid differ by more than one step.
+
+    Returns
+    -------
+    FrameGrid
+
+    Raises
+    ------
+    OptionError
+        Bad step or duration, or a session shorter than one step (message names ``source``).
+    AlignmentError
+        With ``strict``, when the own input misses the grid by more than one step.
+    VideoDecodeError, AudioDecodeError, StreamError
+        When a file given as ``own`` or ``reference`` cannot be read.
+    """
+    own_ms = _duration_of(own)
+    try:
+        step_ms = parse_step_ms(step, native_fps=native_fps)
+        duration = resolve_duration_ms(own_ms or 0.0, duration_ms, _duration_of(reference), source,
+                                       session_duration_ms=_duration_of(session_duration_ms))
+        grid = frame_grid(duration, step_ms)
+    except OptionError as exc:
+        raise OptionError(f"{source}: {exc}") from None
+    if grid.n_frames == 0:
+        raise OptionError(f"{source}: a session of {duration:.1f} ms holds no row of {step_ms:.3f} ms")
+    if own_ms is not None:
+        check_coverage(own_ms, grid, source, strict=strict)
+    return grid
 
 
 def check_coverage(media_duration_ms: float, grid: FrameGrid, source: str, strict: bool = False) -> float:

@@ -48,8 +48,8 @@ class AudioEvents(Processor):
         opts = self.options
         return tag_audio_events(str(self.session.path("audio")), backend=str(opts["backend"]),
                                 head=str(opts["head"]) or None, step_ms=parse_step_ms(opts["frame_step"]),
-                                duration_ms=as_float(opts["duration_ms"], "duration_ms") or
-                                self.session.reference_duration_ms("reference"),
+                                duration_ms=as_float(opts["duration_ms"], "duration_ms"),
+                                reference_duration_ms=self.session.reference_duration_ms("reference"),
                                 threshold=_threshold(opts["threshold"]), crying_model=str(opts["crying_model"]),
                                 min_event_ms=as_float(opts["min_event_ms"], "min_event_ms"),
                                 required=[c for c in CLASSES if self.session.is_active_output(c)])

@@ -48,7 +48,8 @@ class EmotionTagger(Processor):
         return tag_emotion(str(s.path("video")), head=str(o["head"]) or None, classes=classes,
                            sample_fps=o["sample_fps"], face=str(o["face"]), smooth=as_int(o["smooth"], "smooth", 1),
                            step_ms=parse_step_ms(o["frame_step"]),
-                           duration_ms=as_float(o["duration_ms"], "duration_ms") or s.reference_duration_ms("reference"))
+                           duration_ms=as_float(o["duration_ms"], "duration_ms"),
+                           reference_duration_ms=s.reference_duration_ms("reference"))
 
     def to_output(self, r):
         s, out = self.session, {}

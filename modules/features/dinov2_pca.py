@@ -39,7 +39,7 @@ import numpy as np
 from nova_infant.core.backbones import DEFAULT_DINOV2, LoadedBackbone, load_dinov2
 from nova_infant.core.errors import NovaInfantError, OptionError, VideoDecodeError
 from nova_infant.core.media import VideoInfo, VideoSource
-from nova_infant.core.grid import FrameGrid, check_coverage, frame_grid, parse_step_ms, resolve_duration_ms
+from nova_infant.core.grid import FrameGrid, session_grid
 
 log = logging.getLogger(__name__)
 
@@ -541,17 +541,10 @@ def fit_frame_indices(row_frames: np.ndarray, n_fit: int) -> np.ndarray:
     return np.unique(unique[picks])
 
 
-def _resolve_grid(info: VideoInfo, frame_step, duration_ms=None, reference_duration_ms=None) -> FrameGrid:
-    try:
-        step = parse_step_ms(frame_step, native_fps=info.fps)
-        duration = resolve_duration_ms(info.duration_ms, duration_ms, reference_duration_ms)
-        grid = frame_grid(duration, step)
-    except OptionError as exc:
-        raise OptionError(f"{info.path}: {exc}") from None
-    if grid.n_frames == 0:
-        raise OptionError(f"{info.path}: a session of {duration:.1f} ms holds no row of {step:.3f} ms")
-    check_coverage(info.duration_ms, grid, info.path)
-    return grid
+def _resolve_grid(info: VideoInfo, frame_step, duration_ms=None, reference_duration_ms=None,
+                  session_duration_ms=None) -> FrameGrid:
+    return session_grid(frame_step, info.duration_ms, duration_ms=duration_ms, reference=reference_duration_ms,
+                        session_duration_ms=session_duration_ms, native_fps=info.fps, source=info.path)
 
 
 def _new_ipca(k: int):
@@ -653,7 +646,7 @@ def extract_dinov2(video_path: str | os.PathLike, model: LoadedBackbone | str = 
                    k: int = 4, pca: str | PatchPCA = "dataset", pca_fit_frames: int = 256, output: str = "both",
                    framing: str | Framing = "resize", frame_step="video", batch_size: int = 8,
                    duration_ms: float | None = None, reference_duration_ms: float | None = None,
-                   device: str = "auto", bf16: bool | None = None, precision: str = "auto", progress: bool = False,
+                   session_duration_ms: float | None = None, device: str = "auto", bf16: bool | None = None, precision: str = "auto", progress: bool = False,
                    pca_basis: str | os.PathLike | None = None,
                    pca_fit_videos: Sequence[str | os.PathLike] | None = None) -> DinoV2Features:
     """Extract DINOv2-PCA patch features and/or CLS tokens of a video on its session grid.
@@ -691,9 +684,10 @@ def extract_dinov2(video_path: str | os.PathLike, model: LoadedBackbone | str = 
         :func:`nova_infant.core.grid.parse_step_ms`).
     batch_size : int
         Frames per forward pass.
-    duration_ms, reference_duration_ms : float, optional
-        Session duration (ms) that sets the row count ``floor(D / step)``; priority ``duration_ms`` >
-        ``reference_duration_ms`` > the video's own duration.
+    duration_ms, reference_duration_ms, session_duration_ms : float, optional
+        Session duration (ms) that sets the row count ``floor(D / step)``: the option, the session's reference
+        input, the NOVA session; priority in that order, then the video's own duration
+        (:func:`nova_infant.core.grid.session_grid`).
     device, precision : str
         Where and in what precision the model runs when ``model`` is not loaded yet (``auto``/``fp32``/``bf16``/
         ``int8``, :func:`nova_infant.core.backbones.resolve_precision`); ``bf16`` is the deprecated flag (False = fp32).
@@ -726,7 +720,7 @@ def extract_dinov2(video_path: str | os.PathLike, model: LoadedBackbone | str = 
     encoder = DinoV2Encoder(backbone, size, framing)
     source = open_for_model(video_path, encoder.size, encoder.framing)
     info = source.info
-    grid = _resolve_grid(info, frame_step, duration_ms, reference_duration_ms)
+    grid = _resolve_grid(info, frame_step, duration_ms, reference_duration_ms, session_duration_ms)
     k = _check_k(k, encoder)
     want_pca, want_cls = output in ("pca", "both"), output in ("cls", "both")
 

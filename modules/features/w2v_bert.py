@@ -27,7 +27,7 @@ import numpy as np
 
 from nova_infant.core.backbones import DEFAULT_W2V_BERT, LoadedBackbone, load_w2v_bert
 from nova_infant.core.errors import AudioDecodeError, OptionError
-from nova_infant.core.grid import FrameGrid, check_coverage, frame_grid, parse_step_ms, resolve_duration_ms
+from nova_infant.core.grid import FrameGrid, parse_step_ms, resolve_duration_ms, session_grid
 
 log = logging.getLogger(__name__)
 
@@ -252,7 +252,7 @@ def extract_w2v_bert(audio_path: str, model: str | LoadedBackbone = DEFAULT_W2V_
                      left_ms: float = 50.0, right_ms: float = 50.0, layer: int = -1, chunk_s: float = 30.0,
                      overlap_s: float = 3.0, batch_size: int = 2, device: str = "auto", bf16: bool | None = None,
                      precision: str = "auto", duration_ms=None, reference_duration_ms: float | None = None,
-                     progress: bool = False) -> tuple[np.ndarray, FrameGrid, dict]:
+                     progress: bool = False, session_duration_ms: float | None = None) -> tuple[np.ndarray, FrameGrid, dict]:
     """W2V-BERT features of one audio file (or a video's audio track) on the session grid.
 
     Parameters
@@ -269,7 +269,9 @@ def extract_w2v_bert(audio_path: str, model: str | LoadedBackbone = DEFAULT_W2V_
         ``bf16``, ``int8``; :func:`nova_infant.core.backbones.resolve_precision`), when ``model`` is not loaded yet
     bf16 : deprecated flag (False = ``precision="fp32"``)
     duration_ms : explicit session duration (ms) defining the grid; 0/None = unset
-    reference_duration_ms : duration of the session's reference input (e.g. its video) or the NOVA session, ms
+    reference_duration_ms : duration of the session's reference input (e.g. its video), ms
+    session_duration_ms : duration of the NOVA session (database mode), ms; the grid's duration is picked by
+        :func:`nova_infant.core.grid.session_grid` (option > reference > session > the audio's own)
 
     Returns
     -------
@@ -292,10 +294,8 @@ def extract_w2v_bert(audio_path: str, model: str | LoadedBackbone = DEFAULT_W2V_
     resolve_duration_ms(0.0, duration_ms)
     audio, _ = read_audio_16k(audio_path)
     own_ms = len(audio) * 1000.0 / SAMPLE_RATE_HZ
-    duration = resolve_duration_ms(own_ms, duration_ms, reference_duration_ms)
-    grid = frame_grid(duration, step_ms)
-    if grid.n_frames == 0:
-        raise OptionError(f"{audio_path}: session of {duration:.1f} ms is shorter than one frame step ({step_ms} ms)")
+    grid = session_grid(step_ms, own_ms, duration_ms=duration_ms, reference=reference_duration_ms,
+                        session_duration_ms=session_duration_ms, source=str(audio_path))
     if isinstance(model, LoadedBackbone):
         backbone = model
     elif callable(model):  # a job's loader: weights load once, after the audio proved readable
@@ -306,7 +306,6 @@ def extract_w2v_bert(audio_path: str, model: str | LoadedBackbone = DEFAULT_W2V_
         hidden = encode_session(audio, backbone, chunk_s, overlap_s, int(layer), int(batch_size), progress)
     except AudioDecodeError as exc:
         raise AudioDecodeError(f"{audio_path}: {exc}") from None
-    check_coverage(own_ms, grid, str(audio_path))
     features = pool_to_grid(hidden, HIDDEN_RATE_HZ, grid, left_ms, right_ms)
     metadata = {
         "model": str(backbone.name), "weights": backbone.weights_label, "precision": backbone.precision,

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from nova_infant.core.errors import AudioDecodeError, OptionError, WeightsUnavailableError
-from nova_infant.core.grid import FrameGrid, check_coverage, frame_grid
+from nova_infant.core.grid import FrameGrid, session_grid
 
 log = logging.getLogger("nova_infant")
 
@@ -550,7 +550,8 @@ def embed_audio(path: str, backend) -> tuple[np.ndarray, np.ndarray, float]:
 def tag_audio_events(path: str, backend: str = "yamnet", head: str | None = None, step_ms: float = 40.0,
                      duration_ms: float | None = None, threshold: float | None = None, min_event_ms: float = 0.0,
                      classes: list[str] | None = None, required: list[str] | None = None,
-                     crying_model: str = "default") -> AudioEventResult:
+                     crying_model: str = "default", reference_duration_ms: float | None = None,
+                     session_duration_ms: float | None = None) -> AudioEventResult:
     """Tag audio events in one recording.
 
     Parameters
@@ -560,7 +561,9 @@ def tag_audio_events(path: str, backend: str = "yamnet", head: str | None = None
     head : folder of a trained head (:func:`fit_audio_head`); replaces the zero-shot mapping; its classes are the
         output classes
     step_ms : grid step in ms (default 40 = 25 Hz, the project's shared grid)
-    duration_ms : session duration defining the grid (default: the audio's own duration)
+    duration_ms, reference_duration_ms, session_duration_ms : the option ``duration_ms``, the duration of the
+        session's reference input and of the NOVA session, ms; the grid's duration is the first one set, else the
+        audio's own (:func:`nova_infant.core.grid.session_grid`)
     threshold : probability an event frame must reach, for every class; None (default) = per-class thresholds:
         those fitted with a head (the default crying model's ``baby_crying`` and ``speech``, see
         :mod:`.crying`), else 0.5 (VIBA-Net's rule)
@@ -601,8 +604,8 @@ def tag_audio_events(path: str, backend: str = "yamnet", head: str | None = None
             raise OptionError(f"{head}: head was trained on {head_obj.cfg.embedding} embeddings, "
                               f"this run uses {embedding_name(model)}")
     logits, centres, own_ms = embed_audio(path, model)
-    grid = frame_grid(duration_ms if duration_ms else own_ms, step_ms)
-    check_coverage(own_ms, grid, str(path))
+    grid = session_grid(step_ms, own_ms, duration_ms=duration_ms, reference=reference_duration_ms,
+                        session_duration_ms=session_duration_ms, source=str(path))
     fitted: dict = {}
     notes: dict = {}
     if head_obj is not None:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from nova_infant.core.errors import OptionError, WeightsUnavailableError
-from nova_infant.core.grid import FrameGrid, check_coverage, frame_grid
+from nova_infant.core.grid import FrameGrid, session_grid
 
 log = logging.getLogger("nova_infant")
 
@@ -376,7 +376,8 @@ def hold_on_grid(sample_ms: np.ndarray, grid: FrameGrid) -> np.ndarray:
 
 def tag_emotion(path: str, head: str | None = None, classes: list[str] | None = None, sample_fps="1",
                 face: str = "largest", smooth: int = 3, step_ms: float = 40.0,
-                duration_ms: float | None = None, min_conf: float = MIN_CONF) -> EmotionResult:
+                duration_ms: float | None = None, min_conf: float = MIN_CONF,
+                reference_duration_ms: float | None = None, session_duration_ms: float | None = None) -> EmotionResult:
     """Tag infant emotion in one video.
 
     Parameters
@@ -389,7 +390,10 @@ def tag_emotion(path: str, head: str | None = None, classes: list[str] | None = 
     sample_fps : frames analysed per second (VIBA-Net: 1) or "all" (every frame)
     face : "largest" | "central" | "left" | "right" (see :func:`faces.choose_face`)
     smooth : rolling-average length in sampled frames (1 = off)
-    step_ms, duration_ms : output grid step and session duration (default: the video's duration)
+    step_ms : output grid step, ms
+    duration_ms, reference_duration_ms, session_duration_ms : the option ``duration_ms``, the duration of the
+        session's reference input and of the NOVA session, ms; the grid's duration is the first one set, else the
+        video's own (:func:`nova_infant.core.grid.session_grid`)
     min_conf : a face gets its best class only if that class's probability reaches this, else ``uncertain``
 
     Returns
@@ -429,8 +433,8 @@ def tag_emotion(path: str, head: str | None = None, classes: list[str] | None = 
     probs = rolling_average(probs, has, smooth)
     ids, id_conf = decide(probs, has, len(base), outcomes, min_conf)
     val = valence(a["fer"])
-    grid = frame_grid(duration_ms if duration_ms else a["duration_ms"], step_ms)
-    check_coverage(a["duration_ms"], grid, str(path))
+    grid = session_grid(step_ms, a["duration_ms"], duration_ms=duration_ms, reference=reference_duration_ms,
+                        session_duration_ms=session_duration_ms, source=str(path))
     if len(a["sample_ms"]):
         k = hold_on_grid(a["sample_ms"], grid)
         g_has = has[k]
