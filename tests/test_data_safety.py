@@ -21,7 +21,7 @@ import pytest
 
 from nova_infant.core import nova_io
 from nova_infant.cli import main
-from nova_infant.core.errors import OutputError, PathError, StreamError, TrainerFileError, WeightsUnavailableError
+from nova_infant.core.errors import OutputError, PathError, SavedModelError, StreamError, TrainerFileError, WeightsUnavailableError
 
 REPO = Path(__file__).resolve().parents[1]
 ANNO = "infant.ICEP-R-infant.gold.annotation"
@@ -506,24 +506,33 @@ def _edit_json(path: Path, change) -> None:
     path.write_text(json.dumps(doc))
 
 
-def _unmark(bundle: Path) -> None:
-    """Drop the checksum list (a bundle saved before markers existed), so the content checks themselves run."""
-    (bundle / nova_io.MARKER).unlink()
+def _reseal(folder: Path) -> None:
+    """Re-write the ``checksums`` of a damaged saved model for its present files (as if saved damaged), so the
+    content checks themselves run."""
+    import hashlib
+
+    names = sorted(p.name for p in folder.iterdir() if p.is_file() and p.name not in ("checksums", nova_io.MARKER))
+    (folder / "checksums").write_text("".join(f"{hashlib.sha256((folder / n).read_bytes()).hexdigest()}  {n}\n"
+                                              for n in names))
+
+
+def _config(doc: dict) -> dict:
+    return doc["config"]  # what the bundle/head saved, inside the saved-model envelope
 
 
 BUNDLE_CASES = {
     "nan-normaliser": ("normaliser.json", lambda b: _edit_json(b / "normaliser.json", lambda d: d["mean"].__setitem__(0, float("nan"))), "normaliser.json: mean holds NaN"),
     "short-normaliser": ("normaliser.json", lambda b: _edit_json(b / "normaliser.json", lambda d: d["scale"].pop()), "normaliser.json: scale has 5 values"),
     "zero-scale": ("normaliser.json", lambda b: _edit_json(b / "normaliser.json", lambda d: d["scale"].__setitem__(1, 0.0)), "scale must be > 0"),
-    "2-class-label-map": ("config.json", lambda b: _edit_json(b / "config.json", lambda d: d["label_map"].__setitem__("classes", d["label_map"]["classes"][:2])), "label map has 2 classes"),
-    "window-0": ("config.json", lambda b: _edit_json(b / "config.json", lambda d: d["training_config"].__setitem__("window", 0)), "window 0"),
-    "stride-0": ("config.json", lambda b: _edit_json(b / "config.json", lambda d: d["training_config"].__setitem__("stride", 0)), "stride 0"),
-    "wrong-in-dim": ("config.json", lambda b: _edit_json(b / "config.json", lambda d: d["architecture"].__setitem__("in_dim", 7)), "takes 7 features"),
+    "2-class-label-map": ("config.json", lambda b: _edit_json(b / "config.json", lambda d: _config(d)["label_map"].__setitem__("classes", _config(d)["label_map"]["classes"][:2])), "label map has 2 classes"),
+    "window-0": ("config.json", lambda b: _edit_json(b / "config.json", lambda d: _config(d)["training_config"].__setitem__("window", 0)), "window 0"),
+    "stride-0": ("config.json", lambda b: _edit_json(b / "config.json", lambda d: _config(d)["training_config"].__setitem__("stride", 0)), "stride 0"),
+    "wrong-in-dim": ("config.json", lambda b: _edit_json(b / "config.json", lambda d: _config(d)["architecture"].__setitem__("in_dim", 7)), "takes 7 features"),
     "garbage-config": ("config.json", lambda b: (b / "config.json").write_text("{not json"), "config.json: unreadable"),
-    "no-architecture": ("config.json", lambda b: _edit_json(b / "config.json", lambda d: d.pop("architecture")), "config.json: unreadable"),
+    "no-architecture": ("config.json", lambda b: _edit_json(b / "config.json", lambda d: _config(d).pop("architecture")), "config.json: unreadable"),
     "missing-weights": ("model.safetensors", lambda b: (b / "model.safetensors").unlink(), "model.safetensors: missing"),
     "missing-normaliser": ("normaliser.json", lambda b: (b / "normaliser.json").unlink(), "normaliser.json: missing"),
-    "truncated-weights": ("model.safetensors", lambda b: (b / "model.safetensors").write_bytes((b / "model.safetensors").read_bytes()[:100]), "model.safetensors: weights do not fit"),
+    "truncated-weights": ("model.safetensors", lambda b: (b / "model.safetensors").write_bytes((b / "model.safetensors").read_bytes()[:100]), "model.safetensors: unreadable tensors"),
 }
 
 
@@ -533,10 +542,10 @@ def test_damaged_bundle_is_one_line_naming_the_file(icep_data, tmp_path, capsys,
     name, damage, message = BUNDLE_CASES[case]
     bundle = tmp_path / "bundle"
     shutil.copytree(icep_data["bundle"], bundle)
-    if not marked:
-        _unmark(bundle)
     damage(bundle)
-    with pytest.raises(TrainerFileError) as info:
+    if not marked:
+        _reseal(bundle)
+    with pytest.raises(SavedModelError) as info:
         from nova_infant.icep.bundle import load_bundle
 
         load_bundle(bundle)
@@ -564,10 +573,10 @@ def _head(tmp_path):
 
 
 HEAD_CASES = {  # edited file, file the content check names, damage, message of the content check
-    "nan-mean": ("config.json", "config.json", lambda h: _edit_json(h / "config.json", lambda d: d["mean"].__setitem__(0, float("nan"))), "mean must hold 6 finite"),
-    "short-scale": ("config.json", "config.json", lambda h: _edit_json(h / "config.json", lambda d: d["scale"].pop()), "scale must hold 6 finite"),
-    "duplicate-classes": ("config.json", "config.json", lambda h: _edit_json(h / "config.json", lambda d: d.__setitem__("classes", ["a", "a"])), "distinct"),
-    "three-classes": ("config.json", "model.safetensors", lambda h: _edit_json(h / "config.json", lambda d: d.__setitem__("classes", ["a", "b", "c"])), "weights do not fit"),
+    "nan-mean": ("config.json", "config.json", lambda h: _edit_json(h / "config.json", lambda d: _config(d)["mean"].__setitem__(0, float("nan"))), "mean must hold 6 finite"),
+    "short-scale": ("config.json", "config.json", lambda h: _edit_json(h / "config.json", lambda d: _config(d)["scale"].pop()), "scale must hold 6 finite"),
+    "duplicate-classes": ("config.json", "config.json", lambda h: _edit_json(h / "config.json", lambda d: _config(d).__setitem__("classes", ["a", "a"])), "distinct"),
+    "three-classes": ("config.json", "model.safetensors", lambda h: _edit_json(h / "config.json", lambda d: _config(d).__setitem__("classes", ["a", "b", "c"])), "weights do not fit"),
     "missing-weights": ("model.safetensors", "model.safetensors", lambda h: (h / "model.safetensors").unlink(), "missing"),
     "garbage-config": ("config.json", "config.json", lambda h: (h / "config.json").write_text("[]"), "unreadable"),
 }
@@ -581,10 +590,10 @@ def test_damaged_tagger_head_is_one_line_naming_the_file(tmp_path, case, marked,
     edited, reported, damage, message = HEAD_CASES[case]
     head = _head(tmp_path)
     assert Head.load(head, "emotion").cfg.classes == ["a", "b"]
-    if not marked:
-        _unmark(head)
     damage(head)
-    with pytest.raises(WeightsUnavailableError) as info:
+    if not marked:
+        _reseal(head)
+    with pytest.raises(SavedModelError) as info:
         Head.load(head, "emotion")
     text = str(info.value)
     assert "\n" not in text, text

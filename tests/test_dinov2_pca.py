@@ -15,7 +15,7 @@ import pytest
 
 from nova_infant.core import nova_io
 from nova_infant.core.backbones import load_dinov2, save_standin
-from nova_infant.features.dinov2_pca import (PCAFileError, extract_dinov2, fit_frame_indices, fit_pca_over_videos, load_pca,
+from nova_infant.features.dinov2_pca import (PCAFileError, convert_npz_basis, extract_dinov2, fit_frame_indices, fit_pca_over_videos, load_pca,
                                     parse_framing, pca_picture, save_pca)
 from nova_infant.core.errors import OptionError, WeightsUnavailableError
 from tests.conftest import marked_video
@@ -91,7 +91,8 @@ def test_saved_pca_fitted_on_the_session_reproduces_session_mode(carphone_sessio
     options = dict(pca_fit_frames=50, batch_size=8, k=4)
     session = extract_dinov2(carphone_session["video"], backbone, output="pca", pca="session", **options)
     pca = fit_pca_over_videos([carphone_session["video"]], backbone, progress=False, **options)
-    path = save_pca(pca, tmp_path / "dataset_pca.npz")
+    path = save_pca(pca, tmp_path / "dataset_pca")
+    assert path.is_dir() and (path / "checksums").is_file() and (path / "README.md").is_file()
     loaded = load_pca(path)
     assert loaded.n_components == 4 and loaded.token_dim == 32 and loaded.n_tokens == 50 * 256
     from_file = extract_dinov2(carphone_session["video"], backbone, output="pca", pca=str(path), **options)
@@ -119,15 +120,16 @@ def test_two_sessions_with_different_scenes_share_one_basis_by_default(carphone_
     heads = [nova_io.open_ssi_stream(root / s / "infant.dinov2.stream").meta for s in ("P001", "P002")]
     assert heads[0]["pca_mode"] == heads[1]["pca_mode"] == "dataset"
     assert heads[0]["pca_basis"] == heads[1]["pca_basis"] and heads[0]["pca_k"] == "4"
-    (basis_file,) = (root / "dinov2_pca_basis").glob("*.npz")
+    (basis_file,) = [p for p in (root / "dinov2_pca_basis").iterdir() if not p.name.startswith(".")]
+    assert basis_file.is_dir() and not basis_file.name.endswith(".npz")           # a saved-model folder
     basis = load_pca(basis_file)
     assert basis.basis_hash == heads[0]["pca_basis"] and len(basis.sources) == 2   # fitted across both sessions
-    stamp = basis_file.stat().st_mtime_ns
+    stamp = (basis_file / "config.json").stat().st_mtime_ns
     assert _cli(["dinov2", "extract", videos[1], "--model", tiny_dinov2, "--device", "cpu", "--output", "pca"]) == 0
-    assert basis_file.stat().st_mtime_ns == stamp                                  # a later job reuses it
+    assert (basis_file / "config.json").stat().st_mtime_ns == stamp                                  # a later job reuses it
     assert nova_io.open_ssi_stream(root / "P002" / "infant.dinov2.stream").meta["pca_basis"] == basis.basis_hash
     # no unsupervised leak: a basis fitted on the training session only, used for the test session
-    train_basis = tmp_path / "train_basis.npz"
+    train_basis = tmp_path / "train_basis"
     assert _cli(["dinov2", "extract", videos[1], "--model", tiny_dinov2, "--device", "cpu", "--output", "pca",
                  "--pca-fit-frames", "20", "--pca-basis", str(train_basis), "--pca-fit-videos", videos[0]]) == 0
     train_only = load_pca(train_basis)
@@ -143,16 +145,39 @@ def test_two_sessions_with_different_scenes_share_one_basis_by_default(carphone_
 def test_pca_of_other_weights_is_refused_naming_the_file(carphone_session, backbone, tmp_path):
     other = load_dinov2(str(save_standin("dinov2", tmp_path / "other", seed=7)), device="cpu")
     pca = fit_pca_over_videos([carphone_session["video"]], other, pca_fit_frames=16, progress=False)
-    path = save_pca(pca, tmp_path / "other_pca.npz")
-    with pytest.raises(PCAFileError, match="other_pca.npz: PCA was fitted on the weights"):
+    path = save_pca(pca, tmp_path / "other_pca")
+    with pytest.raises(PCAFileError, match="other_pca: PCA was fitted on the weights"):
         extract_dinov2(carphone_session["video"], backbone, pca=str(path))
 
 
 def test_pca_file_that_is_not_a_pca_is_a_clear_error(tmp_path):
     bad = tmp_path / "notes.npz"
     bad.write_text("hello")
-    with pytest.raises(PCAFileError, match="notes.npz: not a DINOv2 PCA file"):
+    with pytest.raises(PCAFileError, match="notes.npz: a PCA basis in the old .npz format; convert it"):
         load_pca(bad)
+    with pytest.raises(PCAFileError, match="notes.npz: not a DINOv2 PCA file"):
+        convert_npz_basis(bad)
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(PCAFileError, match=r"folder/config.json: missing"):
+        load_pca(tmp_path / "folder")
+
+
+def test_old_npz_basis_converts_to_a_folder_with_the_same_hash(carphone_session, backbone, tmp_path):
+    pca = fit_pca_over_videos([carphone_session["video"]], backbone, pca_fit_frames=16, progress=False)
+    old = tmp_path / "basis.npz"  # the layout nova-infant wrote before the saved-model format
+    np.savez(old, components=pca.components, mean=pca.mean, explained_variance=pca.explained_variance,
+             explained_variance_ratio=pca.explained_variance_ratio, n_components=pca.n_components,
+             token_dim=pca.token_dim, size=pca.size, n_tokens=pca.n_tokens, version=1, model=np.str_(pca.model),
+             fingerprint=np.str_(pca.fingerprint), framing=np.str_(pca.framing),
+             sources=np.asarray(pca.sources, dtype=np.str_))
+    with pytest.raises(PCAFileError) as info:
+        extract_dinov2(carphone_session["video"], backbone, pca=str(old), output="pca")
+    assert "\n" not in str(info.value) and "python -m nova_infant.features.dinov2_pca" in str(info.value)
+    folder = convert_npz_basis(old)
+    assert folder == tmp_path / "basis" and load_pca(folder).basis_hash == pca.basis_hash
+    (folder / "model.safetensors").write_bytes((folder / "model.safetensors").read_bytes()[:-4] + b"\0\0\0\0")
+    with pytest.raises(PCAFileError, match="basis/model.safetensors: content differs from its recorded SHA-256"):
+        load_pca(folder)
 
 
 def test_frame_mode_refits_pca_on_every_frame(carphone_session, backbone):
@@ -294,7 +319,7 @@ def test_module_runs_in_du_process_and_streams_load_back(cml_dir, carphone_sessi
                                        "infant.dinov2cls.stream~"]
     assert (pictures / "demo.carphone01.dinov2_pca.png").is_file()
     head = nova_io.open_ssi_stream(out / "infant.dinov2.stream").meta   # default: the dataset's one basis
-    basis = {load_pca(p).basis_hash for p in (Path(carphone_session["root"]) / "demo" / "dinov2_pca_basis").glob("*.npz")}
+    basis = {load_pca(p).basis_hash for p in (Path(carphone_session["root"]) / "demo" / "dinov2_pca_basis").glob("[!.]*")}
     assert head["pca_mode"] == "dataset" and head["pca_basis"] in basis
     assert head["precision"] == "int8"  # the DISCOVER option reaches the model and the header
 

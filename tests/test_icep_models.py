@@ -193,7 +193,7 @@ def test_grid_point_is_scored_and_shipped_with_its_own_window(tmp_path, monkeypa
     assert scored and set(scored) == {10, 100} and 50 not in scored       # each point scored with its own window
     import json
 
-    info = json.loads((bundle_dir / "config.json").read_text())["training"]["selection"]
+    info = json.loads((bundle_dir / "config.json").read_text())["config"]["training"]["selection"]
     assert info["chosen"] == {"window": 10, "stride": 10}
     assert [row["scored_with"]["window"] for row in info["table"]] == [10, 100]
     assert info["table"][0]["f1_macro"] > info["table"][1]["f1_macro"]

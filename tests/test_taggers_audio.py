@@ -160,7 +160,7 @@ def test_trained_head_beats_zero_shot_mapping_on_held_out_recordings(tmp_path):
     f1_head, f1_zero = _frame_macro_f1(trained, test_segs, classes), _frame_macro_f1(zero, test_segs, classes)
     print(f"frame macro-F1 head {f1_head:.3f} zero-shot {f1_zero:.3f}")
     assert f1_head > f1_zero + 0.1, (f1_head, f1_zero)
-    assert trained.mode.startswith("head:") and json.loads((head_dir / "config.json").read_text())["classes"] == classes
+    assert trained.mode.startswith("head:") and json.loads((head_dir / "config.json").read_text())["config"]["classes"] == classes
 
 
 def test_head_trained_for_other_classes_than_the_scheme_is_refused(tmp_path):

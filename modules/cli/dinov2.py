@@ -37,8 +37,8 @@ def _common(p: argparse.ArgumentParser, fit: bool = False) -> None:
                        help="dataset (default: one basis for the dataset, fitted once and reused) | session (one per "
                             "video, not comparable across sessions) | frame (paper reproduction) | path of a saved PCA")
         p.add_argument("--pca-basis", default=None,
-                       help="basis file of --pca dataset (default <out-dir or dataset folder>/dinov2_pca_basis/"
-                            "<model>-<fingerprint>-k<k>-<size>px-<framing>.npz); fitted and saved when missing")
+                       help="basis folder of --pca dataset (default <out-dir or dataset folder>/dinov2_pca_basis/"
+                            "<model>-<fingerprint>-k<k>-<size>px-<framing>/, a saved-model folder); fitted and saved when missing")
         p.add_argument("--pca-fit-videos", nargs="+", default=None,
                        help="videos to fit a missing basis on (default: all videos given; give the training "
                             "sessions only to keep test sessions out of the basis)")
@@ -58,8 +58,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     _common(p)
     p.set_defaults(func=_extract)
 
-    p = cmds.add_parser("fit-pca", help="fit one PCA of patch tokens over many videos (bounded memory) and save it (.npz)")
-    p.add_argument("out", help="PCA file to write (.npz)")
+    p = cmds.add_parser("fit-pca", help="fit one PCA of patch tokens over many videos (bounded memory) and save it (a saved-model folder)")
+    p.add_argument("out", help="PCA basis folder to write")
     p.add_argument("videos", nargs="+", help="video files to fit on (e.g. the training sessions)")
     _common(p, fit=True)
     p.set_defaults(func=_fit_pca)
@@ -140,7 +140,7 @@ def _dataset_pca(args, backbone):
     path = _basis_path(args, backbone)
     pca, created = dataset_basis(path, args.pca_fit_videos or args.videos, backbone, progress=True, **_options(args))
     print(f"{path}: PCA basis {pca.basis_hash} " + (f"fitted on {len(pca.sources)} videos and saved" if created
-                                                    else "reused (delete the file to fit a new one)"))
+                                                    else "reused (delete the folder to fit a new one)"))
     return pca
 
 

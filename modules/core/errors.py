@@ -49,3 +49,8 @@ class PathError(NovaInfantError, ValueError):
 class OutputError(NovaInfantError):
     """An output could not be written (full disk, read-only folder, another run writing it); the previous version
     of the output is kept."""
+
+
+class SavedModelError(NovaInfantError):
+    """A saved model folder (ICEP-R bundle, tagger head, DINOv2 PCA basis; :mod:`nova_infant.core.saved`) is
+    missing, damaged, of another kind or of an older format."""

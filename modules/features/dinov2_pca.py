@@ -29,7 +29,8 @@ import logging
 import math
 import os
 import re
-import tempfile
+import shutil
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -37,7 +38,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from nova_infant.core.backbones import DEFAULT_DINOV2, LoadedBackbone, load_dinov2
-from nova_infant.core.errors import NovaInfantError, OptionError, VideoDecodeError
+from nova_infant.core.errors import NovaInfantError, OptionError, SavedModelError, VideoDecodeError
 from nova_infant.core.media import VideoInfo, VideoSource
 from nova_infant.core.grid import FrameGrid, session_grid
 
@@ -47,13 +48,15 @@ PCA_MEDIA_TYPE = "feature;video;dinov2"
 # NOVA matches an input "stream:SSIStream:dinov2" by substring of the stream type: no "dinov2" in the CLS type
 CLS_MEDIA_TYPE = "feature;video;dino_cls"
 OUTPUTS = ("pca", "cls", "both")
-PCA_FILE_VERSION = 1
 # Reference pre-processing (torchvision Resize(256) + CenterCrop(224)): short side = size * 256 / 224.
 _CENTER_CROP_RATIO = 256.0 / 224.0
 
 
-class PCAFileError(NovaInfantError):
-    """A saved PCA file is missing, malformed, or was fitted on another model."""
+#: A saved PCA basis is missing, malformed, of the old ``.npz`` format, or was fitted on another model. The one
+#: error type of saved models (:class:`nova_infant.core.errors.SavedModelError`), under its former name.
+PCAFileError = SavedModelError
+#: ``kind`` of a PCA basis saved-model folder.
+PCA_KIND = "dinov2-pca-basis"
 
 
 # ---------------------------------------------------------------- framing and pre-processing
@@ -368,56 +371,116 @@ class PatchPCA:
 
 
 def save_pca(pca: PatchPCA, path: str | os.PathLike) -> Path:
-    """Save a :class:`PatchPCA` as a plain ``.npz`` (numpy arrays and strings only, no pickle), atomically.
+    """Save a :class:`PatchPCA` as a saved-model folder (:func:`nova_infant.core.saved.save_model`, kind
+    ``dinov2-pca-basis``), atomically.
 
-    Keys: ``components`` (k, D) f4, ``mean`` (D,) f4, ``explained_variance`` (k,), ``explained_variance_ratio``
-    (k,), ``n_components``, ``token_dim``, ``size``, ``n_tokens``, ``version`` (int), ``model``, ``fingerprint``,
-    ``framing`` (str), ``sources`` (str array).
-    """
-    path = Path(path)
-    if path.suffix != ".npz":
-        path = path.with_name(path.name + ".npz")
-    from nova_infant.core.nova_io import atomic_file
+    ``model.safetensors`` holds ``components`` (k, D) float32, ``mean`` (D,) float32, ``explained_variance`` (k,)
+    and ``explained_variance_ratio`` (k,); ``config.json`` holds ``model``, ``fingerprint``, ``size`` (px),
+    ``framing``, ``n_tokens``, ``sources`` and ``basis_hash``.
 
-    with atomic_file(path) as tmp, open(tmp, "wb") as handle:
-        np.savez(handle, components=pca.components, mean=pca.mean, explained_variance=pca.explained_variance,
-                 explained_variance_ratio=pca.explained_variance_ratio, n_components=pca.n_components,
-                 token_dim=pca.token_dim, size=pca.size, n_tokens=pca.n_tokens, version=PCA_FILE_VERSION,
-                 model=np.str_(pca.model), fingerprint=np.str_(pca.fingerprint), framing=np.str_(pca.framing),
-                 sources=np.asarray([str(s) for s in pca.sources], dtype=np.str_))
-    return path
+    Parameters
+    ----------
+    pca : PatchPCA
+    path : path
+        Folder to write (a trailing ``.npz`` is dropped: bases were single ``.npz`` files before).
 
-
-def load_pca(path: str | os.PathLike) -> PatchPCA:
-    """Load a PCA saved by :func:`save_pca` (``allow_pickle=False``).
+    Returns
+    -------
+    Path of the folder.
 
     Raises
     ------
-    PCAFileError
-        If the file is missing, not an npz of this layout, or its arrays disagree in shape.
+    PathError, OutputError
+        As :func:`nova_infant.core.saved.save_model`.
     """
+    from nova_infant.core.saved import save_model
+
     path = Path(path)
-    if not path.is_file():
-        raise PCAFileError(f"{path}: no such PCA file")
+    if path.suffix == ".npz":
+        path = path.with_suffix("")
+    config = {"model": pca.model, "fingerprint": pca.fingerprint, "size": int(pca.size), "framing": pca.framing,
+              "n_tokens": int(pca.n_tokens), "n_components": pca.n_components, "token_dim": pca.token_dim,
+              "sources": [str(x) for x in pca.sources], "basis_hash": pca.basis_hash}
+    tensors = {"components": np.asarray(pca.components, np.float32), "mean": np.asarray(pca.mean, np.float32),
+               "explained_variance": np.asarray(pca.explained_variance, np.float32),
+               "explained_variance_ratio": np.asarray(pca.explained_variance_ratio, np.float32)}
+    readme = (f"PCA of DINOv2 patch tokens ({pca.n_components} components of {pca.token_dim}-d tokens of "
+              f"{pca.model}, weights fingerprint {pca.fingerprint}, {pca.size} px, framing {pca.framing}), "
+              f"fitted with scikit-learn IncrementalPCA on {pca.n_tokens} patch tokens of {len(pca.sources)} videos "
+              f"(unsupervised; ICMI'24 ICEP-R paper Eq. 1-3, one basis per dataset: docs/dinov2-pca.md). Streams "
+              f"projected on it carry pca_basis={pca.basis_hash} in their header.")
+    return save_model(path, PCA_KIND, config, tensors, readme=readme)
+
+
+def load_pca(path: str | os.PathLike) -> PatchPCA:
+    """Load a PCA basis folder saved by :func:`save_pca` (checksums verified).
+
+    Raises
+    ------
+    SavedModelError (alias ``PCAFileError``)
+        If the folder is missing, damaged, not a PCA basis, an old ``.npz`` basis (the message says how to
+        convert it: :func:`convert_npz_basis`), or its arrays disagree in shape.
+    """
+    from nova_infant.core.saved import load_model
+
+    path = Path(path)
+    if path.is_file():
+        raise SavedModelError(f"{path}: a PCA basis in the old .npz format; convert it (same basis, same hash) with "
+                              f"python -m nova_infant.features.dinov2_pca {path} or re-fit it (nova-infant dinov2 "
+                              f"fit-pca)")
+    if not path.exists():
+        raise SavedModelError(f"{path}: no such PCA basis folder")
+    config, arrays = load_model(path, kind=PCA_KIND)
     try:
-        with np.load(path, allow_pickle=False) as data:
+        pca = PatchPCA(np.asarray(arrays["components"], np.float32), np.asarray(arrays["mean"], np.float32),
+                       np.asarray(arrays["explained_variance"], np.float32),
+                       np.asarray(arrays["explained_variance_ratio"], np.float32), str(config["model"]),
+                       str(config["fingerprint"]), int(config["size"]), str(config["framing"]),
+                       int(config["n_tokens"]), [str(x) for x in config["sources"]], str(path.resolve()))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SavedModelError(f"{path / 'config.json'}: not a DINOv2 PCA basis ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0][:150] if str(exc) else ''})") from None
+    if pca.components.ndim != 2 or pca.mean.shape != (pca.token_dim,) or not np.isfinite(pca.components).all():
+        raise SavedModelError(f"{path / 'model.safetensors'}: PCA arrays are malformed (components "
+                              f"{pca.components.shape}, mean {pca.mean.shape})")
+    return pca
+
+
+def convert_npz_basis(npz_path: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
+    """Convert a basis saved as ``.npz`` by nova-infant before the saved-model format into a basis folder.
+
+    The arrays are copied unchanged, so :attr:`PatchPCA.basis_hash` (recorded in stream headers and ICEP-R
+    bundles) stays the same. The ``.npz`` file is left in place.
+
+    Parameters
+    ----------
+    npz_path : path
+    out : path, optional
+        Folder to write (default: ``npz_path`` without ``.npz``, the name :func:`default_basis_path` now uses).
+
+    Raises
+    ------
+    SavedModelError
+        If the file is not an ``.npz`` PCA of the old layout.
+    """
+    npz_path = Path(npz_path)
+    try:
+        with np.load(npz_path, allow_pickle=False) as data:
             pca = PatchPCA(np.asarray(data["components"], np.float32), np.asarray(data["mean"], np.float32),
                            np.asarray(data["explained_variance"], np.float32),
                            np.asarray(data["explained_variance_ratio"], np.float32), str(data["model"]),
                            str(data["fingerprint"]), int(data["size"]), str(data["framing"]), int(data["n_tokens"]),
-                           [str(s) for s in data["sources"]], str(path.resolve()))
+                           [str(x) for x in data["sources"]])
     except (OSError, ValueError, KeyError) as exc:
-        raise PCAFileError(f"{path}: not a DINOv2 PCA file ({str(exc).splitlines()[0][:150] if str(exc) else type(exc).__name__})") from None
-    if pca.components.ndim != 2 or pca.mean.shape != (pca.token_dim,) or not np.isfinite(pca.components).all():
-        raise PCAFileError(f"{path}: PCA arrays are malformed (components {pca.components.shape}, mean {pca.mean.shape})")
-    return pca
+        raise SavedModelError(f"{npz_path}: not a DINOv2 PCA file ({str(exc).splitlines()[0][:150] if str(exc) else type(exc).__name__})") from None
+    return save_pca(pca, out if out is not None else npz_path.with_suffix(""))
 
 
 def basis_file_name(model: str, fingerprint: str, k: int, size: int, framing: str) -> str:
-    """File name of a dataset basis: ``<model>-<weights fingerprint[:8]>-k<k>-<size>px-<framing>.npz`` (characters
+    """Folder name of a dataset basis: ``<model>-<weights fingerprint[:8]>-k<k>-<size>px-<framing>`` (characters
     other than letters, digits, ``.``, ``_`` and ``-`` become ``_``)."""
     text = f"{Path(str(model).rstrip('/')).name}-{fingerprint[:8]}-k{int(k)}-{int(size)}px-{framing}"
-    return re.sub(r"[^A-Za-z0-9._-]", "_", text) + ".npz"
+    return re.sub(r"[^A-Za-z0-9._-]", "_", text)
 
 
 BASIS_FOLDER = "dinov2_pca_basis"
@@ -453,8 +516,9 @@ def dataset_basis(basis_path: str | os.PathLike, fit_videos: Sequence[str | os.P
     """The dataset's one PCA basis: loaded from ``basis_path`` if it exists, else fitted on ``fit_videos`` with
     :func:`fit_pca_over_videos` and saved there for every later job.
 
-    The file is written beside and linked into place only if no other job created it meanwhile (``os.link`` fails
-    on an existing name): then that job's basis is loaded and used, so concurrent jobs agree on one basis.
+    The folder is written beside and renamed into place only if no other job created it meanwhile (a folder
+    cannot be renamed onto an existing one): then that job's basis is loaded and used, so concurrent jobs agree on
+    one basis.
     Fitting on every session of a dataset is unsupervised (no labels) but lets test sessions shape the features;
     to keep them out, run the first job on training sessions only or fit with ``nova-infant dinov2 fit-pca``.
 
@@ -464,37 +528,34 @@ def dataset_basis(basis_path: str | os.PathLike, fit_videos: Sequence[str | os.P
 
     Raises
     ------
-    PCAFileError
-        If an existing file is not a PCA, or was fitted on other weights or with another ``k``.
+    SavedModelError (alias ``PCAFileError``)
+        If an existing folder is not a PCA basis (or is an old ``.npz`` file), or was fitted on other weights or
+        with another ``k``.
     VideoDecodeError
         If no fit video could be decoded.
     """
     backbone = _as_backbone(model, device, bf16, precision)
     encoder = DinoV2Encoder(backbone, size, framing)
     basis_path = Path(basis_path)
-    if basis_path.is_file():
+    if basis_path.exists():
         pca = load_pca(basis_path)
         pca.check_compatible(encoder, str(basis_path), k)
         return pca, False
     pca = fit_pca_over_videos(fit_videos, backbone, size=size, k=k, pca_fit_frames=pca_fit_frames, framing=framing,
                               frame_step=frame_step, batch_size=batch_size, progress=progress)
     basis_path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{basis_path.stem}.", suffix=".npz", dir=basis_path.parent)
-    os.close(fd)
+    staged = basis_path.parent / f".{basis_path.name}.fit-{uuid.uuid4().hex[:8]}"
     try:
-        save_pca(pca, tmp)
-        try:
-            os.link(tmp, basis_path)
+        save_pca(pca, staged)
+        try:  # a folder renames onto a missing name only: the first job to finish wins, later ones use its basis
+            os.rename(staged, basis_path)
             created = True
-        except FileExistsError:  # another job saved its basis first: use that one
+        except OSError:
+            if not basis_path.exists():
+                raise
             created = False
-        except OSError:  # no hard links here (FAT/exFAT drives): a plain atomic rename, unless one appeared
-            created = not basis_path.exists()
-            if created:
-                os.replace(tmp, basis_path)
     finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        shutil.rmtree(staged, ignore_errors=True)
     pca = load_pca(basis_path)
     pca.check_compatible(encoder, str(basis_path), k)
     if created:
@@ -669,10 +730,11 @@ def extract_dinov2(video_path: str | os.PathLike, model: LoadedBackbone | str = 
         on ``pca_fit_videos`` and saved there when the file does not exist yet. ``session``: IncrementalPCA fitted
         on an evenly spaced sample of ``pca_fit_frames`` distinct row frames of this video (pictures only: not
         comparable across sessions); ``frame``: sklearn PCA re-fitted on every frame (paper reproduction only);
-        a path: a PCA saved by :func:`save_pca` (also one basis for every session).
+        a path: a PCA basis folder saved by :func:`save_pca` (also one basis for every session).
     pca_basis : path, optional
         Basis file of ``pca="dataset"``; default :func:`default_basis_path` of the folder holding the video's
-        session folder (``<root>/<dataset>/dinov2_pca_basis/...npz``).
+        session folder (``<root>/<dataset>/dinov2_pca_basis/<model>-<fingerprint>-k<k>-<size>px-<framing>/``, a
+        saved-model folder).
     pca_fit_videos : paths, optional
         Videos to fit a missing dataset basis on (default: this video only; pass every session of the job, or
         the training sessions only).
@@ -962,3 +1024,14 @@ def picture_of_row(features: DinoV2Features, row: int, path: str | os.PathLike, 
     title = (f"{os.path.basename(features.video.path)} row {row} ({row * features.grid.step_ms:.0f} ms, frame "
              f"{frame_index}), PCA {features.meta['pca']}")
     return pca_picture(frame, features.pca_image(row), path, mode, title)
+
+
+if __name__ == "__main__":  # python -m nova_infant.features.dinov2_pca OLD.npz [FOLDER]: convert an old basis
+    import sys
+
+    try:
+        folder = convert_npz_basis(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None)
+    except (IndexError, NovaInfantError) as exc:
+        print(f"error: {exc if isinstance(exc, NovaInfantError) else 'usage: OLD.npz [FOLDER]'}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(f"{folder}: PCA basis {load_pca(folder).basis_hash} converted from {sys.argv[1]}")

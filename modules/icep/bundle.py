@@ -1,12 +1,15 @@
-"""A trained ICEP-R model as one folder, readable without our code (docs/icep.md)::
+"""A trained ICEP-R model as one saved-model folder (:mod:`nova_infant.core.saved`, kind ``icep-bundle``),
+readable without our code (docs/icep.md, docs/saved-models.md)::
 
-    <bundle>/config.json        architecture, training config, label map, feature spec (streams, dims, rate)
+    <bundle>/config.json        kind/format/version, and under ``config``: architecture, training config, label
+                                map, feature spec (streams, dims, rate, PCA basis hashes)
     <bundle>/model.safetensors  weights (no pickle)
     <bundle>/normaliser.json    per-feature mean/scale fitted on the training sessions only
     <bundle>/metrics.json       cross-validation report, when one was run
+    <bundle>/README.md          generated: what it is, how it was trained, how to load it
+    <bundle>/checksums          SHA-256 of every file above, checked on load
     <bundle>/predictor.trainer  only when the bundle is not inside a DISCOVER CML folder (see write_predictor_trainer)
-    <bundle>/.nova-infant.json  marker: this package wrote the folder (only such a folder is ever replaced) and the
-                                SHA-256 of every file above, checked on load
+    <bundle>/.nova-infant.json  marker: this package wrote the folder (only such a folder is ever replaced)
 
 Inside a CML folder the predictor ``.trainer`` sits next to ``icep_predict.py`` instead (``<cml>/icep_<name>.trainer``
 with ``path=`` pointing at the bundle), because DISCOVER lists every ``*.trainer`` below the CML folder.
@@ -21,8 +24,8 @@ from pathlib import Path
 
 import torch
 
-from nova_infant.core.errors import StreamError, TrainerFileError
-from nova_infant.core.nova_io import TrainerIO, TrainerSpec, atomic_dir, verify_folder, write_trainer
+from nova_infant.core.errors import SavedModelError, StreamError, TrainerFileError
+from nova_infant.core.nova_io import TrainerIO, TrainerSpec, write_trainer
 from nova_infant.icep.dataset import SessionData
 from nova_infant.icep.models import build_model
 from nova_infant.icep.schemes import LabelMap
@@ -79,9 +82,22 @@ class Bundle:
 
 def save_bundle(out_dir: str | os.PathLike, fitted: FitResult, lmap: LabelMap, features: dict,
                 metrics: dict | None = None, training: dict | None = None) -> Path:
-    """Write a bundle folder atomically (written beside, then renamed; an existing bundle is replaced).
+    """Write a bundle folder atomically (:func:`nova_infant.core.saved.save_model`, kind ``icep-bundle``; an
+    existing bundle is replaced).
 
-    ``training`` is free provenance (sessions, scheme, annotator) stored in config.json.
+    Parameters
+    ----------
+    out_dir : path
+    fitted : FitResult
+        The trained model, its config, normaliser (fitted on training sessions only), class weights and history.
+    lmap : LabelMap
+        Source codes -> output scheme.
+    features : dict
+        :func:`feature_spec` of the training sessions.
+    metrics : dict, optional
+        Cross-validation report (``metrics.json``).
+    training : dict, optional
+        Free provenance (sessions, scheme, annotator), stored in the config.
 
     Raises
     ------
@@ -90,89 +106,104 @@ def save_bundle(out_dir: str | os.PathLike, fitted: FitResult, lmap: LabelMap, f
     OutputError
         If the folder cannot be written (full disk, read-only); a previous bundle there is kept.
     """
-    from safetensors.torch import save_file
+    from nova_infant.core.saved import save_model
 
-    out = Path(out_dir)
-    with atomic_dir(out, "icep-bundle") as tmp:
-        config = {"format": FORMAT, "architecture": fitted.arch, "training_config": fitted.config.to_dict(),
-                  "best_epoch": fitted.best_epoch, "history": fitted.history,
-                  "class_weights": fitted.class_weights.tolist(), "label_map": lmap.to_json(),
-                  "feature_spec": features, "training": training or {}}
-        (tmp / "config.json").write_text(json.dumps(config, indent=2))
-        state = {k: v.detach().cpu().contiguous() for k, v in fitted.model.state_dict().items()}
-        save_file(state, str(tmp / "model.safetensors"))
-        (tmp / "normaliser.json").write_text(json.dumps(fitted.normaliser.to_json()))
-        if metrics is not None:
-            (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    return out
+    config = {"format": FORMAT, "architecture": fitted.arch, "training_config": fitted.config.to_dict(),
+              "best_epoch": fitted.best_epoch, "history": fitted.history,
+              "class_weights": fitted.class_weights.tolist(), "label_map": lmap.to_json(),
+              "feature_spec": features, "training": training or {}}
+    files = {"normaliser.json": json.dumps(fitted.normaliser.to_json())}
+    if metrics is not None:
+        files["metrics.json"] = json.dumps(metrics, indent=2)
+    streams = ", ".join(f"{s['name']} ({s['dim']}-d)" for s in features.get("streams", []))
+    info = training or {}
+    readme = (f"ICEP-R {lmap.target.role} predictor: a {fitted.arch.get('model', 'model')} model "
+              f"over {streams} at {features.get('step_ms', 0):g} ms per row, classes "
+              f"{', '.join(lmap.target.names)} (scheme {lmap.target.name}). Trained by nova-infant icep train "
+              f"(ICMI'24 ICEP-R paper, section 4.3; nova_infant.icep.training) on "
+              f"{len(info.get('sessions', [])) or 'the given'} sessions; best epoch {fitted.best_epoch}; per-feature "
+              f"standardiser fitted on the training sessions only (normaliser.json)"
+              + ("; cross-validation report in metrics.json." if metrics is not None else ".")
+              + " Use it with `nova-infant icep predict --bundle <folder>` or its predictor .trainer in DISCOVER.")
+    return save_model(out_dir, "icep-bundle", config, fitted.model.state_dict(), readme=readme, files=files)
 
 
 def load_bundle(path: str | os.PathLike, device: str = "cpu") -> Bundle:
     """Load a bundle folder and check it before use.
 
     Checks: ``config.json``, ``normaliser.json`` and ``model.safetensors`` exist; every file matches the SHA-256
-    recorded at save time (``.nova-infant.json``; bundles saved before markers existed skip this check); the
-    normaliser is finite with a positive scale and one value per input feature; the label map has one class per
-    model output (so no id outside the output scheme is ever written); window, stride and batch size are >= 1; the
-    weights fit the architecture exactly.
+    recorded at save time (``checksums``); the normaliser is finite with a positive scale and one value per input
+    feature; the label map has one class per model output (so no id outside the output scheme is ever written);
+    window, stride and batch size are >= 1; the weights fit the architecture exactly.
+
+    Parameters
+    ----------
+    path : path
+    device : str
+        Torch device the model is moved to.
+
+    Returns
+    -------
+    Bundle
 
     Raises
     ------
-    TrainerFileError
-        One line naming the file and the problem.
+    SavedModelError
+        One line naming the file and the problem (a bundle of an older layout: how to convert it).
     """
-    from safetensors.torch import load_file
+    from nova_infant.core.saved import extra_file, load_model
 
     path = Path(path)
-    verify_folder(path, TrainerFileError, required=("config.json", "normaliser.json", "model.safetensors"))
+    config, state = load_model(path, kind="icep-bundle", framework="pt")
     where = path / "config.json"
     try:
-        config = json.loads(where.read_text())
         arch, cfg, lmap = config["architecture"], dict(config["training_config"]), LabelMap.from_json(config["label_map"])
         cfg["mlp_hidden"] = tuple(cfg["mlp_hidden"])
         cfg.setdefault("normalise", "fold")  # bundles written before per-session standardisation existed
         train_config, features = TrainConfig(**cfg), config["feature_spec"]
         in_dim, n_classes = int(arch["in_dim"]), int(arch["n_classes"])
-        where = path / "normaliser.json"
+        where = extra_file(path, "normaliser.json")
         normaliser = Normaliser.from_json(json.loads(where.read_text()))
+    except SavedModelError:
+        raise
     except Exception as exc:
-        raise TrainerFileError(f"{where}: unreadable ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+        raise SavedModelError(f"{where}: unreadable ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
     _check_bundle(path, train_config, features, lmap, normaliser, in_dim, n_classes)
     where = path / "model.safetensors"
     try:
         model = build_model(arch)
-        model.load_state_dict(load_file(str(where)))
+        model.load_state_dict(state)
     except Exception as exc:
-        raise TrainerFileError(f"{where}: weights do not fit the architecture in config.json "
-                               f"({str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__})") from None
+        raise SavedModelError(f"{where}: weights do not fit the architecture in config.json "
+                              f"({str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__})") from None
     model.to(device).eval()
     return Bundle(model, arch, train_config, normaliser, lmap, features, path)
 
 
 def _check_bundle(path: Path, config: TrainConfig, features: dict, lmap: LabelMap, normaliser: Normaliser,
                   in_dim: int, n_classes: int) -> None:
-    """The consistency checks of :func:`load_bundle` (one ``TrainerFileError`` naming the file)."""
+    """The consistency checks of :func:`load_bundle` (one ``SavedModelError`` naming the file)."""
     import numpy as np
 
     cfg_file, norm_file = path / "config.json", path / "normaliser.json"
     if int(config.window) < 1 or int(config.stride) < 1 or int(config.batch_size) < 1:
-        raise TrainerFileError(f"{cfg_file}: window {config.window}, stride {config.stride} and batch size "
+        raise SavedModelError(f"{cfg_file}: window {config.window}, stride {config.stride} and batch size "
                                f"{config.batch_size} must be >= 1")
     if in_dim != int(features.get("dim", in_dim)) or in_dim != sum(int(s["dim"]) for s in features["streams"]):
-        raise TrainerFileError(f"{cfg_file}: the model takes {in_dim} features, the feature spec lists "
+        raise SavedModelError(f"{cfg_file}: the model takes {in_dim} features, the feature spec lists "
                                f"{sum(int(s['dim']) for s in features['streams'])}")
     if lmap.n_classes != n_classes:
-        raise TrainerFileError(f"{cfg_file}: label map has {lmap.n_classes} classes ({', '.join(lmap.target.names)}), "
+        raise SavedModelError(f"{cfg_file}: label map has {lmap.n_classes} classes ({', '.join(lmap.target.names)}), "
                                f"the model outputs {n_classes}")
     if len(set(lmap.target.names)) != lmap.n_classes:
-        raise TrainerFileError(f"{cfg_file}: label map repeats a class name ({', '.join(lmap.target.names)})")
+        raise SavedModelError(f"{cfg_file}: label map repeats a class name ({', '.join(lmap.target.names)})")
     for name, values in (("mean", normaliser.mean), ("scale", normaliser.scale)):
         if values.ndim != 1 or len(values) != in_dim:
-            raise TrainerFileError(f"{norm_file}: {name} has {values.size} values, the model takes {in_dim} features")
+            raise SavedModelError(f"{norm_file}: {name} has {values.size} values, the model takes {in_dim} features")
         if not np.isfinite(values).all():
-            raise TrainerFileError(f"{norm_file}: {name} holds NaN or inf values")
+            raise SavedModelError(f"{norm_file}: {name} holds NaN or inf values")
     if (normaliser.scale <= 0).any():
-        raise TrainerFileError(f"{norm_file}: scale must be > 0")
+        raise SavedModelError(f"{norm_file}: scale must be > 0")
 
 
 def _token(media_type: str) -> str:
@@ -205,8 +236,10 @@ def write_predictor_trainer(bundle_dir: str | os.PathLike, cml_dir: str | os.Pat
     With ``cml_dir`` (the folder holding ``icep_predict.py``; the one DISCOVER serves): ``<cml_dir>/icep_<name>.trainer``
     with ``path=`` relative to it. Without: ``<bundle>/predictor.trainer`` (``path="."``; copy it with the scripts).
     """
+    from nova_infant.core.saved import read_config
+
     bundle_dir = Path(bundle_dir)
-    doc = json.loads((bundle_dir / "config.json").read_text())
+    doc = read_config(bundle_dir, "icep-bundle")["config"]
     lmap, features, name = LabelMap.from_json(doc["label_map"]), doc["feature_spec"], bundle_dir.name
     if cml_dir is not None:
         cml_dir = Path(cml_dir)

@@ -671,7 +671,7 @@ def cross_validate(corpus: str | None = None, n_folds: int = 5, cache: str | Non
 
 NOTICE = """# Default crying model of the nova-infant audio event tagger
 
-`config.json` + `model.safetensors`: logistic regressions (classes `baby_crying`, `speech`) on YAMNet's 521
+A nova-infant saved model (`config.json`, `model.safetensors`, `checksums`, `README.md`): logistic regressions (classes `baby_crying`, `speech`) on YAMNet's 521
 AudioSet logits, trained by `nova-infant taggers train-crying-head --out modules/taggers/data/crying_head`
 (nova_infant.taggers.crying).
 
@@ -712,20 +712,18 @@ def train_default_head(out: str | os.PathLike, corpus: str | None = None, cache:
 
 
 def write_head_folder(head, out: str | os.PathLike, notice: str) -> Path:
-    """Write a head's ``config.json`` + ``model.safetensors`` and ``NOTICE.md`` into ``out`` as one atomic,
-    checksummed folder (:func:`nova_infant.core.nova_io.atomic_dir`, kind ``tagger-head``)."""
-    import json
-    from dataclasses import asdict
+    """Save a head with its ``NOTICE.md`` (training data licence) into ``out``: one atomic saved-model folder of
+    kind ``tagger-head`` (:meth:`nova_infant.taggers.heads.Head.save`).
 
-    from safetensors.torch import save_file
-
-    from nova_infant.core.nova_io import atomic_dir
-
-    with atomic_dir(out, "tagger-head") as tmp:
-        (tmp / "config.json").write_text(json.dumps(asdict(head.cfg), indent=2))
-        save_file({k: v.contiguous() for k, v in head.module.state_dict().items()}, str(tmp / "model.safetensors"))
-        (tmp / "NOTICE.md").write_text(notice)
-    return Path(out)
+    Raises
+    ------
+    PathError, OutputError
+        As :func:`nova_infant.core.saved.save_model`.
+    """
+    readme = ("Default crying model of the audio event tagger: logistic regressions (classes baby_crying, speech) on "
+              "YAMNet's 521 AudioSet logits, thresholds from recorder-grouped out-of-fold scores "
+              "(nova_infant.taggers.crying.train_default_head). Training data and licence: NOTICE.md.")
+    return head.save(out, readme=readme, files={"NOTICE.md": notice})
 
 
 def load_default_head():

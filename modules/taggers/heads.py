@@ -3,20 +3,19 @@
 Input (batch, T, dim) -> temporal average pooling over T -> [Linear -> BatchNorm1d -> LeakyReLU -> Dropout] per
 hidden layer (default 64, 32, the paper's best configuration, §4.2) -> Linear -> sigmoid (multi-label audio events)
 or softmax (one emotion class per face). Inputs are standardised with a mean/scale fitted on the training set only
-and saved with the head. A head is a folder readable without our code: ``config.json`` + ``model.safetensors``.
+and saved with the head. A head is a saved-model folder (:mod:`nova_infant.core.saved`, kind ``tagger-head``):
+``config.json`` + ``model.safetensors`` + ``checksums`` + ``README.md``, readable without our code.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from nova_infant.core.errors import OptionError, WeightsUnavailableError
-from nova_infant.core.nova_io import atomic_dir, verify_folder
+from nova_infant.core.errors import OptionError, SavedModelError
 
 
 @dataclass
@@ -123,9 +122,17 @@ class Head:
             prob = torch.sigmoid(logits) if self.cfg.multilabel else torch.softmax(logits, dim=1)
         return prob.numpy().astype(np.float32)
 
-    def save(self, out_dir: str | os.PathLike) -> Path:
-        """Write ``config.json`` + ``model.safetensors`` into ``out_dir`` atomically (temp folder, then rename), with
-        the marker ``.nova-infant.json`` recording their SHA-256.
+    def save(self, out_dir: str | os.PathLike, readme: str = "", files: dict | None = None) -> Path:
+        """Save as a saved-model folder of kind ``tagger-head`` (:func:`nova_infant.core.saved.save_model`):
+        ``config.json`` (the :class:`HeadConfig`), ``model.safetensors``, ``checksums``, ``README.md``, atomically.
+
+        Parameters
+        ----------
+        out_dir : path
+        readme : str
+            How the head was trained (data, method), for ``README.md``; a default line is written otherwise.
+        files : dict of name -> str, optional
+            Extra files (e.g. ``NOTICE.md`` with the training data's licence).
 
         Raises
         ------
@@ -134,52 +141,60 @@ class Head:
         OutputError
             If the folder cannot be written; a previous head there is kept.
         """
-        from safetensors.torch import save_file
+        from nova_infant.core.saved import save_model
 
-        out = Path(out_dir)
-        with atomic_dir(out, "tagger-head") as tmp:
-            (tmp / "config.json").write_text(json.dumps(asdict(self.cfg), indent=2))
-            save_file({k: v.contiguous() for k, v in self.module.state_dict().items()}, str(tmp / "model.safetensors"))
-        return out
+        cfg = self.cfg
+        text = readme or (f"A {'multi-label' if cfg.multilabel else 'single-label'} head of the {cfg.kind} tagger "
+                          f"over {cfg.input_dim}-d {cfg.embedding} embeddings, classes {', '.join(map(str, cfg.classes))}; "
+                          f"hidden layers {cfg.hidden}, VIBA-Net's pooled MLP (nova_infant.taggers.heads.fit_head), "
+                          f"standardiser fitted on the training set only. Training: {cfg.metrics or 'not recorded'}.")
+        return save_model(out_dir, "tagger-head", asdict(cfg), self.module.state_dict(), readme=text, files=files)
 
     @classmethod
     def load(cls, path: str | os.PathLike, kind: str | None = None) -> "Head":
-        """Load a head folder.
+        """Load a head folder (:func:`nova_infant.core.saved.load_model`, kind ``tagger-head``).
+
+        Parameters
+        ----------
+        path : path
+        kind : str, optional
+            The tagger it must have been trained for (``audio-events`` | ``emotion``).
 
         Raises
         ------
-        WeightsUnavailableError
+        SavedModelError
             If the folder, its ``config.json`` or ``model.safetensors`` is missing, unreadable or differs from the
             SHA-256 recorded at save time, the standardiser is not finite or of the wrong length, the class list
             does not fit the weights, or the head was trained for another tagger than ``kind``.
         """
         import numpy as np
-        from safetensors.torch import load_file
+
+        from nova_infant.core.saved import load_model
 
         path = Path(path)
-        verify_folder(path, WeightsUnavailableError, required=("config.json", "model.safetensors"))
+        config, state = load_model(path, kind="tagger-head", framework="pt")
         try:
-            cfg = HeadConfig(**json.loads((path / "config.json").read_text()))
+            cfg = HeadConfig(**config)
             module = build_module(cfg)
         except Exception as exc:
-            raise WeightsUnavailableError(f"{path / 'config.json'}: unreadable tagger head config "
-                                          f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+            raise SavedModelError(f"{path / 'config.json'}: unreadable tagger head config "
+                                  f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
         for name in ("mean", "scale"):
             values = np.asarray(getattr(cfg, name), np.float64)
             if values.ndim != 1 or len(values) != cfg.input_dim or not np.isfinite(values).all():
-                raise WeightsUnavailableError(f"{path / 'config.json'}: {name} must hold {cfg.input_dim} finite "
-                                              f"numbers (got {values.size})")
+                raise SavedModelError(f"{path / 'config.json'}: {name} must hold {cfg.input_dim} finite "
+                                      f"numbers (got {values.size})")
         if (np.asarray(cfg.scale, np.float64) <= 0).any():
-            raise WeightsUnavailableError(f"{path / 'config.json'}: scale must be > 0")
+            raise SavedModelError(f"{path / 'config.json'}: scale must be > 0")
         if len(cfg.classes) < 1 or len(set(map(str, cfg.classes))) != len(cfg.classes):
-            raise WeightsUnavailableError(f"{path / 'config.json'}: classes must be distinct names (got {cfg.classes})")
+            raise SavedModelError(f"{path / 'config.json'}: classes must be distinct names (got {cfg.classes})")
         try:
-            module.load_state_dict(load_file(str(path / "model.safetensors")))
+            module.load_state_dict(state)
         except Exception as exc:
-            raise WeightsUnavailableError(f"{path / 'model.safetensors'}: weights do not fit config.json "
-                                          f"({str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__})") from None
+            raise SavedModelError(f"{path / 'model.safetensors'}: weights do not fit config.json "
+                                  f"({str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__})") from None
         if kind and cfg.kind != kind:
-            raise WeightsUnavailableError(f"{path}: this head was trained for the {cfg.kind} tagger, not {kind}")
+            raise SavedModelError(f"{path}: this head was trained for the {cfg.kind} tagger, not {kind}")
         return cls(cfg, module)
 
 
