@@ -452,7 +452,8 @@ def test_matrix_is_large_enough():
 # ---------------------------------------------------------------- du-process: every module of trainers/nova_infant
 
 OUR_ERRORS = ("OptionError", "StreamError", "AnnotationError", "AudioDecodeError", "VideoDecodeError",
-              "AlignmentError", "TrainerFileError", "WeightsUnavailableError", "PCAFileError", "SessionTooShortError",
+              "AlignmentError", "TrainerFileError", "WeightsUnavailableError", "PCAFileError", "SavedModelError",
+              "SessionTooShortError",
               "BundleError", "MediaError")
 
 

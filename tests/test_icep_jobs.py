@@ -50,7 +50,7 @@ def test_cli_trains_despite_a_bad_session_and_predicts_the_rest(tmp_path, cml_di
                  "--folds", "2", "--out", str(bundle), "--cml-dir", str(cml_dir)])
     err = capsys.readouterr().err
     assert code == 1 and "P003/infant.ICEP-R-infant.gold.annotation: no such annotation" in err
-    config = json.loads((bundle / "config.json").read_text())
+    config = json.loads((bundle / "config.json").read_text())["config"]
     assert config["training"]["sessions"] == ["P001", "P002", "P004"]
     assert config["feature_spec"]["streams"][0] == {"name": "infant.feat", "dim": 8, "sample_rate_hz": 25.0,
                                                     "media_type": "feature;video;syn"}
@@ -118,7 +118,7 @@ def test_du_process_trains_and_the_written_predictor_runs_unedited(tmp_path, cml
                  "--options", json.dumps({"model_name": "ffsf-infant", "model": "mlp", "hidden": 8, "epochs": 3})],
                 tmp_path)
     assert "S3/infant.ICEP-R-infant.gold.annotation" in train.stdout + train.stderr
-    config = json.loads((cml_dir / "icep_models" / "ffsf-infant" / "config.json").read_text())
+    config = json.loads((cml_dir / "icep_models" / "ffsf-infant" / "config.json").read_text())["config"]
     assert config["training"]["sessions"] == ["S1", "S2"], train.stdout[-2000:] + train.stderr[-2000:]
     trainer = cml_dir / "icep_ffsf-infant.trainer"
     assert 'trained="true"' in trainer.read_text() and 'path="icep_models/ffsf-infant"' in trainer.read_text()
@@ -165,7 +165,7 @@ def test_every_committed_training_trainer_trains_through_du_process_with_novas_d
                  "--data", json.dumps(request),
                  "--options", json.dumps({"model_name": "m", "model": "mlp", "hidden": 8, "epochs": 2})], tmp_path)
     assert train.returncode == 0, train.stdout[-2000:] + train.stderr[-2000:]
-    config = json.loads((cml_dir / "icep_models" / "m" / "config.json").read_text())
+    config = json.loads((cml_dir / "icep_models" / "m" / "config.json").read_text())["config"]
     assert config["training"]["sessions"] == ["S1", "S2"]
     assert [s["dim"] for s in config["feature_spec"]["streams"]] == [8] * n_features
     assert config["label_map"]["role"] == role and config["label_map"]["target_scheme"] == f"ICEP-R-{role}-merged"

@@ -198,20 +198,14 @@ def cmd_train_crying(args) -> int:
 
 
 def _segments_by_class(paths) -> dict:
-    """{class: [(from_ms, to_ms, conf), ...]} of discrete .annotation files."""
-    from nova_infant.core.schemes import class_names, is_discrete_scheme
-    from nova_infant.taggers.outputs import load_annotation
+    """{class: [(from_ms, to_ms, conf), ...]} of discrete .annotation files (one reader:
+    :func:`nova_infant.core.annotations.read_segments`)."""
+    from nova_infant.core.annotations import read_segments
 
     out: dict = {}
     for p in paths:
-        anno = load_annotation(p)
-        if not is_discrete_scheme(anno):
-            raise OptionError(f"{p}: not a discrete annotation")
-        names = dict(enumerate(class_names(anno, str(p))))
-        for row in anno.data:
-            if names.get(int(row["id"])):
-                out.setdefault(names[int(row["id"])], []).append((float(row["from"]), float(row["to"]),
-                                                                 float(row["conf"])))
+        for start, end, name, conf in read_segments(p):
+            out.setdefault(name, []).append((start, end, conf))
     return out
 
 

@@ -712,39 +712,6 @@ def write_annotation(annotation, path: str | os.PathLike) -> Path:
     return save_atomic(annotation, path)
 
 
-def read_annotation(path: str | os.PathLike):
-    """Load a NOVA ``.annotation`` (discrete, continuous or free) with discover-utils' ``FileHandler``.
-
-    Returns a ``DiscreteAnnotation`` (data: ``from``/``to`` int32 ms, ``id`` int32, ``conf`` float32),
-    ``ContinuousAnnotation`` (``score``, ``conf`` at the scheme's rate) or ``FreeAnnotation``.
-
-    Raises
-    ------
-    AnnotationError
-        If the file is not an ``.annotation``, it or its ``~`` data file is missing, or it cannot be parsed.
-    """
-    from discover_utils.data.annotation import Annotation
-    from discover_utils.data.handler.file_handler import FileHandler
-
-    from nova_infant.core.errors import AnnotationError
-
-    path = Path(path)
-    if path.suffix != ".annotation":
-        raise AnnotationError(f"{path}: not a NOVA .annotation file")
-    check_pair(path, AnnotationError)
-    if not path.is_file():
-        raise AnnotationError(f"{path}: no such annotation file")
-    if not Path(str(path) + "~").is_file():
-        raise AnnotationError(f"{path}: data file {path.name}~ is missing")
-    try:
-        annotation = FileHandler().load(path)
-    except Exception as exc:  # the parser raises XML, value and index errors alike
-        raise AnnotationError(f"{path}: cannot read annotation ({type(exc).__name__}: {exc})") from None
-    if not isinstance(annotation, Annotation):
-        raise AnnotationError(f"{path}: not an annotation")
-    return annotation
-
-
 @dataclass
 class StreamView:
     """A feature stream opened lazily (:func:`open_ssi_stream`).
@@ -1036,3 +1003,7 @@ def read_trainer(path: str | os.PathLike):
     if model is None or not model.get("create") or not model.get("script"):
         raise TrainerFileError(f"{path}: <model> needs 'create' and 'script' attributes")
     return trainer
+
+
+# THE annotation reader lives in core.annotations; re-exported here for callers of nova_io.read_annotation.
+from nova_infant.core.annotations import read_annotation  # noqa: E402,F401

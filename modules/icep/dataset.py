@@ -259,23 +259,20 @@ def sample_labels_masked(segments: np.ndarray, n_frames: int, step_ms: float, cl
 
 
 def read_annotation(path: str | os.PathLike):
-    """Load a NOVA file-mode discrete annotation with discover-utils; returns ``(segments_ms, class names)``.
+    """Load a NOVA file-mode discrete annotation (:func:`nova_infant.core.annotations.read_annotation`).
+
+    Returns
+    -------
+    (segments, class names by id) : see :func:`annotation_arrays`.
 
     Raises
     ------
     AnnotationError
         If the file is missing, unreadable or not discrete.
     """
-    from discover_utils.data.handler.file_handler import FileHandler
+    from nova_infant.core.annotations import read_annotation as read_file
 
-    path = Path(path)
-    if not path.is_file():
-        raise AnnotationError(f"{path}: no such annotation (is the session coded with this scheme/annotator?)")
-    try:
-        anno = FileHandler().load(path)
-    except Exception as exc:
-        raise AnnotationError(f"{path}: unreadable annotation ({exc})") from None
-    return annotation_arrays(anno, str(path))
+    return annotation_arrays(read_file(path), str(path))
 
 
 def annotation_arrays(anno, source: str):
@@ -297,11 +294,9 @@ def annotation_arrays(anno, source: str):
     AnnotationError
         If the annotation is not discrete.
     """
-    from nova_infant.core.schemes import class_names
+    from nova_infant.core.annotations import discrete_segments
 
-    names = class_names(anno, source)
-    data = anno.data if anno.data is not None else np.zeros(0, dtype=[("from", "i4"), ("to", "i4"), ("id", "i4")])
-    return data, names
+    return discrete_segments(anno, source)
 
 
 @dataclass

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from nova_infant.core import nova_io
-
+from nova_infant.core.annotations import read_annotation  # noqa: F401  (THE reader, re-exported for review)
 from nova_infant.core.errors import AnnotationError
 from nova_infant.core.schemes import SchemeClass, annotation_scheme  # noqa: F401  (SchemeClass: re-exported)
 
@@ -21,23 +21,6 @@ NO_LABEL = -2  # a frame no segment covers (a gap in a discrete annotation)
 GARBAGE_COLOR = "#FF404040"
 
 
-def read_annotation(path: str | os.PathLike):
-    """Load a NOVA ``.annotation`` (:func:`nova_infant.core.nova_io.read_annotation`, discover-utils ``FileHandler``).
-
-    Parameters
-    ----------
-    path : path
-
-    Returns
-    -------
-    discover-utils ``DiscreteAnnotation``, ``ContinuousAnnotation`` or ``FreeAnnotation``
-
-    Raises
-    ------
-    AnnotationError
-        If the file or its ``~`` data file is missing or cannot be parsed.
-    """
-    return nova_io.read_annotation(path)
 
 
 def write_annotation(annotation, path: str | os.PathLike) -> Path:

@@ -713,17 +713,9 @@ def segments_from_annotation(path: str) -> list[tuple[float, float, str]]:
     AnnotationError
         For an unreadable or non-discrete file.
     """
-    from nova_infant.core.schemes import class_names
-    from nova_infant.taggers.outputs import load_annotation
+    from nova_infant.core.annotations import read_segments
 
-    anno = load_annotation(path)
-    names = class_names(anno, str(path))
-    out = []
-    for row in anno.data:
-        cid = int(row["id"])
-        if 0 <= cid < len(names) and names[cid]:
-            out.append((float(row["from"]), float(row["to"]), names[cid]))
-    return out
+    return [(start, end, name) for start, end, name, _ in read_segments(path)]
 
 
 def fit_audio_head(items: list[tuple[str, list[tuple[float, float, str]]]], classes: list[str],

@@ -1,0 +1,95 @@
+"""THE annotation reader of the package: NOVA ``.annotation`` files (discrete, continuous, free) and the class
+names and segments of a discrete one. Every module reads annotations through here (ICEP-R training labels, tagger
+training and evaluation, review helpers; DISCOVER sessions through ``Session.read_annotation``).
+
+Parsing is discover-utils' ``FileHandler`` (ASCII/binary ``.annotation`` header + ``.annotation~`` data, times in
+seconds on disk and ms in memory; docs/discover-integration.md §3.3-3.4); this module adds the checks that make every
+bad file one line naming it (docs/troubleshooting.md).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from nova_infant.core.errors import AnnotationError
+from nova_infant.core.schemes import class_names  # noqa: F401  (the one scheme parser; re-exported)
+
+#: dtype of discrete segments when an annotation holds none (``from``/``to`` ms, ``id``, ``conf``).
+EMPTY_SEGMENTS = np.zeros(0, dtype=[("from", "i4"), ("to", "i4"), ("id", "i4"), ("conf", "f4")])
+
+
+def read_annotation(path: str | os.PathLike):
+    """Load a NOVA ``.annotation`` (discrete, continuous or free) with discover-utils' ``FileHandler``.
+
+    Returns a ``DiscreteAnnotation`` (data: ``from``/``to`` int32 ms, ``id`` int32, ``conf`` float32),
+    ``ContinuousAnnotation`` (``score``, ``conf`` at the scheme's rate) or ``FreeAnnotation``.
+
+    Raises
+    ------
+    AnnotationError
+        If the file is not an ``.annotation``, it or its ``~`` data file is missing, or it cannot be parsed.
+    """
+    from discover_utils.data.annotation import Annotation
+    from discover_utils.data.handler.file_handler import FileHandler
+
+    from nova_infant.core.nova_io import check_pair
+
+    path = Path(path)
+    if path.suffix != ".annotation":
+        raise AnnotationError(f"{path}: not a NOVA .annotation file")
+    check_pair(path, AnnotationError)
+    if not path.is_file():
+        raise AnnotationError(f"{path}: no such annotation file (is the session coded with this scheme and annotator?)")
+    if not Path(str(path) + "~").is_file():
+        raise AnnotationError(f"{path}: data file {path.name}~ is missing")
+    try:
+        annotation = FileHandler().load(path)
+    except Exception as exc:  # the parser raises XML, value and index errors alike
+        raise AnnotationError(f"{path}: cannot read annotation ({type(exc).__name__}: {exc})") from None
+    if not isinstance(annotation, Annotation):
+        raise AnnotationError(f"{path}: not an annotation")
+    return annotation
+
+
+def discrete_segments(annotation, source: str = "") -> tuple[np.ndarray, list[str]]:
+    """``(segments, class names by id)`` of a discrete annotation, as stored (garbage -1 and REST rows kept).
+
+    Returns
+    -------
+    segments : structured ndarray (``from`` int32 ms, ``to`` int32 ms, ``id`` int32, ``conf`` float32)
+    names : list of str, indexed by class id
+
+    Raises
+    ------
+    AnnotationError
+        If the annotation is not discrete.
+    """
+    names = class_names(annotation, source)
+    data = annotation.data if annotation.data is not None else EMPTY_SEGMENTS
+    return data, names
+
+
+def labelled_segments(annotation, source: str = "") -> list[tuple[float, float, str, float]]:
+    """Every segment whose id is a class of the scheme (garbage -1 and REST skipped), in file order.
+
+    Returns
+    -------
+    list of (from_ms, to_ms, class name, conf) with floats in ms.
+
+    Raises
+    ------
+    AnnotationError
+        If the annotation is not discrete.
+    """
+    data, names = discrete_segments(annotation, source)
+    known = {i for i, n in enumerate(names) if n}
+    return [(float(r["from"]), float(r["to"]), names[int(r["id"])], float(r["conf"]) if "conf" in data.dtype.names
+             else 1.0) for r in data if int(r["id"]) in known]
+
+
+def read_segments(path: str | os.PathLike) -> list[tuple[float, float, str, float]]:
+    """:func:`labelled_segments` of the discrete ``.annotation`` file ``path`` (raises ``AnnotationError``)."""
+    return labelled_segments(read_annotation(path), str(path))
