@@ -21,7 +21,7 @@ import pytest
 
 from nova_infant.core import nova_io
 from nova_infant.cli import main
-from nova_infant.core.errors import OutputError, PathError, SavedModelError, StreamError, TrainerFileError, WeightsUnavailableError
+from nova_infant.core.errors import OutputError, PathError, SavedModelError, StreamError, WeightsUnavailableError
 
 REPO = Path(__file__).resolve().parents[1]
 ANNO = "infant.ICEP-R-infant.gold.annotation"
