@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from nova_infant.core.standardiser import Standardiser
 from nova_infant.core.errors import StreamError
 from nova_infant.icep.dataset import MASK, SessionData
 from nova_infant.icep.models import build_model
@@ -92,44 +93,16 @@ class TrainConfig:
         return TrainConfig(**doc)
 
 
-@dataclass
-class Normaliser:
-    """Per-feature standardisation ``(x - mean) / scale`` (scikit-learn ``StandardScaler`` semantics; a constant feature
-    gets scale 1), fitted on training sessions only (:meth:`fit`).
-
-    Attributes
-    ----------
-    mean, scale : ndarray, float32, shape (dim,)
-    """
-
-    mean: np.ndarray
-    scale: np.ndarray
+class Normaliser(Standardiser):
+    """The ICEP-R trainer's standardiser: :class:`nova_infant.core.standardiser.Standardiser` fitted over every
+    frame of training sessions. ``mean``/``scale``: float32 (dim,)."""
 
     @classmethod
     def fit(cls, sessions: list[SessionData], chunk: int = 4096) -> "Normaliser":
         """Streamed fit over every frame of ``sessions`` (float64 sums; data read in chunks, never all at once)."""
-        dim = sessions[0].dim
-        total, sums, sq = 0, np.zeros(dim), np.zeros(dim)
-        for s in sessions:
-            for start in range(0, s.n_frames, chunk):
-                block = s.features(start, min(start + chunk, s.n_frames)).astype(np.float64)
-                total += len(block)
-                sums += block.sum(0)
-                sq += np.square(block).sum(0)
-        mean = sums / max(total, 1)
-        var = np.maximum(sq / max(total, 1) - mean ** 2, 0.0)
-        scale = np.sqrt(var)
-        scale[scale < 1e-8] = 1.0
-        return cls(mean.astype(np.float32), scale.astype(np.float32))
-
-    def to_json(self) -> dict:
-        """``{"method": "standard", "mean": [...], "scale": [...]}`` (float lists of length dim)."""
-        return {"method": "standard", "mean": self.mean.tolist(), "scale": self.scale.tolist()}
-
-    @classmethod
-    def from_json(cls, doc: dict) -> "Normaliser":
-        """Read :meth:`to_json`'s dict back (float32 arrays)."""
-        return cls(np.asarray(doc["mean"], np.float32), np.asarray(doc["scale"], np.float32))
+        blocks = (s.features(start, min(start + chunk, s.n_frames)) for s in sessions
+                  for start in range(0, s.n_frames, chunk))
+        return cls.from_blocks(blocks, dim=sessions[0].dim)
 
 
 class StandardisedSession:

@@ -502,8 +502,9 @@ def _design(logits: list[np.ndarray], kinds: list[str], context: int):
 def fit_crying_head(logits: list[np.ndarray], kinds: list[str], context: int = 1, c: float = 0.1,
                     embedding: str = "yamnet-logits-521"):
     """Fit the default crying model: one L2 logistic regression per class of :data:`HEAD_CLASSES` on YAMNet logits
-    averaged over each window and ``context`` neighbours each side, standardised (scikit-learn
-    ``StandardScaler`` + ``LogisticRegression(C=c, class_weight="balanced")``).
+    averaged over each window and ``context`` neighbours each side, standardised
+    (:class:`nova_infant.core.standardiser.Standardiser`, StandardScaler semantics) + scikit-learn
+    ``LogisticRegression(C=c, class_weight="balanced")``.
 
     Stored as a :class:`~.heads.Head` without hidden layers (pooling -> standardiser -> one linear layer ->
     sigmoid: exactly the fitted model), so it loads and runs like any trained head. A linear model is used
@@ -513,22 +514,20 @@ def fit_crying_head(logits: list[np.ndarray], kinds: list[str], context: int = 1
     """
     import torch
     from sklearn.linear_model import LogisticRegression
-    from sklearn.preprocessing import StandardScaler
-
+    from nova_infant.core.standardiser import Standardiser
     from nova_infant.taggers.heads import Head, HeadConfig, build_module
 
     x, y = _design(logits, kinds, context)
-    scaler = StandardScaler().fit(x)
-    xs = scaler.transform(x)
+    scaler = Standardiser.from_array(x, min_scale=1e-6)
+    xs = scaler.apply(x)
     weights, biases = [], []
     for j in range(len(HEAD_CLASSES)):
         model = LogisticRegression(C=c, max_iter=1000, class_weight="balanced").fit(xs, y[:, j])
         weights.append(model.coef_[0])
         biases.append(model.intercept_[0])
-    scale = np.where(scaler.scale_ < 1e-6, 1.0, scaler.scale_)
     cfg = HeadConfig(kind="audio-events", classes=list(HEAD_CLASSES), multilabel=True, input_dim=int(x.shape[1]),
                      embedding=embedding, hidden=[], dropout=0.0, context=int(context),
-                     mean=scaler.mean_.tolist(), scale=scale.tolist(),
+                     mean=scaler.mean.tolist(), scale=scaler.scale.tolist(),
                      metrics={"model": f"LogisticRegression(C={c}, class_weight=balanced)", "n_windows": int(len(x)),
                               "positives": {n: int(y[:, j].sum()) for j, n in enumerate(HEAD_CLASSES)}})
     module = build_module(cfg)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from nova_infant.core.errors import OptionError, SavedModelError
+from nova_infant.core.standardiser import Standardiser
 
 
 @dataclass
@@ -116,7 +117,7 @@ class Head:
         if x.shape[-1] != self.cfg.input_dim:
             raise OptionError(f"head expects {self.cfg.input_dim}-d {self.cfg.embedding} embeddings, got "
                               f"{x.shape[-1]}-d (trained on another embedding?)")
-        x = (x - np.asarray(self.cfg.mean, np.float32)) / np.asarray(self.cfg.scale, np.float32)
+        x = Standardiser(np.asarray(self.cfg.mean, np.float32), np.asarray(self.cfg.scale, np.float32)).apply(x)
         with torch.no_grad(), _one_thread():
             logits = self.module(torch.from_numpy(np.ascontiguousarray(x, np.float32)))
             prob = torch.sigmoid(logits) if self.cfg.multilabel else torch.softmax(logits, dim=1)
@@ -231,15 +232,14 @@ def fit_head(x: np.ndarray, y: np.ndarray, classes: list[str], *, kind: str, emb
         raise OptionError(f"multi-label targets must have shape (n, {len(classes)}), got {y.shape}")
     if not multilabel and (y.min() < 0 or y.max() >= len(classes)):
         raise OptionError(f"class ids must lie in 0..{len(classes) - 1}")
-    flat = x.reshape(-1, x.shape[-1])
-    mean, scale = flat.mean(0), flat.std(0)
-    scale = np.where(scale < 1e-6, 1.0, scale)
+    standardiser = Standardiser.from_array(x.reshape(-1, x.shape[-1]), min_scale=1e-6)  # training set only
+    mean, scale = standardiser.mean, standardiser.scale
     cfg = HeadConfig(kind=kind, classes=list(classes), multilabel=multilabel, input_dim=int(x.shape[-1]),
                      embedding=embedding, hidden=list(hidden), dropout=float(dropout), context=int(context),
                      mean=mean.tolist(), scale=scale.tolist())
     torch.manual_seed(seed)
     module = build_module(cfg)
-    xt = torch.from_numpy((x - mean) / scale).float()
+    xt = torch.from_numpy(standardiser.apply(x)).float()
     if multilabel:
         yt = torch.from_numpy(y.astype(np.float32))
         pos = yt.mean(0).clamp(1e-3, 1 - 1e-3)
