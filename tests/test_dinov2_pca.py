@@ -15,8 +15,9 @@ import pytest
 
 from nova_infant.core import nova_io
 from nova_infant.core.backbones import load_dinov2, save_standin
-from nova_infant.features.dinov2_pca import (PCAFileError, convert_npz_basis, extract_dinov2, fit_frame_indices, fit_pca_over_videos, load_pca,
-                                    parse_framing, pca_picture, save_pca)
+from nova_infant.features.dinov2_pca import (PCAFileError, convert_npz_basis, dataset_basis, extract_dinov2,
+                                            fit_frame_indices, fit_pca_over_videos, load_pca, parse_framing,
+                                            pca_picture, save_pca)
 from nova_infant.core.errors import OptionError, WeightsUnavailableError
 from tests.conftest import marked_video
 
@@ -173,8 +174,11 @@ def test_old_npz_basis_converts_to_a_folder_with_the_same_hash(carphone_session,
     with pytest.raises(PCAFileError) as info:
         extract_dinov2(carphone_session["video"], backbone, pca=str(old), output="pca")
     assert "\n" not in str(info.value) and "python -m nova_infant.features.dinov2_pca" in str(info.value)
+    with pytest.raises(PCAFileError, match=r"basis.npz: the dataset's PCA basis in the old .npz format; convert"):
+        dataset_basis(tmp_path / "basis", [carphone_session["video"]], backbone)  # never silently re-fitted
     folder = convert_npz_basis(old)
     assert folder == tmp_path / "basis" and load_pca(folder).basis_hash == pca.basis_hash
+    assert dataset_basis(tmp_path / "basis", [carphone_session["video"]], backbone)[0].basis_hash == pca.basis_hash
     (folder / "model.safetensors").write_bytes((folder / "model.safetensors").read_bytes()[:-4] + b"\0\0\0\0")
     with pytest.raises(PCAFileError, match="basis/model.safetensors: content differs from its recorded SHA-256"):
         load_pca(folder)

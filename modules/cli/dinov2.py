@@ -174,7 +174,7 @@ def _picture(args) -> int:
     encoder = DinoV2Encoder(backbone, args.size, args.framing)
     frame = source.read([frame_index])
     patches = encoder.encode(frame, args.video)[0]
-    if args.pca == "dataset" and _basis_path(args, backbone).is_file():
+    if args.pca == "dataset" and _basis_path(args, backbone).exists():
         args.pca = str(_basis_path(args, backbone))
     elif args.pca == "dataset":
         args.pca = "session"  # no dataset basis saved yet: a picture needs no comparable features

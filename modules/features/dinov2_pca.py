@@ -537,6 +537,11 @@ def dataset_basis(basis_path: str | os.PathLike, fit_videos: Sequence[str | os.P
     backbone = _as_backbone(model, device, bf16, precision)
     encoder = DinoV2Encoder(backbone, size, framing)
     basis_path = Path(basis_path)
+    old_file = basis_path.with_name(basis_path.name + ".npz")
+    if not basis_path.exists() and old_file.is_file():  # the dataset's basis, saved before bases were folders
+        raise SavedModelError(f"{old_file}: the dataset's PCA basis in the old .npz format; convert it (same basis, "
+                              f"same hash) with python -m nova_infant.features.dinov2_pca {old_file} or delete it "
+                              f"to fit a new basis")
     if basis_path.exists():
         pca = load_pca(basis_path)
         pca.check_compatible(encoder, str(basis_path), k)
