@@ -650,14 +650,15 @@ class Session:
         return self.duration_ms
 
     def grid(self, step_ms: float, own_duration_ms: float, duration_option: Any = None):
-        """THE session grid: duration priority option > reference input > session > own input.
+        """THE session grid (:func:`nova_infant.core.grid.session_grid`): duration priority option > reference
+        input > session > own input.
 
         Parameters
         ----------
         step_ms : float
             Frame step in ms.
-        own_duration_ms : float
-            Duration of the module's own input (ms).
+        own_duration_ms : float or path
+            Duration of the module's own input (ms), or its file.
         duration_option : Any
             The module's ``duration_ms`` option (0/None = unset).
 
@@ -665,10 +666,11 @@ class Session:
         -------
         nova_infant.core.grid.FrameGrid
         """
-        from nova_infant.core.grid import frame_grid, resolve_duration_ms
+        from nova_infant.core.grid import session_grid
 
-        return frame_grid(resolve_duration_ms(own_duration_ms, duration_option, self.reference_duration_ms()),
-                          step_ms)
+        reference = self.path("reference") if self.has("reference") else None
+        return session_grid(step_ms, own_duration_ms, duration_ms=duration_option, reference=reference,
+                            session_duration_ms=self.duration_ms, source=f"session {self.name}")
 
     def read_annotation(self, port_id: str):
         """The annotation file of input ``port_id`` (discover-utils ``Annotation``).
@@ -678,7 +680,7 @@ class Session:
         AnnotationError
             For a missing or unreadable file (one line naming it).
         """
-        from nova_infant.core.nova_io import read_annotation
+        from nova_infant.core.annotations import read_annotation
 
         return read_annotation(self.path(port_id))
 
