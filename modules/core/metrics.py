@@ -51,3 +51,29 @@ def frame_scores(reference: np.ndarray, hypothesis: np.ndarray, class_names: Seq
     out["kappa"] = None if math.isnan(kappa) else kappa
     out["class_names"] = list(class_names)
     return out
+
+
+def ccc(reference, hypothesis) -> float:
+    """Concordance correlation coefficient (Lin 1989): 2 cov(x, y) / (var x + var y + (mean x - mean y)^2).
+
+    Population (1/n) moments, as in the ABAW challenges (seed 002 §3, eq. 4) and AVEC. Pairs where either side is
+    NaN are ignored.
+
+    Parameters
+    ----------
+    reference, hypothesis : float arrays of shape (n,)
+
+    Returns
+    -------
+    float in [-1, 1]; NaN when fewer than 2 pairs remain or both sides are constant and equal in mean (0/0).
+    """
+    x = np.asarray(reference, np.float64).reshape(-1)
+    y = np.asarray(hypothesis, np.float64).reshape(-1)
+    keep = np.isfinite(x) & np.isfinite(y)
+    x, y = x[keep], y[keep]
+    if len(x) < 2:
+        return float("nan")
+    mx, my = x.mean(), y.mean()
+    cov = ((x - mx) * (y - my)).mean()
+    denom = x.var() + y.var() + (mx - my) ** 2
+    return float(2 * cov / denom) if denom > 0 else float("nan")
