@@ -52,11 +52,12 @@ def draw_face(v: float, a: float, b: float, subject: dict, size: int = 112) -> n
     d.ellipse([cx - 38 * s, cy - 48 * s, cx + 38 * s, cy + 48 * s], fill=subject["skin"])
     for side in (-1, 1):  # eyes and brows
         ex, ey = cx + side * 15 * s, cy - 10 * s
-        d.ellipse([ex - 5 * s, ey - 3 * s, ex + 5 * s, ey + 3 * s], fill=(30, 30, 30))
-        lift = b * 10 * s
+        eye_h = (3 + 2 * max(b, 0)) * s  # raised brows open the eyes wider
+        d.ellipse([ex - 5 * s, ey - eye_h, ex + 5 * s, ey + eye_h], fill=(30, 30, 30))
+        lift = b * 14 * s
         inner = (-b if b < 0 else 0) * 4 * s  # a lowered brow slants down towards the nose
         d.line([(ex - side * 8 * s, ey - 10 * s - lift + inner),
-                (ex + side * 8 * s, ey - 10 * s - lift)], fill=subject["brow"], width=max(1, int(5 * s)))
+                (ex + side * 8 * s, ey - 10 * s - lift)], fill=subject["brow"], width=max(1, int(7 * s)))
     mx, my, half = cx, cy + 22 * s, 16 * s
     xs = np.linspace(-1, 1, 17)
     curve = -v * 7 * s * xs ** 2 + v * 3 * s  # corners up for positive valence
