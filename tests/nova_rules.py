@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 # The one documented category set (docs/nova-guide.md); NOVA's processor list filters on the exact string.
-CATEGORIES = {"Feature", "Tagger", "ICEP-R"}
+CATEGORIES = {"Feature", "Tagger", "ICEP-R", "Affect"}
 # Stream types our writers produce (media type -> the writer), for the input-matching rule.
 PACKAGE_STREAM_TYPES = {
     "feature;video;dinov2": "dinov2_pca (PCA)",

@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -221,7 +222,8 @@ def _write_va_annotations(folder: Path, n_rows: int):
 
 def _du(args, cwd):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(["du-process", *args], cwd=cwd, capture_output=True, text=True, timeout=600, env=env)
+    du_process = os.path.join(os.path.dirname(sys.executable), "du-process")
+    return subprocess.run([du_process, *args], cwd=cwd, capture_output=True, text=True, timeout=600, env=env)
 
 
 @pytest.mark.slow
