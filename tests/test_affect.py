@@ -304,3 +304,42 @@ def test_predicted_va_stream_feeds_the_icep_trainer_as_an_early_fused_feature(tm
     assert code == 0, capsys.readouterr().err
     spec = json.loads((bundle / "config.json").read_text())["feature_spec"]["streams"]
     assert [s["dim"] for s in spec] == [5, 3] and spec[1]["media_type"] == "feature;video;affect_va"
+
+
+def test_cli_trains_with_expression_and_au_annotations_and_subject_cv_then_predicts(tmp_path, capsys):
+    """`nova-infant run affect-train` with the inputs NOVA's trainer does not declare (expression, one AU), subject
+    groups and 2-fold CV, then `nova-infant run affect-predict` with the saved model folder."""
+    from nova_infant.cli import main
+    from nova_infant.core.nova_io import frames_to_segments, load_ssi_stream, read_annotation, write_annotation
+    from nova_infant.core.sample_media import build_session
+    from nova_infant.taggers.outputs import discrete_annotation
+
+    files = {k: [] for k in ("video", "valence", "arousal", "expression", "au")}
+    for name in ("c1", "c2"):
+        folder = Path(build_session(tmp_path / "data", session=name)["dir"])
+        _write_va_annotations(folder, 100)
+        ids = (np.arange(100) >= 50).astype(int)
+        write_annotation(discrete_annotation(frames_to_segments(ids, 40.0), ["Neutral", "Happiness"], "expression",
+                                             "infant", "coder"), folder / "infant.expression.coder.annotation")
+        write_annotation(discrete_annotation(frames_to_segments(ids, 40.0, skip_ids=(0,)), ["absent", "present"],
+                                             "AU12", "infant", "coder"), folder / "infant.AU12.coder.annotation")
+        for key, stem in (("video", "infant.video.mp4"), ("valence", "infant.valence.coder.annotation"),
+                          ("arousal", "infant.arousal.coder.annotation"),
+                          ("expression", "infant.expression.coder.annotation"), ("au", "infant.AU12.coder.annotation")):
+            files[key].append(str(folder / stem))
+    out = tmp_path / "models"
+    assert main(["run", "affect-train", "--video", *files["video"], "--valence", *files["valence"], "--arousal",
+                 *files["arousal"], "--expression", *files["expression"], "--au-AU12", *files["au"], "--out", str(out),
+                 "--tasks", "va,expr,au", "--seq-len", "8", "--dim", "8", "--epochs", "1", "--cv-folds", "2",
+                 "--groups", '{"c1": "mother A", "c2": "mother B"}', "--device", "cpu", "--model-name", "lab"]) == 0
+    doc = json.loads((out / "affect_models" / "lab" / "config.json").read_text())
+    cv = doc["info"]["cv"]
+    assert sorted(f["test_subjects"][0] for f in cv["folds"]) == ["mother A", "mother B"]
+    assert set(cv["pooled"]["model"]["au_f1_per_au"]) == {"AU12"}             # only the coded AU is scored
+    assert cv["pooled"]["model"]["n_frames_expr"] > 150 and "expr_f1_macro" in cv["pooled"]["baselines"]["mean/majority"]
+    assert (out / "affect_lab.trainer").is_file()
+    pred_out = tmp_path / "pred"
+    assert main(["run", "affect-predict", "--video", files["video"][0], "--model", str(out / "affect_models" / "lab"),
+                 "--out", str(pred_out), "--device", "cpu"]) == 0
+    assert len(read_annotation(pred_out / "infant.valence.annotation").data) == 100
+    assert load_ssi_stream(pred_out / "infant.affect_au.stream").data.shape == (100, 13)

@@ -63,8 +63,8 @@ def baseline_predictions(train: list, test_truth: dict, n_expr: int, n_au: int) 
     va_mean = np.nanmean(tr["va"], 0) if np.isfinite(tr["va"]).any() else np.zeros(2)
     labelled = tr["expr"][tr["expr"] >= 0]
     majority = int(np.bincount(labelled, minlength=n_expr).argmax()) if len(labelled) else 0
-    with np.errstate(all="ignore"):
-        prevalence = np.nan_to_num(np.nanmean(tr["au"], 0))
+    coded = np.isfinite(tr["au"])
+    prevalence = np.nan_to_num(tr["au"], nan=0.0).sum(0) / np.maximum(coded.sum(0), 1)  # uncoded AU -> 0
     return {"mean/majority": {"va": np.tile(va_mean, (n, 1)), "expr": np.full(n, majority),
                               "au": np.tile((prevalence >= 0.5).astype(np.float32), (n, 1))},
             "all AUs on": {"au": np.ones((n, n_au), np.float32)}}
