@@ -50,6 +50,15 @@ def test_backbone_maps_and_timm_parameter_layout(tmp_path):
                            "blocks.3.0.pw_exp.conv.weight"])
     with pytest.raises(RuntimeError):
         create_backbone((1, 2, 3), str(tmp_path / "mnv4.safetensors"), width=0.5, use_timm=False)
+    (tmp_path / "dir").mkdir()
+    shutil.copy(tmp_path / "mnv4.safetensors", tmp_path / "dir" / "model.safetensors")   # a local folder
+    create_backbone((1, 2, 3), str(tmp_path / "dir"), use_timm=False)
+    from nova_infant.core.errors import WeightsUnavailableError
+
+    with pytest.raises(WeightsUnavailableError, match="timm cannot be imported"):
+        create_backbone((1, 2, 3), "timm:mobilenetv4_conv_small.e2400_r224_in1k", use_timm=False)
+    with pytest.raises(WeightsUnavailableError, match="no such"):
+        create_backbone((1, 2, 3), str(tmp_path / "missing.safetensors"), use_timm=False)
 
 
 def _reference_mixer(mixer: MLPMixer3D, x: torch.Tensor) -> torch.Tensor:

@@ -21,6 +21,8 @@ at 224 px the maps 2, 3, 4 are.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 
@@ -166,8 +168,11 @@ def create_backbone(out_indices=(1, 2, 3), weights: str | None = None, width: fl
     Parameters
     ----------
     out_indices : feature maps to return (see :class:`MobileNetV4ConvSmall`)
-    weights : a ``.safetensors``/``.pt`` state dict of the features-only model (e.g. an AffectNet fine-tune as the
-        authors used) loaded with ``strict=True``; None = random initialisation
+    weights : where the weights come from, resolved like the project's other backbones:
+        a local ``.safetensors``/``.pt`` file or a folder holding ``model.safetensors`` / ``pytorch_model.bin``
+        (a features-only state dict, e.g. the authors' AffectNet fine-tune, loaded with ``strict=True``);
+        ``timm:<name>`` (e.g. ``timm:mobilenetv4_conv_small.e2400_r224_in1k``) = timm's pretrained weights from the
+        Hugging Face cache, else the hub (needs timm); None / "" = random initialisation
     width : stand-in width multiplier (own class only)
 
     Returns
@@ -176,20 +181,37 @@ def create_backbone(out_indices=(1, 2, 3), weights: str | None = None, width: fl
 
     Raises
     ------
+    WeightsUnavailableError
+        ``timm:`` weights without an importable timm, or a missing file/folder.
     RuntimeError
-        If ``weights`` does not match the architecture (missing/unexpected keys or shapes).
+        If the weights do not match the architecture (missing/unexpected keys or shapes).
     """
+    from nova_infant.core.errors import WeightsUnavailableError
+
+    hub_name = weights[5:] if weights and str(weights).startswith("timm:") else None
     if use_timm is None:
         use_timm = width == 1.0 and timm_available()
+    if hub_name and not use_timm:
+        raise WeightsUnavailableError(
+            f"backbone weights {weights}: timm cannot be imported here (it needs a torchvision matching torch); on a "
+            f"machine with timm save the features_only model's state_dict to a .safetensors file and give its path")
     if use_timm:
         import timm
-        model = timm.create_model("mobilenetv4_conv_small", pretrained=False, features_only=True,
-                                  out_indices=tuple(out_indices))
+        model = timm.create_model(hub_name or "mobilenetv4_conv_small", pretrained=bool(hub_name),
+                                  features_only=True, out_indices=tuple(out_indices))
         model.feature_info_channels = lambda: list(model.feature_info.channels())
     else:
         model = MobileNetV4ConvSmall(out_indices, width)
-    if weights:
-        model.load_state_dict(load_state_dict(weights), strict=True)
+    if weights and not hub_name:
+        path = Path(weights)
+        if path.is_dir():
+            found = [path / n for n in ("model.safetensors", "pytorch_model.bin") if (path / n).is_file()]
+            if not found:
+                raise WeightsUnavailableError(f"{path}: no model.safetensors or pytorch_model.bin in this folder")
+            path = found[0]
+        if not path.is_file():
+            raise WeightsUnavailableError(f"{path}: no such backbone weights file")
+        model.load_state_dict(load_state_dict(str(path)), strict=True)
     return model
 
 

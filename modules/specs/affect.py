@@ -251,8 +251,8 @@ TRAIN_SPEC = ModuleSpec(
         Option("va_loss", "choice", "ccc", "VA loss: ccc (1 - mean CCC) or mse", choices=("ccc", "mse")),
         Option("backbone", "choice", "last", "trainable backbone part: last stage (paper), frozen, all",
                choices=("last", "frozen", "all")),
-        Option("backbone_weights", "str", "", "state dict (.safetensors/.pt) of timm's mobilenetv4_conv_small "
-               "features_only model, e.g. an AffectNet fine-tune; empty = random initialisation"),
+        Option("backbone_weights", "str", "", "timm mobilenetv4_conv_small features_only weights: a .safetensors/.pt "
+               "file, a folder with model.safetensors, or timm:<name> (HF cache, else hub; needs timm); empty = random"),
         Option("cv_folds", "int", 0, "subject-grouped CV folds before the final fit (0 = none)", minimum=0,
                maximum=100),
         Option("groups", "str", "", "JSON {session: subject} for the CV groups (default: each session alone)",
