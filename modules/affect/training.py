@@ -17,7 +17,6 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
-from torch import nn
 from torch.nn import functional as F
 
 from nova_infant.affect.model import AffectConfig, AffectModel, normalise_crops
