@@ -1,5 +1,5 @@
-"""NOVA sessions for the affect model: face crops on the session grid, coded targets from NOVA annotations, and
-predicted tracks as NOVA objects.
+"""NOVA sessions for the affect model: face crops on the session grid and coded targets from NOVA annotations
+(the predicted tracks are built by :func:`nova_infant.specs.affect.predictions_result`).
 
 Crops: the project's face detector (BlazeFace, :mod:`nova_infant.taggers.faces`) on the video frame shown at each
 grid row's centre, the chosen face (``largest`` by default) cut square with a 10 % margin and resized to the model's
@@ -156,43 +156,3 @@ def au_targets(annotation, grid: FrameGrid, source: str = "") -> np.ndarray:
         return present[np.where(ids >= 0, ids, len(names))].astype(np.float32)
     score = continuous_on_grid(annotation, grid, source)
     return np.where(np.isfinite(score), (score >= 0.5).astype(np.float32), np.nan).astype(np.float32)
-
-
-def predictions_to_tracks(pred: dict, has_face: np.ndarray, grid: FrameGrid, expr_classes: list, au_names: list,
-                          role: str | None = None, annotator: str = "affect_predictor", session: str | None = None,
-                          dataset: str | None = None) -> dict:
-    """NOVA objects of one session's predictions (:func:`nova_infant.affect.training.predict_frames`).
-
-    Returns dict of discover-utils objects: ``valence``/``arousal`` continuous annotations ([-1, 1]; score NaN and
-    conf 0 on rows without a face; conf = 1 - |score| distance is not a probability, so conf = 1 on face rows),
-    ``expression`` discrete (model classes + ``no_face``; segment conf = mean class probability), ``au`` SSI
-    stream (n_rows, n_au + 1) float32: AU probabilities and a last ``face`` column (1 face, 0 none; AU columns 0
-    without a face so the stream stays finite for feature use), ``va_stream`` SSI stream (n_rows, 3): valence,
-    arousal, face (the early-fusion feature for the ICEP-R trainer; 0 without a face).
-    """
-    from nova_infant.core.nova_io import frames_to_segments, make_ssi_stream
-    from nova_infant.taggers.outputs import continuous_annotation, discrete_annotation
-
-    kw = dict(role=role, annotator=annotator, session=session, dataset=dataset)
-    skw = dict(role=role, session=session, dataset=dataset)
-    face = np.asarray(has_face, bool)
-    out = {}
-    if "va" in pred:
-        for k, name in enumerate(("valence", "arousal")):
-            score = np.where(face, pred["va"][:, k], np.nan).astype(np.float32)
-            out[name] = continuous_annotation(score, face.astype(np.float32), grid.sample_rate_hz, name, -1, 1, **kw)
-        va = np.nan_to_num(np.column_stack([pred["va"], face.astype(np.float32)])).astype(np.float32)
-        va[~face, :2] = 0
-        out["va_stream"] = make_ssi_stream(va, grid.sample_rate_hz, "feature;video;affect_va",
-                                           ["valence", "arousal", "face"], name="affect_va", **skw)
-    if "expr" in pred:
-        probs = np.nan_to_num(pred["expr"])
-        ids = np.where(face, probs.argmax(1), len(expr_classes)).astype(np.int64)
-        conf = np.where(face, probs.max(1), 1.0).astype(np.float32)
-        segs = frames_to_segments(ids, grid.step_ms, conf=conf)
-        out["expression"] = discrete_annotation(segs, list(expr_classes) + ["no_face"], "expression", **kw)
-    if "au" in pred:
-        au = np.nan_to_num(np.column_stack([pred["au"], face.astype(np.float32)])).astype(np.float32)
-        out["au"] = make_ssi_stream(au, grid.sample_rate_hz, "feature;video;affect_au", list(au_names) + ["face"],
-                                    name="affect_au", **skw)
-    return out
