@@ -201,7 +201,8 @@ def test_cross_validation_is_subject_grouped_with_baselines_per_fold_and_pooled(
 
 
 def test_drawn_faces_valence_arousal_and_aus_are_learned_for_held_out_subjects():
-    """27-50 s on one thread (under 60 s: in the default suite): 12 training subjects, 3 unseen ones; mouth curvature/opening set VA, brows/mouth set the AUs."""
+    """27-50 s on one thread (under 60 s: in the default suite): 12 training subjects, 3 unseen ones; mouth
+    curvature/opening set VA, brows/mouth set the AUs."""
     from nova_infant.affect.evaluation import _labels, baseline_predictions, score
 
     train, test = _drawn_sessions(12, 48), _drawn_sessions(3, 48, first=12)
