@@ -69,7 +69,8 @@ def draw_face(v: float, a: float, b: float, subject: dict, size: int = 112) -> n
 
 
 def make_subject(rng: np.random.Generator) -> dict:
-    """Random appearance: skin and brow colour, background, face scale (0.95-1.05) and offset (+-2 px: crops from a face detector are roughly aligned)."""
+    """Random appearance: skin and brow colour, background, face scale (0.95-1.05) and offset (+-2 px: crops from a
+    face detector are roughly aligned)."""
     return {"skin": tuple(int(c) for c in rng.integers(120, 240, 3)),
             "brow": tuple(int(c) for c in rng.integers(20, 90, 3)),
             "background": tuple(int(c) for c in rng.integers(0, 120, 3)),

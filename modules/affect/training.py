@@ -2,11 +2,12 @@
 
 Losses per task (seed 002 §3; the authors' code uses CCC loss for VA): VA ``1 - mean(CCC_V, CCC_A)`` over the
 labelled face frames of a batch, or MSE; expressions: cross-entropy weighted by inverse class frequency of the
-training fold; AUs: binary cross-entropy, positives weighted by each AU's negative/positive ratio in the training fold (capped
-at 10; the authors' code uses a focal loss for the same imbalance). Frames without a face or without a label are masked out of every loss
-and every score. Optimiser AdamW (lr 2e-4, weight decay 2e-5: the authors' code). Memory is bounded: crops stay in
-uint8 arrays (memory-mapped files for real sessions, see :mod:`nova_infant.affect.sessions`) and only one batch
-of ``batch_size`` x T crops is turned into float tensors at a time.
+training fold; AUs: binary cross-entropy, positives weighted by each AU's negative/positive ratio in the training
+fold (capped at 10; the authors' code uses a focal loss for the same imbalance). Frames without a face or without a
+label are masked out of every loss and every score. Optimiser AdamW (lr 2e-4, weight decay 2e-5: the authors'
+code). Memory is bounded: crops stay in uint8 arrays (memory-mapped files for real sessions, see
+:mod:`nova_infant.affect.sessions`) and only one batch of ``batch_size`` x T crops is turned into float tensors at a
+time.
 """
 
 from __future__ import annotations
@@ -102,9 +103,11 @@ def make_batch(sessions: list, items: list, seq_len: int, n_expr: int, n_au: int
         xs.append(_window(s.crops, start, seq_len, 0))
         f = _window(s.has_face, start, seq_len, False)
         face.append(f)
-        va.append(_window(s.va, start, seq_len, np.nan) if s.va is not None else np.full((seq_len, 2), np.nan, np.float32))
+        va.append(_window(s.va, start, seq_len, np.nan) if s.va is not None
+                  else np.full((seq_len, 2), np.nan, np.float32))
         ex.append(_window(s.expr, start, seq_len, -1) if s.expr is not None else np.full(seq_len, -1, np.int64))
-        au.append(_window(s.au, start, seq_len, np.nan) if s.au is not None else np.full((seq_len, n_au), np.nan, np.float32))
+        au.append(_window(s.au, start, seq_len, np.nan) if s.au is not None
+                  else np.full((seq_len, n_au), np.nan, np.float32))
     face = torch.as_tensor(np.stack(face))
     va_t = torch.as_tensor(np.stack(va).astype(np.float32))
     ex_t = torch.as_tensor(np.stack(ex).astype(np.int64))
@@ -255,7 +258,8 @@ def fit(sessions: list, cfg: AffectConfig, options: TrainOptions, backbone_weigh
         history.append(total / max(n, 1))
         bar.set_postfix(loss=f"{history[-1]:.3f}")
     model.cpu().eval()
-    return model, {"class_weights": weights.cpu().tolist(), "au_pos_weight": pos_weight.cpu().tolist(), "losses": history, "device": str(device),
+    return model, {"class_weights": weights.cpu().tolist(), "au_pos_weight": pos_weight.cpu().tolist(),
+                   "losses": history, "device": str(device),
                    "precision": precision, "n_windows": len(items), "trainable": trainable,
                    "options": asdict(options)}
 
