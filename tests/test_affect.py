@@ -347,6 +347,7 @@ def test_cli_trains_with_expression_and_au_annotations_and_subject_cv_then_predi
     assert set(cv["pooled"]["model"]["au_f1_per_au"]) == {"AU12"}             # only the coded AU is scored
     assert cv["pooled"]["model"]["n_frames_expr"] > 150 and "expr_f1_macro" in cv["pooled"]["baselines"]["mean/majority"]
     assert (out / "affect_lab.trainer").is_file()
+    assert (out / "affect_models" / "lab" / "cv_scores.png").stat().st_size > 5000   # folds vs baselines figure
     pred_out = tmp_path / "pred"
     assert main(["run", "affect-predict", "--video", files["video"][0], "--model", str(out / "affect_models" / "lab"),
                  "--out", str(pred_out), "--device", "cpu"]) == 0

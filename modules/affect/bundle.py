@@ -15,8 +15,9 @@ from nova_infant.core.errors import TrainerFileError
 KIND = "affect-model"
 
 
-def save_affect_model(out_dir, model, info: dict | None = None) -> Path:
-    """Write ``model`` (:class:`~nova_infant.affect.model.AffectModel`) and ``info`` into ``out_dir`` atomically.
+def save_affect_model(out_dir, model, info: dict | None = None, extra=None) -> Path:
+    """Write ``model`` (:class:`~nova_infant.affect.model.AffectModel`) and ``info`` into ``out_dir`` atomically;
+    ``extra(folder)`` may add files (e.g. the CV figure) to the staged folder before it replaces ``out_dir``.
 
     Raises
     ------
@@ -33,6 +34,8 @@ def save_affect_model(out_dir, model, info: dict | None = None) -> Path:
         save_file(state, str(Path(tmp) / "model.safetensors"))
         doc = {"kind": KIND, "config": model.cfg.to_dict(), "info": info or {}}
         (Path(tmp) / "config.json").write_text(json.dumps(doc, indent=1, default=str), encoding="utf-8")
+        if extra is not None:
+            extra(Path(tmp))
     return out
 
 

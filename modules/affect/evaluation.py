@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from pathlib import Path
+
 from nova_infant.core.metrics import ccc, frame_scores
 
 
@@ -117,3 +119,35 @@ def cross_validate(sessions: list, cfg, options, folds: int = 3, progress: bool 
         if vals:
             report["spread"][metric] = (float(np.nanmean(vals)), float(np.nanstd(vals)))
     return report
+
+
+def plot_cv(report: dict, path) -> Path:
+    """Bar chart of a :func:`cross_validate` report: per fold and pooled, the model's CCC_VA / expression macro-F1 /
+    AU-F1 next to the baselines' (matplotlib), written atomically as PNG to ``path``.
+
+    Returns
+    -------
+    Path of the PNG.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from nova_infant.core.nova_io import save_figure
+
+    metrics = [("ccc_va", "CCC V/A"), ("expr_f1_macro", "expression macro-F1"), ("au_f1", "AU-F1")]
+    parts = [(f"fold {f['fold']}", f) for f in report["folds"]] + [("pooled", report["pooled"])]
+    arms = ["model"] + list(report["pooled"]["baselines"])
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics), 3.4), squeeze=False)
+    width = 0.8 / len(arms)
+    for ax, (key, title) in zip(axes[0], metrics):
+        for k, arm in enumerate(arms):
+            vals = [(p["model"] if arm == "model" else p["baselines"].get(arm, {})).get(key, np.nan) for _, p in parts]
+            ax.bar(np.arange(len(parts)) + k * width, np.nan_to_num(np.asarray(vals, float)), width, label=arm)
+        ax.set_xticks(np.arange(len(parts)) + 0.4 - width / 2, [n for n, _ in parts], rotation=30)
+        ax.set_title(title)
+        ax.set_ylim(min(0, ax.get_ylim()[0]), 1)
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    return save_figure(fig, path)

@@ -138,7 +138,9 @@ def train_fit(items: list, o: dict, ctx) -> TrainResult:
     info.update({"sessions": [s.name for s in items], "subjects": sorted({s.subject for s in items}),
                  "step_ms": items[0].step_ms, "cv": report, "face": o["face"]})
     name = safe_name(o["model_name"] or "affect", "option model_name")
-    out = save_affect_model(Path(ctx.trainer_dir) / "affect_models" / name, model, info)
+    from nova_infant.affect.evaluation import plot_cv
+    figure = (lambda folder: plot_cv(report, folder / "cv_scores.png")) if report else None
+    out = save_affect_model(Path(ctx.trainer_dir) / "affect_models" / name, model, info, figure)
     rel = os.path.relpath(out.resolve(), Path(ctx.trainer_dir).resolve()).replace(os.sep, "/")
     spec = PREDICT_SPEC.trainer_spec()
     spec.options = [(n, t, rel if n == "model" else d) for n, t, d in spec.options]
