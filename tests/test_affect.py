@@ -301,6 +301,8 @@ def test_predicted_va_stream_feeds_the_icep_trainer_as_an_early_fused_feature(tm
         has = rng.random(240) > 0.1
         pred = {"va": np.column_stack([np.where(y == 0, 0.5, -0.5), rng.uniform(-1, 1, 240)]).astype(np.float32)}
         result = predictions_result(pred, has, grid, _tiny(tasks=("va",)))
+        assert set(result.streams) == {"va_stream"} and set(result.annotations) == {"valence", "arousal"}
+        assert any("no expr head" in n for n in result.notes) and any("no au head" in n for n in result.notes)
         folder = tmp_path / "data" / "ffsf" / name
         session = FileSession({"video": folder / "infant.video.mp4"}, folder, outputs=["va_stream"], name=name,
                               role="infant")

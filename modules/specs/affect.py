@@ -196,6 +196,9 @@ def predictions_result(pred: dict, has_face: np.ndarray, grid, cfg, notes=()) ->
     from nova_infant.core.nova_io import frames_to_segments
     face = np.asarray(has_face, bool)
     r = Result(notes=list(notes))
+    for task, ports in (("va", "valence, arousal, va_stream"), ("expr", "expression"), ("au", "au")):
+        if task not in pred:
+            r.notes.append(f"the model has no {task} head (trained with tasks {','.join(cfg.tasks)}): no {ports} output")
     if "va" in pred:
         for k, name in enumerate(("valence", "arousal")):
             score = np.where(face, pred["va"][:, k], np.nan).astype(np.float32)
