@@ -313,7 +313,7 @@ def test_predicted_va_stream_feeds_the_icep_trainer_as_an_early_fused_feature(tm
                  "A3", "--streams", "infant.feat", stream_name, "--model", "mlp", "--hidden", "8", "--epochs", "2",
                  "--out", str(bundle)])
     assert code == 0, capsys.readouterr().err
-    spec = json.loads((bundle / "config.json").read_text())["feature_spec"]["streams"]
+    spec = json.loads((bundle / "config.json").read_text())["config"]["feature_spec"]["streams"]
     assert [s["dim"] for s in spec] == [5, 3] and spec[1]["media_type"] == "feature;video;affect_va"
 
 
@@ -344,7 +344,8 @@ def test_cli_trains_with_expression_and_au_annotations_and_subject_cv_then_predi
                  "--tasks", "va,expr,au", "--seq-len", "8", "--dim", "8", "--epochs", "1", "--cv-folds", "2",
                  "--groups", '{"c1": "mother A", "c2": "mother B"}', "--device", "cpu", "--model-name", "lab"]) == 0
     doc = json.loads((out / "affect_models" / "lab" / "config.json").read_text())
-    cv = doc["info"]["cv"]
+    assert doc["kind"] == "affect-model" and "model.safetensors" in (out / "affect_models" / "lab" / "checksums").read_text()
+    cv = doc["config"]["info"]["cv"]
     assert sorted(f["test_subjects"][0] for f in cv["folds"]) == ["mother A", "mother B"]
     assert set(cv["pooled"]["model"]["au_f1_per_au"]) == {"AU12"}             # only the coded AU is scored
     assert cv["pooled"]["model"]["n_frames_expr"] > 150 and "expr_f1_macro" in cv["pooled"]["baselines"]["mean/majority"]
