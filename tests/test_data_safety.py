@@ -146,13 +146,13 @@ def _du(args, cwd):
 
 @pytest.fixture
 def cml_dir(tmp_path):
-    from nova_infant.discover import icep_predict_module, icep_train_module
+    from nova_infant.specs.icep import PREDICT, TRAIN_SPECS
 
     target = tmp_path / "cml" / "nova_infant"
     shutil.copytree(REPO / "trainers" / "nova_infant", target,
                     ignore=shutil.ignore_patterns("icep_models", "icep_*-*.trainer"))
-    nova_io.write_trainer(target / "icep_train.trainer", icep_train_module.TRAINER_SPEC)
-    nova_io.write_trainer(target / "icep_predict.trainer", icep_predict_module.TRAINER_SPEC)
+    nova_io.write_trainer(target / "icep_train.trainer", TRAIN_SPECS["icep_train_infant_dinov2"].trainer_spec())
+    nova_io.write_trainer(target / "icep_predict.trainer", PREDICT.trainer_spec())
     return target
 
 

@@ -293,13 +293,13 @@ def _du_process(cml, root, options, outputs=("dinov2_pca", "dinov2_cls"), video=
 def cml_dir(tmp_path_factory):
     import shutil
 
-    from nova_infant.discover.dinov2_module import TRAINER_SPEC
+    from nova_infant.specs.dinov2_pca import SPEC
 
     cml = tmp_path_factory.mktemp("discover") / "cml"
     cml.mkdir()
     for name in ("bootstrap.py", "dinov2_pca.py", "version.py"):
         shutil.copy(REPO / "trainers" / "nova_infant" / name, cml / name)
-    nova_io.write_trainer(cml / "dinov2_pca.trainer", TRAINER_SPEC)
+    nova_io.write_trainer(cml / "dinov2_pca.trainer", SPEC.trainer_spec())
     return cml
 
 

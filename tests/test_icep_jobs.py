@@ -30,13 +30,13 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @pytest.fixture
 def cml_dir(tmp_path):
     """A DISCOVER CML folder: a copy of trainers/nova_infant (so trained models do not land in the checkout)."""
-    from nova_infant.discover import icep_predict_module, icep_train_module
+    from nova_infant.specs.icep import PREDICT, TRAIN_SPECS
     from nova_infant.core.nova_io import write_trainer
 
     target = tmp_path / "cml" / "nova_infant"
     shutil.copytree(REPO_TRAINERS, target, ignore=shutil.ignore_patterns("icep_models", "icep_*-*.trainer"))
-    write_trainer(target / "icep_train_infant_dinov2.trainer", icep_train_module.TRAINER_SPEC)
-    write_trainer(target / "icep_predict.trainer", icep_predict_module.TRAINER_SPEC)
+    write_trainer(target / "icep_train_infant_dinov2.trainer", TRAIN_SPECS["icep_train_infant_dinov2"].trainer_spec())
+    write_trainer(target / "icep_predict.trainer", PREDICT.trainer_spec())
     return target
 
 

@@ -218,7 +218,10 @@ def test_face_box_nova_draws_from_the_stream_covers_the_detected_face(tmp_path):
     from nova_infant.taggers.faces import BlazeFaceDetector
 
     result = em.tag_emotion(carphone_path(), sample_fps="5")
-    paths = em.write_emotion_outputs(result, str(tmp_path / "infant"))
+    from nova_infant.specs.base import FileSession, write_files
+    from nova_infant.specs.emotion_tagger import SPEC, result_of
+
+    paths = write_files(SPEC, result_of(result), FileSession({}, tmp_path, role="infant"))
     box_path = next(p for p in paths if str(p).endswith(".face_box.stream"))
     root = ET.parse(box_path).getroot()
     meta, info = root.find("meta").attrib, root.find("info").attrib

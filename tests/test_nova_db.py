@@ -275,26 +275,29 @@ def test_module_names_a_missing_output_scheme_in_database_mode(nova):
 def test_taggers_refuse_to_write_into_the_scheme_nova_fell_back_to(nova):
     """Without our schemes NOVA offers the first discrete scheme (here the ICEP-R one) for an audio-event track and
     the first continuous one for valence: the adapters stop before writing and name the command that fixes it."""
-    from types import SimpleNamespace
 
-    from nova_infant.discover.audio_events_module import AudioEvents
+    import numpy as np
+
     from nova_infant.discover.common import SessionIO
-    from nova_infant.discover.emotion_module import EmotionTagger
-    from nova_infant.taggers.audio_events import CLASSES
+    from nova_infant.specs.base import ContinuousData, DiscreteData, Result
+    from nova_infant.specs.processor import DiscoverSession, processor_class
 
     nova_db.import_scheme(nova["ctx"], nova["dataset"], {"name": "arousal", "type": "CONTINUOUS", "sr": 25.0,
                                                          "min": 0, "max": 1})
-    for module, io_id, kind, fallback, expected in (
-            (AudioEvents, "baby_crying", "Discrete", SCHEME["name"], "audio_event_baby_crying"),
-            (EmotionTagger, "valence", "Continuous", "arousal", "valence")):
+    empty = np.zeros(0, dtype=[("from", "<f8"), ("to", "<f8"), ("id", "<i4"), ("conf", "<f4")])
+    for module, io_id, kind, fallback, expected, data in (
+            ("audio_events", "baby_crying", "Discrete", SCHEME["name"], "audio_event_baby_crying",
+             DiscreteData(empty, ["baby_crying"], "audio_event_baby_crying")),
+            ("emotion_tagger", "valence", "Continuous", "arousal", "valence",
+             ContinuousData(np.zeros(1, np.float32), np.ones(1, np.float32), 25.0, "valence", -1, 1))):
         ds = DatasetManager([{"id": io_id, "type": "output", "src": f"db:annotation:{kind}", "scheme": fallback,
                               "annotator": MODEL, "role": ROLE, "active": True}],
                             source_context={"db": nova["ctx"]}, dataset=nova["dataset"], session_names=[SESSION])
         ds.load()
-        processor = module(model_io=[], opts={}, trainer=None)
-        processor.session = SessionIO.from_provider(ds)
+        processor = processor_class(module)(model_io=[], opts={}, trainer=None)
+        processor.session = DiscoverSession(SessionIO.from_provider(ds))
         with pytest.raises(nova_db.NovaDatabaseError, match=rf"'{expected}'.*got '{fallback}'.*import-schemes"):
-            processor.to_output(SimpleNamespace(classes=list(CLASSES)))
+            processor.to_output(Result(annotations={io_id: data}))
 
 
 def _uri(ctx, with_password=True) -> str:

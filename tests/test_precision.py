@@ -15,7 +15,8 @@ from nova_infant.discover.common import precision_of
 from nova_infant.core.errors import OptionError
 from nova_infant.core.nova_io import open_ssi_stream, write_ssi_stream
 from nova_infant.core.sample_media import carphone_frames, librivox_speech, write_video, write_wav
-from nova_infant.core.validation import check_dinov2_options, check_w2v_bert_options
+from nova_infant.specs.dinov2_pca import SPEC as DINOV2
+from nova_infant.specs.w2v_bert import SPEC as W2V_BERT
 from nova_infant.features import w2v_bert as W
 
 CPU = torch.device("cpu")
@@ -50,12 +51,12 @@ def test_probe_reads_the_cpu_flags(monkeypatch, tmp_path):
 
 
 def test_precision_options_are_checked_before_any_work():
-    assert check_dinov2_options(precision="INT8")["precision"] == "int8"
-    assert check_w2v_bert_options(precision="")["precision"] == "auto"
+    assert DINOV2.parse_options({"precision": "INT8"})["precision"] == "int8"
+    assert W2V_BERT.parse_options({"precision": ""})["precision"] == "auto"
     with pytest.raises(OptionError, match=r"^option precision: expected one of auto, fp32, bf16, int8, got 'fp16'$"):
-        check_dinov2_options(precision="fp16")
+        DINOV2.parse_options({"precision": "fp16"})
     with pytest.raises(OptionError, match=r"^option precision: int8 .* CPU only, not on device cuda"):
-        check_w2v_bert_options(device="cuda", precision="int8")
+        W2V_BERT.parse_options({"device": "cuda", "precision": "int8"})
     with pytest.raises(OptionError, match="int8 .* CPU only"):  # also at load time, whatever says cuda
         resolve_precision("int8", torch.device("cuda"))
     with pytest.raises(OptionError, match="contradict"):

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nova_infant.core.errors import NovaInfantError, OptionError
+from nova_infant.core.errors import OptionError
 from nova_infant.core.nova_io import load_ssi_stream, option_string, read_annotation
 from nova_infant.specs.base import (ContinuousData, DiscreteData, FileSession, ModuleSpec, Option, Port, Result,
                                     StreamData, nova_objects, write_files)
@@ -145,10 +145,13 @@ def test_every_registered_spec_generates_a_trainer_nova_parses_and_a_cli_command
 
 @pytest.mark.parametrize("name", sorted(generated_files()))
 def test_committed_generated_file_equals_what_the_specs_generate(name):
-    committed = REPO_TRAINERS / name
-    assert committed.is_file(), f"{committed} missing: run `nova-infant write-trainers`"
-    assert committed.read_text(encoding="utf-8") == generated_files()[name], (
-        f"{committed} is stale: run `nova-infant write-trainers`")
+    from nova_infant.core.package_data import TRAINER_DIR
+
+    for folder in (TRAINER_DIR, REPO_TRAINERS):  # the package's CML folder and the checkout's copy of it
+        committed = folder / name
+        assert committed.is_file(), f"{committed} missing: run `nova-infant write-trainers`"
+        assert committed.read_text(encoding="utf-8") == generated_files()[name], (
+            f"{committed} is stale: run `nova-infant write-trainers`")
 
 
 def test_readme_has_per_module_io_options_request_citation_and_licence():
@@ -178,4 +181,74 @@ def test_run_command_writes_w2v_bert_outputs_in_novas_layout(tmp_path, carphone_
     assert stream.meta_data.sample_rate == 10 and stream.data.dtype == np.float32
     assert main(["run", "w2v-bert", "--audio", str(audio), "--out", str(tmp_path), "--chunk-s", "2",
                  "--overlap-s", "2"]) == 2
-    assert capsys.readouterr().err.strip() == "error: option overlap_s: must be < chunk_s (2), got 2"
+    assert capsys.readouterr().err.strip() == "error: option overlap_s (--overlap-s): must be < chunk_s (2), got 2"
+
+
+def test_run_command_trains_an_icep_module_per_session_then_predicts_with_the_bundle(tmp_path, capsys):
+    """``nova-infant run icep-train-...`` takes one path per session for every input, skips a session it cannot
+    read in one line, fits once; ``nova-infant run icep-predict`` writes the annotation in NOVA's layout."""
+    from nova_infant.cli import main
+    from nova_infant.icep.synthetic import context_task, write_session
+
+    rng = np.random.default_rng(0)
+    root = tmp_path / "data"
+    for name in ("A1", "A2", "A3"):
+        x, y = context_task(120, 6, rng, cue=0.5)
+        write_session(root, "ds", name, {"infant.feat": (x, 25.0, "feature;video;dinov2")}, y, 40.0)
+    folders = [root / "ds" / n for n in ("A1", "A2", "A3")]
+    (folders[2] / "infant.ICEP-R-infant.gold.annotation").unlink()  # not coded
+    code = main(["run", "icep-train-infant-dinov2", "--feature-0", *[str(f / "infant.feat.stream") for f in folders],
+                 "--labels", *[str(f / "infant.ICEP-R-infant.gold.annotation") for f in folders],
+                 "--out", str(tmp_path / "models"), "--model", "mlp", "--hidden", "4", "--epochs", "1",
+                 "--window", "20", "--stride", "10", "--model-name", "m1"])
+    captured = capsys.readouterr()
+    assert code == 1 and "error: session A3: skipped: " in captured.err and captured.err.count("\n") == 1
+    bundle = tmp_path / "models" / "icep_models" / "m1"
+    assert [Path(p) for p in captured.out.splitlines()[-2:]] == [bundle, bundle / "predictor.trainer"]
+    assert (bundle / "config.json").is_file()
+    assert main(["run", "icep-predict", "--feature-0", str(folders[2] / "infant.feat.stream"), "--bundle",
+                 str(bundle), "--out", str(tmp_path / "pred"), "--role", "infant"]) == 0
+    anno = read_annotation(tmp_path / "pred" / "infant.ICEP-R-infant-merged.annotation")
+    assert anno.annotation_scheme.name == "ICEP-R-infant-merged" and len(anno.data) >= 1
+    assert sorted(p.name for p in (tmp_path / "pred").iterdir() if not p.name.endswith("~")) == [
+        "infant.ICEP-R-infant-merged.annotation"]
+
+
+def test_audio_event_writer_carries_unavailable_classes_and_why_for_cli_and_discover_alike(tmp_path):
+    """One writer: the score stream names the classes the model cannot produce (the CLI alone wrote that before)
+    and their empty tracks say why (DISCOVER alone did); the CLI then leaves those tracks out."""
+    from types import SimpleNamespace
+
+    from discover_utils.utils.type_definitions import LabelDType
+
+    from nova_infant.core.grid import frame_grid
+    from nova_infant.core.nova_io import open_ssi_stream
+    from nova_infant.specs.audio_events import SPEC, result_of
+
+    empty = np.zeros(0, dtype=LabelDType.DISCRETE.value)
+    music = np.array([(0.0, 800.0, 0, 0.9)], dtype=LabelDType.DISCRETE.value)
+    r = SimpleNamespace(classes=["music", "male_speech"], available=[True, False], grid=frame_grid(1000, 40),
+                        scores=np.zeros((25, 2), np.float32), events=[music, empty], backend="yamnet",
+                        mode="zero-shot", meta={"thresholds": {"music": 0.5},
+                                                "notes": {"male_speech": "unavailable: no AudioSet label"}})
+    result = result_of(r)
+    session = FileSession({}, tmp_path, role="session")
+    objects = nova_objects(SPEC, result, session)
+    assert objects["male_speech"].meta_data.description == "unavailable: no AudioSet label"
+    paths = write_files(SPEC, result, session)
+    meta = open_ssi_stream(tmp_path / "session.audio_events.stream").meta
+    assert meta["unavailable"] == "male_speech" and meta["thresholds"] == "music=0.5"
+    assert {p.name for p in paths} == {"session.audio_events.stream", "session.audio_event_music.annotation",
+                                       "session.audio_event_male_speech.annotation"}
+
+
+def test_session_grid_follows_the_duration_priority(tmp_path, carphone_session):
+    """option > reference input > NOVA session > own input; 29.97 fps video (4004 ms) as reference of 4000 ms of
+    audio gives the video's 100 rows of 40 ms."""
+    audio, video = carphone_session["audio"], carphone_session["video"]
+    with_reference = FileSession({"audio": audio, "reference": video}, tmp_path)
+    assert with_reference.grid("40ms", "audio").n_frames == 100
+    assert with_reference.grid(40, "audio", duration_ms=2000).n_frames == 50
+    alone = FileSession({"audio": audio}, tmp_path, duration_ms=1000)
+    assert alone.grid(40, "audio").n_frames == 25  # the NOVA session's duration
+    assert FileSession({"audio": audio}, tmp_path).grid(40, 3999.0).n_frames == 99

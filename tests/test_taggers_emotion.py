@@ -261,7 +261,10 @@ def test_du_process_runs_the_module_on_a_file_mode_session(carphone_session, tmp
 def test_output_scheme_is_read_from_the_template_but_not_from_the_generic_placeholder():
     from discover_utils.data.annotation import DiscreteAnnotation, DiscreteAnnotationScheme
 
-    from nova_infant.discover.emotion_module import _scheme_names
+    from nova_infant.specs.emotion_tagger import scheme_class_names
+
+    def _scheme_names(template):  # what the emotion spec reads from the output template NOVA prepared
+        return scheme_class_names(getattr(template, "annotation_scheme", None))
 
     generic = DiscreteAnnotation(scheme=DiscreteAnnotationScheme(
         name="generic", classes={"1": {"name": "class_one"}, "2": {"name": "class_two"}}))

@@ -1,14 +1,14 @@
 """``nova-infant`` command line: one sub-command per job, for engineers and batch use.
 
-Each feature module registers its own sub-commands through a ``register(subparsers)`` function listed in
-``COMMAND_MODULES``. Errors of this package, usage errors and
+Each command module registers its own sub-commands through a ``register(subparsers)`` function; they are listed
+by explicit import in ``COMMAND_MODULES`` (``nova-infant run <module>`` comes from the module specs,
+:mod:`nova_infant.specs.cli`). Errors of this package, usage errors and
 OS errors (read-only folder, full disk) print as one line (``error: <file>: <problem>``) with exit code 2.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
 
@@ -24,17 +24,11 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"error: {self.prog}: {message} (see --help)\n")
 
 
-COMMAND_MODULES = [
-    "nova_infant.cli.commands",
-    "nova_infant.cli.icep",
-    "nova_infant.cli.review",
-    "nova_infant.cli.taggers",
-    "nova_infant.cli.dinov2",
-    "nova_infant.cli.demo",
-    "nova_infant.cli.w2v_bert",
-    "nova_infant.cli.batch",
-    "nova_infant.specs.cli",
-]
+from nova_infant.cli import batch, commands, demo, dinov2, icep, review, taggers, w2v_bert  # noqa: E402
+from nova_infant.specs import cli as spec_commands  # noqa: E402
+
+#: every module adding sub-commands, in ``--help`` order
+COMMAND_MODULES = [commands, icep, review, taggers, dinov2, demo, w2v_bert, batch, spec_commands]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,13 +37,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"nova-infant {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(sub)
+    for module in COMMAND_MODULES:
+        module.register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``nova-infant``; returns the exit code (0 ok, 2 on a reported error)."""
+    """Entry point of ``nova-infant``.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        Arguments (default: ``sys.argv[1:]``).
+
+    Returns
+    -------
+    int
+        Exit code: 0 ok, 1 some items of a batch failed (commands that say so), 2 on a reported error (one line
+        ``error: <file>: <problem>`` on stderr).
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")

@@ -8,7 +8,13 @@ from pathlib import Path
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``export-weights``, ``make-standin``, ``sample-session``, ``import-schemes``, ``check-trainers``,
-    ``write-package-copies`` and ``write-trainers``."""
+    ``write-package-copies`` and ``write-trainers``.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        The ``nova-infant`` sub-command collection.
+    """
     p = sub.add_parser("export-weights", help="save a DINOv2 / W2V-BERT checkpoint into a folder an air-gapped lab can copy")
     p.add_argument("model", help="hub id (e.g. facebook/dinov2-large, facebook/w2v-bert-2.0) or a local directory")
     p.add_argument("out_dir", help="folder to write config.json, model.safetensors and the processor files into")
@@ -46,7 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("repo", nargs="?", default=None, help="checkout root (default: the checkout this package runs from)")
     p.set_defaults(func=_write_package_copies)
 
-    p = sub.add_parser("write-trainers", help="(re)write every .trainer file of this package into a DISCOVER CML folder")
+    p = sub.add_parser("write-trainers", help="(re)write every .trainer, DISCOVER script and README.md generated from "
+                                             "the module specs into a DISCOVER CML folder")
     p.add_argument("out_dir", nargs="?", default=None, help="default: the package's CML folder and its copy "
                                                              "trainers/nova_infant of this checkout")
     p.set_defaults(func=_write_trainers)
@@ -91,6 +98,15 @@ def _sample_session(args) -> int:
 
 
 def _write_trainers(args) -> int:
+    """``nova-infant write-trainers``: every file generated from the module specs (``<name>.trainer``, the DISCOVER
+    script ``<name>.py``, ``README.md``; :func:`nova_infant.discover.registry.write_all_trainers`), each replaced
+    atomically; prints the ``.trainer`` paths.
+
+    Returns
+    -------
+    int
+        0; a folder that cannot be written is an ``OutputError`` (one line, exit code 2).
+    """
     from nova_infant.discover.registry import write_all_trainers
 
     for path in write_all_trainers(args.out_dir):

@@ -1,6 +1,7 @@
 """``nova-infant dinov2``: DINOv2-PCA features from the command line (``extract``, ``fit-pca``, ``picture``).
 
-Same options and defaults as the DISCOVER module (docs/dinov2-pca.md); the model is loaded once per command.
+Options, defaults and checks are the module spec's (:data:`nova_infant.specs.dinov2_pca.SPEC`, docs/dinov2-pca.md);
+``extract`` runs the spec's ``run`` and its one writer; the model is loaded once per command.
 """
 
 from __future__ import annotations
@@ -11,48 +12,44 @@ import os
 import sys
 from pathlib import Path
 
-from nova_infant.core.backbones import DEFAULT_DINOV2
 from nova_infant.core.errors import NovaInfantError
 from nova_infant.core.validation import one_line
+from nova_infant.specs.dinov2_pca import SPEC
 
 log = logging.getLogger(__name__)
 
 
 def _common(p: argparse.ArgumentParser, fit: bool = False) -> None:
-    p.add_argument("--model", default=DEFAULT_DINOV2, help="hub id or local directory (default %(default)s)")
-    p.add_argument("--size", type=int, default=224, help="input side in px, a multiple of 14 (default 224 -> 16x16 patches)")
-    p.add_argument("--k", type=int, default=4, help="PCA components per patch (default 4)")
-    p.add_argument("--pca-fit-frames", type=int, default=256, help="frames sampled per video to fit the PCA (default 256)")
-    p.add_argument("--framing", default="resize", help="resize (default) | center_crop | crop:x,y,w,h (pixels, or fractions with a '.')")
-    p.add_argument("--frame-step", default="video", help="video (every frame, default) or e.g. 40ms, 0.04s, 25fps")
-    p.add_argument("--batch-size", type=int, default=8, help="frames per forward pass (default 8)")
-    p.add_argument("--device", default="auto", help="auto (cuda when present) | cpu | cuda")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "int8"],
-                   help="auto (default: bf16 on a GPU or on a CPU with avx512_bf16/AMX, else fp32) | fp32 | bf16 | "
-                        "int8 (CPU only); do not mix precisions within one dataset")
-    p.add_argument("--no-bf16", dest="bf16", action="store_const", const=False, default=None,
+    """The option flags of :data:`nova_infant.specs.dinov2_pca.SPEC` a ``dinov2`` command uses (declared there)."""
+    from nova_infant.specs.cli import add_option_flags
+
+    skip = ["output", "pca_fit_sessions", "picture_dir"] + (["pca", "pca_basis", "duration_ms"] if fit else [])
+    add_option_flags(p, SPEC, skip=skip)
+    p.add_argument("--no-bf16", dest="bf16", action="store_const", const="False", default=None,
                    help="deprecated: same as --precision fp32")
     if not fit:
-        p.add_argument("--pca", default="dataset",
-                       help="dataset (default: one basis for the dataset, fitted once and reused) | session (one per "
-                            "video, not comparable across sessions) | frame (paper reproduction) | path of a saved PCA")
-        p.add_argument("--pca-basis", default=None,
-                       help="basis folder of --pca dataset (default <out-dir or dataset folder>/dinov2_pca_basis/"
-                            "<model>-<fingerprint>-k<k>-<size>px-<framing>/, a saved-model folder); fitted and saved when missing")
         p.add_argument("--pca-fit-videos", nargs="+", default=None,
                        help="videos to fit a missing basis on (default: all videos given; give the training "
                             "sessions only to keep test sessions out of the basis)")
-        p.add_argument("--duration-ms", type=float, default=None, help="session duration that sets the row count (default: the video's)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``dinov2 extract``, ``dinov2 fit-pca`` and ``dinov2 picture``."""
+    """Add ``dinov2 extract``, ``dinov2 fit-pca`` and ``dinov2 picture`` (options: the spec's,
+    :data:`nova_infant.specs.dinov2_pca.SPEC`).
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        The ``nova-infant`` sub-command collection.
+    """
+    from nova_infant.specs.cli import add_option_flags
+
     top = sub.add_parser("dinov2", help="DINOv2-PCA video features (extract, fit-pca, picture)")
     cmds = top.add_subparsers(dest="dinov2_command", required=True)
 
     p = cmds.add_parser("extract", help="write <role>.dinov2.stream (PCA grid) and/or <role>.dinov2cls.stream (CLS) per video")
     p.add_argument("videos", nargs="+", help="video files (NOVA layout <session>/<role>.video.mp4 or any name)")
-    p.add_argument("--output", choices=["both", "pca", "cls"], default="both")
+    add_option_flags(p, SPEC, names=["output"])
     p.add_argument("--out-dir", default=None, help="folder for the streams (default: beside each video)")
     p.add_argument("--picture", action="store_true", help="also save <role>.dinov2_pca.png of the middle row")
     _common(p)
@@ -78,46 +75,55 @@ def _role(video: str) -> str:
     return name.split(".")[0] if name.count(".") >= 2 else os.path.splitext(name)[0]
 
 
-def _options(args) -> dict:
-    from nova_infant.core.validation import check_dinov2_options
+def _parsed(args) -> dict:
+    """Every option of the spec parsed once from the flags (``--no-bf16`` folded into ``precision``)."""
+    from nova_infant.specs.cli import options_from_args
 
-    check_dinov2_options(args.size, args.k, args.pca_fit_frames, args.batch_size, getattr(args, "output", "both"),
-                         args.framing, args.frame_step, getattr(args, "duration_ms", None), args.device,
-                         args.precision)
-    return dict(size=args.size, k=args.k, pca_fit_frames=args.pca_fit_frames, framing=args.framing,
-                frame_step=args.frame_step, batch_size=args.batch_size)
+    if not hasattr(args, "_parsed"):
+        args._parsed = options_from_args(SPEC, args, {"bf16": args.bf16} if args.bf16 is not None else None)
+    return args._parsed
+
+
+def _options(args) -> dict:
+    """The keyword arguments of the feature functions (size, k, pca_fit_frames, framing, frame_step,
+    batch_size), parsed from the flags."""
+    o = _parsed(args)
+    return {key: o[key] for key in ("size", "k", "pca_fit_frames", "framing", "frame_step", "batch_size")}
 
 
 def _load(args):
     from nova_infant.core.backbones import load_dinov2
 
-    return load_dinov2(args.model, device=args.device, bf16=args.bf16, precision=args.precision)
+    o = _parsed(args)
+    return load_dinov2(o["model"], device=o["device"], precision=o["precision"])
 
 
 def _extract(args) -> int:
-    """Extract every video; a bad video is reported in one line and the others go on (exit 1 if some failed, 2 if
-    all did)."""
-    from nova_infant.features.dinov2_pca import extract_dinov2, picture_of_row
-    from nova_infant.core.nova_io import write_ssi_stream
+    """Extract every video through the spec's ``run`` and its one writer; a bad video is reported in one line and
+    the others go on (exit 1 if some failed, 2 if all did)."""
+    from nova_infant.features.dinov2_pca import picture_of_row
+    from nova_infant.specs.base import FileSession, write_files
 
-    options = _options(args)
+    o = _parsed(args)
     backbone, failed = _load(args), 0
+    job = {"dinov2": backbone, "progress": True}
     try:
-        pca = _dataset_pca(args, backbone) if args.pca == "dataset" and args.output != "cls" else args.pca
+        if o["pca"] == "dataset" and o["output"] != "cls":
+            job["dataset_pca"] = _dataset_pca(args, backbone)
     except (NovaInfantError, OSError) as exc:
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
     for video in args.videos:
         try:
-            features = extract_dinov2(video, backbone, pca=pca, output=args.output,
-                                      duration_ms=args.duration_ms, progress=True, **options)
-            out_dir, role = Path(args.out_dir or os.path.dirname(os.path.abspath(video))), _role(video)
-            if features.pca is not None:
-                print(write_ssi_stream(features.pca_stream(role=role), out_dir / f"{role}.dinov2.stream"))
-            if features.cls is not None:
-                print(write_ssi_stream(features.cls_stream(role=role), out_dir / f"{role}.dinov2cls.stream"))
+            out_dir = Path(args.out_dir or os.path.dirname(os.path.abspath(video)))
+            session = FileSession({"video": video}, out_dir, role=_role(video), job=job)
+            result = SPEC.run(session, o)
+            for path in write_files(SPEC, result, session):
+                print(path)
+            features = result.extra["features"]
             if args.picture and features.pca is not None:
-                print(picture_of_row(features, len(features.row_frames) // 2, out_dir / f"{role}.dinov2_pca.png"))
+                print(picture_of_row(features, len(features.row_frames) // 2,
+                                     out_dir / f"{session.role}.dinov2_pca.png"))
         except (NovaInfantError, OSError) as exc:  # OSError: read-only folder, full disk; go on with the rest
             print(f"error: {one_line(exc)}", file=sys.stderr)
             failed += 1
@@ -127,10 +133,11 @@ def _extract(args) -> int:
 def _basis_path(args, backbone) -> Path:
     from nova_infant.features.dinov2_pca import DinoV2Encoder, dataset_dir_of, default_basis_path
 
-    if args.pca_basis:
-        return Path(args.pca_basis)
+    if _parsed(args)["pca_basis"]:
+        return Path(_parsed(args)["pca_basis"])
     folder = Path(args.out_dir) if getattr(args, "out_dir", None) else dataset_dir_of(args.videos if hasattr(args, "videos") else [args.video])
-    return default_basis_path(folder, DinoV2Encoder(backbone, args.size, args.framing), backbone.name, args.k)
+    o = _parsed(args)
+    return default_basis_path(folder, DinoV2Encoder(backbone, o["size"], o["framing"]), backbone.name, o["k"])
 
 
 def _dataset_pca(args, backbone):
@@ -164,32 +171,33 @@ def _picture(args) -> int:
     from nova_infant.core.errors import OptionError
     from nova_infant.core.media import VideoSource
 
-    _options(args)
+    o = _parsed(args)
     source = VideoSource(args.video)
     time_ms = source.info.duration_ms / 2 if args.time_ms is None else args.time_ms
     if not 0 <= time_ms < source.info.duration_ms:
         raise OptionError(f"{args.video}: --time-ms {time_ms} is outside the video (0 to {source.info.duration_ms:.0f} ms)")
     frame_index = int(source.info.frame_at_ms([time_ms])[0])
-    options, backbone = {**_options(args), "k": max(args.k, 4 if args.mode == "cmyk" else 3)}, _load(args)
-    encoder = DinoV2Encoder(backbone, args.size, args.framing)
+    options, backbone = {**_options(args), "k": max(o["k"], 4 if args.mode == "cmyk" else 3)}, _load(args)
+    encoder = DinoV2Encoder(backbone, o["size"], o["framing"])
+    pca_choice = o["pca"]
     frame = source.read([frame_index])
     patches = encoder.encode(frame, args.video)[0]
-    if args.pca == "dataset" and _basis_path(args, backbone).exists():
-        args.pca = str(_basis_path(args, backbone))
-    elif args.pca == "dataset":
-        args.pca = "session"  # no dataset basis saved yet: a picture needs no comparable features
-    if args.pca == "frame":
+    if pca_choice == "dataset" and _basis_path(args, backbone).exists():
+        pca_choice = str(_basis_path(args, backbone))
+    elif pca_choice == "dataset":
+        pca_choice = "session"  # no dataset basis saved yet: a picture needs no comparable features
+    if pca_choice == "frame":
         from sklearn.decomposition import PCA
 
         values = PCA(n_components=options["k"]).fit_transform(patches[0].cpu().numpy())
     else:
-        if args.pca == "session":
+        if pca_choice == "session":
             pca = fit_pca_over_videos([args.video], backbone, skip_bad=False, progress=True, **options)
         else:
-            pca = load_pca(args.pca)
-            pca.check_compatible(encoder, args.pca)
+            pca = load_pca(pca_choice)
+            pca.check_compatible(encoder, pca_choice)
         values = pca.transform(patches)[0].cpu().numpy()
     grid = np.asarray(values, np.float32).reshape(encoder.grid_side, encoder.grid_side, -1)
-    title = f"{os.path.basename(args.video)} at {time_ms:.0f} ms (frame {frame_index}), PCA {args.pca}"
+    title = f"{os.path.basename(args.video)} at {time_ms:.0f} ms (frame {frame_index}), PCA {pca_choice}"
     print(pca_picture(frame[0], grid, args.out, args.mode, title))
     return 0

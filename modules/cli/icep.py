@@ -11,10 +11,25 @@ import sys
 from pathlib import Path
 
 from nova_infant.core.errors import NovaInfantError, OptionError
+from nova_infant.specs.icep import PREDICT, TRAIN_OPTIONS, check_training
+from nova_infant.specs.base import ModuleSpec
+
+#: the training options as one spec (role offers both roles here; the NOVA modules fix theirs)
+TRAIN = ModuleSpec(name="icep", create="", category="ICEP-R", description="icep cv/train", inputs=(), outputs=(),
+                   options=TRAIN_OPTIONS, run=lambda session, options: None, check=check_training)
 
 
 def register(subparsers) -> None:
-    """Add ``icep`` with sub-commands import-schemes, write-schemes, cv, train, predict."""
+    """Add ``icep`` with sub-commands import-schemes, write-schemes, cv, train, predict (training and prediction
+    options: the specs', :mod:`nova_infant.specs.icep`).
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        The ``nova-infant`` sub-command collection.
+    """
+    from nova_infant.specs.cli import add_option_flags
+
     icep = subparsers.add_parser("icep", help="ICEP-R engagement phases: schemes, training, evaluation, prediction")
     sub = icep.add_subparsers(dest="icep_command", required=True)
 
@@ -34,14 +49,10 @@ def register(subparsers) -> None:
     for name, func, text in (("cv", cmd_cv, "nested session-grouped cross-validation (report + pictures)"),
                              ("train", cmd_train, "train a model bundle and its predictor .trainer")):
         p = sub.add_parser(name, help=text)
-        _session_args(p)
+        _session_args(p, role=False)
         p.add_argument("--scheme", default=None, help="scheme of the label annotation (default ICEP-R-<role>)")
         p.add_argument("--annotator", default="gold")
-        p.add_argument("--label-set", default="merged",
-                       help="merged | merged-no-cpvc (caregiver: Cpvc masked instead of joining Cneu) | full | JSON "
-                            "file with a map and an exclude list")
-        _train_args(p)
-        p.add_argument("--folds", type=int, default=5 if name == "cv" else 0, help="outer folds (0 = no CV)")
+        add_option_flags(p, TRAIN, skip=("model_name",))
         p.add_argument("--out", required=True, help="report folder (cv) or bundle folder (train)")
         if name == "train":
             p.add_argument("--cml-dir", default=None, help="DISCOVER folder holding icep_predict.py: the predictor "
@@ -54,48 +65,19 @@ def register(subparsers) -> None:
     _session_args(p, streams_required=False)
     p.add_argument("--bundle", required=True)
     p.add_argument("--annotator", default="icep")
-    p.add_argument("--min-dur-ms", type=float, default=0.0, help="smoothing: shortest segment kept (ms)")
+    add_option_flags(p, PREDICT, names=("min_dur_ms",))
     p.add_argument("--probabilities", action="store_true", help="also write one continuous track per class")
     p.set_defaults(func=cmd_predict)
 
 
-def _session_args(p, streams_required=True):
+def _session_args(p, streams_required=True, role=True):
     p.add_argument("--root", required=True, help="NOVA data folder")
     p.add_argument("--dataset", required=True)
     p.add_argument("--sessions", nargs="*", default=None, help="session names (default: every session folder)")
     p.add_argument("--streams", nargs="+", required=streams_required,
                    help="feature streams '<role>.<name>' fused in this order (predict: default from the bundle)")
-    p.add_argument("--role", default="infant", choices=["infant", "caregiver"], help="coded role (ICEP-R scheme)")
-
-
-def _train_args(p):
-    p.add_argument("--model", default="bilstm", choices=["bilstm", "mlp"])
-    p.add_argument("--window", type=int, default=50, help="frames per window")
-    p.add_argument("--stride", type=int, default=25, help="frames between window starts")
-    p.add_argument("--hidden", type=int, default=128)
-    p.add_argument("--layers", type=int, default=2)
-    p.add_argument("--dropout", type=float, default=0.25)
-    p.add_argument("--optimizer", default="adam", choices=["adam", "sgd"])
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--epochs", type=int, default=100, help="maximum epochs")
-    p.add_argument("--patience", type=int, default=5)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--normalise", default="session", choices=["session", "fold"],
-                   help="session: standardise each session with its own statistics (default, chosen by nested CV: "
-                        "docs/icep.md) then fold-level; fold: fold-level standardisation only")
-    p.add_argument("--val-fraction", type=float, default=0.2,
-                   help="share of training groups held out for early stopping (inside every fit)")
-    p.add_argument("--grid", default=None, help='JSON list of overrides, e.g. \'[{"window":25},{"window":100}]\'; '
-                                                'each point is chosen by the inner K-fold with its own configuration')
-    p.add_argument("--inner-folds", type=int, default=3, help="folds of the group-wise inner model-selection CV "
-                                                                "(used with two or more grid points; default 3)")
-    p.add_argument("--groups", default=None, help="CSV with columns session,group, or a regular expression on the "
-                                                  "session name (named group 'group' or first capture group) mapping "
-                                                  "sessions to dyads/participants; every split keeps a group together")
-    p.add_argument("--min-dur-ms", type=float, default=400.0,
-                   help="smoothing evaluated in CV beside the raw predictions (shortest segment kept, ms)")
+    if role:  # icep cv/train: the training option role (nova_infant.specs.icep.TRAIN_OPTIONS)
+        p.add_argument("--role", default="infant", choices=["infant", "caregiver"], help="coded role (ICEP-R scheme)")
 
 
 def _executor_args(p):
@@ -118,31 +100,37 @@ def _executor_args(p):
 
 
 def _checked(args) -> dict:
-    """Every training option of ``icep cv``/``icep train`` checked up front (nova_infant.core.validation), before any
-    session is read or anything written: the values of a ``TrainConfig`` plus ``folds``, ``val_fraction`` and the
-    parsed ``grid``. Raises ``OptionError`` (one line)."""
-    from nova_infant.core.validation import (check_folds, check_inner_folds, check_train_config, check_val_fraction, float_option,
-                             parse_grid)
+    """Every training option of ``icep cv``/``icep train`` parsed once from the spec's flags
+    (:data:`nova_infant.specs.icep.TRAIN_OPTIONS`), before any session is read or anything written.
 
-    values = check_train_config(dict(model=args.model, window=args.window, stride=args.stride, hidden=args.hidden,
-                                     layers=args.layers, dropout=args.dropout, optimizer=args.optimizer, lr=args.lr,
-                                     batch_size=args.batch_size, max_epochs=args.epochs, patience=args.patience,
-                                     seed=args.seed, device=args.device, normalise=args.normalise))
-    folds = check_folds(args.folds)
+    Returns
+    -------
+    dict
+        ``options`` (all parsed), ``config`` (:func:`nova_infant.specs.icep.train_config`), ``folds``,
+        ``val_fraction``, ``grid``, ``inner_folds``, ``min_dur_ms``.
+
+    Raises
+    ------
+    OptionError
+        One line naming the option and its flag.
+    """
+    from nova_infant.specs.cli import options_from_args
+    from nova_infant.specs.icep import train_config
+
+    fixed = {"cv_folds": 5} if args.func is cmd_cv and args.cv_folds is None else None
+    o = options_from_args(TRAIN, args, fixed)
     cml_dir = getattr(args, "cml_dir", None)
     if cml_dir and not (Path(cml_dir) / "icep_predict.py").is_file():
         raise OptionError(f"{cml_dir}: option cml-dir: no icep_predict.py here; give the nova_infant trainers folder")
-    if args.func is cmd_cv and folds < 2:
-        raise OptionError(f"option folds: cross-validation needs >= 2 folds, got {args.folds}")
-    return {"config": values, "folds": folds, "val_fraction": check_val_fraction(args.val_fraction),
-            "grid": parse_grid(args.grid, values), "inner_folds": check_inner_folds(args.inner_folds),
-            "min_dur_ms": float_option(args.min_dur_ms, "min_dur_ms", 0.0)}
+    if args.func is cmd_cv and o["cv_folds"] < 2:
+        raise OptionError(f"option folds: cross-validation needs >= 2 folds, got {o['cv_folds']}")
+    return {"options": o, "config": train_config(o), "folds": o["cv_folds"], "val_fraction": o["val_fraction"],
+            "grid": o["grid"], "inner_folds": o["inner_folds"], "min_dur_ms": o["min_dur_ms"]}
 
 
 def _config(args):
-    from nova_infant.icep.training import TrainConfig
-
-    return TrainConfig(**args.checked["config"])
+    """The ``TrainConfig`` parsed once by :func:`_checked`."""
+    return args.checked["config"]
 
 
 def _session_dirs(args) -> list[Path]:
@@ -188,10 +176,11 @@ def _labelled(args):
     _check_names(args)
     if args.func is cmd_train:
         check_replaceable(args.out)  # before hours of training, not after
-    lmap = label_map(args.label_set, args.role)
-    scheme = safe_name(args.scheme or f"ICEP-R-{args.role}", "--scheme")
-    spec = SessionSpec(list(args.streams), (args.role, scheme, args.annotator))
-    sessions, failures = load_sessions(_session_dirs(args), spec, lmap, args.checked["config"]["window"])
+    o = args.checked["options"]
+    lmap = label_map(o["label_set"], o["role"])
+    scheme = safe_name(args.scheme or f"ICEP-R-{o['role']}", "--scheme")
+    spec = SessionSpec(list(args.streams), (o["role"], scheme, args.annotator))
+    sessions, failures = load_sessions(_session_dirs(args), spec, lmap, args.checked["config"].window)
     sessions, skipped = usable_training_sessions(sessions)
     failures = list(failures) + [(Path(args.root) / args.dataset / name, reason) for name, reason in skipped]
     where = str(Path(args.root) / args.dataset)
@@ -209,7 +198,7 @@ def _labelled(args):
 def _groups(args, sessions):
     from nova_infant.icep.evaluation import parse_groups
 
-    return parse_groups(args.groups, [s.name for s in sessions])
+    return parse_groups(args.checked["options"]["groups"] or None, [s.name for s in sessions])
 
 
 def _print_masked(sessions) -> None:
@@ -221,7 +210,21 @@ def _print_masked(sessions) -> None:
 
 
 def cmd_cv(args) -> int:
-    """Cross-validate and write ``<out>/cv_report.json`` + PNGs; prints pooled macro-F1 and kappa."""
+    """Cross-validate and write ``<out>/cv_report.json`` + PNGs; prints pooled macro-F1 and kappa.
+
+    Method: session-grouped nested cross-validation (docs/icep.md; ICMI'24 ICEP-R paper, §4), baselines on the
+    same folds.
+
+    Returns
+    -------
+    int
+        0, or 1 when some sessions were skipped (each reported in one line).
+
+    Raises
+    ------
+    OptionError
+        A bad option (before any session is read), or no usable session.
+    """
     from nova_infant.icep.pipeline import evaluate
 
     lmap, _, sessions, failures, grid = _labelled(args)
@@ -235,7 +238,7 @@ def cmd_cv(args) -> int:
         torch.set_num_threads(threads)
     resources = {"gpus": args.gpus, "mem_gb": args.mem_gb, "time_min": args.time_min,
                  "cpus_per_task": args.cpus_per_task, "partition": args.partition, "max_parallel": args.max_parallel}
-    result = evaluate(sessions, lmap, _config(args), args.out, c["folds"], grid, c["val_fraction"], args.seed,
+    result = evaluate(sessions, lmap, _config(args), args.out, c["folds"], grid, c["val_fraction"], c["options"]["seed"],
                       c["inner_folds"], _groups(args, sessions), c["min_dur_ms"], executor=args.executor,
                       workers=args.workers, resources=resources, retries=args.retries,
                       progress=args.executor != "inline", threads=threads or 1)
@@ -246,11 +249,23 @@ def cmd_cv(args) -> int:
 
 
 def cmd_train(args) -> int:
-    """Train (optionally cross-validate first) and save the bundle + predictor ``.trainer``."""
+    """Train (optionally cross-validate first) and save the bundle + predictor ``.trainer``.
+
+    Returns
+    -------
+    int
+        0, or 1 when some sessions were skipped (each reported in one line).
+
+    Raises
+    ------
+    OptionError, PathError
+        A bad option or an output folder this package did not create, before any training.
+    """
     from nova_infant.icep.pipeline import train_bundle
 
     lmap, spec, sessions, failures, grid = _labelled(args)
-    info = {"dataset": args.dataset, "streams": spec.streams, "label": list(spec.label), "label_set": args.label_set}
+    info = {"dataset": args.dataset, "streams": spec.streams, "label": list(spec.label),
+            "label_set": args.checked["options"]["label_set"]}
     c = args.checked
     bundle, trainer, report = train_bundle(sessions, lmap, _config(args), args.out, args.cml_dir, c["folds"],
                                            c["val_fraction"], grid, info, c["inner_folds"], _groups(args, sessions),
@@ -264,21 +279,33 @@ def cmd_train(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    """Predict every session; a bad one is reported and skipped (exit code 1; 2 when no session could be predicted)."""
+    """Predict every session and write ``<role>.ICEP-R-<role>-merged.<annotator>.annotation`` beside its streams.
+
+    Returns
+    -------
+    int
+        0; 1 when some sessions failed (each reported in one line and skipped); 2 when none could be predicted.
+
+    Raises
+    ------
+    OptionError, BundleError
+        A bad option or an unreadable bundle, before any session is read.
+    """
     from nova_infant.icep.bundle import load_bundle
     from nova_infant.icep.dataset import SessionSpec, load_session
     from nova_infant.icep.predict import predict_session, write_prediction
-    from nova_infant.core.validation import float_option, one_line
+    from nova_infant.core.validation import one_line
+    from nova_infant.specs.cli import options_from_args
 
     _check_names(args)
-    float_option(args.min_dur_ms, "min-dur-ms", 0.0)
+    min_dur_ms = options_from_args(PREDICT, args)["min_dur_ms"]
     bundle = load_bundle(args.bundle)
     streams = args.streams or [s["name"] for s in bundle.features["streams"]]
     failed, folders = 0, _session_dirs(args)
     for folder in folders:
         try:
             session = load_session(folder, SessionSpec(streams))
-            pred = predict_session(bundle, session, args.min_dur_ms, bundle.config.batch_size)
+            pred = predict_session(bundle, session, min_dur_ms, bundle.config.batch_size)
             paths = write_prediction(folder, bundle, pred, args.role, args.annotator, args.probabilities, args.dataset)
             print(f"{folder.name}: {len(pred.segments())} segments -> {paths[0]}")
         except (NovaInfantError, OSError) as exc:  # OSError: read-only folder, full disk; go on with the rest

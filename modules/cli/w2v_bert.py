@@ -15,7 +15,13 @@ log = logging.getLogger(__name__)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the ``w2v-bert`` sub-command (options: :data:`nova_infant.specs.w2v_bert.SPEC`)."""
+    """Add the ``w2v-bert`` sub-command (options: :data:`nova_infant.specs.w2v_bert.SPEC`).
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        The ``nova-infant`` sub-command collection.
+    """
     from nova_infant.specs.cli import add_option_flags
 
     p = sub.add_parser("w2v-bert", help="extract Wav2Vec2-BERT features of an audio/video file onto a frame grid")

@@ -1,5 +1,6 @@
-"""Up-front checks of module options and of a batch of training sessions: one place per module, shared by the
-command line and the DISCOVER adapters, each failure a one-line ``OptionError`` naming the option (and the file).
+"""Up-front checks of option values and of a batch of training sessions, each failure a one-line ``OptionError``
+naming the option (and the file). Which option of which module gets which check is declared once, in the module
+specs (:mod:`nova_infant.specs`, ``Option.parse``); the checkers here are what those declarations call.
 
 Options arrive as Python values from argparse or as strings from NOVA (``"0.5"``, ``"True"``); every checker
 accepts both. A check runs before any file is read or written, so a bad option never leaves a partial output.
@@ -7,7 +8,6 @@ accepts both. A check runs before any file is read or written, so a bad option n
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from typing import Any
@@ -95,109 +95,6 @@ def _check_range(number, name, minimum, maximum, given) -> None:
         raise OptionError(f"option {name}: must be <= {maximum}, got {given!r}")
 
 
-# ---------------------------------------------------------------- ICEP-R training (CLI icep cv/train, icep_train)
-
-#: Options of :class:`nova_infant.icep.training.TrainConfig` a grid point may override, with their checkers.
-GRID_KEYS = ("model", "window", "stride", "hidden", "layers", "dropout", "optimizer", "lr", "weight_decay",
-             "batch_size", "max_epochs", "patience", "normalise")
-
-
-def _train_checks() -> dict:
-    return {
-        "model": lambda v: choice_option(v, "model", ("bilstm", "mlp")),
-        "window": lambda v: int_option(v, "window", 1, 100000),
-        "stride": lambda v: int_option(v, "stride", 1, 100000),
-        "hidden": lambda v: int_option(v, "hidden", 1, 65536),
-        "layers": lambda v: int_option(v, "layers", 1, 64),
-        "dropout": lambda v: float_option(v, "dropout", 0.0, 1.0, max_open=True),
-        "optimizer": lambda v: choice_option(v, "optimizer", ("adam", "sgd")),
-        "lr": lambda v: float_option(v, "lr", 0.0, 10.0, min_open=True),
-        "weight_decay": lambda v: float_option(v, "weight_decay", 0.0, 1.0),
-        "batch_size": lambda v: int_option(v, "batch_size", 1, 1 << 20),
-        "max_epochs": lambda v: int_option(v, "epochs", 1, 1000000),
-        "patience": lambda v: int_option(v, "patience", 1, 1000000),
-        "seed": lambda v: int_option(v, "seed", 0, 2 ** 32 - 1),
-        "device": device_option,
-        "normalise": lambda v: choice_option(str(v).strip().lower(), "normalise", ("session", "fold")),
-    }
-
-
-def check_train_config(values: dict) -> dict:
-    """Check every ICEP-R training hyper-parameter (keys of ``TrainConfig``; ``epochs`` is ``max_epochs``).
-
-    Ranges: window, stride, hidden, layers, batch_size, epochs, patience >= 1; stride <= window (else frames between
-    windows are never seen); 0 <= dropout < 1; 0 < lr <= 10; model bilstm|mlp; optimizer adam|sgd; normalise session|fold.
-
-    Returns
-    -------
-    dict : the values cast to their types.
-
-    Raises
-    ------
-    OptionError
-        The first bad option, in one line.
-    """
-    checks = _train_checks()
-    out = {key: checks[key](value) if key in checks else value for key, value in values.items()}
-    if "window" in out and "stride" in out and out["stride"] > out["window"]:
-        raise OptionError(f"option stride: must be <= window ({out['window']} frames), got {out['stride']}: "
-                          f"frames between windows would never be seen")
-    return out
-
-
-def parse_grid(text: Any, base: dict | None = None, source: str = "option grid") -> list[dict] | None:
-    """Parse the hyper-parameter grid: a JSON list of objects overriding :data:`GRID_KEYS`.
-
-    Each point is checked with the base configuration ``base`` (so ``{"stride": 80}`` with window 50 fails).
-
-    Returns
-    -------
-    list of dict, or None when ``text`` is empty.
-
-    Raises
-    ------
-    OptionError
-        For text that is not JSON, not a non-empty list of objects, an unknown key or a bad value.
-    """
-    if text is None or (isinstance(text, str) and not text.strip()):
-        return None
-    if isinstance(text, str):
-        try:
-            grid = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise OptionError(f"{source}: not JSON ({exc.msg} at character {exc.pos}): {text[:60]!r}") from None
-    else:
-        grid = text
-    if not isinstance(grid, list) or not grid or not all(isinstance(p, dict) for p in grid):
-        raise OptionError(f"{source}: expected a non-empty JSON list of objects, e.g. [{{\"lr\": 0.001}}], got {text!r}"[:200])
-    points = []
-    for point in grid:
-        unknown = sorted(set(point) - set(GRID_KEYS))
-        if unknown:
-            raise OptionError(f"{source}: unknown key(s) {', '.join(unknown)} (known: {', '.join(GRID_KEYS)})")
-        merged = check_train_config({**(base or {}), **point})
-        points.append({key: merged[key] for key in point})
-    return points
-
-
-def check_folds(folds: Any, name: str = "folds") -> int:
-    """Outer cross-validation folds: 0 (no cross-validation) or >= 2. Raises ``OptionError``."""
-    value = int_option(folds, name, 0, 1000)
-    if value == 1:
-        raise OptionError(f"option {name}: 1 fold has no test sessions; use 0 (no cross-validation) or >= 2")
-    return value
-
-
-def check_inner_folds(value: Any, name: str = "inner_folds") -> int:
-    """Folds of the group-wise inner model-selection CV: >= 2. Raises ``OptionError``."""
-    return int_option(value, name, 2, 1000)
-
-
-def check_val_fraction(value: Any, name: str = "val_fraction") -> float:
-    """Share of training sessions held out for early stopping: 0 <= v < 1. Raises ``OptionError``."""
-    return float_option(value, name, 0.0, 1.0, max_open=True)
-
-
 def folds_for(folds: int, n_sessions: int, where: str, name: str = "folds") -> int:
     """The folds cross-validation will use for ``n_sessions`` usable sessions, said out loud.
 
@@ -275,7 +172,7 @@ def one_line(exc: BaseException) -> str:
     return lines[0] if lines else type(exc).__name__
 
 
-# ---------------------------------------------------------------- one check per module (CLI and du-process)
+# ---------------------------------------------------------------- frame steps
 
 
 def step_option(value, name: str = "frame_step", allow_video: bool = False):
@@ -295,73 +192,3 @@ def step_option(value, name: str = "frame_step", allow_video: bool = False):
         return parse_step_ms(value)
     except OptionError as exc:
         raise OptionError(f"option {name}: {exc}") from None
-
-
-def check_audio_event_options(threshold=None, min_event_ms=0, step="40ms", duration_ms=None,
-                              crying_model="default") -> dict:
-    """Audio event tagger (``taggers audio-events``, ``audio_events``): threshold ``auto``/unset (-> None: the
-    per-class fitted thresholds) or 0 < threshold < 1, min_event_ms >= 0, a positive step, duration_ms unset or
-    > 0, crying_model ``default`` or ``off``. Raises ``OptionError``."""
-    auto = threshold is None or str(threshold).strip().lower() in ("", "auto", "none")
-    if str(crying_model) not in ("default", "off"):
-        raise OptionError(f"option crying_model: expected 'default' or 'off', got {crying_model!r}")
-    return {"threshold": None if auto else check_threshold(threshold),
-            "min_event_ms": float_option(min_event_ms, "min_event_ms", 0.0), "step_ms": step_option(step),
-            "duration_ms": check_duration_ms(duration_ms), "crying_model": str(crying_model)}
-
-
-def check_emotion_options(sample_fps="1", smooth=3, step="40ms", duration_ms=None, face="largest") -> dict:
-    """Emotion tagger (``taggers emotion``, ``emotion_tagger``): sample_fps 'all' or 0 < rate <= 1000 Hz,
-    smooth >= 1, a positive step, duration_ms unset or > 0, face largest|central|left|right."""
-    if str(sample_fps).strip().lower() not in ("all", "every", "0", ""):
-        float_option(sample_fps, "sample_fps", 0.0, 1000.0, min_open=True)
-    return {"sample_fps": sample_fps, "smooth": int_option(smooth, "smooth", 1, 10000), "step_ms": step_option(step),
-            "duration_ms": check_duration_ms(duration_ms),
-            "face": choice_option(face, "face", ("largest", "central", "left", "right"))}
-
-
-def check_w2v_bert_options(step="40ms", left_context=50, right_context=50, layer=-1, chunk_s=30.0, overlap_s=3.0,
-                           batch_size=2, duration_ms=None, device="auto", precision="auto") -> dict:
-    """W2V-BERT extractor (``w2v-bert``, ``w2v_bert``): contexts >= 0 ms, 1 <= chunk_s <= 600, 0 <= overlap_s <
-    chunk_s, batch_size >= 1, layer an integer, a positive step, duration_ms unset or > 0, precision
-    auto|fp32|bf16|int8 (int8 not on a CUDA device)."""
-    chunk = float_option(chunk_s, "chunk_s", 1.0, 600.0)
-    return {"step": step_option(step), "left_ms": float_option(left_context, "left_context", 0.0, 10000.0),
-            "right_ms": float_option(right_context, "right_context", 0.0, 10000.0),
-            "layer": int_option(layer, "layer", -100, 100), "chunk_s": chunk,
-            "overlap_s": float_option(overlap_s, "overlap_s", 0.0, chunk, max_open=True),
-            "batch_size": int_option(batch_size, "batch_size", 1, 4096),
-            "duration_ms": check_duration_ms(duration_ms), **_device_precision(device, precision)}
-
-
-def _device_precision(device, precision) -> dict:
-    device, precision = device_option(device), precision_option(precision)
-    if precision == "int8" and device.startswith("cuda"):
-        raise OptionError(f"option precision: int8 (dynamic quantisation) runs on the CPU only, not on device "
-                          f"{device}; use bf16 or fp32 there")
-    return {"device": device, "precision": precision}
-
-
-def check_dinov2_options(size=224, k=4, pca_fit_frames=256, batch_size=8, output="both", framing="resize",
-                         frame_step="video", duration_ms=None, device="auto", precision="auto") -> dict:
-    """DINOv2-PCA extractor (``dinov2 ...``, ``dinov2_pca``): size a multiple of 14 in [14, 1792], 1 <= k <= 1024,
-    pca_fit_frames >= 1, batch_size >= 1, output pca|cls|both, framing as ``parse_framing``, step ``video`` or
-    positive, duration_ms unset or > 0, precision auto|fp32|bf16|int8 (int8 not on a CUDA device)."""
-    from nova_infant.features.dinov2_pca import parse_framing
-
-    size = int_option(size, "size", 14, 1792)
-    if size % 14:
-        raise OptionError(f"option size: must be a multiple of the patch size 14 px, got {size}")
-    parse_framing(str(framing))
-    return {"size": size, "k": int_option(k, "k", 1, 1024),
-            "pca_fit_frames": int_option(pca_fit_frames, "pca_fit_frames", 1, 1000000),
-            "batch_size": int_option(batch_size, "batch_size", 1, 4096),
-            "output": choice_option(output, "output", ("pca", "cls", "both")), "framing": str(framing),
-            "frame_step": step_option(frame_step, allow_video=True), "duration_ms": check_duration_ms(duration_ms),
-            **_device_precision(device, precision)}
-
-
-def check_predict_options(min_dur_ms=0, batch_size=64, device="auto") -> dict:
-    """ICEP-R prediction (``icep predict``, ``icep_predict``): min_dur_ms >= 0, batch_size >= 1."""
-    return {"min_dur_ms": float_option(min_dur_ms, "min_dur_ms", 0.0),
-            "batch_size": int_option(batch_size, "batch_size", 1, 1 << 20), "device": device_option(device)}

@@ -1,7 +1,9 @@
-"""What every DISCOVER adapter of this package needs: option casting, input paths, output templates.
+"""What the DISCOVER ``Processor`` of every module spec needs (:mod:`nova_infant.specs.processor`): the session as
+du-process hands it over (:class:`SessionIO`), the ``.trainer``'s option defaults, one-line errors, and atomic saving.
 
-The adapters subclass ``discover_utils.interfaces.server_module.Processor`` with ``is_iterable="False"``: du-process
-hands ``process_data`` a ``DatasetManager`` holding exactly one session, and saves the dict ``to_output`` returns.
+The processors subclass ``discover_utils.interfaces.server_module.Processor`` with ``is_iterable="False"``:
+du-process hands ``process_data`` a ``DatasetManager`` holding exactly one session, and saves the dict
+``to_output`` returns.
 
 discover-utils' ``FileHandler.save`` truncates the old header and data files in place, so a kill or a full disk
 destroys the previous stream. Importing this module wraps that method, in this process only (the installed library
@@ -21,6 +23,7 @@ from typing import Any
 
 from nova_infant.core.errors import NovaInfantError, OptionError, VideoDecodeError
 from nova_infant.core.nova_io import safe_name, save_atomic
+from nova_infant.specs.base import as_bool
 
 log = logging.getLogger("nova_infant")
 
@@ -36,6 +39,16 @@ def install_atomic_writer() -> None:
     writer for the bytes and only changes where they go first (a staging folder) and how they replace the old
     files. A failure is logged as one line naming the file, then raised (du-process reports it and goes on with
     the next session).
+
+    Returns
+    -------
+    None
+        Patches ``discover_utils.data.handler.file_handler.FileHandler.save`` in this process.
+
+    Raises
+    ------
+    OutputError
+        (from the wrapped writer) full disk, read-only folder, lock held too long; the previous files are kept.
     """
     from discover_utils.data.handler import file_handler
 
@@ -76,6 +89,16 @@ def install_video_load_check() -> None:
     truncated file or one without a video stream it raises a bare ``ValueError``. The wrapper logs one line naming
     the file and raises :class:`~nova_infant.core.errors.VideoDecodeError` instead, so a batch shows the same kind of
     message for a bad video whichever side found it. Other errors (a missing file, …) pass through unchanged.
+
+    Returns
+    -------
+    None
+        Patches discover-utils' ``_VideoFileHandler.load`` in this process.
+
+    Raises
+    ------
+    VideoDecodeError
+        (from the wrapped loader) for a video ffprobe finds no stream in.
     """
     from discover_utils.data.handler import file_handler
 
@@ -104,21 +127,19 @@ install_video_load_check()
 # ---------------------------------------------------------------- options (NOVA sends int/float/bool/str/None)
 
 
-def merge_options(defaults: dict, given: dict | None) -> dict:
-    """``defaults | given`` with NOVA's "None"/None/"" meaning "use the default"."""
-    merged = dict(defaults)
-    for key, value in (given or {}).items():
-        if value is None or (isinstance(value, str) and value.strip() in ("", "None")):
-            continue
-        merged[key] = value
-    return merged
-
-
 def trainer_defaults(trainer) -> dict:
-    """Option defaults of the ``.trainer`` du-process runs (``{name:TYPE:default};...``; LIST: its first item), so that
-    two trainers of one module (e.g. ICEP-R training per role) keep their own defaults when a job sends no option.
+    """Option defaults of the ``.trainer`` du-process runs, so that two trainers of one module (e.g. ICEP-R training
+    per role) keep their own defaults when a job sends no option.
 
-    ``trainer`` is discover-utils' parsed ``Trainer`` (``Processor.trainer``) or None (-> ``{}``).
+    Parameters
+    ----------
+    trainer : discover-utils ``Trainer`` or None
+        ``Processor.trainer``; its ``model_optstr`` is ``{name:TYPE:default};...`` (discover-utils' format).
+
+    Returns
+    -------
+    dict
+        ``{name: default text}``; a LIST option gives its first item; ``{}`` without a trainer.
     """
     text = getattr(trainer, "model_optstr", "") or ""
     out = {}
@@ -129,21 +150,19 @@ def trainer_defaults(trainer) -> dict:
     return out
 
 
-def as_bool(value: Any, name: str = "option") -> bool:
-    """Cast a NOVA option to bool ("True"/"false"/1/0 accepted). Raises ``OptionError``."""
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off", ""):
-        return False
-    raise OptionError(f"option {name}: expected True or False, got {value!r}")
-
-
 def precision_of(options: dict) -> str:
     """The ``precision`` option of a backbone module, honouring the deprecated ``bf16`` option of older trainers
     (``{bf16:BOOL:True}`` = auto; False = fp32, with a warning).
+
+    Parameters
+    ----------
+    options : dict
+        With ``precision`` (``auto``/``fp32``/``bf16``/``int8``, may be absent) and optionally ``bf16``.
+
+    Returns
+    -------
+    str
+        The precision to load the backbone in.
 
     Raises
     ------
@@ -160,30 +179,28 @@ def precision_of(options: dict) -> str:
     return precision
 
 
-def as_int(value: Any, name: str = "option", minimum: int | None = None) -> int:
-    """Cast a NOVA option to int, optionally bounded below. Raises ``OptionError``."""
-    try:
-        number = int(float(value))
-    except (TypeError, ValueError):
-        raise OptionError(f"option {name}: expected an integer, got {value!r}") from None
-    if minimum is not None and number < minimum:
-        raise OptionError(f"option {name}: must be >= {minimum}, got {value!r}")
-    return number
-
-
-def as_float(value: Any, name: str = "option") -> float:
-    """Cast a NOVA option to float. Raises ``OptionError``."""
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise OptionError(f"option {name}: expected a number, got {value!r}") from None
-
-
 def refuse_bad_options(check, module: str):
     """Run a module's option check when du-process creates the module, before any session is loaded.
 
     A bad option refuses the whole job: one line ``error: <module>: option ...`` on stderr and exit
-    code 2 (``SystemExit``: no traceback, nothing written). Returns what ``check()`` returns.
+    code 2 (``SystemExit``: no traceback, nothing written).
+
+    Parameters
+    ----------
+    check : callable
+        ``check()`` -> the parsed options; raises a ``NovaInfantError`` for a bad one.
+    module : str
+        Module name for the message.
+
+    Returns
+    -------
+    Any
+        What ``check()`` returns.
+
+    Raises
+    ------
+    SystemExit
+        Code 2 after the one-line message.
     """
     try:
         return check()
@@ -195,7 +212,18 @@ def refuse_bad_options(check, module: str):
 def one_line_errors(process_data):
     """Decorate a module's ``process_data``: an error of this package (or an OSError) is logged as one line
     ``session <name>: <Error>: <file>: <problem>`` before du-process prints its traceback and goes on with the next
-    session."""
+    session.
+
+    Parameters
+    ----------
+    process_data : callable
+        ``process_data(self, ds)`` of a ``Processor``.
+
+    Returns
+    -------
+    callable
+        The wrapped method (the error is re-raised unchanged).
+    """
     import functools
 
     @functools.wraps(process_data)
@@ -216,7 +244,19 @@ def one_line_errors(process_data):
 def check_names(session: str, dataset: str, data_description) -> None:
     """Check every name du-process joins into a path: session and dataset (``<data_dir>/<dataset>/<session>``,
     ``{session}`` in a ``uri_template``) and, for NOVA database entries, role and stream name
-    (``<role>.<name><ext>``). Raises ``PathError`` naming the bad one."""
+    (``<role>.<name><ext>``).
+
+    Parameters
+    ----------
+    session, dataset : str
+    data_description : list of dict or None
+        du-process's ``--data`` entries.
+
+    Raises
+    ------
+    PathError
+        Naming the bad name (``..``, a separator, empty).
+    """
     safe_name(session, "session")
     safe_name(dataset, "dataset")
     for desc in data_description or []:
@@ -230,8 +270,15 @@ def check_names(session: str, dataset: str, data_description) -> None:
 class SessionIO:
     """One session as du-process hands it to a module (``DatasetManager`` with one session).
 
-    Attributes: ``name``, ``dataset``, ``manager`` (discover-utils ``SessionManager``), ``duration_ms`` (NOVA DB
-    session duration, None in file mode), ``data_dir`` (NOVA data dir in database mode, else None).
+    Attributes
+    ----------
+    name, dataset : str
+    manager : discover-utils ``SessionManager``
+        Holds ``data_description``, ``input_data`` and ``output_data_templates``.
+    duration_ms : float or None
+        NOVA database session duration (ms), None in file mode.
+    data_dir : str or None
+        NOVA data folder in database mode, else None.
     """
 
     name: str
@@ -242,6 +289,13 @@ class SessionIO:
 
     @classmethod
     def from_provider(cls, ds) -> "SessionIO":
+        """The one session of du-process's ``DatasetManager`` ``ds``.
+
+        Raises
+        ------
+        PathError
+            A session, dataset, role or stream name that would escape its folder (logged in one line first).
+        """
         name = ds.session_names[0]
         try:
             check_names(name, ds.dataset, ds.sessions[name]["manager"].data_description)
@@ -257,16 +311,33 @@ class SessionIO:
         return cls(name, ds.dataset, entry["manager"], float(duration) if duration else None, data_dir)
 
     def description(self, io_id: str) -> dict:
-        """The ``--data`` entry with this ``id``; KeyError naming the id if absent."""
+        """The ``--data`` entry with this ``id``.
+
+        Parameters
+        ----------
+        io_id : str
+            ``id`` of the ``--data`` entry (the ``.trainer``'s io id).
+
+        Returns
+        -------
+        dict
+
+        Raises
+        ------
+        KeyError
+            Naming the id if the request has no such entry.
+        """
         for desc in self.manager.data_description or []:
             if desc.get("id") == io_id:
                 return desc
         raise KeyError(f"session {self.name}: the request has no data entry with id {io_id!r}")
 
     def has(self, io_id: str) -> bool:
+        """True when the request has a ``--data`` entry with id ``io_id``."""
         return any(d.get("id") == io_id for d in self.manager.data_description or [])
 
     def is_active_output(self, io_id: str) -> bool:
+        """True when ``io_id`` is an output entry of the request that is not marked ``active: false``."""
         if not self.has(io_id):
             return False
         desc = self.description(io_id)
@@ -274,7 +345,22 @@ class SessionIO:
 
     def path(self, io_id: str) -> Path:
         """File path of an input or output: ``uri``/``uri_template`` in file mode, else
-        ``<data_dir>/<dataset>/<session>/<role>.<name><ext>`` (NOVA's layout) in database mode."""
+        ``<data_dir>/<dataset>/<session>/<role>.<name><ext>`` (NOVA's layout) in database mode.
+
+        Parameters
+        ----------
+        io_id : str
+            ``id`` of the ``--data`` entry (the ``.trainer``'s io id).
+
+        Returns
+        -------
+        Path
+
+        Raises
+        ------
+        KeyError
+            No such entry, or a database entry without a data folder.
+        """
         from discover_utils.data.provider.data_manager import resolve_file_uri
 
         desc = self.description(io_id)
@@ -287,33 +373,70 @@ class SessionIO:
         return Path(self.data_dir) / self.dataset / self.name / f"{desc.get('role')}.{desc.get('name')}{ext}"
 
     def in_database(self, io_id: str) -> bool:
-        """True when the ``--data`` entry ``io_id`` is a NOVA database one (``src`` ``db:...``)."""
+        """True when the ``--data`` entry ``io_id`` is a NOVA database one (``src`` ``db:...``).
+
+        Parameters
+        ----------
+        io_id : str
+            ``id`` of the ``--data`` entry (the ``.trainer``'s io id).
+
+        Returns
+        -------
+        bool
+        """
         return self.has(io_id) and self.description(io_id).get("src", "").lower().startswith("db")
 
     def check_scheme(self, io_id: str, expected: str, kind: str = "DISCRETE") -> None:
         """Database mode: raise ``NovaDatabaseError`` (one line, saying to run ``nova-infant import-schemes``) if the
         active output ``io_id`` is not in the scheme ``expected`` (NOVA silently offers another scheme of the same
-        type when ours is missing). File mode and inactive outputs: nothing."""
+        type when ours is missing). File mode and inactive outputs: nothing.
+
+        Parameters
+        ----------
+        io_id : str
+            ``id`` of the ``--data`` entry (the ``.trainer``'s io id).
+        expected : str
+            Scheme name the module writes.
+        kind : str
+            ``DISCRETE`` or ``CONTINUOUS``.
+
+        Raises
+        ------
+        NovaDatabaseError
+        """
         if self.is_active_output(io_id) and self.in_database(io_id):
             from nova_infant.core.nova_db import check_output_scheme
 
             check_output_scheme(self.template(io_id), io_id, expected, kind, self.name)
 
     def template(self, io_id: str):
-        """The output template du-process prepared for ``io_id`` (carries role/name/scheme)."""
+        """The output template du-process prepared for ``io_id``.
+
+        Parameters
+        ----------
+        io_id : str
+            ``id`` of the ``--data`` entry (the ``.trainer``'s io id).
+
+        Returns
+        -------
+        discover-utils ``Annotation`` or ``Stream`` or None
+            Carries role, name, annotator and scheme.
+        """
         return self.manager.output_data_templates.get(io_id)
 
     def prepare_output(self, io_id: str) -> None:
-        """Create the parent folder of a file-mode output (discover-utils' writer does not)."""
+        """Create the parent folder of a file-mode output (discover-utils' writer does not).
+
+        Parameters
+        ----------
+        io_id : str
+            ``id`` of the ``--data`` entry (the ``.trainer``'s io id).
+
+        Raises
+        ------
+        OSError
+            The folder cannot be created.
+        """
         desc = self.description(io_id)
         if desc.get("src", "").lower().startswith("file"):
             os.makedirs(self.path(io_id).parent, exist_ok=True)
-
-    def reference_duration_ms(self, io_id: str = "reference") -> float | None:
-        """Duration (ms) of the optional input ``io_id`` that fixes the session grid, else the NOVA session
-        duration (database mode), else None. See docs/alignment.md."""
-        if self.has(io_id):
-            from nova_infant.core.media import media_duration_ms
-
-            return media_duration_ms(str(self.path(io_id)))
-        return self.duration_ms

@@ -8,25 +8,13 @@ modules, see docs/discover.md).
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
 from nova_infant.core.nova_io import TrainerSpec
 from nova_infant.specs.registry import SPECS, generated_files
 
-# Modules not yet declared as specs: "<file stem>": "<python module defining TRAINER_SPEC(S)>"
-_ADAPTERS: dict[str, str] = {
-    **{stem: "nova_infant.discover.icep_train_module" for stem in (
-        "icep_train_infant_dinov2", "icep_train_infant_dinov2_w2vbert", "icep_train_caregiver_dinov2",
-        "icep_train_caregiver_dinov2_w2vbert")},
-    "icep_predict": "nova_infant.discover.icep_predict_module",
-    "audio_events": "nova_infant.discover.audio_events_module",
-    "emotion_tagger": "nova_infant.discover.emotion_module",
-    "dinov2_pca": "nova_infant.discover.dinov2_module",
-}
-
-#: ``{file stem: python module}`` of every ``.trainer`` this package ships.
-TRAINERS: dict[str, str] = {**_ADAPTERS, **{name: "nova_infant.specs.registry" for name in SPECS}}
+#: ``{file stem: python module}`` of every ``.trainer`` this package ships (all of them specs now).
+TRAINERS: dict[str, str] = {name: "nova_infant.specs.registry" for name in SPECS}
 
 #: the checkout's copy of the package's CML folder (what a lab's DISCOVER points at); generated from TRAINER_DIR
 REPO_TRAINER_DIR = Path(__file__).resolve().parents[2] / "trainers" / "nova_infant"
@@ -39,14 +27,7 @@ def trainer_specs() -> dict[str, TrainerSpec]:
     -------
     dict
     """
-    specs = {}
-    for stem, name in TRAINERS.items():
-        if stem in SPECS:
-            specs[stem] = SPECS[stem].trainer_spec()
-            continue
-        module = importlib.import_module(name)
-        specs[stem] = module.TRAINER_SPECS[stem] if hasattr(module, "TRAINER_SPECS") else module.TRAINER_SPEC
-    return specs
+    return {stem: SPECS[stem].trainer_spec() for stem in TRAINERS}
 
 
 def write_all_trainers(out_dir=None) -> list[Path]:
@@ -68,7 +49,7 @@ def write_all_trainers(out_dir=None) -> list[Path]:
     ------
     TrainerFileError, OutputError
     """
-    from nova_infant.core.nova_io import atomic_file, write_trainer
+    from nova_infant.core.nova_io import atomic_file
     from nova_infant.core.package_data import TRAINER_DIR, checkout_root, write_repo_copies
 
     out = Path(out_dir) if out_dir else TRAINER_DIR
@@ -78,8 +59,6 @@ def write_all_trainers(out_dir=None) -> list[Path]:
             Path(staged).write_text(text, encoding="utf-8")
         if name.endswith(".trainer"):
             written.append(out / name)
-    written += [write_trainer(out / f"{stem}.trainer", spec) for stem, spec in trainer_specs().items()
-                if stem not in SPECS]
     if not out_dir and checkout_root() is not None:
         write_repo_copies(checkout_root())
     return written

@@ -211,6 +211,14 @@ def _token(media_type: str) -> str:
     return parts[-1] if parts else ""
 
 
+def _predictor_options() -> list[tuple[str, str, str]]:
+    """The options of a trained predictor's ``.trainer``: the ``icep_predict`` spec's, less ``bundle`` (the
+    ``.trainer`` names its bundle in ``<model path>``)."""
+    from nova_infant.specs.icep import PREDICT
+
+    return [o.nova_entry() for o in PREDICT.options if o.name != "bundle" and o.nova and not o.hidden]
+
+
 def predictor_spec(features: dict, lmap: LabelMap, weights_path: str, name: str, script: str = "icep_predict.py") -> TrainerSpec:
     """The ``.trainer`` of a trained predictor: one input per feature stream (ids ``feature_0``...), output
     ``annotation`` (discrete, the label map's scheme) and per-class probability tracks ``prob_<class>`` (off)."""
@@ -225,8 +233,7 @@ def predictor_spec(features: dict, lmap: LabelMap, weights_path: str, name: str,
     return TrainerSpec(script=script, create="ICEPPredictor",
                        description=f"ICEP-R {lmap.target.role} predictor '{name}' ({', '.join(lmap.target.names)})",
                        category="ICEP-R", io=io,
-                       options=[("min_dur_ms", "STRING", "0"), ("device", "LIST", "auto,cpu,cuda"),
-                                ("batch_size", "STRING", "64")],
+                       options=_predictor_options(),
                        frame_step_ms=features["step_ms"], weights_path=weights_path, trained=True)
 
 

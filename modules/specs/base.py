@@ -399,6 +399,14 @@ class ModuleSpec:
     def option(self, name: str) -> Option:
         """The declared option ``name``.
 
+        Parameters
+        ----------
+        name : str
+
+        Returns
+        -------
+        Option
+
         Raises
         ------
         KeyError
@@ -554,12 +562,15 @@ class Result:
         Said once each (logged; printed by the CLI), e.g. ``no crying segment: empty track``.
     files : list of Path
         Other files ``run`` wrote (pictures, bases), listed by the CLI.
+    extra : dict
+        Module objects a command may use further (e.g. the extracted features for a picture); never written.
     """
 
     streams: dict = field(default_factory=dict)
     annotations: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
     files: list = field(default_factory=list)
+    extra: dict = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------- the session run() sees
@@ -593,6 +604,15 @@ class Session:
     def path(self, port_id: str) -> Path:
         """File of input (or output) ``port_id``.
 
+        Parameters
+        ----------
+        port_id : str
+            Id of the port (``Port.id``).
+
+        Returns
+        -------
+        Path
+
         Raises
         ------
         KeyError
@@ -601,35 +621,125 @@ class Session:
         raise NotImplementedError
 
     def has(self, port_id: str) -> bool:
-        """True when input ``port_id`` was given."""
+        """True when input ``port_id`` was given.
+
+        Parameters
+        ----------
+        port_id : str
+            Id of the port (``Port.id``).
+
+        Returns
+        -------
+        bool
+        """
         raise NotImplementedError
 
     def is_active_output(self, port_id: str) -> bool:
-        """True when output ``port_id`` is to be written."""
+        """True when output ``port_id`` is to be written.
+
+        Parameters
+        ----------
+        port_id : str
+            Id of the port (``Port.id``).
+
+        Returns
+        -------
+        bool
+        """
         raise NotImplementedError
+
+    def requested_outputs(self) -> set[str] | None:
+        """Output ids the caller asked for (NOVA: the active outputs of the request).
+
+        Returns
+        -------
+        set of str or None
+            None for "whatever the module produces" (the CLI by default).
+        """
+        return None
 
     def job_session_names(self) -> list[str]:
         """Names of every session of the job (this one alone where unknown)."""
         return [self.name]
 
     def path_in(self, port_id: str, session_name: str) -> Path | None:
-        """File of input ``port_id`` of another session of the job (None where unknown or missing)."""
+        """File of input ``port_id`` of another session of the job.
+
+        Parameters
+        ----------
+        port_id : str
+            Id of the port (``Port.id``).
+        session_name : str
+
+        Returns
+        -------
+        Path or None
+            None where unknown or missing.
+        """
         return self.path(port_id) if session_name == self.name and self.has(port_id) else None
 
     def output_names(self, port_id: str) -> dict:
-        """``name``, ``role``, ``annotator`` the output ``port_id`` is to carry (None where the caller has none)."""
+        """What output ``port_id`` is to carry.
+
+        Parameters
+        ----------
+        port_id : str
+            Id of the port (``Port.id``).
+
+        Returns
+        -------
+        dict
+            ``name``, ``role``, ``annotator`` (None where the caller has none).
+        """
         return {"name": None, "role": self.role, "annotator": None}
 
     def output_scheme(self, port_id: str):
-        """The scheme the caller prepared for annotation output ``port_id`` (NOVA database), else None."""
+        """The scheme the caller prepared for annotation output ``port_id``.
+
+        Parameters
+        ----------
+        port_id : str
+            Id of the port (``Port.id``).
+
+        Returns
+        -------
+        discover-utils ``AnnotationScheme`` or None
+            NOVA's scheme (database mode, or a file-mode template), None on the command line.
+        """
         return None
 
     def check_scheme(self, port_id: str, expected: str, kind: str = "DISCRETE") -> None:
-        """Database mode: refuse writing ``port_id`` into a scheme other than ``expected`` (``NovaDatabaseError``)."""
+        """Database mode: refuse writing ``port_id`` into a scheme other than ``expected``.
+
+        Parameters
+        ----------
+        port_id : str
+            Id of the port (``Port.id``).
+        expected : str
+            Scheme name the module writes.
+        kind : str
+            ``DISCRETE`` or ``CONTINUOUS``.
+
+        Raises
+        ------
+        NovaDatabaseError
+            One line saying to run ``nova-infant import-schemes``.
+        """
 
     # -- shared helpers
     def cached(self, key: str, make: Callable[[], Any]) -> Any:
-        """``job[key]``, made by ``make()`` the first time in this job (a model loaded once per job)."""
+        """``job[key]``, made by ``make()`` the first time in this job (a model loaded once per job).
+
+        Parameters
+        ----------
+        key : str
+        make : callable
+            ``make()`` -> the value.
+
+        Returns
+        -------
+        Any
+        """
         if key not in self.job:
             self.job[key] = make()
         return self.job[key]
@@ -637,6 +747,16 @@ class Session:
     def reference_duration_ms(self, port_id: str = "reference") -> float | None:
         """Duration (ms) of the optional input ``port_id`` that fixes the session grid, else the NOVA session
         duration, else None (docs/alignment.md).
+
+        Parameters
+        ----------
+        port_id : str
+            Id of the port (``Port.id``).
+
+        Returns
+        -------
+        float or None
+            ms.
 
         Raises
         ------
@@ -649,31 +769,50 @@ class Session:
             return media_duration_ms(str(self.path(port_id)))
         return self.duration_ms
 
-    def grid(self, step_ms: float, own_duration_ms: float, duration_option: Any = None):
-        """THE session grid (:func:`nova_infant.core.grid.session_grid`): duration priority option > reference
-        input > session > own input.
+    def grid(self, step_ms: Any, own: Any = None, duration_ms: Any = None):
+        """THE session grid: duration priority option ``duration_ms`` > reference input > NOVA session > own input,
+        ``floor(D / step)`` rows, so two modules of one session with the same step agree on the row count
+        (:func:`nova_infant.core.grid.session_grid`; docs/alignment.md).
 
         Parameters
         ----------
-        step_ms : float
-            Frame step in ms.
-        own_duration_ms : float or path
-            Duration of the module's own input (ms), or its file.
-        duration_option : Any
+        step_ms : float or str
+            Frame step (ms, ``"40ms"``, ``"25fps"``).
+        own : float, str or None
+            The module's own input: its duration in ms, or an input port id / file whose duration is read.
+        duration_ms : Any
             The module's ``duration_ms`` option (0/None = unset).
 
         Returns
         -------
         nova_infant.core.grid.FrameGrid
+
+        Raises
+        ------
+        OptionError
+            Bad step or duration, or a session shorter than one step.
         """
         from nova_infant.core.grid import session_grid
+        from nova_infant.core.media import media_duration_ms
 
+        if isinstance(own, str) and self.has(own):
+            own = self.path(own)
+        own_ms = own if own is None or isinstance(own, (int, float)) else media_duration_ms(str(own))
         reference = self.path("reference") if self.has("reference") else None
-        return session_grid(step_ms, own_duration_ms, duration_ms=duration_option, reference=reference,
+        return session_grid(step_ms, own_ms, duration_ms=duration_ms, reference=reference,
                             session_duration_ms=self.duration_ms, source=f"session {self.name}")
 
     def read_annotation(self, port_id: str):
-        """The annotation file of input ``port_id`` (discover-utils ``Annotation``).
+        """The annotation file of input ``port_id``.
+
+        Parameters
+        ----------
+        port_id : str
+            Id of the port (``Port.id``).
+
+        Returns
+        -------
+        discover-utils ``Annotation``
 
         Raises
         ------
@@ -685,7 +824,17 @@ class Session:
         return read_annotation(self.path(port_id))
 
     def read_stream(self, port_id: str) -> tuple[np.ndarray, float, dict]:
-        """The SSI stream of input ``port_id``: ``(float32 [n_rows, dim], sample_rate_hz, meta)``.
+        """The SSI stream of input ``port_id``.
+
+        Parameters
+        ----------
+        port_id : str
+            Id of the port (``Port.id``).
+
+        Returns
+        -------
+        tuple
+            ``(float32 [n_rows, dim], sample_rate_hz, meta)``.
 
         Raises
         ------
@@ -729,6 +878,7 @@ class FileSession(Session):
         self.annotator = annotator
 
     def path(self, port_id: str) -> Path:
+        """The given input file (or an output's ``files`` entry); see :meth:`Session.path`."""
         if port_id in self.inputs:
             return self.inputs[port_id]
         if port_id in self.files:
@@ -736,16 +886,33 @@ class FileSession(Session):
         raise KeyError(f"session {self.name}: no input {port_id!r} given")
 
     def has(self, port_id: str) -> bool:
+        """True when input ``port_id`` was given; see :meth:`Session.has`."""
         return port_id in self.inputs
 
     def is_active_output(self, port_id: str) -> bool:
+        """Every output, or those in ``outputs``; see :meth:`Session.is_active_output`."""
         return self.outputs is None or port_id in self.outputs
 
+    def requested_outputs(self) -> set[str] | None:
+        """``outputs`` as given (None: whatever the module produces); see :meth:`Session.requested_outputs`."""
+        return None if self.outputs is None else set(self.outputs)
+
     def output_names(self, port_id: str) -> dict:
+        """The session's role and annotator, no stream name; see :meth:`Session.output_names`."""
         return {"name": None, "role": self.role, "annotator": self.annotator}
 
     def output_path(self, port: Port) -> Path:
-        """``files[port.id]`` if given, else ``<out_dir>/<role>.<port.default><ext>`` (NOVA's file layout)."""
+        """Where output ``port`` is written.
+
+        Parameters
+        ----------
+        port : Port
+
+        Returns
+        -------
+        Path
+            ``files[port.id]`` if given, else ``<out_dir>/<role>.<port.default><ext>`` (NOVA's file layout).
+        """
         if port.id in self.files:
             return self.files[port.id]
         return self.out_dir / f"{self.role}.{port.default}{port.extension}"
@@ -839,7 +1006,14 @@ def write_files(spec: ModuleSpec, result: Result, session: FileSession) -> list[
 
 
 def say_notes(spec: ModuleSpec, session: Session, result: Result) -> None:
-    """Log each of ``result.notes`` once as ``<module>: session <name>: <note>``."""
+    """Log each of ``result.notes`` once as ``<module>: session <name>: <note>``.
+
+    Parameters
+    ----------
+    spec : ModuleSpec
+    session : Session
+    result : Result
+    """
     for note in getattr(result, "notes", None) or []:
         log.info("%s: session %s: %s", spec.name, session.name, note)
 

@@ -17,7 +17,17 @@ log = logging.getLogger("nova_infant")
 
 
 def option_help(opt) -> str:
-    """``--help`` text of an option: its help, range/choices and default."""
+    """``--help`` text of an option.
+
+    Parameters
+    ----------
+    opt : nova_infant.specs.base.Option
+
+    Returns
+    -------
+    str
+        Its help, range or choices, and default (``%`` escaped for argparse).
+    """
     text = opt.help.replace("%", "%%")
     rng = opt.range_text().replace("\\|", "|")
     default = opt.nova_entry()[2].split(",")[0] if opt.kind in ("choice", "device", "precision") else opt.nova_entry()[2]
@@ -69,9 +79,20 @@ def options_from_args(spec: ModuleSpec, args: argparse.Namespace, fixed: dict | 
     OptionError
         One line naming the option.
     """
+    import re
+
+    from nova_infant.core.errors import OptionError
+
     given = {o.name: getattr(args, o.name) for o in spec.options if getattr(args, o.name, None) is not None}
     given.update(fixed or {})
-    return spec.parse_options(given)
+    try:
+        return spec.parse_options(given)
+    except OptionError as exc:  # name the flag the user typed beside the option's NOVA name
+        match = re.match(r"option (\w+): ", str(exc))
+        names = {o.name: (o.cli_flags or (o.flag,))[0] for o in spec.options}
+        if match and match.group(1) in names:
+            raise OptionError(f"option {match.group(1)} ({names[match.group(1)]}): {str(exc)[match.end():]}") from None
+        raise
 
 
 def _port_flag(port) -> str:
@@ -83,6 +104,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     Each gets ``--<input id>`` per input (required unless optional; a training module takes one path per session),
     ``--out DIR``, ``--role``, ``--session``, ``--dataset`` and one flag per option.
+
+    Parameters
+    ----------
+    sub : argparse._SubParsersAction
+        The ``nova-infant`` sub-command collection.
     """
     from nova_infant.specs.registry import SPECS
 
@@ -96,8 +122,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                            nargs="+" if spec.trains else None, metavar="PATH",
                            help=f"{port.help} ({port.data})" + ("; one per session" if spec.trains else ""))
         p.add_argument("--out", required=True, help="output folder (created if missing)")
-        p.add_argument("--role", default=None, help="role written into the outputs and their file names "
-                                                    "(default: from the first input's name <role>.<name>.<ext>)")
+        if "role" not in {o.name for o in spec.options}:  # else the module's own role option names it
+            p.add_argument("--role", default=None, help="role written into the outputs and their file names "
+                                                        "(default: from the first input's name <role>.<name>.<ext>)")
         p.add_argument("--session", default=None, help="session name (default: the first input's folder)")
         p.add_argument("--dataset", default="", help="dataset name written into the outputs")
         add_option_flags(p, spec)

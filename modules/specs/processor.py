@@ -80,16 +80,25 @@ class DiscoverSession(Session):
         self.trainer_dir = trainer_dir()
 
     def path(self, port_id):
+        """Input or output file of the request; see :meth:`Session.path`."""
         return self.io.path(port_id)
 
     def has(self, port_id):
+        """True when the request has an entry ``port_id``; see :meth:`Session.has`."""
         return self.io.has(port_id)
 
     def is_active_output(self, port_id):
+        """True for an output entry not marked inactive; see :meth:`Session.is_active_output`."""
         return self.io.is_active_output(port_id)
 
     def job_session_names(self):
+        """The job's ``--sessions`` (this one where absent); see :meth:`Session.job_session_names`."""
         return job_sessions() or [self.name]
+
+    def requested_outputs(self):
+        """Ids of the request's active outputs; see :meth:`Session.requested_outputs`."""
+        return {d.get("id") for d in self.io.manager.data_description or []
+                if d.get("type") == "output" and self.is_active_output(d.get("id"))}
 
     def path_in(self, port_id, session_name):
         """File of input ``port_id`` of session ``session_name`` of the same request (file-mode ``uri_template``
@@ -107,14 +116,17 @@ class DiscoverSession(Session):
         return path if path.is_file() else None
 
     def output_names(self, port_id):
+        """Name, role, annotator of du-process's output template; see :meth:`Session.output_names`."""
         meta = getattr(self.io.template(port_id), "meta_data", None)
         return {"name": getattr(meta, "name", None), "role": getattr(meta, "role", None),
                 "annotator": getattr(meta, "annotator", None)}
 
     def output_scheme(self, port_id):
+        """Scheme of du-process's output template; see :meth:`Session.output_scheme`."""
         return getattr(self.io.template(port_id), "annotation_scheme", None)
 
     def check_scheme(self, port_id, expected, kind="DISCRETE"):
+        """Database mode scheme check (``SessionIO.check_scheme``); see :meth:`Session.check_scheme`."""
         self.io.check_scheme(port_id, expected, kind)
 
     @property
@@ -201,7 +213,9 @@ def processor_class(name: str, spec: ModuleSpec | None = None) -> type:
             super().__init__(*args, **kwargs)
             given = given_options(self.spec, getattr(self, "trainer", None), self.options)
             self.options = refuse_bad_options(lambda: self.spec.parse_options(given), self.spec.name)
-            self.job, self.session = {}, None
+            # a trained predictor's .trainer names its model in <model path=...> (relative to its folder)
+            self.job = {"trainer_model_path": getattr(getattr(self, "trainer", None), "model_weights_path", "") or ""}
+            self.session = None
             if self.spec.trains:
                 self.items, self.item_names, self.skipped, self.trained, self.dataset = [], [], [], False, ""
                 try:  # torch imports lazily; importing it inside an atexit hook fails
@@ -210,17 +224,16 @@ def processor_class(name: str, spec: ModuleSpec | None = None) -> type:
                     pass
                 atexit.register(self._fit_if_pending)
 
-        @one_line_errors
         def process_data(self, ds):
             io = SessionIO.from_provider(ds)
             self.session = DiscoverSession(io, self.job)
             if self.spec.trains:
-                return self._collect(io)
-            try:
-                result = self.spec.run(self.session, self.options)
-            except NovaInfantError as exc:  # du-process prints a traceback; say it in one line first
-                log.error("session %s: %s: %s", io.name, type(exc).__name__, exc)
-                raise
+                return self._collect(io)  # says "session <name>: skipped: ..." itself
+            return self._run(ds)
+
+        @one_line_errors  # an error: one line "session <name>: <Error>: <problem>", then du-process's traceback
+        def _run(self, ds):
+            result = self.spec.run(self.session, self.options)
             say_notes(self.spec, self.session, result)
             return result
 

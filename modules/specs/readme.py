@@ -77,14 +77,16 @@ def module_section(spec: ModuleSpec) -> str:
         for p in ports:
             note = "" if p.declared else " (optional; not in the `.trainer`: give it in a hand-written `--data`)"
             note = note or (" (optional)" if p.optional else "")
-            scheme = f" Scheme `{p.scheme}`." if p.scheme else ""
+            scheme = f"; scheme `{p.scheme}`" if p.scheme else ""
             lines.append(f"| {kind} | `{p.id}` | `{p.data}` | `{_cell(p.default)}` | {_cell(p.help)}{scheme}{note} |")
     lines += ["", "| option | type | default | range | description |", "|---|---|---|---|---|"]
     for o in spec.options:
         if o.hidden:
             continue
         default = o.nova_entry()[2].split(",")[0] if o.kind in ("choice", "device", "precision") else o.nova_entry()[2]
-        lines.append(f"| `{o.name}` | {o.kind} | `{_cell(default)}` | {o.range_text()} | {_cell(o.help)} |")
+        where = "" if o.nova else " (command line only; not in the `.trainer`)"
+        shown = f"`{_cell(default)}`" if default != "" else "(empty)"
+        lines.append(f"| `{o.name}` | {o.kind} | {shown} | {o.range_text()} | {_cell(o.help)}{where} |")
     lines += ["", "Example `/process` request body:", "", "```json",
               json.dumps(example_request(spec), indent=2), "```", ""]
     lines += [f"Citation: {spec.citation or '-'}", "", f"Licence: {spec.licence or '-'}", ""]

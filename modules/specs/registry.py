@@ -10,12 +10,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nova_infant.specs import affect, w2v_bert
+from nova_infant.specs import affect, audio_events, dinov2_pca, emotion_tagger, icep, w2v_bert
 from nova_infant.specs.base import ModuleSpec
 
 #: name -> spec, in the order of the README.
 SPECS: dict[str, ModuleSpec] = {spec.name: spec for spec in (
+    dinov2_pca.SPEC,
     w2v_bert.SPEC,
+    audio_events.SPEC,
+    emotion_tagger.SPEC,
+    icep.PREDICT,
+    *icep.TRAIN_SPECS.values(),
     affect.TRAIN_SPEC,
     affect.PREDICT_SPEC,
 )}
@@ -45,6 +50,14 @@ def script_text(spec: ModuleSpec) -> str:
 
 def trainer_text(spec: ModuleSpec) -> str:
     """Text of ``<name>.trainer`` as :func:`nova_infant.core.nova_io.write_trainer` writes it (UTF-8 XML).
+
+    Parameters
+    ----------
+    spec : ModuleSpec
+
+    Returns
+    -------
+    str
 
     Raises
     ------

@@ -482,41 +482,6 @@ def fit_emotion_head(items: list[tuple[str, list[tuple[float, float, str]]]], cl
                     context=0, hidden=(64, 32), epochs=epochs, seed=seed)
 
 
-def write_emotion_outputs(result: EmotionResult, out_prefix: str, role: str = "infant",
-                          annotator: str = "emotion_tagger", scheme: str = "emotion") -> list:
-    """Write the tagger's three NOVA outputs, each atomically (the file-mode writer of the CLI).
-
-    Parameters
-    ----------
-    result : EmotionResult
-    out_prefix : str
-        Path prefix: ``<prefix>.emotion.annotation`` (discrete, scheme ``scheme``), ``<prefix>.face_box.stream``
-        (:func:`face_box_stream`) and ``<prefix>.valence.annotation`` (continuous, grid rate, -1..1) are written.
-    role, annotator, scheme : str
-        Role, annotator and discrete scheme name written into the annotations.
-
-    Returns
-    -------
-    list of pathlib.Path
-        The three files, in that order.
-
-    Raises
-    ------
-    OutputError, StreamError
-        If a file cannot be written or the face-box stream is malformed.
-    """
-    from nova_infant.core.nova_io import write_ssi_stream
-    from nova_infant.taggers.outputs import continuous_annotation, discrete_annotation, write_annotation
-
-    paths = [write_annotation(discrete_annotation(result.events, result.classes, scheme, role, annotator),
-                              f"{out_prefix}.emotion.annotation")]
-    paths.append(write_ssi_stream(face_box_stream(result), f"{out_prefix}.face_box.stream"))
-    paths.append(write_annotation(continuous_annotation(result.grid_valence, result.grid_valence_conf,
-                                                        result.grid.sample_rate_hz, "valence", -1, 1, role,
-                                                        annotator), f"{out_prefix}.valence.annotation"))
-    return paths
-
-
 # NOVA draws a stream whose type contains "feature;face;boundingbox" as a face overlay, reading each row as
 # normalised [ymin, xmin, ymax, xmax] (hcmlab/nova Types/Face.cs, FaceType.BOUNDINGBOX); later columns are ignored.
 BOX_DIMS = ["ymin", "xmin", "ymax", "xmax", "score"]
@@ -540,36 +505,3 @@ def nova_boxes(boxes: np.ndarray) -> np.ndarray:
     x, y, w, h, score = boxes.T
     corners = np.clip(np.stack([y, x, y + h, x + w], axis=1), 0.0, 1.0)
     return np.concatenate([corners, score[:, None]], axis=1).astype(np.float32)
-
-
-def face_box_stream(result: EmotionResult, name: str | None = "face_box", role: str | None = None,
-                    session: str | None = None, dataset: str | None = None):
-    """The face-box ``SSIStream`` NOVA draws as an overlay on the video.
-
-    Parameters
-    ----------
-    result : EmotionResult
-        Its ``grid_boxes`` (n_frames, 5) float32 become the rows, at the grid rate: dims :data:`BOX_DIMS` (ymin, xmin,
-        ymax, xmax as fractions of the frame, score; zeros where no face), media type :data:`BOX_MEDIA_TYPE`.
-    name, role, session, dataset : str, optional
-        NOVA metadata of the stream.
-
-    Returns
-    -------
-    discover_utils.data.stream.SSIStream
-        With ``<meta size="W:H">`` (frame size in px, which NOVA reads to give the overlay the video's aspect ratio;
-        hcmlab/nova ``MainHandlerFile.cs``) and the tagger's ``mode``.
-
-    Raises
-    ------
-    StreamError
-        If the rows are not finite (:func:`nova_infant.core.nova_io.make_ssi_stream`).
-    """
-    from nova_infant.core.nova_io import make_ssi_stream
-
-    size = result.meta.get("frame_size")
-    meta = {"mode": result.mode}
-    if size:
-        meta["size"] = f"{int(size[0])}:{int(size[1])}"
-    return make_ssi_stream(result.grid_boxes, result.grid.sample_rate_hz, BOX_MEDIA_TYPE, BOX_DIMS, name=name,
-                           role=role, session=session, dataset=dataset, custom_meta=meta)
