@@ -20,8 +20,13 @@ pytestmark = pytest.mark.slow
 REPO_TRAINERS = Path(__file__).resolve().parents[1] / "trainers" / "nova_infant"
 SESSIONS = ("s1", "s2")
 MEDIA = {"stream:Video": "infant.video.mp4", "stream:Audio": "session.audio.wav"}
-EXTRACTORS = [name for name, spec in SPECS.items() if not spec.trains and all(p.data in MEDIA for p in spec.inputs
-                                                                                 if p.declared)]
+#: specs whose trainer -> predictor run through du-process lives in their own test (they need a trained model to
+#: predict, made there); a newly registered spec must be covered here or listed here, else the last test fails
+_AFFECT = "tests/test_affect.py::test_du_process_trains_on_carphone_then_the_written_predictor_writes_tracks_nova_loads"
+COVERED_ELSEWHERE = {"affect_train": _AFFECT, "affect_predict": _AFFECT}
+EXTRACTORS = [name for name, spec in SPECS.items() if not spec.trains and name not in COVERED_ELSEWHERE
+              and all(p.data in MEDIA for p in spec.inputs if p.declared)]
+TRAINERS = [name for name, spec in SPECS.items() if spec.trains and name not in COVERED_ELSEWHERE]
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +117,7 @@ def _icep_labels(world, session: str, role: str, n_frames: int = 100) -> str:
     return name
 
 
-@pytest.mark.parametrize("name", [n for n, s in SPECS.items() if s.trains])
+@pytest.mark.parametrize("name", TRAINERS)
 def test_training_spec_trains_under_du_process_and_its_predictor_predicts(world, name):
     from nova_infant.core.nova_io import read_annotation
 
@@ -156,6 +161,8 @@ def test_training_spec_trains_under_du_process_and_its_predictor_predicts(world,
 
 
 def test_every_registered_spec_is_covered_by_this_contract():
-    trains = {n for n, s in SPECS.items() if s.trains}
-    assert set(EXTRACTORS) | trains | {"icep_predict"} == set(SPECS)
+    assert set(EXTRACTORS) | set(TRAINERS) | {"icep_predict"} | set(COVERED_ELSEWHERE) == set(SPECS)
+    for where in set(COVERED_ELSEWHERE.values()):
+        path, name = where.split("::")
+        assert f"def {name}(" in (Path(__file__).resolve().parents[1] / path).read_text(), where
     assert {"dinov2_pca", "w2v_bert", "audio_events", "emotion_tagger"} <= set(EXTRACTORS)
