@@ -222,7 +222,9 @@ class Option:
             return ""
         lo = "-inf" if self.minimum is None else _plain(self.minimum)
         hi = "inf" if self.maximum is None else _plain(self.maximum)
-        return f"{'(' if self.min_open or self.minimum is None else '['}{lo}, {hi}{')' if self.max_open or self.maximum is None else ']'}"
+        left = "(" if self.min_open or self.minimum is None else "["
+        right = ")" if self.max_open or self.maximum is None else "]"
+        return f"{left}{lo}, {hi}{right}"
 
 
 def _plain(value: Any) -> str:

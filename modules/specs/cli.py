@@ -30,7 +30,9 @@ def option_help(opt) -> str:
     """
     text = opt.help.replace("%", "%%")
     rng = opt.range_text().replace("\\|", "|")
-    default = opt.nova_entry()[2].split(",")[0] if opt.kind in ("choice", "device", "precision") else opt.nova_entry()[2]
+    default = opt.nova_entry()[2]
+    if opt.kind in ("choice", "device", "precision"):
+        default = default.split(",")[0]
     return f"{text}{f'; {rng}' if rng else ''} (default: {default or 'unset'})"
 
 

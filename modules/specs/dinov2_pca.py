@@ -4,7 +4,8 @@ Input ``video``. The grid's duration is the option ``duration_ms``, else the ``r
 NOVA would always send one; a hand-written ``--data`` entry still works), else the NOVA session, else the video's.
 Outputs ``dinov2_pca`` (PCA of the patch tokens, ``(size/14)^2 * k`` per row) and ``dinov2_cls`` (CLS token). With
 ``pca=dataset`` one basis serves the whole dataset: loaded from ``pca_basis`` (default
-``<dataset folder>/dinov2_pca_basis/<...>/``, a saved-model folder), fitted once per job on the job's sessions (or ``pca_fit_sessions``)
+``<dataset folder>/dinov2_pca_basis/<...>/``, a saved-model folder), fitted once per job on the job's sessions
+(or ``pca_fit_sessions``)
 when that file is missing.
 """
 
@@ -154,7 +155,8 @@ def run(session, o: dict) -> Result:
         result.streams["dinov2_cls"] = StreamData(features.cls, rate, features.cls_dim_names(), CLS_MEDIA_TYPE,
                                                   features.meta)
     if o["picture_dir"] and features.pca is not None:
-        name = f"{session.dataset}.{session.name}.dinov2_pca.png" if session.dataset else f"{session.name}.dinov2_pca.png"
+        name = f"{session.dataset}.{session.name}" if session.dataset else session.name
+        name += ".dinov2_pca.png"
         result.files.append(picture_of_row(features, len(features.row_frames) // 2, Path(o["picture_dir"]) / name))
     result.extra["features"] = features  # the CLI's --picture draws from it
     return result

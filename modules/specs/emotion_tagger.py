@@ -39,7 +39,8 @@ def scheme_class_names(scheme) -> list[str] | None:
     classes = getattr(scheme, "classes", None)
     if not classes:
         return None
-    names = [v["name"] if isinstance(v, dict) else str(v) for _, v in sorted(classes.items(), key=lambda kv: int(kv[0]))]
+    ordered = sorted(classes.items(), key=lambda kv: int(kv[0]))
+    names = [v["name"] if isinstance(v, dict) else str(v) for _, v in ordered]
     return None if names == ["class_one", "class_two"] else names
 
 
