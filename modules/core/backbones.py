@@ -29,7 +29,8 @@ DEFAULT_W2V_BERT = "facebook/w2v-bert-2.0"
 STANDIN_FLAG = "nova_infant_standin"
 
 # model_type values of config.json each loader accepts
-_MODEL_TYPES = {"dinov2": ("dinov2", "dinov2_with_registers"), "w2v-bert": ("wav2vec2-bert",)}
+_MODEL_TYPES = {"dinov2": ("dinov2", "dinov2_with_registers"), "w2v-bert": ("wav2vec2-bert",),
+                "resnet": ("resnet",)}
 
 
 @dataclass
@@ -366,9 +367,9 @@ def save_standin(kind: str, out_dir: str | os.PathLike, size: str = "tiny", seed
 
     Parameters
     ----------
-    kind : "dinov2" or "w2v-bert"
+    kind : "dinov2", "w2v-bert" or "resnet" (``ResNetModel``, the cry-reason face branch)
     size : "tiny" (test-sized, seconds on CPU) or, for benchmarks, the real sizes: "small"/"base"/"large"/"giant"
-        for DINOv2, "full" for W2V-BERT 2.0 (600M parameters).
+        for DINOv2, "full" for W2V-BERT 2.0 (600M parameters) and ResNet-50.
 
     The saved config has ``nova_infant_standin: true``; the processor is the one the real checkpoints ship
     (``BitImageProcessor`` with ImageNet mean/std for DINOv2, ``SeamlessM4TFeatureExtractor`` for W2V-BERT).
@@ -402,8 +403,14 @@ def save_standin(kind: str, out_dir: str | os.PathLike, size: str = "tiny", seed
             raise OptionError(f"unknown W2V-BERT size {size!r}: tiny or full")
         Wav2Vec2BertModel(config).save_pretrained(out)
         SeamlessM4TFeatureExtractor().save_pretrained(out)
+    elif kind == "resnet":  # cry-reason face branch (seed 003): a tiny ResNet with ResNet-50's bottleneck layers
+        from transformers import ResNetConfig, ResNetModel
+
+        config = ResNetConfig(embedding_size=8, hidden_sizes=[16, 32], depths=[1, 1], layer_type="bottleneck",
+                              **{STANDIN_FLAG: True}) if size == "tiny" else ResNetConfig(**{STANDIN_FLAG: True})
+        ResNetModel(config).save_pretrained(out)
     else:
-        raise OptionError(f"unknown backbone kind {kind!r}: dinov2 or w2v-bert")
+        raise OptionError(f"unknown backbone kind {kind!r}: dinov2, w2v-bert or resnet")
     return out
 
 
