@@ -1,0 +1,290 @@
+"""Cry reasons on NOVA sessions: the core work of the trainer and predictor modules (specs ``cry_reason_train``
+and ``cry_reason_predict``), usable without DISCOVER.
+
+Training (:func:`training_item` per coded session, then :func:`train_model`): every segment of the lab's discrete
+cry-reason annotation is cut into 1 s windows (:mod:`.features`); the windows of all sessions train, per feature
+kind (MFCC, log-STFT), the paper's scaler + denoising autoencoder + DNN, and the concatenate fusion model over the
+sub-models' probabilities. The scheme's class names are the model's classes.
+
+Prediction (:func:`predict_reasons`): each segment of a crying track (e.g. the audio tagger's ``baby_crying``)
+is cut into windows; the fused window probabilities are smoothed by the rolling prediction average (deque of
+``smooth_windows`` predictions; 0 = the whole segment) and consecutive windows with the same label are merged. A
+segment's confidence is the mean smoothed probability of its label. No crying segment: an empty track and a note.
+
+Saved model: :func:`save_cry_model` / :func:`load_cry_model` (one folder: ``config.json``, ``model.safetensors``,
+``NOTICE.md``, checksummed through :func:`nova_infant.core.nova_io.atomic_dir`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from nova_infant.core.errors import AnnotationError, NovaInfantError, OptionError
+from nova_infant.cry import features as F
+from nova_infant.cry import models as M
+
+log = logging.getLogger("nova_infant")
+
+MODEL_KIND = "cry-reason-model"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class TrainingItem:
+    """One coded session's training windows: ``features`` {kind: (n, dim) float32}, ``labels`` (n,) class names,
+    ``classes`` (the annotation scheme's class names, in scheme order), ``session`` name."""
+
+    session: str
+    features: dict
+    labels: list
+    classes: list
+
+
+@dataclass
+class CryReasonModel:
+    """A trained cry-reason model: classes, per-kind scaler arrays and AudioReasonNets, the fusion net, config."""
+
+    classes: list
+    scalers: dict
+    nets: dict
+    fusion: object
+    config: dict = field(default_factory=dict)
+
+    def window_proba(self, feats: dict) -> np.ndarray:
+        """Fused class probabilities of windows: ``feats`` {kind: (n, dim)} -> (n, C) float32."""
+        probs = [M.predict_proba(self.nets[k], F.apply_scaler_arrays(feats[k], self.scalers[k]))
+                 for k in self.config["kinds"]]
+        return M.predict_proba(self.fusion, np.stack(probs, 1)).astype(np.float32)
+
+
+def discrete_segments(path) -> tuple[list[tuple[float, float, str]], list[str]]:
+    """Segments ``[(from_ms, to_ms, class name)]`` and scheme class names of a discrete NOVA ``.annotation``;
+    segments whose id is not a class of the scheme (NOVA's garbage label -1) are left out.
+
+    Raises
+    ------
+    AnnotationError
+        If the file cannot be read or is not a discrete annotation.
+    """
+    from nova_infant.core.nova_io import read_annotation
+
+    anno = read_annotation(path)
+    scheme = getattr(anno, "annotation_scheme", None)
+    classes = getattr(scheme, "classes", None)
+    if not isinstance(classes, dict):
+        raise AnnotationError(f"{path}: not a discrete annotation (no class list in its scheme)")
+    names = {int(i): v.get("name") for i, v in classes.items()}
+    data = anno.data
+    segs = [(float(r["from"]), float(r["to"]), names[int(r["id"])]) for r in data if int(r["id"]) in names]
+    return segs, [names[i] for i in sorted(names)]
+
+
+def training_item(session: str, audio_path, segments: list, classes: list) -> TrainingItem:
+    """Window features and labels of one coded session (see module docstring).
+
+    Parameters
+    ----------
+    segments : [(from_ms, to_ms, class name)] of the cry-reason annotation
+    classes : the scheme's class names
+
+    Raises
+    ------
+    AnnotationError
+        If no segment is long enough for one analysis window (>= 250 ms) inside the audio.
+    AudioDecodeError
+        If the audio cannot be read.
+    """
+    signal = F.read_signal(str(audio_path))
+    feats = {k: [] for k in F.KINDS}
+    labels: list = []
+    for start, end, name in segments:
+        n = 0
+        for k in F.KINDS:
+            x, starts = F.window_features(signal, k, start, end)
+            feats[k].append(x)
+            n = len(starts)
+        labels += [name] * n
+    if not labels:
+        raise AnnotationError(f"session {session}: no cry-reason segment of at least {F.MIN_WINDOW_MS:.0f} ms inside "
+                              f"the audio ({audio_path}): not trained on")
+    return TrainingItem(session, {k: np.concatenate(v) for k, v in feats.items()}, labels, list(classes))
+
+
+def train_model(items: list[TrainingItem], epochs_ae: int = 40, epochs: int = 40, epochs_fusion: int = 100,
+                seed: int = 0, meta: dict | None = None) -> CryReasonModel:
+    """Fit scalers, AE+DNN per kind and the fusion model on the windows of all ``items`` (class-weighted).
+
+    Raises
+    ------
+    OptionError
+        If there are no items, their schemes differ, or fewer than two classes occur.
+    """
+    if not items:
+        raise OptionError("cry_reason_train: no usable session: nothing trained")
+    classes = items[0].classes
+    for it in items[1:]:
+        if it.classes != classes:
+            raise OptionError(f"session {it.session}: scheme classes {it.classes} differ from {classes} "
+                              f"(session {items[0].session}); train on one scheme")
+    y = np.asarray([classes.index(n) for it in items for n in it.labels])
+    present = sorted({classes[i] for i in y})
+    if len(present) < 2:
+        raise OptionError(f"cry_reason_train: only {present} occurs in the annotations: need two reasons or more")
+    scalers, nets, probs = {}, {}, []
+    for k in F.KINDS:
+        x = np.concatenate([it.features[k] for it in items])
+        scaler = F.make_scaler().fit(x)
+        xs = scaler.transform(x).astype(np.float32)
+        scalers[k] = F.scaler_arrays(scaler)
+        nets[k] = M.fit_audio_model(xs, y, len(classes), epochs_ae, epochs, seed)
+        probs.append(M.predict_proba(nets[k], xs))
+    fusion = M.build_fusion(len(F.KINDS), len(classes))
+    M.train_classifier(fusion, np.stack(probs, 1), y, len(classes), epochs_fusion, seed)
+    counts = {c: int((y == i).sum()) for i, c in enumerate(classes)}
+    config = {"kind": MODEL_KIND, "format_version": FORMAT_VERSION, "classes": list(classes), "kinds": list(F.KINDS),
+              "dims": {k: F.feature_dim(k) for k in F.KINDS},
+              "features": {"sample_rate_hz": F.SAMPLE_RATE, "n_fft": F.N_FFT, "hop": F.HOP, "n_mfcc": F.N_MFCC,
+                           "n_mels": F.N_MELS, "window_ms": F.WINDOW_MS, "window_hop_ms": F.WINDOW_HOP_MS},
+              "epochs": {"autoencoder": epochs_ae, "dnn": epochs, "fusion": epochs_fusion}, "seed": seed,
+              "training_windows": counts, "sessions": [it.session for it in items], **(meta or {})}
+    return CryReasonModel(list(classes), scalers, nets, fusion, config)
+
+
+NOTICE = """# Cry-reason model (nova-infant, seed 003: Cha & Bae)
+
+Denoising autoencoder + DNN on MFCC and on log-STFT window features, fused by a concatenate model
+(nova_infant.cry; docs/cry-reason.md). Classes: {classes}. Trained on sessions: {sessions}.
+{data_note}
+"""
+
+
+def save_cry_model(model: CryReasonModel, out, data_note: str = "") -> Path:
+    """Write ``config.json`` + ``model.safetensors`` + ``NOTICE.md`` into ``out`` (atomic, checksummed folder of
+    kind ``cry-reason-model``). ``data_note`` names the training data and its licence (e.g. Donate-a-cry, ODbL).
+
+    Raises
+    ------
+    PathError
+        If ``out`` exists and was not made by this package (from :func:`nova_infant.core.nova_io.atomic_dir`).
+    """
+    from safetensors.numpy import save_file
+
+    from nova_infant.core.nova_io import atomic_dir
+
+    arrays = {}
+    for k in model.config["kinds"]:
+        arrays.update({f"{k}.scaler.{n}": v for n, v in model.scalers[k].items()})
+        arrays.update({f"{k}.net.{n}": v.detach().numpy() for n, v in model.nets[k].state_dict().items()})
+    arrays.update({f"fusion.{n}": v.detach().numpy() for n, v in model.fusion.state_dict().items()})
+    with atomic_dir(out, MODEL_KIND) as tmp:
+        (tmp / "config.json").write_text(json.dumps(model.config, indent=2))
+        save_file({n: np.ascontiguousarray(v) for n, v in arrays.items()}, str(tmp / "model.safetensors"))
+        (tmp / "NOTICE.md").write_text(NOTICE.format(classes=", ".join(model.classes),
+                                                     sessions=", ".join(model.config.get("sessions", [])),
+                                                     data_note=data_note))
+    return Path(out)
+
+
+def load_cry_model(path) -> CryReasonModel:
+    """Load a folder written by :func:`save_cry_model`.
+
+    Raises
+    ------
+    TrainerFileError
+        If the folder, its config or weights are missing, damaged (checksums) or of another kind.
+    """
+    import torch
+    from safetensors.numpy import load_file
+
+    from nova_infant.core.errors import TrainerFileError
+    from nova_infant.core.nova_io import verify_folder
+
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise TrainerFileError(f"{path}: no cry-reason model here (config.json missing)")
+    verify_folder(path, TrainerFileError, required=("config.json", "model.safetensors"))
+    try:
+        config = json.loads((path / "config.json").read_text())
+        arrays = load_file(str(path / "model.safetensors"))
+    except Exception as exc:
+        raise TrainerFileError(f"{path}: cannot read the cry-reason model ({type(exc).__name__}: {exc})") from None
+    if config.get("kind") != MODEL_KIND:
+        raise TrainerFileError(f"{path}: holds a {config.get('kind', 'unknown')} model, not a {MODEL_KIND}")
+    classes, scalers, nets = config["classes"], {}, {}
+    for k in config["kinds"]:
+        scalers[k] = {n.split(".")[-1]: v for n, v in arrays.items() if n.startswith(f"{k}.scaler.")}
+        nets[k] = M.build_audio_net(config["dims"][k], len(classes))
+        nets[k].load_state_dict({n[len(f"{k}.net."):]: torch.as_tensor(v) for n, v in arrays.items()
+                                 if n.startswith(f"{k}.net.")})
+        nets[k].eval()
+    fusion = M.build_fusion(len(config["kinds"]), len(classes))
+    fusion.load_state_dict({n[len("fusion."):]: torch.as_tensor(v) for n, v in arrays.items()
+                            if n.startswith("fusion.")})
+    fusion.eval()
+    return CryReasonModel(classes, scalers, nets, fusion, config)
+
+
+def predict_reasons(model: CryReasonModel, audio_path, crying: list[tuple[float, float]],
+                    smooth_windows: int = 0, min_segment_ms: float = F.MIN_WINDOW_MS) -> tuple[np.ndarray, list[str]]:
+    """Reason segments of one session (see module docstring).
+
+    Parameters
+    ----------
+    crying : [(from_ms, to_ms)] crying segments (e.g. the audio tagger's ``baby_crying`` track)
+    smooth_windows : deque length of the rolling prediction average, in windows (0 = whole segment)
+    min_segment_ms : crying segments shorter than this are skipped (noted)
+
+    Returns
+    -------
+    segments : discover-utils ``LabelDType.DISCRETE`` array (``from``/``to`` ms, ``id`` class index, ``conf``)
+    notes : one line each (no crying segment, segments skipped)
+
+    Raises
+    ------
+    AudioDecodeError
+        If the audio cannot be read.
+    """
+    from discover_utils.utils.type_definitions import LabelDType
+
+    notes: list[str] = []
+    rows = []
+    if not crying:
+        notes.append("no crying segment in the crying track: empty cry-reason track")
+        return np.zeros(0, dtype=LabelDType.DISCRETE.value), notes
+    signal = F.read_signal(str(audio_path))
+    end_of_audio = len(signal) * 1000.0 / F.SAMPLE_RATE
+    skipped = 0
+    for start, end in sorted(crying):
+        end = min(end, end_of_audio)
+        if end - start < max(min_segment_ms, F.MIN_WINDOW_MS):
+            skipped += 1
+            continue
+        feats = {}
+        for k in model.config["kinds"]:
+            feats[k], starts = F.window_features(signal, k, start, end)
+        smooth = M.rolling_average(model.window_proba(feats), smooth_windows)
+        labels = smooth.argmax(1)
+        # window i speaks for [its start, next start); the last one for the rest of the segment
+        bounds = list(starts) + [end]
+        bounds[0] = start
+        i = 0
+        while i < len(labels):
+            j = i
+            while j + 1 < len(labels) and labels[j + 1] == labels[i]:
+                j += 1
+            rows.append((bounds[i], bounds[j + 1], int(labels[i]), float(smooth[i:j + 1, labels[i]].mean())))
+            i = j + 1
+    if skipped:
+        notes.append(f"{skipped} crying segment(s) shorter than {max(min_segment_ms, F.MIN_WINDOW_MS):.0f} ms "
+                     f"(or outside the audio) left unlabelled")
+    if not rows and not notes:
+        notes.append("no crying segment long enough: empty cry-reason track")
+    out = np.zeros(len(rows), dtype=LabelDType.DISCRETE.value)
+    for n, (a, b, c, p) in enumerate(rows):
+        out[n] = (a, b, c, p)
+    return out, notes

@@ -1,0 +1,158 @@
+"""Specs of the cry-reason pair (seed 003, Cha & Bae; docs/cry-reason.md): ``cry_reason_train`` learns a lab's
+cry reasons from coded sessions and writes a predictor ``.trainer``; ``cry_reason_predict`` labels each segment of
+a crying track with a reason and a confidence.
+
+Core work: :mod:`nova_infant.cry.session` (windows, training, saved model, prediction).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from nova_infant.core.errors import AnnotationError, OptionError
+from nova_infant.specs.base import DiscreteData, ModuleSpec, Option, Port, Result, TrainResult
+
+CITATION = "Cha & Bae, deep-learning infant cry analysis (MFCC/STFT, autoencoder + DNN, concatenate model)"
+LICENCE = ("method: paper; code: MIT; a model trained on the Donate-a-cry corpus is a Produced Work under ODbL 1.0 "
+           "/ DbCL 1.0 (name the corpus and licence where it is shipped)")
+MODELS_SUBDIR = "cry_reason_models"
+
+
+# ---------------------------------------------------------------- trainer
+
+
+def train_run(session, o: dict):
+    """One coded session -> :class:`nova_infant.cry.session.TrainingItem` (windows of every reason segment).
+
+    Raises
+    ------
+    AnnotationError, AudioDecodeError
+        No usable segment, unreadable annotation or audio (the session is skipped with one line).
+    """
+    from nova_infant.cry.session import discrete_segments, training_item
+
+    segments, classes = discrete_segments(session.path("reasons"))
+    item = training_item(session.name, session.path("audio"), segments, classes)
+    scheme = getattr(getattr(session.read_annotation("reasons"), "annotation_scheme", None), "name", None)
+    item.scheme = scheme or "cry_reason"
+    return item
+
+
+def train_fit(items: list, o: dict, ctx) -> TrainResult:
+    """Train once on every collected session; save the model under ``<trainer folder>/cry_reason_models/<name>``
+    and write the ``trained="true"`` predictor ``cry_reason_<name>.trainer`` beside the training one.
+
+    Raises
+    ------
+    OptionError
+        No usable session, sessions of different schemes, fewer than two reasons.
+    PathError
+        The model folder exists and was not made by this package.
+    """
+    from nova_infant.core.nova_io import check_replaceable, safe_name, write_trainer
+    from nova_infant.cry.session import save_cry_model, train_model
+    from nova_infant.specs.registry import SPECS
+
+    name = safe_name(o["model_name"], "option model_name")
+    out = Path(ctx.trainer_dir) / MODELS_SUBDIR / name
+    check_replaceable(out)
+    schemes = {getattr(it, "scheme", "cry_reason") for it in items}
+    if len(schemes) > 1:
+        raise OptionError(f"cry_reason_train: sessions use different schemes {sorted(schemes)}: train on one")
+    model = train_model(items, o["epochs_ae"], o["epochs"], o["epochs_fusion"], o["seed"],
+                        meta={"scheme": schemes.pop() if schemes else "cry_reason", "dataset": ctx.dataset,
+                              "skipped_sessions": [s for s, _ in ctx.skipped]})
+    save_cry_model(model, out, o["data_note"])
+    rel = f"{MODELS_SUBDIR}/{name}"
+    predictor = SPECS["cry_reason_predict"]
+    spec = predictor.trainer_spec()
+    options = [(n, t, rel if n == "model" else d) for n, t, d in spec.options]
+    spec = dataclasses.replace(spec, options=options, description=f"{predictor.description} (model {name}: "
+                                                                  f"{', '.join(model.classes)})")
+    trainer = write_trainer(Path(ctx.trainer_dir) / f"cry_reason_{name}.trainer", spec)
+    return TrainResult(out, predictor.name, {"model": rel}, trainer,
+                       {"classes": model.classes, "training_windows": model.config["training_windows"]})
+
+
+TRAIN_SPEC = ModuleSpec(
+    name="cry_reason_train", create="CryReasonTrainer", category="Cry",
+    description="Learn why the infant cries from coded sessions (MFCC/STFT autoencoder + DNN, fused; seed 003); "
+                "writes a cry-reason predictor trainer",
+    inputs=(Port("audio", "stream:Audio", "audio", "session audio (any rate; analysed at 8 kHz)"),
+            Port("reasons", "annotation:Discrete", "cry_reason",
+                 "the coder's cry-reason track: one segment per crying episode labelled with the lab's reason")),
+    outputs=(),
+    options=(
+        Option("model_name", "str", "cry-reason", "folder name of the model under cry_reason_models/ and of the "
+               "predictor trainer cry_reason_<name>.trainer"),
+        Option("epochs_ae", "int", 40, "denoising autoencoder pre-training epochs (paper: audio ~40)", minimum=0,
+               maximum=10000),
+        Option("epochs", "int", 40, "DNN epochs from the bottleneck, RMSProp (paper: ~40)", minimum=1,
+               maximum=10000),
+        Option("epochs_fusion", "int", 100, "concatenate (fusion) model epochs (paper: ~100)", minimum=1,
+               maximum=10000),
+        Option("seed", "int", 0, "random seed of weights and batches", minimum=0),
+        Option("data_note", "str", "", "training data and its licence, written into the model's NOTICE.md")),
+    run=train_run, trains=True, fit=train_fit, citation=CITATION, licence=LICENCE, doc="docs/cry-reason.md")
+
+
+# ---------------------------------------------------------------- predictor
+
+
+def _model_path(session, given: str) -> Path:
+    if not given:
+        raise OptionError("cry_reason_predict: option model: no cry-reason model folder given (train one with "
+                          "cry_reason_train, or use its cry_reason_<name>.trainer)")
+    path = Path(given).expanduser()
+    if not path.is_absolute() and getattr(session, "trainer_dir", None) is not None:
+        path = Path(session.trainer_dir) / path
+    return path
+
+
+def predict_run(session, o: dict) -> Result:
+    """Reason segments of one session: each segment of the ``crying`` track (of class ``crying_label`` if given)
+    gets the model's reason and confidence; no crying segment -> an empty track and a note.
+
+    Raises
+    ------
+    TrainerFileError, AnnotationError, AudioDecodeError
+        Model folder, crying track or audio unreadable (one line naming the file).
+    """
+    from nova_infant.cry.session import discrete_segments, load_cry_model, predict_reasons
+
+    path = _model_path(session, o["model"])
+    model = session.cached(f"cry_reason:{path}", lambda: load_cry_model(path))
+    segments, classes = discrete_segments(session.path("crying"))
+    label = o["crying_label"]
+    if label and label not in classes:
+        raise AnnotationError(f"{session.path('crying')}: scheme has no class {label!r} (classes: "
+                              f"{', '.join(classes)}); set option crying_label")
+    crying = [(a, b) for a, b, n in segments if not label or n == label]
+    rows, notes = predict_reasons(model, session.path("audio"), crying, o["smooth_windows"], o["min_segment_ms"])
+    description = "; ".join(notes)
+    scheme = model.config.get("scheme", "cry_reason")
+    return Result(annotations={"reasons": DiscreteData(rows, list(model.classes), scheme, "cry_reason",
+                                                       description)},
+                  notes=notes + [f"{len(rows)} reason segment(s) on {len(crying)} crying segment(s)"])
+
+
+PREDICT_SPEC = ModuleSpec(
+    name="cry_reason_predict", create="CryReasonPredictor", category="Cry",
+    description="Why is the infant crying: a reason and a confidence for each crying segment (trained cry-reason "
+                "model, option 'model')",
+    inputs=(Port("audio", "stream:Audio", "audio", "session audio (any rate; analysed at 8 kHz)"),
+            Port("crying", "annotation:Discrete", "audio_event_baby_crying",
+                 "crying segments, e.g. the audio tagger's baby_crying track or a coder's")),
+    outputs=(Port("reasons", "annotation:Discrete", "cry_reason",
+                  "one segment per crying segment (or per run of one reason), class = reason, conf = mean "
+                  "smoothed probability"),),
+    options=(
+        Option("model", "path", "", "cry-reason model folder (cry_reason_train output; relative to the trainer "
+               "folder under DISCOVER)"),
+        Option("crying_label", "str", "", "only segments of this class of the crying track ('' = every segment)"),
+        Option("smooth_windows", "int", 0, "rolling prediction average over this many 1 s windows (hop 500 ms); "
+               "0 = whole segment, one label per segment (seed 003 §3.5)", minimum=0, maximum=100000),
+        Option("min_segment_ms", "float", 250.0, "crying segments shorter than this are left unlabelled, ms",
+               minimum=0, maximum=3600000)),
+    run=predict_run, citation=CITATION, licence=LICENCE, doc="docs/cry-reason.md")
