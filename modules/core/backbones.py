@@ -406,7 +406,7 @@ def save_standin(kind: str, out_dir: str | os.PathLike, size: str = "tiny", seed
     elif kind == "resnet":  # cry-reason face branch (seed 003): a tiny ResNet with ResNet-50's bottleneck layers
         from transformers import ResNetConfig, ResNetModel
 
-        config = ResNetConfig(embedding_size=8, hidden_sizes=[16, 32], depths=[1, 1], layer_type="bottleneck",
+        config = ResNetConfig(embedding_size=8, hidden_sizes=[16, 16, 32, 32], depths=[1, 1, 1, 1], layer_type="bottleneck",
                               **{STANDIN_FLAG: True}) if size == "tiny" else ResNetConfig(**{STANDIN_FLAG: True})
         ResNetModel(config).save_pretrained(out)
     else:
