@@ -76,7 +76,7 @@ def train_fit(items: list, o: dict, ctx) -> TrainResult:
 
 
 TRAIN_SPEC = ModuleSpec(
-    name="cry_reason_train", create="CryReasonTrainer", category="Cry",
+    name="cry_reason_train", create="CryReasonTrainer", category="Tagger",
     description="Learn why the infant cries from coded sessions (MFCC/STFT autoencoder + DNN, fused; seed 003); "
                 "writes a cry-reason predictor trainer",
     inputs=(Port("audio", "stream:Audio", "audio", "session audio (any rate; analysed at 8 kHz)"),
@@ -138,7 +138,7 @@ def predict_run(session, o: dict) -> Result:
 
 
 PREDICT_SPEC = ModuleSpec(
-    name="cry_reason_predict", create="CryReasonPredictor", category="Cry",
+    name="cry_reason_predict", create="CryReasonPredictor", category="Tagger",
     description="Why is the infant crying: a reason and a confidence for each crying segment (trained cry-reason "
                 "model, option 'model')",
     inputs=(Port("audio", "stream:Audio", "audio", "session audio (any rate; analysed at 8 kHz)"),
