@@ -193,3 +193,41 @@ def test_comparison_table_with_paper_table2_is_in_the_docs():
     text = (REPO / "docs" / "cry-reason.md").read_text()
     assert "Table 2" in text and "85.6" in text and "balanced" in text
     assert "scripts/cry_reason_cv.py" in text
+
+
+def test_cli_trains_and_predicts_with_the_face_branch_from_the_session_video(tmp_path, capsys):
+    """``nova-infant run cry-reason-train/-predict`` with ``--video`` and a tiny ResNet stand-in: the saved model
+    has a face head and a 3-input fusion; the predictor refuses such a model without the video."""
+    import json
+
+    from discover_utils.utils.type_definitions import LabelDType
+
+    from nova_infant.cli import main
+    from nova_infant.core.backbones import save_standin
+    from nova_infant.core.nova_io import read_annotation, write_annotation
+    from nova_infant.core.sample_media import build_session
+    from nova_infant.taggers.outputs import discrete_annotation
+
+    resnet = save_standin("resnet", tmp_path / "resnet")
+    paths = build_session(tmp_path / "data", "demo", "s1")  # carphone face + LibriVox speech, 4 s
+    classes = ["hungry", "tired"]
+    seg = np.array([(0, 2000, 0, 1.0), (2000, 4000, 1, 1.0)], dtype=LabelDType.DISCRETE.value)
+    reasons = write_annotation(discrete_annotation(seg, classes, "cry_reason"), paths["dir"] / "session.cry_reason.annotation")
+    crying = write_annotation(discrete_annotation(seg[:1].copy(), ["baby_crying"], "audio_event_baby_crying"),
+                              paths["dir"] / "session.audio_event_baby_crying.annotation")
+    out = tmp_path / "models"
+    assert main(["run", "cry-reason-train", "--audio", str(paths["audio"]), "--reasons", str(reasons), "--video",
+                 str(paths["video"]), "--face-model", str(resnet), "--out", str(out), "--model-name", "lab",
+                 "--epochs-ae", "1", "--epochs", "2", "--epochs-fusion", "2", "--epochs-face", "2"]) == 0
+    config = json.loads((out / "cry_reason_models" / "lab" / "config.json").read_text())
+    assert config["face"]["channels"] == 32 and config["face"]["backbone"] == str(resnet)
+    assert (out / "cry_reason_lab.trainer").is_file()
+    model = str(out / "cry_reason_models" / "lab")
+    assert main(["run", "cry-reason-predict", "--audio", str(paths["audio"]), "--crying", str(crying), "--video",
+                 str(paths["video"]), "--model", model, "--out", str(tmp_path / "pred")]) == 0
+    [written] = list((tmp_path / "pred").glob("*.annotation"))
+    anno = read_annotation(written)
+    assert len(anno.data) >= 1 and anno.data["from"][0] == 0 and anno.data["to"][-1] == 2000
+    assert main(["run", "cry-reason-predict", "--audio", str(paths["audio"]), "--crying", str(crying),
+                 "--model", model, "--out", str(tmp_path / "pred2")]) == 2
+    assert "trained with the face video" in capsys.readouterr().err

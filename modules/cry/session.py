@@ -37,12 +37,15 @@ FORMAT_VERSION = 1
 @dataclass
 class TrainingItem:
     """One coded session's training windows: ``features`` {kind: (n, dim) float32}, ``labels`` (n,) class names,
-    ``classes`` (the annotation scheme's class names, in scheme order), ``session`` name."""
+    ``classes`` (the annotation scheme's class names, in scheme order), ``session`` name, and optionally ``face``
+    float32 (n, channels): the globally average-pooled frozen ResNet feature maps of each window's middle frame (the
+    pooling is the face head's first, parameter-free layer, so it is applied once here)."""
 
     session: str
     features: dict
     labels: list
     classes: list
+    face: np.ndarray | None = None  # (n, channels) pooled frozen-ResNet features of each window's middle frame
 
 
 @dataclass
@@ -55,10 +58,18 @@ class CryReasonModel:
     fusion: object
     config: dict = field(default_factory=dict)
 
-    def window_proba(self, feats: dict) -> np.ndarray:
-        """Fused class probabilities of windows: ``feats`` {kind: (n, dim)} -> (n, C) float32."""
+    @property
+    def uses_face(self) -> bool:
+        """True when the model has a face sub-model (it then needs the session video)."""
+        return bool(self.config.get("face"))
+
+    def window_proba(self, feats: dict, face: np.ndarray | None = None) -> np.ndarray:
+        """Fused class probabilities of windows: ``feats`` {kind: (n, dim)} (+ ``face`` (n, channels) pooled ResNet
+        features when :attr:`uses_face`) -> (n, C) float32."""
         probs = [M.predict_proba(self.nets[k], F.apply_scaler_arrays(feats[k], self.scalers[k]))
                  for k in self.config["kinds"]]
+        if self.uses_face:
+            probs.append(M.predict_proba(self.nets["face"], _maps(face)))
         return M.predict_proba(self.fusion, np.stack(probs, 1)).astype(np.float32)
 
 
@@ -84,7 +95,42 @@ def discrete_segments(path) -> tuple[list[tuple[float, float, str]], list[str]]:
     return segs, [names[i] for i in sorted(names)]
 
 
-def training_item(session: str, audio_path, segments: list, classes: list) -> TrainingItem:
+def _maps(pooled: np.ndarray) -> np.ndarray:
+    """(n, channels) pooled features as (n, channels, 1, 1) maps for the face head (its pooling is then identity)."""
+    return np.asarray(pooled, np.float32)[:, :, None, None]
+
+
+def face_features(video_path, times_ms: np.ndarray, backbone) -> np.ndarray:
+    """Pooled frozen-ResNet features of the frames on screen at ``times_ms`` (session axis, ms): float32
+    (n, channels). The whole frame is used (the paper crops centred infant faces; a lab's camera framing decides).
+
+    Raises
+    ------
+    VideoDecodeError
+        If the video cannot be read.
+    """
+    from nova_infant.core.media import VideoSource
+
+    src = VideoSource(str(video_path))
+    info = src.info
+    t = np.asarray(times_ms, np.float64)
+    if info.frame_times_ms is not None:
+        idx = np.searchsorted(info.frame_times_ms, t, side="right") - 1
+    else:
+        idx = np.floor((t - info.start_ms) * info.fps / 1000.0 + 1e-9).astype(np.int64)
+    idx = np.clip(idx, 0, info.n_frames - 1)
+    if not len(idx):
+        return np.zeros((0, 0), np.float32)
+    maps = M.face_feature_maps(backbone, src.read(idx.tolist()))
+    return maps.mean(axis=(2, 3)).astype(np.float32)
+
+
+def _middles(starts: np.ndarray, end_ms: float) -> np.ndarray:
+    return np.asarray(starts, np.float64) + np.minimum(F.WINDOW_MS, end_ms - np.asarray(starts, np.float64)) / 2
+
+
+def training_item(session: str, audio_path, segments: list, classes: list, video_path=None,
+                  face_backbone=None) -> TrainingItem:
     """Window features and labels of one coded session (see module docstring).
 
     Parameters
@@ -96,12 +142,14 @@ def training_item(session: str, audio_path, segments: list, classes: list) -> Tr
     ------
     AnnotationError
         If no segment is long enough for one analysis window (>= 250 ms) inside the audio.
-    AudioDecodeError
-        If the audio cannot be read.
+    AudioDecodeError, VideoDecodeError
+        If the audio (or the video, given with ``face_backbone`` from :func:`nova_infant.cry.models.load_resnet50`)
+        cannot be read.
     """
     signal = F.read_signal(str(audio_path))
     feats = {k: [] for k in F.KINDS}
     labels: list = []
+    middles = []
     for start, end, name in segments:
         n = 0
         for k in F.KINDS:
@@ -109,20 +157,28 @@ def training_item(session: str, audio_path, segments: list, classes: list) -> Tr
             feats[k].append(x)
             n = len(starts)
         labels += [name] * n
+        middles.append(_middles(starts, min(end, len(signal) * 1000.0 / F.SAMPLE_RATE)))
     if not labels:
         raise AnnotationError(f"session {session}: no cry-reason segment of at least {F.MIN_WINDOW_MS:.0f} ms inside "
                               f"the audio ({audio_path}): not trained on")
-    return TrainingItem(session, {k: np.concatenate(v) for k, v in feats.items()}, labels, list(classes))
+    face = None
+    if video_path is not None and face_backbone is not None:
+        face = face_features(video_path, np.concatenate(middles), face_backbone)
+    return TrainingItem(session, {k: np.concatenate(v) for k, v in feats.items()}, labels, list(classes), face)
 
 
 def train_model(items: list[TrainingItem], epochs_ae: int = 40, epochs: int = 40, epochs_fusion: int = 100,
-                seed: int = 0, meta: dict | None = None) -> CryReasonModel:
-    """Fit scalers, AE+DNN per kind and the fusion model on the windows of all ``items`` (class-weighted).
+                seed: int = 0, meta: dict | None = None, epochs_face: int = 10,
+                face_backbone: str | None = None) -> CryReasonModel:
+    """Fit scalers, AE+DNN per kind, the face head when every item has ``face`` features (``epochs_face``, paper:
+    ~10), and the fusion model on the windows of all ``items`` (class-weighted). ``face_backbone`` names the ResNet
+    weights the face features came from (stored for the predictor).
 
     Raises
     ------
     OptionError
-        If there are no items, their schemes differ, or fewer than two classes occur.
+        If there are no items, their schemes differ, fewer than two classes occur, or only some items have face
+        features.
     """
     if not items:
         raise OptionError("cry_reason_train: no usable session: nothing trained")
@@ -143,7 +199,19 @@ def train_model(items: list[TrainingItem], epochs_ae: int = 40, epochs: int = 40
         scalers[k] = F.scaler_arrays(scaler)
         nets[k] = M.fit_audio_model(xs, y, len(classes), epochs_ae, epochs, seed)
         probs.append(M.predict_proba(nets[k], xs))
-    fusion = M.build_fusion(len(F.KINDS), len(classes))
+    with_face = [it.face is not None for it in items]
+    face_config = None
+    if any(with_face):
+        if not all(with_face):
+            missing = [it.session for it in items if it.face is None]
+            raise OptionError(f"cry_reason_train: sessions {missing} have no face video while others have: give "
+                              f"the video for every session or for none")
+        pooled = np.concatenate([it.face for it in items])
+        nets["face"] = M.build_face_head(pooled.shape[1], len(classes))
+        M.train_classifier(nets["face"], _maps(pooled), y, len(classes), epochs_face, seed)
+        probs.append(M.predict_proba(nets["face"], _maps(pooled)))
+        face_config = {"backbone": face_backbone or "", "channels": int(pooled.shape[1]), "epochs": epochs_face}
+    fusion = M.build_fusion(len(probs), len(classes))
     M.train_classifier(fusion, np.stack(probs, 1), y, len(classes), epochs_fusion, seed)
     counts = {c: int((y == i).sum()) for i, c in enumerate(classes)}
     config = {"kind": MODEL_KIND, "format_version": FORMAT_VERSION, "classes": list(classes), "kinds": list(F.KINDS),
@@ -151,7 +219,8 @@ def train_model(items: list[TrainingItem], epochs_ae: int = 40, epochs: int = 40
               "features": {"sample_rate_hz": F.SAMPLE_RATE, "n_fft": F.N_FFT, "hop": F.HOP, "n_mfcc": F.N_MFCC,
                            "n_mels": F.N_MELS, "window_ms": F.WINDOW_MS, "window_hop_ms": F.WINDOW_HOP_MS},
               "epochs": {"autoencoder": epochs_ae, "dnn": epochs, "fusion": epochs_fusion}, "seed": seed,
-              "training_windows": counts, "sessions": [it.session for it in items], **(meta or {})}
+              "training_windows": counts, "sessions": [it.session for it in items], "face": face_config,
+              **(meta or {})}
     return CryReasonModel(list(classes), scalers, nets, fusion, config)
 
 
@@ -180,6 +249,8 @@ def save_cry_model(model: CryReasonModel, out, data_note: str = "") -> Path:
     for k in model.config["kinds"]:
         arrays.update({f"{k}.scaler.{n}": v for n, v in model.scalers[k].items()})
         arrays.update({f"{k}.net.{n}": v.detach().numpy() for n, v in model.nets[k].state_dict().items()})
+    if model.uses_face:
+        arrays.update({f"face.net.{n}": v.detach().numpy() for n, v in model.nets["face"].state_dict().items()})
     arrays.update({f"fusion.{n}": v.detach().numpy() for n, v in model.fusion.state_dict().items()})
     with atomic_dir(out, MODEL_KIND) as tmp:
         (tmp / "config.json").write_text(json.dumps(model.config, indent=2))
@@ -222,7 +293,12 @@ def load_cry_model(path) -> CryReasonModel:
         nets[k].load_state_dict({n[len(f"{k}.net."):]: torch.as_tensor(v) for n, v in arrays.items()
                                  if n.startswith(f"{k}.net.")})
         nets[k].eval()
-    fusion = M.build_fusion(len(config["kinds"]), len(classes))
+    if config.get("face"):
+        nets["face"] = M.build_face_head(config["face"]["channels"], len(classes))
+        nets["face"].load_state_dict({n[len("face.net."):]: torch.as_tensor(v) for n, v in arrays.items()
+                                      if n.startswith("face.net.")})
+        nets["face"].eval()
+    fusion = M.build_fusion(len(config["kinds"]) + bool(config.get("face")), len(classes))
     fusion.load_state_dict({n[len("fusion."):]: torch.as_tensor(v) for n, v in arrays.items()
                             if n.startswith("fusion.")})
     fusion.eval()
@@ -230,7 +306,8 @@ def load_cry_model(path) -> CryReasonModel:
 
 
 def predict_reasons(model: CryReasonModel, audio_path, crying: list[tuple[float, float]],
-                    smooth_windows: int = 0, min_segment_ms: float = F.MIN_WINDOW_MS) -> tuple[np.ndarray, list[str]]:
+                    smooth_windows: int = 0, min_segment_ms: float = F.MIN_WINDOW_MS, video_path=None,
+                    face_backbone=None) -> tuple[np.ndarray, list[str]]:
     """Reason segments of one session (see module docstring).
 
     Parameters
@@ -238,6 +315,7 @@ def predict_reasons(model: CryReasonModel, audio_path, crying: list[tuple[float,
     crying : [(from_ms, to_ms)] crying segments (e.g. the audio tagger's ``baby_crying`` track)
     smooth_windows : deque length of the rolling prediction average, in windows (0 = whole segment)
     min_segment_ms : crying segments shorter than this are skipped (noted)
+    video_path, face_backbone : the session video and the loaded frozen ResNet, needed when ``model.uses_face``
 
     Returns
     -------
@@ -246,11 +324,16 @@ def predict_reasons(model: CryReasonModel, audio_path, crying: list[tuple[float,
 
     Raises
     ------
-    AudioDecodeError
-        If the audio cannot be read.
+    AudioDecodeError, VideoDecodeError
+        If the audio (video) cannot be read.
+    OptionError
+        If the model has a face sub-model and no video / backbone is given.
     """
     from discover_utils.utils.type_definitions import LabelDType
 
+    if model.uses_face and (video_path is None or face_backbone is None):
+        raise OptionError("this cry-reason model was trained with the face video: give the session video (input "
+                          "video)")
     notes: list[str] = []
     rows = []
     if not crying:
@@ -267,7 +350,8 @@ def predict_reasons(model: CryReasonModel, audio_path, crying: list[tuple[float,
         feats = {}
         for k in model.config["kinds"]:
             feats[k], starts = F.window_features(signal, k, start, end)
-        smooth = M.rolling_average(model.window_proba(feats), smooth_windows)
+        face = face_features(video_path, _middles(starts, end), face_backbone) if model.uses_face else None
+        smooth = M.rolling_average(model.window_proba(feats, face), smooth_windows)
         labels = smooth.argmax(1)
         # window i speaks for [its start, next start); the last one for the rest of the segment
         bounds = list(starts) + [end]

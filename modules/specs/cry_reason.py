@@ -19,6 +19,14 @@ LICENCE = ("method: paper; code: MIT; a model trained on the Donate-a-cry corpus
 MODELS_SUBDIR = "cry_reason_models"
 
 
+# NOVA sends every declared input, and most labs have no usable face video: the video is accepted from the CLI
+# (--video) and a hand-written --data entry, not declared in the .trainer.
+VIDEO = Port("video", "stream:Video", "video", "face video of the infant (optional face branch: frozen ResNet-50 + "
+             "pooling/dense head, used when option face_model is set)", optional=True, declared=False)
+FACE_MODEL = Option("face_model", "str", "", "ResNet-50 weights of the face branch: hub id (microsoft/resnet-50), "
+                    "local folder or HF cache; '' = audio only")
+
+
 # ---------------------------------------------------------------- trainer
 
 
@@ -33,7 +41,13 @@ def train_run(session, o: dict):
     from nova_infant.cry.session import discrete_segments, training_item
 
     segments, classes = discrete_segments(session.path("reasons"))
-    item = training_item(session.name, session.path("audio"), segments, classes)
+    video, backbone = None, None
+    if o["face_model"] and session.has("video"):
+        from nova_infant.cry.models import load_resnet50
+
+        video = session.path("video")
+        backbone = session.cached(f"resnet:{o['face_model']}", lambda: load_resnet50(o["face_model"])[0])
+    item = training_item(session.name, session.path("audio"), segments, classes, video, backbone)
     scheme = getattr(getattr(session.read_annotation("reasons"), "annotation_scheme", None), "name", None)
     item.scheme = scheme or "cry_reason"
     return item
@@ -62,7 +76,8 @@ def train_fit(items: list, o: dict, ctx) -> TrainResult:
         raise OptionError(f"cry_reason_train: sessions use different schemes {sorted(schemes)}: train on one")
     model = train_model(items, o["epochs_ae"], o["epochs"], o["epochs_fusion"], o["seed"],
                         meta={"scheme": schemes.pop() if schemes else "cry_reason", "dataset": ctx.dataset,
-                              "skipped_sessions": [s for s, _ in ctx.skipped]})
+                              "skipped_sessions": [s for s, _ in ctx.skipped]},
+                        epochs_face=o["epochs_face"], face_backbone=o["face_model"] or None)
     save_cry_model(model, out, o["data_note"])
     rel = f"{MODELS_SUBDIR}/{name}"
     predictor = SPECS["cry_reason_predict"]
@@ -81,7 +96,8 @@ TRAIN_SPEC = ModuleSpec(
                 "writes a cry-reason predictor trainer",
     inputs=(Port("audio", "stream:Audio", "audio", "session audio (any rate; analysed at 8 kHz)"),
             Port("reasons", "annotation:Discrete", "cry_reason",
-                 "the coder's cry-reason track: one segment per crying episode labelled with the lab's reason")),
+                 "the coder's cry-reason track: one segment per crying episode labelled with the lab's reason"),
+            VIDEO),
     outputs=(),
     options=(
         Option("model_name", "str", "cry-reason", "folder name of the model under cry_reason_models/ and of the "
@@ -92,6 +108,9 @@ TRAIN_SPEC = ModuleSpec(
                maximum=10000),
         Option("epochs_fusion", "int", 100, "concatenate (fusion) model epochs (paper: ~100)", minimum=1,
                maximum=10000),
+        Option("epochs_face", "int", 10, "face head epochs on frozen ResNet features (paper: ~10)", minimum=1,
+               maximum=10000),
+        FACE_MODEL,
         Option("seed", "int", 0, "random seed of weights and batches", minimum=0),
         Option("data_note", "str", "", "training data and its licence, written into the model's NOTICE.md")),
     run=train_run, trains=True, fit=train_fit, citation=CITATION, licence=LICENCE, doc="docs/cry-reason.md")
@@ -129,7 +148,18 @@ def predict_run(session, o: dict) -> Result:
         raise AnnotationError(f"{session.path('crying')}: scheme has no class {label!r} (classes: "
                               f"{', '.join(classes)}); set option crying_label")
     crying = [(a, b) for a, b, n in segments if not label or n == label]
-    rows, notes = predict_reasons(model, session.path("audio"), crying, o["smooth_windows"], o["min_segment_ms"])
+    video, backbone = None, None
+    if model.uses_face:
+        from nova_infant.cry.models import load_resnet50
+
+        if not session.has("video"):
+            raise OptionError(f"session {session.name}: model {path} was trained with the face video: give input "
+                              f"video")
+        name = o["face_model"] or model.config["face"]["backbone"]
+        video = session.path("video")
+        backbone = session.cached(f"resnet:{name}", lambda: load_resnet50(name)[0])
+    rows, notes = predict_reasons(model, session.path("audio"), crying, o["smooth_windows"], o["min_segment_ms"],
+                                  video, backbone)
     description = "; ".join(notes)
     scheme = model.config.get("scheme", "cry_reason")
     return Result(annotations={"reasons": DiscreteData(rows, list(model.classes), scheme, "cry_reason",
@@ -143,7 +173,8 @@ PREDICT_SPEC = ModuleSpec(
                 "model, option 'model')",
     inputs=(Port("audio", "stream:Audio", "audio", "session audio (any rate; analysed at 8 kHz)"),
             Port("crying", "annotation:Discrete", "audio_event_baby_crying",
-                 "crying segments, e.g. the audio tagger's baby_crying track or a coder's")),
+                 "crying segments, e.g. the audio tagger's baby_crying track or a coder's"),
+            VIDEO),
     outputs=(Port("reasons", "annotation:Discrete", "cry_reason",
                   "one segment per crying segment (or per run of one reason), class = reason, conf = mean "
                   "smoothed probability"),),
@@ -154,5 +185,7 @@ PREDICT_SPEC = ModuleSpec(
         Option("smooth_windows", "int", 0, "rolling prediction average over this many 1 s windows (hop 500 ms); "
                "0 = whole segment, one label per segment (seed 003 §3.5)", minimum=0, maximum=100000),
         Option("min_segment_ms", "float", 250.0, "crying segments shorter than this are left unlabelled, ms",
-               minimum=0, maximum=3600000)),
+               minimum=0, maximum=3600000),
+        dataclasses.replace(FACE_MODEL, help="ResNet-50 weights of a model with a face branch; '' = those it was "
+                            "trained with")),
     run=predict_run, citation=CITATION, licence=LICENCE, doc="docs/cry-reason.md")
