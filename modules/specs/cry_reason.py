@@ -177,7 +177,7 @@ PREDICT_SPEC = ModuleSpec(
             VIDEO),
     outputs=(Port("reasons", "annotation:Discrete", "cry_reason",
                   "one segment per crying segment (or per run of one reason), class = reason, conf = mean "
-                  "smoothed probability"),),
+                  "smoothed probability", scheme="cry_reason"),),
     options=(
         Option("model", "path", "", "cry-reason model folder (cry_reason_train output; relative to the trainer "
                "folder under DISCOVER)"),
