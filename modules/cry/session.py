@@ -73,9 +73,10 @@ class CryReasonModel:
         return M.predict_proba(self.fusion, np.stack(probs, 1)).astype(np.float32)
 
 
-def discrete_segments(path) -> tuple[list[tuple[float, float, str]], list[str]]:
-    """Segments ``[(from_ms, to_ms, class name)]`` and scheme class names of a discrete NOVA ``.annotation``;
-    segments whose id is not a class of the scheme (NOVA's garbage label -1) are left out.
+def discrete_segments(path, with_scheme: bool = False):
+    """Segments ``[(from_ms, to_ms, class name)]`` and scheme class names of a discrete NOVA ``.annotation``
+    (and the scheme name when ``with_scheme``); segments whose id is not a class of the scheme (NOVA's garbage
+    label -1) are left out.
 
     Raises
     ------
@@ -92,6 +93,8 @@ def discrete_segments(path) -> tuple[list[tuple[float, float, str]], list[str]]:
     names = {int(i): v.get("name") for i, v in classes.items()}
     data = anno.data
     segs = [(float(r["from"]), float(r["to"]), names[int(r["id"])]) for r in data if int(r["id"]) in names]
+    if with_scheme:
+        return segs, [names[i] for i in sorted(names)], getattr(scheme, "name", None)
     return segs, [names[i] for i in sorted(names)]
 
 

@@ -40,7 +40,7 @@ def train_run(session, o: dict):
     """
     from nova_infant.cry.session import discrete_segments, training_item
 
-    segments, classes = discrete_segments(session.path("reasons"))
+    segments, classes, scheme = discrete_segments(session.path("reasons"), with_scheme=True)
     video, backbone = None, None
     if o["face_model"] and session.has("video"):
         from nova_infant.cry.models import load_resnet50
@@ -48,7 +48,6 @@ def train_run(session, o: dict):
         video = session.path("video")
         backbone = session.cached(f"resnet:{o['face_model']}", lambda: load_resnet50(o["face_model"])[0])
     item = training_item(session.name, session.path("audio"), segments, classes, video, backbone)
-    scheme = getattr(getattr(session.read_annotation("reasons"), "annotation_scheme", None), "name", None)
     item.scheme = scheme or "cry_reason"
     return item
 
