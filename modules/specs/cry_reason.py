@@ -11,6 +11,7 @@ import dataclasses
 from pathlib import Path
 
 from nova_infant.core.errors import AnnotationError, OptionError
+from nova_infant.specs import options as shared
 from nova_infant.specs.base import DiscreteData, ModuleSpec, Option, Port, Result, TrainResult
 
 CITATION = "Cha & Bae, deep-learning infant cry analysis (MFCC/STFT, autoencoder + DNN, concatenate model)"
@@ -25,6 +26,8 @@ VIDEO = Port("video", "stream:Video", "video", "face video of the infant (option
              "pooling/dense head, used when option face_model is set)", optional=True, declared=False)
 FACE_MODEL = Option("face_model", "str", "", "ResNet-50 weights of the face branch: hub id (microsoft/resnet-50), "
                     "local folder or HF cache; '' = audio only")
+DEVICE = dataclasses.replace(shared.device(), help="where the face ResNet runs: auto (cuda when present), cpu, cuda, "
+                             "cuda:<n> (the audio nets are tiny and run on the CPU)")
 
 
 # ---------------------------------------------------------------- trainer
@@ -46,7 +49,8 @@ def train_run(session, o: dict):
         from nova_infant.cry.models import load_resnet50
 
         video = session.path("video")
-        backbone = session.cached(f"resnet:{o['face_model']}", lambda: load_resnet50(o["face_model"])[0])
+        backbone = session.cached(f"resnet:{o['face_model']}",
+                                  lambda: load_resnet50(o["face_model"], o["device"])[0])
     item = training_item(session.name, session.path("audio"), segments, classes, video, backbone)
     item.scheme = scheme or "cry_reason"
     return item
@@ -109,7 +113,7 @@ TRAIN_SPEC = ModuleSpec(
                maximum=10000),
         Option("epochs_face", "int", 10, "face head epochs on frozen ResNet features (paper: ~10)", minimum=1,
                maximum=10000),
-        FACE_MODEL,
+        FACE_MODEL, DEVICE,
         Option("seed", "int", 0, "random seed of weights and batches", minimum=0),
         Option("data_note", "str", "", "training data and its licence, written into the model's NOTICE.md")),
     run=train_run, trains=True, fit=train_fit, citation=CITATION, licence=LICENCE, doc="docs/cry-reason.md")
@@ -156,7 +160,7 @@ def predict_run(session, o: dict) -> Result:
                               f"video")
         name = o["face_model"] or model.config["face"]["backbone"]
         video = session.path("video")
-        backbone = session.cached(f"resnet:{name}", lambda: load_resnet50(name)[0])
+        backbone = session.cached(f"resnet:{name}", lambda: load_resnet50(name, o["device"])[0])
     rows, notes = predict_reasons(model, session.path("audio"), crying, o["smooth_windows"], o["min_segment_ms"],
                                   video, backbone)
     description = "; ".join(notes)
@@ -186,5 +190,6 @@ PREDICT_SPEC = ModuleSpec(
         Option("min_segment_ms", "float", 250.0, "crying segments shorter than this are left unlabelled, ms",
                minimum=0, maximum=3600000),
         dataclasses.replace(FACE_MODEL, help="ResNet-50 weights of a model with a face branch; '' = those it was "
-                            "trained with")),
+                            "trained with"),
+        DEVICE),
     run=predict_run, citation=CITATION, licence=LICENCE, doc="docs/cry-reason.md")
