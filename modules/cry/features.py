@@ -38,6 +38,15 @@ MIN_WINDOW_MS = 250.0
 def read_signal(path: str) -> np.ndarray:
     """Mono float32 signal of ``path`` (WAV or any media with audio) resampled to :data:`SAMPLE_RATE` (8 kHz).
 
+    Parameters
+    ----------
+    path : str or path
+        Audio or video file (decoded with :func:`nova_infant.core.media.read_audio`).
+
+    Returns
+    -------
+    ndarray of shape (n_samples,), float32, 8000 Hz
+
     Raises
     ------
     AudioDecodeError
@@ -53,6 +62,15 @@ def frame_features(signal: np.ndarray, kind: str) -> np.ndarray:
 
     Frames are ``N_FFT`` = 32 ms long every ``HOP`` = 10 ms, centred (librosa ``center=True``).
     Source: librosa ``feature.mfcc`` / ``stft``; seed 003 §3.2.
+
+    Parameters
+    ----------
+    signal : ndarray of shape (n_samples,), float32, 8000 Hz
+    kind : "mfcc" or "stft"
+
+    Returns
+    -------
+    ndarray of shape (1 + n_samples // 80, 20 or 129), float32
 
     Raises
     ------
@@ -72,13 +90,34 @@ def frame_features(signal: np.ndarray, kind: str) -> np.ndarray:
 
 
 def feature_dim(kind: str) -> int:
-    """Length of one window's feature vector: 2 x frame dim (mean and std): 40 for MFCC, 258 for STFT."""
+    """Length of one window's feature vector: 2 x frame dim (mean and std).
+
+    Parameters
+    ----------
+    kind : "mfcc" or "stft"
+
+    Returns
+    -------
+    int
+        40 for MFCC, 258 for STFT.
+    """
     return 2 * (N_MFCC if kind == "mfcc" else N_FFT // 2 + 1)
 
 
 def window_starts_ms(duration_ms: float, window_ms: float = WINDOW_MS, hop_ms: float = WINDOW_HOP_MS) -> np.ndarray:
-    """Start times (ms) of the analysis windows of a piece ``duration_ms`` long: every ``hop_ms`` while a whole
-    window fits; a piece shorter than one window (but >= :data:`MIN_WINDOW_MS`) gets one window covering it."""
+    """Start times of the analysis windows of a piece ``duration_ms`` long: every ``hop_ms`` while a whole window
+    fits; a piece shorter than one window (but >= :data:`MIN_WINDOW_MS`) gets one window covering it.
+
+    Parameters
+    ----------
+    duration_ms, window_ms, hop_ms : float
+        Piece length, window length and window hop (ms).
+
+    Returns
+    -------
+    ndarray of shape (n_windows,), float64
+        Starts in ms from the piece's start (empty below :data:`MIN_WINDOW_MS`).
+    """
     if duration_ms < MIN_WINDOW_MS:
         return np.zeros(0)
     if duration_ms <= window_ms:
@@ -90,6 +129,15 @@ def window_starts_ms(duration_ms: float, window_ms: float = WINDOW_MS, hop_ms: f
 def window_features(signal: np.ndarray, kind: str, start_ms: float = 0.0, end_ms: float | None = None,
                     window_ms: float = WINDOW_MS, hop_ms: float = WINDOW_HOP_MS) -> tuple[np.ndarray, np.ndarray]:
     """Window features of ``signal[start_ms:end_ms]`` (8 kHz): mean and std of each window's frame features.
+
+    Parameters
+    ----------
+    signal : ndarray of shape (n_samples,), float32, 8000 Hz
+    kind : "mfcc" or "stft"
+    start_ms, end_ms : float
+        Piece of the signal to cut into windows (ms; ``end_ms`` None or past the end: the signal's end).
+    window_ms, hop_ms : float
+        Window length and hop (ms; defaults 1000 and 500).
 
     Returns
     -------
@@ -110,7 +158,19 @@ def window_features(signal: np.ndarray, kind: str, start_ms: float = 0.0, end_ms
 
 
 def clip_windows(path: str, kinds=KINDS) -> dict:
-    """Window features of a whole clip for every kind: ``{kind: (n_windows, dim) float32}``.
+    """Window features of a whole clip for every kind.
+
+    Parameters
+    ----------
+    path : str
+        Audio file (any rate).
+    kinds : sequence of str
+        Feature kinds (default MFCC and STFT).
+
+    Returns
+    -------
+    dict
+        ``{kind: ndarray (n_windows, feature_dim(kind)) float32}``.
 
     Raises
     ------
@@ -126,7 +186,14 @@ def clip_windows(path: str, kinds=KINDS) -> dict:
 
 def make_scaler():
     """The paper's scaling (§3.2): ``StandardScaler`` then ``MinMaxScaler`` to 0..1 (scikit-learn pipeline).
-    Fit it on training windows only; at inference values may fall outside 0..1 (not clipped)."""
+
+    Fit it on training windows only; at inference values may fall outside 0..1 (not clipped).
+
+    Returns
+    -------
+    sklearn.pipeline.Pipeline
+        Unfitted.
+    """
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import MinMaxScaler, StandardScaler
 
@@ -134,14 +201,34 @@ def make_scaler():
 
 
 def scaler_arrays(scaler) -> dict[str, np.ndarray]:
-    """A fitted :func:`make_scaler` as 4 float32 arrays (for the saved model): standard mean/scale, min-max
-    min/scale, so that ``x_scaled = ((x - mean) / scale) * mm_scale + mm_min``."""
+    """A fitted :func:`make_scaler` as 4 float32 arrays (for the saved model).
+
+    Parameters
+    ----------
+    scaler : fitted :func:`make_scaler` pipeline
+
+    Returns
+    -------
+    dict
+        ``std_mean``, ``std_scale``, ``mm_min``, ``mm_scale``, each float32 (dim,), so that
+        ``x_scaled = ((x - std_mean) / std_scale) * mm_scale + mm_min``.
+    """
     std, mm = scaler[0], scaler[1]
     return {"std_mean": std.mean_.astype(np.float32), "std_scale": std.scale_.astype(np.float32),
             "mm_min": mm.min_.astype(np.float32), "mm_scale": mm.scale_.astype(np.float32)}
 
 
 def apply_scaler_arrays(x: np.ndarray, arrays: dict) -> np.ndarray:
-    """Apply scaling stored by :func:`scaler_arrays` to (n, dim) features -> float32 (n, dim)."""
+    """Apply scaling stored by :func:`scaler_arrays`.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n, dim)
+    arrays : dict from :func:`scaler_arrays`
+
+    Returns
+    -------
+    ndarray of shape (n, dim), float32
+    """
     z = (np.asarray(x, np.float32) - arrays["std_mean"]) / arrays["std_scale"]
     return (z * arrays["mm_scale"] + arrays["mm_min"]).astype(np.float32)
