@@ -78,6 +78,22 @@ def discrete_segments(path, with_scheme: bool = False):
     (and the scheme name when ``with_scheme``); segments whose id is not a class of the scheme (NOVA's garbage
     label -1) are left out.
 
+    Parameters
+    ----------
+    path : str or path
+        A ``.annotation`` file (its ``~`` data file beside it).
+    with_scheme : bool
+        Also return the scheme name.
+
+    Returns
+    -------
+    segments : list of (float, float, str)
+        (from_ms, to_ms, class name).
+    classes : list of str
+        Scheme class names in id order.
+    scheme : str or None
+        Only with ``with_scheme``.
+
     Raises
     ------
     AnnotationError
@@ -106,6 +122,17 @@ def _maps(pooled: np.ndarray) -> np.ndarray:
 def face_features(video_path, times_ms: np.ndarray, backbone) -> np.ndarray:
     """Pooled frozen-ResNet features of the frames on screen at ``times_ms`` (session axis, ms): float32
     (n, channels). The whole frame is used (the paper crops centred infant faces; a lab's camera framing decides).
+
+    Parameters
+    ----------
+    video_path : str or path
+    times_ms : ndarray of shape (n,)
+        Times on the session axis (ms); the frame on screen at each time is used.
+    backbone : frozen ResNet from :func:`nova_infant.cry.models.load_resnet50`
+
+    Returns
+    -------
+    ndarray of shape (n, channels), float32 (2048 channels for ResNet-50)
 
     Raises
     ------
@@ -138,8 +165,20 @@ def training_item(session: str, audio_path, segments: list, classes: list, video
 
     Parameters
     ----------
-    segments : [(from_ms, to_ms, class name)] of the cry-reason annotation
-    classes : the scheme's class names
+    session : str
+        Session name (messages, provenance).
+    audio_path : str or path
+        Session audio (any rate; analysed at 8 kHz).
+    segments : list of (float, float, str)
+        (from_ms, to_ms, class name) of the cry-reason annotation.
+    classes : list of str
+        The scheme's class names.
+    video_path, face_backbone : optional
+        Session video and frozen ResNet: adds ``face`` features.
+
+    Returns
+    -------
+    TrainingItem
 
     Raises
     ------
@@ -176,6 +215,19 @@ def train_model(items: list[TrainingItem], epochs_ae: int = 40, epochs: int = 40
     """Fit scalers, AE+DNN per kind, the face head when every item has ``face`` features (``epochs_face``, paper:
     ~10), and the fusion model on the windows of all ``items`` (class-weighted). ``face_backbone`` names the ResNet
     weights the face features came from (stored for the predictor).
+
+    Parameters
+    ----------
+    items : list of TrainingItem
+    epochs_ae, epochs, epochs_fusion, epochs_face : int
+        Epochs of the autoencoder pre-training, the DNN, the fusion model and the face head.
+    seed : int
+    meta : dict, optional
+        Provenance merged into the model's config (scheme, dataset, skipped sessions).
+
+    Returns
+    -------
+    CryReasonModel
 
     Raises
     ------
@@ -239,6 +291,18 @@ def save_cry_model(model: CryReasonModel, out, data_note: str = "") -> Path:
     """Write ``config.json`` + ``model.safetensors`` + ``NOTICE.md`` into ``out`` (atomic, checksummed folder of
     kind ``cry-reason-model``). ``data_note`` names the training data and its licence (e.g. Donate-a-cry, ODbL).
 
+    Parameters
+    ----------
+    model : CryReasonModel
+    out : str or path
+        Folder to write (replaced atomically; an existing folder only if this package made it).
+    data_note : str
+
+    Returns
+    -------
+    Path
+        ``out``.
+
     Raises
     ------
     PathError
@@ -266,6 +330,15 @@ def save_cry_model(model: CryReasonModel, out, data_note: str = "") -> Path:
 
 def load_cry_model(path) -> CryReasonModel:
     """Load a folder written by :func:`save_cry_model`.
+
+    Parameters
+    ----------
+    path : str or path
+
+    Returns
+    -------
+    CryReasonModel
+        Nets in eval mode on the CPU.
 
     Raises
     ------
@@ -315,6 +388,9 @@ def predict_reasons(model: CryReasonModel, audio_path, crying: list[tuple[float,
 
     Parameters
     ----------
+    model : CryReasonModel
+    audio_path : str or path
+        Session audio (any rate).
     crying : [(from_ms, to_ms)] crying segments (e.g. the audio tagger's ``baby_crying`` track)
     smooth_windows : deque length of the rolling prediction average, in windows (0 = whole segment)
     min_segment_ms : crying segments shorter than this are skipped (noted)

@@ -36,6 +36,18 @@ DEVICE = dataclasses.replace(shared.device(), help="where the face ResNet runs: 
 def train_run(session, o: dict):
     """One coded session -> :class:`nova_infant.cry.session.TrainingItem` (windows of every reason segment).
 
+    Parameters
+    ----------
+    session : nova_infant.specs.base.Session
+        Inputs ``audio``, ``reasons`` and optionally ``video``.
+    o : dict
+        Parsed options of :data:`TRAIN_SPEC`.
+
+    Returns
+    -------
+    TrainingItem
+        With ``scheme`` set to the reason annotation's scheme name.
+
     Raises
     ------
     AnnotationError, AudioDecodeError
@@ -59,6 +71,18 @@ def train_run(session, o: dict):
 def train_fit(items: list, o: dict, ctx) -> TrainResult:
     """Train once on every collected session; save the model under ``<trainer folder>/cry_reason_models/<name>``
     and write the ``trained="true"`` predictor ``cry_reason_<name>.trainer`` beside the training one.
+
+    Parameters
+    ----------
+    items : list of TrainingItem
+    o : dict
+        Parsed options.
+    ctx : nova_infant.specs.base.TrainContext
+
+    Returns
+    -------
+    TrainResult
+        Model folder, predictor name and options, predictor ``.trainer`` path, classes and window counts.
 
     Raises
     ------
@@ -135,6 +159,18 @@ def _model_path(session, given: str) -> Path:
 def predict_run(session, o: dict) -> Result:
     """Reason segments of one session: each segment of the ``crying`` track (of class ``crying_label`` if given)
     gets the model's reason and confidence; no crying segment -> an empty track and a note.
+
+    Parameters
+    ----------
+    session : nova_infant.specs.base.Session
+        Inputs ``audio``, ``crying`` and (for a model with a face branch) ``video``.
+    o : dict
+        Parsed options of :data:`PREDICT_SPEC`.
+
+    Returns
+    -------
+    Result
+        ``annotations["reasons"]``: discrete segments in the model's scheme (``conf`` = mean smoothed probability).
 
     Raises
     ------
