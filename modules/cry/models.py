@@ -49,7 +49,18 @@ class one_thread:
 
 
 def build_autoencoder(dim: int):
-    """A :class:`DenoisingAutoencoder` for ``dim`` inputs (scaled to 0..1; sigmoid output)."""
+    """A denoising autoencoder for ``dim`` inputs (scaled to 0..1; sigmoid output). Vincent et al. 2008.
+
+    Parameters
+    ----------
+    dim : int
+        Window feature length (40 MFCC, 258 STFT).
+
+    Returns
+    -------
+    torch.nn.Module
+        ``encoder`` (B, dim) -> (B, 32), ``decoder`` (B, 32) -> (B, dim); ``forward`` reconstructs.
+    """
     import torch.nn as nn
 
     class DenoisingAutoencoder(nn.Module):
@@ -69,7 +80,19 @@ def build_autoencoder(dim: int):
 
 
 def build_audio_net(dim: int, n_classes: int):
-    """An :class:`AudioReasonNet`: the autoencoder's encoder + DNN head; ``forward`` gives logits (B, n_classes)."""
+    """The audio sub-model: the autoencoder's encoder + DNN head (seed 003 Fig. 2).
+
+    Parameters
+    ----------
+    dim : int
+        Window feature length.
+    n_classes : int
+
+    Returns
+    -------
+    torch.nn.Module
+        ``autoencoder`` (pre-train it first) and ``head``; ``forward`` (B, dim) float32 -> logits (B, n_classes).
+    """
     import torch.nn as nn
 
     class AudioReasonNet(nn.Module):
@@ -88,7 +111,19 @@ def build_audio_net(dim: int, n_classes: int):
 
 
 def build_fusion(n_inputs: int, n_classes: int):
-    """The concatenate model: probabilities of ``n_inputs`` sub-models (B, n_inputs * C) -> logits (B, C)."""
+    """The concatenate model (seed 003 §3.5): concatenate -> flatten -> dense ReLU -> output.
+
+    Parameters
+    ----------
+    n_inputs : int
+        Number of sub-models (2 audio, 3 with the face).
+    n_classes : int
+
+    Returns
+    -------
+    torch.nn.Module
+        (B, n_inputs, C) sub-model probabilities -> logits (B, C).
+    """
     import torch.nn as nn
 
     return nn.Sequential(nn.Flatten(), nn.Linear(n_inputs * n_classes, FUSION_HIDDEN), nn.ReLU(),
@@ -96,8 +131,20 @@ def build_fusion(n_inputs: int, n_classes: int):
 
 
 def build_face_head(channels: int, n_classes: int):
-    """The face head on frozen ResNet feature maps (B, channels, h, w): global average pooling -> flatten ->
-    Linear(channels, 256) ReLU -> Linear(256, C) logits (softmax applied by the caller). Seed 003 §3.5."""
+    """The face head on frozen ResNet feature maps: global average pooling -> flatten -> Linear(channels, 256)
+    ReLU -> Linear(256, C) logits (softmax applied by the caller). Seed 003 §3.5.
+
+    Parameters
+    ----------
+    channels : int
+        Feature-map channels (2048 for ResNet-50).
+    n_classes : int
+
+    Returns
+    -------
+    torch.nn.Module
+        (B, channels, h, w) float32 -> logits (B, n_classes).
+    """
     import torch.nn as nn
 
     return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, FACE_HIDDEN), nn.ReLU(),
@@ -106,7 +153,16 @@ def build_face_head(channels: int, n_classes: int):
 
 def class_weights(y: np.ndarray, n_classes: int) -> np.ndarray:
     """Balanced class weights ``n / (C * count)`` (scikit-learn's "balanced"); classes absent from ``y`` get 0.
-    Returns float32 (n_classes,)."""
+
+    Parameters
+    ----------
+    y : ndarray of shape (n,), int class ids
+    n_classes : int
+
+    Returns
+    -------
+    ndarray of shape (n_classes,), float32
+    """
     counts = np.bincount(np.asarray(y, np.int64), minlength=n_classes).astype(np.float64)
     present = counts > 0
     w = np.zeros(n_classes)
@@ -121,8 +177,20 @@ def _batches(n: int, batch: int, rng: np.random.Generator):
 
 
 def pretrain_autoencoder(ae, x: np.ndarray, epochs: int, seed: int = 0, lr: float = 1e-3, batch: int = 64) -> list:
-    """Denoising pre-training: MSE between ``ae(x + N(0, 0.1))`` and ``x`` (scaled 0..1 features, (n, dim)),
-    RMSProp. Returns the per-epoch mean loss."""
+    """Denoising pre-training: MSE between ``ae(x + N(0, 0.1))`` and ``x``, RMSProp.
+
+    Parameters
+    ----------
+    ae : module from :func:`build_autoencoder`
+    x : ndarray of shape (n, dim), float32, scaled 0..1
+    epochs, seed, batch : int
+    lr : float
+
+    Returns
+    -------
+    list of float
+        Mean reconstruction loss per epoch.
+    """
     torch = _torch()
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -153,8 +221,23 @@ def _fit_ae(ae, xt, opt, losses, epochs, batch, rng):
 
 def train_classifier(net, x: np.ndarray, y: np.ndarray, n_classes: int, epochs: int, seed: int = 0,
                      lr: float = 1e-3, batch: int = 64, weights: np.ndarray | None = None) -> list:
-    """Class-weighted cross-entropy training with RMSProp (seed 003 §3.5). ``x`` (n, ...) float32, ``y`` (n,)
-    int class ids; ``weights`` defaults to :func:`class_weights`. Returns the per-epoch mean loss."""
+    """Class-weighted cross-entropy training with RMSProp (seed 003 §3.5).
+
+    Parameters
+    ----------
+    net : module giving logits (B, n_classes)
+    x : ndarray of shape (n, ...), float32
+    y : ndarray of shape (n,), int class ids
+    n_classes, epochs, seed, batch : int
+    lr : float
+    weights : ndarray of shape (n_classes,), optional
+        Default :func:`class_weights` of ``y`` (fitted on the training data given).
+
+    Returns
+    -------
+    list of float
+        Mean loss per epoch.
+    """
     torch = _torch()
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed + 1)
@@ -184,7 +267,18 @@ def _fit_clf(net, xt, yt, w, opt, losses, epochs, batch, rng):
 
 
 def predict_proba(net, x: np.ndarray, batch: int = 1024) -> np.ndarray:
-    """Softmax probabilities of a classifier net: (n, ...) float32 -> (n, C) float32."""
+    """Softmax probabilities of a classifier net.
+
+    Parameters
+    ----------
+    net : module giving logits
+    x : ndarray of shape (n, ...), float32
+    batch : int
+
+    Returns
+    -------
+    ndarray of shape (n, C), float32
+    """
     torch = _torch()
     out = []
     net.eval()
@@ -198,8 +292,18 @@ def fit_audio_model(x: np.ndarray, y: np.ndarray, n_classes: int, epochs_ae: int
                     seed: int = 0):
     """Autoencoder pre-training on ``x`` then classification from its bottleneck (encoder fine-tuned).
 
-    ``x``: scaled window features (n, dim) float32; ``y``: (n,) class ids. Returns the trained AudioReasonNet.
     Epoch defaults: 40, where the paper's audio models stopped improving (§4).
+
+    Parameters
+    ----------
+    x : ndarray of shape (n, dim), float32, scaled window features
+    y : ndarray of shape (n,), int class ids
+    n_classes, epochs_ae, epochs, seed : int
+
+    Returns
+    -------
+    torch.nn.Module
+        The trained net of :func:`build_audio_net`, in eval mode.
     """
     net = build_audio_net(x.shape[1], n_classes)
     pretrain_autoencoder(net.autoencoder, x, epochs_ae, seed)
@@ -246,6 +350,13 @@ def load_resnet50(name: str = DEFAULT_RESNET, device: str = "cpu"):
     """Frozen ImageNet ResNet-50 (transformers ``ResNetModel``; weights resolved like the other backbones:
     local directory, Hugging Face cache, hub, :func:`nova_infant.core.backbones.resolve_weights`).
 
+    Parameters
+    ----------
+    name : str
+        Hub id or local folder (``microsoft/resnet-50``; a stand-in folder of ``save_standin("resnet", ...)``).
+    device : str
+        ``cpu``, ``auto``, ``cuda``, ``cuda:<n>``.
+
     Returns
     -------
     (model in eval mode with ``requires_grad`` False, is_standin: bool)
@@ -274,8 +385,18 @@ def load_resnet50(name: str = DEFAULT_RESNET, device: str = "cpu"):
 
 
 def face_feature_maps(model, frames: np.ndarray, batch: int = 16) -> np.ndarray:
-    """ResNet feature maps of RGB frames: uint8 (n, H, W, 3) -> float32 (n, channels, h, w) (2048 x 7 x 7 for
-    ResNet-50 at 224 px). Frames are resized to 224 x 224 (bilinear) and ImageNet-normalised."""
+    """ResNet feature maps of RGB frames, resized to 224 x 224 (bilinear) and ImageNet-normalised.
+
+    Parameters
+    ----------
+    model : ``ResNetModel`` from :func:`load_resnet50`
+    frames : ndarray of shape (n, H, W, 3), uint8 RGB
+    batch : int
+
+    Returns
+    -------
+    ndarray of shape (n, channels, 7, 7), float32 (2048 channels for ResNet-50)
+    """
     torch = _torch()
     device = next(model.parameters()).device
     out = []
