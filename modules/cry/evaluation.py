@@ -51,6 +51,16 @@ class Clip:
 def corpus_clips(root=None, classes: list[str] | None = None) -> list[Clip]:
     """Clips of ``manifest.csv`` (file, recorder_id, reason, ...) whose reason is in ``classes`` (all if None).
 
+    Parameters
+    ----------
+    root : str or path, optional
+        Corpus folder (default ``$NOVA_INFANT_DONATEACRY`` or ``../shared/data/donateacry``).
+    classes : list of str, optional
+
+    Returns
+    -------
+    list of Clip
+
     Raises
     ------
     MediaError
@@ -69,15 +79,36 @@ def corpus_clips(root=None, classes: list[str] | None = None) -> list[Clip]:
 
 
 def clip_features(clips: list[Clip], progress: bool = True) -> list[dict]:
-    """Window features of every clip (``{kind: (n_windows, dim) float32}``, :func:`.features.clip_windows`)."""
+    """Window features of every clip (:func:`nova_infant.cry.features.clip_windows`), with a tqdm bar.
+
+    Parameters
+    ----------
+    clips : list of Clip
+    progress : bool
+
+    Returns
+    -------
+    list of dict
+        ``{kind: ndarray (n_windows, dim) float32}`` per clip.
+    """
     from tqdm import tqdm
 
     return [F.clip_windows(c.path) for c in tqdm(clips, desc="MFCC/STFT", unit="clip", disable=not progress)]
 
 
 def yamnet_features(clips: list[Clip], progress: bool = True) -> np.ndarray:
-    """Per clip, mean and max over YAMNet windows of the 521 AudioSet logits: (n_clips, 1042) float32 (the
-    audio tagger's backbone, :mod:`nova_infant.taggers.audio_events`, on the clip resampled to 16 kHz)."""
+    """Per clip, mean and max over YAMNet windows of the 521 AudioSet logits (the audio tagger's backbone,
+    :mod:`nova_infant.taggers.audio_events`, on the clip resampled to 16 kHz).
+
+    Parameters
+    ----------
+    clips : list of Clip
+    progress : bool
+
+    Returns
+    -------
+    ndarray of shape (n_clips, 1042), float32
+    """
     from tqdm import tqdm
 
     from nova_infant.core.media import read_audio
@@ -94,6 +125,19 @@ def yamnet_features(clips: list[Clip], progress: bool = True) -> np.ndarray:
 def make_splits(y: np.ndarray, groups: list[str], n_folds: int, seed: int, protocol: str = "grouped"):
     """(train, test) index pairs: recorder-grouped stratified K-fold (``grouped``) or the paper's ungrouped
     stratified 70/30 split repeated ``n_folds`` times (``paper-split``).
+
+    Parameters
+    ----------
+    y : ndarray of shape (n,), class ids
+    groups : list of str
+        Recorder id per clip.
+    n_folds, seed : int
+    protocol : "grouped" or "paper-split"
+
+    Returns
+    -------
+    list of (ndarray, ndarray)
+        Train and test clip indices.
 
     Raises
     ------
@@ -131,7 +175,22 @@ def _clip_proba(window_proba: np.ndarray, feats: list[dict], idx, kind: str) -> 
 def fit_audio_models(feats: list[dict], y: np.ndarray, idx, n_classes: int, epochs_ae: int, epochs: int,
                      epochs_fusion: int, seed: int) -> dict:
     """Fit per kind the scaler + AE+DNN on the windows of clips ``idx``, then the fusion model on their
-    training-window probabilities. Returns ``{"scalers", "nets", "fusion"}``."""
+    training-window probabilities.
+
+    Parameters
+    ----------
+    feats : list of dict
+        Window features per clip.
+    y : ndarray of shape (n_clips,), class ids
+    idx : ndarray
+        Training clips.
+    n_classes, epochs_ae, epochs, epochs_fusion, seed : int
+
+    Returns
+    -------
+    dict
+        ``{"scalers": {kind: Pipeline}, "nets": {kind: module}, "fusion": module}``.
+    """
     scalers, nets, probs = {}, {}, []
     for kind in F.KINDS:
         x, yy = _windows(feats, idx, y, kind)
@@ -145,8 +204,20 @@ def fit_audio_models(feats: list[dict], y: np.ndarray, idx, n_classes: int, epoc
 
 
 def predict_audio_models(fitted: dict, feats: list[dict], idx) -> dict:
-    """Clip probabilities (n, C) of each sub-model and of the fusion for clips ``idx``: ``{"dnn_<kind>",
-    "fusion"}``."""
+    """Clip probabilities of each sub-model and of the fusion (window probabilities averaged over the clip).
+
+    Parameters
+    ----------
+    fitted : dict from :func:`fit_audio_models`
+    feats : list of dict
+    idx : ndarray
+        Clips to predict.
+
+    Returns
+    -------
+    dict
+        ``{"dnn_<kind>": ndarray (len(idx), C), "fusion": ndarray (len(idx), C)}``.
+    """
     out, window_probs = {}, []
     for kind in F.KINDS:
         x = np.concatenate([feats[i][kind] for i in idx])
@@ -191,7 +262,19 @@ def _baselines(feats, yam, y, tr, te, seed: int, n_classes: int) -> dict:
 
 def metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> dict:
     """Balanced accuracy, macro-F1, accuracy, per-class recall and confusion matrix (rows gold, columns
-    predicted), scikit-learn. Classes absent from ``y_true`` count in macro-F1 as scikit-learn does (labels=all)."""
+    predicted), scikit-learn. Classes absent from ``y_true`` count in macro-F1 as scikit-learn does (labels=all).
+
+    Parameters
+    ----------
+    y_true, y_pred : ndarray of shape (n,), class ids
+    classes : list of str
+
+    Returns
+    -------
+    dict
+        ``balanced_accuracy``, ``macro_f1``, ``accuracy`` (floats), ``recall`` {class: float}, ``confusion``
+        (list of lists, C x C).
+    """
     from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score, recall_score
 
     labels = list(range(len(classes)))
@@ -277,7 +360,16 @@ LABELS = {"majority": "majority class", "svm_stft": "SVM, STFT", "svm_mfcc": "SV
 
 
 def format_table(result: dict) -> str:
-    """A Markdown table of one :func:`cross_validate` result beside the paper's Table 2 accuracies."""
+    """A Markdown table of one :func:`cross_validate` result beside the paper's Table 2 accuracies.
+
+    Parameters
+    ----------
+    result : dict from :func:`cross_validate`
+
+    Returns
+    -------
+    str
+    """
     r = result
     lines = [f"setting `{r['setting']}` ({', '.join(f'{c} {n}' for c, n in r['counts'].items())}; {r['n_clips']} "
              f"clips, {r['n_recorders']} recorders), protocol `{r['protocol']}`, {r['n_folds']} folds, "
@@ -294,7 +386,19 @@ def format_table(result: dict) -> str:
 
 
 def confusion_figure(result: dict, method: str, path) -> Path:
-    """Save the pooled out-of-fold confusion matrix of ``method`` as a PNG (matplotlib, atomic)."""
+    """Save the pooled out-of-fold confusion matrix of ``method`` as a PNG (matplotlib, atomic).
+
+    Parameters
+    ----------
+    result : dict from :func:`cross_validate`
+    method : str
+        Key of ``result["methods"]``.
+    path : str or path
+
+    Returns
+    -------
+    Path
+    """
     import matplotlib
 
     matplotlib.use("Agg")
