@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nova_infant.core.errors import AnnotationError, OptionError, TrainerFileError, WeightsUnavailableError
+from nova_infant.core.errors import AnnotationError, OptionError, SavedModelError, WeightsUnavailableError
 from nova_infant.cry import features as F
 from nova_infant.cry import models as M
 
@@ -102,9 +102,9 @@ def test_model_learns_saves_and_loads_with_identical_predictions(tmp_path):
     assert again.classes == ["high", "low"]
     assert np.allclose(again.window_proba(feats), proba, atol=1e-6)
     (tmp_path / "m" / "model.safetensors").write_bytes(b"broken")
-    with pytest.raises(TrainerFileError, match="m"):
+    with pytest.raises(SavedModelError, match="model.safetensors"):
         load_cry_model(tmp_path / "m")
-    with pytest.raises(TrainerFileError, match="no cry-reason model"):
+    with pytest.raises(SavedModelError, match="nothing"):
         load_cry_model(tmp_path / "nothing")
 
 
@@ -219,7 +219,7 @@ def test_cli_trains_and_predicts_with_the_face_branch_from_the_session_video(tmp
     assert main(["run", "cry-reason-train", "--audio", str(paths["audio"]), "--reasons", str(reasons), "--video",
                  str(paths["video"]), "--face-model", str(resnet), "--out", str(out), "--model-name", "lab",
                  "--epochs-ae", "1", "--epochs", "2", "--epochs-fusion", "2", "--epochs-face", "2"]) == 0
-    config = json.loads((out / "cry_reason_models" / "lab" / "config.json").read_text())
+    config = json.loads((out / "cry_reason_models" / "lab" / "config.json").read_text())["config"]
     assert config["face"]["channels"] == 32 and config["face"]["backbone"] == str(resnet)
     assert (out / "cry_reason_lab.trainer").is_file()
     model = str(out / "cry_reason_models" / "lab")

@@ -95,7 +95,7 @@ def test_trainer_and_predictor_run_through_du_process_on_a_session_with_a_real_c
                   "uri_template": f"{tpl}/session.cry_reason.annotation"}],
                 {"model_name": "lab1", "epochs_ae": 3, "epochs": 10, "epochs_fusion": 10})
     model_dir = cml / "cry_reason_models" / "lab1"
-    config = json.loads((model_dir / "config.json").read_text())
+    config = json.loads((model_dir / "config.json").read_text())["config"]  # core.saved envelope
     assert config["classes"] == CLASSES and config["sessions"] == names
     predictor = cml / "cry_reason_lab1.trainer"
     assert "cry_reason_models/lab1" in predictor.read_text()

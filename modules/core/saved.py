@@ -38,7 +38,8 @@ CHECKSUMS = "checksums"
 README = "README.md"
 #: What each kind is, for the generated README.
 KIND_TITLES = {"icep-bundle": "ICEP-R predictor (nova-infant)", "tagger-head": "Tagger head (nova-infant)",
-               "dinov2-pca-basis": "DINOv2 patch-token PCA basis (nova-infant)"}
+               "dinov2-pca-basis": "DINOv2 patch-token PCA basis (nova-infant)",
+               "cry-reason-model": "Cry-reason model (nova-infant, seed 003)"}
 _MARKER = ".nova-infant.json"
 
 

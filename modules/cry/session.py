@@ -11,8 +11,8 @@ is cut into windows; the fused window probabilities are smoothed by the rolling 
 ``smooth_windows`` predictions; 0 = the whole segment) and consecutive windows with the same label are merged. A
 segment's confidence is the mean smoothed probability of its label. No crying segment: an empty track and a note.
 
-Saved model: :func:`save_cry_model` / :func:`load_cry_model` (one folder: ``config.json``, ``model.safetensors``,
-``NOTICE.md``, checksummed through :func:`nova_infant.core.nova_io.atomic_dir`).
+Saved model: :func:`save_cry_model` / :func:`load_cry_model`, the package's one saved-model format
+(:mod:`nova_infant.core.saved`) of kind ``cry-reason-model``, with a ``NOTICE.md``.
 """
 
 from __future__ import annotations
@@ -288,8 +288,9 @@ Denoising autoencoder + DNN on MFCC and on log-STFT window features, fused by a 
 
 
 def save_cry_model(model: CryReasonModel, out, data_note: str = "") -> Path:
-    """Write ``config.json`` + ``model.safetensors`` + ``NOTICE.md`` into ``out`` (atomic, checksummed folder of
-    kind ``cry-reason-model``). ``data_note`` names the training data and its licence (e.g. Donate-a-cry, ODbL).
+    """Save the model as one saved-model folder (:func:`nova_infant.core.saved.save_model`, kind
+    ``cry-reason-model``: ``config.json``, ``model.safetensors``, ``NOTICE.md``, ``README.md``, ``checksums``,
+    replaced atomically). ``data_note`` names the training data and its licence (e.g. Donate-a-cry, ODbL).
 
     Parameters
     ----------
@@ -307,10 +308,10 @@ def save_cry_model(model: CryReasonModel, out, data_note: str = "") -> Path:
     ------
     PathError
         If ``out`` exists and was not made by this package (from :func:`nova_infant.core.nova_io.atomic_dir`).
+    SavedModelError
+        If a tensor cannot be written.
     """
-    from safetensors.numpy import save_file
-
-    from nova_infant.core.nova_io import atomic_dir
+    from nova_infant.core.saved import save_model
 
     arrays = {}
     for k in model.config["kinds"]:
@@ -319,12 +320,10 @@ def save_cry_model(model: CryReasonModel, out, data_note: str = "") -> Path:
     if model.uses_face:
         arrays.update({f"face.net.{n}": v.detach().numpy() for n, v in model.nets["face"].state_dict().items()})
     arrays.update({f"fusion.{n}": v.detach().numpy() for n, v in model.fusion.state_dict().items()})
-    with atomic_dir(out, MODEL_KIND) as tmp:
-        (tmp / "config.json").write_text(json.dumps(model.config, indent=2))
-        save_file({n: np.ascontiguousarray(v) for n, v in arrays.items()}, str(tmp / "model.safetensors"))
-        (tmp / "NOTICE.md").write_text(NOTICE.format(classes=", ".join(model.classes),
-                                                     sessions=", ".join(model.config.get("sessions", [])),
-                                                     data_note=data_note))
+    notice = NOTICE.format(classes=", ".join(model.classes), sessions=", ".join(model.config.get("sessions", [])),
+                           data_note=data_note)
+    save_model(out, MODEL_KIND, model.config, {n: np.ascontiguousarray(v) for n, v in arrays.items()},
+               readme=notice, files={"NOTICE.md": notice})
     return Path(out)
 
 
@@ -342,26 +341,15 @@ def load_cry_model(path) -> CryReasonModel:
 
     Raises
     ------
-    TrainerFileError
-        If the folder, its config or weights are missing, damaged (checksums) or of another kind.
+    SavedModelError
+        If the folder, its config or weights are missing, damaged (checksums) or of another kind
+        (:func:`nova_infant.core.saved.load_model`).
     """
     import torch
-    from safetensors.numpy import load_file
 
-    from nova_infant.core.errors import TrainerFileError
-    from nova_infant.core.nova_io import verify_folder
+    from nova_infant.core.saved import load_model
 
-    path = Path(path)
-    if not (path / "config.json").is_file():
-        raise TrainerFileError(f"{path}: no cry-reason model here (config.json missing)")
-    verify_folder(path, TrainerFileError, required=("config.json", "model.safetensors"))
-    try:
-        config = json.loads((path / "config.json").read_text())
-        arrays = load_file(str(path / "model.safetensors"))
-    except Exception as exc:
-        raise TrainerFileError(f"{path}: cannot read the cry-reason model ({type(exc).__name__}: {exc})") from None
-    if config.get("kind") != MODEL_KIND:
-        raise TrainerFileError(f"{path}: holds a {config.get('kind', 'unknown')} model, not a {MODEL_KIND}")
+    config, arrays = load_model(path, MODEL_KIND)
     classes, scalers, nets = config["classes"], {}, {}
     for k in config["kinds"]:
         scalers[k] = {n.split(".")[-1]: v for n, v in arrays.items() if n.startswith(f"{k}.scaler.")}
