@@ -97,21 +97,17 @@ def discrete_segments(path, with_scheme: bool = False):
     Raises
     ------
     AnnotationError
-        If the file cannot be read or is not a discrete annotation.
+        If the file cannot be read or is not a discrete annotation (:mod:`nova_infant.core.annotations`, the
+        package's one annotation reader).
     """
-    from nova_infant.core.nova_io import read_annotation
+    from nova_infant.core.annotations import discrete_segments as class_names_of, labelled_segments, read_annotation
 
     anno = read_annotation(path)
-    scheme = getattr(anno, "annotation_scheme", None)
-    classes = getattr(scheme, "classes", None)
-    if not isinstance(classes, dict):
-        raise AnnotationError(f"{path}: not a discrete annotation (no class list in its scheme)")
-    names = {int(i): v.get("name") for i, v in classes.items()}
-    data = anno.data
-    segs = [(float(r["from"]), float(r["to"]), names[int(r["id"])]) for r in data if int(r["id"]) in names]
+    names = list(class_names_of(anno, str(path))[1])
+    segs = [(a, b, n) for a, b, n, _ in labelled_segments(anno, str(path))]
     if with_scheme:
-        return segs, [names[i] for i in sorted(names)], getattr(scheme, "name", None)
-    return segs, [names[i] for i in sorted(names)]
+        return segs, names, getattr(getattr(anno, "annotation_scheme", None), "name", None)
+    return segs, names
 
 
 def _maps(pooled: np.ndarray) -> np.ndarray:
