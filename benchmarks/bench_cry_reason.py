@@ -21,7 +21,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 
 def _clips(n: int, tmp: Path) -> tuple[list[str], str]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nova_infant.core.errors import AnnotationError, OptionError, SavedModelError, WeightsUnavailableError
+from nova_infant.core.errors import OptionError, SavedModelError, WeightsUnavailableError
 from nova_infant.cry import features as F
 from nova_infant.cry import models as M
 
@@ -74,7 +74,7 @@ def test_denoising_pretraining_learns_to_reconstruct_real_features(speech_8k):
 def _two_reason_items():
     """Two 'reasons' the model can learn from real audio: LibriVox speech vs the same speech an octave up."""
     from nova_infant.core.media import resample
-    from nova_infant.core.sample_media import librivox_speech, write_wav
+    from nova_infant.core.sample_media import librivox_speech
     from nova_infant.cry.session import TrainingItem
 
     speech = librivox_speech(20.0, 16000)

@@ -17,14 +17,13 @@ Saved model: :func:`save_cry_model` / :func:`load_cry_model`, the package's one 
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from nova_infant.core.errors import AnnotationError, NovaInfantError, OptionError
+from nova_infant.core.errors import AnnotationError, OptionError
 from nova_infant.cry import features as F
 from nova_infant.cry import models as M
 
