@@ -15,16 +15,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     sub : argparse._SubParsersAction
         The ``nova-infant`` sub-command collection.
     """
-    p = sub.add_parser("export-weights", help="save a DINOv2 / W2V-BERT checkpoint into a folder an air-gapped lab can copy")
+    p = sub.add_parser("export-weights", help="save a DINOv2 / W2V-BERT / VideoMAE checkpoint into a folder an air-gapped lab can copy")
     p.add_argument("model", help="hub id (e.g. facebook/dinov2-large, facebook/w2v-bert-2.0) or a local directory")
     p.add_argument("out_dir", help="folder to write config.json, model.safetensors and the processor files into")
-    p.add_argument("--kind", choices=["dinov2", "w2v-bert"], help="checkpoint kind (guessed from the name if omitted)")
+    p.add_argument("--kind", choices=["dinov2", "w2v-bert", "videomae"], help="checkpoint kind (guessed from the name if omitted)")
     p.set_defaults(func=_export_weights)
 
     p = sub.add_parser("make-standin", help="save an UNTRAINED random checkpoint of the real architecture (tests, demos, benchmarks)")
-    p.add_argument("kind", choices=["dinov2", "w2v-bert"])
+    p.add_argument("kind", choices=["dinov2", "w2v-bert", "videomae"])
     p.add_argument("out_dir")
-    p.add_argument("--size", default="tiny", help="tiny (default); dinov2: small|base|large|giant; w2v-bert: full")
+    p.add_argument("--size", default="tiny", help="tiny (default); dinov2: small|base|large|giant; w2v-bert: full; videomae: small|base")
     p.set_defaults(func=_make_standin)
 
     p = sub.add_parser("sample-session", help="build a real file-mode session (carphone face + LibriVox speech) in NOVA's layout")
@@ -71,7 +71,8 @@ def _make_standin(args) -> int:
     from nova_infant.core.backbones import save_standin
     from nova_infant.core.errors import OptionError
 
-    sizes = {"dinov2": ("tiny", "small", "base", "large", "giant"), "w2v-bert": ("tiny", "full")}[args.kind]
+    sizes = {"dinov2": ("tiny", "small", "base", "large", "giant"), "w2v-bert": ("tiny", "full"),
+             "videomae": ("tiny", "small", "base")}[args.kind]
     if args.size not in sizes:  # before the folder is made
         raise OptionError(f"option size: unknown {args.kind} size {args.size!r}: {', '.join(sizes)}")
 

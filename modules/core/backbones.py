@@ -26,11 +26,12 @@ log = logging.getLogger(__name__)
 
 DEFAULT_DINOV2 = "facebook/dinov2-large"
 DEFAULT_W2V_BERT = "facebook/w2v-bert-2.0"
+DEFAULT_VIDEOMAE = "MCG-NJU/videomae-small-finetuned-ssv2"
 STANDIN_FLAG = "nova_infant_standin"
 
 # model_type values of config.json each loader accepts
 _MODEL_TYPES = {"dinov2": ("dinov2", "dinov2_with_registers"), "w2v-bert": ("wav2vec2-bert",),
-                "resnet": ("resnet",)}
+                "resnet": ("resnet",), "videomae": ("videomae",)}
 
 
 @dataclass
@@ -357,7 +358,11 @@ _TINY = {
                    image_size=224, patch_size=14),
     "w2v-bert": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
                      output_hidden_size=32, conv_depthwise_kernel_size=3, feature_projection_input_dim=160),
+    "videomae": dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                     image_size=32, patch_size=16, num_frames=16, tubelet_size=2, use_mean_pooling=True),
 }
+# VideoMAE ViT-S/16 as MCG-NJU/videomae-small-finetuned-ssv2 (Tong et al. 2022): 384 wide, 12 layers, 6 heads.
+_VIDEOMAE_SIZES = {"small": (384, 12, 6), "base": (768, 12, 12)}
 # Real sizes, random weights: the compute of facebook/dinov2-<size> and facebook/w2v-bert-2.0 (benchmarks).
 _DINOV2_SIZES = {"small": (384, 12, 6), "base": (768, 12, 12), "large": (1024, 24, 16), "giant": (1536, 40, 24)}
 
@@ -409,8 +414,25 @@ def save_standin(kind: str, out_dir: str | os.PathLike, size: str = "tiny", seed
         config = ResNetConfig(embedding_size=8, hidden_sizes=[16, 16, 32, 32], depths=[1, 1, 1, 1], layer_type="bottleneck",
                               **{STANDIN_FLAG: True}) if size == "tiny" else ResNetConfig(**{STANDIN_FLAG: True})
         ResNetModel(config).save_pretrained(out)
+    elif kind == "videomae":
+        from transformers import VideoMAEConfig, VideoMAEForVideoClassification, VideoMAEImageProcessor
+
+        if size == "tiny":
+            params = dict(_TINY["videomae"])
+        elif size in _VIDEOMAE_SIZES:
+            hidden, layers, heads = _VIDEOMAE_SIZES[size]
+            params = dict(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
+                          intermediate_size=4 * hidden, image_size=224, num_frames=16, use_mean_pooling=True)
+        else:
+            raise OptionError(f"unknown VideoMAE size {size!r}: tiny, small or base")
+        # 174 classes like the SSV2 fine-tuned checkpoints, so loading exercises the head replacement
+        config = VideoMAEConfig(**params, num_labels=174, **{STANDIN_FLAG: True})
+        VideoMAEForVideoClassification(config).save_pretrained(out)
+        side = params["image_size"]
+        VideoMAEImageProcessor(size={"shortest_edge": side}, crop_size={"height": side, "width": side},
+                               image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225]).save_pretrained(out)
     else:
-        raise OptionError(f"unknown backbone kind {kind!r}: dinov2, w2v-bert or resnet")
+        raise OptionError(f"unknown backbone kind {kind!r}: dinov2, w2v-bert, resnet or videomae")
     return out
 
 
@@ -428,11 +450,37 @@ def export_weights(name: str, out_dir: str | os.PathLike, kind: str | None = Non
         If the kind cannot be guessed.
     """
     kind = kind or _kind_of(name)
-    backbone = (load_dinov2 if kind == "dinov2" else load_w2v_bert)(name, device="cpu", precision="fp32")
     out = Path(out_dir)
+    if kind == "videomae":  # the checkpoint as published (its own head), not the regression model built on it
+        from transformers import AutoImageProcessor, VideoMAEConfig
+
+        path, _, local_only = resolve_weights(name, "videomae")
+        try:
+            model_class = _videomae_class(VideoMAEConfig.from_pretrained(path, local_files_only=local_only))
+            model = _load_checked(model_class, path, local_only, "videomae", "VideoMAE")
+            processor = AutoImageProcessor.from_pretrained(path, local_files_only=local_only)
+        except WeightsUnavailableError:
+            raise
+        except Exception as exc:
+            raise WeightsUnavailableError(f"{path}: cannot load VideoMAE weights ({str(exc).splitlines()[0][:200]})") from None
+        model.save_pretrained(out)
+        processor.save_pretrained(out)
+        return out
+    backbone = (load_dinov2 if kind == "dinov2" else load_w2v_bert)(name, device="cpu", precision="fp32")
     backbone.model.save_pretrained(out)
     backbone.processor.save_pretrained(out)
     return out
+
+
+def _videomae_class(config):
+    """The transformers class a VideoMAE checkpoint was saved from (its ``architectures`` entry)."""
+    import transformers
+
+    names = list(getattr(config, "architectures", None) or ["VideoMAEModel"])
+    cls = getattr(transformers, names[0], None)
+    if cls is None or not names[0].startswith("VideoMAE"):
+        raise WeightsUnavailableError(f"unknown VideoMAE architecture {names[0]!r}")
+    return cls
 
 
 def _kind_of(name: str) -> str:
@@ -441,4 +489,6 @@ def _kind_of(name: str) -> str:
         return "dinov2"
     if "w2v-bert" in text or "wav2vec2-bert" in text or "wav2vec2_bert" in text:
         return "w2v-bert"
-    raise OptionError(f"{name}: cannot tell whether this is a DINOv2 or a W2V-BERT checkpoint; pass --kind")
+    if "videomae" in text:
+        return "videomae"
+    raise OptionError(f"{name}: cannot tell whether this is a DINOv2, W2V-BERT or VideoMAE checkpoint; pass --kind")

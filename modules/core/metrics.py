@@ -1,4 +1,4 @@
-"""Frame-level agreement scores shared by ICEP-R evaluation, the review report and the emotion tagger.
+"""Agreement scores: frame-level (ICEP-R evaluation, review report, emotion tagger) and continuous (CCC, RMSE: valence).
 
 All numbers come from scikit-learn (``accuracy_score``, ``precision_recall_fscore_support``, ``confusion_matrix``,
 ``cohen_kappa_score``: Cohen 1960 κ, the field's inter-rater statistic; human ICEP-R coders reach κ≈0.73–0.82).
@@ -77,3 +77,20 @@ def ccc(reference, hypothesis) -> float:
     cov = ((x - mx) * (y - my)).mean()
     denom = x.var() + y.var() + (mx - my) ** 2
     return float(2 * cov / denom) if denom > 0 else float("nan")
+
+
+def rmse(reference: np.ndarray, prediction: np.ndarray) -> float:
+    """Root-mean-square error over the finite pairs (scikit-learn ``mean_squared_error``), NaN if none remain."""
+    from sklearn.metrics import mean_squared_error
+
+    x, y = _finite_pairs(reference, prediction)
+    return float(np.sqrt(mean_squared_error(x, y))) if len(x) else float("nan")
+
+
+def _finite_pairs(reference, prediction) -> tuple[np.ndarray, np.ndarray]:
+    x = np.asarray(reference, dtype=np.float64).reshape(-1)
+    y = np.asarray(prediction, dtype=np.float64).reshape(-1)
+    if x.shape != y.shape:
+        raise ValueError(f"ccc/rmse: reference has {len(x)} values, prediction {len(y)}")
+    keep = np.isfinite(x) & np.isfinite(y)
+    return x[keep], y[keep]
