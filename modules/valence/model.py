@@ -59,7 +59,11 @@ def load_valence_model(name: str, frames_per_sample: int, device, local_only_hin
 
     from nova_infant.core.backbones import STANDIN_FLAG, resolve_weights
 
+    from transformers.utils import logging as hf_logging
+
     path, source, local_only = resolve_weights(name, "videomae")
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # its load report lists the replaced head, which is checked below
     try:
         config = VideoMAEConfig.from_pretrained(path, local_files_only=local_only)
         old_frames = int(config.num_frames)
@@ -71,6 +75,8 @@ def load_valence_model(name: str, frames_per_sample: int, device, local_only_hin
             path, config=config, local_files_only=local_only, ignore_mismatched_sizes=True, output_loading_info=True)
     except Exception as exc:
         raise WeightsUnavailableError(f"{path}: cannot load VideoMAE weights ({str(exc).splitlines()[0][:200]})") from None
+    finally:
+        hf_logging.set_verbosity(verbosity)
     missing = [k for k in info.get("missing_keys") or [] if not k.startswith(_NEW_HEAD)]
     unexpected = [k for k in info.get("unexpected_keys") or [] if not k.startswith(_DROPPED)]
     mismatched = [k if isinstance(k, str) else k[0] for k in info.get("mismatched_keys") or []]

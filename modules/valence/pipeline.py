@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from nova_infant.core.errors import AnnotationError, OptionError, TrainerFileError
+from nova_infant.core.errors import AnnotationError, OptionError
 from nova_infant.core.grid import frame_grid
-from nova_infant.core.nova_io import TrainerIO, TrainerSpec, write_trainer
+from nova_infant.core.nova_io import write_trainer
 from nova_infant.valence.clips import FACE_THRESHOLD, MIN_FACE_FRAMES, ClipPlan, detect_faces, plan_clips
 from nova_infant.valence.training import ValenceConfig, ValenceSession
 
@@ -24,83 +24,6 @@ log = logging.getLogger("nova_infant")
 SCHEME = {"name": "infant_valence", "type": "CONTINUOUS", "sr": 1.0, "min": -100.0, "max": 100.0}
 MODELS_SUBDIR = "valence_models"
 PREDICT_SCRIPT = "valence_predict.py"
-
-
-def _float(value, name, lo=None, hi=None, lo_open=False):
-    from nova_infant.core.validation import float_option
-
-    v = float_option(value, name, lo, hi)
-    if lo_open and lo is not None and v <= lo:
-        raise OptionError(f"option {name}: must be > {lo:g}, got {value!r}")
-    return v
-
-
-def _bool(value, name):
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    raise OptionError(f"option {name}: expected True or False, got {value!r}")
-
-
-def check_clip_options(o: dict) -> dict:
-    """Face/clip options (``face``, ``face_threshold``, ``min_face_frames``, ``clip_ms``, ``margin``) typed and
-    range-checked; ``OptionError`` names the option."""
-    from nova_infant.core.validation import choice_option, int_option
-    from nova_infant.taggers.faces import FACE_CHOICES
-
-    return {"face": choice_option(o.get("face", "largest"), "face", FACE_CHOICES),
-            "face_threshold": _float(o.get("face_threshold", FACE_THRESHOLD), "face_threshold", 0.0, 1.0),
-            "min_face_frames": int_option(o.get("min_face_frames", MIN_FACE_FRAMES), "min_face_frames", 1),
-            "clip_ms": _float(o.get("clip_ms", 1000.0), "clip_ms", 0.0, None, lo_open=True),
-            "margin": _float(o.get("margin", 0.1), "margin", 0.0, 1.0)}
-
-
-def check_train_options(o: dict) -> dict:
-    """Every training option typed once -> ``{"config": ValenceConfig, "clip": {...}, "cv_folds", "subjects",
-    "model_name"}``. Raises ``OptionError`` naming the option."""
-    from nova_infant.core.validation import check_folds, int_option, precision_option, device_option
-
-    d = ValenceConfig()
-    config = ValenceConfig(
-        model=str(o.get("model") or d.model).strip(),
-        stride=int_option(o.get("stride", d.stride), "stride", 1),
-        clip_frames=int_option(o.get("clip_frames", d.clip_frames), "clip_frames", 1),
-        epochs=int_option(o.get("epochs", d.epochs), "epochs", 1),
-        batch_size=int_option(o.get("batch_size", d.batch_size), "batch_size", 1),
-        lr=_float(o.get("lr", d.lr), "lr", 0.0, None, lo_open=True),
-        weight_decay=_float(o.get("weight_decay", d.weight_decay), "weight_decay", 0.0),
-        ema=_float(o.get("ema", d.ema), "ema", 0.0, 1.0),
-        augment=_bool(o.get("augment", d.augment), "augment"),
-        seed=int_option(o.get("seed", d.seed), "seed"),
-        device=device_option(o.get("device", d.device)),
-        precision=precision_option(o.get("precision", d.precision)))
-    config.frames_per_sample  # stride divides clip_frames
-    clip = check_clip_options(o)
-    if clip["min_face_frames"] < config.clip_frames:
-        raise OptionError(f"option min_face_frames: must be >= clip_frames={config.clip_frames} (SSTS draws that many "
-                          f"distinct face frames per clip), got {clip['min_face_frames']}")
-    folds = int(float(o.get("cv_folds", 0) or 0))
-    return {"config": config, "clip": clip, "cv_folds": check_folds(folds, "cv_folds") if folds else 0,
-            "subjects": str(o.get("subjects") or "").strip() or None,
-            "model_name": str(o.get("model_name") or "").strip() or f"valence-s{config.stride}"}
-
-
-def check_predict_options(o: dict) -> dict:
-    """Predictor options typed once: ``model`` (saved-model folder), ``ensemble``, ``batch_size``, ``device``,
-    ``precision``, ``seed`` and optional clip overrides (empty = the trained model's rules)."""
-    from nova_infant.core.validation import device_option, int_option, precision_option
-
-    out = {"model": str(o.get("model") or "").strip(), "ensemble": _bool(o.get("ensemble", True), "ensemble"),
-           "batch_size": int_option(o.get("batch_size", 8), "batch_size", 1),
-           "device": device_option(o.get("device", "auto")), "precision": precision_option(o.get("precision", "auto")),
-           "seed": int_option(o.get("seed", 0), "seed")}
-    if out["precision"] == "int8":
-        raise OptionError("option precision: int8 is not offered for VideoMAE fine-tuned models; use fp32 or bf16")
-    return out
 
 
 def session_clips(video: str, step_ms: float, duration_ms: float | None, clip: dict, targets=None,
@@ -181,54 +104,34 @@ def fit_and_save(sessions: list[ValenceSession], schemes: list[dict], checked: d
     return folder, trainer, report
 
 
-# ---------------------------------------------------------------- trainers
-
-TRAIN_OPTIONS = [("model_name", "STRING", ""), ("model", "STRING", ValenceConfig.model),
-                 ("stride", "LIST", "6,1,2,3,4,8,12"), ("clip_frames", "STRING", "24"), ("epochs", "STRING", "30"),
-                 ("batch_size", "STRING", "64"), ("lr", "STRING", "0.0005"), ("weight_decay", "STRING", "0.05"),
-                 ("ema", "STRING", "0.999"), ("augment", "BOOL", "True"), ("cv_folds", "STRING", "0"),
-                 ("subjects", "STRING", ""), ("face", "LIST", "largest,central,left,right"),
-                 ("face_threshold", "STRING", "0.8"), ("min_face_frames", "STRING", "24"),
-                 ("clip_ms", "STRING", "1000"), ("margin", "STRING", "0.1"), ("seed", "STRING", "0"),
-                 ("device", "LIST", "auto,cpu,cuda"), ("precision", "LIST", "auto,fp32,bf16")]
-PREDICT_OPTIONS = [("model", "STRING", ""), ("ensemble", "BOOL", "True"), ("batch_size", "STRING", "8"),
-                   ("seed", "STRING", "0"), ("device", "LIST", "auto,cpu,cuda"), ("precision", "LIST", "auto,fp32,bf16")]
-
-TRAIN_TRAINER = TrainerSpec(
-    script="valence_train.py", create="ValenceTrainer", category="Valence",
-    description="Train infant facial valence (VideoMAE + SSTS, seed 004) on the selected sessions coded with a "
-                "continuous valence annotation; writes a predictor trainer",
-    io=[TrainerIO("input", "video", "stream:Video", "video"),
-        TrainerIO("input", "labels", "annotation:Continuous", SCHEME["name"])],
-    options=TRAIN_OPTIONS)
-
-PREDICT_TRAINER = TrainerSpec(
-    script=PREDICT_SCRIPT, create="ValencePredictor", category="Valence",
-    description="Infant facial valence per second (VideoMAE + SSTS ensemble) with a trained model (option 'model')",
-    io=[TrainerIO("input", "video", "stream:Video", "video"),
-        TrainerIO("output", "valence", "annotation:Continuous", SCHEME["name"])],
-    options=PREDICT_OPTIONS)
+# ---------------------------------------------------------------- predictor trainer
 
 
 def write_predictor_trainer(model_dir, cml_dir=None) -> Path:
-    """Predictor ``.trainer`` for a saved model: ``<cml_dir>/valence_<name>.trainer`` with ``path=`` relative to
-    ``cml_dir`` (the folder holding ``valence_predict.py``), else ``<model>/predictor.trainer`` (``path="."``).
+    """Predictor ``.trainer`` (``trained="true"``) for a saved model: ``<cml_dir>/valence_<name>.trainer`` when
+    ``cml_dir`` holds ``valence_predict.py`` (the DISCOVER trainers folder), else ``<model>/predictor.trainer``. Its
+    ``model`` option and ``<model path>`` are the model folder relative to the ``.trainer``'s folder.
 
-    Raises
-    ------
-    TrainerFileError
-        ``cml_dir`` has no ``valence_predict.py``.
+    Returns
+    -------
+    Path
+        The ``.trainer`` written (atomically).
     """
+    from nova_infant.specs.valence import PREDICT_SPEC
+
     model_dir = Path(model_dir)
-    spec = replace(PREDICT_TRAINER, description=f"Infant facial valence with model {model_dir.name} "
-                                                f"(VideoMAE + SSTS, seed 004)")
-    if cml_dir is not None:
+
+    def spec_for(rel: str):
+        base = PREDICT_SPEC.trainer_spec()
+        options = [(n, t, rel if n == "model" else d) for n, t, d in base.options]
+        return replace(base, options=options, weights_path=rel,
+                       description=f"Infant facial valence with model {model_dir.name} (VideoMAE + SSTS, seed 004)")
+
+    if cml_dir is not None and (Path(cml_dir) / PREDICT_SCRIPT).is_file():
         cml_dir = Path(cml_dir)
-        if not (cml_dir / PREDICT_SCRIPT).is_file():
-            raise TrainerFileError(f"{cml_dir}: no {PREDICT_SCRIPT} here; give the nova_infant trainers folder")
         rel = os.path.relpath(model_dir.resolve(), cml_dir.resolve()).replace(os.sep, "/")
-        return write_trainer(cml_dir / f"valence_{model_dir.name}.trainer", replace(spec, weights_path=rel))
-    return write_trainer(model_dir / "predictor.trainer", replace(spec, weights_path="."))
+        return write_trainer(cml_dir / f"valence_{model_dir.name}.trainer", spec_for(rel))
+    return write_trainer(model_dir / "predictor.trainer", spec_for("."))
 
 
 # ---------------------------------------------------------------- prediction
@@ -250,18 +153,3 @@ def predict_video(fitted, meta: dict, video: str, duration_ms: float | None, che
         notes.append("model trained from an UNTRAINED stand-in backbone: values are not meaningful")
     return {"values": values.astype(np.float32), "conf": conf, "sample_rate_hz": float(scheme["sr"]),
             "scheme": scheme, "plan": plan, "notes": notes}
-
-
-def continuous_annotation(pred: dict, role: str = "", annotator: str = "", session: str = "", dataset: str = "",
-                          scheme=None):
-    """discover-utils ``ContinuousAnnotation`` (score, conf) of a prediction; NaN scores are NOVA's garbage."""
-    from discover_utils.data.annotation import ContinuousAnnotation, ContinuousAnnotationScheme
-    from discover_utils.utils.type_definitions import LabelDType
-
-    s = pred["scheme"]
-    scheme = scheme or ContinuousAnnotationScheme(name=s["name"], sample_rate=float(s["sr"]), min_val=float(s["min"]),
-                                                  max_val=float(s["max"]))
-    data = np.zeros(len(pred["values"]), dtype=LabelDType.CONTINUOUS.value)
-    data["score"], data["conf"] = pred["values"], pred["conf"]
-    return ContinuousAnnotation(scheme=scheme, data=data, role=role, annotator=annotator, session=session,
-                                dataset=dataset)
