@@ -233,3 +233,19 @@ def test_rows_without_a_face_are_nan_and_the_saved_model_predicts_the_same(tmp_p
     assert meta["config"]["stride"] == 2 and loaded.info["num_frames"] == 4 and not loaded.info["new_head"]
     v2, _ = predict_plan(loaded, plan)
     np.testing.assert_allclose(v2, v, atol=1e-4)
+
+
+def test_export_weights_keeps_the_published_videomae_checkpoint(tmp_path, tiny_videomae):
+    import json
+
+    import torch
+
+    from nova_infant.core.backbones import export_weights
+    from nova_infant.valence.model import load_valence_model
+
+    out = export_weights(tiny_videomae, tmp_path / "exported")  # kind guessed from "videomae" in the folder name
+    config = json.loads((out / "config.json").read_text())
+    assert config["model_type"] == "videomae" and len(config["id2label"]) == 174  # its own head, not ours
+    assert (out / "preprocessor_config.json").is_file()
+    _, info = load_valence_model(str(out), 4, torch.device("cpu"))
+    assert info["source"] == "local directory" and info["new_head"]

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
+import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -91,7 +91,8 @@ class ValenceSession:
 @dataclass
 class FittedModel:
     """A trained model in memory: ``model`` (VideoMAE, eval mode), ``info`` (from :func:`load_valence_model`),
-    ``config``, ``device``, ``precision``, ``history`` (mean training loss per epoch)."""
+    ``config``, ``device``, ``precision``, ``history`` (mean training loss per epoch), ``train_seconds`` (wall time of
+    the training steps, loading excluded), ``n_samples`` (clips seen in training: clips x epochs)."""
 
     model: object
     info: dict
@@ -99,6 +100,8 @@ class FittedModel:
     device: object
     precision: str
     history: list = field(default_factory=list)
+    train_seconds: float = 0.0
+    n_samples: int = 0
 
 
 def _augmenter(config: ValenceConfig):
@@ -186,6 +189,7 @@ def fit(sessions: list[ValenceSession], config: ValenceConfig, progress: bool = 
     history = []
     steps = config.epochs * int(np.ceil(len(items) / config.batch_size))
     bar = tqdm(total=steps, desc="valence training", unit="step", disable=not progress, leave=False)
+    started = time.perf_counter()
     for _ in range(config.epochs):
         order = rng.permutation(len(items))
         losses = []
@@ -209,9 +213,10 @@ def fit(sessions: list[ValenceSession], config: ValenceConfig, progress: bool = 
         history.append(float(np.mean(losses)))
         bar.set_postfix(loss=f"{history[-1]:.4f}")
     bar.close()
+    seconds = time.perf_counter() - started
     final = ema.module if ema is not None else model
     final.eval()
-    return FittedModel(final, info, config, device, precision, history)
+    return FittedModel(final, info, config, device, precision, history, seconds, len(items) * config.epochs)
 
 
 def predict_plan(fitted: FittedModel, plan: ClipPlan, video: str | None = None, ensemble: bool = True,
