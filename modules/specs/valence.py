@@ -68,7 +68,10 @@ def run_train(session, o: dict):
     from nova_infant.valence.pipeline import training_session
 
     subject = parse_groups(o["subjects"] or None, [session.name])[session.name]
-    annotation = session.read_annotation("labels")
+    io = getattr(session, "io", None)  # under du-process: the annotation it loaded (file or NOVA database)
+    annotation = io.manager.input_data.get("labels") if io is not None else None
+    if annotation is None:
+        annotation = session.read_annotation("labels")
     return training_session(session.name, subject, str(session.path("video")), annotation,
                             session.reference_duration_ms(), _clip_options(o),
                             progress=session.job.get("progress", False))

@@ -51,7 +51,7 @@ class FaceTrack:
     fps: float
 
 
-def detect_faces(video: str, face: str = "largest", batch_size: int = 32, progress: bool = True) -> FaceTrack:
+def detect_faces(video: str, face: str = "largest", batch_size: int = 8, progress: bool = True) -> FaceTrack:
     """Run BlazeFace on every frame of ``video`` and keep one face per frame by ``face`` rule
     (:func:`nova_infant.taggers.faces.choose_face`: largest, central, left, right).
 
