@@ -15,7 +15,8 @@ the same ``from_pretrained`` path as real weights; nothing is downloaded. The cl
   single (one sampling), same clips; timed: decoding, crops, forward.
 
 Usage: ``python benchmarks/bench_valence.py [--repeat 3] [--train-clips 6] [--batch-size 2] [--threads 2]
-[--precision fp32|bf16]``. Prints the figures and the ratios; nothing is asserted.
+[--precision fp32|bf16] [--rounds 2]``. Rounds interleave the configurations; the best rate of each is kept (a load
+spike from other jobs on a shared machine hits single runs). Prints the figures and the ratios; nothing is asserted.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds; the best time of each is kept")
     args = parser.parse_args(argv)
 
     import numpy as np
@@ -59,26 +61,33 @@ def main(argv=None) -> int:
         print(f"session: {plan.skip_summary()}")
         train_plan = type(plan)(plan.video, plan.grid, plan.clips[:args.train_clips], plan.skipped)
         session = ValenceSession("carphone", "a", str(video), train_plan)
-        results = {}
+        results: dict = {}
+        for r in range(args.rounds):
+            for stride in (1, 6):
+                config = ValenceConfig(model=str(model), stride=stride, epochs=1, batch_size=args.batch_size,
+                                       device="cpu", precision=args.precision, seed=r)
+                fitted = fit([session], config, progress=False)
+                rate = fitted.n_samples / fitted.train_seconds
+                print(f"round {r}: training s={stride:>2} ({24 // stride:>2} frames/sample): {fitted.n_samples} clips "
+                      f"in {fitted.train_seconds:7.1f} s = {rate:.4f} clips/s (load {os.getloadavg()[0]:.1f})")
+                if rate > results.get(stride, (None, 0.0))[1]:
+                    results[stride] = (fitted, rate)
         for stride in (1, 6):
-            config = ValenceConfig(model=str(model), stride=stride, epochs=1, batch_size=args.batch_size,
-                                   device="cpu", precision=args.precision)
-            fitted = fit([session], config, progress=False)
-            rate = fitted.n_samples / fitted.train_seconds
-            results[stride] = (fitted, rate)
-            print(f"training s={stride:>2} ({24 // stride:>2} frames/sample): {fitted.n_samples} clips in "
-                  f"{fitted.train_seconds:7.1f} s = {rate:.3f} clips/s")
+            print(f"training s={stride:>2}: best {results[stride][1]:.4f} clips/s")
         print(f"training speed-up s=6 vs s=1: {results[6][1] / results[1][1]:.2f}x (paper: 8x)")
         fitted = results[6][0]
-        rates = {}
-        for ensemble in (False, True):
-            started = time.perf_counter()
-            predict_plan(fitted, plan, ensemble=ensemble, batch_size=args.batch_size)
-            seconds = time.perf_counter() - started
-            rates[ensemble] = len(plan.clips) / seconds
-            print(f"inference {'ensemble (6 samplings)' if ensemble else 'single (1 sampling)   '}: "
-                  f"{len(plan.clips)} clips in {seconds:6.1f} s = {rates[ensemble]:.3f} clips/s")
-        print(f"ensemble costs {rates[False] / rates[True]:.2f}x the time of single inference (6 samplings)")
+        rates: dict = {}
+        for r in range(args.rounds):
+            for ensemble in (False, True):
+                started = time.perf_counter()
+                predict_plan(fitted, plan, ensemble=ensemble, batch_size=args.batch_size)
+                seconds = time.perf_counter() - started
+                rates[ensemble] = max(rates.get(ensemble, 0.0), len(plan.clips) / seconds)
+                print(f"round {r}: inference {'ensemble (6 samplings)' if ensemble else 'single (1 sampling)   '}: "
+                      f"{len(plan.clips)} clips in {seconds:6.1f} s = {len(plan.clips) / seconds:.3f} clips/s "
+                      f"(load {os.getloadavg()[0]:.1f})")
+        print(f"inference: single {rates[False]:.3f} clips/s, ensemble {rates[True]:.3f} clips/s (best of "
+              f"{args.rounds}); ensemble costs {rates[False] / rates[True]:.2f}x the time of single (6 samplings)")
     print(f"load average at the end {os.getloadavg()[0]:.2f}")
     return 0
 

@@ -254,7 +254,9 @@ def predict_plan(fitted: FittedModel, plan: ClipPlan, video: str | None = None, 
         for clip in chunk:
             samplings = (ensemble_indices(len(clip.frames), cfg.stride, cfg.clip_frames) if ensemble
                          else single_indices(len(clip.frames), cfg.stride, rng, cfg.clip_frames))
-            rows.append(np.stack([reader.read(video, clip, pos, size) for pos in samplings]))
+            needed = np.unique(samplings)  # every frame of the s samplings decoded and cropped once
+            crops = reader.read(video, clip, needed, size)
+            rows.append(crops[np.searchsorted(needed, samplings)])
         counts = [len(r) for r in rows]
         frames = np.concatenate(rows)
         with torch.no_grad():
