@@ -63,6 +63,7 @@ def test_tiny_model_learns_drawn_face_valence_on_held_out_subjects(tmp_path, one
         pred += [values[c.row] for c in s.plan.clips]
     ref, pred = np.array(ref), np.array(pred)
     baseline = np.full_like(ref, np.mean([c.target for s in train for c in s.plan.clips]))
+    print(f"held-out CCC {ccc(ref, pred):.3f} RMSE {rmse(ref, pred):.1f}; mean predictor RMSE {rmse(ref, baseline):.1f}")
     assert ccc(ref, pred) > 0.5, (ccc(ref, pred), rmse(ref, pred))
     assert rmse(ref, pred) < rmse(ref, baseline)
 
