@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _tiny_model(folder) -> str:
@@ -97,7 +96,9 @@ def test_du_process_trains_then_predicts_a_continuous_valence_track(tmp_path):
     for name, values in (("carphone01", [20, -40, 60, 10]), ("carphone02", [-80, 30, 5, 70])):
         _annotate(build_session(root, "demo", name)["dir"], values, name)
     cml = tmp_path / "cml"
-    shutil.copytree(REPO / "trainers" / "nova_infant", cml / "nova_infant")
+    from nova_infant.core.package_data import TRAINER_DIR
+
+    shutil.copytree(TRAINER_DIR, cml / "nova_infant")
     standin = save_standin("videomae", tmp_path / "videomae")
     tpl = f"{root}/{{dataset}}/{{session}}/"
     video = {"id": "video", "type": "input", "src": "file:stream:video", "uri_template": tpl + "infant.video.mp4"}

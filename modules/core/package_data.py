@@ -30,7 +30,7 @@ TRAINER_DIR = DATA_DIR / "trainers" / "nova_infant"
 REPO_COPIES = {SCHEME_DIR: Path("schemes"), TRAINER_DIR: Path("trainers") / "nova_infant"}
 
 #: files a user's own runs leave in the checkout's trainer folder (trained models and their trainers): not copies
-_RUN_OUTPUTS = ("icep_models", "__pycache__", "icep_*-*.trainer")
+_RUN_OUTPUTS = ("icep_models", "__pycache__", "icep_*-*.trainer", "valence_models", "valence_*-*.trainer")
 
 
 def checkout_root() -> Path | None:
