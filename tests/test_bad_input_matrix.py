@@ -295,6 +295,15 @@ CASES += [
                         "--step", "0"], "step"),
 ]
 
+VT = ["run", "valence-train", "--video", "{video}", "--labels", "{anno}", "--out", "{out}/v"]
+CASES += [
+    ("valence-train-stride5", VT + ["--stride", "5"], "stride"),
+    ("valence-train-min-face-frames", VT + ["--min-face-frames", "10"], "min_face_frames"),
+    ("valence-train-threshold", VT + ["--face-threshold", "1.5"], "face_threshold"),
+    ("valence-predict-model-missing", ["run", "valence-predict", "--video", "{video}", "--out", "{out}/v", "--model",
+                                       "{base}/no-model"], "no-model"),
+]
+
 DX = ["dinov2", "extract", "{video}", "--model", "{dinov2}", "--device", "cpu", "--out-dir", "{out}/s"]
 CASES += [
     ("dinov2-size15", DX + ["--size", "15"], "size"), ("dinov2-size0", DX + ["--size", "0"], "size"),

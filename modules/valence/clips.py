@@ -214,6 +214,8 @@ class ClipReader:
         self._open: OrderedDict = OrderedDict()
 
     def source(self, video: str):
+        """The open :class:`~nova_infant.core.media.VideoSource` of ``video`` (opened on first use; the least
+        recently used one is closed beyond ``max_open``). Raises ``VideoDecodeError``."""
         from nova_infant.core.media import VideoSource
 
         if video in self._open:
@@ -225,6 +227,7 @@ class ClipReader:
         return self._open[video]
 
     def read(self, video: str, clip: Clip, positions: np.ndarray, size: int) -> np.ndarray:
+        """Face crops uint8 (len(positions), size, size, 3) of ``clip``'s valid frames at ``positions``."""
         positions = np.asarray(positions, dtype=np.int64)
         frames = self.source(video).read(clip.frames[positions].tolist())
         return np.stack([crop_face(f, clip.boxes[p], size, self.margin) for f, p in zip(frames, positions)])
