@@ -108,9 +108,10 @@ def test_du_process_trains_then_predicts_a_continuous_valence_track(tmp_path):
                  {"model": str(standin), "model_name": "tiny", "epochs": "1", "batch_size": "4", "device": "cpu",
                   "precision": "bf16"})
     model = cml / "nova_infant" / "valence_models" / "tiny"
-    assert (model / "valence.json").is_file(), result.stderr[-3000:]
-    assert json.loads((model / "valence.json").read_text())["training"]["clips"] == {"carphone01": 4,
-                                                                                     "carphone02": 4}
+    assert (model / "checksums").is_file(), result.stderr[-3000:]
+    saved = json.loads((model / "config.json").read_text())
+    assert saved["kind"] == "valence-model"
+    assert saved["config"]["training"]["clips"] == {"carphone01": 4, "carphone02": 4}
     predictor = cml / "nova_infant" / "valence_tiny.trainer"
     text = predictor.read_text()
     assert 'trained="true"' in text and "valence_models/tiny" in text and 'create="ValencePredictor"' in text

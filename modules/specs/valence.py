@@ -132,7 +132,7 @@ def run_predict(session, o: dict) -> Result:
 
 
 TRAIN_SPEC = ModuleSpec(
-    name="valence_train", create="ValenceTrainer", category="Valence",
+    name="valence_train", create="ValenceTrainer", category="Affect",
     description="Train infant facial valence (VideoMAE + SSTS, seed 004) on sessions coded with a continuous "
                 "valence annotation; writes a predictor trainer",
     inputs=(Port("video", "stream:Video", "video", "the infant's face video"),
@@ -176,7 +176,7 @@ TRAIN_SPEC = ModuleSpec(
     licence=LICENCE)
 
 PREDICT_SPEC = ModuleSpec(
-    name="valence_predict", create="ValencePredictor", category="Valence",
+    name="valence_predict", create="ValencePredictor", category="Affect",
     description="Infant facial valence per second (VideoMAE + SSTS ensemble, seed 004) with a trained model",
     inputs=(Port("video", "stream:Video", "video", "the infant's face video"),),
     outputs=(Port("valence", "annotation:Continuous", "infant_valence",

@@ -23,7 +23,6 @@ log = logging.getLogger("nova_infant")
 #: the package scheme of the output (schemes/infant_valence.json): the paper's range and rate
 SCHEME = {"name": "infant_valence", "type": "CONTINUOUS", "sr": 1.0, "min": -100.0, "max": 100.0}
 MODELS_SUBDIR = "valence_models"
-PREDICT_SCRIPT = "valence_predict.py"
 
 
 def session_clips(video: str, step_ms: float, duration_ms: float | None, clip: dict, targets=None,
@@ -108,9 +107,9 @@ def fit_and_save(sessions: list[ValenceSession], schemes: list[dict], checked: d
 
 
 def write_predictor_trainer(model_dir, cml_dir=None) -> Path:
-    """Predictor ``.trainer`` (``trained="true"``) for a saved model: ``<cml_dir>/valence_<name>.trainer`` when
-    ``cml_dir`` holds ``valence_predict.py`` (the DISCOVER trainers folder), else ``<model>/predictor.trainer``. Its
-    ``model`` option and ``<model path>`` are the model folder relative to the ``.trainer``'s folder.
+    """Predictor ``.trainer`` (``trained="true"``) for a saved model: ``<cml_dir>/valence_<name>.trainer`` (the
+    training trainer's folder; default: the folder holding the model folder), never inside the checksummed model
+    folder. Its ``model`` option and ``<model path>`` are the model folder relative to the ``.trainer``'s folder.
 
     Returns
     -------
@@ -127,11 +126,9 @@ def write_predictor_trainer(model_dir, cml_dir=None) -> Path:
         return replace(base, options=options, weights_path=rel,
                        description=f"Infant facial valence with model {model_dir.name} (VideoMAE + SSTS, seed 004)")
 
-    if cml_dir is not None and (Path(cml_dir) / PREDICT_SCRIPT).is_file():
-        cml_dir = Path(cml_dir)
-        rel = os.path.relpath(model_dir.resolve(), cml_dir.resolve()).replace(os.sep, "/")
-        return write_trainer(cml_dir / f"valence_{model_dir.name}.trainer", spec_for(rel))
-    return write_trainer(model_dir / "predictor.trainer", spec_for("."))
+    folder = Path(cml_dir) if cml_dir is not None else model_dir.parent
+    rel = os.path.relpath(model_dir.resolve(), folder.resolve()).replace(os.sep, "/")
+    return write_trainer(folder / f"valence_{model_dir.name}.trainer", spec_for(rel))
 
 
 # ---------------------------------------------------------------- prediction

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nova_infant.core.errors import NovaInfantError, OptionError, WeightsUnavailableError
+from nova_infant.core.errors import OptionError, WeightsUnavailableError
 from nova_infant.valence.clips import ClipPlan, ClipReader
 from nova_infant.valence.model import autocast, load_valence_model, predict_batch, to_pixels
 from nova_infant.valence.ssts import check_stride, ensemble_indices, single_indices, ssts_indices
@@ -33,7 +33,6 @@ log = logging.getLogger("nova_infant")
 #: RandAugment operations named in §III-B (magnitude ranges: kornia's defaults for these operations)
 RANDAUGMENT_POLICY = [[("color", 0.1, 1.9)], [("contrast", 0.1, 1.9)], [("brightness", 0.1, 1.9)],
                       [("rotate", -30.0, 30.0)], [("shear_x", -0.3, 0.3)], [("shear_y", -0.3, 0.3)]]
-MODEL_FILE = "valence.json"
 FORMAT = "nova-infant-valence/1"
 
 
@@ -344,64 +343,67 @@ def cross_validate(sessions: list[ValenceSession], config: ValenceConfig, folds:
 # ---------------------------------------------------------------- saved model (one folder)
 
 
+KIND = "valence-model"
+
+
 def save_model(folder, fitted: FittedModel, scheme: dict, clip_rules: dict, training: dict | None = None,
                evaluation: dict | None = None) -> Path:
-    """Write the trained model atomically into ``folder``: ``videomae/`` (``save_pretrained``: config.json with the
-    trained ``num_frames``, model.safetensors, preprocessor), ``valence.json`` (format, SSTS settings, scheme,
-    clip rules, training info, cross-validation report) and ``README.md``. A previous folder of this package is
-    replaced only once the new one is complete (:func:`nova_infant.core.nova_io.atomic_dir`).
+    """Write the trained model as one saved-model folder (:func:`nova_infant.core.saved.save_model`, kind
+    ``valence-model``): ``config.json`` (format, the VideoMAE config with the trained ``num_frames``, SSTS settings,
+    image mean/std, scheme, clip rules, training info, cross-validation report), ``model.safetensors`` (the
+    fine-tuned weights), ``README.md``, ``checksums``; written atomically (a previous folder of this package is
+    replaced only once the new one is complete).
 
     Raises
     ------
-    PathError / OutputError
+    PathError / OutputError / SavedModelError
         The folder exists and is not ours, or cannot be written.
     """
-    from transformers import VideoMAEImageProcessor
+    from nova_infant.core import saved
 
-    from nova_infant.core.nova_io import atomic_dir
-
-    folder = Path(folder)
-    with atomic_dir(folder, kind="valence model") as stage:
-        fitted.model.save_pretrained(stage / "videomae")
-        side = fitted.info["image_size"]
-        VideoMAEImageProcessor(size={"shortest_edge": side}, crop_size={"height": side, "width": side},
-                               image_mean=fitted.info["mean"], image_std=fitted.info["std"]).save_pretrained(
-            stage / "videomae")
-        meta = {"format": FORMAT, "config": asdict(fitted.config), "precision_trained": fitted.precision,
-                "backbone": {k: fitted.info[k] for k in ("name", "source", "is_standin", "checkpoint_frames")},
-                "scheme": scheme, "clip_rules": clip_rules, "training": training or {},
-                "loss_history": fitted.history, "evaluation": evaluation}
-        (stage / MODEL_FILE).write_text(json.dumps(meta, indent=2, default=str))
-        ev = (evaluation or {}).get("summary", "no cross-validation run")
-        (stage / "README.md").write_text(
-            f"# Infant facial valence model (nova-infant)\n\nVideoMAE ({fitted.info['name']}, "
-            f"{'UNTRAINED stand-in backbone' if fitted.info['is_standin'] else 'pretrained backbone'}) fine-tuned with "
-            f"SSTS s={fitted.config.stride} on {len((training or {}).get('sessions', []))} sessions.\n\n"
-            f"Scheme: {scheme.get('name')} [{scheme.get('min')}, {scheme.get('max')}] at {scheme.get('sr')} Hz.\n\n"
-            f"Evaluation: {ev}\n\nMethod: Ning et al., seed 004; docs/valence.md of nova-infant.\n")
-    return folder
+    meta = {"format": FORMAT, "config": asdict(fitted.config), "precision_trained": fitted.precision,
+            "backbone": {k: fitted.info[k] for k in ("name", "source", "is_standin", "checkpoint_frames")},
+            "image": {k: fitted.info[k] for k in ("image_size", "mean", "std", "num_frames")},
+            "videomae_config": fitted.model.config.to_dict(),
+            "scheme": scheme, "clip_rules": clip_rules, "training": training or {},
+            "loss_history": fitted.history, "evaluation": evaluation}
+    meta = json.loads(json.dumps(meta, default=str))
+    tensors = {k: v.detach().float().cpu().contiguous() for k, v in fitted.model.state_dict().items()}
+    ev = (evaluation or {}).get("summary", "no cross-validation run")
+    readme = (f"Infant facial valence (seed 004): VideoMAE ({fitted.info['name']}, "
+              f"{'UNTRAINED stand-in backbone' if fitted.info['is_standin'] else 'pretrained backbone'}) fine-tuned "
+              f"with SSTS s={fitted.config.stride} on {len((training or {}).get('sessions', []))} sessions; scheme "
+              f"{scheme.get('name')} [{scheme.get('min')}, {scheme.get('max')}] at {scheme.get('sr')} Hz. "
+              f"Evaluation: {ev}. Load with nova_infant.valence.training.load_model; docs/valence.md.")
+    return saved.save_model(folder, KIND, meta, tensors, readme=readme)
 
 
 def load_model(folder, device: str = "auto", precision: str = "auto") -> tuple[FittedModel, dict]:
-    """Load a folder written by :func:`save_model` -> (FittedModel, its valence.json dict).
+    """Load a folder written by :func:`save_model` -> (FittedModel, its saved configuration dict).
 
     Raises
     ------
-    WeightsUnavailableError
-        No valence.json of this format, or the weights do not load.
+    SavedModelError
+        Not a valence model, damaged (checksums), or weights that do not fit the saved architecture.
     """
+    import torch
+    from transformers import VideoMAEConfig, VideoMAEForVideoClassification
+
+    from nova_infant.core import saved
+    from nova_infant.core.errors import SavedModelError
+
     folder = Path(folder)
-    meta_path = folder / MODEL_FILE
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (OSError, ValueError) as exc:
-        raise WeightsUnavailableError(f"{meta_path}: not a nova-infant valence model ({type(exc).__name__})") from None
+    meta, tensors = saved.load_model(folder, kind=KIND, framework="pt")
     if meta.get("format") != FORMAT:
-        raise WeightsUnavailableError(f"{meta_path}: format {meta.get('format')!r}, expected {FORMAT}")
-    config = ValenceConfig(**{**meta["config"], "device": device, "precision": precision,
-                              "model": str(folder / "videomae")})
+        raise SavedModelError(f"{folder}/config.json: format {meta.get('format')!r}, expected {FORMAT}")
+    config = ValenceConfig(**{**meta["config"], "device": device, "precision": precision})
     dev, prec = _devices(config)
-    model, info = load_valence_model(str(folder / "videomae"), config.frames_per_sample, dev)
-    if info["new_head"]:
-        raise WeightsUnavailableError(f"{folder}: the saved model has no trained regression head")
+    model = VideoMAEForVideoClassification(VideoMAEConfig.from_dict(meta["videomae_config"]))
+    try:
+        model.load_state_dict(tensors, strict=True)
+    except RuntimeError as exc:
+        raise SavedModelError(f"{folder}/model.safetensors: weights do not fit the saved VideoMAE config "
+                              f"({str(exc).splitlines()[0][:160]})") from None
+    model = model.to(device=dev, dtype=torch.float32).eval()
+    info = {**meta["backbone"], **meta["image"], "new_head": False}
     return FittedModel(model, info, config, dev, prec, meta.get("loss_history", [])), meta
