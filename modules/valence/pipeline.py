@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from nova_infant.core.errors import AnnotationError, OptionError
+from nova_infant.core.errors import AnnotationError
 from nova_infant.core.grid import frame_grid
 from nova_infant.core.nova_io import write_trainer
-from nova_infant.valence.clips import FACE_THRESHOLD, MIN_FACE_FRAMES, ClipPlan, detect_faces, plan_clips
-from nova_infant.valence.training import ValenceConfig, ValenceSession
+from nova_infant.valence.clips import ClipPlan, detect_faces, plan_clips
+from nova_infant.valence.training import ValenceSession
 
 log = logging.getLogger("nova_infant")
 

@@ -18,12 +18,12 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from nova_infant.core.errors import OptionError, WeightsUnavailableError
+from nova_infant.core.errors import OptionError
 from nova_infant.valence.clips import ClipPlan, ClipReader
 from nova_infant.valence.model import autocast, load_valence_model, predict_batch, to_pixels
 from nova_infant.valence.ssts import check_stride, ensemble_indices, single_indices, ssts_indices
