@@ -118,3 +118,17 @@ def test_class_names_of_a_written_annotation_and_of_a_continuous_one(tmp_path):
                             tmp_path / "v.annotation")
     with pytest.raises(AnnotationError, match="v.annotation: not a discrete annotation"):
         class_names(load_annotation(path), str(path))
+
+
+def test_python_dash_m_runs_the_command_line_as_the_makefile_and_install_script_do():
+    """``python -m nova_infant.cli`` (Makefile's demo, scripts/install-taggers.sh) must work now that ``cli`` is a
+    sub-package: it needs its ``__main__``."""
+    import subprocess
+    import sys
+
+    from nova_infant import __version__
+
+    run = subprocess.run([sys.executable, "-m", "nova_infant.cli", "--version"], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == f"nova-infant {__version__}"
