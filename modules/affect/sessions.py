@@ -26,16 +26,11 @@ ABSENT_NAMES = {"absent", "off", "0", "no", "none", "false"}
 
 
 def face_crop_rgb(frame: np.ndarray, box, size: int = 112, margin: float = 0.1) -> np.ndarray:
-    """RGB square crop (size, size, 3) uint8 around ``box`` (x, y, w, h px) enlarged by ``margin`` per side."""
-    from PIL import Image
-    h, w = frame.shape[:2]
-    x, y, bw, bh = box
-    side = max(bw, bh) * (1 + 2 * margin)
-    cx, cy = x + bw / 2, y + bh / 2
-    x1, y1 = int(max(cx - side / 2, 0)), int(max(cy - side / 2, 0))
-    x2, y2 = int(min(cx + side / 2, w)), int(min(cy + side / 2, h))
-    img = Image.fromarray(np.ascontiguousarray(frame[y1:max(y2, y1 + 1), x1:max(x2, x1 + 1)])).convert("RGB")
-    return np.asarray(img.resize((size, size), Image.BILINEAR), np.uint8)
+    """RGB square crop (size, size, 3) uint8 around ``box`` (x, y, w, h px) enlarged by ``margin`` per side
+    (:func:`nova_infant.taggers.emotion.face_crop` in RGB)."""
+    from nova_infant.taggers.emotion import face_crop
+
+    return face_crop(frame, box, size, margin, mode="RGB")
 
 
 def extract_crops(video: str, grid: FrameGrid, size: int = 112, face: str = "largest", store: str | None = None,

