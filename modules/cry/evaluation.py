@@ -19,14 +19,13 @@ split that puts one infant's clips on both sides inflates the figures.
 
 from __future__ import annotations
 
-import csv
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from nova_infant.core.errors import MediaError, OptionError
+from nova_infant.core.errors import OptionError
 from nova_infant.cry import features as F
 from nova_infant.cry import models as M
 
@@ -66,14 +65,9 @@ def corpus_clips(root=None, classes: list[str] | None = None) -> list[Clip]:
     MediaError
         If the folder has no manifest.csv (names the folder and ``$NOVA_INFANT_DONATEACRY``).
     """
-    from nova_infant.taggers.crying import CORPUS_ENV, corpus_dir
+    from nova_infant.taggers.crying import manifest_rows
 
-    root = Path(root) if root else corpus_dir()
-    manifest = root / "manifest.csv"
-    if not manifest.is_file():
-        raise MediaError(f"{root}: no Donate-a-cry manifest.csv here; set {CORPUS_ENV} to the corpus folder")
-    with open(manifest, newline="") as fh:
-        rows = list(csv.DictReader(fh))
+    root, rows = manifest_rows(root)
     return [Clip(str(root / r["file"]), r["reason"], r["recorder_id"]) for r in rows
             if classes is None or r["reason"] in classes]
 

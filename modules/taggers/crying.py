@@ -81,8 +81,20 @@ class Recording:
     speed: float = 1.0
 
 
-def corpus_recordings(root: str | os.PathLike | None = None) -> list[Recording]:
-    """The corpus clips listed in ``manifest.csv`` (file, recorder_id, ...).
+def manifest_rows(root: str | os.PathLike | None = None) -> tuple[Path, list[dict]]:
+    """The corpus folder and the rows of its ``manifest.csv`` (file, recorder_id, reason, ...).
+
+    Parameters
+    ----------
+    root : str or path, optional
+        Corpus folder (default :func:`corpus_dir`: ``$NOVA_INFANT_DONATEACRY`` or ``../shared/data/donateacry``).
+
+    Returns
+    -------
+    root : Path
+        The corpus folder (``file`` entries are relative to it).
+    rows : list of dict
+        One ``csv.DictReader`` row (str -> str) per clip, in file order.
 
     Raises
     ------
@@ -94,7 +106,18 @@ def corpus_recordings(root: str | os.PathLike | None = None) -> list[Recording]:
     if not manifest.is_file():
         raise MediaError(f"{root}: no Donate-a-cry manifest.csv here; set {CORPUS_ENV} to the corpus folder")
     with open(manifest, newline="") as fh:
-        rows = list(csv.DictReader(fh))
+        return root, list(csv.DictReader(fh))
+
+
+def corpus_recordings(root: str | os.PathLike | None = None) -> list[Recording]:
+    """The corpus clips listed in ``manifest.csv`` (file, recorder_id, ...).
+
+    Raises
+    ------
+    MediaError
+        If the folder or its manifest is missing (the message names the folder and the env override).
+    """
+    root, rows = manifest_rows(root)
     return [Recording(str(root / r["file"]), "crying", "rec:" + r["recorder_id"]) for r in rows]
 
 
