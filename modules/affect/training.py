@@ -21,6 +21,7 @@ import torch
 from torch.nn import functional as F
 
 from nova_infant.affect.model import AffectConfig, AffectModel, normalise_crops
+from nova_infant.core.backbones import training_device
 from nova_infant.core.errors import OptionError
 
 log = logging.getLogger("nova_infant")
@@ -193,15 +194,6 @@ def autocast_context(device: torch.device, precision: str):
     return contextlib.nullcontext()
 
 
-def _resolve(options: TrainOptions):
-    from nova_infant.core.backbones import pick_device, resolve_precision
-    device = pick_device(options.device)
-    precision = resolve_precision(options.precision, device)
-    if precision == "int8":
-        raise OptionError("option precision: int8 is for inference only; use fp32 or bf16 to train")
-    return device, precision
-
-
 def fit(sessions: list, cfg: AffectConfig, options: TrainOptions, backbone_weights: str | None = None,
         progress: bool = True) -> tuple[AffectModel, dict]:
     """Train an :class:`AffectModel` on ``sessions`` (:class:`AffectSession`).
@@ -219,7 +211,7 @@ def fit(sessions: list, cfg: AffectConfig, options: TrainOptions, backbone_weigh
     from tqdm.auto import tqdm
     torch.manual_seed(options.seed)
     rng = np.random.default_rng(options.seed)
-    device, precision = _resolve(options)
+    device, precision = training_device(options.device, options.precision)
     model = AffectModel(cfg, backbone_weights=backbone_weights)
     if options.backbone == "all":
         trainable = ["backbone"]

@@ -178,6 +178,34 @@ def resolve_precision(precision: str | None, device, bf16: bool | None = None) -
     return text
 
 
+def training_device(device: str | None = "auto", precision: str | None = "auto"):
+    """Device and precision to train a model in (:func:`pick_device`, :func:`resolve_precision`), int8 refused.
+
+    Parameters
+    ----------
+    device : str, optional
+        ``auto``, ``cpu``, ``cuda``, ``cuda:N`` (the ``device`` option).
+    precision : "auto" | "fp32" | "bf16" | "int8" (None = "auto")
+        The ``precision`` option.
+
+    Returns
+    -------
+    device : torch.device
+    precision : str
+        ``"fp32"`` or ``"bf16"``.
+
+    Raises
+    ------
+    OptionError
+        ``int8`` (dynamic quantisation serves inference only), or what :func:`resolve_precision` refuses.
+    """
+    chosen = pick_device(device)
+    resolved = resolve_precision(precision, chosen)
+    if resolved == "int8":
+        raise OptionError("option precision: int8 is for inference only; use fp32 or bf16 to train")
+    return chosen, resolved
+
+
 def place_model(model, device, precision: str):
     """Move a model to its device in the chosen precision, in eval mode.
 

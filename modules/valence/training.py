@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from nova_infant.core.backbones import training_device
 from nova_infant.core.errors import OptionError
 from nova_infant.valence.clips import ClipPlan, ClipReader
 from nova_infant.valence.model import autocast, load_valence_model, predict_batch, to_pixels
@@ -124,16 +125,6 @@ def _pixels(frames: np.ndarray, info: dict, device, augment=None):
     return to_pixels(frames, info["mean"], info["std"], info["num_frames"], device)
 
 
-def _devices(config: ValenceConfig):
-    from nova_infant.core.backbones import pick_device, resolve_precision
-
-    device = pick_device(config.device)
-    precision = resolve_precision(config.precision, device)
-    if precision == "int8":
-        raise OptionError("option precision: int8 is for inference of frozen backbones; train in fp32 or bf16")
-    return device, precision
-
-
 def fit(sessions: list[ValenceSession], config: ValenceConfig, progress: bool = True) -> FittedModel:
     """Fine-tune VideoMAE + regression head on every clip of ``sessions`` (MSE, SSTS, RandAugment, AdamW, EMA).
 
@@ -166,7 +157,7 @@ def fit(sessions: list[ValenceSession], config: ValenceConfig, progress: bool = 
     if short:
         raise OptionError(f"valence training: {len(short)} clips have fewer than clip_frames={config.clip_frames} "
                           f"face frames (set min_face_frames >= clip_frames)")
-    device, precision = _devices(config)
+    device, precision = training_device(config.device, config.precision)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     model, info = load_valence_model(config.model, config.frames_per_sample, device)
@@ -397,7 +388,7 @@ def load_model(folder, device: str = "auto", precision: str = "auto") -> tuple[F
     if meta.get("format") != FORMAT:
         raise SavedModelError(f"{folder}/config.json: format {meta.get('format')!r}, expected {FORMAT}")
     config = ValenceConfig(**{**meta["config"], "device": device, "precision": precision})
-    dev, prec = _devices(config)
+    dev, prec = training_device(config.device, config.precision)
     model = VideoMAEForVideoClassification(VideoMAEConfig.from_dict(meta["videomae_config"]))
     try:
         model.load_state_dict(tensors, strict=True)
