@@ -147,7 +147,25 @@ def safe_name(value, what: str = "name") -> str:
     return text
 
 
-def _sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """SHA-256 of a file's bytes, read in blocks (``hashlib``).
+
+    Parameters
+    ----------
+    path : str or path
+    chunk : int
+        Block size in bytes.
+
+    Returns
+    -------
+    str
+        Lower-case hex digest, 64 characters.
+
+    Raises
+    ------
+    OSError
+        The file cannot be read.
+    """
     import hashlib
 
     digest = hashlib.sha256()
@@ -517,7 +535,7 @@ def _folder_manifest(folder: Path, kind: str) -> dict:
     files = {}
     for item in sorted(folder.rglob("*")):
         if item.is_file() and item.name != MARKER:
-            files[item.relative_to(folder).as_posix()] = _sha256(item)
+            files[item.relative_to(folder).as_posix()] = file_sha256(item)
     doc = {"format": MARKER_FORMAT, "kind": kind, "created_by": f"nova-infant {__version__}",
            "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
            "sha256": files}
@@ -642,13 +660,35 @@ def verify_folder(folder: str | os.PathLike, error=None, required: Sequence[str]
         sums = dict(doc["sha256"])
     except (ValueError, KeyError, TypeError):
         raise error(f"{folder / MARKER}: unreadable checksum list") from None
-    for name, digest in sums.items():
-        item = folder / name
-        if not item.is_file():
-            raise error(f"{item}: missing (recorded in {MARKER})")
-        if _sha256(item) != digest:
-            raise error(f"{item}: content differs from its recorded SHA-256 (edited or corrupt)")
+    check_digests(folder, sums, error, f"recorded in {MARKER}")
     return doc
+
+
+def check_digests(folder: str | os.PathLike, sums: dict, error, listed: str) -> None:
+    """Check that every file of ``sums`` exists under ``folder`` with its recorded SHA-256.
+
+    Parameters
+    ----------
+    folder : str or path
+        Folder the names are relative to.
+    sums : dict of str -> str
+        File name -> lower-case hex SHA-256 digest (64 characters).
+    error : type of Exception
+        Raised with a one-line message naming the file.
+    listed : str
+        Where the sums come from, for the message (e.g. ``"listed in checksums"``).
+
+    Raises
+    ------
+    error
+        A listed file is missing, or its content differs from its digest (``hashlib.sha256``).
+    """
+    for name, digest in sums.items():
+        item = Path(folder) / name
+        if not item.is_file():
+            raise error(f"{item}: missing ({listed})")
+        if file_sha256(item) != digest:
+            raise error(f"{item}: content differs from its recorded SHA-256 (edited or corrupt)")
 
 
 def _recover_if_needed(folder: Path) -> None:

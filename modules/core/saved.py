@@ -20,7 +20,6 @@ saying how to convert them: ``python -m nova_infant.core.saved <folder>`` (:func
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from nova_infant.core.errors import NovaInfantError, SavedModelError
+from nova_infant.core.nova_io import check_digests, file_sha256
 
 FORMAT = "nova-infant-saved-model"
 FORMAT_VERSION = 1
@@ -41,14 +41,6 @@ KIND_TITLES = {"icep-bundle": "ICEP-R predictor (nova-infant)", "tagger-head": "
                "dinov2-pca-basis": "DINOv2 patch-token PCA basis (nova-infant)",
                "cry-reason-model": "Cry-reason model (nova-infant, seed 003)"}
 _MARKER = ".nova-infant.json"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _first_line(exc: BaseException) -> str:
@@ -148,7 +140,7 @@ def save_model(folder: str | os.PathLike, kind: str, config: Mapping[str, Any],
             (tmp / name).write_bytes(content.encode() if isinstance(content, str) else bytes(content))
         (tmp / README).write_text(_readme(kind, folder, readme, tensors, sorted(extra)))
         names = sorted(p.name for p in tmp.iterdir() if p.is_file() and p.name not in (CHECKSUMS, _MARKER))
-        (tmp / CHECKSUMS).write_text("".join(f"{_sha256(tmp / n)}  {n}\n" for n in names))
+        (tmp / CHECKSUMS).write_text("".join(f"{file_sha256(tmp / n)}  {n}\n" for n in names))
     return folder
 
 
@@ -174,12 +166,7 @@ def verify_checksums(folder: str | os.PathLike) -> dict[str, str]:
         if len(digest) != 64 or not name or "/" in name or name.startswith(".."):
             raise SavedModelError(f"{path}: line {number} is not '<sha256>  <file>'")
         sums[name] = digest
-    for name, digest in sums.items():
-        item = folder / name
-        if not item.is_file():
-            raise SavedModelError(f"{item}: missing (listed in {CHECKSUMS})")
-        if _sha256(item) != digest:
-            raise SavedModelError(f"{item}: content differs from its recorded SHA-256 (edited or corrupt)")
+    check_digests(folder, sums, SavedModelError, f"listed in {CHECKSUMS}")
     return sums
 
 
