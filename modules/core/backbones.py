@@ -395,6 +395,19 @@ _VIDEOMAE_SIZES = {"small": (384, 12, 6), "base": (768, 12, 12)}
 _DINOV2_SIZES = {"small": (384, 12, 6), "base": (768, 12, 12), "large": (1024, 24, 16), "giant": (1536, 40, 24)}
 
 
+def _vit_params(label: str, kind: str, size: str, sizes: dict, **fixed) -> dict:
+    """Config keywords of a stand-in ViT: ``_TINY[kind]`` for ``tiny``, else ``sizes[size]`` (width, layers,
+    heads; MLP 4 x width) plus ``fixed``; an unknown size -> OptionError listing the known ones."""
+    if size == "tiny":
+        return dict(_TINY[kind])
+    if size not in sizes:
+        known = ["tiny", *sizes]
+        raise OptionError(f"unknown {label} size {size!r}: {', '.join(known[:-1])} or {known[-1]}")
+    hidden, layers, heads = sizes[size]
+    return dict(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads, intermediate_size=4 * hidden,
+                **fixed)
+
+
 def save_standin(kind: str, out_dir: str | os.PathLike, size: str = "tiny", seed: int = 0) -> Path:
     """Save a random checkpoint of the real architecture class into ``out_dir`` and return it.
 
@@ -415,14 +428,7 @@ def save_standin(kind: str, out_dir: str | os.PathLike, size: str = "tiny", seed
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     if kind == "dinov2":
-        if size == "tiny":
-            params = dict(_TINY["dinov2"])
-        elif size in _DINOV2_SIZES:
-            hidden, layers, heads = _DINOV2_SIZES[size]
-            params = dict(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
-                          intermediate_size=4 * hidden, image_size=518, patch_size=14)
-        else:
-            raise OptionError(f"unknown DINOv2 size {size!r}: tiny, small, base, large or giant")
+        params = _vit_params("DINOv2", "dinov2", size, _DINOV2_SIZES, image_size=518, patch_size=14)
         config = Dinov2Config(**params, **{STANDIN_FLAG: True})
         Dinov2Model(config).save_pretrained(out)
         BitImageProcessor(size={"shortest_edge": 256}, crop_size={"height": 224, "width": 224}, do_center_crop=True,
@@ -445,14 +451,8 @@ def save_standin(kind: str, out_dir: str | os.PathLike, size: str = "tiny", seed
     elif kind == "videomae":
         from transformers import VideoMAEConfig, VideoMAEForVideoClassification, VideoMAEImageProcessor
 
-        if size == "tiny":
-            params = dict(_TINY["videomae"])
-        elif size in _VIDEOMAE_SIZES:
-            hidden, layers, heads = _VIDEOMAE_SIZES[size]
-            params = dict(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
-                          intermediate_size=4 * hidden, image_size=224, num_frames=16, use_mean_pooling=True)
-        else:
-            raise OptionError(f"unknown VideoMAE size {size!r}: tiny, small or base")
+        params = _vit_params("VideoMAE", "videomae", size, _VIDEOMAE_SIZES, image_size=224, num_frames=16,
+                             use_mean_pooling=True)
         # 174 classes like the SSV2 fine-tuned checkpoints, so loading exercises the head replacement
         config = VideoMAEConfig(**params, num_labels=174, **{STANDIN_FLAG: True})
         VideoMAEForVideoClassification(config).save_pretrained(out)
