@@ -22,6 +22,7 @@ MODELS_SUBDIR = "cry_reason_models"
 
 # NOVA sends every declared input, and most labs have no usable face video: the video is accepted from the CLI
 # (--video) and a hand-written --data entry, not declared in the .trainer.
+AUDIO = Port("audio", "stream:Audio", "audio", "session audio (any rate; analysed at 8 kHz)")
 VIDEO = Port("video", "stream:Video", "video", "face video of the infant (optional face branch: frozen ResNet-50 + "
              "pooling/dense head, used when option face_model is set)", optional=True, declared=False)
 FACE_MODEL = Option("face_model", "str", "", "ResNet-50 weights of the face branch: hub id (microsoft/resnet-50), "
@@ -121,7 +122,7 @@ TRAIN_SPEC = ModuleSpec(
     name="cry_reason_train", create="CryReasonTrainer", category="Tagger",
     description="Learn why the infant cries from coded sessions (MFCC/STFT autoencoder + DNN, fused; seed 003); "
                 "writes a cry-reason predictor trainer",
-    inputs=(Port("audio", "stream:Audio", "audio", "session audio (any rate; analysed at 8 kHz)"),
+    inputs=(AUDIO,
             Port("reasons", "annotation:Discrete", "cry_reason",
                  "the coder's cry-reason track: one segment per crying episode labelled with the lab's reason"),
             VIDEO),
@@ -210,7 +211,7 @@ PREDICT_SPEC = ModuleSpec(
     name="cry_reason_predict", create="CryReasonPredictor", category="Tagger",
     description="Why is the infant crying: a reason and a confidence for each crying segment (trained cry-reason "
                 "model, option 'model')",
-    inputs=(Port("audio", "stream:Audio", "audio", "session audio (any rate; analysed at 8 kHz)"),
+    inputs=(AUDIO,
             Port("crying", "annotation:Discrete", "audio_event_baby_crying",
                  "crying segments, e.g. the audio tagger's baby_crying track or a coder's"),
             VIDEO),
