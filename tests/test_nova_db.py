@@ -20,7 +20,7 @@ from discover_utils.data.handler import nova_db_handler
 from discover_utils.data.provider.data_manager import DatasetManager
 
 from nova_infant.core import nova_db
-from nova_infant.core import nova_io
+from nova_infant.core import streams
 from nova_infant.core.errors import AnnotationError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -166,7 +166,7 @@ def test_missing_annotator_is_named_instead_of_a_type_error(nova):
 
 def test_feature_stream_is_registered_and_loads_back_through_dataset_manager(nova):
     data = np.random.default_rng(3).standard_normal((250, 8)).astype(np.float32)
-    stream = nova_io.make_ssi_stream(data, 25.0, "feature;video;dinov2", [f"pc{i}" for i in range(8)])
+    stream = streams.make_ssi_stream(data, 25.0, "feature;video;dinov2", [f"pc{i}" for i in range(8)])
     path = nova_db.save_stream(nova["ctx"], stream, nova["dataset"], SESSION, ROLE, "dinov2")
     assert path == nova["data_dir"] / nova["dataset"] / SESSION / "infant.dinov2.stream" and path.is_file()
     doc = _client(nova)["Streams"].find_one({"name": "dinov2"})
@@ -355,7 +355,7 @@ def test_batch_runs_the_database_sessions_in_file_mode(nova, carphone_session, t
 
 
 def load_stream_rows(path) -> int:
-    return int(nova_io.load_ssi_stream(path).data.shape[0])
+    return int(streams.load_ssi_stream(path).data.shape[0])
 
 
 def test_batch_db_password_comes_from_the_environment(monkeypatch):

@@ -103,7 +103,7 @@ def test_a_failed_save_keeps_the_previous_folder(tmp_path, monkeypatch):
 def test_older_layout_is_refused_with_how_to_convert_and_converts(tmp_path):
     from safetensors.numpy import save_file
 
-    from nova_infant.core.nova_io import atomic_dir
+    from nova_infant.core.atomic import atomic_dir
 
     old = tmp_path / "old-head"
     with atomic_dir(old, "tagger-head") as tmp:  # how heads and bundles were written before

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from nova_infant.core.errors import OptionError
-from nova_infant.core.nova_io import load_ssi_stream, option_string, read_annotation
+from nova_infant.core.annotations import read_annotation
+from nova_infant.core.streams import load_ssi_stream
+from nova_infant.core.trainer_files import option_string
 from nova_infant.specs.base import (ContinuousData, DiscreteData, FileSession, ModuleSpec, Option, Port, Result,
                                     StreamData, nova_objects, write_files)
 from nova_infant.specs.registry import SPECS, generated_files
@@ -222,7 +224,7 @@ def test_audio_event_writer_carries_unavailable_classes_and_why_for_cli_and_disc
     from discover_utils.utils.type_definitions import LabelDType
 
     from nova_infant.core.grid import frame_grid
-    from nova_infant.core.nova_io import open_ssi_stream
+    from nova_infant.core.streams import open_ssi_stream
     from nova_infant.specs.audio_events import SPEC, result_of
 
     empty = np.zeros(0, dtype=LabelDType.DISCRETE.value)

@@ -134,7 +134,7 @@ def plot_cv(report: dict, path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from nova_infant.core.nova_io import save_figure
+    from nova_infant.core.atomic import save_figure
 
     metrics = [("ccc_va", "CCC V/A"), ("expr_f1_macro", "expression macro-F1"), ("au_f1", "AU-F1")]
     parts = [(f"fold {f['fold']}", f) for f in report["folds"]] + [("pooled", report["pooled"])]

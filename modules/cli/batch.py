@@ -91,7 +91,7 @@ def run(args) -> int:
         except ValueError as exc:
             raise OptionError(f"--options: not JSON ({exc})") from None
     options.update(_pairs(args.option, "--option"))
-    from nova_infant.core.nova_io import safe_name
+    from nova_infant.core.atomic import safe_name
 
     safe_name(args.dataset, "dataset")
     if args.db and args.sessions_file:

@@ -140,14 +140,14 @@ def _import_schemes(args) -> int:
 
 
 def _check_trainers(args) -> int:
-    """Parse every ``.trainer`` with discover-utils' parser (``nova_io.read_trainer``): du-process itself stops with a
+    """Parse every ``.trainer`` with discover-utils' parser (``trainer_files.read_trainer``): du-process itself stops with a
     raw XML traceback on a truncated or malformed one before any module code runs. Exit 0 all good, 1 some bad, 2
     all bad or none found."""
     import sys
     from pathlib import Path
 
     from nova_infant.core.errors import TrainerFileError
-    from nova_infant.core.nova_io import read_trainer
+    from nova_infant.core.trainer_files import read_trainer
 
     files = []
     for given in args.paths:

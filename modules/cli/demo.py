@@ -207,7 +207,7 @@ def track_summaries(outputs: dict[Path, tuple[str, str]]) -> list[TrackSummary]:
     """
     import numpy as np
 
-    from nova_infant.core.nova_io import open_ssi_stream
+    from nova_infant.core.streams import open_ssi_stream
     from nova_infant.core.schemes import annotation_scheme
     from nova_infant.review.annotations import read_annotation, segments
 

@@ -136,7 +136,7 @@ def _config(args):
 def _session_dirs(args) -> list[Path]:
     from nova_infant.icep.dataset import list_sessions
 
-    from nova_infant.core.nova_io import safe_name
+    from nova_infant.core.atomic import safe_name
 
     base = Path(args.root) / safe_name(args.dataset, "--dataset")
     for name in args.sessions or []:
@@ -150,7 +150,7 @@ def _session_dirs(args) -> list[Path]:
 
 def _check_names(args) -> None:
     """Every name that becomes part of a file name: ``PathError`` for ``../x``, ``a/b``, empty names."""
-    from nova_infant.core.nova_io import safe_name
+    from nova_infant.core.atomic import safe_name
 
     for flag in ("role", "annotator", "scheme"):
         if getattr(args, flag, None) is not None:
@@ -170,7 +170,7 @@ def _labelled(args):
     from nova_infant.icep.schemes import label_map
     from nova_infant.core.validation import folds_for, usable_training_sessions
 
-    from nova_infant.core.nova_io import check_replaceable, safe_name
+    from nova_infant.core.atomic import check_replaceable, safe_name
 
     args.checked = _checked(args)
     _check_names(args)

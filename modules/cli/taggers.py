@@ -226,8 +226,8 @@ def cmd_crying_cv(args) -> int:
 
 
 def _write_json(result: dict, path: str) -> None:
-    """``result`` as indented JSON at ``path``, replaced atomically (:func:`nova_infant.core.nova_io.atomic_file`)."""
-    from nova_infant.core.nova_io import atomic_file
+    """``result`` as indented JSON at ``path``, replaced atomically (:func:`nova_infant.core.atomic.atomic_file`)."""
+    from nova_infant.core.atomic import atomic_file
 
     with atomic_file(path, ".json") as staged:
         staged.write_text(json.dumps(result, indent=2))
@@ -282,7 +282,7 @@ def cmd_evaluate(args) -> int:
         curves, thresholds, end = None, None, max([e for v in refd.values() for _, e in v] +
                                                  [e for v in pred.values() for _, e, _ in v] + [step])
         if args.scores:
-            from nova_infant.core.nova_io import load_ssi_stream
+            from nova_infant.core.streams import load_ssi_stream
 
             import xml.etree.ElementTree as ET
 

@@ -199,7 +199,7 @@ def build_request(trainer_path: str | os.PathLike, root: str | os.PathLike, role
 
 
 def check_session_name(session: str) -> str:
-    """A session name that is a plain folder name (:func:`nova_infant.core.nova_io.safe_name`).
+    """A session name that is a plain folder name (:func:`nova_infant.core.atomic.safe_name`).
 
     Parameters
     ----------
@@ -215,7 +215,7 @@ def check_session_name(session: str) -> str:
     PathError
         When the name could point outside ``<root>/<dataset>`` (``..``, ``/``, ...).
     """
-    from nova_infant.core.nova_io import safe_name
+    from nova_infant.core.atomic import safe_name
 
     return safe_name(session, "session")
 
@@ -359,7 +359,7 @@ def _write_record(job: ModuleJob, session: str, started: float) -> None:
               "inputs": {str(p): _stat(p) for p in _with_data_files(job.paths(session, "input"))}, "outputs": outputs,
               "options": job.options, "seconds": round(time.time() - started, 3), "host": platform.node(),
               "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
-    from nova_infant.core.nova_io import atomic_file
+    from nova_infant.core.atomic import atomic_file
 
     with atomic_file(job.record_path(session), suffix=".json") as staged:
         staged.write_text(json.dumps(record, indent=1))

@@ -426,7 +426,7 @@ def media_duration_ms(path: str) -> float:
     """
     ext = os.path.splitext(str(path))[1].lower()
     if ext == ".stream":
-        from nova_infant.core.nova_io import open_ssi_stream
+        from nova_infant.core.streams import open_ssi_stream
 
         return open_ssi_stream(path).duration_ms
     if ext in _SOUNDFILE_EXTS:

@@ -155,7 +155,7 @@ def ensure_session(ctx: Mapping[str, Any], dataset: str, session: str, duration_
            "duration": float(duration_ms or 0) / 1000.0, "isValid": True}
     oid = _upsert(_db(ctx, dataset)[SESSIONS], session, doc)
     if ctx.get("data_dir"):
-        from nova_infant.core.nova_io import safe_name
+        from nova_infant.core.atomic import safe_name
 
         (Path(ctx["data_dir"]) / safe_name(dataset, "dataset") / safe_name(session, "session")).mkdir(
             parents=True, exist_ok=True)
@@ -524,7 +524,7 @@ def save_stream(ctx: Mapping[str, Any], stream, dataset: str, session: str, role
     Parameters
     ----------
     stream : discover_utils.data.stream.SSIStream
-        E.g. from :func:`nova_infant.core.nova_io.make_ssi_stream` (float32 (N, dim), media type like
+        E.g. from :func:`nova_infant.core.streams.make_ssi_stream` (float32 (N, dim), media type like
         ``feature;video;dinov2`` so NOVA lists it for matching trainer inputs).
     dataset, session, role, name : str
         Target; the session and role must exist.
@@ -548,7 +548,7 @@ def save_stream(ctx: Mapping[str, Any], stream, dataset: str, session: str, role
     if not ctx.get("data_dir"):
         raise NovaDatabaseError(f"NOVA dataset {dataset}: no data_dir given, cannot write stream {role}.{name}")
     from nova_infant.discover.common import install_atomic_writer
-    from nova_infant.core.nova_io import safe_name
+    from nova_infant.core.atomic import safe_name
 
     install_atomic_writer()  # discover-utils' writer truncates in place; ours replaces header + data as a pair
     for value, what in ((dataset, "dataset"), (session, "session"), (role, "role"), (name, "stream name")):

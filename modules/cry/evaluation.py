@@ -398,7 +398,7 @@ def confusion_figure(result: dict, method: str, path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from nova_infant.core.nova_io import save_figure
+    from nova_infant.core.atomic import save_figure
 
     cm = np.asarray(result["methods"][method]["confusion"])
     classes = result["classes"]

@@ -302,7 +302,7 @@ def save_cry_model(model: CryReasonModel, out, data_note: str = "") -> Path:
     Raises
     ------
     PathError
-        If ``out`` exists and was not made by this package (from :func:`nova_infant.core.nova_io.atomic_dir`).
+        If ``out`` exists and was not made by this package (from :func:`nova_infant.core.atomic.atomic_dir`).
     SavedModelError
         If a tensor cannot be written.
     """

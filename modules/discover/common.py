@@ -8,7 +8,7 @@ du-process hands ``process_data`` a ``DatasetManager`` holding exactly one sessi
 discover-utils' ``FileHandler.save`` truncates the old header and data files in place, so a kill or a full disk
 destroys the previous stream. Importing this module wraps that method, in this process only (the installed library
 is not changed), so every file du-process saves for our adapters (file mode and NOVA database mode alike) goes
-through :func:`nova_infant.core.nova_io.save_atomic`: staged beside the target, header + data replaced as a pair under
+through :func:`nova_infant.core.atomic.save_atomic`: staged beside the target, header + data replaced as a pair under
 a lock, the previous pair kept on any failure.
 """
 
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from nova_infant.core.errors import NovaInfantError, OptionError, VideoDecodeError
-from nova_infant.core.nova_io import safe_name, save_atomic
+from nova_infant.core.atomic import safe_name, save_atomic
 from nova_infant.specs.base import as_bool
 
 log = logging.getLogger("nova_infant")
@@ -32,7 +32,7 @@ log = logging.getLogger("nova_infant")
 
 
 def install_atomic_writer() -> None:
-    """Route discover-utils' ``FileHandler.save`` through :func:`~nova_infant.core.nova_io.save_atomic` (idempotent).
+    """Route discover-utils' ``FileHandler.save`` through :func:`~nova_infant.core.atomic.save_atomic` (idempotent).
 
     du-process saves every output with ``FileHandler().save(data, path)`` (file mode) or through
     ``StreamHandler.save`` -> ``FileHandler().save`` (NOVA database mode). The wrapper keeps the library's own

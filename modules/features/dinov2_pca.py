@@ -689,14 +689,14 @@ class DinoV2Features:
 
     def pca_stream(self, **names):
         """The PCA grid as a discover-utils ``SSIStream`` (media type ``feature;video;dinov2``)."""
-        from nova_infant.core.nova_io import make_ssi_stream
+        from nova_infant.core.streams import make_ssi_stream
 
         return make_ssi_stream(self.pca, self.grid.sample_rate_hz, PCA_MEDIA_TYPE, self.pca_dim_names(),
                                custom_meta=self.meta, **names)
 
     def cls_stream(self, **names):
         """The CLS tokens as a discover-utils ``SSIStream`` (media type ``feature;video;dino_cls``)."""
-        from nova_infant.core.nova_io import make_ssi_stream
+        from nova_infant.core.streams import make_ssi_stream
 
         return make_ssi_stream(self.cls, self.grid.sample_rate_hz, CLS_MEDIA_TYPE, self.cls_dim_names(),
                                custom_meta=self.meta, **names)
@@ -993,7 +993,7 @@ def pca_picture(frame: np.ndarray, pca_grid: np.ndarray, path: str | os.PathLike
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    from nova_infant.core.nova_io import save_figure
+    from nova_infant.core.atomic import save_figure
 
     return save_figure(fig, path, dpi=None)
 

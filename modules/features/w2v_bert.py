@@ -366,7 +366,7 @@ def to_stream(features: np.ndarray, grid: FrameGrid, metadata: dict, name: str |
     StreamError
         If the features are empty or not finite.
     """
-    from nova_infant.core.nova_io import make_ssi_stream
+    from nova_infant.core.streams import make_ssi_stream
 
     dims = [f"w2vbert_{i}" for i in range(features.shape[1])]
     return make_ssi_stream(features, grid.sample_rate_hz, MEDIA_TYPE, dims, name=name, role=role, session=session,

@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from nova_infant.core.errors import SavedModelError, StreamError, TrainerFileError
-from nova_infant.core.nova_io import TrainerIO, TrainerSpec, write_trainer
+from nova_infant.core.trainer_files import TrainerIO, TrainerSpec, write_trainer
 from nova_infant.icep.dataset import SessionData
 from nova_infant.icep.models import build_model
 from nova_infant.icep.schemes import LabelMap

@@ -53,7 +53,7 @@ class FileRows:
     """
 
     def __init__(self, path: str | os.PathLike, name: str | None = None):
-        from nova_infant.core.nova_io import open_ssi_stream
+        from nova_infant.core.streams import open_ssi_stream
 
         view = open_ssi_stream(path)
         if view.n_rows == 0:

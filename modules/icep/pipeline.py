@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from nova_infant.core.errors import NovaInfantError, OptionError
-from nova_infant.core.nova_io import atomic_file
+from nova_infant.core.atomic import atomic_file
 from nova_infant.icep.bundle import feature_spec, save_bundle, write_predictor_trainer
 from nova_infant.icep.dataset import SessionData, SessionSpec, load_session
 from nova_infant.icep.evaluation import CVResult, cross_validate, select_config, split_validation
@@ -311,7 +311,7 @@ def run_fold_file(job: FoldJob, k: int):
     import traceback
 
     from nova_infant.core.batch import SessionResult
-    from nova_infant.core.nova_io import atomic_file
+    from nova_infant.core.atomic import atomic_file
     from nova_infant.icep.evaluation import fold_record, run_fold
 
     started = time.time()
@@ -457,7 +457,7 @@ def feature_ids(session_io) -> list[str]:
 def _header_meta(session_io, io_id: str, data) -> dict:
     """``<meta>`` attributes of a database-mode stream: discover-utils' loader keeps only the media type, so the
     header in NOVA's data folder is read when it is there (it names the PCA basis: :func:`check_feature_bases`)."""
-    from nova_infant.core.nova_io import open_ssi_stream
+    from nova_infant.core.streams import open_ssi_stream
 
     meta = dict(getattr(data.meta_data, "custom_meta", None) or {})
     try:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nova_infant.core.nova_io import save_atomic
+from nova_infant.core.atomic import save_atomic
 
 from nova_infant.core.errors import AnnotationError
 from nova_infant.core.package_data import SCHEME_DIR  # noqa: F401  (re-exported)

@@ -193,7 +193,7 @@ def write_report_json(report: dict, path: str | os.PathLike) -> Path:
     -------
     pathlib.Path
     """
-    from nova_infant.core.nova_io import atomic_file
+    from nova_infant.core.atomic import atomic_file
 
     path = Path(path)
     with atomic_file(path) as tmp:
@@ -236,6 +236,6 @@ def plot_confusion(result: dict, path: str | os.PathLike, title: str = "") -> Pa
     ax.set_title(f"{title}  κ={kappa}  macro-F1={result['f1_macro']:.3f}".strip(), fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.046, label="share of reference row")
     fig.tight_layout()
-    from nova_infant.core.nova_io import save_figure
+    from nova_infant.core.atomic import save_figure
 
     return save_figure(fig, path, dpi=120)

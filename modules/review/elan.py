@@ -51,7 +51,7 @@ def _labelled_segments(annotation, source: str) -> list[tuple[int, int, str, flo
 
 
 def _atomic(path: Path, write) -> Path:
-    from nova_infant.core.nova_io import atomic_file
+    from nova_infant.core.atomic import atomic_file
 
     with atomic_file(path, path.suffix) as tmp:
         write(tmp)

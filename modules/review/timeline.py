@@ -151,7 +151,7 @@ def feature_track(path: str | os.PathLike, title: str | None = None) -> Track:
     StreamError
         If the stream cannot be opened or has no rows.
     """
-    from nova_infant.core.nova_io import open_ssi_stream
+    from nova_infant.core.streams import open_ssi_stream
 
     view = open_ssi_stream(path)
     n, dim = view.n_rows, view.dim
@@ -268,7 +268,7 @@ def render_png(tracks: Sequence[Track], path: str | os.PathLike, duration_ms: fl
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    from nova_infant.core.nova_io import save_figure
+    from nova_infant.core.atomic import save_figure
 
     return save_figure(fig, path, dpi=dpi)
 
@@ -384,7 +384,7 @@ svg{{width:100%;height:auto;display:block}} .name{{font-size:12px}} .tick{{font-
 <script>{js}</script>
 </body></html>
 """
-    from nova_infant.core.nova_io import atomic_file
+    from nova_infant.core.atomic import atomic_file
 
     path = Path(path)
     with atomic_file(path) as tmp:

@@ -128,7 +128,8 @@ def train_fit(items: list, o: dict, ctx) -> TrainResult:
     from nova_infant.affect.bundle import save_affect_model
     from nova_infant.affect.evaluation import cross_validate
     from nova_infant.affect.training import fit
-    from nova_infant.core.nova_io import safe_name, write_trainer
+    from nova_infant.core.atomic import safe_name
+    from nova_infant.core.trainer_files import write_trainer
 
     if not items:
         raise OptionError("affect_train: no usable session: nothing trained")
@@ -193,7 +194,7 @@ def predictions_result(pred: dict, has_face: np.ndarray, grid, cfg, notes=()) ->
     the regression gives no probability), ``expression`` discrete (model classes + ``no_face``; segment conf =
     mean top-class probability), ``au`` stream (n_rows, n_au + 1): AU probabilities and ``face`` (1/0; AU columns 0
     without a face so the stream stays finite), ``va_stream`` (n_rows, 3): valence, arousal, face (0 without one)."""
-    from nova_infant.core.nova_io import frames_to_segments
+    from nova_infant.core.annotations import frames_to_segments
     face = np.asarray(has_face, bool)
     r = Result(notes=list(notes))
     for task, ports in (("va", "valence, arousal, va_stream"), ("expr", "expression"), ("au", "au")):

@@ -19,7 +19,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from nova_infant.core.errors import NovaInfantError, OptionError
-from nova_infant.core.nova_io import TrainerIO, TrainerSpec
+from nova_infant.core.trainer_files import TrainerIO, TrainerSpec
 
 log = logging.getLogger("nova_infant")
 
@@ -187,7 +187,7 @@ class Option:
         return self.check(out, name) if self.check is not None else out
 
     def nova_entry(self) -> tuple[str, str, str]:
-        """``(name, TYPE, default)`` of the ``.trainer`` option string (:func:`nova_infant.core.nova_io.option_string`).
+        """``(name, TYPE, default)`` of the ``.trainer`` option string (:func:`nova_infant.core.trainer_files.option_string`).
 
         Returns
         -------
@@ -457,7 +457,7 @@ class ModuleSpec:
         return self.check(out) if self.check is not None else out
 
     def trainer_spec(self) -> TrainerSpec:
-        """The ``.trainer`` this module is listed with in NOVA (for :func:`nova_infant.core.nova_io.write_trainer`).
+        """The ``.trainer`` this module is listed with in NOVA (for :func:`nova_infant.core.trainer_files.write_trainer`).
 
         Returns
         -------
@@ -843,7 +843,7 @@ class Session:
         StreamError
             For a missing or unreadable stream.
         """
-        from nova_infant.core.nova_io import load_ssi_stream
+        from nova_infant.core.streams import load_ssi_stream
 
         stream = load_ssi_stream(self.path(port_id))
         meta = dict(getattr(stream.meta_data, "__dict__", {}) or {})
@@ -926,7 +926,7 @@ class FileSession(Session):
 def nova_objects(spec: ModuleSpec, result: Result, session: Session) -> dict:
     """Turn a :class:`Result` into discover-utils NOVA objects, one per active output (CLI and DISCOVER alike).
 
-    Streams become ``SSIStream`` (:func:`nova_infant.core.nova_io.make_ssi_stream`), discrete and continuous data
+    Streams become ``SSIStream`` (:func:`nova_infant.core.streams.make_ssi_stream`), discrete and continuous data
     ``DiscreteAnnotation``/``ContinuousAnnotation`` (:mod:`nova_infant.taggers.outputs`), named after what the
     caller prepared (NOVA's request: name, role, annotator) or the port's default. A module with its own ``write``
     uses that instead.
@@ -951,7 +951,7 @@ def nova_objects(spec: ModuleSpec, result: Result, session: Session) -> dict:
     """
     if spec.write is not None:
         return spec.write(result, session)
-    from nova_infant.core.nova_io import make_ssi_stream
+    from nova_infant.core.streams import make_ssi_stream
     from nova_infant.taggers.outputs import continuous_annotation, discrete_annotation
 
     for port_id, data in result.annotations.items():
@@ -996,7 +996,8 @@ def write_files(spec: ModuleSpec, result: Result, session: FileSession) -> list[
     NovaInfantError, OSError
         A write failed (the previous file is kept).
     """
-    from nova_infant.core.nova_io import write_annotation, write_ssi_stream
+    from nova_infant.core.annotations import write_annotation
+    from nova_infant.core.streams import write_ssi_stream
 
     ports = {p.id: p for p in spec.outputs}
     paths = []

@@ -92,7 +92,8 @@ def train_fit(items: list, o: dict, ctx) -> TrainResult:
     PathError
         The model folder exists and was not made by this package.
     """
-    from nova_infant.core.nova_io import check_replaceable, safe_name, write_trainer
+    from nova_infant.core.atomic import check_replaceable, safe_name
+    from nova_infant.core.trainer_files import write_trainer
     from nova_infant.cry.session import save_cry_model, train_model
     from nova_infant.specs.registry import SPECS
 

@@ -364,7 +364,7 @@ def bundle_dir(trainer_dir: Path, o: dict) -> Path:
     PathError
         A model name that is not a plain name, or a folder there this package did not create.
     """
-    from nova_infant.core.nova_io import check_replaceable, safe_name
+    from nova_infant.core.atomic import check_replaceable, safe_name
 
     name = safe_name(o["model_name"] or f"icep-{o['role']}-{o['model']}", "option model_name")
     out = Path(trainer_dir) / "icep_models" / name

@@ -53,7 +53,7 @@ def script_text(spec: ModuleSpec) -> str:
 
 
 def trainer_text(spec: ModuleSpec) -> str:
-    """Text of ``<name>.trainer`` as :func:`nova_infant.core.nova_io.write_trainer` writes it (UTF-8 XML).
+    """Text of ``<name>.trainer`` as :func:`nova_infant.core.trainer_files.write_trainer` writes it (UTF-8 XML).
 
     Parameters
     ----------
@@ -70,7 +70,7 @@ def trainer_text(spec: ModuleSpec) -> str:
     """
     import tempfile
 
-    from nova_infant.core.nova_io import write_trainer
+    from nova_infant.core.trainer_files import write_trainer
 
     with tempfile.TemporaryDirectory() as tmp:
         path = write_trainer(Path(tmp) / f"{spec.name}.trainer", spec.trainer_spec())
@@ -109,7 +109,7 @@ def write_generated(out_dir: str | Path) -> list[Path]:
     OSError
         Folder not writable (the previous files are kept).
     """
-    from nova_infant.core.nova_io import atomic_file
+    from nova_infant.core.atomic import atomic_file
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

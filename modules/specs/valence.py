@@ -41,7 +41,7 @@ def _config(o: dict):
 
 
 def _check_train(o: dict) -> dict:
-    from nova_infant.core.nova_io import safe_name
+    from nova_infant.core.atomic import safe_name
     from nova_infant.valence.ssts import check_stride
 
     check_stride(o["stride"], o["clip_frames"])
@@ -91,7 +91,7 @@ def fit_train(items: list, o: dict, ctx) -> TrainResult:
     """
     import logging
 
-    from nova_infant.core.nova_io import check_replaceable
+    from nova_infant.core.atomic import check_replaceable
     from nova_infant.valence.pipeline import MODELS_SUBDIR, fit_and_save
 
     out = Path(ctx.trainer_dir) / MODELS_SUBDIR / o["model_name"]

@@ -139,7 +139,7 @@ def yamnet_files() -> tuple[Path, Path]:
     target = models_dir() / "yamnet_w8a8"
     found = sorted(target.rglob("*.onnx")) if target.is_dir() else []
     if not found:
-        from nova_infant.core.nova_io import atomic_dir
+        from nova_infant.core.atomic import atomic_dir
 
         with atomic_dir(target, "model-cache") as tmp:  # never replaces a folder it did not create
             with zipfile.ZipFile(zipped) as zf:

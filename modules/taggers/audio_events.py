@@ -478,7 +478,7 @@ def events_from_scores(scores: np.ndarray, step_ms: float, threshold: float = 0.
     list of ndarray
         One ``LabelDType.DISCRETE`` array per column (from/to in ms, id 0, conf = the run's mean score).
     """
-    from nova_infant.core.nova_io import frames_to_segments
+    from nova_infant.core.annotations import frames_to_segments
 
     out = []
     for j in range(scores.shape[1]):

@@ -408,7 +408,7 @@ def tag_emotion(path: str, head: str | None = None, classes: list[str] | None = 
     OptionError
         If a head's classes differ from ``classes`` or for a bad option.
     """
-    from nova_infant.core.nova_io import frames_to_segments
+    from nova_infant.core.annotations import frames_to_segments
     from nova_infant.taggers.heads import Head
 
     head_obj = Head.load(head, kind="emotion") if head else None

@@ -166,7 +166,7 @@ def plot_timeline(reference: dict, predicted: dict, out_png: str, scores=None, t
     axes[0, 0].set_title(title or "reference (green spans) vs tagger events (blue bars) and scores (blue line)")
     axes[-1, 0].set_xlabel("time (s)")
     fig.tight_layout()
-    from nova_infant.core.nova_io import save_figure
+    from nova_infant.core.atomic import save_figure
 
     return str(save_figure(fig, out_png, dpi=100))
 

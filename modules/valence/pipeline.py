@@ -14,7 +14,7 @@ import numpy as np
 
 from nova_infant.core.errors import AnnotationError
 from nova_infant.core.grid import frame_grid
-from nova_infant.core.nova_io import write_trainer
+from nova_infant.core.trainer_files import write_trainer
 from nova_infant.valence.clips import ClipPlan, detect_faces, plan_clips
 from nova_infant.valence.training import ValenceSession
 
