@@ -291,7 +291,8 @@ def test_predicted_va_stream_feeds_the_icep_trainer_as_an_early_fused_feature(tm
     from nova_infant.core.grid import frame_grid
     from nova_infant.icep.synthetic import context_task, write_session
     from nova_infant.specs.affect import predictions_result
-    from nova_infant.specs.base import FileSession, write_files
+    from nova_infant.specs.sessions import FileSession
+    from nova_infant.specs.writing import write_files
     from nova_infant.specs.registry import SPECS
 
     rng = np.random.default_rng(0)

@@ -136,7 +136,8 @@ def test_predictor_writes_an_empty_track_with_a_note_when_nothing_cries(donateac
     from nova_infant.core.sample_media import librivox_speech, write_wav
     from nova_infant.cry.session import TrainingItem, save_cry_model, train_model
     from nova_infant.cry import features as F
-    from nova_infant.specs.base import FileSession, write_files
+    from nova_infant.specs.sessions import FileSession
+    from nova_infant.specs.writing import write_files
     from nova_infant.specs.registry import SPECS
     from nova_infant.taggers.outputs import discrete_annotation
 

@@ -218,7 +218,8 @@ def test_face_box_nova_draws_from_the_stream_covers_the_detected_face(tmp_path):
     from nova_infant.taggers.faces import BlazeFaceDetector
 
     result = em.tag_emotion(carphone_path(), sample_fps="5")
-    from nova_infant.specs.base import FileSession, write_files
+    from nova_infant.specs.sessions import FileSession
+    from nova_infant.specs.writing import write_files
     from nova_infant.specs.emotion_tagger import SPEC, result_of
 
     paths = write_files(SPEC, result_of(result), FileSession({}, tmp_path, role="infant"))

@@ -279,7 +279,7 @@ def test_taggers_refuse_to_write_into_the_scheme_nova_fell_back_to(nova):
     import numpy as np
 
     from nova_infant.discover.common import SessionIO
-    from nova_infant.specs.base import ContinuousData, DiscreteData, Result
+    from nova_infant.specs.ports import ContinuousData, DiscreteData, Result
     from nova_infant.specs.processor import DiscoverSession, processor_class
 
     nova_db.import_scheme(nova["ctx"], nova["dataset"], {"name": "arousal", "type": "CONTINUOUS", "sr": 25.0,

@@ -12,8 +12,11 @@ from nova_infant.core.errors import OptionError
 from nova_infant.core.annotations import read_annotation
 from nova_infant.core.streams import load_ssi_stream
 from nova_infant.core.trainer_files import option_string
-from nova_infant.specs.base import (ContinuousData, DiscreteData, FileSession, ModuleSpec, Option, Port, Result,
-                                    StreamData, nova_objects, write_files)
+from nova_infant.specs.module_spec import ModuleSpec
+from nova_infant.specs.options import Option
+from nova_infant.specs.ports import ContinuousData, DiscreteData, Port, Result, StreamData
+from nova_infant.specs.sessions import FileSession
+from nova_infant.specs.writing import nova_objects, write_files
 from nova_infant.specs.registry import SPECS, generated_files
 
 REPO_TRAINERS = Path(__file__).resolve().parents[1] / "trainers" / "nova_infant"

@@ -102,7 +102,8 @@ def _extract(args) -> int:
     """Extract every video through the spec's ``run`` and its one writer; a bad video is reported in one line and
     the others go on (exit 1 if some failed, 2 if all did)."""
     from nova_infant.features.dinov2_pca import picture_of_row
-    from nova_infant.specs.base import FileSession, write_files
+    from nova_infant.specs.sessions import FileSession
+    from nova_infant.specs.writing import write_files
 
     o = _parsed(args)
     backbone, failed = _load(args), 0

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from nova_infant.core.errors import NovaInfantError, OptionError
 from nova_infant.specs.icep import PREDICT, TRAIN_OPTIONS, check_training
-from nova_infant.specs.base import ModuleSpec
+from nova_infant.specs.module_spec import ModuleSpec
 
 #: the training options as one spec (role offers both roles here; the NOVA modules fix theirs)
 TRAIN = ModuleSpec(name="icep", create="", category="ICEP-R", description="icep cv/train", inputs=(), outputs=(),

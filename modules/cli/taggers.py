@@ -103,7 +103,8 @@ def cmd_audio(args) -> int:
     int
         0; errors are ``NovaInfantError`` (one line, exit code 2).
     """
-    from nova_infant.specs.base import FileSession, write_files
+    from nova_infant.specs.sessions import FileSession
+    from nova_infant.specs.writing import write_files
     from nova_infant.specs.cli import options_from_args
 
     options = options_from_args(AUDIO_EVENTS, args)
@@ -128,7 +129,8 @@ def cmd_emotion(args) -> int:
     int
         0; errors are ``NovaInfantError`` (one line, exit code 2).
     """
-    from nova_infant.specs.base import FileSession, write_files
+    from nova_infant.specs.sessions import FileSession
+    from nova_infant.specs.writing import write_files
     from nova_infant.specs.cli import options_from_args
 
     options = options_from_args(EMOTION, args)

@@ -49,7 +49,8 @@ def run(args) -> int:
     """
     from pathlib import Path
 
-    from nova_infant.specs.base import FileSession, write_files
+    from nova_infant.specs.sessions import FileSession
+    from nova_infant.specs.writing import write_files
     from nova_infant.specs.cli import options_from_args
 
     options = options_from_args(SPEC, args, {"bf16": args.bf16} if args.bf16 is not None else None)

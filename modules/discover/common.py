@@ -23,7 +23,7 @@ from typing import Any
 
 from nova_infant.core.errors import NovaInfantError, OptionError, VideoDecodeError
 from nova_infant.core.atomic import safe_name, save_atomic
-from nova_infant.specs.base import as_bool
+from nova_infant.specs.options import as_bool
 
 log = logging.getLogger("nova_infant")
 

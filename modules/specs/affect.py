@@ -23,8 +23,9 @@ import numpy as np
 from nova_infant.affect.model import AU_NAMES, EXPR_CLASSES, TASKS
 from nova_infant.core.errors import AnnotationError, OptionError, TrainerFileError
 from nova_infant.specs import options as shared
-from nova_infant.specs.base import (ContinuousData, DiscreteData, ModuleSpec, Option, Port, Result, StreamData,
-                                    TrainResult)
+from nova_infant.specs.module_spec import ModuleSpec, TrainResult
+from nova_infant.specs.options import Option
+from nova_infant.specs.ports import ContinuousData, DiscreteData, Port, Result, StreamData
 
 CITATION = ("Nguyen, Nguyen & Huynh 2025, Lightweight Models for Emotional Analysis in Video (ABAW8, arXiv "
             "2503.10530); MobileNetV4: Qin et al. 2024; MLP-Mixer: Tolstikhin et al. 2021")

@@ -14,7 +14,9 @@ from __future__ import annotations
 from typing import Any
 
 from nova_infant.specs import options as shared
-from nova_infant.specs.base import DiscreteData, ModuleSpec, Option, Port, Result, StreamData
+from nova_infant.specs.module_spec import ModuleSpec
+from nova_infant.specs.options import Option
+from nova_infant.specs.ports import DiscreteData, Port, Result, StreamData
 from nova_infant.taggers.audio_events import CLASSES
 
 MEDIA_TYPE = "feature;audio;audio_events"
@@ -32,7 +34,7 @@ def run(session, o: dict) -> Result:
 
     Parameters
     ----------
-    session : nova_infant.specs.base.Session
+    session : nova_infant.specs.sessions.Session
     o : dict
         Parsed options of :data:`SPEC`.
 
@@ -59,7 +61,7 @@ def run(session, o: dict) -> Result:
 
 
 def result_of(r) -> Result:
-    """The :class:`~nova_infant.specs.base.Result` of a tagger run (what the one writer turns into NOVA objects).
+    """The :class:`~nova_infant.specs.ports.Result` of a tagger run (what the one writer turns into NOVA objects).
 
     Parameters
     ----------

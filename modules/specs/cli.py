@@ -11,7 +11,9 @@ import sys
 from pathlib import Path
 from typing import Iterable
 
-from nova_infant.specs.base import FileSession, ModuleSpec, TrainContext, say_notes, write_files
+from nova_infant.specs.module_spec import ModuleSpec, TrainContext
+from nova_infant.specs.sessions import FileSession
+from nova_infant.specs.writing import say_notes, write_files
 
 log = logging.getLogger("nova_infant")
 
@@ -21,7 +23,7 @@ def option_help(opt) -> str:
 
     Parameters
     ----------
-    opt : nova_infant.specs.base.Option
+    opt : nova_infant.specs.options.Option
 
     Returns
     -------

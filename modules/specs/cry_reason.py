@@ -12,7 +12,9 @@ from pathlib import Path
 
 from nova_infant.core.errors import AnnotationError, OptionError
 from nova_infant.specs import options as shared
-from nova_infant.specs.base import DiscreteData, ModuleSpec, Option, Port, Result, TrainResult
+from nova_infant.specs.module_spec import ModuleSpec, TrainResult
+from nova_infant.specs.options import Option
+from nova_infant.specs.ports import DiscreteData, Port, Result
 
 CITATION = "Cha & Bae, deep-learning infant cry analysis (MFCC/STFT, autoencoder + DNN, concatenate model)"
 LICENCE = ("method: paper; code: MIT; a model trained on the Donate-a-cry corpus is a Produced Work under ODbL 1.0 "
@@ -39,7 +41,7 @@ def train_run(session, o: dict):
 
     Parameters
     ----------
-    session : nova_infant.specs.base.Session
+    session : nova_infant.specs.sessions.Session
         Inputs ``audio``, ``reasons`` and optionally ``video``.
     o : dict
         Parsed options of :data:`TRAIN_SPEC`.
@@ -78,7 +80,7 @@ def train_fit(items: list, o: dict, ctx) -> TrainResult:
     items : list of TrainingItem
     o : dict
         Parsed options.
-    ctx : nova_infant.specs.base.TrainContext
+    ctx : nova_infant.specs.module_spec.TrainContext
 
     Returns
     -------
@@ -164,7 +166,7 @@ def predict_run(session, o: dict) -> Result:
 
     Parameters
     ----------
-    session : nova_infant.specs.base.Session
+    session : nova_infant.specs.sessions.Session
         Inputs ``audio``, ``crying`` and (for a model with a face branch) ``video``.
     o : dict
         Parsed options of :data:`PREDICT_SPEC`.

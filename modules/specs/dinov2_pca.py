@@ -18,7 +18,9 @@ from typing import Any
 from nova_infant.core.backbones import DEFAULT_DINOV2
 from nova_infant.core.errors import OptionError
 from nova_infant.specs import options as shared
-from nova_infant.specs.base import ModuleSpec, Option, Port, Result, StreamData
+from nova_infant.specs.module_spec import ModuleSpec
+from nova_infant.specs.options import Option
+from nova_infant.specs.ports import Port, Result, StreamData
 
 log = logging.getLogger("nova_infant")
 
@@ -43,7 +45,7 @@ def load_backbone(session, o: dict):
 
     Parameters
     ----------
-    session : nova_infant.specs.base.Session
+    session : nova_infant.specs.sessions.Session
     o : dict
         Parsed options (``model``, ``device``, ``precision``).
 
@@ -119,7 +121,7 @@ def run(session, o: dict) -> Result:
 
     Parameters
     ----------
-    session : nova_infant.specs.base.Session
+    session : nova_infant.specs.sessions.Session
     o : dict
         Parsed options of :data:`SPEC`.
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from nova_infant.specs import options as shared
-from nova_infant.specs.base import ContinuousData, DiscreteData, ModuleSpec, Option, Port, Result, StreamData
+from nova_infant.specs.module_spec import ModuleSpec
+from nova_infant.specs.options import Option
+from nova_infant.specs.ports import ContinuousData, DiscreteData, Port, Result, StreamData
 
 
 def _sample_fps(value: Any, name: str) -> str:
@@ -49,7 +51,7 @@ def run(session, o: dict) -> Result:
 
     Parameters
     ----------
-    session : nova_infant.specs.base.Session
+    session : nova_infant.specs.sessions.Session
     o : dict
         Parsed options of :data:`SPEC`.
 
@@ -72,7 +74,7 @@ def run(session, o: dict) -> Result:
 
 
 def result_of(r, check_emotion_scheme: bool = True) -> Result:
-    """The :class:`~nova_infant.specs.base.Result` of a tagger run (what the one writer turns into NOVA objects).
+    """The :class:`~nova_infant.specs.ports.Result` of a tagger run (what the one writer turns into NOVA objects).
 
     Parameters
     ----------

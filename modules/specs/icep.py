@@ -20,7 +20,9 @@ from typing import Any
 
 from nova_infant.core.errors import AnnotationError, OptionError
 from nova_infant.specs import options as shared
-from nova_infant.specs.base import ModuleSpec, Option, Port, Result, TrainResult
+from nova_infant.specs.module_spec import ModuleSpec, TrainResult
+from nova_infant.specs.options import Option
+from nova_infant.specs.ports import Port, Result
 
 log = logging.getLogger("nova_infant")
 
@@ -184,7 +186,7 @@ def session_data(session, lmap=None, label_id: str | None = None):
 
     Parameters
     ----------
-    session : nova_infant.specs.base.Session
+    session : nova_infant.specs.sessions.Session
     lmap : nova_infant.icep.schemes.LabelMap or None
         Label set (None: no labels read).
     label_id : str or None
@@ -228,7 +230,7 @@ def load_bundle_of(session, o: dict):
 
     Parameters
     ----------
-    session : nova_infant.specs.base.Session
+    session : nova_infant.specs.sessions.Session
     o : dict
         Parsed options (``bundle``, ``device``).
 
@@ -284,7 +286,7 @@ def predict_write(result: Result, session) -> dict:
     ----------
     result : Result
         What :func:`predict_run` returned.
-    session : nova_infant.specs.base.Session
+    session : nova_infant.specs.sessions.Session
 
     Returns
     -------

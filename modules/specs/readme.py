@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from nova_infant.specs.base import ModuleSpec
+from nova_infant.specs.module_spec import ModuleSpec
 
 HEADER = """# nova-infant DISCOVER modules
 

@@ -1,7 +1,7 @@
 """Every module of this package, by explicit import (no import strings), and the files generated from them.
 
 :data:`SPECS` maps a module name (``.trainer`` stem, ``nova-infant run`` sub-command) to its
-:class:`~nova_infant.specs.base.ModuleSpec`. :func:`generated_files` renders what ``nova-infant write-trainers``
+:class:`~nova_infant.specs.module_spec.ModuleSpec`. :func:`generated_files` renders what ``nova-infant write-trainers``
 writes into ``trainers/nova_infant/``: ``<name>.trainer``, the tiny DISCOVER script ``<name>.py`` and ``README.md``;
 a test fails when a committed file differs.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from nova_infant.specs import affect, audio_events, cry_reason, dinov2_pca, emotion_tagger, icep, valence, w2v_bert
-from nova_infant.specs.base import ModuleSpec
+from nova_infant.specs.module_spec import ModuleSpec
 
 #: name -> spec, in the order of the README.
 SPECS: dict[str, ModuleSpec] = {spec.name: spec for spec in (

@@ -20,7 +20,9 @@ from pathlib import Path
 from nova_infant.core.backbones import DEFAULT_VIDEOMAE
 from nova_infant.core.errors import OptionError
 from nova_infant.specs import options as shared
-from nova_infant.specs.base import ContinuousData, ModuleSpec, Option, Port, Result, TrainResult
+from nova_infant.specs.module_spec import ModuleSpec, TrainResult
+from nova_infant.specs.options import Option
+from nova_infant.specs.ports import ContinuousData, Port, Result
 from nova_infant.taggers.faces import FACE_CHOICES
 
 CITATION = ("Ning, Onal Ertugrul, Messinger, Cohn, Salah: Automated Emotional Valence Estimation in Infants with "

@@ -11,7 +11,9 @@ from __future__ import annotations
 from nova_infant.core.backbones import DEFAULT_W2V_BERT
 from nova_infant.core.errors import OptionError
 from nova_infant.specs import options as shared
-from nova_infant.specs.base import ModuleSpec, Option, Port, Result, StreamData
+from nova_infant.specs.module_spec import ModuleSpec
+from nova_infant.specs.options import Option
+from nova_infant.specs.ports import Port, Result, StreamData
 
 
 def _check(o: dict) -> dict:
@@ -25,7 +27,7 @@ def run(session, o: dict) -> Result:
 
     Parameters
     ----------
-    session : nova_infant.specs.base.Session
+    session : nova_infant.specs.sessions.Session
     o : dict
         Parsed options of :data:`SPEC`.
 
