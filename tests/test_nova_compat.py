@@ -89,11 +89,12 @@ def test_no_trainer_declares_an_input_nova_would_send_without_need():
     """NOVA has no on/off control for inputs: every declared input arrives, so none may be optional."""
     from nova_infant.icep.bundle import predictor_spec
     from nova_infant.icep.schemes import label_map
+    from nova_infant.specs.icep import predictor_options
 
     specs = dict(trainer_specs())
     features = {"step_ms": 40.0, "streams": [{"name": "infant.dinov2", "media_type": "feature;video;dinov2"},
                                              {"name": "session.w2vbert", "media_type": "feature;audio;w2vbert"}]}
-    specs["trained predictor"] = predictor_spec(features, label_map("merged", "caregiver"), "m", "m")
+    specs["trained predictor"] = predictor_spec(features, label_map("merged", "caregiver"), "m", "m", predictor_options())
     for stem, spec in specs.items():
         for io in spec.io:
             if io.type == "input":
@@ -165,6 +166,7 @@ def test_one_output_of_every_writer_opens_in_nova(tmp_path, tiny_dinov2):
     from nova_infant.features.dinov2_pca import extract_dinov2
     from nova_infant.icep.bundle import predictor_spec
     from nova_infant.icep.schemes import label_map, write_scheme_templates
+    from nova_infant.specs.icep import predictor_options
     from nova_infant.taggers.outputs import continuous_annotation, discrete_annotation
     from nova_infant.core.grid import frame_grid
     from nova_infant.features.w2v_bert import to_stream
@@ -194,7 +196,7 @@ def test_one_output_of_every_writer_opens_in_nova(tmp_path, tiny_dinov2):
     assert any(p.name == "session.audio_events.stream" for p in audio_outputs)
     written += [p for p in audio_outputs if p.suffix in (".stream", ".annotation")]
     spec = predictor_spec({"step_ms": 40.0, "streams": [{"name": "infant.dinov2", "media_type": "feature;video;dinov2"}]},
-                          label_map("merged", "infant"), "m", "m")
+                          label_map("merged", "infant"), "m", "m", predictor_options())
     written.append(trainer_files.write_trainer(tmp_path / "icep_m.trainer", spec))
     for path in written:
         assert nova_rules.check_file(path) == [], path

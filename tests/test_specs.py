@@ -115,7 +115,7 @@ def test_one_writer_gives_the_same_nova_objects_to_the_cli_and_writes_them(tmp_p
 
 
 def test_processor_class_parses_trainer_defaults_then_request_options_once():
-    from nova_infant.specs.processor import processor_class
+    from nova_infant.discover.processor import processor_class
 
     cls = processor_class("toy_module", TOY)
     assert cls.__name__ == "ToyModule"
@@ -126,7 +126,7 @@ def test_processor_class_parses_trainer_defaults_then_request_options_once():
 
 
 def test_processor_class_refuses_a_bad_option_in_one_line_before_any_session(capsys):
-    from nova_infant.specs.processor import processor_class
+    from nova_infant.discover.processor import processor_class
 
     cls = processor_class("toy_module", TOY)
     with pytest.raises(SystemExit) as exit_info:

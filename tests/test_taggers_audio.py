@@ -327,7 +327,7 @@ def test_unavailable_classes_carry_a_note_and_the_thresholds_used():
     assert set(r.meta["notes"]) == {"male_speech", "female_speech"}
     assert "no AudioSet label for male_speech" in r.meta["notes"]["male_speech"]
     assert r.mode == "zero-shot+crying-model"
-    from nova_infant.taggers.crying import load_default_head
+    from nova_infant.taggers.audio_events import load_default_head
 
     head = load_default_head()
     assert r.meta["thresholds"]["baby_crying"] == head.cfg.thresholds["baby_crying"]

@@ -131,8 +131,10 @@ def _write_package_copies(args) -> int:
 
 
 def _import_schemes(args) -> int:
-    """``nova-infant import-schemes``: :func:`nova_infant.core.nova_db.import_package_schemes` into one NOVA database."""
-    from nova_infant.core.nova_db import connect, import_package_schemes
+    """``nova-infant import-schemes``: :func:`nova_infant.specs.registry.import_package_schemes` into one NOVA
+    database."""
+    from nova_infant.core.nova_db import connect
+    from nova_infant.specs.registry import import_package_schemes
 
     names = import_package_schemes(connect(args.db), args.dataset)
     print(f"{args.dataset}: {len(names)} schemes created or updated: {', '.join(names)}")

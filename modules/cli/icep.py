@@ -262,6 +262,7 @@ def cmd_train(args) -> int:
         A bad option or an output folder this package did not create, before any training.
     """
     from nova_infant.icep.pipeline import train_bundle
+    from nova_infant.specs.icep import predictor_options
 
     lmap, spec, sessions, failures, grid = _labelled(args)
     info = {"dataset": args.dataset, "streams": spec.streams, "label": list(spec.label),
@@ -269,7 +270,7 @@ def cmd_train(args) -> int:
     c = args.checked
     bundle, trainer, report = train_bundle(sessions, lmap, _config(args), args.out, args.cml_dir, c["folds"],
                                            c["val_fraction"], grid, info, c["inner_folds"], _groups(args, sessions),
-                                           c["min_dur_ms"])
+                                           c["min_dur_ms"], predictor_options=predictor_options())
     print(f"bundle {bundle}, predictor {trainer}")
     if report:
         print(f"CV: {report['summary']}")

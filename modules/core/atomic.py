@@ -338,7 +338,7 @@ def save_atomic(data, path: str | os.PathLike, writer=None) -> Path:
                 if writer is None:
                     from discover_utils.data.handler.file_handler import FileHandler
 
-                    # the library's own writer, also when discover.common has wrapped it (no second staging)
+                    # the library's own writer, also when core.du_save has wrapped it (no second staging)
                     getattr(FileHandler.save, "_nova_infant_original", FileHandler.save)(FileHandler(), data, tmp)
                 else:
                     writer(data, tmp)

@@ -391,11 +391,12 @@ def run_folds(sessions: list[SessionData], plan: dict, folds_dir, executor: str 
 def train_bundle(sessions: list[SessionData], lmap: LabelMap, config: TrainConfig, out_dir,
                  cml_dir=None, cv_folds: int = 0, val_fraction: float = 0.2, grid: list[dict] | None = None,
                  training_info: dict | None = None, inner_folds: int = 3, groups: dict | None = None,
-                 min_dur_ms: float = 400.0) -> tuple[Path, Path, dict | None]:
+                 min_dur_ms: float = 400.0, *, predictor_options: list[tuple[str, str, str]]
+                 ) -> tuple[Path, Path, dict | None]:
     """Optionally cross-validate, choose the grid point by the same inner K-fold over all sessions, fit the final
     model with that configuration on all sessions (whole groups split off for early stopping) and save the bundle
-    plus its predictor ``.trainer``. The bundle's config.json and metrics.json say which configuration was chosen
-    and how.
+    plus its predictor ``.trainer`` (with ``predictor_options``, see :func:`nova_infant.icep.bundle.predictor_spec`).
+    The bundle's config.json and metrics.json say which configuration was chosen and how.
 
     Returns ``(bundle dir, .trainer path, cross-validation report or None)``.
     """
@@ -428,7 +429,7 @@ def train_bundle(sessions: list[SessionData], lmap: LabelMap, config: TrainConfi
     bundle = save_bundle(out_dir, fitted, lmap, feature_spec(sessions[0]), report, info)
     if report is not None:
         os.replace(out_dir.parent / f".{out_dir.name}.evaluation", bundle / "evaluation")
-    trainer = write_predictor_trainer(bundle, cml_dir)
+    trainer = write_predictor_trainer(bundle, cml_dir, options=predictor_options)
     return bundle, trainer, report
 
 

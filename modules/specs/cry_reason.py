@@ -97,7 +97,6 @@ def train_fit(items: list, o: dict, ctx) -> TrainResult:
     from nova_infant.core.atomic import check_replaceable, safe_name
     from nova_infant.core.trainer_files import write_trainer
     from nova_infant.cry.session import save_cry_model, train_model
-    from nova_infant.specs.registry import SPECS
 
     name = safe_name(o["model_name"], "option model_name")
     out = Path(ctx.trainer_dir) / MODELS_SUBDIR / name
@@ -111,7 +110,7 @@ def train_fit(items: list, o: dict, ctx) -> TrainResult:
                         epochs_face=o["epochs_face"], face_backbone=o["face_model"] or None)
     save_cry_model(model, out, o["data_note"])
     rel = f"{MODELS_SUBDIR}/{name}"
-    predictor = SPECS["cry_reason_predict"]
+    predictor = PREDICT_SPEC
     spec = predictor.trainer_spec()
     options = [(n, t, rel if n == "model" else d) for n, t, d in spec.options]
     spec = dataclasses.replace(spec, options=options, description=f"{predictor.description} (model {name}: "

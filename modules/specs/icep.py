@@ -399,6 +399,18 @@ def train_run(session, o: dict):
     return data
 
 
+def predictor_options() -> list[tuple[str, str, str]]:
+    """The options of a trained predictor's ``.trainer``: :data:`PREDICT`'s, less ``bundle`` (the ``.trainer`` names
+    its bundle in ``<model path>``).
+
+    Returns
+    -------
+    list of (str, str, str)
+        ``(name, TYPE, default)`` entries (:meth:`~nova_infant.specs.options.Option.nova_entry`).
+    """
+    return [o.nova_entry() for o in PREDICT.options if o.name != "bundle" and o.nova and not o.hidden]
+
+
 def train_fit(items: list, o: dict, ctx) -> TrainResult:
     """Fit once on every loaded session: optional cross-validation, inner-CV grid choice, the final model, its
     bundle and the predictor ``.trainer`` (:func:`nova_infant.icep.pipeline.train_bundle`).
@@ -427,7 +439,8 @@ def train_fit(items: list, o: dict, ctx) -> TrainResult:
     bundle, trainer, report = train_bundle(
         sessions, lmap, train_config(o), out, cml, folds, o["val_fraction"], o["grid"],
         {"dataset": ctx.dataset, "label_set": o["label_set"]}, o["inner_folds"],
-        parse_groups(o["groups"] or None, [s.name for s in sessions]), o["min_dur_ms"])
+        parse_groups(o["groups"] or None, [s.name for s in sessions]), o["min_dur_ms"],
+        predictor_options=predictor_options())
     log.info("trained on %d sessions: bundle %s, predictor %s", len(sessions), bundle, trainer)
     if report:
         log.info("cross-validation: %s", report["summary"])

@@ -9,11 +9,14 @@ option is still declared in one place per module.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from nova_infant.core import validation as v
 from nova_infant.core.errors import OptionError
+
+log = logging.getLogger("nova_infant")
 
 #: Option kinds :meth:`Option.parse` understands.
 KINDS = ("int", "float", "str", "bool", "choice", "path", "device", "precision", "json")
@@ -305,9 +308,38 @@ def legacy_bf16() -> Option:
     return Option("bf16", "str", "", "deprecated: False = precision fp32", hidden=True)
 
 
+def precision_of(options: dict) -> str:
+    """The ``precision`` option of a backbone module, honouring the deprecated ``bf16`` option of older trainers
+    (``{bf16:BOOL:True}`` = auto; False = fp32, with a warning).
+
+    Parameters
+    ----------
+    options : dict
+        With ``precision`` (``auto``/``fp32``/``bf16``/``int8``, may be absent) and optionally ``bf16``.
+
+    Returns
+    -------
+    str
+        The precision to load the backbone in.
+
+    Raises
+    ------
+    OptionError
+        ``bf16`` False together with precision bf16 or int8, or ``bf16`` not a boolean.
+    """
+    precision = str(options.get("precision") or "auto").strip().lower()
+    legacy = options.get("bf16")
+    if legacy is not None and not as_bool(legacy, "bf16"):
+        if precision in ("bf16", "int8"):
+            raise OptionError(f"options bf16=False and precision={precision} contradict each other; drop bf16")
+        log.warning("option bf16 is deprecated (use precision): bf16=False read as precision=fp32")
+        return "fp32"
+    return precision
+
+
 def check_precision(options: dict) -> dict:
     """Cross-option check of backbone modules: fold the deprecated ``bf16`` into ``precision``
-    (:func:`nova_infant.discover.common.precision_of`) and refuse int8 on a CUDA device.
+    (:func:`precision_of`) and refuse int8 on a CUDA device.
 
     Parameters
     ----------
@@ -324,8 +356,6 @@ def check_precision(options: dict) -> dict:
     OptionError
         ``bf16`` False with precision bf16/int8, or int8 on a CUDA device.
     """
-    from nova_infant.discover.common import precision_of
-
     legacy = options.get("bf16")
     if legacy not in (None, ""):
         options["precision"] = precision_of({"precision": options["precision"], "bf16": legacy})

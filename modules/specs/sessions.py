@@ -1,5 +1,5 @@
 """The session ``run`` sees, the same from the command line (:class:`FileSession`) and under du-process (a subclass
-in :mod:`nova_infant.specs.processor`): its input files, where outputs go, the session grid and a job-wide cache.
+in :mod:`nova_infant.discover.processor`): its input files, where outputs go, the session grid and a job-wide cache.
 """
 
 from __future__ import annotations

@@ -101,7 +101,8 @@ def fit_train(items: list, o: dict, ctx) -> TrainResult:
     checked = {"config": _config(o), "clip": _clip_options(o), "cv_folds": o["cv_folds"]}
     sessions, schemes = [i[0] for i in items], [i[1] for i in items]
     folder, trainer, report = fit_and_save(sessions, schemes, checked, out, ctx.trainer_dir,
-                                           progress=bool(getattr(ctx, "progress", False)))
+                                           progress=bool(getattr(ctx, "progress", False)),
+                                           predictor=PREDICT_SPEC.trainer_spec())
     logging.getLogger("nova_infant").info("valence model %s, predictor %s", folder, trainer)
     return TrainResult(folder, "valence_predict", {"model": str(folder)}, trainer, report or {})
 
