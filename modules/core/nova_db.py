@@ -24,7 +24,10 @@ from urllib.parse import unquote, urlsplit
 
 import numpy as np
 
+from nova_infant.core.atomic import safe_name
+from nova_infant.core.du_save import install_atomic_writer
 from nova_infant.core.errors import AnnotationError, NovaInfantError
+from nova_infant.core.schemes import parse_scheme
 
 SESSIONS, ROLES, ANNOTATORS, SCHEMES, ANNOTATIONS, STREAMS = (
     "Sessions", "Roles", "Annotators", "Schemes", "Annotations", "Streams")
@@ -155,8 +158,6 @@ def ensure_session(ctx: Mapping[str, Any], dataset: str, session: str, duration_
            "duration": float(duration_ms or 0) / 1000.0, "isValid": True}
     oid = _upsert(_db(ctx, dataset)[SESSIONS], session, doc)
     if ctx.get("data_dir"):
-        from nova_infant.core.atomic import safe_name
-
         (Path(ctx["data_dir"]) / safe_name(dataset, "dataset") / safe_name(session, "session")).mkdir(
             parents=True, exist_ok=True)
     return oid
@@ -302,8 +303,6 @@ def scheme_document(scheme: Mapping[str, Any], source: str = "scheme") -> dict:
         If the type is neither DISCRETE nor CONTINUOUS; a discrete scheme has no classes, non-contiguous ids or a
         malformed colour; a continuous one lacks a positive ``sr`` or has ``min >= max``.
     """
-    from nova_infant.core.schemes import parse_scheme
-
     parsed = parse_scheme(scheme, source)
     common = {"description": parsed.description, "attributes": [], "examples": [], "isValid": True}
     if parsed.type == "CONTINUOUS":
@@ -485,8 +484,6 @@ def save_stream(ctx: Mapping[str, Any], stream, dataset: str, session: str, role
 
     if not ctx.get("data_dir"):
         raise NovaDatabaseError(f"NOVA dataset {dataset}: no data_dir given, cannot write stream {role}.{name}")
-    from nova_infant.core.atomic import safe_name
-    from nova_infant.core.du_save import install_atomic_writer
 
     install_atomic_writer()  # discover-utils' writer truncates in place; ours replaces header + data as a pair
     for value, what in ((dataset, "dataset"), (session, "session"), (role, "role"), (name, "stream name")):

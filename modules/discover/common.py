@@ -23,7 +23,8 @@ from typing import Any
 
 from nova_infant.core.atomic import safe_name
 from nova_infant.core.du_save import install_atomic_writer
-from nova_infant.core.errors import NovaInfantError, OptionError, VideoDecodeError
+from nova_infant.core.errors import NovaInfantError, VideoDecodeError
+from nova_infant.core.nova_db import check_output_scheme
 
 log = logging.getLogger("nova_infant")
 
@@ -328,8 +329,6 @@ class SessionIO:
         NovaDatabaseError
         """
         if self.is_active_output(io_id) and self.in_database(io_id):
-            from nova_infant.core.nova_db import check_output_scheme
-
             check_output_scheme(self.template(io_id), io_id, expected, kind, self.name)
 
     def template(self, io_id: str):

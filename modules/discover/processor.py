@@ -204,7 +204,7 @@ def processor_class(name: str, spec: ModuleSpec | None = None) -> type:
         For a name that is not registered.
     """
     if spec is None:
-        from nova_infant.specs.registry import SPECS
+        from nova_infant.specs.registry import SPECS  # loads torch: imported on use
 
         spec = SPECS[name]
     the_spec = spec

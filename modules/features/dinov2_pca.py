@@ -37,10 +37,13 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from nova_infant.core.atomic import save_figure
 from nova_infant.core.backbones import DEFAULT_DINOV2, LoadedBackbone, load_dinov2
 from nova_infant.core.errors import NovaInfantError, OptionError, SavedModelError, VideoDecodeError
-from nova_infant.core.media import VideoInfo, VideoSource
 from nova_infant.core.grid import FrameGrid, session_grid
+from nova_infant.core.media import VideoInfo, VideoSource
+from nova_infant.core.saved import load_model, save_model
+from nova_infant.core.streams import make_ssi_stream
 
 log = logging.getLogger(__name__)
 
@@ -393,8 +396,6 @@ def save_pca(pca: PatchPCA, path: str | os.PathLike) -> Path:
     PathError, OutputError
         As :func:`nova_infant.core.saved.save_model`.
     """
-    from nova_infant.core.saved import save_model
-
     path = Path(path)
     if path.suffix == ".npz":
         path = path.with_suffix("")
@@ -421,8 +422,6 @@ def load_pca(path: str | os.PathLike) -> PatchPCA:
         If the folder is missing, damaged, not a PCA basis, an old ``.npz`` basis (the message says how to
         convert it: :func:`convert_npz_basis`), or its arrays disagree in shape.
     """
-    from nova_infant.core.saved import load_model
-
     path = Path(path)
     if path.is_file():
         raise SavedModelError(f"{path}: a PCA basis in the old .npz format; convert it (same basis, same hash) with "
@@ -689,15 +688,11 @@ class DinoV2Features:
 
     def pca_stream(self, **names):
         """The PCA grid as a discover-utils ``SSIStream`` (media type ``feature;video;dinov2``)."""
-        from nova_infant.core.streams import make_ssi_stream
-
         return make_ssi_stream(self.pca, self.grid.sample_rate_hz, PCA_MEDIA_TYPE, self.pca_dim_names(),
                                custom_meta=self.meta, **names)
 
     def cls_stream(self, **names):
         """The CLS tokens as a discover-utils ``SSIStream`` (media type ``feature;video;dino_cls``)."""
-        from nova_infant.core.streams import make_ssi_stream
-
         return make_ssi_stream(self.cls, self.grid.sample_rate_hz, CLS_MEDIA_TYPE, self.cls_dim_names(),
                                custom_meta=self.meta, **names)
 
@@ -993,7 +988,6 @@ def pca_picture(frame: np.ndarray, pca_grid: np.ndarray, path: str | os.PathLike
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    from nova_infant.core.atomic import save_figure
 
     return save_figure(fig, path, dpi=None)
 

@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 from nova_infant.core.errors import SavedModelError, StreamError, TrainerFileError
+from nova_infant.core.saved import extra_file, load_model, read_config, save_model
 from nova_infant.core.trainer_files import TrainerIO, TrainerSpec, write_trainer
 from nova_infant.icep.dataset import SessionData
 from nova_infant.icep.models import build_model
@@ -106,8 +107,6 @@ def save_bundle(out_dir: str | os.PathLike, fitted: FitResult, lmap: LabelMap, f
     OutputError
         If the folder cannot be written (full disk, read-only); a previous bundle there is kept.
     """
-    from nova_infant.core.saved import save_model
-
     config = {"format": FORMAT, "architecture": fitted.arch, "training_config": fitted.config.to_dict(),
               "best_epoch": fitted.best_epoch, "history": fitted.history,
               "class_weights": fitted.class_weights.tolist(), "label_map": lmap.to_json(),
@@ -151,8 +150,6 @@ def load_bundle(path: str | os.PathLike, device: str = "cpu") -> Bundle:
     SavedModelError
         One line naming the file and the problem (a bundle of an older layout: how to convert it).
     """
-    from nova_infant.core.saved import extra_file, load_model
-
     path = Path(path)
     config, state = load_model(path, kind="icep-bundle", framework="pt")
     where = path / "config.json"
@@ -241,8 +238,6 @@ def write_predictor_trainer(bundle_dir: str | os.PathLike, cml_dir: str | os.Pat
     with ``path=`` relative to it. Without: ``<bundle>/predictor.trainer`` (``path="."``; copy it with the scripts).
     ``options``: the predictor's option entries (see :func:`predictor_spec`).
     """
-    from nova_infant.core.saved import read_config
-
     bundle_dir = Path(bundle_dir)
     doc = read_config(bundle_dir, "icep-bundle")["config"]
     lmap, features, name = LabelMap.from_json(doc["label_map"]), doc["feature_spec"], bundle_dir.name

@@ -16,7 +16,7 @@ import numpy as np
 from nova_infant.core.annotations import frames_to_segments
 from nova_infant.icep.bundle import Bundle, check_session
 from nova_infant.icep.dataset import SessionData
-from nova_infant.core.atomic import save_atomic
+from nova_infant.core.atomic import safe_name, save_atomic
 from nova_infant.icep.schemes import write_discrete_annotation
 from nova_infant.icep.training import predict_proba
 
@@ -173,8 +173,6 @@ def write_prediction(session_dir: str | os.PathLike, bundle: Bundle, pred: Predi
         If ``role`` or ``annotator`` is not a plain name (e.g. ``x/../../escaped``).
     OutputError
         If a file cannot be written (the previous annotation is kept)."""
-    from nova_infant.core.atomic import safe_name
-
     session_dir = Path(session_dir)
     safe_name(role, "role")
     safe_name(annotator, "annotator")

@@ -13,19 +13,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from nova_infant.core.validation import check_threshold
 from nova_infant.specs import options as shared
 from nova_infant.specs.module_spec import ModuleSpec
 from nova_infant.specs.options import Option
 from nova_infant.specs.ports import DiscreteData, Port, Result, StreamData
-from nova_infant.taggers.audio_events import CLASSES
+from nova_infant.taggers.audio_events import CLASSES, tag_audio_events
 
 MEDIA_TYPE = "feature;audio;audio_events"
 
 
 def _threshold(value: Any, name: str) -> float | None:
     """``auto`` (per-class thresholds fitted with the model) -> None, else 0 < t < 1."""
-    from nova_infant.core.validation import check_threshold
-
     return None if str(value).strip().lower() in ("", "auto", "none") else check_threshold(value, name)
 
 
@@ -49,8 +48,6 @@ def run(session, o: dict) -> Result:
     AudioDecodeError, OptionError, HeadError
         One line naming the file.
     """
-    from nova_infant.taggers.audio_events import tag_audio_events
-
     requested = session.requested_outputs()
     r = tag_audio_events(str(session.path("audio")), backend=o["backend"], head=o["head"] or None,
                          step_ms=o["frame_step"], duration_ms=o["duration_ms"],

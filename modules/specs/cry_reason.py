@@ -10,7 +10,12 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from nova_infant.core.atomic import check_replaceable, safe_name
 from nova_infant.core.errors import AnnotationError, OptionError
+from nova_infant.core.trainer_files import write_trainer
+from nova_infant.cry.models import load_resnet50
+from nova_infant.cry.session import (discrete_segments, load_cry_model, predict_reasons, save_cry_model, train_model,
+                                     training_item)
 from nova_infant.specs import options as shared
 from nova_infant.specs.module_spec import ModuleSpec, TrainResult
 from nova_infant.specs.options import Option
@@ -56,13 +61,9 @@ def train_run(session, o: dict):
     AnnotationError, AudioDecodeError
         No usable segment, unreadable annotation or audio (the session is skipped with one line).
     """
-    from nova_infant.cry.session import discrete_segments, training_item
-
     segments, classes, scheme = discrete_segments(session.path("reasons"), with_scheme=True)
     video, backbone = None, None
     if o["face_model"] and session.has("video"):
-        from nova_infant.cry.models import load_resnet50
-
         video = session.path("video")
         backbone = session.cached(f"resnet:{o['face_model']}",
                                   lambda: load_resnet50(o["face_model"], o["device"])[0])
@@ -94,10 +95,6 @@ def train_fit(items: list, o: dict, ctx) -> TrainResult:
     PathError
         The model folder exists and was not made by this package.
     """
-    from nova_infant.core.atomic import check_replaceable, safe_name
-    from nova_infant.core.trainer_files import write_trainer
-    from nova_infant.cry.session import save_cry_model, train_model
-
     name = safe_name(o["model_name"], "option model_name")
     out = Path(ctx.trainer_dir) / MODELS_SUBDIR / name
     check_replaceable(out)
@@ -180,8 +177,6 @@ def predict_run(session, o: dict) -> Result:
     TrainerFileError, AnnotationError, AudioDecodeError
         Model folder, crying track or audio unreadable (one line naming the file).
     """
-    from nova_infant.cry.session import discrete_segments, load_cry_model, predict_reasons
-
     path = _model_path(session, o["model"])
     model = session.cached(f"cry_reason:{path}", lambda: load_cry_model(path))
     segments, classes = discrete_segments(session.path("crying"))
@@ -192,8 +187,6 @@ def predict_run(session, o: dict) -> Result:
     crying = [(a, b) for a, b, n in segments if not label or n == label]
     video, backbone = None, None
     if model.uses_face:
-        from nova_infant.cry.models import load_resnet50
-
         if not session.has("video"):
             raise OptionError(f"session {session.name}: model {path} was trained with the face video: give input "
                               f"video")

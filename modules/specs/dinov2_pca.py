@@ -15,8 +15,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from nova_infant.core.backbones import DEFAULT_DINOV2
+from nova_infant.core.backbones import DEFAULT_DINOV2, load_dinov2
 from nova_infant.core.errors import OptionError
+from nova_infant.features.dinov2_pca import (CLS_MEDIA_TYPE, PCA_MEDIA_TYPE, DinoV2Encoder, dataset_basis,
+                                             default_basis_path, extract_dinov2, parse_framing, picture_of_row)
 from nova_infant.specs import options as shared
 from nova_infant.specs.module_spec import ModuleSpec
 from nova_infant.specs.options import Option
@@ -34,8 +36,6 @@ def _size(value: int, name: str) -> int:
 
 
 def _framing(value: Any, name: str) -> str:
-    from nova_infant.features.dinov2_pca import parse_framing
-
     parse_framing(str(value))
     return str(value)
 
@@ -58,8 +58,6 @@ def load_backbone(session, o: dict):
     WeightsUnavailableError
         Missing or wrong weights, naming the folder.
     """
-    from nova_infant.core.backbones import load_dinov2
-
     return session.cached("dinov2", lambda: load_dinov2(o["model"], device=o["device"], precision=o["precision"]))
 
 
@@ -95,8 +93,6 @@ def dataset_pca(session, o: dict):
     ------
     PCAError, VideoDecodeError
     """
-    from nova_infant.features.dinov2_pca import DinoV2Encoder, dataset_basis, default_basis_path
-
     def make():
         backbone = load_backbone(session, o)
         path = o["pca_basis"]
@@ -135,8 +131,6 @@ def run(session, o: dict) -> Result:
     ------
     VideoDecodeError, WeightsUnavailableError, PCAError, OptionError
     """
-    from nova_infant.features.dinov2_pca import CLS_MEDIA_TYPE, PCA_MEDIA_TYPE, extract_dinov2, picture_of_row
-
     wanted = {"pca", "cls"} if o["output"] == "both" else {o["output"]}
     active = {kind for kind in wanted if session.is_active_output(OUTPUT_IDS[kind])}
     if not active:

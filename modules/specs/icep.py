@@ -18,7 +18,13 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from nova_infant.core.errors import AnnotationError, OptionError
+from nova_infant.core.atomic import check_replaceable, safe_name
+from nova_infant.core.backbones import pick_device
+from nova_infant.core.errors import AnnotationError, OptionError, StreamError, TrainerFileError
+from nova_infant.core.nova_db import IMPORT_HINT
+from nova_infant.core.validation import folds_for, usable_training_sessions
+from nova_infant.icep.dataset import FileRows, annotation_arrays, session_from_rows
+from nova_infant.icep.schemes import label_map
 from nova_infant.specs import options as shared
 from nova_infant.specs.module_spec import ModuleSpec, TrainResult
 from nova_infant.specs.options import Option
@@ -98,7 +104,7 @@ def train_config(o: dict):
     -------
     nova_infant.icep.training.TrainConfig
     """
-    from nova_infant.icep.training import TrainConfig
+    from nova_infant.icep.training import TrainConfig  # loads torch: imported on use
 
     return TrainConfig(model=o["model"], window=o["window"], stride=o["stride"], hidden=o["hidden"],
                        layers=o["layers"], dropout=o["dropout"], optimizer=o["optimizer"], lr=o["lr"],
@@ -163,8 +169,6 @@ def check_training(o: dict) -> dict:
     ------
     OptionError, SchemeError
     """
-    from nova_infant.icep.schemes import label_map
-
     _stride_within_window(o)
     label_map(str(o["label_set"]), o["role"])
     o["grid"] = parse_grid(o["grid"], o)
@@ -201,14 +205,11 @@ def session_data(session, lmap=None, label_id: str | None = None):
     ------
     StreamError, AlignmentError, AnnotationError
     """
-    from nova_infant.core.errors import StreamError
-
     io = getattr(session, "io", None)
     if io is not None:
-        from nova_infant.icep.pipeline import session_from_discover
+        from nova_infant.icep.pipeline import session_from_discover  # loads torch: imported on use
 
         return session_from_discover(io, lmap, label_id)
-    from nova_infant.icep.dataset import FileRows, annotation_arrays, session_from_rows
 
     ids = _feature_ids(session.inputs)
     if not ids:
@@ -242,9 +243,7 @@ def load_bundle_of(session, o: dict):
     ------
     TrainerFileError, BundleError
     """
-    from nova_infant.core.backbones import pick_device
-    from nova_infant.core.errors import TrainerFileError
-    from nova_infant.icep.bundle import load_bundle
+    from nova_infant.icep.bundle import load_bundle  # loads torch: imported on use
 
     def make():
         given = o["bundle"] or session.job.get("trainer_model_path", "")
@@ -270,7 +269,7 @@ def predict_run(session, o: dict) -> Result:
     ------
     StreamError, AlignmentError, BundleError, TrainerFileError
     """
-    from nova_infant.icep.predict import predict_session
+    from nova_infant.icep.predict import predict_session  # loads torch: imported on use
 
     bundle = load_bundle_of(session, o)
     pred = predict_session(bundle, session_data(session), o["min_dur_ms"], o["batch_size"])
@@ -298,8 +297,7 @@ def predict_write(result: Result, session) -> dict:
     AnnotationError
         Database mode: the output scheme's classes differ from the model's.
     """
-    from nova_infant.core.nova_db import IMPORT_HINT
-    from nova_infant.icep.predict import discrete_annotation, probability_annotations
+    from nova_infant.icep.predict import discrete_annotation, probability_annotations  # loads torch: imported on use
 
     bundle, pred = result.extra["bundle"], result.extra["prediction"]
     scheme = session.output_scheme("annotation")
@@ -366,8 +364,6 @@ def bundle_dir(trainer_dir: Path, o: dict) -> Path:
     PathError
         A model name that is not a plain name, or a folder there this package did not create.
     """
-    from nova_infant.core.atomic import check_replaceable, safe_name
-
     name = safe_name(o["model_name"] or f"icep-{o['role']}-{o['model']}", "option model_name")
     out = Path(trainer_dir) / "icep_models" / name
     check_replaceable(out)
@@ -386,8 +382,7 @@ def train_run(session, o: dict):
     AnnotationError, StreamError, AlignmentError, SessionTooShortError, PathError
         The session is skipped with one line.
     """
-    from nova_infant.icep.schemes import label_map
-    from nova_infant.icep.training import window_starts
+    from nova_infant.icep.training import window_starts  # loads torch: imported on use
 
     bundle_dir(getattr(session, "trainer_dir", None) or Path("."), o)
     lmap = session.cached("label_map", lambda: label_map(o["label_set"], o["role"]))
@@ -424,10 +419,8 @@ def train_fit(items: list, o: dict, ctx) -> TrainResult:
     OptionError
         No usable session, or cross-validation asked for with fewer than 2.
     """
-    from nova_infant.core.validation import folds_for, usable_training_sessions
-    from nova_infant.icep.evaluation import parse_groups
-    from nova_infant.icep.pipeline import train_bundle
-    from nova_infant.icep.schemes import label_map
+    from nova_infant.icep.evaluation import parse_groups  # loads torch: imported on use
+    from nova_infant.icep.pipeline import train_bundle  # loads torch: imported on use
 
     sessions, _ = usable_training_sessions(items, "icep_train")
     if not sessions:

@@ -12,13 +12,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
+from nova_infant.core.atomic import atomic_file
 from nova_infant.core.errors import AnnotationError
 from nova_infant.core.nova_db import import_scheme
 from nova_infant.core.package_data import SCHEME_DIR
 from nova_infant.core.schemes import package_scheme_files, read_scheme_json
+from nova_infant.core.trainer_files import write_trainer
 from nova_infant.icep.schemes import label_map, merged_scheme
 from nova_infant.specs import affect, audio_events, cry_reason, dinov2_pca, emotion_tagger, icep, valence, w2v_bert
 from nova_infant.specs.module_spec import ModuleSpec
+from nova_infant.specs.readme import readme_text
 
 #: name -> spec, in the order of the README.
 SPECS: dict[str, ModuleSpec] = {spec.name: spec for spec in (
@@ -77,8 +80,6 @@ def trainer_text(spec: ModuleSpec) -> str:
     """
     import tempfile
 
-    from nova_infant.core.trainer_files import write_trainer
-
     with tempfile.TemporaryDirectory() as tmp:
         path = write_trainer(Path(tmp) / f"{spec.name}.trainer", spec.trainer_spec())
         return path.read_text(encoding="utf-8")
@@ -92,8 +93,6 @@ def generated_files(specs: dict[str, ModuleSpec] | None = None) -> dict[str, str
     dict
         ``<name>.trainer`` and ``<name>.py`` per spec, and ``README.md``.
     """
-    from nova_infant.specs.readme import readme_text
-
     specs = SPECS if specs is None else specs
     out = {}
     for spec in specs.values():
@@ -116,8 +115,6 @@ def write_generated(out_dir: str | Path) -> list[Path]:
     OSError
         Folder not writable (the previous files are kept).
     """
-    from nova_infant.core.atomic import atomic_file
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []

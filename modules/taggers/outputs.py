@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nova_infant.core.annotations import read_annotation, write_annotation
+from nova_infant.core.annotations import read_annotation, write_annotation  # noqa: F401  (write_annotation: re-exported)
 from nova_infant.core.schemes import Scheme, package_scheme
 
 #: NOVA colours (#AARRGGBB) given to scheme classes in order

@@ -16,7 +16,7 @@ from nova_infant.core.errors import AnnotationError
 from nova_infant.core.grid import frame_grid
 from nova_infant.core.trainer_files import TrainerSpec, write_trainer
 from nova_infant.valence.clips import ClipPlan, detect_faces, plan_clips
-from nova_infant.valence.training import ValenceSession
+from nova_infant.valence.training import ValenceSession, cross_validate, fit, predict_plan, save_model
 
 log = logging.getLogger("nova_infant")
 
@@ -83,8 +83,6 @@ def fit_and_save(sessions: list[ValenceSession], schemes: list[dict], checked: d
     OptionError
         No usable clip; CV with fewer than 2 subjects.
     """
-    from nova_infant.valence.training import cross_validate, fit, save_model
-
     keyed = {(s["min"], s["max"], s["sr"]) for s in schemes}
     if len(keyed) > 1:
         raise AnnotationError(f"valence training: sessions are coded in different ranges/rates {sorted(keyed)}")
@@ -147,8 +145,6 @@ def predict_video(fitted, meta: dict, video: str, duration_ms: float | None, che
     """Valence of one session with a loaded model -> ``{"values", "conf", "sample_rate_hz", "scheme", "plan",
     "notes"}``: values float32 (n,) in the scheme's unit, NaN where the clip was skipped (no face / too few face
     frames), conf float32 (n,) = the clip's face fraction (0 where skipped)."""
-    from nova_infant.valence.training import predict_plan
-
     scheme = meta["scheme"]
     plan = session_clips(video, 1000.0 / float(scheme["sr"]), duration_ms, meta["clip_rules"], None, progress)
     values, conf = predict_plan(fitted, plan, video, checked["ensemble"], checked["batch_size"], checked["seed"])
