@@ -15,9 +15,10 @@ import pytest
 
 from nova_infant.core import streams, trainer_files
 from nova_infant.core.backbones import load_dinov2, save_standin
-from nova_infant.features.dinov2_pca import (PCAFileError, convert_npz_basis, dataset_basis, extract_dinov2,
-                                            fit_frame_indices, fit_pca_over_videos, load_pca, parse_framing,
-                                            pca_picture, save_pca)
+from nova_infant.features.dinov2_basis import (PCAFileError, convert_npz_basis, dataset_basis, fit_pca_over_videos,
+                                               load_pca, save_pca)
+from nova_infant.features.dinov2_encoder import fit_frame_indices, parse_framing
+from nova_infant.features.dinov2_pca import extract_dinov2, pca_picture
 from nova_infant.core.errors import OptionError, WeightsUnavailableError
 from tests.conftest import marked_video
 

@@ -10,7 +10,8 @@ import torch
 
 from nova_infant.core import backbones
 from nova_infant.core.backbones import load_dinov2, load_w2v_bert, resolve_precision
-from nova_infant.features.dinov2_pca import DinoV2Encoder, extract_dinov2
+from nova_infant.features.dinov2_encoder import DinoV2Encoder
+from nova_infant.features.dinov2_pca import extract_dinov2
 from nova_infant.specs.options import precision_of
 from nova_infant.core.errors import OptionError
 from nova_infant.core.streams import open_ssi_stream, write_ssi_stream

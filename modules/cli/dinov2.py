@@ -16,8 +16,10 @@ from nova_infant.core.backbones import load_dinov2
 from nova_infant.core.errors import NovaInfantError, OptionError
 from nova_infant.core.media import VideoSource
 from nova_infant.core.validation import one_line
-from nova_infant.features.dinov2_pca import (DinoV2Encoder, dataset_basis, dataset_dir_of, default_basis_path,
-                                             fit_pca_over_videos, load_pca, pca_picture, picture_of_row, save_pca)
+from nova_infant.features.dinov2_basis import (dataset_basis, dataset_dir_of, default_basis_path, fit_pca_over_videos,
+                                               load_pca, save_pca)
+from nova_infant.features.dinov2_encoder import DinoV2Encoder
+from nova_infant.features.dinov2_pca import pca_picture, picture_of_row
 from nova_infant.specs.cli import add_option_flags, options_from_args
 from nova_infant.specs.dinov2_pca import SPEC
 from nova_infant.specs.sessions import FileSession

@@ -17,8 +17,9 @@ from typing import Any
 
 from nova_infant.core.backbones import DEFAULT_DINOV2, load_dinov2
 from nova_infant.core.errors import OptionError
-from nova_infant.features.dinov2_pca import (CLS_MEDIA_TYPE, PCA_MEDIA_TYPE, DinoV2Encoder, dataset_basis,
-                                             default_basis_path, extract_dinov2, parse_framing, picture_of_row)
+from nova_infant.features.dinov2_basis import dataset_basis, default_basis_path
+from nova_infant.features.dinov2_encoder import DinoV2Encoder, parse_framing
+from nova_infant.features.dinov2_pca import CLS_MEDIA_TYPE, PCA_MEDIA_TYPE, extract_dinov2, picture_of_row
 from nova_infant.specs import options as shared
 from nova_infant.specs.module_spec import ModuleSpec
 from nova_infant.specs.options import Option
@@ -87,7 +88,7 @@ def dataset_pca(session, o: dict):
 
     Returns
     -------
-    nova_infant.features.dinov2_pca.PatchPCA
+    nova_infant.features.dinov2_basis.PatchPCA
 
     Raises
     ------
