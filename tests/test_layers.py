@@ -33,10 +33,10 @@ HEAVY = {"torch", "torchvision", "torchaudio", "transformers", "onnxruntime", "t
 MAX_LINES = 650
 
 
-def _modules() -> dict[str, tuple[Path, bool]]:
+def _modules(root: Path = MODULES) -> dict[str, tuple[Path, bool]]:
     out = {}
-    for path in sorted(MODULES.rglob("*.py")):
-        parts = list(path.relative_to(MODULES).with_suffix("").parts)
+    for path in sorted(root.rglob("*.py")):
+        parts = list(path.relative_to(root).with_suffix("").parts)
         is_package = parts[-1] == "__init__"
         if is_package:
             parts = parts[:-1]
@@ -44,9 +44,9 @@ def _modules() -> dict[str, tuple[Path, bool]]:
     return out
 
 
-def _imports():
+def _imports(root: Path = MODULES):
     """``(mods, records)``; a record is ``(module, line, own targets, foreign top-level names, in a function)``."""
-    mods = _modules()
+    mods = _modules(root)
 
     def resolve(name: str) -> str | None:
         while name and name not in mods:
@@ -86,14 +86,15 @@ def _imports():
     return mods, records
 
 
-def _edges(mods, records) -> dict[tuple[str, str], list[int]]:
-    """``{(importer, imported): [lines]}``, with the packages whose ``__init__`` an import runs."""
+def _edges(mods, records, packages: bool = True) -> dict[tuple[str, str], list[int]]:
+    """``{(importer, imported): [lines]}``; with ``packages``, also the packages whose ``__init__`` an import runs
+    (same layer as the module imported, so they matter for circles only)."""
     edges = defaultdict(list)
     for name, line, targets, _, _ in records:
         for target in targets:
             edges[(name, target)].append(line)
             parent = target.rpartition(".")[0]
-            while parent and parent != PKG:  # nova_infant/__init__.py holds the version only
+            while packages and parent and parent != PKG:  # nova_infant/__init__.py holds the version only
                 if not (name == parent or name.startswith(parent + ".")):
                     edges[(name, parent)].append(line)
                 parent = parent.rpartition(".")[0]
@@ -170,6 +171,26 @@ def test_the_graph_sees_every_kind_of_import():
     assert "nova_infant.icep.training" in _heavy(records)                                # imports torch
 
 
+def test_the_checks_find_a_circle_an_upward_and_a_hidden_import(tmp_path):
+    """On a made-up package: core.a imports specs.b inside a function (upward, hidden), specs.b imports core.a
+    through a relative import (a circle), core.c imports torch (heavy) and may be imported on use."""
+    files = {"__init__.py": "", "core/__init__.py": "", "specs/__init__.py": "",
+             "core/a.py": "def f():\n    from nova_infant.specs import b\n    from nova_infant.core.c import g\n",
+             "core/c.py": "import torch\n\ndef g():\n    pass\n",
+             "specs/b.py": "from ..core.a import f\n"}
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    mods, records = _imports(tmp_path)
+    edges = _edges(mods, records)
+    assert _cycles(edges) == [["nova_infant.core.a", "nova_infant.specs.b"]]
+    assert [e for e in _edges(mods, records, packages=False) if _layer(e[1]) > _layer(e[0])] == [
+        ("nova_infant.core.a", "nova_infant.specs.b")]
+    heavy = _heavy(records)
+    hidden = [t for name, _, targets, _, in_function in records if in_function for t in targets if t not in heavy]
+    assert heavy == {"nova_infant.core.c"} and hidden == ["nova_infant.specs.b"]
+
+
 def test_no_import_circle_between_modules():
     mods, records = _imports()
     edges = _edges(mods, records)
@@ -184,7 +205,7 @@ def test_no_import_circle_between_modules():
 def test_no_module_imports_a_layer_above_its_own():
     mods, records = _imports()
     upward = [f"{a} ({LAYER_NAMES[_layer(a)]}) imports {b} ({LAYER_NAMES[_layer(b)]}), line {lines[0]}"
-              for (a, b), lines in sorted(_edges(mods, records).items()) if _layer(b) > _layer(a)]
+              for (a, b), lines in sorted(_edges(mods, records, packages=False).items()) if _layer(b) > _layer(a)]
     assert not upward, f"{len(upward)} upward import(s):\n" + "\n".join(upward)
 
 
