@@ -56,7 +56,7 @@ def main() -> None:
     from nova_infant.core.backbones import save_standin
     from nova_infant.core.batch import ModuleJob, build_request, run_batch
     from nova_infant.discover.registry import REPO_TRAINER_DIR
-    from nova_infant.core.nova_io import load_ssi_stream
+    from nova_infant.core.streams import load_ssi_stream
     from nova_infant.core.sample_media import build_session
 
     cores = os.cpu_count() or 1

@@ -20,7 +20,7 @@ from pathlib import Path
 
 
 def main(argv=None) -> int:
-    from nova_infant.core.nova_io import atomic_file
+    from nova_infant.core.atomic import atomic_file
     from nova_infant.cry.evaluation import confusion_figure, cross_validate, format_table
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

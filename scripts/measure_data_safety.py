@@ -98,16 +98,16 @@ if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)])
     # stream rewrite on full disk through the CLI writer
     code = f"""
 import numpy as np, os, sys
-from nova_infant.core import nova_io
+from nova_infant.core import streams
 p='{disk}/r.x.stream'
-nova_io.write_ssi_stream(nova_io.make_ssi_stream(np.ones((10,3)),25,'f',list('abc')), p)
+streams.write_ssi_stream(streams.make_ssi_stream(np.ones((10,3)),25,'f',list('abc')), p)
 fd=os.open('{disk}/filler2', os.O_WRONLY|os.O_CREAT)
 try:
     while True: os.write(fd, b'\\0'*4096)
 except OSError: pass
 os.close(fd); os.truncate('{disk}/filler2', max(os.path.getsize('{disk}/filler2')-100000,0))
 try:
-    nova_io.write_ssi_stream(nova_io.make_ssi_stream(np.ones((30000,4)),25,'f',list('abcd')), p)
+    streams.write_ssi_stream(streams.make_ssi_stream(np.ones((30000,4)),25,'f',list('abcd')), p)
 except Exception as e:
     print('error:', str(e).splitlines()[0]); code=2
 else:
@@ -123,23 +123,23 @@ print('intact' if ok else 'LOST'); sys.exit(code)
 # 6. kill between data and header rename (CLI writer)
 code = f"""
 import numpy as np, os
-from nova_infant.core import nova_io
+from nova_infant.core import streams
 p='{base}/k.stream'
-nova_io.write_ssi_stream(nova_io.make_ssi_stream(np.ones((100,3)),25,'f',list('abc')), p)
+streams.write_ssi_stream(streams.make_ssi_stream(np.ones((100,3)),25,'f',list('abc')), p)
 real=os.replace; n=[0]
 def rep(a,b):
     if str(b).endswith('k.stream'):
         os._exit(137)
     return real(a,b)
 os.replace=rep
-nova_io.write_ssi_stream(nova_io.make_ssi_stream(np.ones((200,3))*2,25,'f',list('abc')), p)
+streams.write_ssi_stream(streams.make_ssi_stream(np.ones((200,3))*2,25,'f',list('abc')), p)
 """
 r = subprocess.run([PY, "-c", code], capture_output=True, text=True)
 code2 = f"""
 import sys
-from nova_infant.core import nova_io
+from nova_infant.core import streams
 try:
-    v=nova_io.open_ssi_stream('{base}/k.stream'); print(v.n_rows, float(v.data[0,0]))
+    v=streams.open_ssi_stream('{base}/k.stream'); print(v.n_rows, float(v.data[0,0]))
     sys.exit(0 if (v.n_rows, float(v.data[0,0])) in ((100,1.0),(200,2.0)) else 3)
 except Exception as e:
     print('error:', e); sys.exit(4)
@@ -149,14 +149,14 @@ results.append(("kill between data and header rename", "clean" if r2.returncode 
 # 7. two writers at once
 code = f"""
 import numpy as np, sys
-from nova_infant.core import nova_io
+from nova_infant.core import streams
 for i in range(25):
     rows = 50 + 37 * ((int(sys.argv[1]) * 25 + i) % 11)
-    nova_io.write_ssi_stream(nova_io.make_ssi_stream(np.full((rows, 8), int(sys.argv[1])*1000+i), 25, 'f', list('abcdefgh')), '{base}/c.stream')
+    streams.write_ssi_stream(streams.make_ssi_stream(np.full((rows, 8), int(sys.argv[1])*1000+i), 25, 'f', list('abcdefgh')), '{base}/c.stream')
 """
 ps = [subprocess.Popen([PY, "-c", code, str(s)], stdout=subprocess.PIPE, stderr=subprocess.PIPE) for s in (1, 2, 3)]
 [p.communicate() for p in ps]
-r2 = subprocess.run([PY, "-c", f"import numpy as np;from nova_infant import nova_io;v=nova_io.open_ssi_stream('{base}/c.stream');import sys;sys.exit(0 if len(np.unique(v.data))==1 else 3)"], capture_output=True, text=True)
+r2 = subprocess.run([PY, "-c", f"import numpy as np;from nova_infant.core import streams;v=streams.open_ssi_stream('{base}/c.stream');import sys;sys.exit(0 if len(np.unique(v.data))==1 else 3)"], capture_output=True, text=True)
 results.append(("3 concurrent writers x 25 writes", "clean" if r2.returncode == 0 and all(p.returncode == 0 for p in ps) else "partial", r2.returncode))
 
 for name, out, code in results:

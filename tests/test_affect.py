@@ -220,7 +220,7 @@ def test_drawn_faces_valence_arousal_and_aus_are_learned_for_held_out_subjects()
 
 
 def _write_va_annotations(folder: Path, n_rows: int):
-    from nova_infant.core.nova_io import write_annotation
+    from nova_infant.core.annotations import write_annotation
     from nova_infant.taggers.outputs import continuous_annotation
 
     t = np.linspace(0, 1, n_rows, dtype=np.float32)
@@ -239,7 +239,8 @@ def _du(args, cwd):
 def test_du_process_trains_on_carphone_then_the_written_predictor_writes_tracks_nova_loads(carphone_session, tmp_path):
     from nova_rules import nova_request
 
-    from nova_infant.core.nova_io import load_ssi_stream, read_annotation
+    from nova_infant.core.annotations import read_annotation
+    from nova_infant.core.streams import load_ssi_stream
 
     root, sess = Path(carphone_session["root"]), Path(carphone_session["dir"])
     _write_va_annotations(sess, 100)
@@ -290,7 +291,8 @@ def test_predicted_va_stream_feeds_the_icep_trainer_as_an_early_fused_feature(tm
     from nova_infant.core.grid import frame_grid
     from nova_infant.icep.synthetic import context_task, write_session
     from nova_infant.specs.affect import predictions_result
-    from nova_infant.specs.base import FileSession, write_files
+    from nova_infant.specs.sessions import FileSession
+    from nova_infant.specs.writing import write_files
     from nova_infant.specs.registry import SPECS
 
     rng = np.random.default_rng(0)
@@ -321,7 +323,8 @@ def test_cli_trains_with_expression_and_au_annotations_and_subject_cv_then_predi
     """`nova-infant run affect-train` with the inputs NOVA's trainer does not declare (expression, one AU), subject
     groups and 2-fold CV, then `nova-infant run affect-predict` with the saved model folder."""
     from nova_infant.cli import main
-    from nova_infant.core.nova_io import frames_to_segments, load_ssi_stream, read_annotation, write_annotation
+    from nova_infant.core.annotations import frames_to_segments, read_annotation, write_annotation
+    from nova_infant.core.streams import load_ssi_stream
     from nova_infant.core.sample_media import build_session
     from nova_infant.taggers.outputs import discrete_annotation
 

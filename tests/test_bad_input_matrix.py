@@ -470,7 +470,7 @@ OUR_ERRORS = ("OptionError", "StreamError", "AnnotationError", "AudioDecodeError
 def du_world(world, tmp_path_factory):
     """A DISCOVER CML folder (copy of trainers/nova_infant) and file-mode sessions of media for the extractors."""
     from nova_infant.discover.registry import trainer_specs
-    from nova_infant.core.nova_io import write_trainer
+    from nova_infant.core.trainer_files import write_trainer
 
     base = tmp_path_factory.mktemp("du")
     _exempt_from_nova_rules(base)

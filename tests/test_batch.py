@@ -14,7 +14,7 @@ from nova_infant.core import batch
 from nova_infant.core.batch import ModuleJob, build_request, run_batch, run_session, sessions_in_file, sessions_in_root
 from nova_infant.discover.registry import REPO_TRAINER_DIR
 from nova_infant.core.errors import NovaInfantError
-from nova_infant.core.nova_io import load_ssi_stream
+from nova_infant.core.streams import load_ssi_stream
 
 W2V_TRAINER = str(REPO_TRAINER_DIR / "w2v_bert.trainer")
 
@@ -131,7 +131,7 @@ def test_cli_runs_and_reports(dataset, tiny_w2v_bert, capsys):
 
 def test_a_tagger_with_many_annotation_outputs_runs_and_is_recorded(dataset):
     """Any module: the audio-event tagger (a score stream and one discrete annotation per class) through the batch."""
-    from nova_infant.core.nova_io import read_annotation
+    from nova_infant.core.annotations import read_annotation
 
     trainer = str(REPO_TRAINER_DIR / "audio_events.trainer")
     request = build_request(trainer, dataset, role="session")

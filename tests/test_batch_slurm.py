@@ -17,7 +17,7 @@ import pytest
 from nova_infant.core import batch
 from nova_infant.core.batch import ModuleJob, build_request, run_batch
 from nova_infant.discover.registry import REPO_TRAINER_DIR
-from nova_infant.core.nova_io import load_ssi_stream
+from nova_infant.core.streams import load_ssi_stream
 
 pytestmark = pytest.mark.slow
 

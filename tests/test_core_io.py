@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from nova_infant.core import nova_io
+from nova_infant.core import annotations, atomic, streams, trainer_files
 from nova_infant.core import grid as timing
 from nova_infant.core.errors import AudioDecodeError, OptionError, StreamError, TrainerFileError, VideoDecodeError
 from nova_infant.core.media import VideoSource, read_audio
@@ -67,14 +67,14 @@ def test_stereo_44k1_audio_is_downmixed_and_resampled(tmp_path):
 
 def test_ssi_stream_round_trips_through_discover_utils(tmp_path):
     data = np.random.default_rng(0).standard_normal((50, 6)).astype(np.float64)
-    stream = nova_io.make_ssi_stream(data, 29.97, "feature;video;dinov2", [f"d{i}" for i in range(6)],
-                                     custom_meta={"weights": "untrained-stand-in"})
-    path = nova_io.write_ssi_stream(stream, tmp_path / "new" / "infant.dinov2.stream")
-    loaded = nova_io.load_ssi_stream(path)
+    stream = streams.make_ssi_stream(data, 29.97, "feature;video;dinov2", [f"d{i}" for i in range(6)],
+                                      custom_meta={"weights": "untrained-stand-in"})
+    path = streams.write_ssi_stream(stream, tmp_path / "new" / "infant.dinov2.stream")
+    loaded = streams.load_ssi_stream(path)
     assert loaded.data.dtype == np.float32 and loaded.data.shape == (50, 6)
     assert loaded.meta_data.sample_rate == pytest.approx(29.97)
     np.testing.assert_allclose(loaded.data, data.astype(np.float32))
-    view = nova_io.open_ssi_stream(path)
+    view = streams.open_ssi_stream(path)
     assert view.media_type == "feature;video;dinov2" and view.meta["weights"] == "untrained-stand-in"
     assert [p.name for p in path.parent.iterdir()] and not any(p.name.startswith(".partial") for p in path.parent.iterdir())
 
@@ -83,35 +83,35 @@ def test_stream_with_nan_rows_is_refused():
     data = np.zeros((5, 2), np.float32)
     data[3, 1] = np.nan
     with pytest.raises(StreamError, match="1 rows hold NaN"):
-        nova_io.make_ssi_stream(data, 25, "feature", ["a", "b"])
+        streams.make_ssi_stream(data, 25, "feature", ["a", "b"])
 
 
 @pytest.mark.nova_invalid_files  # broken on purpose
 def test_truncated_stream_data_is_reported(tmp_path):
-    stream = nova_io.make_ssi_stream(np.ones((10, 3)), 25, "feature", ["a", "b", "c"])
-    path = nova_io.write_ssi_stream(stream, tmp_path / "x.stream")
+    stream = streams.make_ssi_stream(np.ones((10, 3)), 25, "feature", ["a", "b", "c"])
+    path = streams.write_ssi_stream(stream, tmp_path / "x.stream")
     with open(str(path) + "~", "r+b") as handle:
         handle.truncate(40)
     with pytest.raises(StreamError, match="header announces 10 rows"):
-        nova_io.open_ssi_stream(path)
+        streams.open_ssi_stream(path)
 
 
 def test_frames_merge_into_segments_with_mean_conf():
     labels = np.array([0, 0, 1, 1, 1, 2, 0])
     conf = np.array([1.0, 0.5, 0.9, 0.9, 0.6, 0.7, 0.2])
-    seg = nova_io.frames_to_segments(labels, 40, conf, skip_ids=[2])
+    seg = annotations.frames_to_segments(labels, 40, conf, skip_ids=[2])
     assert seg["from"].tolist() == [0, 80, 240] and seg["to"].tolist() == [80, 200, 280]
     assert seg["id"].tolist() == [0, 1, 0]
     np.testing.assert_allclose(seg["conf"], [0.75, 0.8, 0.2], rtol=1e-6)
 
 
 def test_written_trainer_is_listed_as_trained_and_keeps_contexts(tmp_path):
-    spec = nova_io.TrainerSpec(script="x.py", create="X", description="d", category="Feature",
-                               io=[nova_io.TrainerIO("input", "video", "stream:Video", "video"),
-                                   nova_io.TrainerIO("output", "feat", "stream:SSIStream:dinov2")],
-                               options=[("model", "STRING", "facebook/dinov2-large"), ("bf16", "BOOL", True)],
-                               frame_step_ms=40, left_context_ms=50, right_context_ms=50)
-    trainer = nova_io.read_trainer(nova_io.write_trainer(tmp_path / "x.trainer", spec))
+    spec = trainer_files.TrainerSpec(script="x.py", create="X", description="d", category="Feature",
+                                     io=[trainer_files.TrainerIO("input", "video", "stream:Video", "video"),
+                                         trainer_files.TrainerIO("output", "feat", "stream:SSIStream:dinov2")],
+                                     options=[("model", "STRING", "facebook/dinov2-large"), ("bf16", "BOOL", True)],
+                                     frame_step_ms=40, left_context_ms=50, right_context_ms=50)
+    trainer = trainer_files.read_trainer(trainer_files.write_trainer(tmp_path / "x.trainer", spec))
     assert trainer.info_trained is True
     assert (trainer.meta_frame_step, trainer.meta_left_ctx, trainer.meta_right_ctx) == (40, 50, 50)
     assert trainer.model_optstr == "{model:STRING:facebook/dinov2-large};{bf16:BOOL:True}"
@@ -120,7 +120,7 @@ def test_written_trainer_is_listed_as_trained_and_keeps_contexts(tmp_path):
 
 def test_option_defaults_with_colons_are_refused():
     with pytest.raises(TrainerFileError, match="NOVA cannot parse"):
-        nova_io.option_string([("model", "STRING", "C:/weights")])
+        trainer_files.option_string([("model", "STRING", "C:/weights")])
 
 
 @pytest.mark.nova_invalid_files  # broken on purpose
@@ -128,7 +128,7 @@ def test_malformed_trainer_names_the_file(tmp_path):
     bad = tmp_path / "broken.trainer"
     bad.write_text("<trainer><info")
     with pytest.raises(TrainerFileError, match="broken.trainer: malformed"):
-        nova_io.read_trainer(bad)
+        trainer_files.read_trainer(bad)
 
 
 def test_atomic_outputs_get_the_umask_permissions_not_the_staging_ones(tmp_path):
@@ -139,9 +139,9 @@ def test_atomic_outputs_get_the_umask_permissions_not_the_staging_ones(tmp_path)
 
     old = os.umask(0o022)
     try:
-        with nova_io.atomic_file(tmp_path / "report.json") as staged:
+        with atomic.atomic_file(tmp_path / "report.json") as staged:
             staged.write_text("{}")
-        with nova_io.atomic_dir(tmp_path / "bundle", kind="test") as folder:
+        with atomic.atomic_dir(tmp_path / "bundle", kind="test") as folder:
             (folder / "config.json").write_text("{}")
     finally:
         os.umask(old)

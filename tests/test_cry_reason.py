@@ -204,7 +204,7 @@ def test_cli_trains_and_predicts_with_the_face_branch_from_the_session_video(tmp
 
     from nova_infant.cli import main
     from nova_infant.core.backbones import save_standin
-    from nova_infant.core.nova_io import read_annotation, write_annotation
+    from nova_infant.core.annotations import read_annotation, write_annotation
     from nova_infant.core.sample_media import build_session
     from nova_infant.taggers.outputs import discrete_annotation
 

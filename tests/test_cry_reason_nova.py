@@ -27,7 +27,7 @@ def _rows(root):
 def _write_reasons(path, segments, session):
     from discover_utils.utils.type_definitions import LabelDType
 
-    from nova_infant.core.nova_io import write_annotation
+    from nova_infant.core.annotations import write_annotation
     from nova_infant.taggers.outputs import discrete_annotation
 
     data = np.array([(a, b, CLASSES.index(n), 1.0) for a, b, n in segments], dtype=LabelDType.DISCRETE.value)
@@ -65,12 +65,12 @@ def test_trainer_and_predictor_run_through_du_process_on_a_session_with_a_real_c
     """About 1-2 min: three coded training sessions of real cries (two reasons each, recorders apart from the test
     cry's), cry_reason_train through du-process, then the predictor .trainer it wrote on a session of speech + a
     held-out recorder's cry + music whose crying track comes from the audio tagger."""
-    from nova_infant.core.nova_io import read_annotation
+    from nova_infant.core.annotations import read_annotation
     from nova_infant.core.sample_media import librivox_paths, write_wav
     from nova_infant.discover.registry import write_all_trainers
     from nova_infant.taggers import audio_events as ae
     from nova_infant.taggers.outputs import discrete_annotation
-    from nova_infant.core.nova_io import write_annotation
+    from nova_infant.core.annotations import write_annotation
 
     rows = _rows(donateacry)
     test_row = next(r for r in sorted(rows, key=lambda r: r["file"]) if r["reason"] == "tired")
@@ -132,11 +132,12 @@ def test_predictor_writes_an_empty_track_with_a_note_when_nothing_cries(donateac
     spec: FileSession + the one writer)."""
     from discover_utils.utils.type_definitions import LabelDType
 
-    from nova_infant.core.nova_io import read_annotation, write_annotation
+    from nova_infant.core.annotations import read_annotation, write_annotation
     from nova_infant.core.sample_media import librivox_speech, write_wav
     from nova_infant.cry.session import TrainingItem, save_cry_model, train_model
     from nova_infant.cry import features as F
-    from nova_infant.specs.base import FileSession, write_files
+    from nova_infant.specs.sessions import FileSession
+    from nova_infant.specs.writing import write_files
     from nova_infant.specs.registry import SPECS
     from nova_infant.taggers.outputs import discrete_annotation
 

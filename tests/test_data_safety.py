@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nova_infant.core import nova_io
+from nova_infant.core import annotations, atomic, streams, trainer_files
 from nova_infant.cli import main
 from nova_infant.core.errors import OutputError, PathError, SavedModelError, StreamError, WeightsUnavailableError
 
@@ -30,7 +30,7 @@ PRED = "infant.ICEP-R-infant-merged.icep.annotation"
 
 def _stream(rows: int, value: float, dim: int = 3):
     data = np.full((rows, dim), value, np.float32) + np.arange(rows, dtype=np.float32)[:, None]
-    return nova_io.make_ssi_stream(data, 25.0, "feature;test", [f"d{i}" for i in range(dim)], name="x")
+    return streams.make_ssi_stream(data, 25.0, "feature;test", [f"d{i}" for i in range(dim)], name="x")
 
 
 def _one_line_error(text: str, *needles: str) -> None:
@@ -44,7 +44,7 @@ def _one_line_error(text: str, *needles: str) -> None:
 
 def _leftovers(folder: Path) -> list[str]:
     """Staging folders, journals and lock files a writer left behind."""
-    return sorted(p.name for p in Path(folder).rglob(".*") if p.name != nova_io.MARKER)
+    return sorted(p.name for p in Path(folder).rglob(".*") if p.name != atomic.MARKER)
 
 
 # ---------------------------------------------------------------- names that become paths
@@ -54,13 +54,13 @@ def _leftovers(folder: Path) -> list[str]:
                                   "a\\b", "/abs", "C:evil", "nul\x00byte", "tab\tname", " lead", "trail "])
 def test_unsafe_names_are_refused_in_one_line(name):
     with pytest.raises(PathError) as info:
-        nova_io.safe_name(name, "option model_name")
+        atomic.safe_name(name, "option model_name")
     assert "option model_name" in str(info.value) and "\n" not in str(info.value)
 
 
 @pytest.mark.parametrize("name", ["infant", "ICEP-R-infant-merged", "gold", "P001", "s 01", "a..b", "Ünïcode"])
 def test_plain_names_pass(name):
-    assert nova_io.safe_name(name) == name
+    assert atomic.safe_name(name) == name
 
 
 def _sessions(root, names, n_frames=120, seed=0, dim=6):
@@ -121,10 +121,10 @@ def test_cli_train_replaces_its_own_bundle_and_an_empty_folder(icep_data, tmp_pa
     out = tmp_path / "empty"
     out.mkdir()
     assert main([*TRAIN, "--root", str(icep_data["root"]), "--out", str(out)]) == 0
-    first = nova_io.verify_folder(out)
+    first = atomic.verify_folder(out)
     assert first["kind"] == "icep-bundle" and set(first["sha256"]) >= {"config.json", "model.safetensors"}
     assert main([*TRAIN, "--root", str(icep_data["root"]), "--out", str(out), "--seed", "3"]) == 0
-    assert nova_io.verify_folder(out)["sha256"]["model.safetensors"] != first["sha256"]["model.safetensors"]
+    assert atomic.verify_folder(out)["sha256"]["model.safetensors"] != first["sha256"]["model.safetensors"]
     assert _leftovers(tmp_path) == []
 
 
@@ -151,8 +151,8 @@ def cml_dir(tmp_path):
     target = tmp_path / "cml" / "nova_infant"
     shutil.copytree(REPO / "trainers" / "nova_infant", target,
                     ignore=shutil.ignore_patterns("icep_models", "icep_*-*.trainer"))
-    nova_io.write_trainer(target / "icep_train.trainer", TRAIN_SPECS["icep_train_infant_dinov2"].trainer_spec())
-    nova_io.write_trainer(target / "icep_predict.trainer", PREDICT.trainer_spec())
+    trainer_files.write_trainer(target / "icep_train.trainer", TRAIN_SPECS["icep_train_infant_dinov2"].trainer_spec())
+    trainer_files.write_trainer(target / "icep_predict.trainer", PREDICT.trainer_spec())
     return target
 
 
@@ -230,27 +230,27 @@ def test_du_process_full_disk_keeps_the_previous_annotation(tmp_path, cml_dir, i
 
 
 def test_pair_header_records_the_data_checksum_and_a_mismatch_is_detected(tmp_path):
-    path = nova_io.write_ssi_stream(_stream(10, 1.0), tmp_path / "a.stream")
-    other = nova_io.write_ssi_stream(_stream(10, 2.0), tmp_path / "b.stream")
-    assert 'data_check="' in path.read_text() and nova_io.open_ssi_stream(path).n_rows == 10
+    path = streams.write_ssi_stream(_stream(10, 1.0), tmp_path / "a.stream")
+    other = streams.write_ssi_stream(_stream(10, 2.0), tmp_path / "b.stream")
+    assert 'data_check="' in path.read_text() and streams.open_ssi_stream(path).n_rows == 10
     shutil.copy(str(other) + "~", str(path) + "~")  # same size, other content: only the checksum can tell
     with pytest.raises(StreamError, match=r"a\.stream: header and data file a\.stream~ do not belong together"):
-        nova_io.open_ssi_stream(path)
+        streams.open_ssi_stream(path)
     # a re-saved stream keeps exactly one, fresh checksum
-    stream = nova_io.load_ssi_stream(other)
-    resaved = nova_io.save_atomic(stream, tmp_path / "d.stream")
-    assert resaved.read_text().count("data_check") == 1 and nova_io.open_ssi_stream(resaved).n_rows == 10
+    stream = streams.load_ssi_stream(other)
+    resaved = atomic.save_atomic(stream, tmp_path / "d.stream")
+    assert resaved.read_text().count("data_check") == 1 and streams.open_ssi_stream(resaved).n_rows == 10
 
 
 def test_pair_check_of_a_long_stream_sees_its_last_row(tmp_path):
     rows = 3 * (1 << 20) // 16  # 3 MiB of float32 x 4: the check hashes the first and the last MiB
-    path = nova_io.write_ssi_stream(_stream(rows, 1.0, dim=4), tmp_path / "long.stream")
-    assert nova_io.open_ssi_stream(path).n_rows == rows
+    path = streams.write_ssi_stream(_stream(rows, 1.0, dim=4), tmp_path / "long.stream")
+    assert streams.open_ssi_stream(path).n_rows == rows
     data = np.fromfile(str(path) + "~", np.float32)
     data[-1] += 1.0  # the last row changed without its header
     data.tofile(str(path) + "~")
     with pytest.raises(StreamError, match="do not belong together"):
-        nova_io.open_ssi_stream(path)
+        streams.open_ssi_stream(path)
 
 
 FAULT_SCRIPT = textwrap.dedent('''
@@ -316,15 +316,15 @@ def _write(target: str, folder: Path, version: str) -> Path:
 
             FileHandler().save(stream, path)
         else:
-            nova_io.write_ssi_stream(stream, path)
+            streams.write_ssi_stream(stream, path)
         return path
     if target == "annotation":
         from nova_infant.icep.schemes import full_scheme, write_discrete_annotation
 
         labels = np.repeat([0, 4], 5) if old else np.repeat([1, 2, 3], 10)
         return write_discrete_annotation(folder / "r.s.a.annotation", full_scheme("infant"),
-                                         nova_io.frames_to_segments(labels, 40.0), "r", "a")
-    with nova_io.atomic_dir(folder / "bundle", "test") as tmp:
+                                         annotations.frames_to_segments(labels, 40.0), "r", "a")
+    with atomic.atomic_dir(folder / "bundle", "test") as tmp:
         (tmp / "model.bin").write_bytes((b"old" if old else b"new") * (500 if old else 1000))
         (tmp / "config.json").write_text(json.dumps({"v": version}))
     return folder / "bundle"
@@ -337,14 +337,14 @@ def _write_old(target: str, folder: Path) -> Path:
 def _read(target: str, path: Path):
     """What a reader sees (our readers roll an interrupted replacement back first)."""
     if target in ("stream", "du-process"):
-        view = nova_io.open_ssi_stream(path)
-        assert nova_io.load_ssi_stream(path).data.shape == view.data.shape  # discover-utils reads it too
+        view = streams.open_ssi_stream(path)
+        assert streams.load_ssi_stream(path).data.shape == view.data.shape  # discover-utils reads it too
         first = float(view.data[0, 0])
         return {(10, 1.0): "old", (20, 7.0): "new"}.get((view.n_rows, first), "bad")
     if target == "annotation":
-        ids = nova_io.read_annotation(path).data["id"].tolist()
+        ids = annotations.read_annotation(path).data["id"].tolist()
         return {(0, 4): "old", (1, 2, 3): "new"}.get(tuple(ids), "bad")
-    nova_io.verify_folder(path, required=("model.bin", "config.json"))
+    atomic.verify_folder(path, required=("model.bin", "config.json"))
     return json.loads((path / "config.json").read_text())["v"]
 
 
@@ -415,10 +415,10 @@ def test_full_disk_keeps_the_previous_stream_annotation_and_folder(small_disk):
     big = _stream(30000, 5.0, dim=4)  # 480 kB: fits once, not twice
     _fill(small_disk, leave=100_000)
     attempts = [
-        lambda: nova_io.write_ssi_stream(big, stream),
+        lambda: streams.write_ssi_stream(big, stream),
         lambda: FileHandler().save(big, stream),
         lambda: write_discrete_annotation(anno, full_scheme("infant"),
-                                          nova_io.frames_to_segments(np.arange(60000) % 7, 40.0), "r", "a"),
+                                          annotations.frames_to_segments(np.arange(60000) % 7, 40.0), "r", "a"),
     ]
     for attempt in attempts:
         with pytest.raises(OutputError) as info:
@@ -427,7 +427,7 @@ def test_full_disk_keeps_the_previous_stream_annotation_and_folder(small_disk):
         assert text.startswith(f"{small_disk}/r.") and "cannot write (" in text and " MB free there" in text, text
         assert "previous version is kept" in text and "\n" not in text
     with pytest.raises(OutputError, match="bundle: cannot write"):
-        with nova_io.atomic_dir(folder, "test") as tmp:
+        with atomic.atomic_dir(folder, "test") as tmp:
             (tmp / "model.bin").write_bytes(b"x" * 400_000)
     assert _read("stream", stream) == "old" and _read("annotation", anno) == "old" and _read("folder", folder) == "old"
     assert _leftovers(small_disk) == []
@@ -453,12 +453,12 @@ def test_full_disk_in_a_cli_batch_is_one_line_and_keeps_the_old_annotation(icep_
 CONCURRENT_SCRIPT = textwrap.dedent('''
     import sys
     import numpy as np
-    from nova_infant.core import nova_io
+    from nova_infant.core import streams
     path, seed = sys.argv[1], int(sys.argv[2])
     for i in range(25):
         rows = 50 + 37 * ((seed * 25 + i) % 11)
         data = np.full((rows, 8), seed * 1000 + i, np.float32)
-        nova_io.write_ssi_stream(nova_io.make_ssi_stream(data, 25.0, "feature;t", list("abcdefgh")), path)
+        streams.write_ssi_stream(streams.make_ssi_stream(data, 25.0, "feature;t", list("abcdefgh")), path)
 ''')
 
 
@@ -470,16 +470,16 @@ def test_concurrent_writers_to_one_stream_take_turns(tmp_path):
             for seed in (1, 2, 3)]
     errors = [run.communicate(timeout=300)[1] for run in runs]
     assert [run.returncode for run in runs] == [0, 0, 0], errors
-    view = nova_io.open_ssi_stream(target)  # size and checksum agree with the header
+    view = streams.open_ssi_stream(target)  # size and checksum agree with the header
     assert len(np.unique(view.data)) == 1 and _leftovers(target.parent) == []
 
 
 def test_a_writer_that_cannot_get_the_lock_fails_clearly(tmp_path, monkeypatch):
-    path = nova_io.write_ssi_stream(_stream(10, 1.0), tmp_path / "r.x.stream")
-    monkeypatch.setattr(nova_io, "LOCK_TIMEOUT_S", 0.3)
-    with nova_io.output_lock(path):
+    path = streams.write_ssi_stream(_stream(10, 1.0), tmp_path / "r.x.stream")
+    monkeypatch.setattr(atomic, "LOCK_TIMEOUT_S", 0.3)
+    with atomic.output_lock(path):
         with pytest.raises(OutputError, match=r"r\.x\.stream: another run is writing this output"):
-            nova_io.write_ssi_stream(_stream(20, 2.0), path)
+            streams.write_ssi_stream(_stream(20, 2.0), path)
     assert _read("stream", path) == "old"
 
 
@@ -488,11 +488,11 @@ def test_read_only_folder_is_one_line(tmp_path, capsys):
         pytest.skip("root writes into read-only folders; the full-disk tests cover OSError on write")
     folder = tmp_path / "ro"
     folder.mkdir()
-    path = nova_io.write_ssi_stream(_stream(10, 1.0), folder / "r.x.stream")
+    path = streams.write_ssi_stream(_stream(10, 1.0), folder / "r.x.stream")
     folder.chmod(0o555)
     try:
         with pytest.raises(OutputError, match="cannot write"):
-            nova_io.write_ssi_stream(_stream(20, 2.0), path)
+            streams.write_ssi_stream(_stream(20, 2.0), path)
     finally:
         folder.chmod(0o755)
 
@@ -511,7 +511,7 @@ def _reseal(folder: Path) -> None:
     content checks themselves run."""
     import hashlib
 
-    names = sorted(p.name for p in folder.iterdir() if p.is_file() and p.name not in ("checksums", nova_io.MARKER))
+    names = sorted(p.name for p in folder.iterdir() if p.is_file() and p.name not in ("checksums", atomic.MARKER))
     (folder / "checksums").write_text("".join(f"{hashlib.sha256((folder / n).read_bytes()).hexdigest()}  {n}\n"
                                               for n in names))
 

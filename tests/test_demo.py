@@ -8,7 +8,7 @@ import pytest
 from nova_rules import check_file
 
 from nova_infant.cli import main
-from nova_infant.core.nova_io import load_ssi_stream
+from nova_infant.core.streams import load_ssi_stream
 from nova_infant.review.annotations import read_annotation, segments
 
 
@@ -62,7 +62,7 @@ def test_demo_builds_a_minute_session_runs_every_module_and_prints_what_the_file
 
 def test_track_summaries_read_each_written_track_back(tmp_path):
     from nova_infant.cli.demo import track_summaries
-    from nova_infant.core.nova_io import make_ssi_stream, write_ssi_stream
+    from nova_infant.core.streams import make_ssi_stream, write_ssi_stream
     from nova_infant.taggers.outputs import continuous_annotation, discrete_annotation, write_annotation
 
     seg = np.array([(0, 1500, 0, 0.9), (4000, 4250, 0, 0.8)],

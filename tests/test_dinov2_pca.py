@@ -13,11 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nova_infant.core import nova_io
+from nova_infant.core import streams, trainer_files
 from nova_infant.core.backbones import load_dinov2, save_standin
-from nova_infant.features.dinov2_pca import (PCAFileError, convert_npz_basis, dataset_basis, extract_dinov2,
-                                            fit_frame_indices, fit_pca_over_videos, load_pca, parse_framing,
-                                            pca_picture, save_pca)
+from nova_infant.features.dinov2_basis import (PCAFileError, convert_npz_basis, dataset_basis, fit_pca_over_videos,
+                                               load_pca, save_pca)
+from nova_infant.features.dinov2_encoder import fit_frame_indices, parse_framing
+from nova_infant.features.dinov2_pca import extract_dinov2, pca_picture
 from nova_infant.core.errors import OptionError, WeightsUnavailableError
 from tests.conftest import marked_video
 
@@ -42,12 +43,12 @@ def test_streams_have_documented_rows_dims_rate_and_load_back(carphone_session, 
     assert np.isfinite(features.pca).all() and np.isfinite(features.cls).all()
     names = features.pca_dim_names()
     assert names[:5] == ["p0_0_pc0", "p0_0_pc1", "p0_0_pc2", "p0_0_pc3", "p0_1_pc0"] and names[-1] == "p15_15_pc3"
-    path = nova_io.write_ssi_stream(features.pca_stream(role="infant"), tmp_path / "infant.dinov2.stream")
-    loaded = nova_io.load_ssi_stream(path)
+    path = streams.write_ssi_stream(features.pca_stream(role="infant"), tmp_path / "infant.dinov2.stream")
+    loaded = streams.load_ssi_stream(path)
     assert loaded.data.shape == (120, 1024) and loaded.data.dtype == np.float32
     assert loaded.meta_data.sample_rate == pytest.approx(29.97, abs=1e-3)
     np.testing.assert_allclose(loaded.data, features.pca)
-    view = nova_io.open_ssi_stream(path)
+    view = streams.open_ssi_stream(path)
     assert view.media_type == "feature;video;dinov2" and view.meta["weights"] == "untrained-stand-in"
     basis = features.pca_model
     assert view.meta["pca_mode"] == "dataset" and view.meta["pca_k"] == "4" and view.meta["pca_basis"] == basis.basis_hash
@@ -118,7 +119,7 @@ def test_two_sessions_with_different_scenes_share_one_basis_by_default(carphone_
     videos = [str(root / "P001" / "infant.video.mp4"), str(root / "P002" / "infant.video.mp4")]
     assert _cli(["dinov2", "extract", *videos, "--model", tiny_dinov2, "--device", "cpu", "--output", "pca",
                  "--pca-fit-frames", "20"]) == 0
-    heads = [nova_io.open_ssi_stream(root / s / "infant.dinov2.stream").meta for s in ("P001", "P002")]
+    heads = [streams.open_ssi_stream(root / s / "infant.dinov2.stream").meta for s in ("P001", "P002")]
     assert heads[0]["pca_mode"] == heads[1]["pca_mode"] == "dataset"
     assert heads[0]["pca_basis"] == heads[1]["pca_basis"] and heads[0]["pca_k"] == "4"
     (basis_file,) = [p for p in (root / "dinov2_pca_basis").iterdir() if not p.name.startswith(".")]
@@ -128,14 +129,14 @@ def test_two_sessions_with_different_scenes_share_one_basis_by_default(carphone_
     stamp = (basis_file / "config.json").stat().st_mtime_ns
     assert _cli(["dinov2", "extract", videos[1], "--model", tiny_dinov2, "--device", "cpu", "--output", "pca"]) == 0
     assert (basis_file / "config.json").stat().st_mtime_ns == stamp                                  # a later job reuses it
-    assert nova_io.open_ssi_stream(root / "P002" / "infant.dinov2.stream").meta["pca_basis"] == basis.basis_hash
+    assert streams.open_ssi_stream(root / "P002" / "infant.dinov2.stream").meta["pca_basis"] == basis.basis_hash
     # no unsupervised leak: a basis fitted on the training session only, used for the test session
     train_basis = tmp_path / "train_basis"
     assert _cli(["dinov2", "extract", videos[1], "--model", tiny_dinov2, "--device", "cpu", "--output", "pca",
                  "--pca-fit-frames", "20", "--pca-basis", str(train_basis), "--pca-fit-videos", videos[0]]) == 0
     train_only = load_pca(train_basis)
     assert train_only.sources == [os.path.abspath(videos[0])] and train_only.basis_hash != basis.basis_hash
-    assert nova_io.open_ssi_stream(root / "P002" / "infant.dinov2.stream").meta["pca_basis"] == train_only.basis_hash
+    assert streams.open_ssi_stream(root / "P002" / "infant.dinov2.stream").meta["pca_basis"] == train_only.basis_hash
     # what the old default gave: a basis per session, unrelated between the two scenes
     backbone = load_dinov2(tiny_dinov2, device="cpu")
     own = [extract_dinov2(v, backbone, pca="session", output="pca", pca_fit_frames=20).pca_model for v in videos]
@@ -250,7 +251,7 @@ def test_cli_extract_writes_both_streams_and_picture(carphone_session, tiny_dino
     code = _cli(["dinov2", "extract", str(carphone_session["video"]), "--model", tiny_dinov2, "--out-dir", str(out),
                  "--frame-step", "25fps", "--picture", "--device", "cpu"])
     assert code == 0
-    pca, cls = nova_io.open_ssi_stream(out / "infant.dinov2.stream"), nova_io.open_ssi_stream(out / "infant.dinov2cls.stream")
+    pca, cls = streams.open_ssi_stream(out / "infant.dinov2.stream"), streams.open_ssi_stream(out / "infant.dinov2cls.stream")
     assert (pca.n_rows, pca.dim, cls.dim) == (100, 1024, 32) and pca.sample_rate_hz == pytest.approx(25.0)
     assert (out / "infant.dinov2_pca.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -299,12 +300,12 @@ def cml_dir(tmp_path_factory):
     cml.mkdir()
     for name in ("bootstrap.py", "dinov2_pca.py", "version.py"):
         shutil.copy(REPO / "trainers" / "nova_infant" / name, cml / name)
-    nova_io.write_trainer(cml / "dinov2_pca.trainer", SPEC.trainer_spec())
+    trainer_files.write_trainer(cml / "dinov2_pca.trainer", SPEC.trainer_spec())
     return cml
 
 
 def test_module_runs_in_du_process_and_streams_load_back(cml_dir, carphone_session, tiny_dinov2, tmp_path):
-    trainer = nova_io.read_trainer(cml_dir / "dinov2_pca.trainer")
+    trainer = trainer_files.read_trainer(cml_dir / "dinov2_pca.trainer")
     assert trainer.info_trained and trainer.model_create == "DinoV2PCA"
     pictures = tmp_path / "pictures"
     result = _du_process(cml_dir, carphone_session["root"], {"model": tiny_dinov2, "frame_step": "40ms",
@@ -312,17 +313,17 @@ def test_module_runs_in_du_process_and_streams_load_back(cml_dir, carphone_sessi
                                                              "precision": "int8"})
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     out = Path(carphone_session["dir"]) / "out"
-    pca = nova_io.load_ssi_stream(out / "infant.dinov2.stream")
-    cls = nova_io.load_ssi_stream(out / "infant.dinov2cls.stream")
+    pca = streams.load_ssi_stream(out / "infant.dinov2.stream")
+    cls = streams.load_ssi_stream(out / "infant.dinov2cls.stream")
     assert pca.data.shape == (100, 1024) and cls.data.shape == (100, 32)
     assert pca.meta_data.sample_rate == pytest.approx(25.0) and np.isfinite(pca.data).all()
-    assert nova_io.open_ssi_stream(out / "infant.dinov2cls.stream").media_type == "feature;video;dino_cls"
+    assert streams.open_ssi_stream(out / "infant.dinov2cls.stream").media_type == "feature;video;dino_cls"
     # written through our atomic writer (discover-utils' own truncates in place): checksum in the header, no leftovers
     assert 'data_check="' in (out / "infant.dinov2.stream").read_text()
     assert sorted(os.listdir(out)) == ["infant.dinov2.stream", "infant.dinov2.stream~", "infant.dinov2cls.stream",
                                        "infant.dinov2cls.stream~"]
     assert (pictures / "demo.carphone01.dinov2_pca.png").is_file()
-    head = nova_io.open_ssi_stream(out / "infant.dinov2.stream").meta   # default: the dataset's one basis
+    head = streams.open_ssi_stream(out / "infant.dinov2.stream").meta   # default: the dataset's one basis
     basis = {load_pca(p).basis_hash for p in (Path(carphone_session["root"]) / "demo" / "dinov2_pca_basis").glob("[!.]*")}
     assert head["pca_mode"] == "dataset" and head["pca_basis"] in basis
     assert head["precision"] == "int8"  # the DISCOVER option reaches the model and the header

@@ -142,7 +142,7 @@ def test_process_runs_the_dinov2_module_in_its_venv(discover, sessions):
          _file("dinov2_pca", "output", "file:stream:ssistream", t, "infant.dinov2.stream")],
         {"model": sessions["dinov2"], "frame_step": "40ms"}, ["carphone01", "carphone02"])
     assert status == FINISHED, log[-3000:]
-    from nova_infant.core.nova_io import load_ssi_stream
+    from nova_infant.core.streams import load_ssi_stream
 
     for session, rows in (("carphone01", 100), ("carphone02", 120)):  # 4004 ms and 4800 ms at 40 ms
         stream = load_ssi_stream(sessions["data"] / "demo" / session / "infant.dinov2.stream")

@@ -9,7 +9,7 @@ from nova_infant.core.errors import AlignmentError, AnnotationError, StreamError
 from nova_infant.icep import dataset, schemes
 from nova_infant.icep.synthetic import write_session
 from nova_infant.icep.training import SessionTooShortError, TrainConfig, fit
-from nova_infant.core.nova_io import make_ssi_stream, write_ssi_stream
+from nova_infant.core.streams import make_ssi_stream, write_ssi_stream
 
 INFANT = schemes.full_scheme("infant")
 

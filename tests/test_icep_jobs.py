@@ -31,7 +31,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def cml_dir(tmp_path):
     """A DISCOVER CML folder: a copy of trainers/nova_infant (so trained models do not land in the checkout)."""
     from nova_infant.specs.icep import PREDICT, TRAIN_SPECS
-    from nova_infant.core.nova_io import write_trainer
+    from nova_infant.core.trainer_files import write_trainer
 
     target = tmp_path / "cml" / "nova_infant"
     shutil.copytree(REPO_TRAINERS, target, ignore=shutil.ignore_patterns("icep_models", "icep_*-*.trainer"))

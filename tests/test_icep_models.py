@@ -9,6 +9,7 @@ from nova_infant.icep import dataset, evaluation, schemes, training
 from nova_infant.icep.bundle import feature_spec, load_bundle, save_bundle, write_predictor_trainer
 from nova_infant.icep.predict import predict_session, smooth_min_duration, write_prediction
 from nova_infant.icep.synthetic import context_task, write_session
+from nova_infant.specs.icep import predictor_options
 
 SPEC = dataset.SessionSpec(["infant.feat"], ("infant", "ICEP-R-infant", "gold"))
 
@@ -113,7 +114,7 @@ def test_model_trained_on_sessions_predicts_another_as_nova_annotation(tmp_path,
     cfg = training.TrainConfig(hidden=8, lr=1e-2, batch_size=16, max_epochs=8, patience=3)
     fitted = training.fit(sessions[:3], sessions[3:4], lmap.n_classes, cfg)
     bundle_dir = save_bundle(tmp_path / "icep-infant-bilstm", fitted, lmap, feature_spec(sessions[0]))
-    trainer = write_predictor_trainer(bundle_dir)
+    trainer = write_predictor_trainer(bundle_dir, options=predictor_options())
     bundle = load_bundle(bundle_dir)
     target = sessions[5]
     pred = predict_session(bundle, target, min_dur_ms=200)
@@ -187,7 +188,8 @@ def test_grid_point_is_scored_and_shipped_with_its_own_window(tmp_path, monkeypa
     base = training.TrainConfig(model="mlp", mlp_hidden=(16,), window=50, stride=25, lr=3e-3, batch_size=16,
                                 max_epochs=3, patience=10)
     grid = [{"window": 10, "stride": 10}, {"window": 100, "stride": 100}]
-    bundle_dir, _, _ = train_bundle(sessions, lmap, base, tmp_path / "bundle", grid=grid, inner_folds=3)
+    bundle_dir, _, _ = train_bundle(sessions, lmap, base, tmp_path / "bundle", grid=grid, inner_folds=3,
+                                    predictor_options=predictor_options())
     config = load_bundle(bundle_dir).config
     assert config.window == 10 and config.stride == 10                  # shipped with the CV's choice
     assert scored and set(scored) == {10, 100} and 50 not in scored       # each point scored with its own window

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import nova_rules
-from nova_infant.core import nova_io
+from nova_infant.core import annotations, streams, trainer_files
 from nova_infant.discover.registry import REPO_TRAINER_DIR, TRAINERS, trainer_specs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _stream(tmp_path, meta: dict, rows=None, name="s.stream"):
     rows = np.zeros((3, 2), np.float32) if rows is None else np.asarray(rows, np.float32)
-    path = nova_io.write_ssi_stream(nova_io.make_ssi_stream(rows, 25.0, meta.pop("type", "feature;x;y"),
+    path = streams.write_ssi_stream(streams.make_ssi_stream(rows, 25.0, meta.pop("type", "feature;x;y"),
                                                             [f"d{i}" for i in range(rows.shape[1])],
                                                             custom_meta=meta), tmp_path / name)
     return path
@@ -36,13 +36,13 @@ def test_stream_writer_refuses_meta_keys_nova_reads_otherwise():
 
     for meta, message in (({"size": "224"}, "must be W:H"), ({"name": "face"}, "reserved"), ({"type": "x"}, "reserved")):
         with pytest.raises(StreamError, match=message):
-            nova_io.make_ssi_stream(np.zeros((2, 1)), 25.0, "feature;x", ["d"], custom_meta=meta)
+            streams.make_ssi_stream(np.zeros((2, 1)), 25.0, "feature;x", ["d"], custom_meta=meta)
 
 
 @pytest.mark.nova_invalid_files
 def test_rules_reject_what_nova_cannot_read(tmp_path):
     bad = tmp_path / "a.stream"
-    nova_io.write_ssi_stream(nova_io.make_ssi_stream(np.zeros((3, 2)), 25.0, "feature;x;y", ["a", "b"]), bad)
+    streams.write_ssi_stream(streams.make_ssi_stream(np.zeros((3, 2)), 25.0, "feature;x;y", ["a", "b"]), bad)
     bad.write_text(bad.read_text().replace('type="feature;x;y"', 'type="feature;x;y" size="224" name="face"'))
     errors = " | ".join(nova_rules.check_stream(bad))
     assert "W:H" in errors and "'name'" in errors
@@ -89,18 +89,19 @@ def test_no_trainer_declares_an_input_nova_would_send_without_need():
     """NOVA has no on/off control for inputs: every declared input arrives, so none may be optional."""
     from nova_infant.icep.bundle import predictor_spec
     from nova_infant.icep.schemes import label_map
+    from nova_infant.specs.icep import predictor_options
 
     specs = dict(trainer_specs())
     features = {"step_ms": 40.0, "streams": [{"name": "infant.dinov2", "media_type": "feature;video;dinov2"},
                                              {"name": "session.w2vbert", "media_type": "feature;audio;w2vbert"}]}
-    specs["trained predictor"] = predictor_spec(features, label_map("merged", "caregiver"), "m", "m")
+    specs["trained predictor"] = predictor_spec(features, label_map("merged", "caregiver"), "m", "m", predictor_options())
     for stem, spec in specs.items():
         for io in spec.io:
             if io.type == "input":
                 assert io.default_active, f"{stem}: input {io.id} is optional (default_active=False)"
                 assert io.default_value, f"{stem}: input {io.id} has no default stream/scheme"
                 assert io.id != "reference", f"{stem}: a reference input is always sent; use option duration_ms"
-    from nova_infant.core.nova_io import read_trainer
+    from nova_infant.core.trainer_files import read_trainer
 
     # trained predictors (a model bundle in <model path>) may sit beside ours after a local training run
     committed = {p.stem for p in REPO_TRAINER_DIR.glob("*.trainer") if not read_trainer(p).model_weights_path}
@@ -139,7 +140,7 @@ def test_trainer_option_defaults_reach_the_module(tmp_path):
     """The module reads its .trainer's option defaults, so a caregiver trainer trains caregiver codes even when a job
     sends no options (du-process run by hand)."""
     from nova_infant.discover.common import trainer_defaults
-    from nova_infant.core.nova_io import read_trainer
+    from nova_infant.core.trainer_files import read_trainer
 
     trainer = read_trainer(REPO_TRAINER_DIR / "icep_train_caregiver_dinov2_w2vbert.trainer")
     defaults = trainer_defaults(trainer)
@@ -165,23 +166,24 @@ def test_one_output_of_every_writer_opens_in_nova(tmp_path, tiny_dinov2):
     from nova_infant.features.dinov2_pca import extract_dinov2
     from nova_infant.icep.bundle import predictor_spec
     from nova_infant.icep.schemes import label_map, write_scheme_templates
+    from nova_infant.specs.icep import predictor_options
     from nova_infant.taggers.outputs import continuous_annotation, discrete_annotation
     from nova_infant.core.grid import frame_grid
     from nova_infant.features.w2v_bert import to_stream
 
     marked_video(tmp_path / "v.mp4", 25, 10, size=(64, 48))
     features = extract_dinov2(tmp_path / "v.mp4", load_dinov2(tiny_dinov2, device="cpu"), size=28, batch_size=10)
-    written = [nova_io.write_ssi_stream(features.pca_stream(role="infant"), tmp_path / "infant.dinov2.stream"),
-               nova_io.write_ssi_stream(features.cls_stream(role="infant"), tmp_path / "infant.dinov2cls.stream")]
+    written = [streams.write_ssi_stream(features.pca_stream(role="infant"), tmp_path / "infant.dinov2.stream"),
+               streams.write_ssi_stream(features.cls_stream(role="infant"), tmp_path / "infant.dinov2cls.stream")]
     meta = ET.parse(written[0]).getroot().find("meta").attrib
     assert "size" not in meta and meta["input_size"] == "28"  # was <meta size="28">: NOVA throws reading W:H
     grid = frame_grid(400, 40)
-    written.append(nova_io.write_ssi_stream(to_stream(np.zeros((10, 4), np.float32), grid, {"model": "m"}),
+    written.append(streams.write_ssi_stream(to_stream(np.zeros((10, 4), np.float32), grid, {"model": "m"}),
                                             tmp_path / "session.w2vbert.stream"))
-    segments = nova_io.frames_to_segments(np.array([0, 0, 1, 1, 1, -1, 2, 2, 2, 2]), 40.0, skip_ids=(-1,))
-    written.append(nova_io.write_annotation(discrete_annotation(segments, ["a", "b", "c"], "emotion", "infant", "m"),
+    segments = annotations.frames_to_segments(np.array([0, 0, 1, 1, 1, -1, 2, 2, 2, 2]), 40.0, skip_ids=(-1,))
+    written.append(annotations.write_annotation(discrete_annotation(segments, ["a", "b", "c"], "emotion", "infant", "m"),
                                             tmp_path / "infant.emotion.m.annotation"))
-    written.append(nova_io.write_annotation(continuous_annotation(np.linspace(-1, 1, 10), np.ones(10), 25.0,
+    written.append(annotations.write_annotation(continuous_annotation(np.linspace(-1, 1, 10), np.ones(10), 25.0,
                                                                   "valence", -1, 1, "infant", "m"),
                                             tmp_path / "infant.valence.m.annotation"))
     written += write_scheme_templates(tmp_path / "schemes")
@@ -194,8 +196,8 @@ def test_one_output_of_every_writer_opens_in_nova(tmp_path, tiny_dinov2):
     assert any(p.name == "session.audio_events.stream" for p in audio_outputs)
     written += [p for p in audio_outputs if p.suffix in (".stream", ".annotation")]
     spec = predictor_spec({"step_ms": 40.0, "streams": [{"name": "infant.dinov2", "media_type": "feature;video;dinov2"}]},
-                          label_map("merged", "infant"), "m", "m")
-    written.append(nova_io.write_trainer(tmp_path / "icep_m.trainer", spec))
+                          label_map("merged", "infant"), "m", "m", predictor_options())
+    written.append(trainer_files.write_trainer(tmp_path / "icep_m.trainer", spec))
     for path in written:
         assert nova_rules.check_file(path) == [], path
 
@@ -218,7 +220,8 @@ def test_face_box_nova_draws_from_the_stream_covers_the_detected_face(tmp_path):
     from nova_infant.taggers.faces import BlazeFaceDetector
 
     result = em.tag_emotion(carphone_path(), sample_fps="5")
-    from nova_infant.specs.base import FileSession, write_files
+    from nova_infant.specs.sessions import FileSession
+    from nova_infant.specs.writing import write_files
     from nova_infant.specs.emotion_tagger import SPEC, result_of
 
     paths = write_files(SPEC, result_of(result), FileSession({}, tmp_path, role="infant"))

@@ -20,8 +20,9 @@ from discover_utils.data.handler import nova_db_handler
 from discover_utils.data.provider.data_manager import DatasetManager
 
 from nova_infant.core import nova_db
-from nova_infant.core import nova_io
+from nova_infant.core import streams
 from nova_infant.core.errors import AnnotationError
+from nova_infant.specs.registry import import_package_schemes
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEME = {"name": "ICEP-R-infant-test", "type": "DISCRETE", "color": "#FFFFFFFF",
@@ -166,7 +167,7 @@ def test_missing_annotator_is_named_instead_of_a_type_error(nova):
 
 def test_feature_stream_is_registered_and_loads_back_through_dataset_manager(nova):
     data = np.random.default_rng(3).standard_normal((250, 8)).astype(np.float32)
-    stream = nova_io.make_ssi_stream(data, 25.0, "feature;video;dinov2", [f"pc{i}" for i in range(8)])
+    stream = streams.make_ssi_stream(data, 25.0, "feature;video;dinov2", [f"pc{i}" for i in range(8)])
     path = nova_db.save_stream(nova["ctx"], stream, nova["dataset"], SESSION, ROLE, "dinov2")
     assert path == nova["data_dir"] / nova["dataset"] / SESSION / "infant.dinov2.stream" and path.is_file()
     doc = _client(nova)["Streams"].find_one({"name": "dinov2"})
@@ -200,13 +201,14 @@ def test_import_schemes_creates_every_scheme_nova_must_preselect(nova, capsys):
     from nova_infant.discover.registry import trainer_specs
     from nova_infant.icep.bundle import predictor_spec
     from nova_infant.icep.schemes import label_map
+    from nova_infant.specs.icep import predictor_options
 
     assert main(["import-schemes", "--db", _uri(nova["ctx"]), "--dataset", nova["dataset"]]) == 0
     assert "valence" in capsys.readouterr().out
     schemes = {d["name"]: d for d in _client(nova)["Schemes"].find({})}
     specs = list(trainer_specs().values())
     features = {"step_ms": 40.0, "streams": [{"name": "infant.dinov2", "media_type": "feature;video;dinov2"}]}
-    specs += [predictor_spec(features, label_map(ls, role), "m", "m") for ls in ("merged", "full")
+    specs += [predictor_spec(features, label_map(ls, role), "m", "m", predictor_options()) for ls in ("merged", "full")
               for role in ("infant", "caregiver")]
     outputs = [io for spec in specs for io in spec.io if io.type == "output" and io.data.startswith("annotation")]
     assert len(outputs) > 30
@@ -258,7 +260,7 @@ def test_module_names_a_missing_output_scheme_in_database_mode(nova):
                                                          "min": 0, "max": 1})
     for scheme, fails in (("arousal", True), ("valence", False)):
         if not fails:
-            nova_db.import_package_schemes(nova["ctx"], nova["dataset"])
+            import_package_schemes(nova["ctx"], nova["dataset"])
         ds = DatasetManager([{"id": "valence", "type": "output", "src": "db:annotation:Continuous", "scheme": scheme,
                               "annotator": MODEL, "role": ROLE, "active": True}],
                             source_context={"db": nova["ctx"]}, dataset=nova["dataset"], session_names=[SESSION])
@@ -279,8 +281,8 @@ def test_taggers_refuse_to_write_into_the_scheme_nova_fell_back_to(nova):
     import numpy as np
 
     from nova_infant.discover.common import SessionIO
-    from nova_infant.specs.base import ContinuousData, DiscreteData, Result
-    from nova_infant.specs.processor import DiscoverSession, processor_class
+    from nova_infant.specs.ports import ContinuousData, DiscreteData, Result
+    from nova_infant.discover.processor import DiscoverSession, processor_class
 
     nova_db.import_scheme(nova["ctx"], nova["dataset"], {"name": "arousal", "type": "CONTINUOUS", "sr": 25.0,
                                                          "min": 0, "max": 1})
@@ -355,7 +357,7 @@ def test_batch_runs_the_database_sessions_in_file_mode(nova, carphone_session, t
 
 
 def load_stream_rows(path) -> int:
-    return int(nova_io.load_ssi_stream(path).data.shape[0])
+    return int(streams.load_ssi_stream(path).data.shape[0])
 
 
 def test_batch_db_password_comes_from_the_environment(monkeypatch):

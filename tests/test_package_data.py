@@ -53,7 +53,7 @@ def _written_scheme(anno, tmp_path, name):
 
 @pytest.mark.parametrize("event", EVENT_CLASSES)
 def test_audio_event_scheme_json_is_what_the_tagger_writes(event, tmp_path):
-    # the audio_events spec's one writer (specs.base.nova_objects, CLI and DISCOVER) calls
+    # the audio_events spec's one writer (specs.writing.nova_objects, CLI and DISCOVER) calls
     # discrete_annotation(seg, [name], scheme)
     seg = np.array([(0, 400, 0, 0.9)], dtype=[("from", "<i4"), ("to", "<i4"), ("id", "<i4"), ("conf", "<f4")])
     written, role = _written_scheme(discrete_annotation(seg, [event], f"audio_event_{event}", role="session"),

@@ -10,10 +10,11 @@ import torch
 
 from nova_infant.core import backbones
 from nova_infant.core.backbones import load_dinov2, load_w2v_bert, resolve_precision
-from nova_infant.features.dinov2_pca import DinoV2Encoder, extract_dinov2
-from nova_infant.discover.common import precision_of
+from nova_infant.features.dinov2_encoder import DinoV2Encoder
+from nova_infant.features.dinov2_pca import extract_dinov2
+from nova_infant.specs.options import precision_of
 from nova_infant.core.errors import OptionError
-from nova_infant.core.nova_io import open_ssi_stream, write_ssi_stream
+from nova_infant.core.streams import open_ssi_stream, write_ssi_stream
 from nova_infant.core.sample_media import carphone_frames, librivox_speech, write_video, write_wav
 from nova_infant.specs.dinov2_pca import SPEC as DINOV2
 from nova_infant.specs.w2v_bert import SPEC as W2V_BERT

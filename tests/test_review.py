@@ -15,7 +15,7 @@ import pytest
 from discover_utils.data.annotation import DiscreteAnnotation, DiscreteAnnotationScheme
 from sklearn.metrics import cohen_kappa_score, confusion_matrix, f1_score
 
-from nova_infant.core import nova_io
+from nova_infant.core import streams
 from nova_infant.cli import main
 from nova_infant.core.errors import AnnotationError
 from nova_infant.review import agreement, elan, timeline
@@ -60,10 +60,10 @@ def video_features(carphone_session, tmp_path_factory):
     frames = src.read(np.arange(src.info.n_frames)).astype(np.float32)
     n, h, w, _ = frames.shape
     grid = frames[:, : h // 4 * 4, : w // 4 * 4].reshape(n, 4, h // 4, 4, w // 4, 3).mean(axis=(2, 4))
-    stream = nova_io.make_ssi_stream(grid.reshape(n, 48), src.info.fps, "feature;video;colourgrid",
+    stream = streams.make_ssi_stream(grid.reshape(n, 48), src.info.fps, "feature;video;colourgrid",
                                      [f"c{i}" for i in range(48)])
     path = tmp_path_factory.mktemp("feat") / "infant.colourgrid.stream"
-    return nova_io.write_ssi_stream(stream, path)
+    return streams.write_ssi_stream(stream, path)
 
 
 @pytest.fixture

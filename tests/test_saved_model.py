@@ -103,7 +103,7 @@ def test_a_failed_save_keeps_the_previous_folder(tmp_path, monkeypatch):
 def test_older_layout_is_refused_with_how_to_convert_and_converts(tmp_path):
     from safetensors.numpy import save_file
 
-    from nova_infant.core.nova_io import atomic_dir
+    from nova_infant.core.atomic import atomic_dir
 
     old = tmp_path / "old-head"
     with atomic_dir(old, "tagger-head") as tmp:  # how heads and bundles were written before
@@ -121,7 +121,7 @@ def test_older_layout_is_refused_with_how_to_convert_and_converts(tmp_path):
 
 
 def test_shipped_crying_model_is_a_saved_model_with_its_notice_in_the_package_data():
-    from nova_infant.taggers.crying import HEAD_DIR, load_default_head
+    from nova_infant.taggers.audio_events import HEAD_DIR, load_default_head
 
     head = load_default_head()
     assert head is not None and head.classes == ["baby_crying", "speech"]

@@ -85,7 +85,8 @@ def _media_inputs(world, spec) -> dict:
 
 @pytest.mark.parametrize("name", EXTRACTORS)
 def test_spec_runs_under_du_process_with_its_default_request(world, name):
-    from nova_infant.core.nova_io import load_ssi_stream, read_annotation
+    from nova_infant.core.annotations import read_annotation
+    from nova_infant.core.streams import load_ssi_stream
 
     spec = SPECS[name]
     data, outputs = default_request(world, f"{name}.trainer", _media_inputs(world, spec))
@@ -109,7 +110,7 @@ def test_spec_runs_under_du_process_with_its_default_request(world, name):
 def _icep_labels(world, session: str, role: str, n_frames: int = 100) -> str:
     """A coder's ICEP-R annotation of the sample session (full scheme of ``role``): the merged scheme's first two
     codes alternating every second. Returns the file name."""
-    from nova_infant.core.nova_io import frames_to_segments
+    from nova_infant.core.annotations import frames_to_segments
     from nova_infant.icep.schemes import full_scheme, label_map, write_discrete_annotation
 
     scheme, target = full_scheme(role), label_map("merged", role).target
@@ -122,7 +123,7 @@ def _icep_labels(world, session: str, role: str, n_frames: int = 100) -> str:
 
 @pytest.mark.parametrize("name", TRAINERS)
 def test_training_spec_trains_under_du_process_and_its_predictor_predicts(world, name):
-    from nova_infant.core.nova_io import read_annotation
+    from nova_infant.core.annotations import read_annotation
 
     spec = SPECS[name]
     tpl = f"{world['root']}/{{dataset}}/{{session}}"

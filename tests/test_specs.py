@@ -9,9 +9,14 @@ import numpy as np
 import pytest
 
 from nova_infant.core.errors import OptionError
-from nova_infant.core.nova_io import load_ssi_stream, option_string, read_annotation
-from nova_infant.specs.base import (ContinuousData, DiscreteData, FileSession, ModuleSpec, Option, Port, Result,
-                                    StreamData, nova_objects, write_files)
+from nova_infant.core.annotations import read_annotation
+from nova_infant.core.streams import load_ssi_stream
+from nova_infant.core.trainer_files import option_string
+from nova_infant.specs.module_spec import ModuleSpec
+from nova_infant.specs.options import Option
+from nova_infant.specs.ports import ContinuousData, DiscreteData, Port, Result, StreamData
+from nova_infant.specs.sessions import FileSession
+from nova_infant.specs.writing import nova_objects, write_files
 from nova_infant.specs.registry import SPECS, generated_files
 
 REPO_TRAINERS = Path(__file__).resolve().parents[1] / "trainers" / "nova_infant"
@@ -110,7 +115,7 @@ def test_one_writer_gives_the_same_nova_objects_to_the_cli_and_writes_them(tmp_p
 
 
 def test_processor_class_parses_trainer_defaults_then_request_options_once():
-    from nova_infant.specs.processor import processor_class
+    from nova_infant.discover.processor import processor_class
 
     cls = processor_class("toy_module", TOY)
     assert cls.__name__ == "ToyModule"
@@ -121,7 +126,7 @@ def test_processor_class_parses_trainer_defaults_then_request_options_once():
 
 
 def test_processor_class_refuses_a_bad_option_in_one_line_before_any_session(capsys):
-    from nova_infant.specs.processor import processor_class
+    from nova_infant.discover.processor import processor_class
 
     cls = processor_class("toy_module", TOY)
     with pytest.raises(SystemExit) as exit_info:
@@ -222,7 +227,7 @@ def test_audio_event_writer_carries_unavailable_classes_and_why_for_cli_and_disc
     from discover_utils.utils.type_definitions import LabelDType
 
     from nova_infant.core.grid import frame_grid
-    from nova_infant.core.nova_io import open_ssi_stream
+    from nova_infant.core.streams import open_ssi_stream
     from nova_infant.specs.audio_events import SPEC, result_of
 
     empty = np.zeros(0, dtype=LabelDType.DISCRETE.value)

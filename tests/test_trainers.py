@@ -5,7 +5,7 @@ import filecmp
 import pytest
 
 from nova_infant.discover.registry import REPO_TRAINER_DIR, TRAINERS, write_all_trainers
-from nova_infant.core.nova_io import read_trainer
+from nova_infant.core.trainer_files import read_trainer
 
 
 def test_committed_trainers_equal_the_adapter_specs(tmp_path):

@@ -68,7 +68,7 @@ def test_tiny_model_learns_drawn_face_valence_on_held_out_subjects(tmp_path, one
 
 
 def _annotate(folder: Path, values, name: str) -> Path:
-    from nova_infant.core.nova_io import write_annotation
+    from nova_infant.core.annotations import write_annotation
     from nova_infant.taggers.outputs import continuous_annotation
 
     anno = continuous_annotation(np.asarray(values, np.float32), np.ones(len(values), np.float32), 1.0,
@@ -89,7 +89,7 @@ def _du(cml: Path, trainer: str, base: Path, sessions, data, options):
 @pytest.mark.slow
 def test_du_process_trains_then_predicts_a_continuous_valence_track(tmp_path):
     from nova_infant.core.backbones import save_standin
-    from nova_infant.core.nova_io import read_annotation
+    from nova_infant.core.annotations import read_annotation
     from nova_infant.core.sample_media import build_session
 
     root = tmp_path / "data"

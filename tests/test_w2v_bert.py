@@ -13,7 +13,7 @@ from nova_infant.core.backbones import load_w2v_bert, save_standin
 from nova_infant.cli import main
 from nova_infant.discover.registry import REPO_TRAINER_DIR
 from nova_infant.core.errors import AudioDecodeError, OptionError
-from nova_infant.core.nova_io import load_ssi_stream, open_ssi_stream
+from nova_infant.core.streams import load_ssi_stream, open_ssi_stream
 from nova_infant.core.sample_media import carphone_path, librivox_speech, write_wav
 from nova_infant.core.grid import frame_grid
 

@@ -9,6 +9,9 @@ import math
 import tempfile
 from pathlib import Path
 
+from nova_infant.core.errors import SavedModelError
+from nova_infant.core.saved import load_model, save_model
+
 KIND = "affect-model"
 
 
@@ -51,8 +54,6 @@ def save_affect_model(out_dir, model, info: dict | None = None, extra=None) -> P
     PathError, OutputError, SavedModelError
         ``out_dir`` exists and is not ours, cannot be written, or the info cannot be stored.
     """
-    from nova_infant.core.saved import save_model
-
     files = {}
     if extra is not None:
         with tempfile.TemporaryDirectory(prefix="nova-infant-affect-") as scratch:
@@ -84,9 +85,7 @@ def load_affect_model(folder):
         Missing folder/files, changed content, a folder of another kind, or weights that do not fit the saved
         architecture (one line naming the folder).
     """
-    from nova_infant.affect.model import AffectConfig, AffectModel
-    from nova_infant.core.errors import SavedModelError
-    from nova_infant.core.saved import load_model
+    from nova_infant.affect.model import AffectConfig, AffectModel  # loads torch: imported on use
 
     folder = Path(folder)
     config, tensors = load_model(folder, KIND, framework="pt")

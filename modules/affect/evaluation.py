@@ -12,6 +12,8 @@ import numpy as np
 
 from pathlib import Path
 
+from nova_infant.core.atomic import save_figure
+from nova_infant.core.errors import OptionError
 from nova_infant.core.metrics import ccc, frame_scores
 
 
@@ -88,8 +90,7 @@ def cross_validate(sessions: list, cfg, options, folds: int = 3, progress: bool 
         If there are fewer distinct subjects than folds.
     """
     from sklearn.model_selection import GroupKFold
-    from nova_infant.affect.training import fit, predict_frames
-    from nova_infant.core.errors import OptionError
+    from nova_infant.affect.training import fit, predict_frames  # loads torch: imported on use
     groups = np.array([s.subject for s in sessions])
     if len(set(groups)) < folds:
         raise OptionError(f"cross-validation needs >= {folds} subjects (groups), got {len(set(groups))}")
@@ -133,8 +134,6 @@ def plot_cv(report: dict, path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from nova_infant.core.nova_io import save_figure
 
     metrics = [("ccc_va", "CCC V/A"), ("expr_f1_macro", "expression macro-F1"), ("au_f1", "AU-F1")]
     parts = [(f"fold {f['fold']}", f) for f in report["folds"]] + [("pooled", report["pooled"])]

@@ -26,6 +26,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from nova_infant.core.errors import WeightsUnavailableError
+
 #: (kind, kernel_start, kernel_mid, stride, expansion, out_channels) per block, per stage (MNv4-Conv-S table).
 #: kind "cn": conv + BN + ReLU (kernel_start = kernel), "uir": universal inverted residual (0 = no such conv).
 CONV_SMALL_STAGES = (
@@ -186,8 +188,6 @@ def create_backbone(out_indices=(1, 2, 3), weights: str | None = None, width: fl
     RuntimeError
         If the weights do not match the architecture (missing/unexpected keys or shapes).
     """
-    from nova_infant.core.errors import WeightsUnavailableError
-
     hub_name = weights[5:] if weights and str(weights).startswith("timm:") else None
     if use_timm is None:
         use_timm = width == 1.0 and timm_available()

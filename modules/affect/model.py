@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
+from nova_infant.affect.mobilenetv4 import create_backbone
+
 #: ABAW's 8 expression classes and 12 action units (seed 002 §3.1, Table 1)
 EXPR_CLASSES = ["neutral", "anger", "disgust", "fear", "happiness", "sadness", "surprise", "other"]
 AU_NAMES = ["AU1", "AU2", "AU4", "AU6", "AU7", "AU10", "AU12", "AU15", "AU23", "AU24", "AU25", "AU26"]
@@ -165,7 +167,6 @@ class AffectModel(nn.Module):
 
     def __init__(self, cfg: AffectConfig, backbone: nn.Module | None = None, backbone_weights: str | None = None):
         super().__init__()
-        from nova_infant.affect.mobilenetv4 import create_backbone
         self.cfg = cfg
         self.backbone = backbone if backbone is not None else create_backbone(
             cfg.feature_indices, backbone_weights, cfg.backbone_width)

@@ -21,6 +21,10 @@ import numpy as np
 
 from nova_infant.core.errors import AnnotationError
 from nova_infant.core.grid import FrameGrid
+from nova_infant.core.media import VideoSource
+from nova_infant.icep.dataset import annotation_arrays
+from nova_infant.taggers.emotion import _models, face_crop
+from nova_infant.taggers.faces import choose_face
 
 ABSENT_NAMES = {"absent", "off", "0", "no", "none", "false"}
 
@@ -28,8 +32,6 @@ ABSENT_NAMES = {"absent", "off", "0", "no", "none", "false"}
 def face_crop_rgb(frame: np.ndarray, box, size: int = 112, margin: float = 0.1) -> np.ndarray:
     """RGB square crop (size, size, 3) uint8 around ``box`` (x, y, w, h px) enlarged by ``margin`` per side
     (:func:`nova_infant.taggers.emotion.face_crop` in RGB)."""
-    from nova_infant.taggers.emotion import face_crop
-
     return face_crop(frame, box, size, margin, mode="RGB")
 
 
@@ -54,10 +56,6 @@ def extract_crops(video: str, grid: FrameGrid, size: int = 112, face: str = "lar
         For a missing or unreadable video.
     """
     from tqdm.auto import tqdm
-
-    from nova_infant.core.media import VideoSource
-    from nova_infant.taggers.emotion import _models
-    from nova_infant.taggers.faces import choose_face
 
     det = _models()[0]
     source = VideoSource(str(video))
@@ -115,7 +113,6 @@ def continuous_on_grid(annotation, grid: FrameGrid, source: str = "") -> np.ndar
 
 def discrete_on_grid(annotation, grid: FrameGrid, source: str = "") -> tuple[np.ndarray, list]:
     """(class id per row (n_rows,) int64, -1 where no segment covers the centre or garbage; class names)."""
-    from nova_infant.icep.dataset import annotation_arrays
     segments, names = annotation_arrays(annotation, source)
     labels = np.full(grid.n_frames, -1, np.int64)
     centres = grid.centres_ms()

@@ -7,7 +7,11 @@ import json
 import os
 from pathlib import Path
 
+from nova_infant.core.atomic import safe_name
+from nova_infant.core.batch import (BatchError, ModuleJob, build_request, format_table, run_batch, sessions_in_db,
+                                    sessions_in_file, sessions_in_root)
 from nova_infant.core.errors import OptionError
+from nova_infant.core.package_data import TRAINER_DIR, checkout_root
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -73,10 +77,7 @@ def _db_uri(uri: str) -> str:
 
 def run(args) -> int:
     """``nova-infant batch``; prints the final table; returns 0 when no session failed, else 1."""
-    from nova_infant.core.batch import (BatchError, ModuleJob, build_request, format_table, run_batch, sessions_in_db,
-                        sessions_in_file, sessions_in_root)
-    from nova_infant.core.package_data import TRAINER_DIR, checkout_root
-    from nova_infant.discover.registry import REPO_TRAINER_DIR
+    from nova_infant.discover.registry import REPO_TRAINER_DIR  # loads torch: imported on use
 
     trainer = Path(args.trainer)
     if trainer.suffix != ".trainer":
@@ -91,7 +92,6 @@ def run(args) -> int:
         except ValueError as exc:
             raise OptionError(f"--options: not JSON ({exc})") from None
     options.update(_pairs(args.option, "--option"))
-    from nova_infant.core.nova_io import safe_name
 
     safe_name(args.dataset, "dataset")
     if args.db and args.sessions_file:

@@ -5,6 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from nova_infant.core.backbones import export_weights, save_standin
+from nova_infant.core.errors import OptionError, TrainerFileError
+from nova_infant.core.nova_db import connect
+from nova_infant.core.package_data import checkout_root, repo_copy_differences, write_repo_copies
+from nova_infant.core.sample_media import build_session
+from nova_infant.core.trainer_files import read_trainer
+from nova_infant.core.validation import float_option, int_option
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``export-weights``, ``make-standin``, ``sample-session``, ``import-schemes``, ``check-trainers``,
@@ -60,17 +68,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _export_weights(args) -> int:
-    from nova_infant.core.backbones import export_weights
-
     out = export_weights(args.model, args.out_dir, kind=args.kind)
     print(f"saved {args.model} to {out}; copy this folder and pass it as the model option")
     return 0
 
 
 def _make_standin(args) -> int:
-    from nova_infant.core.backbones import save_standin
-    from nova_infant.core.errors import OptionError
-
     sizes = {"dinov2": ("tiny", "small", "base", "large", "giant"), "w2v-bert": ("tiny", "full"),
              "videomae": ("tiny", "small", "base")}[args.kind]
     if args.size not in sizes:  # before the folder is made
@@ -82,9 +85,6 @@ def _make_standin(args) -> int:
 
 
 def _sample_session(args) -> int:
-    from nova_infant.core.sample_media import build_session
-    from nova_infant.core.validation import float_option, int_option
-
     if args.fps is not None:
         float_option(args.fps, "fps", 1.0, 240.0)
     int_option(args.audio_rate, "audio-rate", 4000, 384000)
@@ -108,7 +108,7 @@ def _write_trainers(args) -> int:
     int
         0; a folder that cannot be written is an ``OutputError`` (one line, exit code 2).
     """
-    from nova_infant.discover.registry import write_all_trainers
+    from nova_infant.discover.registry import write_all_trainers  # loads torch: imported on use
 
     for path in write_all_trainers(args.out_dir):
         print(path)
@@ -117,9 +117,6 @@ def _write_trainers(args) -> int:
 
 def _write_package_copies(args) -> int:
     """``nova-infant write-package-copies``: :func:`nova_infant.core.package_data.write_repo_copies`."""
-    from nova_infant.core.errors import OptionError
-    from nova_infant.core.package_data import checkout_root, repo_copy_differences, write_repo_copies
-
     root = args.repo or checkout_root()
     if root is None or not (Path(root) / "setup.cfg").is_file():
         raise OptionError(f"repo: {root or 'this installed package'} is not a nova-infant checkout (no setup.cfg)")
@@ -131,8 +128,9 @@ def _write_package_copies(args) -> int:
 
 
 def _import_schemes(args) -> int:
-    """``nova-infant import-schemes``: :func:`nova_infant.core.nova_db.import_package_schemes` into one NOVA database."""
-    from nova_infant.core.nova_db import connect, import_package_schemes
+    """``nova-infant import-schemes``: :func:`nova_infant.specs.registry.import_package_schemes` into one NOVA
+    database."""
+    from nova_infant.specs.registry import import_package_schemes  # loads torch: imported on use
 
     names = import_package_schemes(connect(args.db), args.dataset)
     print(f"{args.dataset}: {len(names)} schemes created or updated: {', '.join(names)}")
@@ -140,14 +138,11 @@ def _import_schemes(args) -> int:
 
 
 def _check_trainers(args) -> int:
-    """Parse every ``.trainer`` with discover-utils' parser (``nova_io.read_trainer``): du-process itself stops with a
+    """Parse every ``.trainer`` with discover-utils' parser (``trainer_files.read_trainer``): du-process itself stops with a
     raw XML traceback on a truncated or malformed one before any module code runs. Exit 0 all good, 1 some bad, 2
     all bad or none found."""
     import sys
     from pathlib import Path
-
-    from nova_infant.core.errors import TrainerFileError
-    from nova_infant.core.nova_io import read_trainer
 
     files = []
     for given in args.paths:

@@ -32,6 +32,14 @@ from pathlib import Path
 from nova_infant.core.backbones import DEFAULT_DINOV2, DEFAULT_W2V_BERT, resolve_weights, save_standin
 from nova_infant.core.errors import NovaInfantError, WeightsUnavailableError
 from nova_infant.core.package_data import TRAINER_DIR
+from nova_infant.core.sample_media import build_demo_session
+from nova_infant.core.schemes import annotation_scheme
+from nova_infant.core.streams import open_ssi_stream
+from nova_infant.core.validation import device_option, int_option, step_option
+from nova_infant.review.annotations import read_annotation, segments
+from nova_infant.review.timeline import build_tracks, render_html, render_png
+from nova_infant.taggers.assets import model_file, yamnet_files
+from nova_infant.taggers.audio_events import CLASSES as EVENTS
 
 DATASET, SESSION = "demo", "carphone64"
 
@@ -66,8 +74,6 @@ def _weights_or_standin(name: str, kind: str, out: Path) -> tuple[str, bool]:
 
 def _tagger_models_missing(trainer: str) -> str:
     """Why a tagger cannot run here ("" when its models are in the model cache)."""
-    from nova_infant.taggers.assets import model_file, yamnet_files
-
     try:
         if trainer == "audio_events.trainer":
             yamnet_files()
@@ -207,10 +213,6 @@ def track_summaries(outputs: dict[Path, tuple[str, str]]) -> list[TrackSummary]:
     """
     import numpy as np
 
-    from nova_infant.core.nova_io import open_ssi_stream
-    from nova_infant.core.schemes import annotation_scheme
-    from nova_infant.review.annotations import read_annotation, segments
-
     out = []
     for path, (module, port) in outputs.items():
         if not path.is_file():
@@ -301,10 +303,6 @@ def demo_session(out: str | Path, dinov2_model: str = DEFAULT_DINOV2, w2v_bert_m
     NovaInfantError
         If a du-process job fails, or the streams of the session disagree on their row count.
     """
-    from nova_infant.core.sample_media import build_demo_session
-    from nova_infant.core.validation import device_option, int_option, step_option
-    from nova_infant.review.timeline import build_tracks, render_html, render_png
-
     step_option(frame_step)  # every module's options, before anything is written
     device_option(device)
     int_option(loops, "loops", 1, 1000)
@@ -330,7 +328,6 @@ def demo_session(out: str | Path, dinov2_model: str = DEFAULT_DINOV2, w2v_bert_m
     video = entry("video", "input", "file:stream:video", "infant.video.mp4")
     audio = entry("audio", "input", "file:stream:audio", "session.audio.wav")
     reference = dict(video, id="reference")
-    from nova_infant.taggers.audio_events import CLASSES as EVENTS
 
     jobs = [  # (trainer, module, inputs, {output id: (src, file name)}, options)
         ("dinov2_pca.trainer", "dinov2_pca", [video],

@@ -12,17 +12,24 @@ import os
 import sys
 from pathlib import Path
 
-from nova_infant.core.errors import NovaInfantError
+from nova_infant.core.backbones import load_dinov2
+from nova_infant.core.errors import NovaInfantError, OptionError
+from nova_infant.core.media import VideoSource
 from nova_infant.core.validation import one_line
+from nova_infant.features.dinov2_basis import (dataset_basis, dataset_dir_of, default_basis_path, fit_pca_over_videos,
+                                               load_pca, save_pca)
+from nova_infant.features.dinov2_encoder import DinoV2Encoder
+from nova_infant.features.dinov2_pca import pca_picture, picture_of_row
+from nova_infant.specs.cli import add_option_flags, options_from_args
 from nova_infant.specs.dinov2_pca import SPEC
+from nova_infant.specs.sessions import FileSession
+from nova_infant.specs.writing import write_files
 
 log = logging.getLogger(__name__)
 
 
 def _common(p: argparse.ArgumentParser, fit: bool = False) -> None:
     """The option flags of :data:`nova_infant.specs.dinov2_pca.SPEC` a ``dinov2`` command uses (declared there)."""
-    from nova_infant.specs.cli import add_option_flags
-
     skip = ["output", "pca_fit_sessions", "picture_dir"] + (["pca", "pca_basis", "duration_ms"] if fit else [])
     add_option_flags(p, SPEC, skip=skip)
     p.add_argument("--no-bf16", dest="bf16", action="store_const", const="False", default=None,
@@ -42,8 +49,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     sub : argparse._SubParsersAction
         The ``nova-infant`` sub-command collection.
     """
-    from nova_infant.specs.cli import add_option_flags
-
     top = sub.add_parser("dinov2", help="DINOv2-PCA video features (extract, fit-pca, picture)")
     cmds = top.add_subparsers(dest="dinov2_command", required=True)
 
@@ -77,8 +82,6 @@ def _role(video: str) -> str:
 
 def _parsed(args) -> dict:
     """Every option of the spec parsed once from the flags (``--no-bf16`` folded into ``precision``)."""
-    from nova_infant.specs.cli import options_from_args
-
     if not hasattr(args, "_parsed"):
         args._parsed = options_from_args(SPEC, args, {"bf16": args.bf16} if args.bf16 is not None else None)
     return args._parsed
@@ -92,8 +95,6 @@ def _options(args) -> dict:
 
 
 def _load(args):
-    from nova_infant.core.backbones import load_dinov2
-
     o = _parsed(args)
     return load_dinov2(o["model"], device=o["device"], precision=o["precision"])
 
@@ -101,9 +102,6 @@ def _load(args):
 def _extract(args) -> int:
     """Extract every video through the spec's ``run`` and its one writer; a bad video is reported in one line and
     the others go on (exit 1 if some failed, 2 if all did)."""
-    from nova_infant.features.dinov2_pca import picture_of_row
-    from nova_infant.specs.base import FileSession, write_files
-
     o = _parsed(args)
     backbone, failed = _load(args), 0
     job = {"dinov2": backbone, "progress": True}
@@ -131,8 +129,6 @@ def _extract(args) -> int:
 
 
 def _basis_path(args, backbone) -> Path:
-    from nova_infant.features.dinov2_pca import DinoV2Encoder, dataset_dir_of, default_basis_path
-
     if _parsed(args)["pca_basis"]:
         return Path(_parsed(args)["pca_basis"])
     folder = Path(args.out_dir) if getattr(args, "out_dir", None) else dataset_dir_of(args.videos if hasattr(args, "videos") else [args.video])
@@ -142,8 +138,6 @@ def _basis_path(args, backbone) -> Path:
 
 def _dataset_pca(args, backbone):
     """The dataset basis for ``extract --pca dataset``: reused from its file, else fitted on the job's videos."""
-    from nova_infant.features.dinov2_pca import dataset_basis
-
     path = _basis_path(args, backbone)
     pca, created = dataset_basis(path, args.pca_fit_videos or args.videos, backbone, progress=True, **_options(args))
     print(f"{path}: PCA basis {pca.basis_hash} " + (f"fitted on {len(pca.sources)} videos and saved" if created
@@ -152,8 +146,6 @@ def _dataset_pca(args, backbone):
 
 
 def _fit_pca(args) -> int:
-    from nova_infant.features.dinov2_pca import fit_pca_over_videos, save_pca
-
     options = _options(args)
     pca = fit_pca_over_videos(args.videos, _load(args), progress=True, **options)
     path = save_pca(pca, args.out)
@@ -166,10 +158,6 @@ def _fit_pca(args) -> int:
 def _picture(args) -> int:
     """Only the frame asked for goes through the model (plus the PCA fit sample in session mode)."""
     import numpy as np
-
-    from nova_infant.features.dinov2_pca import DinoV2Encoder, fit_pca_over_videos, load_pca, pca_picture
-    from nova_infant.core.errors import OptionError
-    from nova_infant.core.media import VideoSource
 
     o = _parsed(args)
     source = VideoSource(args.video)

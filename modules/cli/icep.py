@@ -10,9 +10,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from nova_infant.core.atomic import check_replaceable, safe_name
 from nova_infant.core.errors import NovaInfantError, OptionError
-from nova_infant.specs.icep import PREDICT, TRAIN_OPTIONS, check_training
-from nova_infant.specs.base import ModuleSpec
+from nova_infant.core.validation import folds_for, int_option, one_line, usable_training_sessions
+from nova_infant.icep.dataset import SessionSpec, list_sessions, load_session
+from nova_infant.icep.schemes import import_schemes, label_map, write_scheme_templates
+from nova_infant.specs.cli import add_option_flags, options_from_args
+from nova_infant.specs.icep import PREDICT, TRAIN_OPTIONS, check_training, predictor_options, train_config
+from nova_infant.specs.module_spec import ModuleSpec
 
 #: the training options as one spec (role offers both roles here; the NOVA modules fix theirs)
 TRAIN = ModuleSpec(name="icep", create="", category="ICEP-R", description="icep cv/train", inputs=(), outputs=(),
@@ -28,8 +33,6 @@ def register(subparsers) -> None:
     subparsers : argparse._SubParsersAction
         The ``nova-infant`` sub-command collection.
     """
-    from nova_infant.specs.cli import add_option_flags
-
     icep = subparsers.add_parser("icep", help="ICEP-R engagement phases: schemes, training, evaluation, prediction")
     sub = icep.add_subparsers(dest="icep_command", required=True)
 
@@ -114,9 +117,6 @@ def _checked(args) -> dict:
     OptionError
         One line naming the option and its flag.
     """
-    from nova_infant.specs.cli import options_from_args
-    from nova_infant.specs.icep import train_config
-
     fixed = {"cv_folds": 5} if args.func is cmd_cv and args.cv_folds is None else None
     o = options_from_args(TRAIN, args, fixed)
     cml_dir = getattr(args, "cml_dir", None)
@@ -134,10 +134,6 @@ def _config(args):
 
 
 def _session_dirs(args) -> list[Path]:
-    from nova_infant.icep.dataset import list_sessions
-
-    from nova_infant.core.nova_io import safe_name
-
     base = Path(args.root) / safe_name(args.dataset, "--dataset")
     for name in args.sessions or []:
         safe_name(name, "--sessions")
@@ -150,8 +146,6 @@ def _session_dirs(args) -> list[Path]:
 
 def _check_names(args) -> None:
     """Every name that becomes part of a file name: ``PathError`` for ``../x``, ``a/b``, empty names."""
-    from nova_infant.core.nova_io import safe_name
-
     for flag in ("role", "annotator", "scheme"):
         if getattr(args, flag, None) is not None:
             safe_name(getattr(args, flag), f"--{flag}")
@@ -165,12 +159,7 @@ def _report_failures(failures) -> None:
 
 
 def _labelled(args):
-    from nova_infant.icep.dataset import SessionSpec
-    from nova_infant.icep.pipeline import load_sessions
-    from nova_infant.icep.schemes import label_map
-    from nova_infant.core.validation import folds_for, usable_training_sessions
-
-    from nova_infant.core.nova_io import check_replaceable, safe_name
+    from nova_infant.icep.pipeline import load_sessions  # loads torch: imported on use
 
     args.checked = _checked(args)
     _check_names(args)
@@ -196,7 +185,7 @@ def _labelled(args):
 
 
 def _groups(args, sessions):
-    from nova_infant.icep.evaluation import parse_groups
+    from nova_infant.icep.evaluation import parse_groups  # loads torch: imported on use
 
     return parse_groups(args.checked["options"]["groups"] or None, [s.name for s in sessions])
 
@@ -225,7 +214,7 @@ def cmd_cv(args) -> int:
     OptionError
         A bad option (before any session is read), or no usable session.
     """
-    from nova_infant.icep.pipeline import evaluate
+    from nova_infant.icep.pipeline import evaluate  # loads torch: imported on use
 
     lmap, _, sessions, failures, grid = _labelled(args)
     c = args.checked
@@ -261,7 +250,7 @@ def cmd_train(args) -> int:
     OptionError, PathError
         A bad option or an output folder this package did not create, before any training.
     """
-    from nova_infant.icep.pipeline import train_bundle
+    from nova_infant.icep.pipeline import train_bundle  # loads torch: imported on use
 
     lmap, spec, sessions, failures, grid = _labelled(args)
     info = {"dataset": args.dataset, "streams": spec.streams, "label": list(spec.label),
@@ -269,7 +258,7 @@ def cmd_train(args) -> int:
     c = args.checked
     bundle, trainer, report = train_bundle(sessions, lmap, _config(args), args.out, args.cml_dir, c["folds"],
                                            c["val_fraction"], grid, info, c["inner_folds"], _groups(args, sessions),
-                                           c["min_dur_ms"])
+                                           c["min_dur_ms"], predictor_options=predictor_options())
     print(f"bundle {bundle}, predictor {trainer}")
     if report:
         print(f"CV: {report['summary']}")
@@ -291,11 +280,8 @@ def cmd_predict(args) -> int:
     OptionError, BundleError
         A bad option or an unreadable bundle, before any session is read.
     """
-    from nova_infant.icep.bundle import load_bundle
-    from nova_infant.icep.dataset import SessionSpec, load_session
-    from nova_infant.icep.predict import predict_session, write_prediction
-    from nova_infant.core.validation import one_line
-    from nova_infant.specs.cli import options_from_args
+    from nova_infant.icep.bundle import load_bundle  # loads torch: imported on use
+    from nova_infant.icep.predict import predict_session, write_prediction  # loads torch: imported on use
 
     _check_names(args)
     min_dur_ms = options_from_args(PREDICT, args)["min_dur_ms"]
@@ -318,9 +304,6 @@ def cmd_import_schemes(args) -> int:
     """Insert the schemes into the dataset's MongoDB database (pymongo; NOVA production runs MongoDB 3.6)."""
     import pymongo
 
-    from nova_infant.icep.schemes import import_schemes
-    from nova_infant.core.validation import int_option
-
     int_option(args.db_port, "db-port", 1, 65535)
 
     client = pymongo.MongoClient(host=args.db_host, port=args.db_port, username=args.db_user,
@@ -335,8 +318,6 @@ def cmd_import_schemes(args) -> int:
 
 def cmd_write_schemes(args) -> int:
     """Write ``<out_dir>/<scheme>.annotation`` templates."""
-    from nova_infant.icep.schemes import write_scheme_templates
-
     for path in write_scheme_templates(args.out_dir):
         print(path)
     return 0

@@ -13,14 +13,15 @@ import argparse
 from pathlib import Path
 
 from nova_infant.core.errors import AnnotationError
+from nova_infant.core.validation import check_duration_ms, float_option
+from nova_infant.icep.schemes import CPVC_NOTE, merged_scheme
+from nova_infant.review.agreement import agreement_report, plot_confusion, write_report_json
+from nova_infant.review.elan import export_csv, export_elan, import_elan_tier
+from nova_infant.review.timeline import build_tracks, render_html, render_png
 
 
 def cmd_timeline(args) -> int:
     """Render the timeline of the given files/session folder (``--png``/``--html``); exit code 0."""
-    from nova_infant.review.timeline import build_tracks, render_html, render_png
-
-    from nova_infant.core.validation import check_duration_ms
-
     if not args.png and not args.html:
         raise AnnotationError("review timeline: give --png and/or --html")
     check_duration_ms(args.duration_ms, "duration-ms")
@@ -35,10 +36,6 @@ def cmd_timeline(args) -> int:
 
 def cmd_agreement(args) -> int:
     """Write the agreement report JSON (and confusion PNG) and print κ / macro-F1 per session and pooled."""
-    from nova_infant.review.agreement import agreement_report, plot_confusion, write_report_json
-
-    from nova_infant.core.validation import check_duration_ms, float_option
-
     float_option(args.step_ms, "step-ms", 0.0, None, min_open=True)
     check_duration_ms(args.duration_ms, "duration-ms")
     refs, hyps = args.reference, args.hypothesis
@@ -55,7 +52,6 @@ def cmd_agreement(args) -> int:
         kappa = "n/a" if entry["kappa"] is None else f"{entry['kappa']:.3f}"
         print(f"{name}: frames={entry['n_frames']} kappa={kappa} macro-F1={entry['f1_macro']:.3f} "
               f"weighted-F1={entry['f1_weighted']:.3f} accuracy={entry['accuracy']:.3f}")
-    from nova_infant.icep.schemes import CPVC_NOTE, merged_scheme
 
     if report.get("classes") == merged_scheme("caregiver").names:  # caregiver scores: state the Cpvc decision
         report["label_set_note"] = CPVC_NOTE
@@ -69,24 +65,18 @@ def cmd_agreement(args) -> int:
 
 def cmd_export_elan(args) -> int:
     """Write the annotations as tiers of one ELAN file."""
-    from nova_infant.review.elan import export_elan
-
     print(export_elan(args.annotations, args.out, media=args.media, tier_names=args.tier))
     return 0
 
 
 def cmd_export_csv(args) -> int:
     """Write one annotation as CSV."""
-    from nova_infant.review.elan import export_csv
-
     print(export_csv(args.annotation, args.out))
     return 0
 
 
 def cmd_import_elan(args) -> int:
     """Convert one ELAN tier to a NOVA annotation."""
-    from nova_infant.review.elan import import_elan_tier
-
     print(import_elan_tier(args.eaf, args.tier, args.out, scheme=args.scheme, scheme_name=args.scheme_name,
                            role=args.role, annotator=args.annotator))
     return 0

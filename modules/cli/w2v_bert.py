@@ -9,7 +9,10 @@ from __future__ import annotations
 import argparse
 import logging
 
+from nova_infant.specs.cli import add_option_flags, options_from_args
+from nova_infant.specs.sessions import FileSession
 from nova_infant.specs.w2v_bert import SPEC
+from nova_infant.specs.writing import write_files
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +25,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     sub : argparse._SubParsersAction
         The ``nova-infant`` sub-command collection.
     """
-    from nova_infant.specs.cli import add_option_flags
-
     p = sub.add_parser("w2v-bert", help="extract Wav2Vec2-BERT features of an audio/video file onto a frame grid")
     p.add_argument("audio", help="audio file (wav/flac/..., any rate, mono or multi-channel) or a video with audio")
     p.add_argument("out", help="output .stream path (plus its data file <out>~)")
@@ -48,9 +49,6 @@ def run(args) -> int:
         0. Errors are ``NovaInfantError`` (one line naming the file, exit code 2).
     """
     from pathlib import Path
-
-    from nova_infant.specs.base import FileSession, write_files
-    from nova_infant.specs.cli import options_from_args
 
     options = options_from_args(SPEC, args, {"bf16": args.bf16} if args.bf16 is not None else None)
     out = Path(args.out)

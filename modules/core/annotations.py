@@ -1,6 +1,7 @@
-"""THE annotation reader of the package: NOVA ``.annotation`` files (discrete, continuous, free) and the class
-names and segments of a discrete one. Every module reads annotations through here (ICEP-R training labels, tagger
-training and evaluation, review helpers; DISCOVER sessions through ``Session.read_annotation``).
+"""THE annotation reader and writer of the package: NOVA ``.annotation`` files (discrete, continuous, free), the
+class names and segments of a discrete one, and frame labels merged into segments. Every module reads and writes
+annotations through here (ICEP-R training labels, tagger training and evaluation, review helpers; DISCOVER sessions
+through ``Session.read_annotation``); writes are atomic (:mod:`nova_infant.core.atomic`).
 
 Parsing is discover-utils' ``FileHandler`` (ASCII/binary ``.annotation`` header + ``.annotation~`` data, times in
 seconds on disk and ms in memory; docs/discover-integration.md §3.3-3.4); this module adds the checks that make every
@@ -11,9 +12,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Iterable
 
 import numpy as np
 
+from nova_infant.core.atomic import check_pair, save_atomic
 from nova_infant.core.errors import AnnotationError
 from nova_infant.core.schemes import class_names  # noqa: F401  (the one scheme parser; re-exported)
 
@@ -34,8 +37,6 @@ def read_annotation(path: str | os.PathLike):
     """
     from discover_utils.data.annotation import Annotation
     from discover_utils.data.handler.file_handler import FileHandler
-
-    from nova_infant.core.nova_io import check_pair
 
     path = Path(path)
     if path.suffix != ".annotation":
@@ -93,3 +94,66 @@ def labelled_segments(annotation, source: str = "") -> list[tuple[float, float, 
 def read_segments(path: str | os.PathLike) -> list[tuple[float, float, str, float]]:
     """:func:`labelled_segments` of the discrete ``.annotation`` file ``path`` (raises ``AnnotationError``)."""
     return labelled_segments(read_annotation(path), str(path))
+
+
+def write_annotation(annotation, path: str | os.PathLike) -> Path:
+    """Write a discover-utils annotation as an ASCII NOVA ``.annotation`` (+ ``~`` data file), atomically
+    (discover-utils' BINARY writer is broken: never used).
+
+    Parameters
+    ----------
+    annotation : discover-utils ``DiscreteAnnotation``, ``ContinuousAnnotation`` or ``FreeAnnotation``
+    path : path
+        ``.annotation`` is appended if missing.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path`` with its suffix; the rows are in ``<path>~``.
+
+    Raises
+    ------
+    OutputError
+        Folder not writable (full disk, read-only, lock held too long): an existing annotation is kept as it was.
+    """
+    path = Path(path)
+    if path.suffix != ".annotation":
+        path = path.with_name(path.name + ".annotation")
+    return save_atomic(annotation, path)
+
+
+def frames_to_segments(labels: np.ndarray, step_ms: float, conf: np.ndarray | None = None,
+                       skip_ids: Iterable[int] = (), offset_ms: float = 0.0) -> np.ndarray:
+    """Merge consecutive equal frame labels into segments (NOVA ``LabelDType.DISCRETE``: ms, id, conf).
+
+    Parameters
+    ----------
+    labels : int array of shape (n_frames,)
+        Class id per frame; frame k covers ``[offset + k*step, offset + (k+1)*step)`` ms.
+    conf : float array of shape (n_frames,), optional
+        Per-frame confidence; a segment's ``conf`` is the mean over its frames (1.0 if omitted).
+    skip_ids : ids that produce no segment (e.g. REST, or -1 for "no prediction").
+
+    Returns
+    -------
+    structured ndarray with fields ``from``, ``to`` (int32 ms), ``id`` (int32), ``conf`` (float32)
+    """
+    from discover_utils.utils.type_definitions import LabelDType
+
+    labels = np.asarray(labels).astype(np.int64).reshape(-1)
+    conf = np.ones(len(labels), np.float32) if conf is None else np.asarray(conf, np.float32).reshape(-1)
+    if len(labels) == 0:
+        return np.zeros(0, dtype=LabelDType.DISCRETE.value)
+    change = np.flatnonzero(np.diff(labels)) + 1
+    starts = np.concatenate([[0], change])
+    ends = np.concatenate([change, [len(labels)]])
+    keep = ~np.isin(labels[starts], list(skip_ids))
+    starts, ends = starts[keep], ends[keep]
+    csum = np.concatenate([[0.0], np.cumsum(conf, dtype=np.float64)])
+    sums = csum[ends] - csum[starts]
+    out = np.zeros(len(starts), dtype=LabelDType.DISCRETE.value)
+    out["from"] = np.round(offset_ms + starts * step_ms).astype(np.int32)
+    out["to"] = np.round(offset_ms + ends * step_ms).astype(np.int32)
+    out["id"] = labels[starts]
+    out["conf"] = (sums / np.maximum(ends - starts, 1)).astype(np.float32)
+    return out

@@ -33,6 +33,9 @@ import traceback
 from pathlib import Path
 from typing import Sequence
 
+from nova_infant import __version__
+from nova_infant.core import nova_db
+from nova_infant.core.atomic import atomic_file, safe_name
 from nova_infant.core.errors import NovaInfantError
 
 log = logging.getLogger("nova_infant")
@@ -122,8 +125,6 @@ class ModuleJob:
 
     def fingerprint(self) -> str:
         """SHA-256 (hex) of the trainer file, options, request templates and nova-infant version."""
-        from nova_infant import __version__
-
         payload = json.dumps({"trainer": Path(self.trainer_path).read_text(), "options": self.options,
                               "data": self.data, "version": __version__}, sort_keys=True, default=str)
         return hashlib.sha256(payload.encode()).hexdigest()
@@ -199,7 +200,7 @@ def build_request(trainer_path: str | os.PathLike, root: str | os.PathLike, role
 
 
 def check_session_name(session: str) -> str:
-    """A session name that is a plain folder name (:func:`nova_infant.core.nova_io.safe_name`).
+    """A session name that is a plain folder name (:func:`nova_infant.core.atomic.safe_name`).
 
     Parameters
     ----------
@@ -215,8 +216,6 @@ def check_session_name(session: str) -> str:
     PathError
         When the name could point outside ``<root>/<dataset>`` (``..``, ``/``, ...).
     """
-    from nova_infant.core.nova_io import safe_name
-
     return safe_name(session, "session")
 
 
@@ -280,8 +279,6 @@ def sessions_in_db(uri: str, dataset: str, pattern: str | None = None) -> list[s
         The server does not answer, the dataset has no (matching) session, or a session name is not a plain folder
         name (it could point outside the data root).
     """
-    from nova_infant.core import nova_db
-
     try:
         names = nova_db.list_sessions(nova_db.connect(uri), dataset, pattern)
     except nova_db.NovaDatabaseError as exc:
@@ -359,7 +356,6 @@ def _write_record(job: ModuleJob, session: str, started: float) -> None:
               "inputs": {str(p): _stat(p) for p in _with_data_files(job.paths(session, "input"))}, "outputs": outputs,
               "options": job.options, "seconds": round(time.time() - started, 3), "host": platform.node(),
               "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
-    from nova_infant.core.nova_io import atomic_file
 
     with atomic_file(job.record_path(session), suffix=".json") as staged:
         staged.write_text(json.dumps(record, indent=1))

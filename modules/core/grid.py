@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nova_infant.core.errors import AlignmentError, OptionError
+from nova_infant.core.media import media_duration_ms
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +162,6 @@ def _duration_of(value) -> float | None:
         return None
     if isinstance(value, (int, float, np.floating, np.integer)):
         return float(value) if float(value) > 0 else None
-    from nova_infant.core.media import media_duration_ms
 
     return media_duration_ms(str(value))
 

@@ -18,6 +18,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from nova_infant.core.errors import AudioDecodeError, VideoDecodeError
+from nova_infant.core.streams import open_ssi_stream
 
 log = logging.getLogger(__name__)
 
@@ -426,8 +427,6 @@ def media_duration_ms(path: str) -> float:
     """
     ext = os.path.splitext(str(path))[1].lower()
     if ext == ".stream":
-        from nova_infant.core.nova_io import open_ssi_stream
-
         return open_ssi_stream(path).duration_ms
     if ext in _SOUNDFILE_EXTS:
         return audio_duration_ms(path)

@@ -24,7 +24,10 @@ from urllib.parse import unquote, urlsplit
 
 import numpy as np
 
+from nova_infant.core.atomic import safe_name
+from nova_infant.core.du_save import install_atomic_writer
 from nova_infant.core.errors import AnnotationError, NovaInfantError
+from nova_infant.core.schemes import parse_scheme
 
 SESSIONS, ROLES, ANNOTATORS, SCHEMES, ANNOTATIONS, STREAMS = (
     "Sessions", "Roles", "Annotators", "Schemes", "Annotations", "Streams")
@@ -155,8 +158,6 @@ def ensure_session(ctx: Mapping[str, Any], dataset: str, session: str, duration_
            "duration": float(duration_ms or 0) / 1000.0, "isValid": True}
     oid = _upsert(_db(ctx, dataset)[SESSIONS], session, doc)
     if ctx.get("data_dir"):
-        from nova_infant.core.nova_io import safe_name
-
         (Path(ctx["data_dir"]) / safe_name(dataset, "dataset") / safe_name(session, "session")).mkdir(
             parents=True, exist_ok=True)
     return oid
@@ -302,8 +303,6 @@ def scheme_document(scheme: Mapping[str, Any], source: str = "scheme") -> dict:
         If the type is neither DISCRETE nor CONTINUOUS; a discrete scheme has no classes, non-contiguous ids or a
         malformed colour; a continuous one lacks a positive ``sr`` or has ``min >= max``.
     """
-    from nova_infant.core.schemes import parse_scheme
-
     parsed = parse_scheme(scheme, source)
     common = {"description": parsed.description, "attributes": [], "examples": [], "isValid": True}
     if parsed.type == "CONTINUOUS":
@@ -312,68 +311,6 @@ def scheme_document(scheme: Mapping[str, Any], source: str = "scheme") -> dict:
     labels = [{"id": c["id"], "name": str(c["name"]), "color": c["color"], "isValid": bool(c.get("isValid", True))}
               for c in parsed.classes]
     return {"name": parsed.name, "type": "DISCRETE", "color": parsed.color, "labels": labels, **common}
-
-
-def package_schemes() -> list[dict]:
-    """Every scheme a module of this package writes or reads, as scheme descriptions (see :func:`import_scheme`).
-
-    ``data/schemes/*.json`` (emotion, valence, audio_event_*, the full ICEP-R schemes), the merged ICEP-R schemes
-    (predictor output) and the ICEP-R probability tracks ``<target>-p<class>`` (continuous, 0..1, 25 Hz, for the
-    merged and full label sets of both roles). Raises ``AnnotationError`` for an unreadable scheme file.
-    """
-    from nova_infant.core.package_data import SCHEME_DIR
-    from nova_infant.core.schemes import package_scheme_files, read_scheme_json
-    from nova_infant.icep.schemes import label_map, merged_scheme
-
-    out = []
-    for path in package_scheme_files():
-        doc = read_scheme_json(path)
-        out.append({k: v for k, v in doc.items() if k != "merged"})
-    for role in ("infant", "caregiver"):
-        merged = merged_scheme(role)
-        out.append({"name": merged.name, "type": "DISCRETE", "color": merged.color,
-                    "description": merged.description, "classes": merged.classes})
-        for label_set in ("merged", "full"):
-            target = label_map(label_set, role).target
-            out += [{"name": f"{target.name}-p{c}", "type": "CONTINUOUS", "sr": 25.0, "min": 0.0, "max": 1.0,
-                     "description": f"ICEP-R model probability of {c} ({target.name}), 40 ms frames"}
-                    for c in target.names]
-    names = [d["name"] for d in out]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise AnnotationError(f"{SCHEME_DIR}: scheme names {dupes} are defined twice")
-    return out
-
-
-def import_package_schemes(ctx: Mapping[str, Any], dataset: str) -> list[str]:
-    """Create or update every scheme of :func:`package_schemes` in a NOVA dataset.
-
-    Run once per NOVA database before any job: NOVA preselects an output's scheme only when a scheme of that name
-    exists, and otherwise silently offers the first scheme of the same type (e.g. an ``ICEP-R`` scheme for an audio
-    event track; hcmlab/nova Database/DatabaseNovaServerWindow.xaml.cs).
-
-    Parameters
-    ----------
-    ctx : dict
-        Handler context from :func:`connect`.
-    dataset : str
-        NOVA dataset (= MongoDB database).
-
-    Returns
-    -------
-    list of str
-        The scheme names written.
-
-    Raises
-    ------
-    AnnotationError
-        If a package scheme file is malformed.
-    """
-    names = []
-    for scheme in package_schemes():
-        import_scheme(ctx, dataset, scheme)
-        names.append(scheme["name"])
-    return names
 
 
 IMPORT_HINT = "run `nova-infant import-schemes --db mongodb://HOST:PORT --dataset DATASET` once per NOVA database"
@@ -524,7 +461,7 @@ def save_stream(ctx: Mapping[str, Any], stream, dataset: str, session: str, role
     Parameters
     ----------
     stream : discover_utils.data.stream.SSIStream
-        E.g. from :func:`nova_infant.core.nova_io.make_ssi_stream` (float32 (N, dim), media type like
+        E.g. from :func:`nova_infant.core.streams.make_ssi_stream` (float32 (N, dim), media type like
         ``feature;video;dinov2`` so NOVA lists it for matching trainer inputs).
     dataset, session, role, name : str
         Target; the session and role must exist.
@@ -547,8 +484,6 @@ def save_stream(ctx: Mapping[str, Any], stream, dataset: str, session: str, role
 
     if not ctx.get("data_dir"):
         raise NovaDatabaseError(f"NOVA dataset {dataset}: no data_dir given, cannot write stream {role}.{name}")
-    from nova_infant.discover.common import install_atomic_writer
-    from nova_infant.core.nova_io import safe_name
 
     install_atomic_writer()  # discover-utils' writer truncates in place; ours replaces header + data as a pair
     for value, what in ((dataset, "dataset"), (session, "session"), (role, "role"), (name, "stream name")):

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from nova_infant.core.errors import MediaError
+from nova_infant.core.media import VideoSource, read_audio, resample
 
 LIBRIVOX_DIR = "/usr/share/pocketsphinx/test/data/librivox"
 SONIC_PI_DIR = "/usr/share/sonic-pi/samples"
@@ -68,8 +69,6 @@ def librivox_speech(duration_s: float, sample_rate: int = 16000) -> np.ndarray:
     """
     import soundfile
 
-    from nova_infant.core.media import resample
-
     pieces, total = [], 0
     need = int(round(duration_s * 16000))
     while total < need:
@@ -85,8 +84,6 @@ def librivox_speech(duration_s: float, sample_rate: int = 16000) -> np.ndarray:
 
 def carphone_frames() -> np.ndarray:
     """All 120 RGB frames of the carphone clip: uint8 (120, 144, 176, 3)."""
-    from nova_infant.core.media import VideoSource
-
     source = VideoSource(carphone_path())
     return source.read(range(source.info.n_frames))
 
@@ -230,8 +227,6 @@ def sonic_pi_music(duration_s: float, names: tuple[str, ...] = DEMO_MUSIC, sampl
     MediaError
         If sonic-pi-samples is not installed (``apt-get install sonic-pi-samples``).
     """
-    from nova_infant.core.media import read_audio
-
     paths = [os.path.join(SONIC_PI_DIR, f"{n}.flac") for n in names]
     missing = [p for p in paths if not os.path.isfile(p)]
     if missing:

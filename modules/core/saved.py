@@ -8,9 +8,9 @@ A saved model is a folder that can be read without our code::
     <folder>/<extra files>      optional, e.g. ``metrics.json``, ``normaliser.json``, ``NOTICE.md``
     <folder>/README.md          generated: what it is, how it was trained, how to load it
     <folder>/checksums          SHA-256 of every file above (``sha256sum -c checksums`` checks it), verified on load
-    <folder>/.nova-infant.json  marker of :func:`nova_infant.core.nova_io.atomic_dir`: this package wrote the folder
+    <folder>/.nova-infant.json  marker of :func:`nova_infant.core.atomic.atomic_dir`: this package wrote the folder
 
-:func:`save_model` writes the folder atomically through :func:`nova_infant.core.nova_io.atomic_dir` (a kill or a full
+:func:`save_model` writes the folder atomically through :func:`nova_infant.core.atomic.atomic_dir` (a kill or a full
 disk leaves the previous folder intact); :func:`load_model` verifies it and returns ``(config, tensors)``. Every
 problem is one :class:`~nova_infant.core.errors.SavedModelError` whose one-line message names the file.
 Folders written before this format (config.json + model.safetensors without ``checksums``) are refused with a line
@@ -27,8 +27,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from nova_infant import __version__
+from nova_infant.core.atomic import _recover_if_needed, atomic_dir, check_digests, file_sha256, verify_folder
 from nova_infant.core.errors import NovaInfantError, SavedModelError
-from nova_infant.core.nova_io import check_digests, file_sha256
 
 FORMAT = "nova-infant-saved-model"
 FORMAT_VERSION = 1
@@ -49,8 +50,6 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _readme(kind: str, folder: Path, text: str, tensors: Mapping[str, Any], extra: list[str]) -> str:
-    from nova_infant import __version__
-
     shapes = ", ".join(f"`{k}` {tuple(getattr(v, 'shape', ()))}" for k, v in list(tensors.items())[:6])
     if len(tensors) > 6:
         shapes += f" and {len(tensors) - 6} more"
@@ -112,9 +111,6 @@ def save_model(folder: str | os.PathLike, kind: str, config: Mapping[str, Any],
     OutputError
         If the folder cannot be written (full disk, read-only); the previous folder is kept.
     """
-    from nova_infant import __version__
-    from nova_infant.core.nova_io import atomic_dir
-
     folder = Path(folder)
     tensors = _as_numpy(tensors or {})
     extra = dict(files or {})
@@ -179,8 +175,6 @@ def read_config(folder: str | os.PathLike, kind: str | None = None) -> dict:
     SavedModelError
         Folder or ``config.json`` missing or unreadable, an older layout, another format version, or another kind.
     """
-    from nova_infant.core.nova_io import _recover_if_needed
-
     folder = Path(folder)
     _recover_if_needed(folder)
     if not folder.is_dir():
@@ -236,8 +230,6 @@ def load_model(folder: str | os.PathLike, kind: str | None = None, framework: st
         One line naming the file: missing folder/file, older layout, other kind, changed content, unreadable
         tensors.
     """
-    from nova_infant.core.nova_io import _recover_if_needed
-
     folder = Path(folder)
     _recover_if_needed(folder)
     if (folder / CHECKSUMS).is_file():  # content first: an edited file is named as edited, not as unreadable
@@ -284,8 +276,6 @@ def convert_legacy(folder: str | os.PathLike, kind: str | None = None) -> Path:
         If the folder is already in this format, or its files are unreadable or differ from the SHA-256 sums of
         its marker.
     """
-    from nova_infant.core.nova_io import verify_folder
-
     folder = Path(folder)
     if (folder / CHECKSUMS).exists():
         raise SavedModelError(f"{folder}: already a saved model of format {FORMAT}")

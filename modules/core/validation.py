@@ -13,6 +13,7 @@ import math
 from typing import Any
 
 from nova_infant.core.errors import NovaInfantError, OptionError
+from nova_infant.core.grid import parse_step_ms
 
 log = logging.getLogger("nova_infant")
 
@@ -184,8 +185,6 @@ def step_option(value, name: str = "frame_step", allow_video: bool = False):
     OptionError
         ``option <name>: ...`` for 0, a negative or an unparsable step.
     """
-    from nova_infant.core.grid import parse_step_ms
-
     if allow_video and (value is None or str(value).strip().lower() in ("", "video", "native", "none")):
         return "video"
     try:

@@ -25,9 +25,13 @@ from pathlib import Path
 
 import numpy as np
 
+from nova_infant.core.atomic import save_figure
 from nova_infant.core.errors import OptionError
+from nova_infant.core.media import read_audio
 from nova_infant.cry import features as F
 from nova_infant.cry import models as M
+from nova_infant.taggers.audio_events import load_backend
+from nova_infant.taggers.crying import manifest_rows
 
 log = logging.getLogger("nova_infant")
 
@@ -65,8 +69,6 @@ def corpus_clips(root=None, classes: list[str] | None = None) -> list[Clip]:
     MediaError
         If the folder has no manifest.csv (names the folder and ``$NOVA_INFANT_DONATEACRY``).
     """
-    from nova_infant.taggers.crying import manifest_rows
-
     root, rows = manifest_rows(root)
     return [Clip(str(root / r["file"]), r["reason"], r["recorder_id"]) for r in rows
             if classes is None or r["reason"] in classes]
@@ -104,9 +106,6 @@ def yamnet_features(clips: list[Clip], progress: bool = True) -> np.ndarray:
     ndarray of shape (n_clips, 1042), float32
     """
     from tqdm import tqdm
-
-    from nova_infant.core.media import read_audio
-    from nova_infant.taggers.audio_events import load_backend
 
     model = load_backend("yamnet")
     out = []
@@ -397,8 +396,6 @@ def confusion_figure(result: dict, method: str, path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from nova_infant.core.nova_io import save_figure
 
     cm = np.asarray(result["methods"][method]["confusion"])
     classes = result["classes"]

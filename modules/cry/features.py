@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from nova_infant.core.errors import AudioDecodeError, OptionError
+from nova_infant.core.media import read_audio
 
 SAMPLE_RATE = 8000
 N_FFT = 256
@@ -52,8 +53,6 @@ def read_signal(path: str) -> np.ndarray:
     AudioDecodeError
         If the file cannot be decoded or has no audio (from :func:`nova_infant.core.media.read_audio`).
     """
-    from nova_infant.core.media import read_audio
-
     return np.asarray(read_audio(str(path), SAMPLE_RATE)[0], np.float32)
 
 

@@ -19,7 +19,8 @@ import collections
 
 import numpy as np
 
-from nova_infant.core.errors import OptionError
+from nova_infant.core.backbones import _is_standin, _load_checked, pick_device, resolve_weights
+from nova_infant.core.errors import OptionError, WeightsUnavailableError
 
 AE_HIDDEN = 128
 BOTTLENECK = 32
@@ -367,9 +368,6 @@ def load_resnet50(name: str = DEFAULT_RESNET, device: str = "cpu"):
         If the weights cannot be found, belong to another architecture or do not fit it.
     """
     from transformers import ResNetModel
-
-    from nova_infant.core.backbones import _is_standin, _load_checked, pick_device, resolve_weights
-    from nova_infant.core.errors import WeightsUnavailableError
 
     path, _, local_only = resolve_weights(name, "resnet")
     try:

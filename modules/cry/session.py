@@ -23,7 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
+from nova_infant.core.annotations import discrete_segments as class_names_of, labelled_segments, read_annotation
 from nova_infant.core.errors import AnnotationError, OptionError
+from nova_infant.core.media import VideoSource
+from nova_infant.core.saved import load_model, save_model
 from nova_infant.cry import features as F
 from nova_infant.cry import models as M
 
@@ -99,8 +102,6 @@ def discrete_segments(path, with_scheme: bool = False):
         If the file cannot be read or is not a discrete annotation (:mod:`nova_infant.core.annotations`, the
         package's one annotation reader).
     """
-    from nova_infant.core.annotations import discrete_segments as class_names_of, labelled_segments, read_annotation
-
     anno = read_annotation(path)
     names = list(class_names_of(anno, str(path))[1])
     segs = [(a, b, n) for a, b, n, _ in labelled_segments(anno, str(path))]
@@ -134,8 +135,6 @@ def face_features(video_path, times_ms: np.ndarray, backbone) -> np.ndarray:
     VideoDecodeError
         If the video cannot be read.
     """
-    from nova_infant.core.media import VideoSource
-
     src = VideoSource(str(video_path))
     info = src.info
     t = np.asarray(times_ms, np.float64)
@@ -302,12 +301,10 @@ def save_cry_model(model: CryReasonModel, out, data_note: str = "") -> Path:
     Raises
     ------
     PathError
-        If ``out`` exists and was not made by this package (from :func:`nova_infant.core.nova_io.atomic_dir`).
+        If ``out`` exists and was not made by this package (from :func:`nova_infant.core.atomic.atomic_dir`).
     SavedModelError
         If a tensor cannot be written.
     """
-    from nova_infant.core.saved import save_model
-
     arrays = {}
     for k in model.config["kinds"]:
         arrays.update({f"{k}.scaler.{n}": v for n, v in model.scalers[k].items()})
@@ -341,8 +338,6 @@ def load_cry_model(path) -> CryReasonModel:
         (:func:`nova_infant.core.saved.load_model`).
     """
     import torch
-
-    from nova_infant.core.saved import load_model
 
     config, arrays = load_model(path, MODEL_KIND)
     classes, scalers, nets = config["classes"], {}, {}

@@ -1,4 +1,4 @@
-"""What the DISCOVER ``Processor`` of every module spec needs (:mod:`nova_infant.specs.processor`): the session as
+"""What the DISCOVER ``Processor`` of every module spec needs (:mod:`nova_infant.discover.processor`): the session as
 du-process hands it over (:class:`SessionIO`), the ``.trainer``'s option defaults, one-line errors, and atomic saving.
 
 The processors subclass ``discover_utils.interfaces.server_module.Processor`` with ``is_iterable="False"``:
@@ -7,9 +7,9 @@ du-process hands ``process_data`` a ``DatasetManager`` holding exactly one sessi
 
 discover-utils' ``FileHandler.save`` truncates the old header and data files in place, so a kill or a full disk
 destroys the previous stream. Importing this module wraps that method, in this process only (the installed library
-is not changed), so every file du-process saves for our adapters (file mode and NOVA database mode alike) goes
-through :func:`nova_infant.core.nova_io.save_atomic`: staged beside the target, header + data replaced as a pair under
-a lock, the previous pair kept on any failure.
+is not changed: :func:`nova_infant.core.du_save.install_atomic_writer`), so every file du-process saves for our
+adapters (file mode and NOVA database mode alike) goes through :func:`nova_infant.core.atomic.save_atomic`: staged
+beside the target, header + data replaced as a pair under a lock, the previous pair kept on any failure.
 """
 
 from __future__ import annotations
@@ -21,62 +21,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nova_infant.core.errors import NovaInfantError, OptionError, VideoDecodeError
-from nova_infant.core.nova_io import safe_name, save_atomic
-from nova_infant.specs.base import as_bool
+from nova_infant.core.atomic import safe_name
+from nova_infant.core.du_save import install_atomic_writer
+from nova_infant.core.errors import NovaInfantError, VideoDecodeError
+from nova_infant.core.nova_db import check_output_scheme
 
 log = logging.getLogger("nova_infant")
 
 
-# ---------------------------------------------------------------- atomic saving under du-process
-
-
-def install_atomic_writer() -> None:
-    """Route discover-utils' ``FileHandler.save`` through :func:`~nova_infant.core.nova_io.save_atomic` (idempotent).
-
-    du-process saves every output with ``FileHandler().save(data, path)`` (file mode) or through
-    ``StreamHandler.save`` -> ``FileHandler().save`` (NOVA database mode). The wrapper keeps the library's own
-    writer for the bytes and only changes where they go first (a staging folder) and how they replace the old
-    files. A failure is logged as one line naming the file, then raised (du-process reports it and goes on with
-    the next session).
-
-    Returns
-    -------
-    None
-        Patches ``discover_utils.data.handler.file_handler.FileHandler.save`` in this process.
-
-    Raises
-    ------
-    OutputError
-        (from the wrapped writer) full disk, read-only folder, lock held too long; the previous files are kept.
-    """
-    from discover_utils.data.handler import file_handler
-
-    handler_class = file_handler.FileHandler
-    if getattr(handler_class.save, "_nova_infant_atomic", False):
-        return
-    original = handler_class.save
-
-    def save(self, data, fp, overwrite=True, dtype=None, *args, **kwargs):
-        fp = Path(fp)
-        if not fp.suffix:
-            fp = fp.parent / (fp.name + self._get_handler(fp, dtype).default_ext)
-        if fp.exists() and not overwrite:
-            raise FileExistsError(f"Cannot write {fp} because file already exists")
-
-        def write(obj, staged):
-            original(self, obj, staged, True, dtype, *args, **kwargs)
-
-        try:
-            return save_atomic(data, fp, writer=write)
-        except NovaInfantError as exc:
-            log.error("%s: %s", type(exc).__name__, exc)
-            raise
-
-    save._nova_infant_atomic = True
-    save._nova_infant_original = original
-    save.__doc__ = original.__doc__
-    handler_class.save = save
+# ---------------------------------------------------------------- du-process checks
 
 
 install_atomic_writer()
@@ -148,35 +101,6 @@ def trainer_defaults(trainer) -> dict:
         if len(fields) >= 3 and fields[0].strip():
             out[fields[0].strip()] = fields[2].split(",")[0] if "LIST" in fields[1] else fields[2]
     return out
-
-
-def precision_of(options: dict) -> str:
-    """The ``precision`` option of a backbone module, honouring the deprecated ``bf16`` option of older trainers
-    (``{bf16:BOOL:True}`` = auto; False = fp32, with a warning).
-
-    Parameters
-    ----------
-    options : dict
-        With ``precision`` (``auto``/``fp32``/``bf16``/``int8``, may be absent) and optionally ``bf16``.
-
-    Returns
-    -------
-    str
-        The precision to load the backbone in.
-
-    Raises
-    ------
-    OptionError
-        ``bf16`` False together with precision bf16 or int8, or ``bf16`` not a boolean.
-    """
-    precision = str(options.get("precision") or "auto").strip().lower()
-    legacy = options.get("bf16")
-    if legacy is not None and not as_bool(legacy, "bf16"):
-        if precision in ("bf16", "int8"):
-            raise OptionError(f"options bf16=False and precision={precision} contradict each other; drop bf16")
-        log.warning("option bf16 is deprecated (use precision): bf16=False read as precision=fp32")
-        return "fp32"
-    return precision
 
 
 def refuse_bad_options(check, module: str):
@@ -405,8 +329,6 @@ class SessionIO:
         NovaDatabaseError
         """
         if self.is_active_output(io_id) and self.in_database(io_id):
-            from nova_infant.core.nova_db import check_output_scheme
-
             check_output_scheme(self.template(io_id), io_id, expected, kind, self.name)
 
     def template(self, io_id: str):

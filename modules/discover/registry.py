@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nova_infant.core.nova_io import TrainerSpec
+from nova_infant.core.atomic import atomic_file
+from nova_infant.core.package_data import TRAINER_DIR, checkout_root, write_repo_copies
+from nova_infant.core.trainer_files import TrainerSpec
 from nova_infant.specs.registry import SPECS, generated_files
 
 #: ``{file stem: python module}`` of every ``.trainer`` this package ships (all of them specs now).
@@ -49,9 +51,6 @@ def write_all_trainers(out_dir=None) -> list[Path]:
     ------
     TrainerFileError, OutputError
     """
-    from nova_infant.core.nova_io import atomic_file
-    from nova_infant.core.package_data import TRAINER_DIR, checkout_root, write_repo_copies
-
     out = Path(out_dir) if out_dir else TRAINER_DIR
     written = []
     for name, text in generated_files().items():

@@ -28,6 +28,8 @@ import numpy as np
 from nova_infant.core.backbones import DEFAULT_W2V_BERT, LoadedBackbone, load_w2v_bert
 from nova_infant.core.errors import AudioDecodeError, OptionError
 from nova_infant.core.grid import FrameGrid, parse_step_ms, resolve_duration_ms, session_grid
+from nova_infant.core.media import read_audio
+from nova_infant.core.streams import make_ssi_stream
 
 log = logging.getLogger(__name__)
 
@@ -337,8 +339,6 @@ def read_audio_16k(path: str) -> tuple[np.ndarray, int]:
     AudioDecodeError
         If the file is missing, has no audio or holds no or non-finite samples.
     """
-    from nova_infant.core.media import read_audio
-
     return read_audio(str(path), target_sr=SAMPLE_RATE_HZ)
 
 
@@ -366,8 +366,6 @@ def to_stream(features: np.ndarray, grid: FrameGrid, metadata: dict, name: str |
     StreamError
         If the features are empty or not finite.
     """
-    from nova_infant.core.nova_io import make_ssi_stream
-
     dims = [f"w2vbert_{i}" for i in range(features.shape[1])]
     return make_ssi_stream(features, grid.sample_rate_hz, MEDIA_TYPE, dims, name=name, role=role, session=session,
                            dataset=dataset, custom_meta=metadata)

@@ -25,7 +25,8 @@ from pathlib import Path
 import torch
 
 from nova_infant.core.errors import SavedModelError, StreamError, TrainerFileError
-from nova_infant.core.nova_io import TrainerIO, TrainerSpec, write_trainer
+from nova_infant.core.saved import extra_file, load_model, read_config, save_model
+from nova_infant.core.trainer_files import TrainerIO, TrainerSpec, write_trainer
 from nova_infant.icep.dataset import SessionData
 from nova_infant.icep.models import build_model
 from nova_infant.icep.schemes import LabelMap
@@ -106,8 +107,6 @@ def save_bundle(out_dir: str | os.PathLike, fitted: FitResult, lmap: LabelMap, f
     OutputError
         If the folder cannot be written (full disk, read-only); a previous bundle there is kept.
     """
-    from nova_infant.core.saved import save_model
-
     config = {"format": FORMAT, "architecture": fitted.arch, "training_config": fitted.config.to_dict(),
               "best_epoch": fitted.best_epoch, "history": fitted.history,
               "class_weights": fitted.class_weights.tolist(), "label_map": lmap.to_json(),
@@ -151,8 +150,6 @@ def load_bundle(path: str | os.PathLike, device: str = "cpu") -> Bundle:
     SavedModelError
         One line naming the file and the problem (a bundle of an older layout: how to convert it).
     """
-    from nova_infant.core.saved import extra_file, load_model
-
     path = Path(path)
     config, state = load_model(path, kind="icep-bundle", framework="pt")
     where = path / "config.json"
@@ -211,17 +208,13 @@ def _token(media_type: str) -> str:
     return parts[-1] if parts else ""
 
 
-def _predictor_options() -> list[tuple[str, str, str]]:
-    """The options of a trained predictor's ``.trainer``: the ``icep_predict`` spec's, less ``bundle`` (the
-    ``.trainer`` names its bundle in ``<model path>``)."""
-    from nova_infant.specs.icep import PREDICT
-
-    return [o.nova_entry() for o in PREDICT.options if o.name != "bundle" and o.nova and not o.hidden]
-
-
-def predictor_spec(features: dict, lmap: LabelMap, weights_path: str, name: str, script: str = "icep_predict.py") -> TrainerSpec:
+def predictor_spec(features: dict, lmap: LabelMap, weights_path: str, name: str, options: list[tuple[str, str, str]],
+                   script: str = "icep_predict.py") -> TrainerSpec:
     """The ``.trainer`` of a trained predictor: one input per feature stream (ids ``feature_0``...), output
-    ``annotation`` (discrete, the label map's scheme) and per-class probability tracks ``prob_<class>`` (off)."""
+    ``annotation`` (discrete, the label map's scheme) and per-class probability tracks ``prob_<class>`` (off).
+
+    ``options`` are its ``(name, TYPE, default)`` option entries: the ``icep_predict`` spec's, less ``bundle``
+    (:func:`nova_infant.specs.icep.predictor_options`), passed in because the specs sit above this package."""
     io = []
     for i, s in enumerate(features["streams"]):
         token = _token(s.get("media_type", ""))
@@ -233,18 +226,18 @@ def predictor_spec(features: dict, lmap: LabelMap, weights_path: str, name: str,
     return TrainerSpec(script=script, create="ICEPPredictor",
                        description=f"ICEP-R {lmap.target.role} predictor '{name}' ({', '.join(lmap.target.names)})",
                        category="ICEP-R", io=io,
-                       options=_predictor_options(),
+                       options=list(options),
                        frame_step_ms=features["step_ms"], weights_path=weights_path, trained=True)
 
 
-def write_predictor_trainer(bundle_dir: str | os.PathLike, cml_dir: str | os.PathLike | None = None) -> Path:
+def write_predictor_trainer(bundle_dir: str | os.PathLike, cml_dir: str | os.PathLike | None = None, *,
+                            options: list[tuple[str, str, str]]) -> Path:
     """Write the predictor ``.trainer`` for a saved bundle.
 
     With ``cml_dir`` (the folder holding ``icep_predict.py``; the one DISCOVER serves): ``<cml_dir>/icep_<name>.trainer``
     with ``path=`` relative to it. Without: ``<bundle>/predictor.trainer`` (``path="."``; copy it with the scripts).
+    ``options``: the predictor's option entries (see :func:`predictor_spec`).
     """
-    from nova_infant.core.saved import read_config
-
     bundle_dir = Path(bundle_dir)
     doc = read_config(bundle_dir, "icep-bundle")["config"]
     lmap, features, name = LabelMap.from_json(doc["label_map"]), doc["feature_spec"], bundle_dir.name
@@ -253,5 +246,5 @@ def write_predictor_trainer(bundle_dir: str | os.PathLike, cml_dir: str | os.Pat
         if not (cml_dir / "icep_predict.py").is_file():
             raise TrainerFileError(f"{cml_dir}: no icep_predict.py here; give the nova_infant trainers folder")
         rel = os.path.relpath(bundle_dir.resolve(), cml_dir.resolve()).replace(os.sep, "/")
-        return write_trainer(cml_dir / f"icep_{name}.trainer", predictor_spec(features, lmap, rel, name))
-    return write_trainer(bundle_dir / "predictor.trainer", predictor_spec(features, lmap, ".", name))
+        return write_trainer(cml_dir / f"icep_{name}.trainer", predictor_spec(features, lmap, rel, name, options))
+    return write_trainer(bundle_dir / "predictor.trainer", predictor_spec(features, lmap, ".", name, options))

@@ -20,7 +20,9 @@ from typing import Sequence
 
 import numpy as np
 
+from nova_infant.core.annotations import discrete_segments, read_annotation as read_file
 from nova_infant.core.errors import AlignmentError, AnnotationError, StreamError
+from nova_infant.core.streams import open_ssi_stream
 from nova_infant.icep.schemes import LabelMap
 
 MASK = -1
@@ -53,8 +55,6 @@ class FileRows:
     """
 
     def __init__(self, path: str | os.PathLike, name: str | None = None):
-        from nova_infant.core.nova_io import open_ssi_stream
-
         view = open_ssi_stream(path)
         if view.n_rows == 0:
             raise StreamError(f"{path}: stream has no rows")
@@ -270,8 +270,6 @@ def read_annotation(path: str | os.PathLike):
     AnnotationError
         If the file is missing, unreadable or not discrete.
     """
-    from nova_infant.core.annotations import read_annotation as read_file
-
     return annotation_arrays(read_file(path), str(path))
 
 
@@ -294,8 +292,6 @@ def annotation_arrays(anno, source: str):
     AnnotationError
         If the annotation is not discrete.
     """
-    from nova_infant.core.annotations import discrete_segments
-
     return discrete_segments(anno, source)
 
 

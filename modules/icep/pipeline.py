@@ -11,11 +11,16 @@ from pathlib import Path
 
 import numpy as np
 
-from nova_infant.core.errors import NovaInfantError, OptionError
-from nova_infant.core.nova_io import atomic_file
+from nova_infant.core import batch
+from nova_infant.core.atomic import atomic_file
+from nova_infant.core.batch import SessionResult, format_table, slurm_resources
+from nova_infant.core.errors import AnnotationError, NovaInfantError, OptionError, StreamError
+from nova_infant.core.streams import open_ssi_stream
 from nova_infant.icep.bundle import feature_spec, save_bundle, write_predictor_trainer
-from nova_infant.icep.dataset import SessionData, SessionSpec, load_session
-from nova_infant.icep.evaluation import CVResult, cross_validate, select_config, split_validation
+from nova_infant.icep.dataset import (ArrayRows, FileRows, SessionData, SessionSpec, annotation_arrays, load_session,
+                                      session_from_rows)
+from nova_infant.icep.evaluation import (CVResult, combine_folds, cross_validate, fold_from_record, fold_record,
+                                         plan_folds, run_fold, select_config, split_validation)
 from nova_infant.icep.plots import write_cv_pictures
 from nova_infant.icep.schemes import LabelMap
 from nova_infant.icep.training import TrainConfig, fit, window_starts
@@ -66,8 +71,6 @@ def check_consistent(sessions: list[SessionData]) -> None:
         Naming the odd session: other dims or frame step; a stream made with a per-session or per-frame PCA; or a
         stream whose PCA basis differs from another session's (:func:`check_feature_bases`).
     """
-    from nova_infant.core.errors import StreamError
-
     ref = sessions[0]
     for s in sessions[1:]:
         if s.dim != ref.dim or abs(s.step_ms - ref.step_ms) > 1e-3:
@@ -138,8 +141,6 @@ def check_feature_bases(sessions: list[SessionData]) -> None:
         One line naming the stream and session and saying how to fix it: a per-session or per-frame PCA stream, or
         sessions whose streams at the same position carry different PCA bases.
     """
-    from nova_infant.core.errors import StreamError
-
     for i in range(min(len(s.streams) for s in sessions)):
         first: dict[str, SessionData] = {}
         for s in sessions:
@@ -182,8 +183,6 @@ def evaluate(sessions: list[SessionData], lmap: LabelMap, config: TrainConfig, o
     OptionError
         Unknown executor; fewer than 2 groups.
     """
-    from nova_infant.icep.evaluation import combine_folds, plan_folds
-
     if executor not in ("inline", "local", "slurm"):
         raise OptionError(f"option executor: expected inline, local or slurm, got {executor!r}")
     check_consistent(sessions)
@@ -277,8 +276,6 @@ def load_fold_file(folds_dir, plan: dict, k: int):
         None when there is no file, it cannot be read, or it belongs to another plan (other sessions, settings or
         seed).
     """
-    from nova_infant.icep.evaluation import fold_from_record
-
     path = fold_path(folds_dir, k)
     if not path.exists():
         return None
@@ -309,10 +306,6 @@ def run_fold_file(job: FoldJob, k: int):
     """
     import time
     import traceback
-
-    from nova_infant.core.batch import SessionResult
-    from nova_infant.core.nova_io import atomic_file
-    from nova_infant.icep.evaluation import fold_record, run_fold
 
     started = time.time()
     try:
@@ -356,8 +349,6 @@ def run_folds(sessions: list[SessionData], plan: dict, folds_dir, executor: str 
     """
     from tqdm import tqdm
 
-    from nova_infant.core.batch import _run_local, _run_slurm, format_table, slurm_resources
-
     folds_dir = Path(folds_dir).resolve()  # array tasks may start elsewhere
     with atomic_file(folds_dir / "plan.json", ".json") as tmp:
         tmp.write_text(json.dumps(plan, indent=1))
@@ -371,10 +362,10 @@ def run_folds(sessions: list[SessionData], plan: dict, folds_dir, executor: str 
     with tqdm(total=n, initial=n - len(todo), desc=f"ICEP-R CV folds ({executor})", unit="fold",
               disable=not progress) as bar:
         if todo and executor == "local":
-            results = _run_local(job, todo, max(1, workers), retries, bar, task=run_fold_file)
+            results = batch._run_local(job, todo, max(1, workers), retries, bar, task=run_fold_file)
         elif todo:
-            results = _run_slurm(job, todo, retries, slurm_resources("icep_cv", resources), bar, task=run_fold_file,
-                                 folder=folds_dir / "slurm")
+            results = batch._run_slurm(job, todo, retries, slurm_resources("icep_cv", resources), bar,
+                                       task=run_fold_file, folder=folds_dir / "slurm")
     failed = [r for r in results.values() if r.status == "failed"]
     if failed:
         log.error("\n%s", format_table([results[k] for k in todo]))
@@ -391,11 +382,12 @@ def run_folds(sessions: list[SessionData], plan: dict, folds_dir, executor: str 
 def train_bundle(sessions: list[SessionData], lmap: LabelMap, config: TrainConfig, out_dir,
                  cml_dir=None, cv_folds: int = 0, val_fraction: float = 0.2, grid: list[dict] | None = None,
                  training_info: dict | None = None, inner_folds: int = 3, groups: dict | None = None,
-                 min_dur_ms: float = 400.0) -> tuple[Path, Path, dict | None]:
+                 min_dur_ms: float = 400.0, *, predictor_options: list[tuple[str, str, str]]
+                 ) -> tuple[Path, Path, dict | None]:
     """Optionally cross-validate, choose the grid point by the same inner K-fold over all sessions, fit the final
     model with that configuration on all sessions (whole groups split off for early stopping) and save the bundle
-    plus its predictor ``.trainer``. The bundle's config.json and metrics.json say which configuration was chosen
-    and how.
+    plus its predictor ``.trainer`` (with ``predictor_options``, see :func:`nova_infant.icep.bundle.predictor_spec`).
+    The bundle's config.json and metrics.json say which configuration was chosen and how.
 
     Returns ``(bundle dir, .trainer path, cross-validation report or None)``.
     """
@@ -428,7 +420,7 @@ def train_bundle(sessions: list[SessionData], lmap: LabelMap, config: TrainConfi
     bundle = save_bundle(out_dir, fitted, lmap, feature_spec(sessions[0]), report, info)
     if report is not None:
         os.replace(out_dir.parent / f".{out_dir.name}.evaluation", bundle / "evaluation")
-    trainer = write_predictor_trainer(bundle, cml_dir)
+    trainer = write_predictor_trainer(bundle, cml_dir, options=predictor_options)
     return bundle, trainer, report
 
 
@@ -457,8 +449,6 @@ def feature_ids(session_io) -> list[str]:
 def _header_meta(session_io, io_id: str, data) -> dict:
     """``<meta>`` attributes of a database-mode stream: discover-utils' loader keeps only the media type, so the
     header in NOVA's data folder is read when it is there (it names the PCA basis: :func:`check_feature_bases`)."""
-    from nova_infant.core.nova_io import open_ssi_stream
-
     meta = dict(getattr(data.meta_data, "custom_meta", None) or {})
     try:
         path = session_io.path(io_id)
@@ -478,9 +468,6 @@ def session_from_discover(session_io, lmap: LabelMap | None = None, label_id: st
     StreamError, AlignmentError, AnnotationError
         As :func:`dataset.session_from_rows`; AnnotationError if the label input is missing or empty.
     """
-    from nova_infant.core.errors import AnnotationError, StreamError
-    from nova_infant.icep.dataset import ArrayRows, FileRows, annotation_arrays, session_from_rows
-
     ids = feature_ids(session_io)
     if not ids:
         raise StreamError(f"session {session_io.name}: the request has no input 'feature_0' (a feature stream)")

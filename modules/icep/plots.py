@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from nova_infant.core.atomic import save_figure
+
 
 def _pyplot():
     import matplotlib
@@ -53,8 +55,6 @@ def plot_confusion(matrix, class_names: list[str], path: str | os.PathLike, titl
 
 def _save(plt, fig, path) -> Path:
     """Lay out, write the PNG (parent folders created) and free the figure."""
-    from nova_infant.core.nova_io import save_figure
-
     fig.tight_layout()
     return save_figure(fig, path, dpi=100)
 

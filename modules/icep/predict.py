@@ -1,7 +1,7 @@
 """Predict ICEP-R tracks for a session with a saved bundle: per-frame probabilities, smoothing, NOVA annotations.
 
 Output: a discrete annotation in the label map's scheme (class ids 0..K-1) whose segments are runs of equal frame
-labels (merged with ``nova_io.frames_to_segments``) with ``conf`` = mean probability of the predicted class over the
+labels (merged with ``annotations.frames_to_segments``) with ``conf`` = mean probability of the predicted class over the
 segment; optionally one continuous annotation per class (its probability at the frame rate).
 """
 
@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from nova_infant.core.nova_io import frames_to_segments
+from nova_infant.core.annotations import frames_to_segments
 from nova_infant.icep.bundle import Bundle, check_session
 from nova_infant.icep.dataset import SessionData
-from nova_infant.core.nova_io import save_atomic
+from nova_infant.core.atomic import safe_name, save_atomic
 from nova_infant.icep.schemes import write_discrete_annotation
 from nova_infant.icep.training import predict_proba
 
@@ -173,8 +173,6 @@ def write_prediction(session_dir: str | os.PathLike, bundle: Bundle, pred: Predi
         If ``role`` or ``annotator`` is not a plain name (e.g. ``x/../../escaped``).
     OutputError
         If a file cannot be written (the previous annotation is kept)."""
-    from nova_infant.core.nova_io import safe_name
-
     session_dir = Path(session_dir)
     safe_name(role, "role")
     safe_name(annotator, "annotator")

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from nova_infant.core.nova_io import save_atomic
+from nova_infant.core.atomic import save_atomic
+from nova_infant.core.nova_db import scheme_document as nova_scheme_document
 
 from nova_infant.core.errors import AnnotationError
 from nova_infant.core.package_data import SCHEME_DIR  # noqa: F401  (re-exported)
@@ -216,8 +217,6 @@ def scheme_document(scheme: Scheme) -> dict:
     dict
         Built by :func:`nova_infant.core.nova_db.scheme_document` (``labels`` with id, name, colour, isValid).
     """
-    from nova_infant.core.nova_db import scheme_document as nova_scheme_document
-
     return nova_scheme_document({"name": scheme.name, "color": scheme.color, "description": scheme.description,
                                  "classes": scheme.classes}, source=scheme.name)
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from nova_infant.core.nova_io import frames_to_segments, make_ssi_stream, write_ssi_stream
+from nova_infant.core.annotations import frames_to_segments
+from nova_infant.core.streams import make_ssi_stream, write_ssi_stream
 from nova_infant.icep.schemes import full_scheme, write_discrete_annotation
 
 # synthetic class -> full infant scheme class name (merged: Ineu, Ipos, Ineg)

@@ -21,8 +21,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from nova_infant.core.standardiser import Standardiser
+from nova_infant.core.backbones import pick_device
 from nova_infant.core.errors import StreamError
+from nova_infant.core.standardiser import Standardiser
 from nova_infant.icep.dataset import MASK, SessionData
 from nova_infant.icep.models import build_model
 
@@ -264,8 +265,6 @@ class FitResult:
 
 
 def _device(name):
-    from nova_infant.core.backbones import pick_device
-
     return pick_device(name)
 
 

@@ -18,7 +18,9 @@ from typing import Sequence
 
 import numpy as np
 
+from nova_infant.core.atomic import atomic_file, save_figure
 from nova_infant.core.errors import AnnotationError
+from nova_infant.core.metrics import frame_scores
 from nova_infant.review.annotations import end_ms, is_discrete, read_annotation, sample_frames, scheme_classes
 
 DEFAULT_STEP_MS = 40.0
@@ -115,8 +117,6 @@ def scores(reference: np.ndarray, hypothesis: np.ndarray, class_names: Sequence[
         side), ``per_class`` {name: precision, recall, f1, support}, ``confusion`` {labels, matrix (rows =
         reference, columns = hypothesis)}.
     """
-    from nova_infant.core.metrics import frame_scores
-
     if len(reference) == 0:
         raise AnnotationError("no frame is labelled by both annotations (all gaps or garbage)")
     result = frame_scores(reference, hypothesis, class_names)
@@ -193,8 +193,6 @@ def write_report_json(report: dict, path: str | os.PathLike) -> Path:
     -------
     pathlib.Path
     """
-    from nova_infant.core.nova_io import atomic_file
-
     path = Path(path)
     with atomic_file(path) as tmp:
         tmp.write_text(json.dumps(report, indent=2))
@@ -236,6 +234,5 @@ def plot_confusion(result: dict, path: str | os.PathLike, title: str = "") -> Pa
     ax.set_title(f"{title}  κ={kappa}  macro-F1={result['f1_macro']:.3f}".strip(), fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.046, label="share of reference row")
     fig.tight_layout()
-    from nova_infant.core.nova_io import save_figure
 
     return save_figure(fig, path, dpi=120)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nova_infant.core import nova_io
+from nova_infant.core import annotations as core_annotations
 from nova_infant.core.annotations import read_annotation  # noqa: F401  (THE reader, re-exported for review)
 from nova_infant.core.errors import AnnotationError
 from nova_infant.core.schemes import SchemeClass, annotation_scheme  # noqa: F401  (SchemeClass: re-exported)
@@ -34,7 +34,7 @@ def write_annotation(annotation, path: str | os.PathLike) -> Path:
     path = Path(path)
     if path.suffix != ".annotation":
         raise AnnotationError(f"{path}: output must end in .annotation")
-    return nova_io.write_annotation(annotation, path)
+    return core_annotations.write_annotation(annotation, path)
 
 
 def is_discrete(annotation) -> bool:

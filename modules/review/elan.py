@@ -17,7 +17,9 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from nova_infant.core.atomic import atomic_file
 from nova_infant.core.errors import AnnotationError, NovaInfantError
+from nova_infant.core.schemes import parse_scheme, read_scheme_json
 from nova_infant.review.annotations import GARBAGE_ID, describe, is_discrete, read_annotation, scheme_classes, segments, write_annotation
 
 GARBAGE_VALUE = "GARBAGE"
@@ -51,8 +53,6 @@ def _labelled_segments(annotation, source: str) -> list[tuple[int, int, str, flo
 
 
 def _atomic(path: Path, write) -> Path:
-    from nova_infant.core.nova_io import atomic_file
-
     with atomic_file(path, path.suffix) as tmp:
         write(tmp)
     return path
@@ -154,8 +154,6 @@ def load_scheme_json(path: str | os.PathLike) -> dict:
     AnnotationError
         If the file is unreadable or has no classes.
     """
-    from nova_infant.core.schemes import parse_scheme, read_scheme_json
-
     doc = read_scheme_json(path)
     scheme = parse_scheme(doc, str(path))
     if scheme.type != "DISCRETE":

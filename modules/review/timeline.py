@@ -19,7 +19,9 @@ from typing import Sequence
 
 import numpy as np
 
+from nova_infant.core.atomic import atomic_file, save_figure
 from nova_infant.core.errors import AnnotationError, StreamError
+from nova_infant.core.streams import open_ssi_stream
 from nova_infant.review.annotations import (GARBAGE_COLOR, GARBAGE_ID, describe, is_discrete, read_annotation,
                           scheme_classes, segments)
 
@@ -151,8 +153,6 @@ def feature_track(path: str | os.PathLike, title: str | None = None) -> Track:
     StreamError
         If the stream cannot be opened or has no rows.
     """
-    from nova_infant.core.nova_io import open_ssi_stream
-
     view = open_ssi_stream(path)
     n, dim = view.n_rows, view.dim
     if n == 0 or dim == 0:
@@ -268,7 +268,6 @@ def render_png(tracks: Sequence[Track], path: str | os.PathLike, duration_ms: fl
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    from nova_infant.core.nova_io import save_figure
 
     return save_figure(fig, path, dpi=dpi)
 
@@ -384,8 +383,6 @@ svg{{width:100%;height:auto;display:block}} .name{{font-size:12px}} .tick{{font-
 <script>{js}</script>
 </body></html>
 """
-    from nova_infant.core.nova_io import atomic_file
-
     path = Path(path)
     with atomic_file(path) as tmp:
         tmp.write_text(page, encoding="utf-8")

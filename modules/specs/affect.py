@@ -20,11 +20,21 @@ from pathlib import Path
 
 import numpy as np
 
-from nova_infant.affect.model import AU_NAMES, EXPR_CLASSES, TASKS
+from nova_infant.affect.bundle import load_affect_model, save_affect_model
+from nova_infant.affect.evaluation import cross_validate, plot_cv
+from nova_infant.affect.model import AU_NAMES, EXPR_CLASSES, TASKS, AffectConfig
+from nova_infant.affect.sessions import au_targets, continuous_on_grid, expression_targets, extract_crops
+from nova_infant.affect.training import AffectSession, TrainOptions, fit, predict_frames
+from nova_infant.core.annotations import frames_to_segments
+from nova_infant.core.atomic import safe_name
+from nova_infant.core.backbones import pick_device, resolve_precision
 from nova_infant.core.errors import AnnotationError, OptionError, TrainerFileError
+from nova_infant.core.media import media_duration_ms
+from nova_infant.core.trainer_files import write_trainer
 from nova_infant.specs import options as shared
-from nova_infant.specs.base import (ContinuousData, DiscreteData, ModuleSpec, Option, Port, Result, StreamData,
-                                    TrainResult)
+from nova_infant.specs.module_spec import ModuleSpec, TrainResult
+from nova_infant.specs.options import Option
+from nova_infant.specs.ports import ContinuousData, DiscreteData, Port, Result, StreamData
 
 CITATION = ("Nguyen, Nguyen & Huynh 2025, Lightweight Models for Emotional Analysis in Video (ABAW8, arXiv "
             "2503.10530); MobileNetV4: Qin et al. 2024; MLP-Mixer: Tolstikhin et al. 2021")
@@ -64,7 +74,6 @@ def _tmp_store(session) -> str:
 
 
 def _session_grid(session, o):
-    from nova_infant.core.media import media_duration_ms
     return session.grid(o["frame_step"], media_duration_ms(str(session.path("video"))), o["duration_ms"])
 
 
@@ -76,9 +85,6 @@ def train_run(session, o: dict):
     VideoDecodeError, AnnotationError
         Unreadable video or annotation; a session without any coded frame of the asked tasks.
     """
-    from nova_infant.affect.sessions import au_targets, continuous_on_grid, expression_targets, extract_crops
-    from nova_infant.affect.training import AffectSession
-
     grid = _session_grid(session, o)
     va = expr = au = None
     if "va" in o["tasks"]:
@@ -104,13 +110,11 @@ def train_run(session, o: dict):
 
 
 def _config(o: dict):
-    from nova_infant.affect.model import AffectConfig
     return AffectConfig(image_size=int(o["image_size"]), seq_len=o["seq_len"], dim=o["dim"], depth=o["depth"],
                         out_dim=o["dim"], tasks=o["tasks"], backbone_width=o["backbone_width"])
 
 
 def _train_options(o: dict):
-    from nova_infant.affect.training import TrainOptions
     return TrainOptions(epochs=o["epochs"], batch_size=o["batch_size"], lr=o["lr"], va_loss=o["va_loss"],
                         backbone=o["backbone"], device=o["device"], precision=o["precision"], seed=o["seed"])
 
@@ -125,11 +129,6 @@ def train_fit(items: list, o: dict, ctx) -> TrainResult:
     """
     import os
 
-    from nova_infant.affect.bundle import save_affect_model
-    from nova_infant.affect.evaluation import cross_validate
-    from nova_infant.affect.training import fit
-    from nova_infant.core.nova_io import safe_name, write_trainer
-
     if not items:
         raise OptionError("affect_train: no usable session: nothing trained")
     cfg, topts = _config(o), _train_options(o)
@@ -138,7 +137,6 @@ def train_fit(items: list, o: dict, ctx) -> TrainResult:
     info.update({"sessions": [s.name for s in items], "subjects": sorted({s.subject for s in items}),
                  "step_ms": items[0].step_ms, "cv": report, "face": o["face"]})
     name = safe_name(o["model_name"] or "affect", "option model_name")
-    from nova_infant.affect.evaluation import plot_cv
     figure = (lambda folder: plot_cv(report, folder / "cv_scores.png")) if report else None
     out = save_affect_model(Path(ctx.trainer_dir) / "affect_models" / name, model, info, figure)
     rel = os.path.relpath(out.resolve(), Path(ctx.trainer_dir).resolve()).replace(os.sep, "/")
@@ -159,11 +157,6 @@ def predict_run(session, o: dict) -> Result:
         No or an unreadable model folder.
     VideoDecodeError
     """
-    from nova_infant.affect.bundle import load_affect_model
-    from nova_infant.affect.sessions import extract_crops
-    from nova_infant.affect.training import predict_frames
-    from nova_infant.core.backbones import pick_device, resolve_precision
-
     if not o["model"]:
         raise TrainerFileError("affect_predict: no model (set option 'model' to an affect_train model folder)")
     path = Path(o["model"])
@@ -193,7 +186,6 @@ def predictions_result(pred: dict, has_face: np.ndarray, grid, cfg, notes=()) ->
     the regression gives no probability), ``expression`` discrete (model classes + ``no_face``; segment conf =
     mean top-class probability), ``au`` stream (n_rows, n_au + 1): AU probabilities and ``face`` (1/0; AU columns 0
     without a face so the stream stays finite), ``va_stream`` (n_rows, 3): valence, arousal, face (0 without one)."""
-    from nova_infant.core.nova_io import frames_to_segments
     face = np.asarray(has_face, bool)
     r = Result(notes=list(notes))
     for task, ports in (("va", "valence, arousal, va_stream"), ("expr", "expression"), ("au", "au")):

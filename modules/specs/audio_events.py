@@ -13,17 +13,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from nova_infant.core.validation import check_threshold
 from nova_infant.specs import options as shared
-from nova_infant.specs.base import DiscreteData, ModuleSpec, Option, Port, Result, StreamData
-from nova_infant.taggers.audio_events import CLASSES
+from nova_infant.specs.module_spec import ModuleSpec
+from nova_infant.specs.options import Option
+from nova_infant.specs.ports import DiscreteData, Port, Result, StreamData
+from nova_infant.taggers.audio_events import CLASSES, tag_audio_events
 
 MEDIA_TYPE = "feature;audio;audio_events"
 
 
 def _threshold(value: Any, name: str) -> float | None:
     """``auto`` (per-class thresholds fitted with the model) -> None, else 0 < t < 1."""
-    from nova_infant.core.validation import check_threshold
-
     return None if str(value).strip().lower() in ("", "auto", "none") else check_threshold(value, name)
 
 
@@ -32,7 +33,7 @@ def run(session, o: dict) -> Result:
 
     Parameters
     ----------
-    session : nova_infant.specs.base.Session
+    session : nova_infant.specs.sessions.Session
     o : dict
         Parsed options of :data:`SPEC`.
 
@@ -47,8 +48,6 @@ def run(session, o: dict) -> Result:
     AudioDecodeError, OptionError, HeadError
         One line naming the file.
     """
-    from nova_infant.taggers.audio_events import tag_audio_events
-
     requested = session.requested_outputs()
     r = tag_audio_events(str(session.path("audio")), backend=o["backend"], head=o["head"] or None,
                          step_ms=o["frame_step"], duration_ms=o["duration_ms"],
@@ -59,7 +58,7 @@ def run(session, o: dict) -> Result:
 
 
 def result_of(r) -> Result:
-    """The :class:`~nova_infant.specs.base.Result` of a tagger run (what the one writer turns into NOVA objects).
+    """The :class:`~nova_infant.specs.ports.Result` of a tagger run (what the one writer turns into NOVA objects).
 
     Parameters
     ----------

@@ -11,7 +11,11 @@ import sys
 from pathlib import Path
 from typing import Iterable
 
-from nova_infant.specs.base import FileSession, ModuleSpec, TrainContext, say_notes, write_files
+from nova_infant.core.errors import NovaInfantError, OptionError
+from nova_infant.core.validation import one_line
+from nova_infant.specs.module_spec import ModuleSpec, TrainContext
+from nova_infant.specs.sessions import FileSession
+from nova_infant.specs.writing import say_notes, write_files
 
 log = logging.getLogger("nova_infant")
 
@@ -21,7 +25,7 @@ def option_help(opt) -> str:
 
     Parameters
     ----------
-    opt : nova_infant.specs.base.Option
+    opt : nova_infant.specs.options.Option
 
     Returns
     -------
@@ -83,8 +87,6 @@ def options_from_args(spec: ModuleSpec, args: argparse.Namespace, fixed: dict | 
     """
     import re
 
-    from nova_infant.core.errors import OptionError
-
     given = {o.name: getattr(args, o.name) for o in spec.options if getattr(args, o.name, None) is not None}
     given.update(fixed or {})
     try:
@@ -112,7 +114,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     sub : argparse._SubParsersAction
         The ``nova-infant`` sub-command collection.
     """
-    from nova_infant.specs.registry import SPECS
+    from nova_infant.specs.registry import SPECS  # loads torch: imported on use
 
     top = sub.add_parser("run", help="run one module (as DISCOVER would) on files: nova-infant run <module> --help")
     cmds = top.add_subparsers(dest="module", required=True, metavar="MODULE")
@@ -146,7 +148,7 @@ def run_command(args) -> int:
     int
         0; errors are ``NovaInfantError`` (one line, exit code 2).
     """
-    from nova_infant.specs.registry import SPECS
+    from nova_infant.specs.registry import SPECS  # loads torch: imported on use
 
     spec = SPECS[args.spec_name]
     options = options_from_args(spec, args)
@@ -169,9 +171,6 @@ def run_command(args) -> int:
 def _train(spec: ModuleSpec, inputs: dict, options: dict, args, job: dict) -> int:
     """A training module from files: one item per session (the i-th path of every input), then ``fit`` once;
     a session that cannot be read is reported in one line and skipped."""
-    from nova_infant.core.errors import NovaInfantError, OptionError
-    from nova_infant.core.validation import one_line
-
     counts = {k: len(v) for k, v in inputs.items() if v}
     if len(set(counts.values())) > 1:
         raise OptionError(f"run {spec.command}: give one path per session for every input, got {counts}")

@@ -10,9 +10,16 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from nova_infant.core.atomic import check_replaceable, safe_name
 from nova_infant.core.errors import AnnotationError, OptionError
+from nova_infant.core.trainer_files import write_trainer
+from nova_infant.cry.models import load_resnet50
+from nova_infant.cry.session import (discrete_segments, load_cry_model, predict_reasons, save_cry_model, train_model,
+                                     training_item)
 from nova_infant.specs import options as shared
-from nova_infant.specs.base import DiscreteData, ModuleSpec, Option, Port, Result, TrainResult
+from nova_infant.specs.module_spec import ModuleSpec, TrainResult
+from nova_infant.specs.options import Option
+from nova_infant.specs.ports import DiscreteData, Port, Result
 
 CITATION = "Cha & Bae, deep-learning infant cry analysis (MFCC/STFT, autoencoder + DNN, concatenate model)"
 LICENCE = ("method: paper; code: MIT; a model trained on the Donate-a-cry corpus is a Produced Work under ODbL 1.0 "
@@ -39,7 +46,7 @@ def train_run(session, o: dict):
 
     Parameters
     ----------
-    session : nova_infant.specs.base.Session
+    session : nova_infant.specs.sessions.Session
         Inputs ``audio``, ``reasons`` and optionally ``video``.
     o : dict
         Parsed options of :data:`TRAIN_SPEC`.
@@ -54,13 +61,9 @@ def train_run(session, o: dict):
     AnnotationError, AudioDecodeError
         No usable segment, unreadable annotation or audio (the session is skipped with one line).
     """
-    from nova_infant.cry.session import discrete_segments, training_item
-
     segments, classes, scheme = discrete_segments(session.path("reasons"), with_scheme=True)
     video, backbone = None, None
     if o["face_model"] and session.has("video"):
-        from nova_infant.cry.models import load_resnet50
-
         video = session.path("video")
         backbone = session.cached(f"resnet:{o['face_model']}",
                                   lambda: load_resnet50(o["face_model"], o["device"])[0])
@@ -78,7 +81,7 @@ def train_fit(items: list, o: dict, ctx) -> TrainResult:
     items : list of TrainingItem
     o : dict
         Parsed options.
-    ctx : nova_infant.specs.base.TrainContext
+    ctx : nova_infant.specs.module_spec.TrainContext
 
     Returns
     -------
@@ -92,10 +95,6 @@ def train_fit(items: list, o: dict, ctx) -> TrainResult:
     PathError
         The model folder exists and was not made by this package.
     """
-    from nova_infant.core.nova_io import check_replaceable, safe_name, write_trainer
-    from nova_infant.cry.session import save_cry_model, train_model
-    from nova_infant.specs.registry import SPECS
-
     name = safe_name(o["model_name"], "option model_name")
     out = Path(ctx.trainer_dir) / MODELS_SUBDIR / name
     check_replaceable(out)
@@ -108,7 +107,7 @@ def train_fit(items: list, o: dict, ctx) -> TrainResult:
                         epochs_face=o["epochs_face"], face_backbone=o["face_model"] or None)
     save_cry_model(model, out, o["data_note"])
     rel = f"{MODELS_SUBDIR}/{name}"
-    predictor = SPECS["cry_reason_predict"]
+    predictor = PREDICT_SPEC
     spec = predictor.trainer_spec()
     options = [(n, t, rel if n == "model" else d) for n, t, d in spec.options]
     spec = dataclasses.replace(spec, options=options, description=f"{predictor.description} (model {name}: "
@@ -163,7 +162,7 @@ def predict_run(session, o: dict) -> Result:
 
     Parameters
     ----------
-    session : nova_infant.specs.base.Session
+    session : nova_infant.specs.sessions.Session
         Inputs ``audio``, ``crying`` and (for a model with a face branch) ``video``.
     o : dict
         Parsed options of :data:`PREDICT_SPEC`.
@@ -178,8 +177,6 @@ def predict_run(session, o: dict) -> Result:
     TrainerFileError, AnnotationError, AudioDecodeError
         Model folder, crying track or audio unreadable (one line naming the file).
     """
-    from nova_infant.cry.session import discrete_segments, load_cry_model, predict_reasons
-
     path = _model_path(session, o["model"])
     model = session.cached(f"cry_reason:{path}", lambda: load_cry_model(path))
     segments, classes = discrete_segments(session.path("crying"))
@@ -190,8 +187,6 @@ def predict_run(session, o: dict) -> Result:
     crying = [(a, b) for a, b, n in segments if not label or n == label]
     video, backbone = None, None
     if model.uses_face:
-        from nova_infant.cry.models import load_resnet50
-
         if not session.has("video"):
             raise OptionError(f"session {session.name}: model {path} was trained with the face video: give input "
                               f"video")

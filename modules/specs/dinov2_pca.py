@@ -15,10 +15,15 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from nova_infant.core.backbones import DEFAULT_DINOV2
+from nova_infant.core.backbones import DEFAULT_DINOV2, load_dinov2
 from nova_infant.core.errors import OptionError
+from nova_infant.features.dinov2_basis import dataset_basis, default_basis_path
+from nova_infant.features.dinov2_encoder import DinoV2Encoder, parse_framing
+from nova_infant.features.dinov2_pca import CLS_MEDIA_TYPE, PCA_MEDIA_TYPE, extract_dinov2, picture_of_row
 from nova_infant.specs import options as shared
-from nova_infant.specs.base import ModuleSpec, Option, Port, Result, StreamData
+from nova_infant.specs.module_spec import ModuleSpec
+from nova_infant.specs.options import Option
+from nova_infant.specs.ports import Port, Result, StreamData
 
 log = logging.getLogger("nova_infant")
 
@@ -32,8 +37,6 @@ def _size(value: int, name: str) -> int:
 
 
 def _framing(value: Any, name: str) -> str:
-    from nova_infant.features.dinov2_pca import parse_framing
-
     parse_framing(str(value))
     return str(value)
 
@@ -43,7 +46,7 @@ def load_backbone(session, o: dict):
 
     Parameters
     ----------
-    session : nova_infant.specs.base.Session
+    session : nova_infant.specs.sessions.Session
     o : dict
         Parsed options (``model``, ``device``, ``precision``).
 
@@ -56,8 +59,6 @@ def load_backbone(session, o: dict):
     WeightsUnavailableError
         Missing or wrong weights, naming the folder.
     """
-    from nova_infant.core.backbones import load_dinov2
-
     return session.cached("dinov2", lambda: load_dinov2(o["model"], device=o["device"], precision=o["precision"]))
 
 
@@ -87,14 +88,12 @@ def dataset_pca(session, o: dict):
 
     Returns
     -------
-    nova_infant.features.dinov2_pca.PatchPCA
+    nova_infant.features.dinov2_basis.PatchPCA
 
     Raises
     ------
     PCAError, VideoDecodeError
     """
-    from nova_infant.features.dinov2_pca import DinoV2Encoder, dataset_basis, default_basis_path
-
     def make():
         backbone = load_backbone(session, o)
         path = o["pca_basis"]
@@ -119,7 +118,7 @@ def run(session, o: dict) -> Result:
 
     Parameters
     ----------
-    session : nova_infant.specs.base.Session
+    session : nova_infant.specs.sessions.Session
     o : dict
         Parsed options of :data:`SPEC`.
 
@@ -133,8 +132,6 @@ def run(session, o: dict) -> Result:
     ------
     VideoDecodeError, WeightsUnavailableError, PCAError, OptionError
     """
-    from nova_infant.features.dinov2_pca import CLS_MEDIA_TYPE, PCA_MEDIA_TYPE, extract_dinov2, picture_of_row
-
     wanted = {"pca", "cls"} if o["output"] == "both" else {o["output"]}
     active = {kind for kind in wanted if session.is_active_output(OUTPUT_IDS[kind])}
     if not active:

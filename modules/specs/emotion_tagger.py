@@ -10,14 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from nova_infant.core.validation import float_option
 from nova_infant.specs import options as shared
-from nova_infant.specs.base import ContinuousData, DiscreteData, ModuleSpec, Option, Port, Result, StreamData
+from nova_infant.specs.module_spec import ModuleSpec
+from nova_infant.specs.options import Option
+from nova_infant.specs.ports import ContinuousData, DiscreteData, Port, Result, StreamData
+from nova_infant.taggers.emotion import BOX_DIMS, BOX_MEDIA_TYPE, tag_emotion
 
 
 def _sample_fps(value: Any, name: str) -> str:
     """``all`` (every frame) or a rate 0 < fps <= 1000 Hz, kept as text (``tag_emotion`` reads both)."""
-    from nova_infant.core.validation import float_option
-
     if str(value).strip().lower() not in ("all", "every", "0", ""):
         float_option(value, name, 0.0, 1000.0, min_open=True)
     return str(value).strip()
@@ -49,7 +51,7 @@ def run(session, o: dict) -> Result:
 
     Parameters
     ----------
-    session : nova_infant.specs.base.Session
+    session : nova_infant.specs.sessions.Session
     o : dict
         Parsed options of :data:`SPEC`.
 
@@ -62,8 +64,6 @@ def run(session, o: dict) -> Result:
     VideoDecodeError, OptionError, HeadError, WeightsUnavailableError
         One line naming the file.
     """
-    from nova_infant.taggers.emotion import tag_emotion
-
     classes = scheme_class_names(session.output_scheme("emotion"))
     r = tag_emotion(str(session.path("video")), head=o["head"] or None, classes=classes, sample_fps=o["sample_fps"],
                     face=o["face"], smooth=o["smooth"], step_ms=o["frame_step"],
@@ -72,7 +72,7 @@ def run(session, o: dict) -> Result:
 
 
 def result_of(r, check_emotion_scheme: bool = True) -> Result:
-    """The :class:`~nova_infant.specs.base.Result` of a tagger run (what the one writer turns into NOVA objects).
+    """The :class:`~nova_infant.specs.ports.Result` of a tagger run (what the one writer turns into NOVA objects).
 
     Parameters
     ----------
@@ -88,8 +88,6 @@ def result_of(r, check_emotion_scheme: bool = True) -> Result:
         ``feature;face;boundingbox;blazeface``, meta ``mode`` and ``size`` = frame ``W:H`` px, which NOVA reads for
         the overlay's aspect ratio), ``valence`` float32 ``[n_rows]`` in [-1, 1].
     """
-    from nova_infant.taggers.emotion import BOX_DIMS, BOX_MEDIA_TYPE
-
     meta = {"mode": r.mode}
     size = r.meta.get("frame_size")
     if size:

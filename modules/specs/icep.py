@@ -18,9 +18,17 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from nova_infant.core.errors import AnnotationError, OptionError
+from nova_infant.core.atomic import check_replaceable, safe_name
+from nova_infant.core.backbones import pick_device
+from nova_infant.core.errors import AnnotationError, OptionError, StreamError, TrainerFileError
+from nova_infant.core.nova_db import IMPORT_HINT
+from nova_infant.core.validation import folds_for, usable_training_sessions
+from nova_infant.icep.dataset import FileRows, annotation_arrays, session_from_rows
+from nova_infant.icep.schemes import label_map
 from nova_infant.specs import options as shared
-from nova_infant.specs.base import ModuleSpec, Option, Port, Result, TrainResult
+from nova_infant.specs.module_spec import ModuleSpec, TrainResult
+from nova_infant.specs.options import Option
+from nova_infant.specs.ports import Port, Result
 
 log = logging.getLogger("nova_infant")
 
@@ -96,7 +104,7 @@ def train_config(o: dict):
     -------
     nova_infant.icep.training.TrainConfig
     """
-    from nova_infant.icep.training import TrainConfig
+    from nova_infant.icep.training import TrainConfig  # loads torch: imported on use
 
     return TrainConfig(model=o["model"], window=o["window"], stride=o["stride"], hidden=o["hidden"],
                        layers=o["layers"], dropout=o["dropout"], optimizer=o["optimizer"], lr=o["lr"],
@@ -161,8 +169,6 @@ def check_training(o: dict) -> dict:
     ------
     OptionError, SchemeError
     """
-    from nova_infant.icep.schemes import label_map
-
     _stride_within_window(o)
     label_map(str(o["label_set"]), o["role"])
     o["grid"] = parse_grid(o["grid"], o)
@@ -184,7 +190,7 @@ def session_data(session, lmap=None, label_id: str | None = None):
 
     Parameters
     ----------
-    session : nova_infant.specs.base.Session
+    session : nova_infant.specs.sessions.Session
     lmap : nova_infant.icep.schemes.LabelMap or None
         Label set (None: no labels read).
     label_id : str or None
@@ -199,14 +205,11 @@ def session_data(session, lmap=None, label_id: str | None = None):
     ------
     StreamError, AlignmentError, AnnotationError
     """
-    from nova_infant.core.errors import StreamError
-
     io = getattr(session, "io", None)
     if io is not None:
-        from nova_infant.icep.pipeline import session_from_discover
+        from nova_infant.icep.pipeline import session_from_discover  # loads torch: imported on use
 
         return session_from_discover(io, lmap, label_id)
-    from nova_infant.icep.dataset import FileRows, annotation_arrays, session_from_rows
 
     ids = _feature_ids(session.inputs)
     if not ids:
@@ -228,7 +231,7 @@ def load_bundle_of(session, o: dict):
 
     Parameters
     ----------
-    session : nova_infant.specs.base.Session
+    session : nova_infant.specs.sessions.Session
     o : dict
         Parsed options (``bundle``, ``device``).
 
@@ -240,9 +243,7 @@ def load_bundle_of(session, o: dict):
     ------
     TrainerFileError, BundleError
     """
-    from nova_infant.core.backbones import pick_device
-    from nova_infant.core.errors import TrainerFileError
-    from nova_infant.icep.bundle import load_bundle
+    from nova_infant.icep.bundle import load_bundle  # loads torch: imported on use
 
     def make():
         given = o["bundle"] or session.job.get("trainer_model_path", "")
@@ -268,7 +269,7 @@ def predict_run(session, o: dict) -> Result:
     ------
     StreamError, AlignmentError, BundleError, TrainerFileError
     """
-    from nova_infant.icep.predict import predict_session
+    from nova_infant.icep.predict import predict_session  # loads torch: imported on use
 
     bundle = load_bundle_of(session, o)
     pred = predict_session(bundle, session_data(session), o["min_dur_ms"], o["batch_size"])
@@ -284,7 +285,7 @@ def predict_write(result: Result, session) -> dict:
     ----------
     result : Result
         What :func:`predict_run` returned.
-    session : nova_infant.specs.base.Session
+    session : nova_infant.specs.sessions.Session
 
     Returns
     -------
@@ -296,8 +297,7 @@ def predict_write(result: Result, session) -> dict:
     AnnotationError
         Database mode: the output scheme's classes differ from the model's.
     """
-    from nova_infant.core.nova_db import IMPORT_HINT
-    from nova_infant.icep.predict import discrete_annotation, probability_annotations
+    from nova_infant.icep.predict import discrete_annotation, probability_annotations  # loads torch: imported on use
 
     bundle, pred = result.extra["bundle"], result.extra["prediction"]
     scheme = session.output_scheme("annotation")
@@ -364,8 +364,6 @@ def bundle_dir(trainer_dir: Path, o: dict) -> Path:
     PathError
         A model name that is not a plain name, or a folder there this package did not create.
     """
-    from nova_infant.core.nova_io import check_replaceable, safe_name
-
     name = safe_name(o["model_name"] or f"icep-{o['role']}-{o['model']}", "option model_name")
     out = Path(trainer_dir) / "icep_models" / name
     check_replaceable(out)
@@ -384,8 +382,7 @@ def train_run(session, o: dict):
     AnnotationError, StreamError, AlignmentError, SessionTooShortError, PathError
         The session is skipped with one line.
     """
-    from nova_infant.icep.schemes import label_map
-    from nova_infant.icep.training import window_starts
+    from nova_infant.icep.training import window_starts  # loads torch: imported on use
 
     bundle_dir(getattr(session, "trainer_dir", None) or Path("."), o)
     lmap = session.cached("label_map", lambda: label_map(o["label_set"], o["role"]))
@@ -395,6 +392,18 @@ def train_run(session, o: dict):
         raise AnnotationError(f"session {session.name}: the label annotation has no labelled frame (every "
                               f"segment is garbage or outside the label set): not trained on")
     return data
+
+
+def predictor_options() -> list[tuple[str, str, str]]:
+    """The options of a trained predictor's ``.trainer``: :data:`PREDICT`'s, less ``bundle`` (the ``.trainer`` names
+    its bundle in ``<model path>``).
+
+    Returns
+    -------
+    list of (str, str, str)
+        ``(name, TYPE, default)`` entries (:meth:`~nova_infant.specs.options.Option.nova_entry`).
+    """
+    return [o.nova_entry() for o in PREDICT.options if o.name != "bundle" and o.nova and not o.hidden]
 
 
 def train_fit(items: list, o: dict, ctx) -> TrainResult:
@@ -410,10 +419,8 @@ def train_fit(items: list, o: dict, ctx) -> TrainResult:
     OptionError
         No usable session, or cross-validation asked for with fewer than 2.
     """
-    from nova_infant.core.validation import folds_for, usable_training_sessions
-    from nova_infant.icep.evaluation import parse_groups
-    from nova_infant.icep.pipeline import train_bundle
-    from nova_infant.icep.schemes import label_map
+    from nova_infant.icep.evaluation import parse_groups  # loads torch: imported on use
+    from nova_infant.icep.pipeline import train_bundle  # loads torch: imported on use
 
     sessions, _ = usable_training_sessions(items, "icep_train")
     if not sessions:
@@ -425,7 +432,8 @@ def train_fit(items: list, o: dict, ctx) -> TrainResult:
     bundle, trainer, report = train_bundle(
         sessions, lmap, train_config(o), out, cml, folds, o["val_fraction"], o["grid"],
         {"dataset": ctx.dataset, "label_set": o["label_set"]}, o["inner_folds"],
-        parse_groups(o["groups"] or None, [s.name for s in sessions]), o["min_dur_ms"])
+        parse_groups(o["groups"] or None, [s.name for s in sessions]), o["min_dur_ms"],
+        predictor_options=predictor_options())
     log.info("trained on %d sessions: bundle %s, predictor %s", len(sessions), bundle, trainer)
     if report:
         log.info("cross-validation: %s", report["summary"])

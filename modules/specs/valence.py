@@ -17,11 +17,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from nova_infant.core.atomic import check_replaceable, safe_name
 from nova_infant.core.backbones import DEFAULT_VIDEOMAE
 from nova_infant.core.errors import OptionError
 from nova_infant.specs import options as shared
-from nova_infant.specs.base import ContinuousData, ModuleSpec, Option, Port, Result, TrainResult
+from nova_infant.specs.module_spec import ModuleSpec, TrainResult
+from nova_infant.specs.options import Option
+from nova_infant.specs.ports import ContinuousData, Port, Result
 from nova_infant.taggers.faces import FACE_CHOICES
+from nova_infant.valence.pipeline import MODELS_SUBDIR, fit_and_save, predict_video, training_session
+from nova_infant.valence.ssts import check_stride
+from nova_infant.valence.training import ValenceConfig, load_model
 
 CITATION = ("Ning, Onal Ertugrul, Messinger, Cohn, Salah: Automated Emotional Valence Estimation in Infants with "
             "Stochastic and Strided Temporal Sampling (seed 004); VideoMAE: Tong et al. 2022")
@@ -33,17 +39,12 @@ def _clip_options(o: dict) -> dict:
 
 
 def _config(o: dict):
-    from nova_infant.valence.training import ValenceConfig
-
     return ValenceConfig(model=o["model"], stride=o["stride"], clip_frames=o["clip_frames"], epochs=o["epochs"],
                          batch_size=o["batch_size"], lr=o["lr"], weight_decay=o["weight_decay"], ema=o["ema"],
                          augment=o["augment"], seed=o["seed"], device=o["device"], precision=o["precision"])
 
 
 def _check_train(o: dict) -> dict:
-    from nova_infant.core.nova_io import safe_name
-    from nova_infant.valence.ssts import check_stride
-
     check_stride(o["stride"], o["clip_frames"])
     if o["min_face_frames"] < o["clip_frames"]:
         raise OptionError(f"option min_face_frames: must be >= clip_frames={o['clip_frames']} (SSTS draws that many "
@@ -64,8 +65,7 @@ def run_train(session, o: dict):
     VideoDecodeError, AnnotationError, OptionError
         One line naming the file (the session is skipped; training goes on with the others).
     """
-    from nova_infant.icep.evaluation import parse_groups
-    from nova_infant.valence.pipeline import training_session
+    from nova_infant.icep.evaluation import parse_groups  # loads torch: imported on use
 
     subject = parse_groups(o["subjects"] or None, [session.name])[session.name]
     io = getattr(session, "io", None)  # under du-process: the annotation it loaded (file or NOVA database)
@@ -91,15 +91,13 @@ def fit_train(items: list, o: dict, ctx) -> TrainResult:
     """
     import logging
 
-    from nova_infant.core.nova_io import check_replaceable
-    from nova_infant.valence.pipeline import MODELS_SUBDIR, fit_and_save
-
     out = Path(ctx.trainer_dir) / MODELS_SUBDIR / o["model_name"]
     check_replaceable(out)
     checked = {"config": _config(o), "clip": _clip_options(o), "cv_folds": o["cv_folds"]}
     sessions, schemes = [i[0] for i in items], [i[1] for i in items]
     folder, trainer, report = fit_and_save(sessions, schemes, checked, out, ctx.trainer_dir,
-                                           progress=bool(getattr(ctx, "progress", False)))
+                                           progress=bool(getattr(ctx, "progress", False)),
+                                           predictor=PREDICT_SPEC.trainer_spec())
     logging.getLogger("nova_infant").info("valence model %s, predictor %s", folder, trainer)
     return TrainResult(folder, "valence_predict", {"model": str(folder)}, trainer, report or {})
 
@@ -111,9 +109,6 @@ def run_predict(session, o: dict) -> Result:
     ------
     WeightsUnavailableError, VideoDecodeError, OptionError
     """
-    from nova_infant.valence.pipeline import predict_video
-    from nova_infant.valence.training import load_model
-
     given = str(o["model"]).strip()
     if not given:
         raise OptionError("option model: no valence model folder given (train one with valence_train)")

@@ -8,10 +8,13 @@ Output ``w2v_bert``: float32 ``(n_rows, 1024)`` at 1000/frame_step Hz.
 
 from __future__ import annotations
 
-from nova_infant.core.backbones import DEFAULT_W2V_BERT
+from nova_infant.core.backbones import DEFAULT_W2V_BERT, load_w2v_bert
 from nova_infant.core.errors import OptionError
+from nova_infant.features.w2v_bert import MEDIA_TYPE, extract_w2v_bert
 from nova_infant.specs import options as shared
-from nova_infant.specs.base import ModuleSpec, Option, Port, Result, StreamData
+from nova_infant.specs.module_spec import ModuleSpec
+from nova_infant.specs.options import Option
+from nova_infant.specs.ports import Port, Result, StreamData
 
 
 def _check(o: dict) -> dict:
@@ -25,7 +28,7 @@ def run(session, o: dict) -> Result:
 
     Parameters
     ----------
-    session : nova_infant.specs.base.Session
+    session : nova_infant.specs.sessions.Session
     o : dict
         Parsed options of :data:`SPEC`.
 
@@ -39,9 +42,6 @@ def run(session, o: dict) -> Result:
     AudioDecodeError, WeightsUnavailableError, OptionError
         One line naming the file.
     """
-    from nova_infant.core.backbones import load_w2v_bert
-    from nova_infant.features.w2v_bert import MEDIA_TYPE, extract_w2v_bert
-
     def backbone():  # loaded once per job, after this session's audio proved readable
         return session.cached("w2v_bert", lambda: load_w2v_bert(o["model"], device=o["device"],
                                                                 precision=o["precision"]))

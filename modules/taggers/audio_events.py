@@ -30,6 +30,8 @@ from nova_infant.core.grid import FrameGrid, session_grid
 
 log = logging.getLogger("nova_infant")
 
+#: the shipped default crying model (a head folder; see :func:`load_default_head`)
+HEAD_DIR = Path(__file__).resolve().parent / "data" / "crying_head"
 SAMPLE_RATE = 16000
 
 #: our event classes (ids in this order in schemes/audio_events.json)
@@ -478,7 +480,7 @@ def events_from_scores(scores: np.ndarray, step_ms: float, threshold: float = 0.
     list of ndarray
         One ``LabelDType.DISCRETE`` array per column (from/to in ms, id 0, conf = the run's mean score).
     """
-    from nova_infant.core.nova_io import frames_to_segments
+    from nova_infant.core.annotations import frames_to_segments
 
     out = []
     for j in range(scores.shape[1]):
@@ -643,10 +645,18 @@ def tag_audio_events(path: str, backend: str = "yamnet", head: str | None = None
                             meta={"thresholds": thresholds, "notes": notes})
 
 
+def load_default_head():
+    """The shipped crying model (:data:`HEAD_DIR`, trained by :func:`nova_infant.taggers.crying.train_default_head`),
+    or None if the package was built without it."""
+    from nova_infant.taggers.heads import Head
+
+    if not (HEAD_DIR / "config.json").is_file():
+        return None
+    return Head.load(HEAD_DIR, kind="audio-events")
+
+
 def _default_crying_head(model):
     """The shipped crying model if it fits this backend's logits (YAMNet's 521), else None."""
-    from nova_infant.taggers.crying import load_default_head
-
     head = load_default_head()
     if head is None or head.cfg.embedding != embedding_name(model):
         return None

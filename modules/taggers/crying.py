@@ -36,7 +36,6 @@ from nova_infant.core.errors import MediaError, OptionError
 log = logging.getLogger("nova_infant")
 
 #: folder of the shipped head (config.json, model.safetensors, NOTICE.md)
-HEAD_DIR = Path(__file__).resolve().parent / "data" / "crying_head"
 CORPUS_ENV = "NOVA_INFANT_DONATEACRY"
 SONIC_DIR = "/usr/share/sonic-pi/samples"
 POCKETSPHINX_DIR = "/usr/share/pocketsphinx/test/data"
@@ -746,15 +745,6 @@ def write_head_folder(head, out: str | os.PathLike, notice: str) -> Path:
               "YAMNet's 521 AudioSet logits, thresholds from recorder-grouped out-of-fold scores "
               "(nova_infant.taggers.crying.train_default_head). Training data and licence: NOTICE.md.")
     return head.save(out, readme=readme, files={"NOTICE.md": notice})
-
-
-def load_default_head():
-    """The shipped crying model (:data:`HEAD_DIR`), or None if the package was built without it."""
-    from nova_infant.taggers.heads import Head
-
-    if not (HEAD_DIR / "config.json").is_file():
-        return None
-    return Head.load(HEAD_DIR, kind="audio-events")
 
 
 def format_report(result: dict) -> str:

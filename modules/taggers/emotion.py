@@ -26,8 +26,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from nova_infant.core.annotations import frames_to_segments
 from nova_infant.core.errors import OptionError, WeightsUnavailableError
 from nova_infant.core.grid import FrameGrid, session_grid
+from nova_infant.core.media import VideoSource
+from nova_infant.taggers.assets import model_file
+from nova_infant.taggers.faces import BlazeFaceDetector, choose_face
+from nova_infant.taggers.heads import Head, fit_head
 
 log = logging.getLogger("nova_infant")
 
@@ -54,8 +59,6 @@ class FerModel:
         import warnings
 
         from ai_edge_litert.interpreter import Interpreter
-
-        from nova_infant.taggers.assets import model_file
 
         path = str(model_path or model_file("emotion_model_quantized.tflite"))
         try:
@@ -308,8 +311,6 @@ _MODELS: dict = {}
 
 def _models():
     if "det" not in _MODELS:
-        from nova_infant.taggers.faces import BlazeFaceDetector
-
         _MODELS["det"], _MODELS["fer"] = BlazeFaceDetector(), FerModel()
     return _MODELS["det"], _MODELS["fer"]
 
@@ -328,9 +329,6 @@ def analyse_faces(path: str, sample_fps="1", face: str = "largest", batch_size: 
     VideoDecodeError
         For a missing, unreadable or truncated video.
     """
-    from nova_infant.core.media import VideoSource
-    from nova_infant.taggers.faces import choose_face
-
     det, fer = _models()
     video = VideoSource(str(path))
     info = video.info
@@ -408,9 +406,6 @@ def tag_emotion(path: str, head: str | None = None, classes: list[str] | None = 
     OptionError
         If a head's classes differ from ``classes`` or for a bad option.
     """
-    from nova_infant.core.nova_io import frames_to_segments
-    from nova_infant.taggers.heads import Head
-
     head_obj = Head.load(head, kind="emotion") if head else None
     base = head_obj.classes if head_obj is not None else list(INFANT_CLASSES)
     if classes is None:
@@ -467,8 +462,6 @@ def fit_emotion_head(items: list[tuple[str, list[tuple[float, float, str]]]], cl
     OptionError
         If fewer than 2 labelled face frames are found.
     """
-    from nova_infant.taggers.heads import fit_head
-
     xs, ys = [], []
     index = {c: i for i, c in enumerate(classes)}
     for path, segments in items:

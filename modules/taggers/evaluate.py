@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from nova_infant.core.atomic import save_figure
+from nova_infant.core.metrics import frame_scores
+
 
 def temporal_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Temporal intersection over union of every pair of intervals.
@@ -166,7 +169,6 @@ def plot_timeline(reference: dict, predicted: dict, out_png: str, scores=None, t
     axes[0, 0].set_title(title or "reference (green spans) vs tagger events (blue bars) and scores (blue line)")
     axes[-1, 0].set_xlabel("time (s)")
     fig.tight_layout()
-    from nova_infant.core.nova_io import save_figure
 
     return str(save_figure(fig, out_png, dpi=100))
 
@@ -219,8 +221,6 @@ def emotion_scores(reference: np.ndarray, predicted: np.ndarray, classes: list[s
         JSON-ready: per-class accuracy (recall), accuracy, macro-F1, Cohen's kappa (0.0 when undefined) and the
         confusion matrix.
     """
-    from nova_infant.core.metrics import frame_scores
-
     result = frame_scores(reference, predicted, classes)
     per = {c: (result["per_class"][c]["recall"] if result["per_class"][c]["support"] else None) for c in classes}
     return {"n_frames": result["n_frames"], "accuracy": result["accuracy"] if result["n_frames"] else 0.0,

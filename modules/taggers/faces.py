@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nova_infant.core.errors import OptionError, WeightsUnavailableError
+from nova_infant.taggers.assets import model_file
 
 FACE_CHOICES = ("largest", "central", "left", "right")
 
@@ -88,8 +89,6 @@ class BlazeFaceDetector:
 
     def __init__(self, model_path: str | None = None, min_score: float = 0.5, iou: float = 0.3, threads: int = 2):
         from ai_edge_litert.interpreter import Interpreter
-
-        from nova_infant.taggers.assets import model_file
 
         path = str(model_path or model_file("face_detection_short_range.tflite"))
         try:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from nova_infant.core.errors import OptionError, SavedModelError
+from nova_infant.core.saved import load_model, save_model
 from nova_infant.core.standardiser import Standardiser
 
 
@@ -142,8 +143,6 @@ class Head:
         OutputError
             If the folder cannot be written; a previous head there is kept.
         """
-        from nova_infant.core.saved import save_model
-
         cfg = self.cfg
         text = readme or (f"A {'multi-label' if cfg.multilabel else 'single-label'} head of the {cfg.kind} tagger "
                           f"over {cfg.input_dim}-d {cfg.embedding} embeddings, classes {', '.join(map(str, cfg.classes))}; "
@@ -169,8 +168,6 @@ class Head:
             does not fit the weights, or the head was trained for another tagger than ``kind``.
         """
         import numpy as np
-
-        from nova_infant.core.saved import load_model
 
         path = Path(path)
         config, state = load_model(path, kind="tagger-head", framework="pt")

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 
-from nova_infant.core import nova_io
+from nova_infant.core.annotations import read_annotation, write_annotation  # noqa: F401  (write_annotation: re-exported)
 from nova_infant.core.schemes import Scheme, package_scheme
-from nova_infant.core.annotations import read_annotation
 
 #: NOVA colours (#AARRGGBB) given to scheme classes in order
 COLOURS = ["#FF2E7D32", "#FFF9A825", "#FFC62828", "#FF1565C0", "#FF6A1B9A", "#FF00838F", "#FFEF6C00", "#FF4E342E",
@@ -89,6 +87,5 @@ def continuous_annotation(score: np.ndarray, conf: np.ndarray, sample_rate_hz: f
                                 session=session, dataset=dataset)
 
 
-# One writer (atomic, ASCII: nova_io) and one reader (core.annotations) for every module.
-write_annotation = nova_io.write_annotation
+# One writer (atomic, ASCII) and one reader for every module: core.annotations; ``write_annotation`` is re-exported.
 load_annotation = read_annotation

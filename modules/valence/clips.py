@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from nova_infant.core.grid import FrameGrid
+from nova_infant.core.media import VideoSource
+from nova_infant.taggers.faces import BlazeFaceDetector, choose_face
 
 log = logging.getLogger("nova_infant")
 
@@ -68,9 +70,6 @@ def detect_faces(video: str, face: str = "largest", batch_size: int = 8, progres
         Unknown ``face`` rule.
     """
     from tqdm import tqdm
-
-    from nova_infant.core.media import VideoSource
-    from nova_infant.taggers.faces import BlazeFaceDetector, choose_face
 
     choose_face([], (1, 1), face)  # unknown rule -> OptionError before any decoding
     detector = BlazeFaceDetector()
@@ -216,8 +215,6 @@ class ClipReader:
     def source(self, video: str):
         """The open :class:`~nova_infant.core.media.VideoSource` of ``video`` (opened on first use; the least
         recently used one is closed beyond ``max_open``). Raises ``VideoDecodeError``."""
-        from nova_infant.core.media import VideoSource
-
         if video in self._open:
             self._open.move_to_end(video)
         else:

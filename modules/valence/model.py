@@ -20,6 +20,7 @@ import math
 
 import numpy as np
 
+from nova_infant.core.backbones import STANDIN_FLAG, resolve_weights
 from nova_infant.core.errors import WeightsUnavailableError
 
 # Weights the regression model may lack in a checkpoint (the new head, or fc_norm of a pre-training checkpoint) and
@@ -56,8 +57,6 @@ def load_valence_model(name: str, frames_per_sample: int, device, local_only_hin
         Missing/corrupt weights, another architecture, or weights that do not fit beyond the replaced head.
     """
     from transformers import AutoImageProcessor, VideoMAEConfig, VideoMAEForVideoClassification
-
-    from nova_infant.core.backbones import STANDIN_FLAG, resolve_weights
 
     from transformers.utils import logging as hf_logging
 

@@ -14,9 +14,9 @@ import numpy as np
 
 from nova_infant.core.errors import AnnotationError
 from nova_infant.core.grid import frame_grid
-from nova_infant.core.nova_io import write_trainer
+from nova_infant.core.trainer_files import TrainerSpec, write_trainer
 from nova_infant.valence.clips import ClipPlan, detect_faces, plan_clips
-from nova_infant.valence.training import ValenceSession
+from nova_infant.valence.training import ValenceSession, cross_validate, fit, predict_plan, save_model
 
 log = logging.getLogger("nova_infant")
 
@@ -71,10 +71,10 @@ def training_session(name: str, subject: str, video: str, annotation, duration_m
 
 
 def fit_and_save(sessions: list[ValenceSession], schemes: list[dict], checked: dict, out_dir, cml_dir=None,
-                 progress: bool = True) -> tuple[Path, Path | None, dict | None]:
+                 progress: bool = True, *, predictor: TrainerSpec) -> tuple[Path, Path | None, dict | None]:
     """Cross-validate (``cv_folds`` >= 2), fit on every session, save the model folder and write the predictor
-    ``.trainer`` (``<cml_dir>/valence_<name>.trainer`` when ``cml_dir`` holds ``valence_predict.py``, else
-    ``<model>/predictor.trainer``).
+    ``.trainer`` from the template ``predictor`` (see :func:`write_predictor_trainer`) into ``cml_dir`` (default:
+    the folder holding the model folder).
 
     Raises
     ------
@@ -83,8 +83,6 @@ def fit_and_save(sessions: list[ValenceSession], schemes: list[dict], checked: d
     OptionError
         No usable clip; CV with fewer than 2 subjects.
     """
-    from nova_infant.valence.training import cross_validate, fit, save_model
-
     keyed = {(s["min"], s["max"], s["sr"]) for s in schemes}
     if len(keyed) > 1:
         raise AnnotationError(f"valence training: sessions are coded in different ranges/rates {sorted(keyed)}")
@@ -99,29 +97,37 @@ def fit_and_save(sessions: list[ValenceSession], schemes: list[dict], checked: d
                 "clips": {s.name: len(s.plan.clips) for s in sessions},
                 "skipped": {s.name: s.plan.skip_summary() for s in sessions}}
     folder = save_model(out_dir, fitted, scheme, checked["clip"], training, report)
-    trainer = write_predictor_trainer(folder, cml_dir)
+    trainer = write_predictor_trainer(folder, predictor, cml_dir)
     return folder, trainer, report
 
 
 # ---------------------------------------------------------------- predictor trainer
 
 
-def write_predictor_trainer(model_dir, cml_dir=None) -> Path:
+def write_predictor_trainer(model_dir, predictor: TrainerSpec, cml_dir=None) -> Path:
     """Predictor ``.trainer`` (``trained="true"``) for a saved model: ``<cml_dir>/valence_<name>.trainer`` (the
     training trainer's folder; default: the folder holding the model folder), never inside the checksummed model
     folder. Its ``model`` option and ``<model path>`` are the model folder relative to the ``.trainer``'s folder.
+
+    Parameters
+    ----------
+    model_dir : path
+        The saved model folder.
+    predictor : TrainerSpec
+        Template: the ``valence_predict`` spec's ``.trainer``
+        (``nova_infant.specs.valence.PREDICT_SPEC.trainer_spec()``), passed in because the specs sit above this
+        package.
+    cml_dir : path, optional
 
     Returns
     -------
     Path
         The ``.trainer`` written (atomically).
     """
-    from nova_infant.specs.valence import PREDICT_SPEC
-
     model_dir = Path(model_dir)
 
     def spec_for(rel: str):
-        base = PREDICT_SPEC.trainer_spec()
+        base = predictor
         options = [(n, t, rel if n == "model" else d) for n, t, d in base.options]
         return replace(base, options=options, weights_path=rel,
                        description=f"Infant facial valence with model {model_dir.name} (VideoMAE + SSTS, seed 004)")
@@ -139,8 +145,6 @@ def predict_video(fitted, meta: dict, video: str, duration_ms: float | None, che
     """Valence of one session with a loaded model -> ``{"values", "conf", "sample_rate_hz", "scheme", "plan",
     "notes"}``: values float32 (n,) in the scheme's unit, NaN where the clip was skipped (no face / too few face
     frames), conf float32 (n,) = the clip's face fraction (0 where skipped)."""
-    from nova_infant.valence.training import predict_plan
-
     scheme = meta["scheme"]
     plan = session_clips(video, 1000.0 / float(scheme["sr"]), duration_ms, meta["clip_rules"], None, progress)
     values, conf = predict_plan(fitted, plan, video, checked["ensemble"], checked["batch_size"], checked["seed"])

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from nova_infant.core.media import probe_video
+from nova_infant.core.sample_media import write_video
 from nova_infant.valence.clips import FaceTrack
 
 
@@ -51,8 +53,6 @@ def valence_series(seconds: int, rng: np.random.Generator) -> np.ndarray:
 
 def write_subject(folder, seconds: int, fps: int, size: int, seed: int) -> tuple[Path, np.ndarray]:
     """Write ``folder/infant.video.mp4`` of one subject -> (video path, per-second valence (seconds,))."""
-    from nova_infant.core.sample_media import write_video
-
     rng = np.random.default_rng(seed)
     look = subject_look(rng)
     values = valence_series(seconds, rng)
@@ -62,8 +62,6 @@ def write_subject(folder, seconds: int, fps: int, size: int, seed: int) -> tuple
 
 def known_face_track(video: str, score: float = 0.99) -> FaceTrack:
     """A :class:`FaceTrack` whose face box is the whole frame in every frame (drawn faces fill the frame)."""
-    from nova_infant.core.media import probe_video
-
     info = probe_video(video)
     boxes = np.tile(np.array([0, 0, info.width, info.height], np.float32), (info.n_frames, 1))
     return FaceTrack(str(video), info.frame_starts_ms(), boxes, np.full(info.n_frames, score, np.float32),

@@ -23,8 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
+from nova_infant.core import saved
 from nova_infant.core.backbones import training_device
-from nova_infant.core.errors import OptionError
+from nova_infant.core.errors import OptionError, SavedModelError
+from nova_infant.core.metrics import ccc, rmse
 from nova_infant.valence.clips import ClipPlan, ClipReader
 from nova_infant.valence.model import autocast, load_valence_model, predict_batch, to_pixels
 from nova_infant.valence.ssts import check_stride, ensemble_indices, single_indices, ssts_indices
@@ -265,8 +267,6 @@ def predict_plan(fitted: FittedModel, plan: ClipPlan, video: str | None = None, 
 
 def scores(reference: np.ndarray, prediction: np.ndarray) -> dict:
     """``{"ccc", "rmse", "n"}`` over the finite pairs (:func:`nova_infant.core.metrics.ccc`, ``rmse``)."""
-    from nova_infant.core.metrics import ccc, rmse
-
     keep = np.isfinite(reference) & np.isfinite(prediction)
     return {"ccc": ccc(reference, prediction), "rmse": rmse(reference, prediction), "n": int(keep.sum())}
 
@@ -350,8 +350,6 @@ def save_model(folder, fitted: FittedModel, scheme: dict, clip_rules: dict, trai
     PathError / OutputError / SavedModelError
         The folder exists and is not ours, or cannot be written.
     """
-    from nova_infant.core import saved
-
     meta = {"format": FORMAT, "config": asdict(fitted.config), "precision_trained": fitted.precision,
             "backbone": {k: fitted.info[k] for k in ("name", "source", "is_standin", "checkpoint_frames")},
             "image": {k: fitted.info[k] for k in ("image_size", "mean", "std", "num_frames")},
@@ -379,9 +377,6 @@ def load_model(folder, device: str = "auto", precision: str = "auto") -> tuple[F
     """
     import torch
     from transformers import VideoMAEConfig, VideoMAEForVideoClassification
-
-    from nova_infant.core import saved
-    from nova_infant.core.errors import SavedModelError
 
     folder = Path(folder)
     meta, tensors = saved.load_model(folder, kind=KIND, framework="pt")

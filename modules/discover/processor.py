@@ -1,11 +1,11 @@
 """The DISCOVER side of a spec: :func:`processor_class` builds the discover-utils ``Processor`` du-process runs.
 
-The class is built from the :class:`~nova_infant.specs.base.ModuleSpec` alone: options are the spec's defaults, then
+The class is built from the :class:`~nova_infant.specs.module_spec.ModuleSpec` alone: options are the spec's defaults, then
 the running ``.trainer``'s own defaults (two trainers of one module keep theirs), then the request's; they are
 parsed once (:meth:`ModuleSpec.parse_options`) when du-process creates the module, so a bad option refuses the whole
 job in one line before any session is read. ``process_data`` wraps du-process's one-session ``DatasetManager`` as a
 :class:`DiscoverSession` and calls ``spec.run``; ``to_output`` hands the result to the module's one writer
-(:func:`~nova_infant.specs.base.nova_objects`). Every file du-process saves goes through the atomic writer
+(:func:`~nova_infant.specs.writing.nova_objects`). Every file du-process saves goes through the atomic writer
 installed by :mod:`nova_infant.discover.common`.
 
 Training specs (``trains=True``) collect one item per session and call ``spec.fit`` once after the job's last
@@ -25,7 +25,10 @@ from discover_utils.interfaces.server_module import Processor
 
 from nova_infant.core.errors import NovaInfantError
 from nova_infant.discover.common import SessionIO, one_line_errors, refuse_bad_options, trainer_defaults
-from nova_infant.specs.base import ModuleSpec, Session, TrainContext, is_unset, nova_objects, say_notes
+from nova_infant.specs.module_spec import ModuleSpec, TrainContext
+from nova_infant.specs.options import is_unset
+from nova_infant.specs.sessions import Session
+from nova_infant.specs.writing import nova_objects, say_notes
 
 log = logging.getLogger("nova_infant")
 
@@ -64,7 +67,7 @@ def trainer_dir() -> Path:
 
 
 class DiscoverSession(Session):
-    """A :class:`~nova_infant.specs.base.Session` over du-process's one-session ``DatasetManager``.
+    """A :class:`~nova_infant.specs.sessions.Session` over du-process's one-session ``DatasetManager``.
 
     Parameters
     ----------
@@ -201,7 +204,7 @@ def processor_class(name: str, spec: ModuleSpec | None = None) -> type:
         For a name that is not registered.
     """
     if spec is None:
-        from nova_infant.specs.registry import SPECS
+        from nova_infant.specs.registry import SPECS  # loads torch: imported on use
 
         spec = SPECS[name]
     the_spec = spec

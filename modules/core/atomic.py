@@ -1,113 +1,37 @@
-"""NOVA I/O shared by every module, on top of discover-utils (hcai-discover-utils 1.2.1).
+"""Atomic writing of every output, and the locks and recovery behind it: the write path of the package.
 
-- SSI feature streams: build (float32, true rate, ``media_type``, ``dim_labels``), write atomically, open lazily
-  (memory-mapped) and load back through discover-utils.
-- Discrete annotations: frame labels -> merged segments in ms with ``conf``.
-- ``.trainer`` files: written by hand (discover-utils' writer loses ``rightContext``/``is_iterable``, and NOVA
-  hides any trainer without ``trained="true"``; see docs/discover-integration notes) and read back with
-  discover-utils' parser.
+Data safety rules (docs/troubleshooting.md, "Outputs and paths"):
+
+- every name that becomes part of a path passes :func:`safe_name`;
+- a folder output (model bundle, tagger head) carries the marker file ``MARKER``; a folder without it is never
+  replaced or deleted (:func:`atomic_dir`, :func:`check_replaceable`, :func:`verify_folder`);
+- a header + data pair (``x.stream`` + ``x.stream~``, ``x.annotation`` + ``x.annotation~``) is staged beside the
+  target, the old pair is hard-linked into a journal folder ``.x.stream.prev``, then data and header are renamed
+  over the old ones; an interrupted replacement is rolled back from the journal by the next writer or reader
+  (:func:`save_atomic`, :func:`replace_pair`, :func:`recover_output`);
+- the header's ``<meta data_check="<bytes>:<sha256>">`` fingerprints its data file (size + SHA-256 of the first and
+  last MiB: cheap for GB-sized streams), so a reader detects a mismatched pair (:func:`check_pair`);
+- writers of one output hold an ``fcntl`` lock on ``.x.stream.lock`` (concurrent runs are serialised:
+  :func:`output_lock`); single files go through :func:`atomic_file` (and :func:`save_figure`).
 """
 
 from __future__ import annotations
 
+import datetime
+import hashlib
+import json
 import os
 import re
 import shutil
 import tempfile
-import xml.etree.ElementTree as ET
+import time
+import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Iterator, Sequence
 
-import numpy as np
-
-from nova_infant.core.errors import StreamError, TrainerFileError
-
-# ---------------------------------------------------------------- streams
-
-
-def dim_labels(names: Sequence[str]) -> list[dict]:
-    """Dimension labels of a stream as discover-utils and NOVA expect them for ``SSIStream.dim_labels``.
-
-    Parameters
-    ----------
-    names : sequence of str
-        One name per column.
-
-    Returns
-    -------
-    list of dict
-        ``[{"id": i, "name": name}, ...]``.
-    """
-    return [{"id": i, "name": str(n)} for i, n in enumerate(names)]
-
-
-def make_ssi_stream(data: np.ndarray, sample_rate_hz: float, media_type: str, dim_names: Sequence[str],
-                    name: str | None = None, role: str | None = None, session: str | None = None,
-                    dataset: str | None = None, custom_meta: dict | None = None):
-    """Build a discover-utils ``SSIStream`` that NOVA can list and plot.
-
-    Parameters
-    ----------
-    data : array-like of shape (n_rows, dim)
-        Cast to float32 (the header says FLOAT; the writer dumps the array's bytes as they are).
-    sample_rate_hz : float
-        True row rate in Hz (e.g. 25.0, or 29.97 for every frame of a 29.97 fps video).
-    media_type : str
-        NOVA stream type, e.g. ``"feature;video;dinov2"``; NOVA matches trainer inputs against its last token.
-    dim_names : sequence of str, length dim
-    custom_meta : dict of str -> str, optional
-        Extra attributes of the header's ``<meta>`` element (e.g. ``weights="stand-in"``). NOVA reads ``size`` as
-        ``W:H`` and reserves ``name`` and ``type``.
-
-    Raises
-    ------
-    StreamError
-        If ``data`` is not 2-D, is empty, has NaN/inf values, ``dim_names`` does not match its width, or
-        ``custom_meta`` uses a key NOVA interprets with another meaning.
-    """
-    from discover_utils.data.stream import SSIStream
-
-    array = np.ascontiguousarray(data, dtype=np.float32)
-    if array.ndim != 2 or array.shape[1] == 0:
-        raise StreamError(f"stream {name or ''}: expected a 2-D (rows, dim) array, got shape {array.shape}")
-    if array.shape[0] == 0:
-        raise StreamError(f"stream {name or ''}: no rows (NOVA rejects empty streams)")
-    if not np.isfinite(array).all():
-        bad = int((~np.isfinite(array)).any(axis=1).sum())
-        raise StreamError(f"stream {name or ''}: {bad} rows hold NaN or inf values")
-    if len(dim_names) != array.shape[1]:
-        raise StreamError(f"stream {name or ''}: {len(dim_names)} dimension names for {array.shape[1]} columns")
-    meta = {str(k): str(v) for k, v in (custom_meta or {}).items()}
-    _check_meta(meta, name)
-    return SSIStream(array, float(sample_rate_hz), dim_labels=dim_labels(dim_names), media_type=media_type,
-                     custom_meta=meta, dtype=np.float32, name=name, role=role, session=session, dataset=dataset)
-
-
-def _check_meta(meta: dict, name: str | None) -> None:
-    """NOVA gives some ``<meta>`` keys a meaning of its own (hcmlab/nova Controls/MainHandlerFile.cs): ``size`` is
-    split as ``W:H`` (a bare "224" throws and the session's streams are skipped), ``name`` selects face/skeleton
-    overlays, ``type`` is the media type. Raises ``StreamError`` for such a key used otherwise."""
-    if "size" in meta and not re.fullmatch(r"\d+:\d+", meta["size"]):
-        raise StreamError(f"stream {name or ''}: <meta size={meta['size']!r}> must be W:H (NOVA parses it so)")
-    for key in ("name", "type"):
-        if key in meta:
-            raise StreamError(f"stream {name or ''}: <meta {key}> is reserved by NOVA; use another key")
-
-
-# ---------------------------------------------------------------- safe names, locks, atomic replacement
-#
-# Data safety rules (docs/troubleshooting.md, "Outputs and paths"):
-# - every name that becomes part of a path passes :func:`safe_name`;
-# - a folder output (model bundle, tagger head) carries the marker file ``MARKER``; a folder without it is never
-#   replaced or deleted;
-# - a header + data pair (``x.stream`` + ``x.stream~``, ``x.annotation`` + ``x.annotation~``) is staged beside the
-#   target, the old pair is hard-linked into a journal folder ``.x.stream.prev``, then data and header are renamed
-#   over the old ones; an interrupted replacement is rolled back from the journal by the next writer or reader;
-# - the header's ``<meta data_check="<bytes>:<sha256>">`` fingerprints its data file (size + SHA-256 of the first and
-#   last MiB: cheap for GB-sized streams), so a reader detects a mismatched pair;
-# - writers of one output hold an ``fcntl`` lock on ``.x.stream.lock`` (concurrent runs are serialised).
+from nova_infant import __version__
+from nova_infant.core.errors import OutputError, PathError, StreamError
 
 MARKER = ".nova-infant.json"
 MARKER_FORMAT = "nova-infant-folder/1"
@@ -136,8 +60,6 @@ def safe_name(value, what: str = "name") -> str:
         If the name is empty, ``.`` or ``..``, or holds a path separator (``/``, ``\\``), a drive colon, or a
         control character: it could point outside the folder it is meant for.
     """
-    from nova_infant.core.errors import PathError
-
     text = "" if value is None else str(value)
     if not text.strip():
         raise PathError(f"{what}: empty name")
@@ -166,8 +88,6 @@ def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     OSError
         The file cannot be read.
     """
-    import hashlib
-
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(chunk), b""):
@@ -179,8 +99,6 @@ def _data_check(path: str | os.PathLike, ends: int = 1 << 20) -> str:
     """``"<bytes>:<sha256>"`` of a data file: its size and the SHA-256 of its first and last ``ends`` bytes (the
     whole file when it is at most 2 MiB). Reading 2 MiB, not the whole stream, keeps opening a long session cheap;
     two different writes of one output differ within their first rows in practice."""
-    import hashlib
-
     size = os.path.getsize(path)
     digest = hashlib.sha256(str(size).encode())
     with open(path, "rb") as handle:
@@ -192,8 +110,6 @@ def _data_check(path: str | os.PathLike, ends: int = 1 << 20) -> str:
 
 
 def _output_error(path, exc: OSError):
-    from nova_infant.core.errors import OutputError
-
     reason = exc.strerror or (str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     folder = Path(path).parent
     while not folder.exists() and folder != folder.parent:
@@ -234,10 +150,6 @@ def output_lock(path: str | os.PathLike, timeout_s: float | None = None) -> Iter
     OutputError
         If the lock is still held by another run after ``timeout_s`` seconds, or cannot be created.
     """
-    import time
-
-    from nova_infant.core.errors import OutputError
-
     path = Path(path)
     lock = path.parent / f".{path.name}.lock"
     deadline = time.monotonic() + (LOCK_TIMEOUT_S if timeout_s is None else timeout_s)
@@ -302,8 +214,6 @@ def recover_output(path: str | os.PathLike) -> bool:
     if journal.is_dir():
         plan = journal / "journal.json"
         if plan.is_file():  # the replacement had started: put the previous pair back
-            import json
-
             doc = json.loads(plan.read_text())
             for name in doc.get("saved", []):
                 if (journal / name).exists():  # absent: already moved back by an interrupted recovery
@@ -324,8 +234,6 @@ def recover_output(path: str | os.PathLike) -> bool:
 def _stamp_header(header: Path, data: Path) -> None:
     """Add ``data_check`` (:func:`_data_check` of the data file) to the header's ``<meta>`` element, in place (the
     staged copy)."""
-    import re
-
     text = re.sub(r'\s*data_check="[^"]*"', "", header.read_text(encoding="utf-8"))  # a re-saved stream's old one
     stamp = f' data_check="{_data_check(data)}"'
     if re.search(r"<meta(?=[\s/>])", text):
@@ -345,10 +253,6 @@ def check_pair(path: str | os.PathLike, error=None, verify: bool = True) -> None
     error (default ``StreamError``)
         If header and data file do not belong together (an interrupted or concurrent write by another tool).
     """
-    import re
-
-    from nova_infant.core.errors import OutputError
-
     path = Path(path)
     if _journal(path).is_dir():
         try:
@@ -385,8 +289,6 @@ def replace_pair(staged: str | os.PathLike, path: str | os.PathLike) -> Path:
     pathlib.Path
         ``path``.
     """
-    import json
-
     staged, path = Path(staged), Path(path)
     journal = _journal(path)
     journal.mkdir()
@@ -436,7 +338,7 @@ def save_atomic(data, path: str | os.PathLike, writer=None) -> Path:
                 if writer is None:
                     from discover_utils.data.handler.file_handler import FileHandler
 
-                    # the library's own writer, also when discover.common has wrapped it (no second staging)
+                    # the library's own writer, also when core.du_save has wrapped it (no second staging)
                     getattr(FileHandler.save, "_nova_infant_original", FileHandler.save)(FileHandler(), data, tmp)
                 else:
                     writer(data, tmp)
@@ -527,11 +429,6 @@ def _is_ours(folder: Path) -> bool:
 
 
 def _folder_manifest(folder: Path, kind: str) -> dict:
-    import datetime
-    import json
-
-    from nova_infant import __version__
-
     files = {}
     for item in sorted(folder.rglob("*")):
         if item.is_file() and item.name != MARKER:
@@ -556,8 +453,6 @@ def check_replaceable(out: str | os.PathLike) -> None:
     PathError
         When ``out`` exists and is neither an empty folder nor a folder this package created (``MARKER``).
     """
-    from nova_infant.core.errors import PathError
-
     out = Path(out)
     if out.is_symlink() or (out.exists() and not out.is_dir()):
         raise PathError(f"{out}: exists and is not a folder nova-infant created; refusing to replace it")
@@ -581,8 +476,6 @@ def _recover_dir(out: Path) -> None:
 def _discard(aside: Path) -> None:
     """Delete an old copy: renamed to a unique ``.deleting-`` name first, so a kill half-way through the deletion
     never leaves a half-deleted ``.old`` copy that recovery would mistake for the previous folder."""
-    import uuid
-
     doomed = aside.parent / f"{aside.name[:-len('.old')]}.deleting-{uuid.uuid4().hex[:8]}"
     os.replace(aside, doomed)
     shutil.rmtree(doomed, ignore_errors=True)
@@ -643,8 +536,6 @@ def verify_folder(folder: str | os.PathLike, error=None, required: Sequence[str]
     error (default ``StreamError``)
         Naming the file: a required or recorded file is missing, or its content differs from the recorded sum.
     """
-    import json
-
     error = error or StreamError
     folder = Path(folder)
     _recover_if_needed(folder)
@@ -699,351 +590,3 @@ def _recover_if_needed(folder: Path) -> None:
                 _recover_dir(folder)
         except Exception:  # read-only place or busy: the folder as it is will be checked
             pass
-
-
-def write_ssi_stream(stream, path: str | os.PathLike) -> Path:
-    """Write an ``SSIStream`` as ``path`` (XML header) + ``path~`` (binary float32), atomically (:func:`save_atomic`).
-
-    Parameters
-    ----------
-    stream : discover_utils.data.stream.SSIStream
-    path : path
-        ``.stream`` is appended if missing.
-
-    Returns
-    -------
-    pathlib.Path
-        The header path.
-
-    Raises
-    ------
-    OutputError
-        If the folder cannot be written; the previous output is then unchanged.
-    """
-    path = Path(path)
-    if path.suffix != ".stream":
-        path = path.with_name(path.name + ".stream")
-    return save_atomic(stream, path)
-
-
-def write_annotation(annotation, path: str | os.PathLike) -> Path:
-    """Write a discover-utils annotation as an ASCII NOVA ``.annotation`` (+ ``~`` data file), atomically
-    (discover-utils' BINARY writer is broken: never used).
-
-    Parameters
-    ----------
-    annotation : discover-utils ``DiscreteAnnotation``, ``ContinuousAnnotation`` or ``FreeAnnotation``
-    path : path
-        ``.annotation`` is appended if missing.
-
-    Returns
-    -------
-    pathlib.Path
-        ``path`` with its suffix; the rows are in ``<path>~``.
-
-    Raises
-    ------
-    OutputError
-        Folder not writable (full disk, read-only, lock held too long): an existing annotation is kept as it was.
-    """
-    path = Path(path)
-    if path.suffix != ".annotation":
-        path = path.with_name(path.name + ".annotation")
-    return save_atomic(annotation, path)
-
-
-@dataclass
-class StreamView:
-    """A feature stream opened lazily (:func:`open_ssi_stream`).
-
-    Attributes
-    ----------
-    path : pathlib.Path
-    data : numpy.memmap, shape (n_rows, dim)
-        Read-only; float32 for our streams (the header's ``type``).
-    sample_rate_hz : float
-    media_type : str
-        The header's ``type`` attribute (e.g. ``feature;video;dinov2``).
-    meta : dict
-        Every ``<meta>`` attribute of the header.
-    """
-
-    path: Path
-    data: np.ndarray
-    sample_rate_hz: float
-    media_type: str
-    meta: dict = field(default_factory=dict)
-
-    @property
-    def n_rows(self) -> int:
-        """Number of rows (frames) of the stream."""
-        return int(self.data.shape[0])
-
-    @property
-    def dim(self) -> int:
-        """Number of values per row (the stream's ``dim``)."""
-        return int(self.data.shape[1])
-
-    @property
-    def duration_ms(self) -> float:
-        """Length of the stream in ms: ``n_rows * 1000 / sample_rate_hz``."""
-        return self.n_rows * 1000.0 / self.sample_rate_hz
-
-
-_SSI_TYPES = {"FLOAT": np.float32, "DOUBLE": np.float64, "SHORT": np.int16, "USHORT": np.uint16,
-              "INT": np.int32, "UINT": np.uint32, "LONG": np.int64, "ULONG": np.uint64}
-
-
-def open_ssi_stream(path: str | os.PathLike) -> StreamView:
-    """Open an SSI stream (BINARY) without reading its data into memory.
-
-    Raises
-    ------
-    StreamError
-        If the header is missing or malformed, the type is not numeric, the data file's size does not match
-        the header (rows x dim x bytes), or it does not match the header's ``data_check`` fingerprint.
-    """
-    path = Path(path)
-    data_path = Path(str(path) + "~")
-    check_pair(path, verify=False)  # roll back an interrupted write first
-    try:
-        root = ET.parse(path).getroot()
-        info = root.find("info")
-        sr = float(info.get("sr"))
-        dim = int(info.get("dim"))
-        ftype = info.get("ftype", "BINARY").upper()
-        dtype = _SSI_TYPES[info.get("type", "FLOAT").upper()]
-    except FileNotFoundError:
-        raise StreamError(f"{path}: no such stream file") from None
-    except Exception as exc:
-        raise StreamError(f"{path}: malformed stream header ({exc})") from None
-    meta_el = root.find("meta")
-    meta = dict(meta_el.attrib) if meta_el is not None else {}
-    n_rows = sum(int(c.get("num", 0)) for c in root.findall("chunk"))
-    if not data_path.is_file():
-        raise StreamError(f"{data_path}: stream data file is missing")
-    if ftype == "ASCII":
-        array = np.loadtxt(data_path, dtype=np.float64, delimiter=(info.get("delim") or " ").strip() or None,
-                           ndmin=2).astype(np.float32)
-    else:
-        expected = n_rows * dim * np.dtype(dtype).itemsize
-        actual = data_path.stat().st_size
-        if actual != expected:
-            raise StreamError(f"{data_path}: holds {actual} bytes, header announces {n_rows} rows x {dim} dims "
-                              f"({expected} bytes)")
-        check_pair(path)
-        array = np.memmap(data_path, dtype=dtype, mode="r", shape=(n_rows, dim)) if n_rows else np.zeros((0, dim), dtype)
-    if sr <= 0:
-        raise StreamError(f"{path}: non-positive sample rate {sr}")
-    return StreamView(path, array, sr, meta.get("type", ""), meta)
-
-
-def load_ssi_stream(path: str | os.PathLike):
-    """Load a stream back through discover-utils' ``FileHandler`` (the path NOVA-side tools take).
-
-    Parameters
-    ----------
-    path : path
-        The ``.stream`` header.
-
-    Returns
-    -------
-    discover_utils.data.stream.SSIStream
-        ``data`` of shape (n_rows, dim); ``meta_data.sample_rate`` in Hz.
-    """
-    from discover_utils.data.handler.file_handler import FileHandler
-
-    return FileHandler().load(Path(path))
-
-
-# ---------------------------------------------------------------- discrete annotations
-
-
-def frames_to_segments(labels: np.ndarray, step_ms: float, conf: np.ndarray | None = None,
-                       skip_ids: Iterable[int] = (), offset_ms: float = 0.0) -> np.ndarray:
-    """Merge consecutive equal frame labels into segments (NOVA ``LabelDType.DISCRETE``: ms, id, conf).
-
-    Parameters
-    ----------
-    labels : int array of shape (n_frames,)
-        Class id per frame; frame k covers ``[offset + k*step, offset + (k+1)*step)`` ms.
-    conf : float array of shape (n_frames,), optional
-        Per-frame confidence; a segment's ``conf`` is the mean over its frames (1.0 if omitted).
-    skip_ids : ids that produce no segment (e.g. REST, or -1 for "no prediction").
-
-    Returns
-    -------
-    structured ndarray with fields ``from``, ``to`` (int32 ms), ``id`` (int32), ``conf`` (float32)
-    """
-    from discover_utils.utils.type_definitions import LabelDType
-
-    labels = np.asarray(labels).astype(np.int64).reshape(-1)
-    conf = np.ones(len(labels), np.float32) if conf is None else np.asarray(conf, np.float32).reshape(-1)
-    if len(labels) == 0:
-        return np.zeros(0, dtype=LabelDType.DISCRETE.value)
-    change = np.flatnonzero(np.diff(labels)) + 1
-    starts = np.concatenate([[0], change])
-    ends = np.concatenate([change, [len(labels)]])
-    keep = ~np.isin(labels[starts], list(skip_ids))
-    starts, ends = starts[keep], ends[keep]
-    csum = np.concatenate([[0.0], np.cumsum(conf, dtype=np.float64)])
-    sums = csum[ends] - csum[starts]
-    out = np.zeros(len(starts), dtype=LabelDType.DISCRETE.value)
-    out["from"] = np.round(offset_ms + starts * step_ms).astype(np.int32)
-    out["to"] = np.round(offset_ms + ends * step_ms).astype(np.int32)
-    out["id"] = labels[starts]
-    out["conf"] = (sums / np.maximum(ends - starts, 1)).astype(np.float32)
-    return out
-
-
-# ---------------------------------------------------------------- .trainer files
-
-
-@dataclass
-class TrainerIO:
-    """One ``<io>`` entry of a ``.trainer``.
-
-    Attributes
-    ----------
-    type : str
-        ``"input"`` or ``"output"``.
-    id : str
-        The key of the module's data dict (du-process ``--data`` id).
-    data : str
-        NOVA io type, e.g. ``stream:Video``, ``stream:SSIStream:dinov2``, ``annotation:Discrete``.
-    default_value : str
-        Stream or scheme name NOVA preselects.
-    default_active : bool
-    """
-
-    type: str
-    id: str
-    data: str
-    default_value: str = ""
-    default_active: bool = True
-
-
-@dataclass
-class TrainerSpec:
-    """What a ``.trainer`` holds (see :func:`write_trainer`).
-
-    Attributes
-    ----------
-    script, create : str
-        The DISCOVER script file and the Processor class it defines.
-    description, category : str
-        Shown in NOVA.
-    io : list of TrainerIO
-    options : list of (name, TYPE, default)
-        TYPE in STRING, BOOL, LIST (a LIST default is the comma-separated choices, the first being the default).
-    frame_step_ms, left_context_ms, right_context_ms : float
-        In ms.
-    is_iterable, trained, enable_post_process, is_trainable : bool
-        The ``<info>``/``<meta>`` flags du-process and NOVA read.
-    weights_path : str
-        ``<model path=...>`` of a trained model.
-    """
-
-    script: str
-    create: str
-    description: str
-    category: str
-    io: list[TrainerIO]
-    options: list[tuple[str, str, str]] = field(default_factory=list)
-    frame_step_ms: float = 0
-    left_context_ms: float = 0
-    right_context_ms: float = 0
-    is_iterable: bool = False
-    weights_path: str = ""
-    trained: bool = True
-    enable_post_process: bool = False
-    is_trainable: bool = False
-
-
-def option_string(options: Sequence[tuple[str, str, str]]) -> str:
-    """``{name:TYPE:default};...`` as NOVA parses it.
-
-    Raises
-    ------
-    TrainerFileError
-        If a name or default contains ``:``, ``;``, ``{`` or ``}`` (NOVA splits on them).
-    """
-    parts = []
-    for name, kind, default in options:
-        text = str(default)
-        if kind == "BOOL":
-            text = "True" if str(default).lower() in ("1", "true", "yes") else "False"
-        if any(ch in str(name) + text for ch in ":;{}"):
-            raise TrainerFileError(f"option {name!r}: NOVA cannot parse ':', ';', '{{' or '}}' in {text!r}")
-        parts.append(f"{{{name}:{kind}:{text}}}")
-    return ";".join(parts)
-
-
-def _ms(value: float) -> str:
-    # DISCOVER parses frame step and contexts to integer ms ("40ms" -> 40).
-    return f"{int(round(float(value)))}ms"
-
-
-def write_trainer(path: str | os.PathLike, spec: TrainerSpec) -> Path:
-    """Write a ``.trainer`` XML that NOVA lists and ``du-process`` runs; written atomically.
-
-    Layout follows DISCOVER 1.1 / discover-utils 1.2.1 (``<trainer ssi-v="5"><info trained="true"/><meta …><io/>
-    </meta><model create script optstr path/></trainer>``). Frame step and contexts are written as integer ms.
-
-    Raises
-    ------
-    TrainerFileError
-        For an option string NOVA could not parse.
-    """
-    path = Path(path)
-    root = ET.Element("trainer", {"ssi-v": "5"})
-    ET.SubElement(root, "info", {"trained": "true" if spec.trained else "false", "seed": "1234"})
-    meta = ET.SubElement(root, "meta", {
-        "backend": "nova-server",
-        "category": spec.category,
-        "description": spec.description,
-        "frameStep": _ms(spec.frame_step_ms),
-        "leftContext": _ms(spec.left_context_ms),
-        "rightContext": _ms(spec.right_context_ms),
-        "is_iterable": "True" if spec.is_iterable else "False",
-        "is_trainable": "True" if spec.is_trainable else "False",
-        "enable_post_process": "True" if spec.enable_post_process else "False",
-    })
-    for io in spec.io:
-        ET.SubElement(meta, "io", {"type": io.type, "id": io.id, "data": io.data, "default_value": io.default_value,
-                                   "default_active": "True" if io.default_active else "False"})
-    ET.SubElement(root, "model", {"create": spec.create, "script": spec.script,
-                                  "optstr": option_string(spec.options), "path": spec.weights_path})
-    tree = ET.ElementTree(root)
-    ET.indent(tree, space="    ")
-    return save_atomic(tree, path, writer=lambda doc, staged: doc.write(staged, encoding="utf-8",
-                                                                        xml_declaration=True))
-
-
-def read_trainer(path: str | os.PathLike):
-    """Parse a ``.trainer`` with discover-utils' own parser (what ``du-process``/DISCOVER use).
-
-    Raises
-    ------
-    TrainerFileError
-        If the file is missing, is not XML, or lacks ``<model create script>``.
-    """
-    from discover_utils.utils.ssi_xml_utils import Trainer
-
-    path = Path(path)
-    if not path.is_file():
-        raise TrainerFileError(f"{path}: no such .trainer file")
-    try:
-        model = ET.parse(path).getroot().find("model")
-        trainer = Trainer()
-        trainer.load_from_file(path)
-    except Exception as exc:
-        raise TrainerFileError(f"{path}: malformed .trainer ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
-    # discover-utils fills in create="PythonModel" when the attribute is absent: check the file itself
-    if model is None or not model.get("create") or not model.get("script"):
-        raise TrainerFileError(f"{path}: <model> needs 'create' and 'script' attributes")
-    return trainer
-
-
-# THE annotation reader lives in core.annotations; re-exported here for callers of nova_io.read_annotation.
-from nova_infant.core.annotations import read_annotation  # noqa: E402,F401
