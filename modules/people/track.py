@@ -11,9 +11,10 @@ Per sampled frame (default 5 per second):
 3. Palm detection (:class:`~nova_infant.people.blaze.PalmDetector`); each palm with score >= ``min_palm_score`` is
    confirmed by the hand-landmark model's hand-presence score >= ``min_hand_presence`` (MediaPipe Hands' own
    tracking threshold 0.5); at most ``max_hands`` hands are kept, best first.
-4. Counts are smoothed over ``smooth`` sampled frames (a running median, lower median at the ends): a person or
-   hand seen in one sampled frame only is dropped. On bikes.mp4 every person-free frame BlazePose + landmarks
-   confirmed was such an isolated frame, while real people stay for many frames (docs/people.md).
+4. Counts are smoothed over ``smooth`` sampled frames (a running median, lower median at the ends; default 5 =
+   1 s at 5 fps): a person or hand must be seen in most sampled frames of the window. On bikes.mp4 the
+   person-free frames that BlazePose + landmarks confirmed came alone or in pairs, while real people stay for many
+   frames (docs/people.md).
 5. Optionally objects (:mod:`nova_infant.people.objects`): a COCO detector's person count replaces BlazePose's
    (BlazePose finds one person well, crowds of small people badly), and per-class scores of the toys and things an
    infant plays with.
@@ -89,7 +90,7 @@ class Thresholds:
     min_hand_presence: float = MIN_HAND_PRESENCE
     max_people: int = 4
     max_hands: int = 4
-    smooth: int = 3
+    smooth: int = 5
 
 
 class PeopleModels:

@@ -150,7 +150,7 @@ SPEC = ModuleSpec(
                maximum=1),
         Option("max_people", "int", 4, "person candidates checked per frame", minimum=1, maximum=32),
         Option("max_hands", "int", 4, "hands kept per frame (hands stream slots)", minimum=1, maximum=16),
-        Option("smooth", "int", 3, "running median of the people and hand counts over this many sampled frames "
+        Option("smooth", "int", 5, "running median of the people and hand counts over this many sampled frames "
                "(1 = off)", minimum=1, maximum=1001),
         Option("objects", "choice", "auto", "auto: use the installed object model if any; off: none",
                choices=("auto", "off")),
