@@ -179,3 +179,34 @@ def test_du_process_default_request_writes_every_active_output(carphone_session,
     pres = load_annotation(paths["presence"])
     assert len(pres.data) >= 1 and int(pres.data["id"][0]) == 1  # one_person
     assert len(load_annotation(paths["hands_visible"]).data) >= 1
+
+
+def test_icep_trainer_fuses_dinov2_with_the_people_streams(tmp_path):
+    """The ICEP-R variant icep_train_<role>_dinov2_people declares dinov2 + people + skeleton + hands inputs (NOVA
+    matches them as substrings of the stream types the people module writes) and fuses the files row by row."""
+    from nova_infant.core.nova_io import make_ssi_stream, write_ssi_stream
+    from nova_infant.core.sample_media import carphone_path
+    from nova_infant.specs.base import FileSession, write_files
+    from nova_infant.specs.icep import TRAIN_SPECS, session_data
+    from nova_infant.specs.registry import SPECS
+
+    spec = TRAIN_SPECS["icep_train_caregiver_dinov2_people"]
+    types = [p.data.rsplit(":", 1)[1] for p in spec.inputs if p.id.startswith("feature_")]
+    assert types == ["dinov2", "people", "skeleton", "hands"]
+    assert [p.default for p in spec.inputs][:4] == ["dinov2", "people", "pose", "hands"]
+    assert "skeleton" in t.SKELETON_MEDIA_TYPE and "people" in t.PEOPLE_MEDIA_TYPE and "hands" in t.HANDS_MEDIA_TYPE
+
+    people = SPECS["people"]
+    session = FileSession({"video": carphone_path()}, tmp_path / "s1", role="caregiver")
+    paths = {p.name: p for p in write_files(people, people.run(session, people.parse_options({"sample_fps": "2"})),
+                                            session)}
+    dino = make_ssi_stream(np.random.default_rng(0).normal(size=(100, 8)), 25.0, "feature;video;dinov2",
+                           [f"pc{i}" for i in range(8)])
+    dino_path = write_ssi_stream(dino, tmp_path / "s1" / "caregiver.dinov2.stream")
+    fused = FileSession({"feature_0": dino_path, "feature_1": paths["caregiver.people.stream"],
+                         "feature_2": paths["caregiver.pose.stream"], "feature_3": paths["caregiver.hands.stream"]},
+                        tmp_path / "o", name="s1")
+    data = session_data(fused)
+    assert data.n_frames == 100 and data.dim == 8 + 6 + 100 + 48 * 4
+    rows = data.features(0, 100)
+    assert rows.shape == (100, data.dim) and (rows[:, 8] == 1).all()  # the people count: one person throughout
