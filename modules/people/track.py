@@ -15,9 +15,9 @@ Per sampled frame (default 5 per second):
    1 s at 5 fps): a person or hand must be seen in most sampled frames of the window. On bikes.mp4 the
    person-free frames that BlazePose + landmarks confirmed came alone or in pairs, while real people stay for many
    frames (docs/people.md).
-5. Optionally objects (:mod:`nova_infant.people.objects`): a COCO detector's person count replaces BlazePose's
-   (BlazePose finds one person well, crowds of small people badly), and per-class scores of the toys and things an
-   infant plays with.
+5. Optionally objects (:mod:`nova_infant.people.objects`): the person count is the larger of the COCO detector's
+   and BlazePose's (NanoDet finds crowds of small people that BlazePose misses, BlazePose close or partly hidden
+   people NanoDet misses: bikes.mp4's cyclist), and per-class scores of the toys and things an infant plays with.
 """
 
 from __future__ import annotations
@@ -209,7 +209,7 @@ class PeopleResult:
     sample_ms : ndarray, float64, shape (n_samples,)
         Times of the analysed frames (ms).
     counts : ndarray, int64, shape (n_samples,)
-        People per sampled frame (BlazePose confirmed, or the object detector's person count when installed),
+        People per sampled frame (BlazePose confirmed, or the object detector's person count where larger),
         smoothed (:func:`smooth_counts`); ``meta["raw_counts"]`` before smoothing.
     hand_counts : ndarray, int64, shape (n_samples,)
         Confirmed hands per sampled frame, smoothed; ``meta["raw_hand_counts"]`` before.
@@ -360,8 +360,8 @@ def tag_people(path: str, sample_fps="5", th: Thresholds | None = None, hands: b
             if obj is not None:
                 found = objects.detect(frame)
                 persons = [d for d in found if d.label == "person"]
-                counts[pos] = len(persons)
-                if persons:
+                if len(persons) > counts[pos]:  # the larger count: NanoDet finds crowds, BlazePose close people
+                    counts[pos] = len(persons)
                     conf_p[pos] = max(d.score for d in persons)
                     if not f.people:
                         best = max(persons, key=lambda d: d.score)
