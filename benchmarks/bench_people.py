@@ -45,7 +45,7 @@ def main(argv=None) -> dict:
     from nova_infant.core.media import VideoSource
     from nova_infant.core.sample_media import carphone_path, opencv_video
     from nova_infant.people import track as t
-    from nova_infant.people.objects import load_detector
+    from nova_infant.people.nanodet import load_detector
 
     models = t.PeopleModels(threads=a.threads)
     t._MODELS["people"] = models

@@ -152,9 +152,10 @@ def test_module_writes_nova_files_without_object_model(tmp_path, monkeypatch):
         (cache / name).symlink_to(models_dir() / name)
     monkeypatch.setenv("NOVA_INFANT_MODELS", str(cache))
     monkeypatch.setattr(t, "_MODELS", {})
-    from nova_infant.core.nova_io import load_ssi_stream
+    from nova_infant.core.streams import load_ssi_stream
     from nova_infant.core.sample_media import carphone_path
-    from nova_infant.specs.base import FileSession, write_files
+    from nova_infant.specs.sessions import FileSession
+    from nova_infant.specs.writing import write_files
     from nova_infant.specs.registry import SPECS
     from nova_infant.taggers.outputs import load_annotation
 
@@ -182,7 +183,7 @@ def test_du_process_default_request_writes_every_active_output(carphone_session,
     """Exactly the outputs people.trainer marks active, as NOVA requests them by default."""
     from conftest import run_default_request
 
-    from nova_infant.core.nova_io import load_ssi_stream
+    from nova_infant.core.streams import load_ssi_stream
     from nova_infant.taggers.outputs import load_annotation
 
     sess = Path(carphone_session["dir"])
@@ -201,9 +202,10 @@ def test_du_process_default_request_writes_every_active_output(carphone_session,
 def test_icep_trainer_fuses_dinov2_with_the_people_streams(tmp_path):
     """The ICEP-R variant icep_train_<role>_dinov2_people declares dinov2 + people + skeleton + hands inputs (NOVA
     matches them as substrings of the stream types the people module writes) and fuses the files row by row."""
-    from nova_infant.core.nova_io import make_ssi_stream, write_ssi_stream
+    from nova_infant.core.streams import make_ssi_stream, write_ssi_stream
     from nova_infant.core.sample_media import carphone_path
-    from nova_infant.specs.base import FileSession, write_files
+    from nova_infant.specs.sessions import FileSession
+    from nova_infant.specs.writing import write_files
     from nova_infant.specs.icep import TRAIN_SPECS, session_data
     from nova_infant.specs.registry import SPECS
 
@@ -333,7 +335,7 @@ def test_users_onnx_detector_with_nms_or_raw_yolo_outputs(tmp_path):
 
 
 def _nanodet():
-    from nova_infant.people.objects import load_detector
+    from nova_infant.people.nanodet import load_detector
 
     det, why = load_detector("", "teddy bear,sports ball,bottle,cup,book")
     if det is None:

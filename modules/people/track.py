@@ -28,7 +28,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from nova_infant.core.errors import OptionError
-from nova_infant.core.grid import FrameGrid
+from nova_infant.core.grid import FrameGrid, session_grid
+from nova_infant.core.media import VideoSource
+from nova_infant.people.blaze import HAND_LANDMARKS, HandLandmarker, PalmDetector, PoseDetector, PoseLandmarker
+from nova_infant.taggers.emotion import hold_on_grid, sample_times_ms
 
 log = logging.getLogger("nova_infant")
 
@@ -74,8 +77,6 @@ def hand_dims(max_hands: int) -> list[str]:
     -------
     list of str, length ``max_hands * 48``
     """
-    from nova_infant.people.blaze import HAND_LANDMARKS
-
     per = HAND_VALUES + [f"{n}_{c}" for n in HAND_LANDMARKS for c in ("x", "y")]
     return [f"hand{i}_{v}" for i in range(max_hands) for v in per]
 
@@ -103,8 +104,6 @@ class PeopleModels:
     """
 
     def __init__(self, threads: int = 1):
-        from nova_infant.people.blaze import HandLandmarker, PalmDetector, PoseDetector, PoseLandmarker
-
         self.pose_det, self.pose_lm = PoseDetector(threads=threads), PoseLandmarker(threads=threads)
         self.palm_det, self.hand_lm = PalmDetector(threads=threads), HandLandmarker(threads=threads)
 
@@ -317,10 +316,6 @@ def tag_people(path: str, sample_fps="5", th: Thresholds | None = None, hands: b
     ------
     VideoDecodeError, WeightsUnavailableError, OptionError
     """
-    from nova_infant.core.grid import session_grid
-    from nova_infant.core.media import VideoSource
-    from nova_infant.taggers.emotion import hold_on_grid, sample_times_ms
-
     th = th or Thresholds()
     if th.max_people < 1 or th.max_hands < 1:
         raise OptionError(f"max_people and max_hands must be >= 1, got {th.max_people}, {th.max_hands}")

@@ -12,31 +12,34 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
+from nova_infant.core.annotations import frames_to_segments
+from nova_infant.people import track as t
+from nova_infant.people.nanodet import load_detector
+from nova_infant.people.objects import OBJECTS_MEDIA_TYPE, parse_classes
 from nova_infant.specs import options as shared
-from nova_infant.specs.base import DiscreteData, ModuleSpec, Option, Port, Result, StreamData
+from nova_infant.specs.emotion_tagger import _sample_fps as _emotion_sample_fps
+from nova_infant.specs.module_spec import ModuleSpec
+from nova_infant.specs.options import Option
+from nova_infant.specs.ports import DiscreteData, Port, Result, StreamData
 
 #: Objects infants play with or are fed from, as COCO names (NanoDet/YOLO class list); option ``object_classes``.
 DEFAULT_OBJECTS = "teddy bear,sports ball,bottle,cup,book,spoon,bowl,cell phone,remote,toothbrush,scissors,kite"
 
 
 def _sample_fps(value: Any, name: str) -> str:
-    from nova_infant.specs.emotion_tagger import _sample_fps as check
-
-    return check(value, name)
+    return _emotion_sample_fps(value, name)
 
 
 def _classes(value: Any, name: str) -> str:
-    from nova_infant.people.objects import parse_classes
-
     parse_classes(value, name)
     return str(value)
 
 
 def thresholds(o: dict):
     """:class:`~nova_infant.people.track.Thresholds` of parsed options."""
-    from nova_infant.people.track import Thresholds
-
-    return Thresholds(o["min_person_score"], o["min_pose_presence"], o["min_palm_score"], o["min_hand_presence"],
+    return t.Thresholds(o["min_person_score"], o["min_pose_presence"], o["min_palm_score"], o["min_hand_presence"],
                       o["max_people"], o["max_hands"], o["smooth"])
 
 
@@ -45,7 +48,7 @@ def run(session, o: dict) -> Result:
 
     Parameters
     ----------
-    session : nova_infant.specs.base.Session
+    session : nova_infant.specs.sessions.Session
     o : dict
         Parsed options of :data:`SPEC`.
 
@@ -59,12 +62,9 @@ def run(session, o: dict) -> Result:
     VideoDecodeError, OptionError, WeightsUnavailableError
         One line naming the file.
     """
-    from nova_infant.people.objects import load_detector
-    from nova_infant.people.track import tag_people
-
     detector, why = session.cached("objects", lambda: load_detector(o["object_model"], o["object_classes"],
                                                                     o["min_object_score"], o["objects"]))
-    r = tag_people(str(session.path("video")), sample_fps=o["sample_fps"], th=thresholds(o), hands=o["hands"],
+    r = t.tag_people(str(session.path("video")), sample_fps=o["sample_fps"], th=thresholds(o), hands=o["hands"],
                    objects=detector, step_ms=o["frame_step"], duration_ms=o["duration_ms"],
                    reference_duration_ms=session.reference_duration_ms())
     res = result_of(r, o)
@@ -74,7 +74,7 @@ def run(session, o: dict) -> Result:
 
 
 def result_of(r, o: dict) -> Result:
-    """The :class:`~nova_infant.specs.base.Result` of a people run.
+    """The :class:`~nova_infant.specs.ports.Result` of a people run.
 
     Parameters
     ----------
@@ -90,12 +90,6 @@ def result_of(r, o: dict) -> Result:
         ``size`` W:H, ``num`` 1, ``normalized`` true: what NOVA's skeleton overlay reads), ``hands`` (float32
         (n_rows, 48 x max_hands)), ``objects`` (float32 (n_rows, n_classes)).
     """
-    import numpy as np
-
-    from nova_infant.core.nova_io import frames_to_segments
-    from nova_infant.people import track as t
-    from nova_infant.people.objects import OBJECTS_MEDIA_TYPE, parse_classes
-
     step, rate = r.grid.step_ms, r.grid.sample_rate_hz
     w, h = r.meta["frame_size"]
     base = {"size": f"{int(w)}:{int(h)}", "sample_fps": r.meta["sample_fps"]}
