@@ -56,7 +56,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--audio-seconds", type=float, default=120.0)
     args = ap.parse_args(argv)
     from nova_infant.core.media import VideoSource, read_audio
-    from nova_infant.taggers.audio_events import load_backend, tag_audio_events
+    from nova_infant.taggers.audio_events import tag_audio_events
+    from nova_infant.taggers.audio_model import load_backend
     from nova_infant.taggers.emotion import _models, tag_emotion
 
     out = {"cpu_count": os.cpu_count()}
@@ -82,7 +83,7 @@ def main(argv=None) -> dict:
             args.seconds / (time.perf_counter() - t), 1)
 
         wav = _audio(Path(d) / "speech_music.wav", args.audio_seconds)
-        from nova_infant.taggers import audio_events as ae
+        from nova_infant.taggers import audio_model as am
 
         load_backend("yamnet")
         tag_audio_events(str(wav))  # warm-up (model, crying head, page cache)
@@ -92,12 +93,12 @@ def main(argv=None) -> dict:
         t = time.perf_counter()
         tag_audio_events(str(wav))
         tag_s = time.perf_counter() - t
-        pooled = ae._BACKENDS["yamnet"]
-        ae._BACKENDS["yamnet"] = ae.YamnetBackend(threads=1)
+        pooled = am._BACKENDS["yamnet"]
+        am._BACKENDS["yamnet"] = am.YamnetBackend(threads=1)
         t = time.perf_counter()
         tag_audio_events(str(wav))
         serial_s = time.perf_counter() - t
-        ae._BACKENDS["yamnet"] = pooled
+        am._BACKENDS["yamnet"] = pooled
         out["audio_events"] = {"audio_s": args.audio_seconds, "read_only_rtf": round(args.audio_seconds / read_s, 1),
                                "tagger_rtf": round(args.audio_seconds / tag_s, 1),
                                "one_window_at_a_time_rtf": round(args.audio_seconds / serial_s, 1),

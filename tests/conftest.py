@@ -126,7 +126,7 @@ def burst_audio(path, sample_rate: int, duration_ms: float, burst_ms: tuple[floa
 def donateacry():
     """The Donate-a-cry corpus folder (``$NOVA_INFANT_DONATEACRY`` or ``../shared/data/donateacry`` beside the
     repository); tests that need real infant cries skip with the reason when a clone has no shared data."""
-    from nova_infant.taggers.crying import CORPUS_ENV, corpus_dir
+    from nova_infant.taggers.crying_data import CORPUS_ENV, corpus_dir
 
     root = corpus_dir()
     if not (root / "manifest.csv").is_file():

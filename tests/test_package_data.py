@@ -10,7 +10,7 @@ from nova_infant.core import package_data
 from nova_infant.core.errors import AnnotationError
 from nova_infant.core.schemes import (annotation_scheme, class_names, load_scheme, package_scheme_files,
                                       parse_scheme)
-from nova_infant.taggers.audio_events import CLASSES as EVENT_CLASSES
+from nova_infant.taggers.audio_classes import CLASSES as EVENT_CLASSES
 from nova_infant.taggers.emotion import INFANT_CLASSES as EMOTION_CLASSES, OUTCOMES
 from nova_infant.taggers.outputs import continuous_annotation, discrete_annotation, load_annotation, write_annotation
 

@@ -121,7 +121,7 @@ def test_older_layout_is_refused_with_how_to_convert_and_converts(tmp_path):
 
 
 def test_shipped_crying_model_is_a_saved_model_with_its_notice_in_the_package_data():
-    from nova_infant.taggers.audio_events import HEAD_DIR, load_default_head
+    from nova_infant.taggers.crying import HEAD_DIR, load_default_head
 
     head = load_default_head()
     assert head is not None and head.classes == ["baby_crying", "speech"]

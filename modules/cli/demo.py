@@ -39,7 +39,7 @@ from nova_infant.core.validation import device_option, int_option, step_option
 from nova_infant.review.annotations import read_annotation, segments
 from nova_infant.review.timeline import build_tracks, render_html, render_png
 from nova_infant.taggers.assets import model_file, yamnet_files
-from nova_infant.taggers.audio_events import CLASSES as EVENTS
+from nova_infant.taggers.audio_classes import CLASSES as EVENTS
 
 DATASET, SESSION = "demo", "carphone64"
 

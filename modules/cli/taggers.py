@@ -21,8 +21,10 @@ from nova_infant.specs.emotion_tagger import SPEC as EMOTION
 from nova_infant.specs.sessions import FileSession
 from nova_infant.specs.writing import write_files
 from nova_infant.taggers.assets import install_models
-from nova_infant.taggers.audio_events import CLASSES, fit_audio_head, segments_from_annotation
-from nova_infant.taggers.crying import cross_validate, format_report, train_default_head
+from nova_infant.taggers.audio_classes import CLASSES
+from nova_infant.taggers.audio_events import fit_audio_head, segments_from_annotation
+from nova_infant.taggers.crying import TRAINING_SETS, train_default_head
+from nova_infant.taggers.crying_cv import cross_validate, format_report
 from nova_infant.taggers.emotion import fit_emotion_head
 from nova_infant.taggers.evaluate import (emotion_scores, event_scores, frame_scores_by_class, plot_timeline,
                                           segments_to_frames)
@@ -78,15 +80,23 @@ def register(subparsers) -> None:
 
     s = sub.add_parser("crying-cv", help="recorder-grouped cross-validation of the crying model on the "
                                           "Donate-a-cry corpus (prints the figures of docs/audio-event-tagger.md)")
-    s.add_argument("--corpus", help="corpus folder (default $NOVA_INFANT_DONATEACRY or ../shared/data/donateacry)")
+    s.add_argument("--corpus", help="8 kHz corpus folder (default $NOVA_INFANT_DONATEACRY or "
+                                     "../shared/data/donateacry)")
+    s.add_argument("--corpus16", help="16 kHz corpus folder (default $NOVA_INFANT_DONATEACRY16 or "
+                                       "../shared/data/donateacry-16k)")
     s.add_argument("--folds", type=int, default=5)
+    s.add_argument("--methods", default="8k,phone,both+floor",
+                   help="training sets to compare (nova_infant.taggers.crying.TRAINING_SETS), comma-separated")
     s.add_argument("--cache", help="folder for cached YAMNet logits (speeds up re-runs)")
     s.add_argument("--json", help="also write every fold's figures to this JSON file")
     s.set_defaults(func=cmd_crying_cv)
 
     s = sub.add_parser("train-crying-head", help="retrain the shipped crying model on the Donate-a-cry corpus")
     s.add_argument("--out", required=True, help="head folder (the shipped one: modules/taggers/data/crying_head)")
-    s.add_argument("--corpus", help="corpus folder (default $NOVA_INFANT_DONATEACRY or ../shared/data/donateacry)")
+    s.add_argument("--corpus", help="8 kHz corpus folder (default $NOVA_INFANT_DONATEACRY or "
+                                     "../shared/data/donateacry)")
+    s.add_argument("--corpus16", help="16 kHz corpus folder (default $NOVA_INFANT_DONATEACRY16 or "
+                                       "../shared/data/donateacry-16k)")
     s.add_argument("--cache", help="folder for cached YAMNet logits")
     s.set_defaults(func=cmd_train_crying)
 
@@ -229,15 +239,21 @@ def cmd_train(args) -> int:
 
 
 def cmd_crying_cv(args) -> int:
-    """``taggers crying-cv``: recorder-grouped cross-validation of the crying model on the Donate-a-cry corpus
-    (:func:`nova_infant.taggers.crying.cross_validate`); prints the report, optionally writes JSON.
+    """``taggers crying-cv``: recorder- and speaker-grouped cross-validation of the crying model's training sets on
+    three arms (8 kHz cries, 16 kHz cries, 16 kHz cries over a room floor next to speech and music;
+    :func:`nova_infant.taggers.crying_cv.cross_validate`); prints the report, optionally writes JSON.
 
     Returns
     -------
     int
         0; errors are ``NovaInfantError`` (one line, exit code 2).
     """
-    result = cross_validate(args.corpus, n_folds=args.folds, cache=args.cache)
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    unknown = [m for m in methods if m not in TRAINING_SETS]
+    if unknown or not methods:
+        raise OptionError(f"option methods: {unknown or args.methods!r} not among {', '.join(TRAINING_SETS)}")
+    result = cross_validate(args.cache, n_folds=args.folds, methods=methods, corpus=args.corpus,
+                            corpus16=args.corpus16)
     print(format_report(result))
     if args.json:
         _write_json(result, args.json)
@@ -259,7 +275,7 @@ def cmd_train_crying(args) -> int:
     int
         0; errors are ``NovaInfantError`` (one line, exit code 2).
     """
-    print(train_default_head(args.out, args.corpus, args.cache))
+    print(train_default_head(args.out, args.cache, corpus=args.corpus, corpus16=args.corpus16))
     return 0
 
 

@@ -30,8 +30,8 @@ from nova_infant.core.errors import OptionError
 from nova_infant.core.media import read_audio
 from nova_infant.cry import features as F
 from nova_infant.cry import models as M
-from nova_infant.taggers.audio_events import load_backend
-from nova_infant.taggers.crying import manifest_rows
+from nova_infant.taggers.audio_model import load_backend
+from nova_infant.taggers.crying_data import manifest_rows
 
 log = logging.getLogger("nova_infant")
 
@@ -94,7 +94,7 @@ def clip_features(clips: list[Clip], progress: bool = True) -> list[dict]:
 
 def yamnet_features(clips: list[Clip], progress: bool = True) -> np.ndarray:
     """Per clip, mean and max over YAMNet windows of the 521 AudioSet logits (the audio tagger's backbone,
-    :mod:`nova_infant.taggers.audio_events`, on the clip resampled to 16 kHz).
+    :mod:`nova_infant.taggers.audio_model`, on the clip resampled to 16 kHz).
 
     Parameters
     ----------

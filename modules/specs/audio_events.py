@@ -18,7 +18,8 @@ from nova_infant.specs import options as shared
 from nova_infant.specs.module_spec import ModuleSpec
 from nova_infant.specs.options import Option
 from nova_infant.specs.ports import DiscreteData, Port, Result, StreamData
-from nova_infant.taggers.audio_events import CLASSES, tag_audio_events
+from nova_infant.taggers.audio_classes import CLASSES
+from nova_infant.taggers.audio_events import tag_audio_events
 
 MEDIA_TYPE = "feature;audio;audio_events"
 
