@@ -275,6 +275,13 @@ def test_du_process_trains_on_carphone_then_the_written_predictor_writes_tracks_
     face = val.data["conf"] > 0
     assert face.mean() > 0.8 and np.isfinite(val.data["score"][face]).all()
     assert np.isnan(val.data["score"][~face]).all() and np.abs(val.data["score"][face]).max() <= 1
+    from nova_rules import check_annotation  # NOVA's reader: gaps spelled NaN with conf 0, finite confidences
+
+    for name in ("valence", "arousal"):
+        path = sess / f"infant.{name}.affect.annotation"
+        assert check_annotation(path) == [], path
+        lines = (sess / f"infant.{name}.affect.annotation~").read_text().splitlines()
+        assert [ln.startswith("NaN;") for ln in lines] == list(~face)
     expr = read_annotation(sess / "infant.expression.affect.annotation")
     names = [expr.annotation_scheme.classes[k]["name"] for k in sorted(expr.annotation_scheme.classes, key=int)]
     assert names[-1] == "no_face" and len(expr.data) >= 1 and expr.data["to"][-1] == 4000

@@ -148,13 +148,11 @@ def probability_annotations(bundle: Bundle, pred: Prediction, role: str = "", an
         0..1, conf 1.
     """
     from discover_utils.data.annotation import ContinuousAnnotation, ContinuousAnnotationScheme
-    from discover_utils.utils.type_definitions import LabelDType
+    from nova_infant.core.continuous import gap_rows
 
     out = {}
     for c, name in enumerate(bundle.label_map.target.names):
-        data = np.zeros(len(pred.labels), dtype=LabelDType.CONTINUOUS.value)
-        data["score"] = pred.probs[:, c]
-        data["conf"] = 1.0
+        data = gap_rows(pred.probs[:, c], np.ones(len(pred.labels), np.float32))
         scheme = ContinuousAnnotationScheme(name=f"{bundle.label_map.target.name}-p{name}",
                                             sample_rate=1000.0 / pred.step_ms, min_val=0.0, max_val=1.0)
         out[name] = ContinuousAnnotation(scheme=scheme, data=data, role=role, annotator=annotator, session=session,
