@@ -86,8 +86,12 @@ class Prediction:
         return frames_to_segments(self.labels, self.step_ms, self.conf)
 
 
-def predict_session(bundle: Bundle, session: SessionData, min_dur_ms: float = 0.0, batch_size: int = 64) -> Prediction:
+def predict_session(bundle: Bundle, session: SessionData, min_dur_ms: float | None = None,
+                    batch_size: int = 64) -> Prediction:
     """Check the session against the bundle's feature spec, predict every frame, smooth.
+
+    ``min_dur_ms`` (shortest segment kept, ms): None or negative = the bundle's (:attr:`Bundle.min_dur_ms`, the
+    smoothing its cross-validation evaluated), 0 = no smoothing.
 
     Raises
     ------
@@ -100,6 +104,8 @@ def predict_session(bundle: Bundle, session: SessionData, min_dur_ms: float = 0.
     cfg = bundle.config
     probs = predict_proba(bundle.model, bundle.normaliser, session, cfg.window, cfg.stride, batch_size,
                           normalise=cfg.normalise)
+    if min_dur_ms is None or min_dur_ms < 0:
+        min_dur_ms = bundle.min_dur_ms
     labels = smooth_min_duration(probs.argmax(1), probs, int(round(float(min_dur_ms) / session.step_ms)))
     conf = probs[np.arange(len(labels)), labels]
     return Prediction(labels, conf.astype(np.float32), probs, session.step_ms)
