@@ -419,6 +419,11 @@ def save_annotation(ctx: Mapping[str, Any], annotation, dataset: str, session: s
         bad = sorted(set(np.asarray(annotation.data["id"]).tolist()) - allowed)
         if bad:
             raise AnnotationError(f"{where}: label ids {bad} are not classes of the scheme")
+    from nova_infant.core.continuous import gap_rows, is_continuous_annotation
+
+    if is_continuous_annotation(annotation) and annotation.data is not None and len(annotation.data):
+        # NOVA's gap rule (core.continuous): a missing score is NaN with conf 0, confidences finite
+        annotation.data = gap_rows(annotation.data["score"], annotation.data["conf"])
     handler = _handler(ctx, AnnotationHandler)
     try:
         with warnings.catch_warnings():
