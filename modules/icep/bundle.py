@@ -117,8 +117,10 @@ def save_bundle(out_dir: str | os.PathLike, fitted: FitResult, lmap: LabelMap, f
               "class_weights": fitted.class_weights.tolist(), "label_map": lmap.to_json(),
               "feature_spec": features, "training": training or {},
               "smoothing": {"min_dur_ms": float(min_dur_ms),
-                            "note": "the smoothing the cross-validation evaluated (model_smoothed in metrics.json); "
-                                    "the predictor applies it unless option min_dur_ms is given"}}
+                            "note": ("the smoothing the cross-validation evaluated (model_smoothed in metrics.json)"
+                                     if metrics is not None else "the training option min_dur_ms (no "
+                                     "cross-validation ran)")
+                                    + "; the predictor applies it unless option min_dur_ms is given"}}
     files = {"normaliser.json": json.dumps(fitted.normaliser.to_json())}
     if metrics is not None:
         files["metrics.json"] = json.dumps(metrics, indent=2)
