@@ -20,7 +20,7 @@ from pathlib import Path
 def main(argv=None) -> int:
     from tqdm import tqdm
 
-    from nova_infant.core.nova_io import atomic_file
+    from nova_infant.core.atomic import atomic_file
     from nova_infant.cry.evaluation import SETTINGS, corpus_clips
     from nova_infant.cry.session import training_item
     from nova_infant.cry.trainer_cv import recorder_cv

@@ -53,7 +53,7 @@ def _options(**kw):
 
 def _train(tmp_path, items, **kw):
     from nova_infant.core.package_data import TRAINER_DIR
-    from nova_infant.specs.base import TrainContext
+    from nova_infant.specs.module_spec import TrainContext
     from nova_infant.specs.cry_reason import train_fit
 
     cml = tmp_path / "cml"

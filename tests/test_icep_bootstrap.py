@@ -114,7 +114,9 @@ def test_bundle_records_the_cv_smoothing_and_its_predictor_applies_it_by_default
     raw = predict_session(bundle, session, 0)
     runs = lambda labels: np.flatnonzero(np.diff(labels)) + 1  # noqa: E731
     assert len(runs(default.labels)) < len(runs(raw.labels))  # smoothing applied unless asked not to
-    trainer = write_predictor_trainer(tmp_path / "b").read_text()
+    from nova_infant.specs.icep import predictor_options
+
+    trainer = write_predictor_trainer(tmp_path / "b", options=predictor_options()).read_text()
     assert re.search(r"min_dur_ms:STRING:2000\b", trainer), trainer
 
 

@@ -15,7 +15,7 @@ def _write(folder, rows):
     from discover_utils.data.annotation import DiscreteAnnotation
     from discover_utils.utils.type_definitions import LabelDType
 
-    from nova_infant.core.nova_io import write_annotation
+    from nova_infant.core.annotations import write_annotation
 
     data = np.array([(a, b, c, 1.0) for a, b, c in rows], dtype=LabelDType.DISCRETE.value)
     anno = DiscreteAnnotation(scheme=INFANT.discover_scheme(), data=data, role="infant", annotator="gold")

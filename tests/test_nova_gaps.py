@@ -62,7 +62,9 @@ def test_du_process_file_handler_path_writes_nan_too(tmp_path):
 def test_valence_and_affect_specs_write_face_gaps_nova_reads_as_gaps(tmp_path):
     """The spec writer (CLI and DISCOVER alike) on the valence predictor's and the affect predictor's results with
     rows without a face: NaN score, conf 0 on disk."""
-    from nova_infant.specs.base import ContinuousData, FileSession, Result, write_files
+    from nova_infant.specs.ports import ContinuousData, Result
+    from nova_infant.specs.sessions import FileSession
+    from nova_infant.specs.writing import write_files
     from nova_infant.specs.registry import SPECS
 
     values = np.array([10.0, np.nan, -20.0, np.nan], np.float32)

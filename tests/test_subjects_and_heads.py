@@ -44,7 +44,7 @@ def test_asking_for_au_or_expr_without_codes_is_an_error():
                                             (("va", "au"), ["arousal", "au", "va_stream", "valence"]),
                                             (("expr",), ["expression"])])
 def test_trained_affect_predictor_trainer_declares_exactly_the_models_heads(tmp_path, tasks, outputs):
-    from nova_infant.core.nova_io import write_trainer
+    from nova_infant.core.trainer_files import write_trainer
     from nova_infant.specs.affect import predictor_trainer_spec
 
     path = write_trainer(tmp_path / "affect_lab.trainer", predictor_trainer_spec("lab", tasks, "affect_models/lab", 40))

@@ -20,6 +20,8 @@ import logging
 import numpy as np
 
 from nova_infant.core.errors import OptionError
+from nova_infant.cry.evaluation import make_splits, metrics
+from nova_infant.cry.session import TrainingItem, train_model
 
 log = logging.getLogger("nova_infant")
 
@@ -28,8 +30,6 @@ BOOTSTRAP_ROUNDS = 1000
 
 def _subset(item, mask: np.ndarray):
     """A :class:`~nova_infant.cry.session.TrainingItem` holding only the windows in ``mask``."""
-    from nova_infant.cry.session import TrainingItem
-
     return TrainingItem(item.session, {k: v[mask] for k, v in item.features.items()},
                         [n for n, keep in zip(item.labels, mask) if keep], item.classes,
                         None if item.face is None else item.face[mask],
@@ -69,9 +69,6 @@ def recorder_cv(items: list, groups: dict[str, str], n_folds: int = 5, epochs_ae
     OptionError
         Fewer than 2 recorders or fewer than 2 coded reasons (no CV possible: the caller says so and goes on).
     """
-    from nova_infant.cry.evaluation import make_splits, metrics
-    from nova_infant.cry.session import train_model
-
     import dataclasses
 
     # items made without segment ids (older callers): each session is one segment

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from nova_infant.core.annotations import frames_to_segments
+from nova_infant.core.continuous import gap_rows
 from nova_infant.icep.bundle import Bundle, check_session
 from nova_infant.icep.dataset import SessionData
 from nova_infant.core.atomic import safe_name, save_atomic
@@ -154,8 +155,6 @@ def probability_annotations(bundle: Bundle, pred: Prediction, role: str = "", an
         0..1, conf 1.
     """
     from discover_utils.data.annotation import ContinuousAnnotation, ContinuousAnnotationScheme
-    from nova_infant.core.continuous import gap_rows
-
     out = {}
     for c, name in enumerate(bundle.label_map.target.names):
         data = gap_rows(pred.probs[:, c], np.ones(len(pred.labels), np.float32))

@@ -14,6 +14,7 @@ import numpy as np
 from nova_infant.core import annotations as core_annotations
 from nova_infant.core.annotations import read_annotation  # noqa: F401  (THE reader, re-exported for review)
 from nova_infant.core.errors import AnnotationError
+from nova_infant.core.grid import segment_index_at
 from nova_infant.core.schemes import SchemeClass, annotation_scheme  # noqa: F401  (SchemeClass: re-exported)
 
 GARBAGE_ID = -1  # NOVA's garbage label
@@ -130,8 +131,6 @@ def sample_frames(annotation, step_ms: float, n_frames: int) -> np.ndarray:
     """
     if step_ms <= 0:
         raise AnnotationError(f"frame step must be > 0 ms, got {step_ms}")
-    from nova_infant.core.grid import segment_index_at
-
     centres = (np.arange(n_frames) + 0.5) * float(step_ms)
     seg = segments(annotation)
     out = np.full(n_frames, NO_LABEL, np.int64)

@@ -166,7 +166,7 @@ def predictor_trainer_spec(name: str, tasks, rel: str, step_ms: float):
 
     Returns
     -------
-    nova_infant.core.nova_io.TrainerSpec
+    nova_infant.core.trainer_files.TrainerSpec
     """
     spec = PREDICT_SPEC.trainer_spec()
     keep = {p for t in tasks for p in HEAD_OUTPUTS[t]}

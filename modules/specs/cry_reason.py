@@ -16,6 +16,7 @@ from nova_infant.core.trainer_files import write_trainer
 from nova_infant.cry.models import load_resnet50
 from nova_infant.cry.session import (discrete_segments, load_cry_model, predict_reasons, save_cry_model, train_model,
                                      training_item)
+from nova_infant.cry.trainer_cv import recorder_cv
 from nova_infant.specs import options as shared
 from nova_infant.specs.module_spec import ModuleSpec, TrainResult
 from nova_infant.specs.options import Option
@@ -128,8 +129,7 @@ def train_fit(items: list, o: dict, ctx) -> TrainResult:
 def _evaluate(items: list, o: dict) -> dict:
     """The recorder-grouped CV of :func:`nova_infant.cry.trainer_cv.recorder_cv` (option ``cv_folds``; 0 skips it),
     its one line printed; ``{"skipped": reason}`` when skipped or impossible (one recorder, one reason)."""
-    from nova_infant.cry.trainer_cv import recorder_cv
-    from nova_infant.icep.evaluation import parse_groups
+    from nova_infant.icep.evaluation import parse_groups  # loads torch: imported on use
 
     if o["cv_folds"] == 0:
         line = "cross-validation skipped (option cv_folds 0): the model's worth is unknown"
