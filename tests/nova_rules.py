@@ -204,6 +204,21 @@ def nova_face_box_px(row, width: int, height: int) -> tuple[int, int, int, int]:
 # ---------------------------------------------------------------- annotations (Types/AnnoListFile.cs)
 
 
+# .NET Framework 4.8 double.TryParse (NumberStyles.Float | AllowThousands, invariant digits): digits with an
+# optional sign, point and exponent, or exactly the NumberFormatInfo symbols "NaN", "Infinity", "-Infinity"
+# (case-sensitive there; numpy writes "nan"/"inf", which fail and NOVA then shows 0).
+_DOTNET_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
+_DOTNET_SYMBOLS = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
+
+
+def dotnet_double(text: str) -> float | None:
+    """The value .NET Framework's ``double.TryParse`` gives ``text``, or None where it fails (NOVA's continuous reader,
+    Types/AnnoListFile.cs: a failed score becomes 0; a failed conf throws)."""
+    if text.strip() in _DOTNET_SYMBOLS:
+        return _DOTNET_SYMBOLS[text.strip()]
+    return float(text) if _DOTNET_NUMBER.fullmatch(text) else None
+
+
 def check_annotation(path: str | Path) -> list[str]:
     """A NOVA ``.annotation`` header + ``~`` data file as ``AnnoListFile.LoadfromFile`` reads it."""
     path = Path(path)
@@ -255,10 +270,16 @@ def check_annotation(path: str | Path) -> list[str]:
                     raise ValueError("bad times or conf")
                 if label >= 0 and str(label) not in ids:
                     raise ValueError(f"id {label} is no scheme item (NOVA shows it as nothing)")
-            elif kind == "CONTINUOUS":  # score;conf (score NaN allowed, conf parsed strictly)
-                conf = float(fields[1])
-                if not np.isfinite(conf):
-                    raise ValueError("conf not finite")
+            elif kind == "CONTINUOUS":
+                score, conf = dotnet_double(fields[0]), dotnet_double(fields[1])
+                if score is None:  # TryParse fails -> NOVA silently shows 0, not a gap
+                    raise ValueError(f"score {fields[0]!r}: .NET double.TryParse fails, NOVA shows 0 (write 'NaN')")
+                if conf is None or not np.isfinite(conf):  # a nan/NaN conf makes NOVA throw (FormatException)
+                    raise ValueError(f"conf {fields[1]!r} is not a finite number")
+                if np.isinf(score):
+                    raise ValueError(f"score {fields[0]!r} is infinite (a missing value is 'NaN' with conf 0)")
+                if np.isnan(score) and conf != 0:
+                    raise ValueError(f"missing score (NaN) with conf {conf} (a gap has conf 0)")
             elif kind == "FREE":
                 float(fields[0]), float(fields[1]), float(fields[3])
         except (IndexError, ValueError) as exc:

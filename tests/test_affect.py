@@ -255,14 +255,19 @@ def test_du_process_trains_on_carphone_then_the_written_predictor_writes_tracks_
         "arousal": {"src": "file:annotation:continuous", "uri_template": f"{tpl}/infant.arousal.coder.annotation"}})
     train = _du(["--trainer_file_path", "nova_infant\\affect_train.trainer", *common, "--data", json.dumps(request),
                  "--options", json.dumps({"model_name": "carphone-va", "seq_len": 8, "dim": 8, "epochs": 1,
-                                          "backbone_width": 0.25, "tasks": "va,expr,au", "device": "cpu"})], tmp_path)
+                                          "backbone_width": 0.25, "tasks": "va", "device": "cpu"})], tmp_path)
     model_dir = cml / "affect_models" / "carphone-va"
     assert (model_dir / "model.safetensors").is_file(), train.stdout[-3000:] + train.stderr[-3000:]
     trainer = cml / "affect_carphone-va.trainer"
     assert 'trained="true"' in trainer.read_text() and "affect_models/carphone-va" in trainer.read_text()
 
-    outs = {"valence": "annotation:continuous", "arousal": "annotation:continuous",
-            "expression": "annotation:discrete", "au": "stream:ssistream", "va_stream": "stream:ssistream"}
+    # the predictor declares exactly the model's heads (va): NOVA requests every declared output
+    from nova_rules import cml_info_json
+
+    ios = json.loads(cml_info_json(trainer)["meta_io"]) if isinstance(cml_info_json(trainer)["meta_io"], str) \
+        else cml_info_json(trainer)["meta_io"]
+    assert sorted(io["id"] for io in ios if io["type"] == "output") == ["arousal", "va_stream", "valence"]
+    outs = {"valence": "annotation:continuous", "arousal": "annotation:continuous", "va_stream": "stream:ssistream"}
     entries = {"video": {"src": "file:stream:video", "uri_template": f"{tpl}/infant.video.mp4"}}
     for key, src in outs.items():
         ext = "stream" if src.startswith("stream") else "annotation"
@@ -275,11 +280,14 @@ def test_du_process_trains_on_carphone_then_the_written_predictor_writes_tracks_
     face = val.data["conf"] > 0
     assert face.mean() > 0.8 and np.isfinite(val.data["score"][face]).all()
     assert np.isnan(val.data["score"][~face]).all() and np.abs(val.data["score"][face]).max() <= 1
-    expr = read_annotation(sess / "infant.expression.affect.annotation")
-    names = [expr.annotation_scheme.classes[k]["name"] for k in sorted(expr.annotation_scheme.classes, key=int)]
-    assert names[-1] == "no_face" and len(expr.data) >= 1 and expr.data["to"][-1] == 4000
-    au = load_ssi_stream(sess / "infant.au.affect.stream")
-    assert au.data.shape == (100, 13) and ((au.data[:, :12] >= 0) & (au.data[:, :12] <= 1)).all()
+    from nova_rules import check_annotation  # NOVA's reader: gaps spelled NaN with conf 0, finite confidences
+
+    for name in ("valence", "arousal"):
+        path = sess / f"infant.{name}.affect.annotation"
+        assert check_annotation(path) == [], path
+        lines = (sess / f"infant.{name}.affect.annotation~").read_text().splitlines()
+        assert [ln.startswith("NaN;") for ln in lines] == list(~face)
+    assert not (sess / "infant.expression.affect.annotation").exists() and not (sess / "infant.au.affect.stream").exists()
     va = load_ssi_stream(sess / "infant.va_stream.affect.stream")
     assert va.data.shape == (100, 3) and np.array_equal(va.data[:, 2] > 0, face)
 

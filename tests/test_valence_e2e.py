@@ -126,3 +126,6 @@ def test_du_process_trains_then_predicts_a_continuous_valence_track(tmp_path):
     assert (anno.annotation_scheme.min_val, anno.annotation_scheme.max_val) == (-100.0, 100.0)
     assert len(anno.data) == 4 and np.isfinite(anno.data["score"]).all() and np.all(anno.data["conf"] == 1.0)
     assert np.all(np.abs(anno.data["score"]) <= 100)
+    from nova_rules import check_annotation  # NOVA's reader: gaps spelled NaN with conf 0, finite confidences
+
+    assert check_annotation(path) == []

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from nova_infant.core.errors import AnnotationError
-from nova_infant.core.grid import FrameGrid
+from nova_infant.core.grid import FrameGrid, segment_index_at
 from nova_infant.core.media import VideoSource
 from nova_infant.icep.dataset import annotation_arrays
 from nova_infant.taggers.emotion import _models, face_crop
@@ -114,12 +114,12 @@ def continuous_on_grid(annotation, grid: FrameGrid, source: str = "") -> np.ndar
 def discrete_on_grid(annotation, grid: FrameGrid, source: str = "") -> tuple[np.ndarray, list]:
     """(class id per row (n_rows,) int64, -1 where no segment covers the centre or garbage; class names)."""
     segments, names = annotation_arrays(annotation, source)
-    labels = np.full(grid.n_frames, -1, np.int64)
-    centres = grid.centres_ms()
-    for seg in np.sort(segments, order="from") if len(segments) else []:
-        lo, hi = np.searchsorted(centres, [float(seg["from"]), float(seg["to"])], side="left")
-        labels[lo:hi] = int(seg["id"]) if int(seg["id"]) >= 0 else -1
-    return labels, names
+    if not len(segments):
+        return np.full(grid.n_frames, -1, np.int64), names
+    which = segment_index_at(grid.centres_ms(), segments["from"], segments["to"])  # the package's one sampler
+    ids = np.asarray(segments["id"], np.int64)
+    labels = np.where(which >= 0, ids[np.clip(which, 0, None)], -1)
+    return np.where(labels >= 0, labels, -1).astype(np.int64), names
 
 
 def expression_targets(annotation, grid: FrameGrid, classes: list, source: str = "") -> np.ndarray:

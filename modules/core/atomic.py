@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from nova_infant import __version__
+from nova_infant.core.continuous import is_continuous_annotation, write_continuous_rows
 from nova_infant.core.errors import OutputError, PathError, StreamError
 
 MARKER = ".nova-infant.json"
@@ -316,7 +317,9 @@ def save_atomic(data, path: str | os.PathLike, writer=None) -> Path:
     """Save a discover-utils object that has a header file and a ``<path>~`` data file (SSI stream, annotation).
 
     Both files are written (discover-utils' ``FileHandler``, or ``writer(data, staged_path)``) into a staging
-    folder beside the target, the header gets the data file's fingerprint (``<meta data_check=...>``), and the pair
+    folder beside the target, a continuous annotation's rows are rewritten by NOVA's gap rule
+    (:mod:`nova_infant.core.continuous`: missing = ``NaN`` score with conf 0, conf finite), the header gets the data
+    file's fingerprint (``<meta data_check=...>``), and the pair
     replaces the old one under a lock (:func:`replace_pair`): a kill or a full disk at any point leaves the previous
     pair intact (or rolled back by the next run), and two runs writing the same output take turns. Missing parent
     folders are created.
@@ -342,6 +345,9 @@ def save_atomic(data, path: str | os.PathLike, writer=None) -> Path:
                     getattr(FileHandler.save, "_nova_infant_original", FileHandler.save)(FileHandler(), data, tmp)
                 else:
                     writer(data, tmp)
+                if is_continuous_annotation(data) and Path(str(tmp) + "~").is_file():
+                    # NOVA reads `NaN` (not savetxt's `nan`) as a gap, and needs finite confidences
+                    write_continuous_rows(data, Path(str(tmp) + "~"))
                 if not Path(str(tmp) + "~").is_file():
                     # a one-file format: plain atomic rename
                     os.replace(tmp, path)

@@ -243,3 +243,34 @@ def check_coverage(media_duration_ms: float, grid: FrameGrid, source: str, stric
             raise AlignmentError(message)
         log.warning(message)
     return diff
+
+
+def segment_index_at(times_ms: np.ndarray, from_ms: np.ndarray, to_ms: np.ndarray) -> np.ndarray:
+    """THE label sampler of the package: which segment holds each time point (frame centres of a grid).
+
+    A time ``t`` belongs to segment ``i`` when ``from_ms[i] <= t < to_ms[i]`` (docs/alignment.md: a frame takes the
+    label at its centre). Where segments overlap, the one that starts latest wins (the later one in the given order
+    on equal starts): a segment nested inside a longer one labels its own span, and the longer one labels the rest
+    of its span again after the nested one ends. ICEP-R training labels (:func:`nova_infant.icep.dataset.
+    sample_labels_masked`), the review helpers (:func:`nova_infant.review.annotations.sample_frames`) and the affect
+    targets all sample through here, so a frame never gets one label in training and another in review.
+
+    Parameters
+    ----------
+    times_ms : ndarray of shape (n,), float
+        Sorted time points in ms (e.g. ``(k + 0.5) * step_ms``).
+    from_ms, to_ms : ndarray of shape (n_segments,), float
+        Segment starts and ends in ms, any order.
+
+    Returns
+    -------
+    ndarray of shape (n,), int64
+        Index into the segments, -1 where no segment holds the time.
+    """
+    times = np.asarray(times_ms, np.float64)
+    starts, ends = np.asarray(from_ms, np.float64), np.asarray(to_ms, np.float64)
+    out = np.full(len(times), -1, np.int64)
+    for i in np.argsort(starts, kind="stable"):  # painted in start order: a later start overwrites
+        lo, hi = np.searchsorted(times, [starts[i], ends[i]], side="left")
+        out[lo:hi] = i
+    return out

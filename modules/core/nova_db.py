@@ -25,6 +25,7 @@ from urllib.parse import unquote, urlsplit
 import numpy as np
 
 from nova_infant.core.atomic import safe_name
+from nova_infant.core.continuous import gap_rows, is_continuous_annotation
 from nova_infant.core.du_save import install_atomic_writer
 from nova_infant.core.errors import AnnotationError, NovaInfantError
 from nova_infant.core.schemes import parse_scheme
@@ -419,6 +420,9 @@ def save_annotation(ctx: Mapping[str, Any], annotation, dataset: str, session: s
         bad = sorted(set(np.asarray(annotation.data["id"]).tolist()) - allowed)
         if bad:
             raise AnnotationError(f"{where}: label ids {bad} are not classes of the scheme")
+    if is_continuous_annotation(annotation) and annotation.data is not None and len(annotation.data):
+        # NOVA's gap rule (core.continuous): a missing score is NaN with conf 0, confidences finite
+        annotation.data = gap_rows(annotation.data["score"], annotation.data["conf"])
     handler = _handler(ctx, AnnotationHandler)
     try:
         with warnings.catch_warnings():

@@ -41,13 +41,15 @@ class TrainingItem:
     """One coded session's training windows: ``features`` {kind: (n, dim) float32}, ``labels`` (n,) class names,
     ``classes`` (the annotation scheme's class names, in scheme order), ``session`` name, and optionally ``face``
     float32 (n, channels): the globally average-pooled frozen ResNet feature maps of each window's middle frame (the
-    pooling is the face head's first, parameter-free layer, so it is applied once here)."""
+    pooling is the face head's first, parameter-free layer, so it is applied once here); ``segment_of`` (n,) the
+    index of the coded segment each window came from (the unit the trainer's cross-validation scores)."""
 
     session: str
     features: dict
     labels: list
     classes: list
     face: np.ndarray | None = None  # (n, channels) pooled frozen-ResNet features of each window's middle frame
+    segment_of: list = field(default_factory=list)  # (n,) coded segment of each window
 
 
 @dataclass
@@ -185,14 +187,16 @@ def training_item(session: str, audio_path, segments: list, classes: list, video
     signal = F.read_signal(str(audio_path))
     feats = {k: [] for k in F.KINDS}
     labels: list = []
+    segment_of: list = []
     middles = []
-    for start, end, name in segments:
+    for index, (start, end, name) in enumerate(segments):
         n = 0
         for k in F.KINDS:
             x, starts = F.window_features(signal, k, start, end)
             feats[k].append(x)
             n = len(starts)
         labels += [name] * n
+        segment_of += [index] * n
         middles.append(_middles(starts, min(end, len(signal) * 1000.0 / F.SAMPLE_RATE)))
     if not labels:
         raise AnnotationError(f"session {session}: no cry-reason segment of at least {F.MIN_WINDOW_MS:.0f} ms inside "
@@ -200,7 +204,8 @@ def training_item(session: str, audio_path, segments: list, classes: list, video
     face = None
     if video_path is not None and face_backbone is not None:
         face = face_features(video_path, np.concatenate(middles), face_backbone)
-    return TrainingItem(session, {k: np.concatenate(v) for k, v in feats.items()}, labels, list(classes), face)
+    return TrainingItem(session, {k: np.concatenate(v) for k, v in feats.items()}, labels, list(classes), face,
+                        segment_of)
 
 
 def train_model(items: list[TrainingItem], epochs_ae: int = 40, epochs: int = 40, epochs_fusion: int = 100,
@@ -277,6 +282,7 @@ NOTICE = """# Cry-reason model (nova-infant, seed 003: Cha & Bae)
 
 Denoising autoencoder + DNN on MFCC and on log-STFT window features, fused by a concatenate model
 (nova_infant.cry; docs/cry-reason.md). Classes: {classes}. Trained on sessions: {sessions}.
+What it is worth: {worth}.
 {data_note}
 """
 
@@ -312,8 +318,10 @@ def save_cry_model(model: CryReasonModel, out, data_note: str = "") -> Path:
     if model.uses_face:
         arrays.update({f"face.net.{n}": v.detach().numpy() for n, v in model.nets["face"].state_dict().items()})
     arrays.update({f"fusion.{n}": v.detach().numpy() for n, v in model.fusion.state_dict().items()})
+    evaluation = model.config.get("evaluation") or {}
+    worth = evaluation.get("line") or evaluation.get("skipped") or "not cross-validated"
     notice = NOTICE.format(classes=", ".join(model.classes), sessions=", ".join(model.config.get("sessions", [])),
-                           data_note=data_note)
+                           worth=worth, data_note=data_note)
     save_model(out, MODEL_KIND, model.config, {n: np.ascontiguousarray(v) for n, v in arrays.items()},
                readme=notice, files={"NOTICE.md": notice})
     return Path(out)

@@ -70,7 +70,8 @@ def check_session(spec: dict, session: SessionData, bundle: str = "") -> None:
 @dataclass
 class Bundle:
     """A loaded bundle: ``model`` (eval mode, CPU), ``arch``, ``config`` (TrainConfig), ``normaliser``,
-    ``label_map``, ``features`` (feature spec), ``path``."""
+    ``label_map``, ``features`` (feature spec), ``path``, ``min_dur_ms`` (the smoothing its cross-validation
+    evaluated, which its predictor applies by default; 0 for bundles written before it was recorded)."""
 
     model: torch.nn.Module
     arch: dict
@@ -79,10 +80,11 @@ class Bundle:
     label_map: LabelMap
     features: dict
     path: Path
+    min_dur_ms: float = 0.0
 
 
 def save_bundle(out_dir: str | os.PathLike, fitted: FitResult, lmap: LabelMap, features: dict,
-                metrics: dict | None = None, training: dict | None = None) -> Path:
+                metrics: dict | None = None, training: dict | None = None, min_dur_ms: float = 0.0) -> Path:
     """Write a bundle folder atomically (:func:`nova_infant.core.saved.save_model`, kind ``icep-bundle``; an
     existing bundle is replaced).
 
@@ -99,6 +101,9 @@ def save_bundle(out_dir: str | os.PathLike, fitted: FitResult, lmap: LabelMap, f
         Cross-validation report (``metrics.json``).
     training : dict, optional
         Free provenance (sessions, scheme, annotator), stored in the config.
+    min_dur_ms : float
+        Smoothing (shortest segment kept, ms) the cross-validation evaluated; stored as ``config["smoothing"]``
+        and applied by the bundle's predictor by default (:func:`nova_infant.icep.predict.predict_session`).
 
     Raises
     ------
@@ -110,7 +115,12 @@ def save_bundle(out_dir: str | os.PathLike, fitted: FitResult, lmap: LabelMap, f
     config = {"format": FORMAT, "architecture": fitted.arch, "training_config": fitted.config.to_dict(),
               "best_epoch": fitted.best_epoch, "history": fitted.history,
               "class_weights": fitted.class_weights.tolist(), "label_map": lmap.to_json(),
-              "feature_spec": features, "training": training or {}}
+              "feature_spec": features, "training": training or {},
+              "smoothing": {"min_dur_ms": float(min_dur_ms),
+                            "note": ("the smoothing the cross-validation evaluated (model_smoothed in metrics.json)"
+                                     if metrics is not None else "the training option min_dur_ms (no "
+                                     "cross-validation ran)")
+                                    + "; the predictor applies it unless option min_dur_ms is given"}}
     files = {"normaliser.json": json.dumps(fitted.normaliser.to_json())}
     if metrics is not None:
         files["metrics.json"] = json.dumps(metrics, indent=2)
@@ -174,7 +184,8 @@ def load_bundle(path: str | os.PathLike, device: str = "cpu") -> Bundle:
         raise SavedModelError(f"{where}: weights do not fit the architecture in config.json "
                               f"({str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__})") from None
     model.to(device).eval()
-    return Bundle(model, arch, train_config, normaliser, lmap, features, path)
+    smoothing = float((config.get("smoothing") or {}).get("min_dur_ms", 0.0))
+    return Bundle(model, arch, train_config, normaliser, lmap, features, path, smoothing)
 
 
 def _check_bundle(path: Path, config: TrainConfig, features: dict, lmap: LabelMap, normaliser: Normaliser,
@@ -236,11 +247,15 @@ def write_predictor_trainer(bundle_dir: str | os.PathLike, cml_dir: str | os.Pat
 
     With ``cml_dir`` (the folder holding ``icep_predict.py``; the one DISCOVER serves): ``<cml_dir>/icep_<name>.trainer``
     with ``path=`` relative to it. Without: ``<bundle>/predictor.trainer`` (``path="."``; copy it with the scripts).
-    ``options``: the predictor's option entries (see :func:`predictor_spec`).
+    ``options``: the predictor's option entries (see :func:`predictor_spec`); ``min_dur_ms`` is set to the
+    bundle's smoothing (``config.json`` -> ``smoothing``).
     """
     bundle_dir = Path(bundle_dir)
     doc = read_config(bundle_dir, "icep-bundle")["config"]
     lmap, features, name = LabelMap.from_json(doc["label_map"]), doc["feature_spec"], bundle_dir.name
+    # the predictor's min_dur_ms shows (and defaults to) the smoothing the bundle records
+    min_dur_ms = float((doc.get("smoothing") or {}).get("min_dur_ms", 0.0))
+    options = [(n, t, f"{min_dur_ms:g}" if n == "min_dur_ms" else d) for n, t, d in options]
     if cml_dir is not None:
         cml_dir = Path(cml_dir)
         if not (cml_dir / "icep_predict.py").is_file():

@@ -22,6 +22,7 @@ import numpy as np
 
 from nova_infant.core.annotations import discrete_segments, read_annotation as read_file
 from nova_infant.core.errors import AlignmentError, AnnotationError, StreamError
+from nova_infant.core.grid import segment_index_at
 from nova_infant.core.streams import open_ssi_stream
 from nova_infant.icep.schemes import LabelMap
 
@@ -218,7 +219,8 @@ def sample_labels_masked(segments: np.ndarray, n_frames: int, step_ms: float, cl
     Returns
     -------
     labels : int64 (n_frames,) -- target id, -1 where no segment covers the centre, garbage, or excluded classes.
-        A later segment wins where segments overlap.
+        Where segments overlap, the one starting latest wins (a nested segment labels its span, its parent the
+        rest): :func:`nova_infant.core.grid.segment_index_at`, the sampler review uses too.
     masked : dict -- ``{"frames", "masked", "gap", "garbage", "excluded"}``: frame count and shares (0..1).
 
     Raises
@@ -244,13 +246,9 @@ def sample_labels_masked(segments: np.ndarray, n_frames: int, step_ms: float, cl
                                   f"neither mapped nor excluded by the label set (add it to 'map' or 'exclude' of "
                                   f"a --label-set file)")
         centres = (np.arange(n_frames) + 0.5) * step_ms
-        order = np.argsort(np.asarray(segments["from"], np.float64), kind="stable")
-        starts = np.asarray(segments["from"], np.float64)[order]
-        ends = np.asarray(segments["to"], np.float64)[order]
-        target = np.where(ids[order] >= 0, np.where(target_of[order] == -1, excluded, target_of[order]), garbage)
-        for s, e, t in zip(starts, ends, target):
-            lo, hi = np.searchsorted(centres, [s, e], side="left")
-            labels[lo:hi] = t
+        which = segment_index_at(centres, segments["from"], segments["to"])  # the one sampler (core.grid)
+        target = np.where(ids >= 0, np.where(target_of == -1, excluded, target_of), garbage)
+        labels = np.where(which >= 0, target[np.clip(which, 0, None)], gap).astype(np.int64)
     n = max(n_frames, 1)
     masked = {"frames": int(n_frames), "masked": float((labels < 0).sum() / n), "gap": float((labels == gap).sum() / n),
               "garbage": float((labels == garbage).sum() / n), "excluded": float((labels == excluded).sum() / n)}

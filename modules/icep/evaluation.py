@@ -12,10 +12,12 @@ spread across sessions. Metrics from scikit-learn (:mod:`nova_infant.core.metric
   label map is fixed by the scheme configuration before any data is seen. Per-session standardisation uses the
   session's own features only (no labels), the same at prediction time.
 - Every test frame is scored exactly once (overlapping windows averaged); masked frames are not scored.
-- Report: per session κ and macro-F1; pooled κ with a 95 % session-bootstrap interval (Efron & Tibshirani 1993,
-  percentile interval, test sessions resampled with replacement); the model with and without ``min_dur_ms``
-  smoothing; a majority-class and a per-frame logistic-regression baseline (scikit-learn) fitted on each fold's
-  training sessions; the human reference of the role.
+- Report (:mod:`nova_infant.icep.report`, statistics in :mod:`nova_infant.icep.agreement`): per session κ (None
+  where the session's gold holds one class) and macro-F1; pooled κ with a 95 % bootstrap interval (Efron &
+  Tibshirani 1993, percentile interval) that resamples groups (dyads) when groups are given, sessions otherwise; the
+  model with and without ``min_dur_ms`` smoothing (the bundle records it; its predictor applies it by default); a
+  majority-class and a per-frame logistic-regression baseline (scikit-learn) fitted on each fold's training
+  sessions, compared by a paired bootstrap; the human reference of the role.
 """
 
 from __future__ import annotations
@@ -24,50 +26,17 @@ import csv
 import logging
 import os
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from nova_infant.core.errors import OptionError
-from nova_infant.core.metrics import frame_scores
+from nova_infant.icep.agreement import scores
 from nova_infant.icep.dataset import SessionData
-from nova_infant.icep.training import FitResult, TrainConfig, fit, normalised, predict_fitted
+from nova_infant.icep.report import CVResult, FoldResult
+from nova_infant.icep.training import TrainConfig, fit, normalised, predict_fitted
 
 log = logging.getLogger("nova_infant.icep")
-
-# ICMI'24 ICEP-R paper, section 3: two certified coders, Noldus Observer, Cohen's κ on the full (unmerged) ICEP-R
-# engagement-phase codes of each role.
-HUMAN_REFERENCE = {
-    "infant": {"kappa_range": [0.73, 0.82], "codes": "full ICEP-R infant engagement codes",
-               "source": "ICMI'24 ICEP-R paper, section 3 (two certified coders)"},
-    "caregiver": {"kappa_range": [0.72, 0.73], "codes": "full ICEP-R caregiver (maternal) engagement codes",
-                  "source": "ICMI'24 ICEP-R paper, section 3 (two certified coders)"},
-}
-BOOTSTRAP_ROUNDS = 2000
-
-
-def scores(y_true: np.ndarray, y_pred: np.ndarray, class_names: list[str]) -> dict:
-    """Frame scores of one prediction against the coder's labels (:func:`nova_infant.core.metrics.frame_scores`,
-    scikit-learn metrics).
-
-    Parameters
-    ----------
-    y_true, y_pred : ndarray, int64, shape (n_frames,)
-        Class ids per frame; frames with ``y_true < 0`` (masked: gap, garbage, excluded class) are ignored.
-    class_names : list of str
-        Names of the class ids 0..K-1.
-
-    Returns
-    -------
-    dict
-        Accuracy, weighted and macro precision/recall/F1, per-class scores, the confusion matrix (rows = coder) and
-        Cohen's ``kappa``; an undefined κ (one class only) is reported as 0.0, chance agreement.
-    """
-    out = frame_scores(y_true, y_pred, class_names)
-    out["kappa"] = 0.0 if out["kappa"] is None else out["kappa"]
-    return out
-
 
 # ---------------------------------------------------------------- groups and splits
 
@@ -281,278 +250,6 @@ def _predict_frames(model, session: SessionData, normalise: str, chunk: int = 40
     s = normalised([session], normalise)[0]
     return np.concatenate([model.predict(s.features(a, min(a + chunk, s.n_frames)))
                            for a in range(0, s.n_frames, chunk)]).astype(np.int64)
-
-
-# ---------------------------------------------------------------- agreement with spread
-
-
-def _confusion(gold: np.ndarray, pred: np.ndarray, n: int) -> np.ndarray:
-    keep = (gold >= 0) & (pred >= 0)
-    return np.bincount(gold[keep] * n + pred[keep], minlength=n * n).reshape(n, n).astype(np.float64)
-
-
-def kappa_from_confusion(cm: np.ndarray) -> float:
-    """Cohen's κ (Cohen 1960) of a confusion matrix: ``(p_o - p_e) / (1 - p_e)``.
-
-    Parameters
-    ----------
-    cm : ndarray, shape (K, K)
-        Frame counts, rows = coder, columns = model.
-
-    Returns
-    -------
-    float
-        κ in [-1, 1]; 0.0 when undefined (no frames, or chance agreement ``p_e = 1``).
-    """
-    total = cm.sum()
-    if total <= 0:
-        return 0.0
-    po = np.trace(cm) / total
-    pe = float((cm.sum(0) * cm.sum(1)).sum()) / total ** 2
-    return 0.0 if pe >= 1 else float((po - pe) / (1 - pe))
-
-
-def macro_f1_from_confusion(cm: np.ndarray) -> float:
-    """Macro-F1 over the classes present on either side of a confusion matrix.
-
-    Parameters
-    ----------
-    cm : ndarray, shape (K, K)
-        Frame counts (coder x model), as for :func:`kappa_from_confusion`.
-
-    Returns
-    -------
-    float
-        Unweighted mean of the per-class F1 ``2 TP / (row + column)``; 0.0 when no class is present.
-    """
-    tp, row, col = np.diag(cm), cm.sum(1), cm.sum(0)
-    present = (row + col) > 0
-    f1 = np.where(present, 2 * tp / np.maximum(row + col, 1e-12), 0.0)
-    return float(f1[present].mean()) if present.any() else 0.0
-
-
-def session_bootstrap(confusions: dict[str, np.ndarray], rounds: int = BOOTSTRAP_ROUNDS, seed: int = 0) -> np.ndarray:
-    """Session bootstrap draws (Efron & Tibshirani 1993): sessions resampled with replacement.
-
-    Parameters
-    ----------
-    confusions : dict
-        session -> confusion matrix; only its length is used.
-    rounds : int
-        Number of bootstrap rounds.
-    seed : int
-        Seed of the draws.
-
-    Returns
-    -------
-    ndarray, int64, shape (rounds, n_sessions)
-        Indices into the sessions of ``confusions``.
-    """
-    n = len(confusions)
-    return np.random.default_rng(seed).integers(0, n, size=(rounds, n))
-
-
-def agreement(confusions: dict[str, np.ndarray], draws: np.ndarray) -> dict:
-    """Pooled κ and macro-F1 with 95 % percentile intervals over session-bootstrap ``draws``, and the spread of the
-    per-session values.
-
-    Parameters
-    ----------
-    confusions : dict
-        session -> confusion matrix (K, K) of that session's test frames.
-    draws : ndarray, int, shape (rounds, n_sessions)
-        From :func:`session_bootstrap`.
-
-    Returns
-    -------
-    dict
-        ``kappa``, ``kappa_ci95``, ``f1_macro``, ``f1_macro_ci95`` (pooled over sessions) and per-session mean, SD,
-        min and max of κ and macro-F1.
-    """
-    stack = np.stack(list(confusions.values()))
-    pooled = stack.sum(0)
-    boot = stack[draws].sum(1)
-    kappas = np.array([kappa_from_confusion(c) for c in boot])
-    f1s = np.array([macro_f1_from_confusion(c) for c in boot])
-    per_k = np.array([kappa_from_confusion(c) for c in stack])
-    return {"kappa": kappa_from_confusion(pooled), "kappa_ci95": np.percentile(kappas, [2.5, 97.5]).tolist(),
-            "f1_macro": macro_f1_from_confusion(pooled), "f1_macro_ci95": np.percentile(f1s, [2.5, 97.5]).tolist(),
-            "kappa_per_session": {"mean": float(per_k.mean()), "sd": float(per_k.std(ddof=1)) if len(per_k) > 1 else 0.0,
-                                  "min": float(per_k.min()), "max": float(per_k.max())},
-            "_boot_kappas": kappas}
-
-
-# ---------------------------------------------------------------- cross-validation
-
-
-@dataclass
-class FoldResult:
-    """One outer fold of a nested cross-validation.
-
-    Attributes
-    ----------
-    index : int
-    train, val, test : list of str
-        Sessions the model was fitted on, early-stopped on and tested on (whole groups each).
-    chosen : dict
-        The grid point chosen on the inner folds.
-    fitted : FitResult or None
-        None for a fold read back from its fold file (:func:`fold_from_record`).
-    scores : dict
-        Test scores of the model and the baselines.
-    predictions : dict
-        session -> (gold, model), int64 (n_frames,) each.
-    selection : list of dict
-        Inner-fold score of every grid point.
-    variants : dict
-        session -> {"model_smoothed", "majority", "logreg"}, int64 (n_frames,) each.
-    trained_config : dict
-        The configuration trained (kept when ``fitted`` is None).
-    best_epoch : int
-    """
-
-    index: int
-    train: list[str]
-    val: list[str]
-    test: list[str]
-    chosen: dict
-    fitted: FitResult | None
-    scores: dict
-    predictions: dict = field(default_factory=dict)  # session -> (gold int64 (n,), pred int64 (n,))
-    selection: list = field(default_factory=list)
-    variants: dict = field(default_factory=dict)
-    trained_config: dict = field(default_factory=dict)
-    best_epoch: int = 0
-
-
-VARIANTS = ("model", "model_smoothed", "majority", "logreg")
-
-
-@dataclass
-class CVResult:
-    """Result of a nested cross-validation (:func:`cross_validate`): every outer fold and the pooled scores.
-
-    Attributes
-    ----------
-    folds : list of FoldResult
-        The outer folds in order.
-    pooled : dict
-        Scores over every test frame of every fold (Cohen's κ, macro-F1 with 95 % session-bootstrap intervals,
-        :func:`agreement`).
-    class_names : list of str
-        Target classes by id.
-    groups : dict
-        session -> group (dyad/subject) the splits kept together.
-    masked : dict
-        session -> share of frames masked (gap, garbage, excluded class).
-    min_dur_ms : float
-        Minimum segment length (ms) of the smoothed variant.
-    role, note : str
-        ICEP-R role and the label-set decision a reader must know (:attr:`LabelMap.note`).
-    inner_folds, seed : int
-        Inner folds of the grid search and the random seed.
-    summary : dict
-        Filled from the folds: ``per_session`` scores, ``agreement`` and ``versus_baselines`` (the majority and
-        logistic-regression baselines on the same folds).
-    """
-
-    folds: list[FoldResult]
-    pooled: dict
-    class_names: list = field(default_factory=list)
-    groups: dict = field(default_factory=dict)
-    masked: dict = field(default_factory=dict)
-    min_dur_ms: float = 0.0
-    role: str = ""
-    note: str = ""
-    inner_folds: int = 0
-    seed: int = 0
-    summary: dict = field(default_factory=dict)
-
-    def __post_init__(self):
-        if self.folds and self.class_names:
-            self.summary = self._summarise()
-
-    def _summarise(self) -> dict:
-        n = len(self.class_names)
-        conf = {v: {} for v in VARIANTS}
-        per_session = {}
-        for fold in self.folds:
-            for name, (gold, pred) in fold.predictions.items():
-                preds = {"model": pred, **fold.variants.get(name, {})}
-                row = {"fold": fold.index, "group": self.groups.get(name, name), "frames_scored": int((gold >= 0).sum()),
-                       "masked": self.masked.get(name, {})}
-                for v in VARIANTS:
-                    if v in preds:
-                        conf[v][name] = _confusion(gold, preds[v], n)
-                        row[v] = {"kappa": kappa_from_confusion(conf[v][name]),
-                                  "f1_macro": macro_f1_from_confusion(conf[v][name])}
-                per_session[name] = row
-        names = list(conf["model"])
-        draws = session_bootstrap(conf["model"], seed=self.seed)
-        agree = {v: agreement({k: conf[v][k] for k in names}, draws) for v in VARIANTS if len(conf[v]) == len(names)}
-        beats = {}
-        for b in ("majority", "logreg"):
-            if b in agree:
-                diff = agree["model"]["_boot_kappas"] - agree[b]["_boot_kappas"]
-                lo, hi = np.percentile(diff, [2.5, 97.5]).tolist()
-                beats[b] = {"kappa_difference": agree["model"]["kappa"] - agree[b]["kappa"], "ci95": [lo, hi],
-                            "beats": bool(lo > 0)}
-        for a in agree.values():
-            a.pop("_boot_kappas")
-        human = HUMAN_REFERENCE.get(self.role)
-        return {"per_session": per_session, "agreement": agree, "versus_baselines": beats,
-                "human_reference": human, "min_dur_ms": self.min_dur_ms, "bootstrap_rounds": BOOTSTRAP_ROUNDS,
-                "line": summary_line(agree, beats, human, self.min_dur_ms, self.note)}
-
-    def report(self) -> dict:
-        """JSON-ready report: per fold (sessions, grid selection, chosen point, best epoch, scores), pooled scores,
-        per-session scores, agreement with bootstrap intervals, baselines, human reference and the summary line."""
-        return {"folds": [{"fold": f.index, "train_sessions": f.train, "val_sessions": f.val,
-                           "test_sessions": f.test, "chosen": f.chosen, "selection": f.selection,
-                           "trained_config": f.trained_config, "best_epoch": f.best_epoch,
-                           "scores": f.scores} for f in self.folds],
-                "groups": self.groups, "inner_folds": self.inner_folds,
-                "pooled": self.pooled, **{k: v for k, v in self.summary.items() if k != "line"},
-                "summary": self.summary.get("line", ""), **({"label_set_note": self.note} if self.note else {})}
-
-
-def summary_line(agree: dict, beats: dict, human: dict | None, min_dur_ms: float, note: str = "") -> str:
-    """One line for people: pooled κ [95 % CI] of the model (and smoothed), of both baselines, whether the model beats
-    them (session-bootstrap interval of the κ difference above 0), the human reference and the label-set note.
-
-    Parameters
-    ----------
-    agree : dict
-        variant -> :func:`agreement` result (``model``, ``model_smoothed``, ``logreg``, ``majority``).
-    beats : dict
-        baseline -> ``{"beats": bool, ...}``.
-    human : dict or None
-        Inter-coder agreement, when known.
-    min_dur_ms : float
-        Minimum segment length (ms) of the smoothed variant (0: no smoothed variant shown).
-    note : str
-        Label-set decision to state (:attr:`nova_infant.icep.schemes.LabelMap.note`).
-
-    Returns
-    -------
-    str
-    """
-    def k(v):
-        a = agree[v]
-        return f"{a['kappa']:.3f} [{a['kappa_ci95'][0]:.3f}, {a['kappa_ci95'][1]:.3f}]"
-
-    parts = [f"model kappa {k('model')}"]
-    if "model_smoothed" in agree and min_dur_ms > 0:
-        parts[0] += f" (smoothed {min_dur_ms:g} ms: {k('model_smoothed')})"
-    names = {"logreg": "per-frame logistic regression", "majority": "majority class"}
-    parts += [f"{names[b]} {k(b)}" for b in ("logreg", "majority") if b in agree]
-    verdict = [f"{'beats' if beats[b]['beats'] else 'does NOT clearly beat'} {names[b]}" for b in ("logreg", "majority")
-               if b in beats]
-    line = "; ".join(parts) + (" -> " + ", ".join(verdict) if verdict else "")
-    if human:
-        lo, hi = human["kappa_range"]
-        line += f"; human coders kappa {lo:.2f}-{hi:.2f} ({human['codes']})"
-    return line + (f"; {note}" if note else "")
 
 
 def cross_validate(sessions: list[SessionData], class_names: list[str], config: TrainConfig, folds: int = 5,

@@ -19,8 +19,9 @@ from nova_infant.core.streams import open_ssi_stream
 from nova_infant.icep.bundle import feature_spec, save_bundle, write_predictor_trainer
 from nova_infant.icep.dataset import (ArrayRows, FileRows, SessionData, SessionSpec, annotation_arrays, load_session,
                                       session_from_rows)
-from nova_infant.icep.evaluation import (CVResult, combine_folds, cross_validate, fold_from_record, fold_record,
-                                         plan_folds, run_fold, select_config, split_validation)
+from nova_infant.icep.evaluation import (combine_folds, cross_validate, fold_from_record, fold_record, plan_folds,
+                                         run_fold, select_config, split_validation)
+from nova_infant.icep.report import CVResult
 from nova_infant.icep.plots import write_cv_pictures
 from nova_infant.icep.schemes import LabelMap
 from nova_infant.icep.training import TrainConfig, fit, window_starts
@@ -132,6 +133,60 @@ def stream_basis(stream) -> tuple[str, str]:
     return mode, str(meta.get("pca_basis", "")).strip()
 
 
+def pca_fit_sessions(sessions: list[SessionData], test_sessions: list[str] | None = None) -> list[dict]:
+    """Which sessions each PCA feature stream's basis was fitted on, for the CV report.
+
+    The stream header names its basis by hash (``pca_basis``); the basis folder (kind ``dinov2-pca-basis``) lists
+    the videos it was fitted on (``sources``). It is looked for where the DINOv2-PCA extractor keeps it by default:
+    ``<dataset folder>/dinov2_pca_basis/*/config.json`` beside the sessions of file-mode streams. A session is
+    named by its video's folder. Fitting the basis is unsupervised (no labels), but test sessions among its fit
+    sessions shaped the features the model sees; the report says which.
+
+    Parameters
+    ----------
+    sessions : list of SessionData
+    test_sessions : list of str, optional
+        The CV's test sessions (all of them over the folds); default every session.
+
+    Returns
+    -------
+    list of dict
+        Per stream position with a PCA basis: ``stream``, ``pca_mode``, ``pca_basis`` (hash), ``basis_folder``
+        (None when not found: then ``fitted_on`` is None too), ``fitted_on`` (session names), ``n_videos``,
+        ``test_sessions_in_fit`` (CV test sessions among them).
+    """
+    import json as _json
+
+    tests = set(test_sessions if test_sessions is not None else [s.name for s in sessions])
+    out = []
+    for i in range(min(len(s.streams) for s in sessions) if sessions else 0):
+        bases = {}
+        for s in sessions:
+            mode, basis = stream_basis(s.streams[i])
+            if mode:
+                bases.setdefault((mode, basis), []).append(s)
+        for (mode, basis), members in bases.items():
+            entry = {"stream": members[0].streams[i].name, "pca_mode": mode, "pca_basis": basis, "basis_folder": None,
+                     "fitted_on": None, "n_videos": None, "test_sessions_in_fit": None}
+            roots = {Path(str(getattr(m.streams[i], "path", ""))).resolve().parent.parent
+                     for m in members if getattr(m.streams[i], "path", None) is not None}
+            for root in sorted(roots):
+                for cfg in sorted((root / "dinov2_pca_basis").glob("*/config.json")) if basis else []:
+                    try:
+                        doc = _json.loads(cfg.read_text()).get("config", {})
+                    except (OSError, ValueError):
+                        continue
+                    if doc.get("basis_hash") == basis:
+                        fitted = [Path(v).parent.name for v in doc.get("sources", [])]
+                        entry.update(basis_folder=str(cfg.parent), fitted_on=sorted(set(fitted)),
+                                     n_videos=len(fitted), test_sessions_in_fit=sorted(tests & set(fitted)))
+                        break
+                if entry["basis_folder"]:
+                    break
+            out.append(entry)
+    return out
+
+
 def check_feature_bases(sessions: list[SessionData]) -> None:
     """Refuse PCA feature streams that are not comparable across sessions (docs/dinov2-pca.md, "One basis").
 
@@ -196,6 +251,7 @@ def evaluate(sessions: list[SessionData], lmap: LabelMap, config: TrainConfig, o
         fold_results = run_folds(sessions, plan, out / "folds", executor, workers, resources, retries, progress,
                                  threads)
         result = combine_folds(plan, fold_results)
+    result.pca_basis = pca_fit_sessions(sessions, [n for f in result.folds for n in f.test])
     out.mkdir(parents=True, exist_ok=True)
     report = {"label_map": lmap.to_json(), "training_config": config.to_dict(), "grid": grid or [],
               **result.report()}
@@ -416,8 +472,11 @@ def train_bundle(sessions: list[SessionData], lmap: LabelMap, config: TrainConfi
     if report is not None:
         report["bundle_model"] = {**selection, "training_config": final.to_dict(),
                                   "note": "the scores above estimate the whole procedure (selection + fit) by nested "
-                                          "CV; the bundle is the model this procedure gives on all sessions"}
-    bundle = save_bundle(out_dir, fitted, lmap, feature_spec(sessions[0]), report, info)
+                                          "CV; the bundle is the model this procedure gives on all sessions",
+                                  "min_dur_ms": float(min_dur_ms),
+                                  "smoothing": f"the bundle's predictor applies min_dur_ms {min_dur_ms:g} ms by "
+                                               f"default (model_smoothed above)"}
+    bundle = save_bundle(out_dir, fitted, lmap, feature_spec(sessions[0]), report, info, min_dur_ms)
     if report is not None:
         os.replace(out_dir.parent / f".{out_dir.name}.evaluation", bundle / "evaluation")
     trainer = write_predictor_trainer(bundle, cml_dir, options=predictor_options)

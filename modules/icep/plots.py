@@ -125,13 +125,14 @@ def plot_session_kappa(summary: dict, path: str | os.PathLike, title: str = "") 
     height = 0.8 / len(variants)
     for j, (key, label, color) in enumerate(variants):
         a = summary["agreement"][key]
-        values = [rows[n][key]["kappa"] for n in names]
+        values = [np.nan if rows[n][key]["kappa"] is None else rows[n][key]["kappa"] for n in names]  # undefined: no bar
         ax.barh(np.arange(len(names)) + j * height, values, height, color=color,
                 label=f"{label}: pooled {a['kappa']:.2f} [{a['kappa_ci95'][0]:.2f}, {a['kappa_ci95'][1]:.2f}]")
     human = summary.get("human_reference")
     if human:
         ax.axvspan(*human["kappa_range"], color="#2ca02c", alpha=0.2, label=f"human coders ({human['codes']})")
-    ax.set_yticks(np.arange(len(names)) + 0.4 - height / 2, names)
+    ax.set_yticks(np.arange(len(names)) + 0.4 - height / 2,
+                  [n if rows[n]["model"]["kappa"] is not None else f"{n} (one coded class)" for n in names])
     ax.invert_yaxis()
     ax.set_xlabel("Cohen's kappa against the human coder")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12 - 0.5 / max(len(names), 1)), fontsize=7, ncol=2)

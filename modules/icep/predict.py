@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from nova_infant.core.annotations import frames_to_segments
+from nova_infant.core.continuous import gap_rows
 from nova_infant.icep.bundle import Bundle, check_session
 from nova_infant.icep.dataset import SessionData
 from nova_infant.core.atomic import safe_name, save_atomic
@@ -86,8 +87,12 @@ class Prediction:
         return frames_to_segments(self.labels, self.step_ms, self.conf)
 
 
-def predict_session(bundle: Bundle, session: SessionData, min_dur_ms: float = 0.0, batch_size: int = 64) -> Prediction:
+def predict_session(bundle: Bundle, session: SessionData, min_dur_ms: float | None = None,
+                    batch_size: int = 64) -> Prediction:
     """Check the session against the bundle's feature spec, predict every frame, smooth.
+
+    ``min_dur_ms`` (shortest segment kept, ms): None or negative = the bundle's (:attr:`Bundle.min_dur_ms`, the
+    smoothing its cross-validation evaluated), 0 = no smoothing.
 
     Raises
     ------
@@ -100,6 +105,8 @@ def predict_session(bundle: Bundle, session: SessionData, min_dur_ms: float = 0.
     cfg = bundle.config
     probs = predict_proba(bundle.model, bundle.normaliser, session, cfg.window, cfg.stride, batch_size,
                           normalise=cfg.normalise)
+    if min_dur_ms is None or min_dur_ms < 0:
+        min_dur_ms = bundle.min_dur_ms
     labels = smooth_min_duration(probs.argmax(1), probs, int(round(float(min_dur_ms) / session.step_ms)))
     conf = probs[np.arange(len(labels)), labels]
     return Prediction(labels, conf.astype(np.float32), probs, session.step_ms)
@@ -148,13 +155,9 @@ def probability_annotations(bundle: Bundle, pred: Prediction, role: str = "", an
         0..1, conf 1.
     """
     from discover_utils.data.annotation import ContinuousAnnotation, ContinuousAnnotationScheme
-    from discover_utils.utils.type_definitions import LabelDType
-
     out = {}
     for c, name in enumerate(bundle.label_map.target.names):
-        data = np.zeros(len(pred.labels), dtype=LabelDType.CONTINUOUS.value)
-        data["score"] = pred.probs[:, c]
-        data["conf"] = 1.0
+        data = gap_rows(pred.probs[:, c], np.ones(len(pred.labels), np.float32))
         scheme = ContinuousAnnotationScheme(name=f"{bundle.label_map.target.name}-p{name}",
                                             sample_rate=1000.0 / pred.step_ms, min_val=0.0, max_val=1.0)
         out[name] = ContinuousAnnotation(scheme=scheme, data=data, role=role, annotator=annotator, session=session,

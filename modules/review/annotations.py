@@ -14,6 +14,7 @@ import numpy as np
 from nova_infant.core import annotations as core_annotations
 from nova_infant.core.annotations import read_annotation  # noqa: F401  (THE reader, re-exported for review)
 from nova_infant.core.errors import AnnotationError
+from nova_infant.core.grid import segment_index_at
 from nova_infant.core.schemes import SchemeClass, annotation_scheme  # noqa: F401  (SchemeClass: re-exported)
 
 GARBAGE_ID = -1  # NOVA's garbage label
@@ -111,7 +112,8 @@ def sample_frames(annotation, step_ms: float, n_frames: int) -> np.ndarray:
     """Class id of a discrete annotation at each frame centre of a grid (docs/alignment.md rule).
 
     Frame k covers [k*step_ms, (k+1)*step_ms) and takes the label whose [from, to) contains its centre
-    (k + 0.5) * step_ms; the reference code's window averaging drifts (ICMI'24 ICEP-R paper, §4.2 re-implemented
+    (k + 0.5) * step_ms; where segments overlap the one starting latest wins (a nested segment labels its span, its
+    parent the rest: :func:`nova_infant.core.grid.segment_index_at`, the sampler ICEP-R training uses too); the reference code's window averaging drifts (ICMI'24 ICEP-R paper, §4.2 re-implemented
     by interval lookup).
 
     Parameters
@@ -134,11 +136,8 @@ def sample_frames(annotation, step_ms: float, n_frames: int) -> np.ndarray:
     out = np.full(n_frames, NO_LABEL, np.int64)
     if len(seg) == 0:
         return out
-    idx = np.searchsorted(seg["from"], centres, side="right") - 1
-    ok = idx >= 0
-    inside = np.zeros(n_frames, bool)
-    inside[ok] = centres[ok] < seg["to"][idx[ok]]
-    out[inside] = seg["id"][idx[inside]]
+    which = segment_index_at(centres, seg["from"], seg["to"])  # the one sampler, as ICEP-R training labels
+    out[which >= 0] = seg["id"][which[which >= 0]]
     return out
 
 

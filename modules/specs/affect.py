@@ -105,8 +105,9 @@ def train_run(session, o: dict):
                                   progress=session.job.get("progress", False))
     if not has.any():
         raise AnnotationError(f"session {session.name}: no face found in {session.path('video')}: nothing to learn")
-    return AffectSession(session.name, o["groups"].get(session.name, session.name), crops, has, va, expr, au,
-                         grid.step_ms)
+    # a session the groups mapping misses gets subject None: train_fit refuses the job (no silent own group)
+    subject = o["groups"].get(session.name) if o["groups"] else session.name
+    return AffectSession(session.name, subject, crops, has, va, expr, au, grid.step_ms)
 
 
 def _config(o: dict):
@@ -119,31 +120,96 @@ def _train_options(o: dict):
                         backbone=o["backbone"], device=o["device"], precision=o["precision"], seed=o["seed"])
 
 
+#: the predictor outputs each head of a model feeds (a trained predictor's ``.trainer`` declares exactly these)
+HEAD_OUTPUTS = {"va": ("valence", "arousal", "va_stream"), "expr": ("expression",), "au": ("au",)}
+
+
+def check_heads(items: list, tasks) -> None:
+    """Refuse a head no session can teach: ``expr`` without any coded expression, ``au`` without any AU code
+    (inputs ``au_<AU>``); otherwise the model would carry an untrained head and its predictor declare its output.
+
+    Parameters
+    ----------
+    items : list of AffectSession
+        The usable training sessions.
+    tasks : sequence of str
+        Option ``tasks`` (``va``, ``expr``, ``au``).
+
+    Raises
+    ------
+    OptionError
+        Naming the head and the inputs that would teach it.
+    """
+    inputs = {"va": "valence and arousal", "expr": "expression", "au": ", ".join(f"au_{n}" for n in AU_NAMES)}
+    for task in tasks:
+        if not any(getattr(it, task) is not None for it in items):
+            raise OptionError(f"option tasks: {task!r} asked, but none of the {len(items)} sessions has "
+                              f"{'AU codes' if task == 'au' else 'codes'} for it (inputs {inputs[task]}); "
+                              f"drop {task!r} from tasks or code it")
+
+
+def predictor_trainer_spec(name: str, tasks, rel: str, step_ms: float):
+    """The ``.trainer`` of a trained affect predictor: the ``affect_predict`` spec's, pointing at the model folder
+    ``rel``, with exactly the outputs of the model's heads (:data:`HEAD_OUTPUTS`): NOVA requests every declared
+    output by default, and an output without a head would be an empty stream du-process cannot save.
+
+    Parameters
+    ----------
+    name : str
+        Model name (shown in NOVA's description).
+    tasks : sequence of str
+        The heads the model has (its ``AffectConfig.tasks``).
+    rel : str
+        Model folder relative to the trainer folder.
+    step_ms : float
+        Grid step the model was trained on (ms).
+
+    Returns
+    -------
+    nova_infant.core.trainer_files.TrainerSpec
+    """
+    spec = PREDICT_SPEC.trainer_spec()
+    keep = {p for t in tasks for p in HEAD_OUTPUTS[t]}
+    spec.io = [io for io in spec.io if io.type == "input" or io.id in keep]
+    spec.options = [(n, t, rel if n == "model" else d) for n, t, d in spec.options]
+    spec.description = f"Facial affect predictor '{name}' ({', '.join(tasks)}; seed 002 MobileNetV4 + TAM)"
+    spec.frame_step_ms, spec.weights_path, spec.trained = step_ms, rel, True
+    return spec
+
+
 def train_fit(items: list, o: dict, ctx) -> TrainResult:
     """Subject-grouped CV (``cv_folds`` >= 2), final model on every session, saved model + predictor ``.trainer``.
 
     Raises
     ------
     OptionError
-        No usable session, or fewer subjects than folds.
+        No usable session, a session missing from option ``groups``, fewer subjects than folds, or a head (``expr``, ``au``) asked without any code for it
+        (:func:`check_heads`).
     """
     import os
 
     if not items:
         raise OptionError("affect_train: no usable session: nothing trained")
+    missing = [it.name for it in items if it.subject is None]
+    if missing:
+        raise OptionError(f"option groups: {len(missing)} session(s) are not in the groups mapping "
+                          f"({', '.join(missing[:5])}{' ...' if len(missing) > 5 else ''}): give every session a "
+                          f"subject; nothing trained")
+    subjects_from = ("option groups" if o["groups"] else "each session its own subject (option groups empty)")
+    check_heads(items, o["tasks"])
     cfg, topts = _config(o), _train_options(o)
     report = cross_validate(items, cfg, topts, o["cv_folds"]) if o["cv_folds"] >= 2 else {}
+    if report:
+        report["subjects_from"] = subjects_from
     model, info = fit(items, cfg, topts, o["backbone_weights"] or None, progress=True)
     info.update({"sessions": [s.name for s in items], "subjects": sorted({s.subject for s in items}),
+                 "subject_of": {s.name: s.subject for s in items}, "subjects_from": subjects_from,
                  "step_ms": items[0].step_ms, "cv": report, "face": o["face"]})
     name = safe_name(o["model_name"] or "affect", "option model_name")
     figure = (lambda folder: plot_cv(report, folder / "cv_scores.png")) if report else None
     out = save_affect_model(Path(ctx.trainer_dir) / "affect_models" / name, model, info, figure)
     rel = os.path.relpath(out.resolve(), Path(ctx.trainer_dir).resolve()).replace(os.sep, "/")
-    spec = PREDICT_SPEC.trainer_spec()
-    spec.options = [(n, t, rel if n == "model" else d) for n, t, d in spec.options]
-    spec.description = f"Facial affect predictor '{name}' ({', '.join(cfg.tasks)}; seed 002 MobileNetV4 + TAM)"
-    spec.frame_step_ms, spec.weights_path, spec.trained = items[0].step_ms, rel, True
+    spec = predictor_trainer_spec(name, cfg.tasks, rel, items[0].step_ms)
     trainer = write_trainer(Path(ctx.trainer_dir) / f"affect_{name}.trainer", spec)
     return TrainResult(out, "affect_predict", {"model": rel}, trainer, report)
 

@@ -16,6 +16,7 @@ from nova_infant.core.trainer_files import write_trainer
 from nova_infant.cry.models import load_resnet50
 from nova_infant.cry.session import (discrete_segments, load_cry_model, predict_reasons, save_cry_model, train_model,
                                      training_item)
+from nova_infant.cry.trainer_cv import recorder_cv
 from nova_infant.specs import options as shared
 from nova_infant.specs.module_spec import ModuleSpec, TrainResult
 from nova_infant.specs.options import Option
@@ -73,8 +74,11 @@ def train_run(session, o: dict):
 
 
 def train_fit(items: list, o: dict, ctx) -> TrainResult:
-    """Train once on every collected session; save the model under ``<trainer folder>/cry_reason_models/<name>``
-    and write the ``trained="true"`` predictor ``cry_reason_<name>.trainer`` beside the training one.
+    """Cross-validate by recorder (option ``cv_folds``, default 5; 0 skips: :mod:`nova_infant.cry.trainer_cv`) and
+    print its one line, then train once on every collected session; save the model (with the CV figures in its
+    config's ``evaluation``) under ``<trainer folder>/cry_reason_models/<name>`` and write the ``trained="true"``
+    predictor ``cry_reason_<name>.trainer`` beside the training one, whose description (shown in NOVA) says whether
+    the model beats chance.
 
     Parameters
     ----------
@@ -86,12 +90,14 @@ def train_fit(items: list, o: dict, ctx) -> TrainResult:
     Returns
     -------
     TrainResult
-        Model folder, predictor name and options, predictor ``.trainer`` path, classes and window counts.
+        Model folder, predictor name and options, predictor ``.trainer`` path, classes, window counts and the
+        CV ``evaluation``.
 
     Raises
     ------
     OptionError
-        No usable session, sessions of different schemes, fewer than two reasons.
+        No usable session, sessions of different schemes, fewer than two reasons, a session option ``groups``
+        misses.
     PathError
         The model folder exists and was not made by this package.
     """
@@ -101,9 +107,10 @@ def train_fit(items: list, o: dict, ctx) -> TrainResult:
     schemes = {getattr(it, "scheme", "cry_reason") for it in items}
     if len(schemes) > 1:
         raise OptionError(f"cry_reason_train: sessions use different schemes {sorted(schemes)}: train on one")
+    evaluation = _evaluate(items, o)
     model = train_model(items, o["epochs_ae"], o["epochs"], o["epochs_fusion"], o["seed"],
                         meta={"scheme": schemes.pop() if schemes else "cry_reason", "dataset": ctx.dataset,
-                              "skipped_sessions": [s for s, _ in ctx.skipped]},
+                              "skipped_sessions": [s for s, _ in ctx.skipped], "evaluation": evaluation},
                         epochs_face=o["epochs_face"], face_backbone=o["face_model"] or None)
     save_cry_model(model, out, o["data_note"])
     rel = f"{MODELS_SUBDIR}/{name}"
@@ -111,10 +118,56 @@ def train_fit(items: list, o: dict, ctx) -> TrainResult:
     spec = predictor.trainer_spec()
     options = [(n, t, rel if n == "model" else d) for n, t, d in spec.options]
     spec = dataclasses.replace(spec, options=options, description=f"{predictor.description} (model {name}: "
-                                                                  f"{', '.join(model.classes)})")
+                                                                  f"{', '.join(model.classes)}; "
+                                                                  f"{worth_line(evaluation)})")
     trainer = write_trainer(Path(ctx.trainer_dir) / f"cry_reason_{name}.trainer", spec)
     return TrainResult(out, predictor.name, {"model": rel}, trainer,
-                       {"classes": model.classes, "training_windows": model.config["training_windows"]})
+                       {"classes": model.classes, "training_windows": model.config["training_windows"],
+                        "evaluation": evaluation})
+
+
+def _evaluate(items: list, o: dict) -> dict:
+    """The recorder-grouped CV of :func:`nova_infant.cry.trainer_cv.recorder_cv` (option ``cv_folds``; 0 skips it),
+    its one line printed; ``{"skipped": reason}`` when skipped or impossible (one recorder, one reason)."""
+    from nova_infant.icep.evaluation import parse_groups  # loads torch: imported on use
+
+    if o["cv_folds"] == 0:
+        line = "cross-validation skipped (option cv_folds 0): the model's worth is unknown"
+        print(line, flush=True)
+        return {"skipped": line}
+    groups = parse_groups(o["groups"] or None, [it.session for it in items])
+    try:
+        evaluation = recorder_cv(items, groups, o["cv_folds"], o["epochs_ae"], o["epochs"], o["epochs_fusion"],
+                                 o["seed"], o["epochs_face"])
+    except OptionError as exc:
+        line = f"cross-validation not possible ({exc}): the model's worth is unknown"
+        print(line, flush=True)
+        return {"skipped": line}
+    evaluation["recorders_from"] = (f"option groups ({o['groups']})" if o["groups"]
+                                    else "each session its own recorder (option groups empty)")
+    print(evaluation["line"], flush=True)
+    return evaluation
+
+
+def worth_line(evaluation: dict) -> str:
+    """The part of a trained predictor's description (shown in NOVA) that says what the model is worth: CV
+    balanced accuracy against chance, or that no CV ran.
+
+    Parameters
+    ----------
+    evaluation : dict
+        From :func:`nova_infant.cry.trainer_cv.recorder_cv`, or ``{"skipped": reason}``.
+
+    Returns
+    -------
+    str
+    """
+    if "skipped" in evaluation:
+        return "not cross-validated: worth unknown"
+    ba, chance = evaluation["model"]["balanced_accuracy"], evaluation["chance"]
+    lo, hi = evaluation["model"]["balanced_accuracy_ci95"]
+    verdict = "beats chance" if evaluation["beats_chance"] else "does NOT beat chance"
+    return f"recorder-grouped CV balanced accuracy {ba:.2f} [{lo:.2f}, {hi:.2f}] vs chance {chance:.2f}: {verdict}"
 
 
 TRAIN_SPEC = ModuleSpec(
@@ -139,6 +192,11 @@ TRAIN_SPEC = ModuleSpec(
                maximum=10000),
         FACE_MODEL, DEVICE,
         Option("seed", "int", 0, "random seed of weights and batches", minimum=0),
+        Option("cv_folds", "int", 5, "recorder-grouped cross-validation folds before the final fit (balanced "
+               "accuracy and macro-F1 against a majority baseline, stored in the model); 0 = skip", minimum=0,
+               maximum=100),
+        Option("groups", "str", "", "recorder (infant or device) of each session: CSV (session,group) or a regular "
+               "expression on the session name; '' = each session its own recorder"),
         Option("data_note", "str", "", "training data and its licence, written into the model's NOTICE.md")),
     run=train_run, trains=True, fit=train_fit, citation=CITATION, licence=LICENCE, doc="docs/cry-reason.md")
 

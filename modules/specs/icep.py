@@ -87,7 +87,7 @@ TRAIN_OPTIONS: tuple[Option, ...] = (
     Option("groups", "str", "", "CSV with columns session,group, or a regular expression on the session name "
            "(named group 'group' or first capture group); every split keeps a group together"),
     Option("min_dur_ms", "float", 400.0, "smoothing evaluated in CV beside the raw predictions (shortest segment "
-           "kept, ms)", minimum=0),
+           "kept, ms); the bundle records it and its predictor applies it by default", minimum=0),
     Option("weight_decay", "float", 0.0, "L2 weight decay of the optimiser", minimum=0, maximum=1, grid=True,
            nova=False),
 )
@@ -338,7 +338,8 @@ PREDICT = ModuleSpec(
     options=(
         Option("bundle", "path", "", "model bundle folder (icep_models/<name>); a trained predictor's .trainer "
                "points at its own"),
-        Option("min_dur_ms", "float", 0.0, "smoothing: shortest segment kept, ms", minimum=0),
+        Option("min_dur_ms", "float", -1.0, "smoothing: shortest segment kept, ms; -1 = the bundle's (the "
+               "smoothing its cross-validation evaluated), 0 = none", minimum=-1),
         shared.device(),
         Option("batch_size", "int", 64, "windows per forward pass", minimum=1, maximum=1 << 20)),
     run=predict_run, write=predict_write, doc="docs/icep.md", citation=CITATION, licence=LICENCE,

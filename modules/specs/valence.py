@@ -67,7 +67,10 @@ def run_train(session, o: dict):
     """
     from nova_infant.icep.evaluation import parse_groups  # loads torch: imported on use
 
-    subject = parse_groups(o["subjects"] or None, [session.name])[session.name]
+    try:
+        subject = parse_groups(o["subjects"] or None, [session.name])[session.name]
+    except OptionError:  # a session the subjects file/pattern misses: the whole job is refused in fit_train
+        subject = None
     io = getattr(session, "io", None)  # under du-process: the annotation it loaded (file or NOVA database)
     annotation = io.manager.input_data.get("labels") if io is not None else None
     if annotation is None:
@@ -88,13 +91,21 @@ def fit_train(items: list, o: dict, ctx) -> TrainResult:
     Raises
     ------
     OptionError, AnnotationError, WeightsUnavailableError, PathError
+        OptionError also when option ``subjects`` (CSV or pattern) misses a session.
     """
     import logging
 
+    missing = [i[0].name for i in items if i[0].subject is None]
+    if missing:
+        raise OptionError(f"option subjects: {len(missing)} session(s) have no subject ({', '.join(missing[:5])}"
+                          f"{' ...' if len(missing) > 5 else ''}): {o['subjects']!r} must name every session; "
+                          f"nothing trained")
     out = Path(ctx.trainer_dir) / MODELS_SUBDIR / o["model_name"]
     check_replaceable(out)
     checked = {"config": _config(o), "clip": _clip_options(o), "cv_folds": o["cv_folds"]}
     sessions, schemes = [i[0] for i in items], [i[1] for i in items]
+    checked["subjects_from"] = (f"option subjects ({o['subjects']})" if o["subjects"]
+                                else "each session its own subject (option subjects empty)")
     folder, trainer, report = fit_and_save(sessions, schemes, checked, out, ctx.trainer_dir,
                                            progress=bool(getattr(ctx, "progress", False)),
                                            predictor=PREDICT_SPEC.trainer_spec())

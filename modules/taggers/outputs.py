@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from nova_infant.core.annotations import read_annotation, write_annotation  # noqa: F401  (write_annotation: re-exported)
+from nova_infant.core.continuous import gap_rows
 from nova_infant.core.schemes import Scheme, package_scheme
 
 #: NOVA colours (#AARRGGBB) given to scheme classes in order
@@ -64,6 +65,9 @@ def continuous_annotation(score: np.ndarray, conf: np.ndarray, sample_rate_hz: f
                           session: str | None = None, dataset: str | None = None):
     """A discover-utils ``ContinuousAnnotation`` (one row per grid frame) with ``score`` and ``conf`` set apart.
 
+    Missing values follow NOVA's gap rule (:func:`nova_infant.core.continuous.gap_rows`): a non-finite score is NaN
+    with conf 0 (written ``NaN``, which NOVA shows as a gap), a non-finite conf becomes 0.
+
     Parameters
     ----------
     score, conf : ndarray, float, shape (n_frames,)
@@ -78,10 +82,8 @@ def continuous_annotation(score: np.ndarray, conf: np.ndarray, sample_rate_hz: f
         NOVA metadata of the annotation.
     """
     from discover_utils.data.annotation import ContinuousAnnotation
-    from discover_utils.utils.type_definitions import LabelDType
 
-    data = np.zeros(len(score), dtype=LabelDType.CONTINUOUS.value)
-    data["score"], data["conf"] = np.asarray(score, np.float32), np.asarray(conf, np.float32)
+    data = gap_rows(score, conf)
     sch = Scheme(scheme, type="CONTINUOUS", sr=float(sample_rate_hz), min=float(min_val), max=float(max_val))
     return ContinuousAnnotation(scheme=sch.discover_scheme(), data=data, role=role, annotator=annotator,
                                 session=session, dataset=dataset)

@@ -89,11 +89,15 @@ def fit_and_save(sessions: list[ValenceSession], schemes: list[dict], checked: d
     scheme = schemes[0]
     config = replace(checked["config"], scale=max(abs(scheme["min"]), abs(scheme["max"])) or 1.0)
     report = None
+    subjects_from = checked.get("subjects_from", "each session its own subject")
     if checked["cv_folds"] >= 2:
         report = cross_validate(sessions, config, checked["cv_folds"], progress)
+        report["subjects_from"] = subjects_from
+        report["summary"] = f"{report['summary']} (subjects: {subjects_from})"
         log.info("%s", report["summary"])
     fitted = fit(sessions, config, progress)
     training = {"sessions": [s.name for s in sessions], "subjects": {s.name: s.subject for s in sessions},
+                "subjects_from": subjects_from,
                 "clips": {s.name: len(s.plan.clips) for s in sessions},
                 "skipped": {s.name: s.plan.skip_summary() for s in sessions}}
     folder = save_model(out_dir, fitted, scheme, checked["clip"], training, report)
