@@ -133,7 +133,8 @@ def test_icep_training_ships_one_trainer_per_role_and_feature_set():
         assert "," not in role and labels.default_value == f"ICEP-R-{role}"
         assert len(set(feats)) == len(feats), f"{stem} fuses a stream type twice"
         combos.add((role, tuple(feats)))
-    assert combos == {(r, f) for r in ("infant", "caregiver") for f in (("dinov2",), ("dinov2", "w2vbert"))}
+    feature_sets = (("dinov2",), ("dinov2", "w2vbert"), ("dinov2", "people", "skeleton", "hands"))  # issue 25
+    assert combos == {(r, f) for r in ("infant", "caregiver") for f in feature_sets}
 
 
 def test_trainer_option_defaults_reach_the_module(tmp_path):
