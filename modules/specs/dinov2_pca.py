@@ -12,6 +12,7 @@ when that file is missing.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +64,9 @@ def load_backbone(session, o: dict):
 
 
 def dataset_folder(output_path: Path, session_name: str) -> Path:
-    """The folder holding the session folder of an output path (NOVA's layout); else the output's own folder.
+    """The folder holding the session folder of an output path (NOVA's layout ``<dataset>/<session>/<file>``);
+    else the output's own folder. Only the output's own folder is compared with the session name, so nothing goes
+    above a folder the user named (``--out a/S1/x`` with session ``S1`` -> ``a/S1/x``, not ``a``).
 
     Parameters
     ----------
@@ -74,11 +77,8 @@ def dataset_folder(output_path: Path, session_name: str) -> Path:
     -------
     Path
     """
-    path = Path(output_path).resolve()
-    for parent in path.parents:
-        if parent.name == session_name:
-            return parent.parent
-    return path.parent
+    path = Path(os.path.abspath(output_path))
+    return path.parent.parent if path.parent.name == session_name else path.parent
 
 
 def dataset_pca(session, o: dict):
