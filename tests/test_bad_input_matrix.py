@@ -236,7 +236,7 @@ CASES += [
     ("icep-import-schemes-port-text", ["icep", "import-schemes", "--dataset", "x", "--db-port", "x"], "--db-port"),
 ]
 
-TAG = ["taggers", "audio-events", "{wav}", "--out", "{out}/s/session"]
+TAG = ["run", "audio-events", "--audio", "{wav}", "--out", "{out}/s"]
 CASES += [
     ("audio-threshold2", TAG + ["--threshold", "2"], "threshold"),
     ("audio-threshold0", TAG + ["--threshold", "0"], "threshold"),
@@ -248,18 +248,18 @@ CASES += [
     ("audio-step-neg", TAG + ["--step", "-40ms"], "step"),
     ("audio-duration-neg", TAG + ["--duration-ms", "-5"], "duration_ms"),
     ("audio-duration-inf", TAG + ["--duration-ms", "inf"], "duration_ms"),
-    ("audio-missing", ["taggers", "audio-events", "{missing_wav}", "--out", "{out}/s/session"], "missing.wav"),
-    ("audio-nan", ["taggers", "audio-events", "{nan_wav}", "--out", "{out}/s/session"], "nan.wav"),
-    ("audio-inf", ["taggers", "audio-events", "{inf_wav}", "--out", "{out}/s/session"], "inf.wav"),
-    ("audio-empty", ["taggers", "audio-events", "{empty_wav}", "--out", "{out}/s/session"], "empty.wav"),
-    ("audio-text", ["taggers", "audio-events", "{text_wav}", "--out", "{out}/s/session"], "text.wav"),
-    ("audio-zero-video", ["taggers", "audio-events", "{zero_mp4}", "--out", "{out}/s/session"], "zero.mp4"),
-    ("audio-no-track", ["taggers", "audio-events", "{video}", "--out", "{out}/s/session"], "infant.video.mp4"),
+    ("audio-missing", ["run", "audio-events", "--audio", "{missing_wav}", "--out", "{out}/s"], "missing.wav"),
+    ("audio-nan", ["run", "audio-events", "--audio", "{nan_wav}", "--out", "{out}/s"], "nan.wav"),
+    ("audio-inf", ["run", "audio-events", "--audio", "{inf_wav}", "--out", "{out}/s"], "inf.wav"),
+    ("audio-empty", ["run", "audio-events", "--audio", "{empty_wav}", "--out", "{out}/s"], "empty.wav"),
+    ("audio-text", ["run", "audio-events", "--audio", "{text_wav}", "--out", "{out}/s"], "text.wav"),
+    ("audio-zero-video", ["run", "audio-events", "--audio", "{zero_mp4}", "--out", "{out}/s"], "zero.mp4"),
+    ("audio-no-track", ["run", "audio-events", "--audio", "{video}", "--out", "{out}/s"], "infant.video.mp4"),
     ("audio-head-missing", TAG + ["--head", "{base}/nohead"], "nohead"),
     ("audio-head-not-a-head", TAG + ["--head", "{empty_bundle}"], "empty"),
-    ("audio-out-under-file", ["taggers", "audio-events", "{wav}", "--out", "{under_file}/s"], "a_file"),
+    ("audio-out-under-file", ["run", "audio-events", "--audio", "{wav}", "--out", "{under_file}"], "a_file"),
 ]
-EMO = ["taggers", "emotion", "{video}", "--out", "{out}/s/infant"]
+EMO = ["run", "emotion-tagger", "--video", "{video}", "--out", "{out}/s"]
 CASES += [
     ("emotion-sample-fps0", EMO + ["--sample-fps", "0.0"], "sample_fps"),
     ("emotion-sample-fps-neg", EMO + ["--sample-fps", "-1"], "sample_fps"),
@@ -268,10 +268,10 @@ CASES += [
     ("emotion-step0", EMO + ["--step", "0ms"], "step"), ("emotion-duration-neg", EMO + ["--duration-ms", "-1"],
                                                          "duration_ms"),
     ("emotion-face-bogus", EMO + ["--face", "top"], "--face"),
-    ("emotion-missing", ["taggers", "emotion", "{missing}", "--out", "{out}/s/infant"], "missing.mp4"),
-    ("emotion-zero", ["taggers", "emotion", "{zero_mp4}", "--out", "{out}/s/infant"], "zero.mp4"),
-    ("emotion-text", ["taggers", "emotion", "{text_mp4}", "--out", "{out}/s/infant"], "text.mp4"),
-    ("emotion-truncated", ["taggers", "emotion", "{cut_mp4}", "--out", "{out}/s/infant"], "cut.mp4"),
+    ("emotion-missing", ["run", "emotion-tagger", "--video", "{missing}", "--out", "{out}/s"], "missing.mp4"),
+    ("emotion-zero", ["run", "emotion-tagger", "--video", "{zero_mp4}", "--out", "{out}/s"], "zero.mp4"),
+    ("emotion-text", ["run", "emotion-tagger", "--video", "{text_mp4}", "--out", "{out}/s"], "text.mp4"),
+    ("emotion-truncated", ["run", "emotion-tagger", "--video", "{cut_mp4}", "--out", "{out}/s"], "cut.mp4"),
     ("emotion-head-missing", EMO + ["--head", "{base}/nohead"], "nohead"),
 ]
 HEAD = ["taggers", "train-head", "audio-events", "--out", "{out}/head"]
@@ -304,7 +304,7 @@ CASES += [
                                        "{base}/no-model"], "no-model"),
 ]
 
-DX = ["dinov2", "extract", "{video}", "--model", "{dinov2}", "--device", "cpu", "--out-dir", "{out}/s"]
+DX = ["run", "dinov2-pca", "--video", "{video}", "--model", "{dinov2}", "--device", "cpu", "--out", "{out}/s"]
 CASES += [
     ("dinov2-size15", DX + ["--size", "15"], "size"), ("dinov2-size0", DX + ["--size", "0"], "size"),
     ("dinov2-k0", DX + ["--k", "0"], "option k"), ("dinov2-k-huge", DX + ["--k", "99999"], "option k"),
@@ -323,16 +323,16 @@ CASES += [
     ("dinov2-model-wrong-kind", DX + ["--model", "{w2v}"], "w2v-bert"),
     ("dinov2-pca-missing", DX + ["--pca", "{base}/none.npz"], "none.npz"),
     ("dinov2-pca-corrupt", DX + ["--pca", "{bad_pca}"], "pca.npz"),
-    ("dinov2-video-missing", ["dinov2", "extract", "{missing}", "--model", "{dinov2}", "--out-dir", "{out}/s"],
+    ("dinov2-video-missing", ["run", "dinov2-pca", "--video", "{missing}", "--model", "{dinov2}", "--out", "{out}/s"],
      "missing.mp4"),
-    ("dinov2-video-zero", ["dinov2", "extract", "{zero_mp4}", "--model", "{dinov2}", "--out-dir", "{out}/s"],
+    ("dinov2-video-zero", ["run", "dinov2-pca", "--video", "{zero_mp4}", "--model", "{dinov2}", "--out", "{out}/s"],
      "zero.mp4"),
-    ("dinov2-video-text", ["dinov2", "extract", "{text_mp4}", "--model", "{dinov2}", "--out-dir", "{out}/s"],
+    ("dinov2-video-text", ["run", "dinov2-pca", "--video", "{text_mp4}", "--model", "{dinov2}", "--out", "{out}/s"],
      "text.mp4"),
-    ("dinov2-video-truncated", ["dinov2", "extract", "{cut_mp4}", "--model", "{dinov2}", "--out-dir", "{out}/s"],
+    ("dinov2-video-truncated", ["run", "dinov2-pca", "--video", "{cut_mp4}", "--model", "{dinov2}", "--out", "{out}/s"],
      "cut.mp4"),
-    ("dinov2-out-under-file", ["dinov2", "extract", "{video}", "--model", "{dinov2}", "--device", "cpu",
-                               "--out-dir", "{under_file}"], "a_file"),
+    ("dinov2-out-under-file", ["run", "dinov2-pca", "--video", "{video}", "--model", "{dinov2}", "--device", "cpu",
+                               "--out", "{under_file}"], "a_file"),
     ("dinov2-fit-pca-missing", ["dinov2", "fit-pca", "{out}/p.npz", "{missing}", "--model", "{dinov2}"],
      "missing.mp4"),
     ("dinov2-fit-pca-k0", ["dinov2", "fit-pca", "{out}/p.npz", "{video}", "--model", "{dinov2}", "--k", "0"], "k"),
@@ -347,7 +347,28 @@ CASES += [
     ("dinov2-picture-mode", ["dinov2", "picture", "{video}", "{out}/p.png", "--mode", "hsv"], "--mode"),
 ]
 
-WX = ["w2v-bert", "{wav}", "{out}/s/session.w2vbert.stream", "--model", "{w2v}", "--device", "cpu"]
+ALIASES = [  # old command lines (aliases of `run <module>`): same checks, same one line
+    ("alias-audio-missing", ["taggers", "audio-events", "{missing_wav}", "--out", "{out}/s/session"], "missing.wav"),
+    ("alias-audio-out-under-file", ["taggers", "audio-events", "{wav}", "--out", "{under_file}/s"], "a_file"),
+    ("alias-audio-threshold2", ["taggers", "audio-events", "{wav}", "--out", "{out}/s/session", "--threshold", "2"],
+     "threshold"),
+    ("alias-emotion-missing", ["taggers", "emotion", "{missing}", "--out", "{out}/s/infant"], "missing.mp4"),
+    ("alias-emotion-face-bogus", ["taggers", "emotion", "{video}", "--out", "{out}/s/infant", "--face", "top"],
+     "--face"),
+    ("alias-dinov2-video-truncated", ["dinov2", "extract", "{cut_mp4}", "--model", "{dinov2}", "--out-dir",
+                                      "{out}/s"], "cut.mp4"),
+    ("alias-dinov2-out-under-file", ["dinov2", "extract", "{video}", "--model", "{dinov2}", "--device", "cpu",
+                                     "--out-dir", "{under_file}"], "a_file"),
+    ("alias-dinov2-k0", ["dinov2", "extract", "{video}", "--model", "{dinov2}", "--k", "0"], "option k"),
+    ("alias-w2v-audio-missing", ["w2v-bert", "{missing_wav}", "{out}/x.stream", "--model", "{w2v}"], "missing.wav"),
+    ("alias-w2v-out-under-file", ["w2v-bert", "{wav}", "{under_file}/x.stream", "--model", "{w2v}", "--device",
+                                  "cpu"], "a_file"),
+    ("alias-w2v-step0", ["w2v-bert", "{wav}", "{out}/x.stream", "--model", "{w2v}", "--frame-step", "0"],
+     "frame_step"),
+]
+CASES += ALIASES
+
+WX = ["run", "w2v-bert", "--audio", "{wav}", "--out", "{out}/s", "--model", "{w2v}", "--device", "cpu"]
 CASES += [
     ("w2v-step0", WX + ["--frame-step", "0"], "frame_step"), ("w2v-step-text", WX + ["--frame-step", "x"], "frame_step"),
     ("w2v-left-neg", WX + ["--left-context", "-1"], "left_context"),
@@ -364,14 +385,14 @@ CASES += [
     ("w2v-model-wrong-kind", WX + ["--model", "{dinov2}"], "dinov2"),
     ("w2v-reference-missing", WX + ["--reference", "{missing}"], "missing.mp4"),
     ("w2v-reference-corrupt", WX + ["--reference", "{bad_stream}"], "bad.stream"),
-    ("w2v-audio-missing", ["w2v-bert", "{missing_wav}", "{out}/x.stream", "--model", "{w2v}"], "missing.wav"),
-    ("w2v-audio-nan", ["w2v-bert", "{nan_wav}", "{out}/x.stream", "--model", "{w2v}"], "nan.wav"),
-    ("w2v-audio-inf", ["w2v-bert", "{inf_wav}", "{out}/x.stream", "--model", "{w2v}"], "inf.wav"),
-    ("w2v-audio-empty", ["w2v-bert", "{empty_wav}", "{out}/x.stream", "--model", "{w2v}"], "empty.wav"),
-    ("w2v-audio-text", ["w2v-bert", "{text_wav}", "{out}/x.stream", "--model", "{w2v}"], "text.wav"),
-    ("w2v-no-audio-track", ["w2v-bert", "{video}", "{out}/x.stream", "--model", "{w2v}"], "infant.video.mp4"),
-    ("w2v-out-under-file", ["w2v-bert", "{wav}", "{under_file}/x.stream", "--model", "{w2v}", "--device", "cpu"],
-     "a_file"),
+    ("w2v-audio-missing", ["run", "w2v-bert", "--audio", "{missing_wav}", "--out", "{out}", "--model", "{w2v}"], "missing.wav"),
+    ("w2v-audio-nan", ["run", "w2v-bert", "--audio", "{nan_wav}", "--out", "{out}", "--model", "{w2v}"], "nan.wav"),
+    ("w2v-audio-inf", ["run", "w2v-bert", "--audio", "{inf_wav}", "--out", "{out}", "--model", "{w2v}"], "inf.wav"),
+    ("w2v-audio-empty", ["run", "w2v-bert", "--audio", "{empty_wav}", "--out", "{out}", "--model", "{w2v}"], "empty.wav"),
+    ("w2v-audio-text", ["run", "w2v-bert", "--audio", "{text_wav}", "--out", "{out}", "--model", "{w2v}"], "text.wav"),
+    ("w2v-no-audio-track", ["run", "w2v-bert", "--audio", "{video}", "--out", "{out}", "--model", "{w2v}"], "infant.video.mp4"),
+    ("w2v-out-under-file", ["run", "w2v-bert", "--audio", "{wav}", "--out", "{under_file}", "--model", "{w2v}",
+                            "--device", "cpu"], "a_file"),
 ]
 
 REVIEW = "{root}/ds/S1"

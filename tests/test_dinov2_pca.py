@@ -3,7 +3,6 @@
 Every test loads a tiny random ``Dinov2Model`` checkpoint (fixture ``tiny_dinov2``) through ``from_pretrained``.
 """
 
-import argparse
 import json
 import os
 import subprocess
@@ -220,12 +219,9 @@ def test_size_not_a_multiple_of_14_is_an_option_error(carphone_session, backbone
 
 
 def _cli(argv):
-    from nova_infant.cli import dinov2 as cli_dinov2
+    from nova_infant.cli import main
 
-    parser = argparse.ArgumentParser()
-    cli_dinov2.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return args.func(args)
+    return main(argv)
 
 
 def test_truncated_video_gives_one_line_error_and_no_stream(carphone_session, tiny_dinov2, tmp_path, capsys):
@@ -234,7 +230,8 @@ def test_truncated_video_gives_one_line_error_and_no_stream(carphone_session, ti
     bad.parent.mkdir()
     bad.write_bytes(data[: len(data) // 2])
     out = tmp_path / "out"
-    assert _cli(["dinov2", "extract", str(bad), "--model", tiny_dinov2, "--out-dir", str(out), "--device", "cpu"]) == 2
+    assert _cli(["run", "dinov2-pca", "--video", str(bad), "--model", tiny_dinov2, "--out", str(out), "--device",
+                 "cpu"]) == 2
     message = capsys.readouterr().err.strip().splitlines()[-1]  # errors go to stderr like every command's
     assert message.startswith("error: ") and "infant.video.mp4" in message and "truncated" in message
     assert not out.exists() or not list(out.iterdir())
@@ -248,12 +245,13 @@ def test_wrong_model_directory_is_a_weights_error_naming_it(carphone_session, tm
 
 def test_cli_extract_writes_both_streams_and_picture(carphone_session, tiny_dinov2, tmp_path):
     out = tmp_path / "out"
-    code = _cli(["dinov2", "extract", str(carphone_session["video"]), "--model", tiny_dinov2, "--out-dir", str(out),
-                 "--frame-step", "25fps", "--picture", "--device", "cpu"])
+    video = Path(carphone_session["video"])
+    code = _cli(["run", "dinov2-pca", "--video", str(video), "--model", tiny_dinov2, "--out", str(out),
+                 "--frame-step", "25fps", "--picture-dir", str(out), "--device", "cpu"])
     assert code == 0
     pca, cls = streams.open_ssi_stream(out / "infant.dinov2.stream"), streams.open_ssi_stream(out / "infant.dinov2cls.stream")
     assert (pca.n_rows, pca.dim, cls.dim) == (100, 1024, 32) and pca.sample_rate_hz == pytest.approx(25.0)
-    assert (out / "infant.dinov2_pca.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / f"{video.parent.name}.dinov2_pca.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_picture_colours_follow_the_pca_components(tmp_path):

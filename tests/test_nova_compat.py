@@ -192,7 +192,7 @@ def test_one_output_of_every_writer_opens_in_nova(tmp_path, tiny_dinov2):
     from nova_infant.core.sample_media import librivox_speech, write_wav
 
     wav = write_wav(tmp_path / "speech.wav", librivox_speech(3.0), 16000)
-    assert main(["taggers", "audio-events", str(wav), "--out", str(tmp_path / "ae" / "session")]) == 0
+    assert main(["run", "audio-events", "--audio", str(wav), "--out", str(tmp_path / "ae")]) == 0
     audio_outputs = sorted((tmp_path / "ae").glob("session.*"))
     assert any(p.name == "session.audio_events.stream" for p in audio_outputs)
     written += [p for p in audio_outputs if p.suffix in (".stream", ".annotation")]

@@ -289,9 +289,10 @@ def test_cli_writes_the_three_outputs_and_nothing_on_a_missing_video(tmp_path):
     from nova_infant.core.streams import open_ssi_stream
     from nova_infant.core.sample_media import carphone_path
 
-    assert main(["taggers", "emotion", str(tmp_path / "nope.mp4"), "--out", str(tmp_path / "bad" / "x")]) == 2
+    assert main(["run", "emotion-tagger", "--video", str(tmp_path / "nope.mp4"), "--out", str(tmp_path / "bad")]) == 2
     assert not (tmp_path / "bad").exists() or not any((tmp_path / "bad").iterdir())
-    assert main(["taggers", "emotion", carphone_path(), "--out", str(tmp_path / "o" / "infant")]) == 0
+    assert main(["run", "emotion-tagger", "--video", carphone_path(), "--out", str(tmp_path / "o"), "--role",
+                 "infant"]) == 0
     box = open_ssi_stream(tmp_path / "o" / "infant.face_box.stream")
     assert box.n_rows == 100 and box.sample_rate_hz == 25
     for name in ("emotion", "valence"):

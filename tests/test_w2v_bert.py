@@ -174,8 +174,9 @@ def test_cli_writes_a_stream_discover_utils_loads(tmp_path, tiny_w2v_bert):
     t = np.arange(int(2.5 * 44100)) / 44100
     stereo = 0.3 * np.stack([np.sin(2 * np.pi * 300 * t), np.sin(2 * np.pi * 500 * t)], axis=1)
     wav = write_wav(tmp_path / "stereo.wav", stereo.astype(np.float32), 44100)
-    out = tmp_path / "out" / "session.w2vbert.stream"
-    assert main(["w2v-bert", str(wav), str(out), "--model", tiny_w2v_bert, "--device", "cpu"]) == 0
+    out = tmp_path / "out" / "session.w2vbert.stream"  # <out>/<role>.w2vbert.stream, role "session" by default
+    assert main(["run", "w2v-bert", "--audio", str(wav), "--out", str(out.parent), "--model", tiny_w2v_bert,
+                 "--device", "cpu"]) == 0
     loaded = load_ssi_stream(out)
     assert loaded.data.shape == (62, 32) and loaded.data.dtype == np.float32  # floor(2500 / 40)
     assert loaded.meta_data.sample_rate == 25.0 and np.isfinite(loaded.data).all()
@@ -185,15 +186,14 @@ def test_cli_writes_a_stream_discover_utils_loads(tmp_path, tiny_w2v_bert):
 
 
 def test_video_without_audio_track_fails_in_one_line_and_writes_nothing(tmp_path, tiny_w2v_bert, capsys):
-    out = tmp_path / "x.stream"
-    assert main(["w2v-bert", carphone_path(), str(out), "--model", tiny_w2v_bert]) == 2
+    assert main(["run", "w2v-bert", "--audio", carphone_path(), "--out", str(tmp_path), "--model", tiny_w2v_bert]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "carphone_pristine.mp4: file has no audio track" in err
     assert list(tmp_path.iterdir()) == []
 
 
 def test_video_with_muxed_speech_is_read_as_audio(tmp_path, carphone_session, tiny_w2v_bert):
-    out = tmp_path / "v.stream"
+    out = tmp_path / "v.stream"  # the old command line (an alias of run w2v-bert) names the output file
     assert main(["w2v-bert", str(carphone_session["video"]), str(out), "--model", tiny_w2v_bert]) == 0
     assert open_ssi_stream(out).n_rows == 100  # 4004 ms of muxed audio on the 40 ms grid
 
@@ -203,8 +203,9 @@ def test_wrong_model_directory_fails_naming_it_and_writes_nothing(tmp_path, carp
     model = tmp_path / "models" / "nothere"
     if case == "dinov2":
         model = save_standin("dinov2", tmp_path / "models" / "dino")
-    out = tmp_path / "out" / "x.stream"
-    assert main(["w2v-bert", str(carphone_session["audio"]), str(out), "--model", str(model)]) == 2
+    out = tmp_path / "out"
+    assert main(["run", "w2v-bert", "--audio", str(carphone_session["audio"]), "--out", str(out), "--model",
+                 str(model)]) == 2
     err = capsys.readouterr().err
     assert str(model) in err and ("no such model directory" in err or "holds a dinov2 checkpoint" in err)
     assert not (tmp_path / "out").exists()
@@ -212,9 +213,9 @@ def test_wrong_model_directory_fails_naming_it_and_writes_nothing(tmp_path, carp
 
 @pytest.mark.parametrize("step", ["0", "0ms", "0.0s"])
 def test_frame_step_of_zero_fails_before_any_work(tmp_path, carphone_session, step, capsys):
-    out = tmp_path / "x.stream"
-    assert main(["w2v-bert", str(carphone_session["audio"]), str(out), "--model", str(tmp_path / "unused"),
-                 f"--frame-step={step}"]) == 2
+    out = tmp_path / "out"
+    assert main(["run", "w2v-bert", "--audio", str(carphone_session["audio"]), "--out", str(out), "--model",
+                 str(tmp_path / "unused"), f"--frame-step={step}"]) == 2
     assert "frame step must be positive" in capsys.readouterr().err
     assert not out.exists()
 

@@ -1,9 +1,14 @@
 """``nova-infant`` command line: one sub-command per job, for engineers and batch use.
 
-Each command module registers its own sub-commands through a ``register(subparsers)`` function; they are listed
-by explicit import in ``COMMAND_MODULES`` (``nova-infant run <module>`` comes from the module specs,
-:mod:`nova_infant.specs.cli`). Errors of this package, usage errors and
-OS errors (read-only folder, full disk) print as one line (``error: <file>: <problem>``) with exit code 2.
+Every module runs as ``nova-infant run <module>``, generated from its spec (:mod:`nova_infant.specs.cli`): the one
+command surface of the modules, with the flags, help and checks the spec declares. The tools that are not modules
+(demo, batch, review, icep cv/train, schemes, weights, trainers, ...) are hand-written here, one file per group,
+each registering its sub-commands through ``register(subparsers)`` (listed by explicit import in
+``COMMAND_MODULES``); they parse module options with the spec's :class:`~nova_infant.specs.options.Option` and route
+names through :func:`nova_infant.core.atomic.safe_name`. Old per-module command lines (``dinov2 extract``,
+``w2v-bert``, ``taggers audio-events|emotion``, ``icep predict``) are aliases of ``run <module>``
+(:mod:`nova_infant.cli.aliases`). Errors of this package, usage errors and OS errors (read-only folder, full disk)
+print as one line (``error: <file>: <problem>``) with exit code 2.
 """
 
 from __future__ import annotations
@@ -24,21 +29,27 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"error: {self.prog}: {message} (see --help)\n")
 
 
-from nova_infant.cli import batch, commands, demo, dinov2, icep, review, taggers, w2v_bert  # noqa: E402
+from nova_infant.cli import aliases, batch, commands, demo, dinov2_tools, icep_tools, review, tagger_tools  # noqa: E402
 from nova_infant.specs import cli as spec_commands  # noqa: E402
 
-#: every module adding sub-commands, in ``--help`` order
-COMMAND_MODULES = [commands, icep, review, taggers, dinov2, demo, w2v_bert, batch, spec_commands]
+#: every file adding sub-commands, in ``--help`` order: the modules (``run``) first, then the tools
+COMMAND_MODULES = [spec_commands, demo, batch, commands, icep_tools, review, tagger_tools, dinov2_tools]
+
+#: alias top-level commands of old command lines, not listed in ``--help``
+HIDDEN = (aliases.add_w2v_bert,)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (all registered sub-commands)."""
-    parser = OneLineParser(prog="nova-infant", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="nova-infant", description=__doc__.splitlines()[0],
+                           epilog=spec_commands.modules_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"nova-infant {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMAND_MODULES:
         module.register(sub)
+    for add in HIDDEN:
+        add(sub)
     return parser
 
 

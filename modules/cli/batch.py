@@ -7,11 +7,26 @@ import json
 import os
 from pathlib import Path
 
-from nova_infant.core.atomic import safe_name
 from nova_infant.core.batch import (BatchError, ModuleJob, build_request, format_table, run_batch, sessions_in_db,
                                     sessions_in_file, sessions_in_root)
 from nova_infant.core.errors import OptionError
 from nova_infant.core.package_data import TRAINER_DIR, checkout_root
+from nova_infant.specs.cli import add_option_flags, checked_names, optional_number, options_from_args, tool_spec
+from nova_infant.specs.options import Option
+
+#: ``batch``'s numbers, parsed and checked as module options (:func:`nova_infant.specs.cli.tool_spec`)
+BATCH = tool_spec("batch", (
+    Option("workers", "int", 1, "local worker processes, one model load each", minimum=1, maximum=1024),
+    Option("threads_per_worker", "int", 0, "torch threads per worker (0: torch's default)", minimum=0,
+           maximum=1024),
+    Option("retries", "int", 1, "extra attempts for a failed session", minimum=0, maximum=100),
+    Option("gpus", "str", "", "Slurm GPUs per session (unset: per module)", check=optional_number(0, 64, True)),
+    Option("mem_gb", "str", "", "Slurm memory per session, GB (unset: per module)",
+           check=optional_number(0.001, None)),
+    Option("time_min", "str", "", "Slurm time limit per session, minutes", check=optional_number(1, None, True)),
+    Option("cpus_per_task", "str", "", "Slurm CPUs per session (unset: 1)", check=optional_number(1, 4096, True)),
+    Option("max_parallel", "str", "", "Slurm: most array tasks running at once",
+           check=optional_number(1, None, True))))
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -36,18 +51,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--option", action="append", default=[], metavar="NAME=VALUE", help="module option; repeatable")
     p.add_argument("--options", default=None, help="module options as a JSON object (as du-process --options)")
     p.add_argument("--executor", choices=["local", "slurm"], default="local")
-    p.add_argument("--workers", type=int, default=1, help="local worker processes, one model load each (default 1)")
     p.add_argument("--local-gpus", default="", help="local: GPU ids, e.g. 0,1; worker i uses GPU i mod n (default: as is)")
-    p.add_argument("--threads-per-worker", type=int, default=0, help="torch threads per worker (0: torch's default)")
-    p.add_argument("--retries", type=int, default=1, help="extra attempts for a failed session (default 1)")
     p.add_argument("--force", action="store_true", help="run every session even if up to date")
     p.add_argument("--state-dir", default=None, help="provenance records and Slurm logs (default <root>/.nova-infant-batch)")
     p.add_argument("--partition", default=None, help="Slurm partition")
-    p.add_argument("--gpus", type=int, default=None, help="Slurm GPUs per session (default per module)")
-    p.add_argument("--mem-gb", type=float, default=None, help="Slurm memory per session in GB (default per module)")
-    p.add_argument("--time-min", type=int, default=None, help="Slurm time limit per session in minutes")
-    p.add_argument("--cpus-per-task", type=int, default=None, help="Slurm CPUs per session (default 1)")
-    p.add_argument("--max-parallel", type=int, default=None, help="Slurm: most array tasks running at once")
+    add_option_flags(p, BATCH)
     p.add_argument("--cml-dir", default=None, help="folder of the .trainer files (default: this checkout's trainers/nova_infant, "
                                                   "else the installed package's copy)")
     p.set_defaults(func=run)
@@ -92,8 +100,8 @@ def run(args) -> int:
         except ValueError as exc:
             raise OptionError(f"--options: not JSON ({exc})") from None
     options.update(_pairs(args.option, "--option"))
-
-    safe_name(args.dataset, "dataset")
+    n = options_from_args(BATCH, args)
+    checked_names(dataset=args.dataset, role=args.role)
     if args.db and args.sessions_file:
         raise OptionError("--db and --sessions-file: give one source of sessions")
     if args.session_pattern and not args.db:
@@ -107,10 +115,10 @@ def run(args) -> int:
     state_dir = Path(args.state_dir or Path(args.root) / ".nova-infant-batch").resolve()
     job = ModuleJob(str(trainer.resolve()), args.dataset, build_request(trainer, args.root, args.role,
                                                                         _pairs(args.io, "--io")),
-                    options, str(state_dir), threads=args.threads_per_worker)
-    resources = {"gpus": args.gpus, "mem_gb": args.mem_gb, "time_min": args.time_min,
-                 "cpus_per_task": args.cpus_per_task, "partition": args.partition, "max_parallel": args.max_parallel}
-    results = run_batch(job, sessions, executor=args.executor, workers=args.workers, retries=args.retries,
+                    options, str(state_dir), threads=n["threads_per_worker"])
+    resources = {key: n[key] for key in ("gpus", "mem_gb", "time_min", "cpus_per_task", "max_parallel")}
+    resources["partition"] = args.partition
+    results = run_batch(job, sessions, executor=args.executor, workers=n["workers"], retries=n["retries"],
                         force=args.force, resources=resources,
                         gpus=[g.strip() for g in args.local_gpus.split(",") if g.strip()])
     print(format_table(results))

@@ -11,7 +11,17 @@ from nova_infant.core.nova_db import connect
 from nova_infant.core.package_data import checkout_root, repo_copy_differences, write_repo_copies
 from nova_infant.core.sample_media import build_session
 from nova_infant.core.trainer_files import read_trainer
-from nova_infant.core.validation import float_option, int_option
+from nova_infant.specs.cli import add_option_flags, checked_names, optional_number, options_from_args, tool_spec
+from nova_infant.specs.options import Option
+
+
+#: options of ``sample-session``, parsed and checked as a module's (:func:`nova_infant.specs.cli.tool_spec`)
+SAMPLE_SESSION = tool_spec("sample-session", (
+    Option("fps", "str", "", "video frame rate, frames/s; unset: the clip's own 29.97 fps",
+           check=optional_number(1.0, 240.0)),
+    Option("audio_rate", "int", 16000, "audio sample rate, Hz", minimum=4000, maximum=384000),
+    Option("channels", "int", 1, "audio channels", minimum=1, maximum=8),
+    Option("repeat", "int", 1, "loop the 4 s clip this many times", minimum=1, maximum=1000)))
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -39,10 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("root", help="NOVA data dir; the session goes to <root>/<dataset>/<session>/")
     p.add_argument("--dataset", default="demo")
     p.add_argument("--session", default="carphone01")
-    p.add_argument("--fps", type=float, default=None, help="video frame rate (default: the clip's 29.97 fps)")
-    p.add_argument("--audio-rate", type=int, default=16000, help="audio sample rate in Hz")
-    p.add_argument("--channels", type=int, default=1)
-    p.add_argument("--repeat", type=int, default=1, help="loop the 4 s clip this many times")
+    add_option_flags(p, SAMPLE_SESSION)
     p.set_defaults(func=_sample_session)
 
     p = sub.add_parser("import-schemes", help="create or update every scheme our modules write (discrete and continuous) "
@@ -68,12 +75,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _export_weights(args) -> int:
+
     out = export_weights(args.model, args.out_dir, kind=args.kind)
     print(f"saved {args.model} to {out}; copy this folder and pass it as the model option")
     return 0
 
 
 def _make_standin(args) -> int:
+
     sizes = {"dinov2": ("tiny", "small", "base", "large", "giant"), "w2v-bert": ("tiny", "full"),
              "videomae": ("tiny", "small", "base")}[args.kind]
     if args.size not in sizes:  # before the folder is made
@@ -85,14 +94,11 @@ def _make_standin(args) -> int:
 
 
 def _sample_session(args) -> int:
-    if args.fps is not None:
-        float_option(args.fps, "fps", 1.0, 240.0)
-    int_option(args.audio_rate, "audio-rate", 4000, 384000)
-    int_option(args.channels, "channels", 1, 8)
-    int_option(args.repeat, "repeat", 1, 1000)
 
-    paths = build_session(args.root, args.dataset, args.session, fps=args.fps, audio_rate=args.audio_rate,
-                          channels=args.channels, repeat=args.repeat)
+    o = options_from_args(SAMPLE_SESSION, args)
+    checked_names(dataset=args.dataset, session=args.session)
+    paths = build_session(args.root, args.dataset, args.session, fps=o["fps"], audio_rate=o["audio_rate"],
+                          channels=o["channels"], repeat=o["repeat"])
     for key, value in paths.items():
         print(f"{key}: {value}")
     return 0
@@ -132,17 +138,19 @@ def _import_schemes(args) -> int:
     database."""
     from nova_infant.specs.registry import import_package_schemes  # loads torch: imported on use
 
+    checked_names(dataset=args.dataset)
     names = import_package_schemes(connect(args.db), args.dataset)
     print(f"{args.dataset}: {len(names)} schemes created or updated: {', '.join(names)}")
     return 0
 
 
 def _check_trainers(args) -> int:
-    """Parse every ``.trainer`` with discover-utils' parser (``trainer_files.read_trainer``): du-process itself stops with a
-    raw XML traceback on a truncated or malformed one before any module code runs. Exit 0 all good, 1 some bad, 2
+    """Parse every ``.trainer`` with discover-utils' parser (``trainer_files.read_trainer``): du-process itself stops
+    with a raw XML traceback on a truncated or malformed one before any module code runs. Exit 0 all good, 1 some bad, 2
     all bad or none found."""
     import sys
     from pathlib import Path
+
 
     files = []
     for given in args.paths:

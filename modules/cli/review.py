@@ -13,38 +13,48 @@ import argparse
 from pathlib import Path
 
 from nova_infant.core.errors import AnnotationError
-from nova_infant.core.validation import check_duration_ms, float_option
+from nova_infant.core.validation import check_duration_ms
 from nova_infant.icep.schemes import CPVC_NOTE, merged_scheme
 from nova_infant.review.agreement import agreement_report, plot_confusion, write_report_json
 from nova_infant.review.elan import export_csv, export_elan, import_elan_tier
 from nova_infant.review.timeline import build_tracks, render_html, render_png
+from nova_infant.specs.cli import add_option_flags, options_from_args, tool_spec
+from nova_infant.specs.options import Option
+
+_DURATION = Option("duration_ms", "str", "", "time axis length, ms; 0 or unset: the longest track",
+                   check=check_duration_ms)
+#: options of the review tools, parsed and checked as a module's (:func:`nova_infant.specs.cli.tool_spec`)
+TIMELINE = tool_spec("review timeline", (_DURATION,))
+AGREEMENT = tool_spec("review agreement", (
+    Option("step_ms", "float", 40.0, "frame grid step, ms", minimum=0, min_open=True),
+    Option("duration_ms", "str", "", "session duration, ms; 0 or unset: the later annotation end",
+           check=check_duration_ms)))
 
 
 def cmd_timeline(args) -> int:
     """Render the timeline of the given files/session folder (``--png``/``--html``); exit code 0."""
     if not args.png and not args.html:
         raise AnnotationError("review timeline: give --png and/or --html")
-    check_duration_ms(args.duration_ms, "duration-ms")
+    duration_ms = options_from_args(TIMELINE, args)["duration_ms"]
     tracks = build_tracks(args.inputs)
     title = args.title or ", ".join(Path(p).name for p in args.inputs)
     if args.png:
-        print(render_png(tracks, args.png, args.duration_ms, title))
+        print(render_png(tracks, args.png, duration_ms, title))
     if args.html:
-        print(render_html(tracks, args.html, args.duration_ms, title))
+        print(render_html(tracks, args.html, duration_ms, title))
     return 0
 
 
 def cmd_agreement(args) -> int:
     """Write the agreement report JSON (and confusion PNG) and print κ / macro-F1 per session and pooled."""
-    float_option(args.step_ms, "step-ms", 0.0, None, min_open=True)
-    check_duration_ms(args.duration_ms, "duration-ms")
+    o = options_from_args(AGREEMENT, args)
     refs, hyps = args.reference, args.hypothesis
     if len(refs) != len(hyps):
         raise AnnotationError(f"review agreement: {len(refs)} --reference but {len(hyps)} --hypothesis files")
     sessions = args.session or [Path(r).parent.name or Path(r).stem for r in refs]
     if len(sessions) != len(refs) or len(set(sessions)) != len(sessions):
         sessions = [f"{i}:{Path(r).parent.name}" for i, r in enumerate(refs)]
-    report = agreement_report(list(zip(sessions, refs, hyps)), step_ms=args.step_ms, duration_ms=args.duration_ms)
+    report = agreement_report(list(zip(sessions, refs, hyps)), step_ms=o["step_ms"], duration_ms=o["duration_ms"])
     for name, entry in list(report["sessions"].items()) + [("POOLED", report["pooled"])]:
         if "error" in entry:
             print(f"{name}: {entry['error']}")
@@ -91,7 +101,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("inputs", nargs="+", help=".stream/.annotation files, or a NOVA session folder")
     p.add_argument("--png", help="PNG to write")
     p.add_argument("--html", help="self-contained HTML page to write")
-    p.add_argument("--duration-ms", type=float, help="time axis length in ms (default: longest track)")
+    add_option_flags(p, TIMELINE)
     p.add_argument("--title", help="heading (default: the input names)")
     p.set_defaults(func=cmd_timeline)
 
@@ -101,8 +111,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--hypothesis", action="append", required=True,
                    help="hypothesis .annotation (e.g. the model's), same order as --reference")
     p.add_argument("--session", action="append", help="session names (default: the reference files' folders)")
-    p.add_argument("--step-ms", type=float, default=40.0, help="frame grid step in ms (default: %(default)s)")
-    p.add_argument("--duration-ms", type=float, help="session duration in ms (default: later annotation end)")
+    add_option_flags(p, AGREEMENT)
     p.add_argument("--json", help="report JSON to write")
     p.add_argument("--png", help="pooled confusion-matrix PNG to write")
     p.set_defaults(func=cmd_agreement)

@@ -42,7 +42,8 @@ def run(session, o: dict) -> Result:
     -------
     Result
         ``streams["scores"]``: float32 ``(n_rows, n_classes)`` probabilities at the grid rate (Hz);
-        ``annotations[<class>]``: discrete segments (ms) of scheme ``audio_event_<class>``.
+        ``annotations[<class>]``: discrete segments (ms) of scheme ``audio_event_<class>`` (where no output is
+        named, as on the command line, only the classes the model can produce).
 
     Raises
     ------
@@ -55,7 +56,12 @@ def run(session, o: dict) -> Result:
                          reference_duration_ms=session.reference_duration_ms(),
                          threshold=o["threshold"], crying_model=o["crying_model"], min_event_ms=o["min_event_ms"],
                          required=None if requested is None else [c for c in CLASSES if c in requested])
-    return result_of(r)
+    result = result_of(r)
+    if requested is None:  # the command line: no empty track of a class the model cannot produce
+        for name, ok in zip(r.classes, r.available):
+            if not ok:
+                result.annotations.pop(name, None)
+    return result
 
 
 def result_of(r) -> Result:

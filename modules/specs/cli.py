@@ -1,18 +1,23 @@
 """The command-line side of the specs: ``nova-infant run <module> --<input> PATH ... --out DIR --<option> VALUE``
-for every registered spec, and the option flags of the existing per-module commands, both built from the spec (an
-option is declared once: flags carry no default and no type; :meth:`ModuleSpec.parse_options` fills and checks).
+for every registered spec: the one command surface of the modules (an option is declared once: flags carry no
+default and no type; :meth:`ModuleSpec.parse_options` fills and checks). The kept old command lines
+(:mod:`nova_infant.cli.aliases`) and the hand-written tools reuse :func:`add_option_flags`,
+:func:`options_from_args` and :func:`run_sessions`, so every path through the command line has the same flags,
+checks and writer.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Iterable
 
 from nova_infant.core.errors import NovaInfantError, OptionError
-from nova_infant.core.validation import one_line
+from nova_infant.core.atomic import safe_name
+from nova_infant.core.validation import float_option, int_option, one_line
 from nova_infant.specs.module_spec import ModuleSpec, TrainContext
 from nova_infant.specs.sessions import FileSession
 from nova_infant.specs.writing import say_notes, write_files
@@ -99,6 +104,45 @@ def options_from_args(spec: ModuleSpec, args: argparse.Namespace, fixed: dict | 
         raise
 
 
+def tool_spec(name: str, options, check=None) -> ModuleSpec:
+    """The options of a hand-written tool (not a module) declared like a module's, so its flags, ``--help``,
+    parsing and checks are the spec options' (:func:`add_option_flags`, :func:`options_from_args`,
+    :meth:`~nova_infant.specs.options.Option.parse`).
+
+    Parameters
+    ----------
+    name : str
+        The tool's command, for messages (``sample-session``).
+    options : sequence of Option
+    check : callable, optional
+        Cross-option check ``check(parsed) -> parsed`` (as :attr:`ModuleSpec.check`).
+
+    Returns
+    -------
+    ModuleSpec
+        With no ports and no ``run``: never registered, never written into a ``.trainer``.
+    """
+    return ModuleSpec(name=name, create="", category="tool", description=name, inputs=(), outputs=(),
+                      options=tuple(options), run=lambda session, options: None, check=check)
+
+
+def optional_number(minimum: float, maximum: float | None = None, integer: bool = False):
+    """An :attr:`Option.check` for a ``str`` option holding an optional number: ``""`` -> None, else the number
+    checked against ``[minimum, maximum]`` (:func:`nova_infant.core.validation.float_option` / ``int_option``).
+
+    Returns
+    -------
+    callable
+        ``check(value, name) -> float | int | None``.
+    """
+    def check(value, name):
+        if value is None or str(value).strip() in ("", "None"):
+            return None
+        return int_option(value, name, minimum, maximum) if integer else float_option(value, name, minimum, maximum)
+
+    return check
+
+
 def _port_flag(port) -> str:
     return "--" + port.id.replace("_", "-")
 
@@ -116,7 +160,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     """
     from nova_infant.specs.registry import SPECS  # loads torch: imported on use
 
-    top = sub.add_parser("run", help="run one module (as DISCOVER would) on files: nova-infant run <module> --help")
+    top = sub.add_parser("run", help="run one module (as DISCOVER would) on files: nova-infant run MODULE --help "
+                                     "(the modules are listed below)",
+                         description="Run one module on files, with the flags, help and checks of its spec.")
     cmds = top.add_subparsers(dest="module", required=True, metavar="MODULE")
     for spec in SPECS.values():
         p = cmds.add_parser(spec.command, help=spec.description, description=f"{spec.description}. "
@@ -135,9 +181,133 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.set_defaults(func=run_command, spec_name=spec.name)
 
 
+def modules_epilog(width: int = 100) -> str:
+    """The ``nova-infant --help`` list of modules: one line per module command (``run <module>``).
+
+    Parameters
+    ----------
+    width : int
+        Line width the descriptions are cut to.
+
+    Returns
+    -------
+    str
+    """
+    from nova_infant.specs.registry import SPECS  # loads torch: imported on use
+
+    lines = ["modules (one command each, from its spec; nova-infant run MODULE --help):"]
+    pad = max(len(spec.command) for spec in SPECS.values()) + 6
+    for spec in SPECS.values():
+        text = spec.description
+        if len(text) + pad > width:
+            text = text[:width - pad - 3].rstrip() + "..."
+        lines.append(f"  run {spec.command:<{pad - 6}}  {text}")
+    return "\n".join(lines)
+
+
 def _role_of(path: Path) -> str:
     parts = path.name.split(".")
     return parts[0] if len(parts) >= 3 else "session"
+
+
+def checked_names(**names) -> None:
+    """Route every name that becomes part of an output path through the one name check
+    (:func:`nova_infant.core.atomic.safe_name`): ``checked_names(role=..., session=...)``; None is skipped.
+
+    Raises
+    ------
+    PathError
+        ``../x``, ``a/b``, empty names (one line naming the flag).
+    """
+    for flag, value in names.items():
+        if value is not None:
+            safe_name(value, f"--{flag.replace('_', '-')}")
+
+
+class JobFileSession(FileSession):
+    """A :class:`~nova_infant.specs.sessions.FileSession` that knows the other sessions of its command-line job
+    (``job["file_sessions"]``: ``{key: {port id: path}}``, ``job["file_session_names"]``: the keys run), so a
+    module that looks across the job (DINOv2-PCA's dataset basis) sees every file given, as in DISCOVER."""
+
+    def job_session_names(self) -> list[str]:
+        """Keys of the job's sessions (this one alone where unknown); see :meth:`Session.job_session_names`."""
+        return list(self.job.get("file_session_names") or [self.name])
+
+    def path_in(self, port_id: str, session_name: str) -> Path | None:
+        """Input ``port_id`` of the job's session ``session_name``; see :meth:`Session.path_in`."""
+        entry = (self.job.get("file_sessions") or {}).get(session_name)
+        if entry is None:
+            return super().path_in(port_id, session_name)
+        value = entry.get(port_id)
+        return None if value is None or str(value) == "" else Path(value)
+
+
+def run_sessions(spec: ModuleSpec, sessions: list[dict], options: dict, dataset: str = "",
+                 job: dict | None = None, extra_inputs: dict | None = None) -> int:
+    """Run a (non-training) module on one or more command-line sessions and write each one's outputs with the
+    one writer (:func:`~nova_infant.specs.writing.write_files`); models load once per job (``job``).
+
+    Prints ``<session>: <note>`` per note and every path written; a session that fails is reported in one line
+    (``error: <file>: <problem>``) and the others go on.
+
+    Parameters
+    ----------
+    spec : ModuleSpec
+    sessions : list of dict
+        One per session: ``inputs`` (``{port id: path}``), ``out`` (folder), and optionally ``role``, ``name``,
+        ``files`` (``{port id: path}`` overriding an output's file), ``outputs`` (ports to write), ``annotator``,
+        ``options`` (parsed values that differ for this session, e.g. a picture folder beside its video).
+    options : dict
+        Parsed options (:func:`options_from_args`).
+    dataset : str
+        Dataset name written into the outputs.
+    job : dict, optional
+        Shared job state (loaded models); default a new one with progress bars on.
+    extra_inputs : dict, optional
+        ``{key: {port id: path}}`` of files the module may look at across the job (e.g. videos to fit a dataset
+        basis on) without being run.
+
+    Returns
+    -------
+    int
+        0 all written, 1 some sessions failed, 2 all failed.
+
+    Raises
+    ------
+    PathError
+        A role, session, dataset or annotator that is not a plain name (before any work).
+    """
+    job = {"progress": True} if job is None else job
+    for entry in sessions:
+        checked_names(role=entry.get("role"), session=entry.get("name"), annotator=entry.get("annotator"))
+    if dataset:
+        checked_names(dataset=dataset)
+    made = []
+    for entry in sessions:
+        first = next((Path(v) for v in entry["inputs"].values() if v), Path(entry["out"]) / "x")
+        name = entry.get("name") or Path(os.path.abspath(first)).parent.name  # the folder as named, links kept
+        made.append(JobFileSession(entry["inputs"], entry["out"], outputs=entry.get("outputs"),
+                                   files=entry.get("files"), name=name, dataset=dataset,
+                                   role=entry.get("role") or _role_of(first), job=job,
+                                   annotator=entry.get("annotator")))
+    keys = []
+    for i, session in enumerate(made):
+        keys.append(session.name if [m.name for m in made].count(session.name) == 1 else f"{session.name}#{i}")
+    job["file_sessions"] = {**dict(zip(keys, (s.inputs for s in made))), **(extra_inputs or {})}
+    job["file_session_names"] = keys
+    failed = 0
+    for entry, session in zip(sessions, made):
+        try:
+            result = spec.run(session, {**options, **(entry.get("options") or {})})
+            say_notes(spec, session, result)
+            for note in result.notes:
+                print(f"{session.name}: {note}")
+            for path in write_files(spec, result, session):
+                print(path)
+        except (NovaInfantError, OSError) as exc:  # OSError: read-only folder, full disk; go on with the rest
+            print(f"error: {one_line(exc)}", file=sys.stderr)
+            failed += 1
+    return 0 if not failed else (2 if failed == len(made) else 1)
 
 
 def run_command(args) -> int:
@@ -146,26 +316,20 @@ def run_command(args) -> int:
     Returns
     -------
     int
-        0; errors are ``NovaInfantError`` (one line, exit code 2).
+        0 written, 2 failed (one line ``error: <file>: <problem>``); a training module: 1 when some sessions
+        were skipped.
     """
     from nova_infant.specs.registry import SPECS  # loads torch: imported on use
 
     spec = SPECS[args.spec_name]
     options = options_from_args(spec, args)
     inputs = {p.id: getattr(args, f"in_{p.id}") for p in spec.inputs}
+    checked_names(role=args.role, session=args.session, dataset=args.dataset or None)
     job: dict = {"progress": True}
     if spec.trains:
         return _train(spec, inputs, options, args, job)
-    first = next((Path(v) for v in inputs.values() if v), Path(args.out))
-    session = FileSession(inputs, args.out, name=args.session, dataset=args.dataset,
-                          role=args.role or _role_of(first), job=job)
-    result = spec.run(session, options)
-    say_notes(spec, session, result)
-    for note in result.notes:
-        print(f"{session.name}: {note}")
-    for path in write_files(spec, result, session):
-        print(path)
-    return 0
+    return run_sessions(spec, [{"inputs": inputs, "out": args.out, "role": args.role, "name": args.session}],
+                        options, args.dataset, job)
 
 
 def _train(spec: ModuleSpec, inputs: dict, options: dict, args, job: dict) -> int:

@@ -12,6 +12,7 @@ when that file is missing.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from nova_infant.specs import options as shared
 from nova_infant.specs.module_spec import ModuleSpec
 from nova_infant.specs.options import Option
 from nova_infant.specs.ports import Port, Result, StreamData
+from nova_infant.specs.sessions import FileSession
 
 log = logging.getLogger("nova_infant")
 
@@ -62,18 +64,26 @@ def load_backbone(session, o: dict):
     return session.cached("dinov2", lambda: load_dinov2(o["model"], device=o["device"], precision=o["precision"]))
 
 
-def dataset_folder(output_path: Path, session_name: str) -> Path:
-    """The folder holding the session folder of an output path (NOVA's layout); else the output's own folder.
+def dataset_folder(output_path: Path, session_name: str, named_folder: bool = False) -> Path:
+    """The folder holding the session folder of an output path (NOVA's layout ``<dataset>/<session>/...``); else
+    the output's own folder.
 
     Parameters
     ----------
     output_path : Path
     session_name : str
+    named_folder : bool
+        The output folder is one the user named (the command line's ``--out``): only that folder is compared with
+        the session name, so the basis goes no higher than its parent (``--out a/S1`` with session ``S1`` -> ``a``;
+        ``--out a/S1/x`` -> ``a/S1/x``). Else (DISCOVER) every folder above the output is.
 
     Returns
     -------
     Path
     """
+    if named_folder:
+        path = Path(os.path.abspath(output_path))
+        return path.parent.parent if path.parent.name == session_name else path.parent
     path = Path(output_path).resolve()
     for parent in path.parents:
         if parent.name == session_name:
@@ -99,7 +109,8 @@ def dataset_pca(session, o: dict):
         path = o["pca_basis"]
         if not path:
             encoder = DinoV2Encoder(backbone, o["size"], o["framing"])
-            folder = dataset_folder(Path(session.out_dir or ".") / "x", session.name)
+            folder = dataset_folder(Path(session.out_dir or ".") / "x", session.name,
+                                    named_folder=isinstance(session, FileSession))
             path = default_basis_path(folder, encoder, backbone.name, o["k"])
         names = [n.strip() for n in o["pca_fit_sessions"].split(",") if n.strip()] or session.job_session_names()
         videos = [v for v in (session.path_in("video", n) for n in names) if v is not None]

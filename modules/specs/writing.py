@@ -91,9 +91,13 @@ def write_files(spec: ModuleSpec, result: Result, session: FileSession) -> list[
     ports = {p.id: p for p in spec.outputs}
     paths = []
     for port_id, obj in nova_objects(spec, result, session).items():
-        target = session.output_path(ports[port_id])
+        port = ports.get(port_id)
+        if port is None:  # an output the module adds at run time (icep_predict's prob_<class>): at its named file
+            target, is_stream = session.files[port_id], not hasattr(obj, "annotation_scheme")
+        else:
+            target, is_stream = session.output_path(port), port.is_stream
         target.parent.mkdir(parents=True, exist_ok=True)
-        paths.append(write_ssi_stream(obj, target) if ports[port_id].is_stream else write_annotation(obj, target))
+        paths.append(write_ssi_stream(obj, target) if is_stream else write_annotation(obj, target))
     return paths + [Path(p) for p in result.files]
 
 

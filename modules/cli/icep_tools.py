@@ -1,4 +1,5 @@
-"""``nova-infant icep ...``: ICEP-R schemes, cross-validation, training and prediction over NOVA file-mode sessions.
+"""``nova-infant icep ...``: ICEP-R tools over NOVA file-mode sessions: schemes, cross-validation, training of a bundle
+(``icep predict`` is an alias of the module ``nova-infant run icep-predict``, :mod:`nova_infant.cli.aliases`).
 
 Sessions live in NOVA's layout ``<root>/<dataset>/<session>/`` with feature streams ``<role>.<stream>.stream`` and
 annotations ``<role>.<scheme>.<annotator>.annotation``. A bad session in a batch is reported on one line and
@@ -10,35 +11,41 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from nova_infant.cli.aliases import add_icep_predict
+from nova_infant.cli.dataset_args import session_args, session_dirs
 from nova_infant.core.atomic import check_replaceable, safe_name
-from nova_infant.core.errors import NovaInfantError, OptionError
-from nova_infant.core.validation import folds_for, int_option, one_line, usable_training_sessions
-from nova_infant.icep.dataset import SessionSpec, list_sessions, load_session
+from nova_infant.core.errors import OptionError
+from nova_infant.core.validation import folds_for, usable_training_sessions
+from nova_infant.icep.dataset import SessionSpec
 from nova_infant.icep.schemes import import_schemes, label_map, write_scheme_templates
-from nova_infant.specs.cli import add_option_flags, options_from_args
-from nova_infant.specs.icep import PREDICT, TRAIN_OPTIONS, check_training, predictor_options, train_config
-from nova_infant.specs.module_spec import ModuleSpec
+from nova_infant.specs.cli import add_option_flags, checked_names, options_from_args, tool_spec
+from nova_infant.specs.icep import TRAIN_OPTIONS, check_training, predictor_options, train_config
+from nova_infant.specs.options import Option
+
+#: ``icep import-schemes``' port, parsed and checked as a module option (:func:`nova_infant.specs.cli.tool_spec`)
+IMPORT_SCHEMES = tool_spec("icep import-schemes", (
+    Option("db_port", "int", 37317, "MongoDB port of the NOVA server", minimum=1, maximum=65535),))
 
 #: the training options as one spec (role offers both roles here; the NOVA modules fix theirs)
-TRAIN = ModuleSpec(name="icep", create="", category="ICEP-R", description="icep cv/train", inputs=(), outputs=(),
-                   options=TRAIN_OPTIONS, run=lambda session, options: None, check=check_training)
+TRAIN = tool_spec("icep", TRAIN_OPTIONS, check=check_training)
 
 
 def register(subparsers) -> None:
-    """Add ``icep`` with sub-commands import-schemes, write-schemes, cv, train, predict (training and prediction
-    options: the specs', :mod:`nova_infant.specs.icep`).
+    """Add ``icep`` with sub-commands import-schemes, write-schemes, cv, train (training options: the spec's,
+    :mod:`nova_infant.specs.icep`) and the alias ``predict`` (``run icep-predict``).
 
     Parameters
     ----------
     subparsers : argparse._SubParsersAction
         The ``nova-infant`` sub-command collection.
     """
-    icep = subparsers.add_parser("icep", help="ICEP-R engagement phases: schemes, training, evaluation, prediction")
+    icep = subparsers.add_parser("icep", help="ICEP-R tools: schemes, cross-validation, training a bundle over a "
+                                              "dataset (prediction: run icep-predict)")
     sub = icep.add_subparsers(dest="icep_command", required=True)
 
     p = sub.add_parser("import-schemes", help="insert the ICEP-R schemes (full and merged) into a NOVA database")
     p.add_argument("--db-host", default="127.0.0.1")
-    p.add_argument("--db-port", type=int, default=37317)
+    add_option_flags(p, IMPORT_SCHEMES)
     p.add_argument("--db-user", default=None)
     p.add_argument("--db-password", default=None)
     p.add_argument("--dataset", required=True, help="NOVA dataset (= MongoDB database)")
@@ -52,7 +59,7 @@ def register(subparsers) -> None:
     for name, func, text in (("cv", cmd_cv, "nested session-grouped cross-validation (report + pictures)"),
                              ("train", cmd_train, "train a model bundle and its predictor .trainer")):
         p = sub.add_parser(name, help=text)
-        _session_args(p, role=False)
+        session_args(p, role=False)
         p.add_argument("--scheme", default=None, help="scheme of the label annotation (default ICEP-R-<role>)")
         p.add_argument("--annotator", default="gold")
         add_option_flags(p, TRAIN, skip=("model_name",))
@@ -64,23 +71,8 @@ def register(subparsers) -> None:
             _executor_args(p)
         p.set_defaults(func=func)
 
-    p = sub.add_parser("predict", help="predict ICEP-R annotations for sessions with a bundle")
-    _session_args(p, streams_required=False)
-    p.add_argument("--bundle", required=True)
-    p.add_argument("--annotator", default="icep")
-    add_option_flags(p, PREDICT, names=("min_dur_ms",))
-    p.add_argument("--probabilities", action="store_true", help="also write one continuous track per class")
-    p.set_defaults(func=cmd_predict)
 
-
-def _session_args(p, streams_required=True, role=True):
-    p.add_argument("--root", required=True, help="NOVA data folder")
-    p.add_argument("--dataset", required=True)
-    p.add_argument("--sessions", nargs="*", default=None, help="session names (default: every session folder)")
-    p.add_argument("--streams", nargs="+", required=streams_required,
-                   help="feature streams '<role>.<name>' fused in this order (predict: default from the bundle)")
-    if role:  # icep cv/train: the training option role (nova_infant.specs.icep.TRAIN_OPTIONS)
-        p.add_argument("--role", default="infant", choices=["infant", "caregiver"], help="coded role (ICEP-R scheme)")
+    add_icep_predict(sub)
 
 
 def _executor_args(p):
@@ -133,17 +125,6 @@ def _config(args):
     return args.checked["config"]
 
 
-def _session_dirs(args) -> list[Path]:
-    base = Path(args.root) / safe_name(args.dataset, "--dataset")
-    for name in args.sessions or []:
-        safe_name(name, "--sessions")
-    if not base.is_dir():
-        raise OptionError(f"{base}: no such dataset folder")
-    if args.sessions:
-        return [base / s for s in args.sessions]
-    return list_sessions(args.root, args.dataset)
-
-
 def _check_names(args) -> None:
     """Every name that becomes part of a file name: ``PathError`` for ``../x``, ``a/b``, empty names."""
     for flag in ("role", "annotator", "scheme"):
@@ -161,6 +142,7 @@ def _report_failures(failures) -> None:
 def _labelled(args):
     from nova_infant.icep.pipeline import load_sessions  # loads torch: imported on use
 
+
     args.checked = _checked(args)
     _check_names(args)
     if args.func is cmd_train:
@@ -169,7 +151,7 @@ def _labelled(args):
     lmap = label_map(o["label_set"], o["role"])
     scheme = safe_name(args.scheme or f"ICEP-R-{o['role']}", "--scheme")
     spec = SessionSpec(list(args.streams), (o["role"], scheme, args.annotator))
-    sessions, failures = load_sessions(_session_dirs(args), spec, lmap, args.checked["config"].window)
+    sessions, failures = load_sessions(session_dirs(args), spec, lmap, args.checked["config"].window)
     sessions, skipped = usable_training_sessions(sessions)
     failures = list(failures) + [(Path(args.root) / args.dataset / name, reason) for name, reason in skipped]
     where = str(Path(args.root) / args.dataset)
@@ -267,51 +249,19 @@ def cmd_train(args) -> int:
     return 1 if failures else 0
 
 
-def cmd_predict(args) -> int:
-    """Predict every session and write ``<role>.ICEP-R-<role>-merged.<annotator>.annotation`` beside its streams.
-
-    Returns
-    -------
-    int
-        0; 1 when some sessions failed (each reported in one line and skipped); 2 when none could be predicted.
-
-    Raises
-    ------
-    OptionError, BundleError
-        A bad option or an unreadable bundle, before any session is read.
-    """
-    from nova_infant.icep.bundle import load_bundle  # loads torch: imported on use
-    from nova_infant.icep.predict import predict_session, write_prediction  # loads torch: imported on use
-
-    _check_names(args)
-    min_dur_ms = options_from_args(PREDICT, args)["min_dur_ms"]
-    bundle = load_bundle(args.bundle)
-    streams = args.streams or [s["name"] for s in bundle.features["streams"]]
-    failed, folders = 0, _session_dirs(args)
-    for folder in folders:
-        try:
-            session = load_session(folder, SessionSpec(streams))
-            pred = predict_session(bundle, session, min_dur_ms, bundle.config.batch_size)
-            paths = write_prediction(folder, bundle, pred, args.role, args.annotator, args.probabilities, args.dataset)
-            print(f"{folder.name}: {len(pred.segments())} segments -> {paths[0]}")
-        except (NovaInfantError, OSError) as exc:  # OSError: read-only folder, full disk; go on with the rest
-            failed += 1
-            print(f"error: {folder}: {one_line(exc)}", file=sys.stderr)
-    return 0 if not failed else (2 if failed == len(folders) else 1)
-
-
 def cmd_import_schemes(args) -> int:
     """Insert the schemes into the dataset's MongoDB database (pymongo; NOVA production runs MongoDB 3.6)."""
     import pymongo
 
-    int_option(args.db_port, "db-port", 1, 65535)
 
-    client = pymongo.MongoClient(host=args.db_host, port=args.db_port, username=args.db_user,
+    port = options_from_args(IMPORT_SCHEMES, args)["db_port"]
+    checked_names(dataset=args.dataset)
+    client = pymongo.MongoClient(host=args.db_host, port=port, username=args.db_user,
                                  password=args.db_password, serverSelectionTimeoutMS=3000)
     try:
         written = import_schemes(client[args.dataset], replace=args.replace)
     except pymongo.errors.PyMongoError as exc:
-        raise OptionError(f"mongodb://{args.db_host}:{args.db_port}: {str(exc).splitlines()[0]}") from None
+        raise OptionError(f"mongodb://{args.db_host}:{port}: {str(exc).splitlines()[0]}") from None
     print(f"{args.dataset}: wrote {', '.join(written) or 'nothing (schemes exist; use --replace)'}")
     return 0
 

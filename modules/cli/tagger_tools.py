@@ -1,5 +1,7 @@
-"""``nova-infant taggers ...``: install the embedded models, run the emotion / audio event taggers, train heads on
-a lab's NOVA annotations, and score taggers against a human coder."""
+"""``nova-infant taggers ...``: install the embedded models (and the people module's), train heads on a lab's NOVA annotations, cross-validate
+the crying model and score taggers against a human coder. Tagging itself is a module: ``nova-infant run audio-events``
+and ``run emotion-tagger`` (the old ``taggers audio-events`` / ``taggers emotion`` are aliases,
+:mod:`nova_infant.cli.aliases`)."""
 
 from __future__ import annotations
 
@@ -7,19 +9,18 @@ import json
 
 import numpy as np
 
+from nova_infant.cli.aliases import add_tagger_aliases
 from nova_infant.core.annotations import read_segments
 from nova_infant.core.atomic import atomic_file
 from nova_infant.core.errors import NovaInfantError, OptionError
-from nova_infant.core.grid import frame_grid, parse_step_ms
+from nova_infant.core.grid import frame_grid
 from nova_infant.core.media import VideoSource, read_audio
 from nova_infant.core.streams import load_ssi_stream
-from nova_infant.core.validation import int_option, one_line
+from nova_infant.core.validation import one_line
 from nova_infant.people.nanodet import install_nanodet
-from nova_infant.specs.audio_events import SPEC as AUDIO_EVENTS
-from nova_infant.specs.cli import add_option_flags, options_from_args
+from nova_infant.specs.cli import add_option_flags, options_from_args, tool_spec
 from nova_infant.specs.emotion_tagger import SPEC as EMOTION
-from nova_infant.specs.sessions import FileSession
-from nova_infant.specs.writing import write_files
+from nova_infant.specs.options import Option
 from nova_infant.taggers.assets import install_models
 from nova_infant.taggers.audio_classes import CLASSES
 from nova_infant.taggers.audio_events import fit_audio_head, segments_from_annotation
@@ -29,17 +30,28 @@ from nova_infant.taggers.emotion import fit_emotion_head
 from nova_infant.taggers.evaluate import (emotion_scores, event_scores, frame_scores_by_class, plot_timeline,
                                           segments_to_frames)
 
+#: options of the tools, parsed and checked as a module's (:func:`nova_infant.specs.cli.tool_spec`)
+TRAIN_HEAD = tool_spec("taggers train-head", (
+    Option("backend", "str", "yamnet", "audio-events heads: embedding backend (yamnet, or a Hugging Face AudioSet "
+           "model id/folder)"),
+    EMOTION.option("sample_fps"),
+    Option("epochs", "int", 300, "training epochs of the head", minimum=1, maximum=1000000)))
+CRYING_CV = tool_spec("taggers crying-cv", (
+    Option("folds", "int", 5, "recorder-grouped cross-validation folds", minimum=2, maximum=1000),))
+EVALUATE = tool_spec("taggers evaluate", (EMOTION.option("frame_step"),))
+
 
 def register(subparsers) -> None:
-    """Add ``taggers`` with its sub-commands to the ``nova-infant`` parser (the tagging commands' options are the
-    module specs': :data:`nova_infant.specs.audio_events.SPEC`, :data:`nova_infant.specs.emotion_tagger.SPEC`).
+    """Add ``taggers`` with its sub-commands to the ``nova-infant`` parser, and the aliases ``taggers audio-events``
+    / ``taggers emotion`` (``run audio-events`` / ``run emotion-tagger``).
 
     Parameters
     ----------
     subparsers : argparse._SubParsersAction
         The ``nova-infant`` sub-command collection.
     """
-    p = subparsers.add_parser("taggers", help="emotion and audio event taggers (VIBA-Net design)")
+    p = subparsers.add_parser("taggers", help="tagger tools: install models, train heads, crying CV, evaluate "
+                                               "(tagging: run audio-events, run emotion-tagger)")
     sub = p.add_subparsers(dest="taggers_command", required=True)
 
     s = sub.add_parser("install-models",
@@ -55,27 +67,13 @@ def register(subparsers) -> None:
     s.add_argument("--no-check", action="store_true", help="skip the comparison with TF.js in Node")
     s.set_defaults(func=cmd_install_objects)
 
-    s = sub.add_parser("audio-events", help="tag audio events; writes a score stream + one track per class")
-    s.add_argument("audio", help="audio file (.wav/.flac) or a video with an audio track")
-    s.add_argument("--out", required=True, help="output prefix, e.g. data/demo/s01/session")
-    add_option_flags(s, AUDIO_EVENTS)
-    s.set_defaults(func=cmd_audio)
-
-    s = sub.add_parser("emotion", help="tag infant emotion; writes emotion + valence tracks and a face box stream")
-    s.add_argument("video")
-    s.add_argument("--out", required=True, help="output prefix, e.g. data/demo/s01/infant")
-    add_option_flags(s, EMOTION)
-    s.set_defaults(func=cmd_emotion)
-
     s = sub.add_parser("train-head", help="fit a head on a lab's media + NOVA discrete annotations")
     s.add_argument("kind", choices=["audio-events", "emotion"])
     s.add_argument("--pair", nargs="+", action="append", required=True, metavar="MEDIA ANNOTATION",
                    help="a media file followed by one or more .annotation files (repeat per session)")
     s.add_argument("--classes", help="comma-separated class names (default: every class in the annotations)")
     s.add_argument("--out", required=True, help="head folder to write")
-    s.add_argument("--backend", default="yamnet")
-    s.add_argument("--sample-fps", default="1")
-    s.add_argument("--epochs", type=int, default=300)
+    add_option_flags(s, TRAIN_HEAD)
     s.set_defaults(func=cmd_train)
 
     s = sub.add_parser("crying-cv", help="recorder-grouped cross-validation of the crying model on the "
@@ -84,7 +82,7 @@ def register(subparsers) -> None:
                                      "../shared/data/donateacry)")
     s.add_argument("--corpus16", help="16 kHz corpus folder (default $NOVA_INFANT_DONATEACRY16 or "
                                        "../shared/data/donateacry-16k)")
-    s.add_argument("--folds", type=int, default=5)
+    add_option_flags(s, CRYING_CV)
     s.add_argument("--methods", default="8k,phone,both+floor",
                    help="training sets to compare (nova_infant.taggers.crying.TRAINING_SETS), comma-separated")
     s.add_argument("--cache", help="folder for cached YAMNet logits (speeds up re-runs)")
@@ -104,11 +102,13 @@ def register(subparsers) -> None:
     s.add_argument("kind", choices=["audio-events", "emotion"])
     s.add_argument("--reference", required=True, nargs="+", help="human .annotation file(s)")
     s.add_argument("--predicted", required=True, nargs="+", help="tagger .annotation file(s)")
-    s.add_argument("--step", default="40ms", help="frame step of the frame-level scores")
+    add_option_flags(s, EVALUATE)
     s.add_argument("--scores", help="the tagger's <prefix>.audio_events.stream: draws score curves in the figure")
     s.add_argument("--figure", help="PNG to write: per-class timeline of the reference against the tagger")
     s.add_argument("--json", help="also write the scores as JSON to this file")
     s.set_defaults(func=cmd_evaluate)
+
+    add_tagger_aliases(sub)
 
 
 def cmd_install_objects(args) -> int:
@@ -142,46 +142,6 @@ def cmd_install(args) -> int:
     return 0
 
 
-def cmd_audio(args) -> int:
-    """``taggers audio-events``: the spec's ``run`` and its one writer; writes ``<prefix>.audio_events.stream`` and
-    ``<prefix>.audio_event_<class>.annotation`` for every class the model can produce (role ``session``).
-
-    Returns
-    -------
-    int
-        0; errors are ``NovaInfantError`` (one line, exit code 2).
-    """
-    options = options_from_args(AUDIO_EVENTS, args)
-    prefix = args.out
-    files = {"scores": f"{prefix}.audio_events.stream"}
-    files.update({p.id: f"{prefix}.audio_event_{p.id}.annotation" for p in AUDIO_EVENTS.outputs if p.id != "scores"})
-    session = FileSession({"audio": args.audio}, ".", files=files, role="session")
-    result = AUDIO_EVENTS.run(session, options)
-    unavailable = set(filter(None, result.streams["scores"].meta["unavailable"].split(",")))
-    session.outputs = {p for p in files if p not in unavailable}
-    for p in write_files(AUDIO_EVENTS, result, session):
-        print(p)
-    return 0
-
-
-def cmd_emotion(args) -> int:
-    """``taggers emotion``: the spec's ``run`` and its one writer; writes ``<prefix>.emotion.annotation``,
-    ``<prefix>.face_box.stream`` and ``<prefix>.valence.annotation`` (role ``infant``).
-
-    Returns
-    -------
-    int
-        0; errors are ``NovaInfantError`` (one line, exit code 2).
-    """
-    options = options_from_args(EMOTION, args)
-    files = {"emotion": f"{args.out}.emotion.annotation", "face_box": f"{args.out}.face_box.stream",
-             "valence": f"{args.out}.valence.annotation"}
-    session = FileSession({"video": args.video}, ".", files=files, role="infant")
-    for p in write_files(EMOTION, EMOTION.run(session, options), session):
-        print(p)
-    return 0
-
-
 def _pairs(pairs, kind: str) -> tuple[list, int]:
     """``[(media, segments)]`` of the usable ``--pair`` groups; a pair whose media or annotation cannot be read is
     reported in one line and skipped. Returns ``(items, skipped)``.
@@ -192,6 +152,7 @@ def _pairs(pairs, kind: str) -> tuple[list, int]:
         For a pair without an annotation, or when no pair is usable.
     """
     import sys
+
 
     items, problems = [], []
     for group in pairs:
@@ -224,16 +185,17 @@ def cmd_train(args) -> int:
     int
         0, or 1 when a pair was skipped; errors are ``NovaInfantError`` (one line, exit code 2).
     """
-    int_option(args.epochs, "epochs", 1, 1000000)
-    EMOTION.option("sample_fps").parse(args.sample_fps)
+    o = options_from_args(TRAIN_HEAD, args)
     if args.classes is not None and not [c for c in args.classes.split(",") if c.strip()]:
         raise OptionError(f"option classes: no class name in {args.classes!r}")
     items, skipped = _pairs(args.pair, args.kind)
     classes = args.classes.split(",") if args.classes else sorted({n for _, segs in items for *_, n in segs})
     if args.kind == "audio-events":
-        head = fit_audio_head(items, classes, backend=args.backend, epochs=args.epochs)
+
+        head = fit_audio_head(items, classes, backend=o["backend"], epochs=o["epochs"])
     else:
-        head = fit_emotion_head(items, classes, sample_fps=args.sample_fps, epochs=args.epochs)
+
+        head = fit_emotion_head(items, classes, sample_fps=o["sample_fps"], epochs=o["epochs"])
     print(head.save(args.out))
     return 1 if skipped else 0
 
@@ -248,12 +210,12 @@ def cmd_crying_cv(args) -> int:
     int
         0; errors are ``NovaInfantError`` (one line, exit code 2).
     """
+    folds = options_from_args(CRYING_CV, args)["folds"]
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     unknown = [m for m in methods if m not in TRAINING_SETS]
     if unknown or not methods:
         raise OptionError(f"option methods: {unknown or args.methods!r} not among {', '.join(TRAINING_SETS)}")
-    result = cross_validate(args.cache, n_folds=args.folds, methods=methods, corpus=args.corpus,
-                            corpus16=args.corpus16)
+    result = cross_validate(args.cache, n_folds=folds, methods=methods, corpus=args.corpus, corpus16=args.corpus16)
     print(format_report(result))
     if args.json:
         _write_json(result, args.json)
@@ -282,6 +244,7 @@ def cmd_train_crying(args) -> int:
 def _segments_by_class(paths) -> dict:
     """{class: [(from_ms, to_ms, conf), ...]} of discrete .annotation files (one reader:
     :func:`nova_infant.core.annotations.read_segments`)."""
+
     out: dict = {}
     for p in paths:
         for start, end, name, conf in read_segments(p):
@@ -298,16 +261,17 @@ def cmd_evaluate(args) -> int:
     int
         0; errors are ``NovaInfantError`` (one line, exit code 2).
     """
-    EMOTION.option("frame_step").parse(args.step)
-
-    step = parse_step_ms(args.step)
+    step = options_from_args(EVALUATE, args)["frame_step"]  # ms
     if args.kind == "audio-events":
+
         refd = {c: [(s, e) for s, e, _ in v] for c, v in _segments_by_class(args.reference).items()}
         pred = _segments_by_class(args.predicted)
         curves, thresholds, end = None, None, max([e for v in refd.values() for _, e in v] +
                                                  [e for v in pred.values() for _, e, _ in v] + [step])
         if args.scores:
+
             import xml.etree.ElementTree as ET
+
 
             stream = load_ssi_stream(args.scores)
             # discover-utils' reader drops the header's <meta> attributes: read them here
@@ -337,6 +301,7 @@ def cmd_evaluate(args) -> int:
         if args.figure:
             print(plot_timeline(refd, pred, args.figure, scores=curves, thresholds=thresholds))
     else:
+
         ref = [s for p in args.reference for s in segments_from_annotation(p)]
         pred_s = [s for p in args.predicted for s in segments_from_annotation(p)]
         classes = sorted({n for *_, n in ref} | {n for *_, n in pred_s})
