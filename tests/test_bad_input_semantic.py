@@ -89,4 +89,4 @@ def test_icep_training_on_an_annotation_with_a_huge_id_is_one_line_not_a_hang(tm
     err = capsys.readouterr().err  # the bad session is reported in one line and skipped; S1 is trained on
     lines = [line for line in err.splitlines() if "900000000" in line]
     assert len(lines) == 1 and str(anno) in lines[0] and "Traceback" not in err, err
-    assert code in (0, 2)
+    assert code in (0, 1)  # 1: trained, with a session skipped
