@@ -90,3 +90,127 @@ def test_icep_training_on_an_annotation_with_a_huge_id_is_one_line_not_a_hang(tm
     lines = [line for line in err.splitlines() if "900000000" in line]
     assert len(lines) == 1 and str(anno) in lines[0] and "Traceback" not in err, err
     assert code in (0, 1)  # 1: trained, with a session skipped
+
+
+# ---------------------------------------------------------------- training targets (every trainer)
+
+
+def write_continuous(path, scores, low=-100.0, high=100.0, sr=1.0) -> Path:
+    """A hand-made NOVA continuous annotation (``score;conf`` rows at ``sr`` Hz)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"""<annotation ssi-v ="3">
+    <info ftype="ASCII" size="{len(scores)}" />
+    <meta role="infant" annotator="coder" />
+    <scheme name="valence" type="CONTINUOUS" sr="{sr}" min="{low}" max="{high}" />
+</annotation>""")
+    Path(str(path) + "~").write_text("".join(f"{v};1.0\n" for v in scores))
+    return path
+
+
+def _one_class_world(root, label):
+    from nova_infant.icep.synthetic import context_task, write_session
+
+    rng = np.random.default_rng(1)
+    for name in ("S1", "S2", "S3"):
+        x, _ = context_task(120, 8, rng, cue=0.5)
+        write_session(root, "one", name, {"infant.feat": (x, 25.0, "feature;video;syn")}, np.full(120, label), 40.0)
+
+
+@pytest.mark.parametrize("command", ["train", "cv"])
+def test_icep_training_on_one_class_is_one_line(command, tmp_path, capsys):
+    _one_class_world(tmp_path, 1)  # one code everywhere
+    argv = ["icep", command, "--root", str(tmp_path), "--dataset", "one", "--streams", "infant.feat", "--model", "mlp",
+            "--epochs", "1", "--window", "20", "--stride", "10", "--out", str(tmp_path / "out")]
+    code = main(argv + (["--folds", "2"] if command == "cv" else []))
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 2 and len(errors) == 1 and "only class" in errors[0] and "S1" in errors[0], err
+    assert not (tmp_path / "out").exists()
+
+
+def test_icep_session_given_twice_is_refused(tmp_path, capsys):
+    from nova_infant.icep.synthetic import context_task, write_session
+
+    rng = np.random.default_rng(2)
+    x, y = context_task(120, 8, rng, cue=0.5)
+    write_session(tmp_path, "ds", "S1", {"infant.feat": (x, 25.0, "feature;video;syn")}, y, 40.0)
+    code = main(["icep", "train", "--root", str(tmp_path), "--dataset", "ds", "--sessions", "S1", "S1", "--streams",
+                 "infant.feat", "--model", "mlp", "--epochs", "1", "--window", "20", "--stride", "10", "--out", str(tmp_path / "b")])
+    err = capsys.readouterr().err
+    assert code == 2 and "session S1 is given twice" in err and not (tmp_path / "b").exists()
+
+
+def test_the_icep_check_refuses_the_same_session_twice_and_one_class():
+    from nova_infant.core.errors import OptionError
+    from nova_infant.icep.dataset import SessionData
+    from nova_infant.icep.pipeline import check_consistent
+
+    a = SessionData("S1", [], 40.0, 3, np.array([0, 1, -1]))
+    with pytest.raises(OptionError, match="session S1 is given twice"):
+        check_consistent([a, a])
+    b = SessionData("S2", [], 40.0, 3, np.array([1, 1, -1]))
+    with pytest.raises(OptionError, match="only class 'Ipro' occurs"):
+        check_consistent([SessionData("S1", [], 40.0, 3, np.array([1, -1, -1])), b], ["Ineg", "Ipro", "Ipos"])
+
+
+@pytest.mark.parametrize("multilabel", [False, True])
+def test_tagger_heads_refuse_one_class(multilabel):
+    from nova_infant.core.errors import OptionError
+    from nova_infant.taggers.heads import fit_head
+
+    x = np.random.default_rng(0).normal(size=(20, 6)).astype(np.float32)
+    y = np.zeros((20, 2), int) if multilabel else np.ones(20, int)
+    if multilabel:
+        y[::2, 0] = 1  # class a varies, class b is absent from every sample
+    with pytest.raises(OptionError, match="only class 'b' occurs" if not multilabel else "class 'b' is absent"):
+        fit_head(x, y, ["a", "b"], kind="audio-events", embedding="test", multilabel=multilabel, epochs=1)
+
+
+def test_cry_reason_training_on_one_reason_is_refused_by_the_common_check():
+    from nova_infant.core.errors import OptionError
+    from nova_infant.cry.session import TrainingItem, train_model
+
+    item = TrainingItem("s1", {}, ["hungry", "hungry"], ["hungry", "tired"])
+    with pytest.raises(OptionError, match=r"cry_reason_train on sessions s1: only class 'hungry' occurs"):
+        train_model([item], 1, 1, 1)
+
+
+def test_valence_refuses_scores_outside_the_scheme_and_constant_targets(tmp_path):
+    from types import SimpleNamespace
+
+    from nova_infant.core.annotations import read_annotation
+    from nova_infant.core.errors import OptionError
+    from nova_infant.valence.pipeline import annotation_targets, fit_and_save
+
+    path = write_continuous(tmp_path / "infant.valence.coder.annotation", [10, "nan", 300])
+    with pytest.raises(AnnotationError, match=r"session s1: score 300 \(sample 2\) is outside the scheme's range"):
+        annotation_targets(read_annotation(path), "session s1")
+    values, _, _ = annotation_targets(read_annotation(write_continuous(tmp_path / "ok.annotation", [10, 20])), "ok")
+    assert values.tolist() == [10, 20]
+    clips = SimpleNamespace(clips=[SimpleNamespace(target=25.0)] * 3)
+    sessions = [SimpleNamespace(name=n, subject=n, plan=clips) for n in ("s1", "s2")]
+    scheme = {"name": "valence", "type": "CONTINUOUS", "sr": 1.0, "min": -100.0, "max": 100.0}
+    with pytest.raises(OptionError, match="sessions s1, s2: every coded value is 25"):
+        fit_and_save(sessions, [scheme, scheme], {"config": None, "clip": {}, "cv_folds": 0}, tmp_path / "m")
+    assert not (tmp_path / "m").exists()
+
+
+def test_affect_refuses_constant_valence_one_expression_and_scores_outside_the_scheme(tmp_path):
+    from nova_infant.affect.sessions import continuous_on_grid
+    from nova_infant.affect.training import AffectSession, check_targets
+    from nova_infant.core.annotations import read_annotation
+    from nova_infant.core.errors import OptionError
+    from nova_infant.core.grid import frame_grid
+
+    path = write_continuous(tmp_path / "infant.valence.coder.annotation", [0.5, 2.0], low=-1, high=1)
+    with pytest.raises(AnnotationError, match=r"valence.coder.annotation: score 2 \(sample 1\) is outside"):
+        continuous_on_grid(read_annotation(path), frame_grid(2000.0, 40.0), str(path))
+    n = 10
+    faces, crops = np.ones(n, bool), np.zeros((n, 4, 4, 3), np.uint8)
+    va = np.column_stack([np.full(n, 0.3), np.linspace(-1, 1, n)]).astype(np.float32)
+    sessions = [AffectSession(f"c{i}", "m", crops, faces, va=va, expr=np.full(n, 4)) for i in (1, 2)]
+    with pytest.raises(OptionError, match=r"sessions c1, c2 \(valence\): every coded value is 0.3"):
+        check_targets(sessions, ("va",))
+    with pytest.raises(OptionError, match=r"\(expression\): only class 'happiness' occurs"):
+        check_targets(sessions, ("expr",))

@@ -49,6 +49,30 @@ class AffectSession:
         return len(self.has_face)
 
 
+def check_targets(sessions: list, tasks) -> None:
+    """The pooled targets of every training session can teach each asked task: valence and arousal vary, and at least
+    two expression classes occur (:mod:`nova_infant.core.validation`; the trainers' common checks).
+
+    Raises
+    ------
+    OptionError
+        ``affect training on sessions ...: every coded valence value is 0`` or ``only class 'x' occurs``.
+    """
+    from nova_infant.core.validation import check_class_targets, check_continuous_targets
+    from nova_infant.affect.model import EXPR_CLASSES
+
+    where = "affect training on sessions " + ", ".join(s.name for s in sessions[:5]) + (" ..." if len(sessions) > 5 else "")
+    if "va" in tasks:
+        coded = [s.va for s in sessions if s.va is not None]
+        if coded:
+            for j, dim in enumerate(("valence", "arousal")):
+                check_continuous_targets(np.concatenate([v[:, j] for v in coded]), f"{where} ({dim})")
+    if "expr" in tasks:
+        coded = [s.expr for s in sessions if s.expr is not None]
+        if coded:
+            check_class_targets(np.concatenate(coded), EXPR_CLASSES, f"{where} (expression)")
+
+
 @dataclass
 class TrainOptions:
     """Training settings. ``epochs``; ``batch_size`` sequences; ``stride`` frames between training windows (0 =

@@ -242,9 +242,9 @@ def train_model(items: list[TrainingItem], epochs_ae: int = 40, epochs: int = 40
             raise OptionError(f"session {it.session}: scheme classes {it.classes} differ from {classes} "
                               f"(session {items[0].session}); train on one scheme")
     y = np.asarray([classes.index(n) for it in items for n in it.labels])
-    present = sorted({classes[i] for i in y})
-    if len(present) < 2:
-        raise OptionError(f"cry_reason_train: only {present} occurs in the annotations: need two reasons or more")
+    from nova_infant.core.validation import check_class_targets
+
+    check_class_targets(y, list(classes), "cry_reason_train on sessions " + ", ".join(it.session for it in items[:5]))
     scalers, nets, probs = {}, {}, []
     for k in F.KINDS:
         x = np.concatenate([it.features[k] for it in items])

@@ -252,6 +252,11 @@ def processor_class(name: str, spec: ModuleSpec | None = None) -> type:
         def _collect(self, io):
             error = None
             self.dataset = io.dataset
+            twice = sorted({n for n in job_sessions() if job_sessions().count(n) > 1})
+            if twice:
+                from nova_infant.core.errors import OptionError
+
+                raise OptionError(f"--sessions: session {twice[0]} is given twice; give each session once")
             try:
                 self.items.append(self.spec.run(self.session, self.options))
                 self.item_names.append(io.name)

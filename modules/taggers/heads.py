@@ -214,7 +214,9 @@ def fit_head(x: np.ndarray, y: np.ndarray, classes: list[str], *, kind: str, emb
     Raises
     ------
     OptionError
-        If there are fewer than 2 samples, shapes disagree, or labels fall outside ``classes``.
+        If there are fewer than 2 samples, shapes disagree, labels fall outside ``classes``, only one class
+        occurs, or (multi-label) a class is present in every sample or in none
+        (:func:`nova_infant.core.validation.check_class_targets`).
     """
     import torch
 
@@ -229,6 +231,9 @@ def fit_head(x: np.ndarray, y: np.ndarray, classes: list[str], *, kind: str, emb
         raise OptionError(f"multi-label targets must have shape (n, {len(classes)}), got {y.shape}")
     if not multilabel and (y.min() < 0 or y.max() >= len(classes)):
         raise OptionError(f"class ids must lie in 0..{len(classes) - 1}")
+    from nova_infant.core.validation import check_class_targets
+
+    check_class_targets(y, list(classes), f"{kind} head training")
     standardiser = Standardiser.from_array(x.reshape(-1, x.shape[-1]), min_scale=1e-6)  # training set only
     mean, scale = standardiser.mean, standardiser.scale
     cfg = HeadConfig(kind=kind, classes=list(classes), multilabel=multilabel, input_dim=int(x.shape[-1]),
