@@ -214,3 +214,88 @@ def test_affect_refuses_constant_valence_one_expression_and_scores_outside_the_s
         check_targets(sessions, ("va",))
     with pytest.raises(OptionError, match=r"\(expression\): only class 'happiness' occurs"):
         check_targets(sessions, ("expr",))
+
+
+# ---------------------------------------------------------------- one request: one session per folder, each once
+
+
+def _two_sessions(tmp_path):
+    from nova_infant.icep.synthetic import context_task, write_session
+
+    rng = np.random.default_rng(3)
+    for name in ("A1", "A2"):
+        x, y = context_task(120, 6, rng, cue=0.5)
+        write_session(tmp_path / "data", "ds", name, {"infant.feat": (x, 25.0, "feature;video;dinov2")}, y, 40.0)
+    return [tmp_path / "data" / "ds" / n for n in ("A1", "A2")]
+
+
+@pytest.mark.parametrize("case", ["crossed", "twice"])
+def test_run_training_refuses_features_and_labels_of_different_sessions_and_a_session_twice(case, tmp_path, capsys):
+    a1, a2 = _two_sessions(tmp_path)
+    feats = [a1 / "infant.feat.stream", a2 / "infant.feat.stream"]
+    labels = [a1 / "infant.ICEP-R-infant.gold.annotation", a2 / "infant.ICEP-R-infant.gold.annotation"]
+    if case == "crossed":
+        labels = labels[::-1]  # A1's features with A2's labels: trained on nonsense before
+    else:
+        feats, labels = feats[:1] * 2, labels[:1] * 2
+    code = main(["run", "icep-train-infant-dinov2", "--feature-0", *map(str, feats), "--labels", *map(str, labels),
+                 "--out", str(tmp_path / "models"), "--model", "mlp", "--hidden", "4", "--epochs", "1",
+                 "--window", "20", "--stride", "10", "--model-name", "m1"])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    want = "are in different session folders" if case == "crossed" else f"session folder {a1} is given twice"
+    assert code == 2 and len(err) == 1 and want in err[0], err
+    assert not (tmp_path / "models").exists()
+
+
+def test_du_process_request_with_a_session_twice_is_refused(monkeypatch):
+    import sys
+
+    from nova_infant.core.errors import OptionError
+    from nova_infant.specs.processor import processor_class
+    from nova_infant.specs.registry import SPECS
+
+    monkeypatch.setattr(sys, "argv", ["du-process", "--sessions", '["S1", "S2", "S1"]'])
+    name = next(k for k, s in SPECS.items() if s.trains)
+    cls = processor_class(name)
+    processor = cls.__new__(cls)  # no discover-utils set-up: only the collecting step is exercised
+    processor.items, processor.item_names, processor.skipped = [], [], []
+    with pytest.raises(OptionError, match="--sessions: session S1 is given twice"):
+        processor._collect(type("IO", (), {"dataset": "ds", "name": "S1"})())
+
+
+# ---------------------------------------------------------------- a predictor given a stream of another kind
+
+
+def _stream_session(root, name, media, meta=None, dim=6):
+    from nova_infant.icep import dataset, schemes
+    from nova_infant.icep.synthetic import write_session
+
+    x = np.random.default_rng(len(name)).standard_normal((100, dim)).astype(np.float32)
+    value = (x, 25.0, media, meta) if meta else (x, 25.0, media)
+    write_session(root, "ds", name, {"infant.feat": value}, np.zeros(100, int), 40.0)
+    spec = dataset.SessionSpec(["infant.feat"], ("infant", "ICEP-R-infant", "gold"))
+    return dataset.load_session(root / "ds" / name, spec, schemes.label_map())
+
+
+@pytest.mark.parametrize("case", ["media-type", "basis-missing", "basis-unexpected"])
+def test_an_icep_predictor_refuses_a_stream_of_another_kind_of_the_same_width(case, tmp_path):
+    from nova_infant.core.errors import StreamError
+    from nova_infant.icep import schemes
+    from nova_infant.icep.bundle import feature_spec, load_bundle, save_bundle
+    from nova_infant.icep.predict import predict_session
+    from nova_infant.icep.training import TrainConfig, fit
+
+    basis = {"pca_mode": "dataset", "pca_basis": "aaaa1111", "pca_k": "6"}
+    trained = _stream_session(tmp_path, "T1", "feature;video;dinov2",
+                              basis if case != "basis-unexpected" else None)
+    fitted = fit([trained], [], 4, TrainConfig(model="mlp", mlp_hidden=(4,), max_epochs=1, window=20, stride=20))
+    bundle = load_bundle(save_bundle(tmp_path / "bundle", fitted, schemes.label_map(), feature_spec(trained)))
+    assert len(predict_session(bundle, trained).labels) == 100  # its own kind of stream: fine
+    other = {"media-type": ("feature;audio;w2vbert", None), "basis-missing": ("feature;video;dinov2", None),
+             "basis-unexpected": ("feature;video;dinov2", basis)}[case]
+    given = _stream_session(tmp_path, "P1", *other)
+    with pytest.raises(StreamError) as info:
+        predict_session(bundle, given)
+    text = str(info.value)
+    assert "session P1" in text and "\n" not in text
+    assert ("feature;audio;w2vbert" in text) if case == "media-type" else ("records a PCA basis" in text), text
