@@ -299,3 +299,65 @@ def test_an_icep_predictor_refuses_a_stream_of_another_kind_of_the_same_width(ca
     text = str(info.value)
     assert "session P1" in text and "\n" not in text
     assert ("feature;audio;w2vbert" in text) if case == "media-type" else ("records a PCA basis" in text), text
+
+
+# ---------------------------------------------------------------- stream headers that disagree with their data
+
+
+def _text_rows(n_rows, dim) -> bytes:
+    return b"".join(b" ".join(b"0.5" for _ in range(dim)) + b"\n" for _ in range(n_rows))
+
+
+STREAM_CASES = [  # (case, header edit, data: None = the real binary data, text the error must hold)
+    ("ascii-header-binary-data", lambda t: t.replace('ftype="BINARY"', 'ftype="ASCII"'), None,
+     "says ftype=ASCII but the data is not text numbers"),
+    ("binary-header-ascii-data", lambda t: t, _text_rows(120, 8), "should the header say ftype=ASCII"),
+    ("binary-header-ascii-data-other-size", lambda t: t, _text_rows(10, 3), "should the header say ftype=ASCII"),
+    ("dims-disagree", lambda t: t.replace('dim="8"', 'dim="4"'), None, "header announces 120 rows x 4 dims"),
+    ("ascii-dims-disagree", lambda t: t.replace('ftype="BINARY"', 'ftype="ASCII"').replace('dim="8"', 'dim="4"'),
+     _text_rows(120, 8), "holds 120 rows x 8 values"),
+    ("ascii-rows-disagree", lambda t: t.replace('ftype="BINARY"', 'ftype="ASCII"'), _text_rows(100, 8),
+     "holds 100 rows x 8 values"),
+    ("sr-nan", lambda t: t.replace('sr="25.000"', 'sr="nan"'), None, "sample rate sr='nan'"),
+    ("sr-inf", lambda t: t.replace('sr="25.000"', 'sr="inf"'), None, "sample rate sr='inf'"),
+    ("dim-zero", lambda t: t.replace('dim="8"', 'dim="0"'), None, "dim=0"),
+    ("num-text", lambda t: t.replace('num="120"', 'num="many"'), None, "chunk num"),
+]
+
+
+@pytest.fixture(scope="module")
+def good_stream(tmp_path_factory):
+    from nova_infant.icep.synthetic import context_task, write_session
+
+    x, y = context_task(120, 8, np.random.default_rng(0), cue=0.5)
+    root = tmp_path_factory.mktemp("streams")
+    return write_session(root, "ds", "S1", {"infant.feat": (x, 25.0, "feature;video;syn")}, y, 40.0) / "infant.feat.stream"
+
+
+@pytest.mark.nova_invalid_files
+@pytest.mark.parametrize("case,edit,data,text", STREAM_CASES, ids=[c[0] for c in STREAM_CASES])
+def test_a_stream_header_that_disagrees_with_its_data_is_one_line(case, edit, data, text, good_stream, tmp_path):
+    from nova_infant.core.errors import StreamError
+    from nova_infant.core.nova_io import load_ssi_stream, open_ssi_stream
+
+    header = tmp_path / "infant.feat.stream"
+    header.write_text(edit(good_stream.read_text()).replace(" data_check=", " was_check="))
+    Path(str(header) + "~").write_bytes(data if data is not None else Path(str(good_stream) + "~").read_bytes())
+    for reader in (open_ssi_stream, load_ssi_stream):  # ours and the discover-utils path
+        with pytest.raises(StreamError) as info:
+            reader(header)
+        message = str(info.value)
+        assert "\n" not in message and "infant.feat.stream" in message and text in message, message
+
+
+def test_a_stream_header_that_disagrees_reaches_the_cli_as_one_line(good_stream, tmp_path, capsys):
+    folder = tmp_path / "ds" / "S1"
+    folder.mkdir(parents=True)
+    for f in good_stream.parent.iterdir():
+        (folder / f.name).write_bytes(f.read_bytes())
+    header = folder / "infant.feat.stream"
+    header.write_text(header.read_text().replace('sr="25.000"', 'sr="nan"').replace(" data_check=", " was_check="))
+    code = main(["icep", "train", "--root", str(tmp_path), "--dataset", "ds", "--streams", "infant.feat", "--model",
+                 "mlp", "--epochs", "1", "--window", "20", "--stride", "10", "--out", str(tmp_path / "b")])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and "sr='nan'" in err and not (tmp_path / "b").exists(), err
