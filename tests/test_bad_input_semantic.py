@@ -361,3 +361,46 @@ def test_a_stream_header_that_disagrees_reaches_the_cli_as_one_line(good_stream,
                  "mlp", "--epochs", "1", "--window", "20", "--stride", "10", "--out", str(tmp_path / "b")])
     err = capsys.readouterr().err
     assert code == 2 and "Traceback" not in err and "sr='nan'" in err and not (tmp_path / "b").exists(), err
+
+
+# ---------------------------------------------------------------- review agreement
+
+
+def test_agreement_between_different_schemes_is_refused_unless_mapped(tmp_path, capsys):
+    from nova_infant.review.agreement import agreement_report
+
+    full = write_discrete(tmp_path / "S1" / "infant.full.coder.annotation", [(0, 1, 0), (1, 2, 1), (2, 3, 2)],
+                          ("Ineg", "Ipro", "Ipos"), scheme="ICEP-R-infant")
+    merged = write_discrete(tmp_path / "S1" / "infant.merged.model.annotation", [(0, 2, 0), (2, 3, 1)],
+                            ("Ineg", "Ipos"), scheme="ICEP-R-infant-merged")
+    with pytest.raises(AnnotationError, match="reference scheme 'ICEP-R-infant' and hypothesis scheme "
+                                              "'ICEP-R-infant-merged' differ"):
+        agreement_report([("S1", full, merged)])
+    report = agreement_report([("S1", full, merged)], class_map={"Ipro": "Ineg"})
+    assert report["classes"] == ["Ineg", "Ipos"] and report["pooled"]["accuracy"] == 1.0
+    assert report["class_map"] == {"Ipro": "Ineg"}
+    code = main(["review", "agreement", "--reference", str(full), "--hypothesis", str(merged)])
+    err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert code == 2 and len(err) == 1 and "--map" in err[0]
+    assert main(["review", "agreement", "--reference", str(full), "--hypothesis", str(merged),
+                 "--map", '{"Ipro": "Ineg"}']) == 0
+
+
+def test_agreement_on_one_class_is_a_warning_in_the_report_and_on_stderr(tmp_path, caplog):
+    from nova_infant.review.agreement import agreement_report
+
+    a = write_discrete(tmp_path / "S1" / "infant.S.a.annotation", [(0, 2, 1)])
+    b = write_discrete(tmp_path / "S1" / "infant.S.b.annotation", [(0, 2, 1)])
+    report = agreement_report([("S1", a, b)])
+    assert report["pooled"]["kappa"] is None
+    assert len(report["warnings"]) == 1 and "only class 'b' occurs" in report["warnings"][0]
+    assert any("only class 'b' occurs" in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)
+
+
+def test_agreement_refuses_the_same_reference_twice(tmp_path, capsys):
+    a = write_discrete(tmp_path / "S1" / "infant.S.a.annotation", [(0, 1, 0), (1, 2, 1)])
+    b = write_discrete(tmp_path / "S1" / "infant.S.b.annotation", [(0, 1, 0), (1, 2, 1)])
+    code = main(["review", "agreement", "--reference", str(a), "--hypothesis", str(b), "--reference", str(a),
+                 "--hypothesis", str(b)])
+    err = capsys.readouterr().err
+    assert code == 2 and "--reference given twice" in err
