@@ -404,3 +404,94 @@ def test_agreement_refuses_the_same_reference_twice(tmp_path, capsys):
                  "--hypothesis", str(b)])
     err = capsys.readouterr().err
     assert code == 2 and "--reference given twice" in err
+
+
+# ---------------------------------------------------------------- batch
+
+
+@pytest.fixture()
+def batch_dataset(tmp_path, carphone_session):
+    """Three sessions of the real carphone/LibriVox sample under ``<root>/ds``."""
+    import shutil
+
+    root = tmp_path / "data"
+    for name in ("s1", "s2", "s3"):
+        shutil.copytree(carphone_session["dir"], root / "ds" / name)
+    return root
+
+
+def _w2v_job(root, model):
+    from nova_infant.core.batch import ModuleJob, build_request
+    from nova_infant.discover.registry import REPO_TRAINER_DIR
+
+    trainer = str(REPO_TRAINER_DIR / "w2v_bert.trainer")
+    return ModuleJob(trainer, "ds", build_request(trainer, root, role="session"),
+                     {"model": str(model), "device": "cpu", "frame_step": "40ms"}, str(root / ".state"))
+
+
+def test_batch_reruns_sessions_whose_model_folder_was_replaced(batch_dataset, tiny_w2v_bert, tmp_path):
+    import shutil
+
+    from nova_infant.core import batch
+
+    model = tmp_path / "lab-model"
+    shutil.copytree(tiny_w2v_bert, model)
+    job = _w2v_job(batch_dataset, model)
+    assert model in job.model_paths()
+    assert batch.run_session(job, "s1").status == "done"
+    assert batch.up_to_date(job, "s1") == (True, "up to date")
+    # retrained in place: a weights file of the same size and the same options, new content
+    weights = max((p for p in model.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    staged = weights.with_name(weights.name + ".new")
+    staged.write_bytes(bytes(data))
+    staged.replace(weights)
+    assert batch.up_to_date(job, "s1") == (False, "trainer, options, model files or version changed")
+
+
+def test_batch_fingerprint_follows_a_bundle_folder_named_by_an_option(tmp_path):
+    from nova_infant.core.batch import ModuleJob, content_identity
+    from nova_infant.discover.registry import REPO_TRAINER_DIR
+
+    bundle = tmp_path / "models" / "b1"
+    bundle.mkdir(parents=True)
+    (bundle / "config.json").write_text('{"classes": ["a", "b"]}')
+    trainer = str(REPO_TRAINER_DIR / "icep_predict.trainer")
+    job = ModuleJob(trainer, "ds", [], {"bundle": str(bundle)}, str(tmp_path / ".state"))
+    before = job.fingerprint()
+    assert job.model_paths() == [bundle.resolve()] and content_identity(bundle)[0][0] == "config.json"
+    (bundle / "config.json").write_text('{"classes": ["b", "a"]}')  # same size, other content
+    assert job.fingerprint() != before
+
+
+def test_the_dataset_basis_folder_is_not_a_session(tmp_path):
+    from nova_infant.core.batch import sessions_in_root
+    from nova_infant.features.dinov2_pca import BASIS_FOLDER
+    from nova_infant.icep.dataset import list_sessions
+
+    for name in ("s1", "s2", BASIS_FOLDER, ".hidden"):
+        (tmp_path / "ds" / name).mkdir(parents=True)
+    assert sessions_in_root(tmp_path, "ds") == ["s1", "s2"]
+    assert [p.name for p in list_sessions(tmp_path, "ds")] == ["s1", "s2"]
+
+
+def test_batch_fits_a_missing_dataset_basis_once_on_every_session_before_workers_start(batch_dataset, tiny_dinov2):
+    from nova_infant.cli.batch import prepare_job
+    from nova_infant.core.batch import ModuleJob, build_request
+    from nova_infant.discover.registry import REPO_TRAINER_DIR
+    from nova_infant.features.dinov2_pca import BASIS_FOLDER, load_pca
+
+    trainer = str(REPO_TRAINER_DIR / "dinov2_pca.trainer")
+    request = build_request(trainer, batch_dataset, role="infant")
+    options = {"model": tiny_dinov2, "device": "cpu", "pca_fit_frames": "4", "frame_step": "200ms"}
+    job = ModuleJob(trainer, "ds", request, dict(options), str(batch_dataset / ".state"))
+    before = job.fingerprint()
+    prepare_job(job, ["s1", "s2", "s3"], batch_dataset / "ds")
+    basis = Path(job.options["pca_basis"])
+    assert basis.parent.name == BASIS_FOLDER and basis.is_dir()
+    assert sorted(Path(s).parent.name for s in load_pca(basis).sources) == ["s1", "s2", "s3"]
+    assert job.fingerprint() != before and basis in job.model_paths()
+    again = ModuleJob(trainer, "ds", request, dict(options), str(batch_dataset / ".state"))
+    prepare_job(again, ["s1", "s2", "s3"], batch_dataset / "ds")  # found, not fitted again
+    assert again.options["pca_basis"] == str(basis) and again.fingerprint() == job.fingerprint()

@@ -75,7 +75,7 @@ def test_provenance_skips_only_what_is_up_to_date(dataset, tiny_w2v_bert):
     assert batch.up_to_date(job, "s1") == (True, "up to date")
 
     assert batch.up_to_date(_job(dataset, tiny_w2v_bert, frame_step="20ms"), "s1")[1] == \
-        "trainer, options or version changed"
+        "trainer, options, model files or version changed"
     audio = dataset / "ds" / "s1" / "session.audio.wav"
     os.utime(audio, ns=(time.time_ns(), time.time_ns() + 5_000_000_000))  # an input edited after the run
     fresh, why = batch.up_to_date(job, "s1")

@@ -108,10 +108,50 @@ def run(args) -> int:
     job = ModuleJob(str(trainer.resolve()), args.dataset, build_request(trainer, args.root, args.role,
                                                                         _pairs(args.io, "--io")),
                     options, str(state_dir), threads=args.threads_per_worker)
+    prepare_job(job, sessions, Path(args.root) / args.dataset)
     resources = {"gpus": args.gpus, "mem_gb": args.mem_gb, "time_min": args.time_min,
                  "cpus_per_task": args.cpus_per_task, "partition": args.partition, "max_parallel": args.max_parallel}
     results = run_batch(job, sessions, executor=args.executor, workers=args.workers, retries=args.retries,
                         force=args.force, resources=resources,
                         gpus=[g.strip() for g in args.local_gpus.split(",") if g.strip()])
     print(format_table(results))
+    if any(r.status == "interrupted" for r in results):
+        return 130  # Ctrl-C (128 + SIGINT), as a shell reports it
     return 1 if any(r.status == "failed" for r in results) else 0
+
+
+def prepare_job(job, sessions: list[str], dataset_dir: Path) -> None:
+    """What must exist once for the whole job before any worker starts, made here in the parent process: the
+    DINOv2-PCA extractor's dataset basis (``pca=dataset`` without an existing basis) is fitted once on the job's
+    sessions' videos (or option ``pca_fit_sessions``) and named in the job's option ``pca_basis``, so that every
+    worker reads the same basis (else each would fit its own on whichever session it picked first).
+
+    Parameters
+    ----------
+    job : nova_infant.core.batch.ModuleJob
+        Its ``options`` gain ``pca_basis`` (the fingerprint then includes the basis's content).
+    sessions : list of str
+    dataset_dir : Path
+        ``<root>/<dataset>``: where the default basis folder lives.
+
+    Raises
+    ------
+    OptionError, SavedModelError, VideoDecodeError, WeightsUnavailableError
+        One line: a bad option, an existing folder that is not a basis, no decodable fit video, missing weights.
+    """
+    from discover_utils.utils import ssi_xml_utils
+
+    from nova_infant.specs.registry import SPECS
+
+    trainer = ssi_xml_utils.Trainer()
+    trainer.load_from_file(Path(job.trainer_path))
+    spec = next((s for s in SPECS.values() if s.create == trainer.model_create), None)
+    if spec is None or spec.name != "dinov2_pca":
+        return
+    from nova_infant.specs.dinov2_pca import fit_batch_basis
+
+    video = next((e for e in job.data if e["id"] == "video"), None)
+    if video is None:
+        return
+    videos = {s: Path(video["uri_template"].format(dataset=job.dataset, session=s)) for s in sessions}
+    job.options.update(fit_batch_basis(spec, job.options, videos, dataset_dir))

@@ -11,8 +11,15 @@ written (atomically) holding the job fingerprint (SHA-256 of the trainer file, t
 templates and the nova-infant version) and the size and modification time (ns) of every input and output file. A
 later batch skips the session when the record exists, the fingerprint is the same, and every input and output file
 still has the recorded size and mtime; anything else (a new option, an edited or replaced input, a missing or
-touched output, a new nova-infant version) runs it again. Model weights given as a folder are named in the options
-but their contents are not hashed: after replacing weights in place, pass ``--force``.
+touched output, a new nova-infant version) runs it again. Every model file or folder the job reads (an option value or
+a ``.trainer`` default that names an existing path, and the ``.trainer``'s ``<model path>``) enters the fingerprint
+with its content identity (per file: relative name, size, mtime; small files such as ``config.json`` and
+``checksums`` by SHA-256), so a retrained bundle or a replaced basis re-runs every session that used the old one.
+
+Interrupting. Ctrl-C stops handing out sessions, lets the running ones finish (their outputs are written whole and
+recorded) and says so in one line; a second Ctrl-C stops the workers at once (outputs are replaced atomically, so
+each is the old or the new file). The sessions not done are reported ``interrupted``; re-running the same command
+resumes with them.
 
 Executors. ``local``: ``concurrent.futures.ProcessPoolExecutor`` (spawned workers; torch threads split between them).
 ``slurm``: one ``submitit`` job array (``sbatch --array``) with the module's resources; each array task runs one
@@ -74,7 +81,7 @@ class SessionResult:
     ----------
     session : str
     status : str
-        ``"done"``, ``"skipped"`` or ``"failed"``.
+        ``"done"``, ``"skipped"``, ``"failed"`` or ``"interrupted"`` (Ctrl-C before it ran or finished).
     seconds : float
         Wall time in s.
     reason : str
@@ -124,10 +131,47 @@ class ModuleJob:
         return Path(self.trainer_path).stem
 
     def fingerprint(self) -> str:
-        """SHA-256 (hex) of the trainer file, options, request templates and nova-infant version."""
+        """SHA-256 (hex) of the trainer file, options, request templates, nova-infant version and the content
+        identity of every model file or folder the job reads (:meth:`model_paths`, :func:`content_identity`)."""
+        models = {str(p): content_identity(p) for p in self.model_paths()}
         payload = json.dumps({"trainer": Path(self.trainer_path).read_text(), "options": self.options,
-                              "data": self.data, "version": __version__}, sort_keys=True, default=str)
+                              "data": self.data, "version": __version__, "models": models}, sort_keys=True,
+                             default=str)
         return hashlib.sha256(payload.encode()).hexdigest()
+
+    def model_paths(self) -> list[Path]:
+        """Existing files and folders the module reads besides the session's inputs: the ``.trainer``'s
+        ``<model path>`` and every option value (given, else the ``.trainer``'s default) that names an existing
+        path, absolute or relative to the ``.trainer``'s folder (du-process's base) or the working folder.
+
+        Returns
+        -------
+        list of pathlib.Path
+            Resolved, without duplicates, in option order.
+        """
+        import re
+
+        text = Path(self.trainer_path).read_text(errors="replace")
+        values = dict(re.findall(r"\{([^:{}]+):[^:{}]*:([^{}]*)\}", _optstr(text)))
+        values.update({k: v for k, v in self.options.items() if v not in (None, "")})
+        weights = re.search(r"<model\b[^>]*\bpath=\"([^\"]*)\"", text)
+        candidates = ([weights.group(1)] if weights and weights.group(1) else []) + [str(v) for v in values.values()]
+        base = Path(self.trainer_path).resolve().parent
+        out: list[Path] = []
+        for value in candidates:
+            value = value.strip()
+            if not value or len(value) > 4096 or "\n" in value:
+                continue
+            for path in ([Path(value)] if os.path.isabs(value) else [base / value, Path(value)]):
+                try:
+                    if path.exists():
+                        resolved = path.resolve()
+                        if resolved not in out and resolved != Path(self.trainer_path).resolve():
+                            out.append(resolved)
+                        break
+                except OSError:
+                    continue
+        return out
 
     def paths(self, session: str, kind: str) -> list[Path]:
         """File paths of the ``kind`` (``input``/``output``) entries of ``session`` (inactive outputs left out)."""
@@ -141,6 +185,74 @@ class ModuleJob:
     def record_path(self, session: str) -> Path:
         """``<state_dir>/<dataset>/<session>/<trainer>.json``: the session's provenance record."""
         return Path(self.state_dir) / self.dataset / session / f"{self.name}.json"
+
+
+def _optstr(trainer_text: str) -> str:
+    """The ``optstr`` attribute of a ``.trainer``'s ``<model>`` element (``{name:TYPE:default};...``), or ""."""
+    import re
+
+    match = re.search(r"<model\b[^>]*\boptstr=\"([^\"]*)\"", trainer_text)
+    return match.group(1) if match else ""
+
+
+#: files up to this size are hashed in a model's content identity (configs, checksums, label maps); larger ones
+#: (weights) are identified by size and mtime, which an atomic replacement always changes
+_HASH_BYTES = 1 << 20
+
+
+def content_identity(path: str | os.PathLike) -> list:
+    """What a model file or folder is, cheaply: per file (a folder: every file below it, sorted) its relative name,
+    size, mtime (ns) and, for files up to 1 MiB, SHA-256.
+
+    Parameters
+    ----------
+    path : path
+        A model file or folder.
+
+    Returns
+    -------
+    list
+        ``[[relative name, size, mtime_ns, sha256 or ""], ...]``; ``[]`` when it cannot be read.
+    """
+    path = Path(path)
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else []
+    out = []
+    for f in files:
+        try:
+            st = f.stat()
+            digest = hashlib.sha256(f.read_bytes()).hexdigest() if st.st_size <= _HASH_BYTES else ""
+        except OSError:
+            continue
+        out.append([str(f.relative_to(path)) if f != path else f.name, st.st_size, st.st_mtime_ns, digest])
+    return out
+
+
+#: folders a dataset folder holds that are not sessions (models fitted on the dataset, e.g. the DINOv2-PCA basis:
+#: :data:`nova_infant.features.dinov2_pca.BASIS_FOLDER`)
+NOT_SESSIONS = frozenset({"dinov2_pca_basis"})
+
+
+def is_session_folder(path: str | os.PathLike) -> bool:
+    """Whether a folder of a dataset folder is a session: not hidden, not one of :data:`NOT_SESSIONS`.
+
+    Parameters
+    ----------
+    path : path
+
+    Returns
+    -------
+    bool
+    """
+    path = Path(path)
+    return path.is_dir() and not path.name.startswith(".") and path.name not in NOT_SESSIONS
+
+
+class BatchInterrupted(NovaInfantError):
+    """Ctrl-C during a batch: ``results`` holds the sessions that finished (done or failed) before it stopped."""
+
+    def __init__(self, message: str, results: dict):
+        super().__init__(message)
+        self.results = results
 
 
 # ---------------------------------------------------------------- requests and sessions
@@ -220,7 +332,8 @@ def check_session_name(session: str) -> str:
 
 
 def sessions_in_root(root: str | os.PathLike, dataset: str) -> list[str]:
-    """Session folders ``<root>/<dataset>/<session>/`` (NOVA file mode), sorted; hidden folders left out.
+    """Session folders ``<root>/<dataset>/<session>/`` (NOVA file mode), sorted; hidden folders and the dataset's
+    model folders (:data:`NOT_SESSIONS`, e.g. ``dinov2_pca_basis``) left out.
 
     Raises
     ------
@@ -230,7 +343,7 @@ def sessions_in_root(root: str | os.PathLike, dataset: str) -> list[str]:
     folder = Path(root) / dataset
     if not folder.is_dir():
         raise BatchError(f"{folder}: no such dataset folder")
-    names = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    names = sorted(p.name for p in folder.iterdir() if is_session_folder(p))
     if not names:
         raise BatchError(f"{folder}: no session folders")
     return names
@@ -336,7 +449,7 @@ def up_to_date(job: ModuleJob, session: str, fingerprint: str | None = None) -> 
     except (OSError, ValueError):
         return False, "no provenance record"
     if record.get("fingerprint") != (fingerprint or job.fingerprint()):
-        return False, "trainer, options or version changed"
+        return False, "trainer, options, model files or version changed"
     for kind in ("inputs", "outputs"):
         for path, stat in record.get(kind, {}).items():
             if _stat(Path(path)) != stat:
@@ -429,6 +542,9 @@ def run_session(job: ModuleJob, session: str) -> SessionResult:
 
 
 def _init_worker(threads: int, gpu_queue=None) -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it lets running sessions finish
     logging.basicConfig(level=logging.WARNING)
     if gpu_queue is not None:  # before torch initialises CUDA: this worker sees only its own GPU
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu_queue.get())
@@ -461,21 +577,49 @@ def _run_local(job: ModuleJob, sessions: Sequence[str], workers: int, retries: i
                                  initargs=(job.threads, gpu_queue)) as pool:
             futures = {pool.submit(task or run_session, job, s): s for s in pending}
             pending = []
-            for future in as_completed(futures):
-                session = futures[future]
-                try:
-                    result = future.result()
-                except Exception as exc:  # the worker died (killed, out of memory)
-                    result = SessionResult(session, "failed", 0.0,
-                                           (f"{type(exc).__name__}: {exc}".splitlines() or [""])[0])
-                if result.status == "failed" and attempt < retries:
-                    pending.append(session)
-                    continue
-                results[session] = result
-                bar.update(1)
+
+            def collect(done_futures, retry: bool) -> None:
+                for future in done_futures:
+                    session = futures[future]
+                    try:
+                        result = future.result()
+                    except Exception as exc:  # the worker died (killed, out of memory)
+                        result = SessionResult(session, "failed", 0.0,
+                                               (f"{type(exc).__name__}: {exc}".splitlines() or [""])[0])
+                    if retry and result.status == "failed" and attempt < retries:
+                        pending.append(session)
+                        continue
+                    results[session] = result
+                    bar.update(1)
+
+            try:
+                collect(as_completed(futures), True)
+            except KeyboardInterrupt:
+                _stop_pool(pool, futures, results, collect)
         if not pending:
             break
     return results
+
+
+def _stop_pool(pool, futures: dict, results: dict, collect) -> None:
+    """Ctrl-C in :func:`_run_local`: cancel the queued items, let the running ones finish (a second Ctrl-C
+    terminates the workers), then raise :class:`BatchInterrupted` with the results so far."""
+    import sys
+
+    for future in futures:
+        future.cancel()
+    running = [f for f in futures if not f.cancelled() and not f.done()]
+    print(f"interrupted: finishing the {len(running)} running item(s) so that every output is whole (Ctrl-C again "
+          f"stops them now); re-run the same command to resume", file=sys.stderr)
+    from concurrent.futures import as_completed
+
+    try:
+        collect(as_completed([f for f in futures if not f.cancelled()]), False)
+    except KeyboardInterrupt:  # second Ctrl-C: stop the workers (each output is replaced atomically: old or new)
+        for process in list(getattr(pool, "_processes", {}).values()):
+            process.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+    raise BatchInterrupted("interrupted", dict(results))
 
 
 def _run_slurm(job: ModuleJob, sessions: Sequence[str], retries: int, resources: dict, bar,
@@ -504,27 +648,39 @@ def _run_slurm(job: ModuleJob, sessions: Sequence[str], retries: int, resources:
         jobs = executor.map_array(task or run_session, [job] * len(pending), pending)
         open_jobs = dict(zip(pending, jobs))
         pending = []
-        while open_jobs:
-            for session, sjob in list(open_jobs.items()):
-                if not sjob.done():
-                    continue
-                del open_jobs[session]
-                try:
-                    result = sjob.result()
-                except Exception as exc:  # job killed by Slurm (time, memory) or crashed
-                    lines = [ln for ln in str(exc).splitlines() if ln.strip()]
-                    result = SessionResult(session, "failed", 0.0, f"{type(exc).__name__}: {lines[-1] if lines else ''}"[:300])
-                result.log = str(sjob.paths.stdout)
-                if result.status == "failed" and attempt < retries:
-                    pending.append(session)
-                    continue
-                results[session] = result
-                bar.update(1)
-            if open_jobs:
-                time.sleep(poll_s)
+        try:
+            _poll_slurm(open_jobs, pending, results, attempt, retries, bar, poll_s)
+        except KeyboardInterrupt:
+            import sys
+
+            print(f"interrupted: {len(open_jobs)} array task(s) keep running on Slurm and write whole outputs; "
+                  f"re-run the same command to collect and resume (finished sessions are skipped)", file=sys.stderr)
+            raise BatchInterrupted("interrupted", dict(results)) from None
         if not pending:
             break
     return results
+
+
+def _poll_slurm(open_jobs: dict, pending: list, results: dict, attempt: int, retries: int, bar, poll_s: float) -> None:
+    """Wait for the array tasks of one attempt; failed ones go to ``pending`` while attempts are left."""
+    while open_jobs:
+        for session, sjob in list(open_jobs.items()):
+            if not sjob.done():
+                continue
+            del open_jobs[session]
+            try:
+                result = sjob.result()
+            except Exception as exc:  # job killed by Slurm (time, memory) or crashed
+                lines = [ln for ln in str(exc).splitlines() if ln.strip()]
+                result = SessionResult(session, "failed", 0.0, f"{type(exc).__name__}: {lines[-1] if lines else ''}"[:300])
+            result.log = str(sjob.paths.stdout)
+            if result.status == "failed" and attempt < retries:
+                pending.append(session)
+                continue
+            results[session] = result
+            bar.update(1)
+        if open_jobs:
+            time.sleep(poll_s)
 
 
 def slurm_resources(name: str, overrides: dict | None = None) -> dict:
@@ -595,10 +751,16 @@ def run_batch(job: ModuleJob, sessions: Sequence[str], executor: str = "local", 
             todo.append(session)
     with tqdm(total=len(sessions), initial=len(results), desc=f"{job.name} ({executor})", unit="session",
               disable=not progress) as bar:
-        if todo and executor == "local":
-            results.update(_run_local(job, todo, max(1, workers), retries, bar, tuple(gpus)))
-        elif todo:
-            results.update(_run_slurm(job, todo, retries, slurm_resources(job.name, resources), bar))
+        try:
+            if todo and executor == "local":
+                results.update(_run_local(job, todo, max(1, workers), retries, bar, tuple(gpus)))
+            elif todo:
+                results.update(_run_slurm(job, todo, retries, slurm_resources(job.name, resources), bar))
+        except BatchInterrupted as exc:
+            results.update(exc.results)
+            for session in todo:
+                results.setdefault(session, SessionResult(session, "interrupted", 0.0,
+                                                          "Ctrl-C: not run; re-run the same command to resume"))
     return [results[s] for s in sessions]
 
 
@@ -620,6 +782,7 @@ def format_table(results: Sequence[SessionResult]) -> str:
         if r.status == "failed" and r.log:
             note = f"{note} (log: {r.log})"
         lines.append(f"{r.session:<{width}}  {r.status:<7}  {r.seconds:>8.1f}  {note}")
-    counts = {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed")}
-    lines.append(f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed")
+    counts = {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed", "interrupted")}
+    lines.append(f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed"
+                 + (f", {counts['interrupted']} interrupted" if counts["interrupted"] else ""))
     return "\n".join(lines)

@@ -384,7 +384,9 @@ def list_sessions(root: str | os.PathLike, dataset: str | None = None) -> list[P
     Returns
     -------
     list of pathlib.Path
-        Sorted by name; hidden folders left out.
+        Sorted by name; hidden folders and the dataset's model folders (``dinov2_pca_basis``) left out.
     """
+    from nova_infant.core.batch import is_session_folder
+
     base = Path(root) / dataset if dataset else Path(root)
-    return sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return sorted(p for p in base.iterdir() if is_session_folder(p))
