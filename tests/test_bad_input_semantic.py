@@ -495,3 +495,49 @@ def test_batch_fits_a_missing_dataset_basis_once_on_every_session_before_workers
     again = ModuleJob(trainer, "ds", request, dict(options), str(batch_dataset / ".state"))
     prepare_job(again, ["s1", "s2", "s3"], batch_dataset / "ds")  # found, not fitted again
     assert again.options["pca_basis"] == str(basis) and again.fingerprint() == job.fingerprint()
+
+
+@pytest.mark.slow  # about 80 s: a real batch in a subprocess, interrupted, then re-run
+def test_batch_ctrl_c_is_one_line_leaves_outputs_whole_and_a_rerun_resumes(tmp_path, carphone_session, tiny_w2v_bert):
+    import os
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from nova_infant.core.nova_io import open_ssi_stream
+
+    root = tmp_path / "data"
+    names = [f"s{i}" for i in range(1, 7)]
+    for name in names:
+        shutil.copytree(carphone_session["dir"], root / "ds" / name)
+    argv = [sys.executable, "-m", "nova_infant.cli", "batch", "w2v_bert", "--root", str(root), "--dataset", "ds",
+            "--role", "session", "--option", f"model={tiny_w2v_bert}", "--option", "device=cpu", "--workers", "1"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)  # its own process group: Ctrl-C reaches parent and workers
+    state = root / ".nova-infant-batch" / "ds"
+    deadline = time.time() + 240
+    while time.time() < deadline and not (state / "s1" / "w2v_bert.json").exists() and proc.poll() is None:
+        time.sleep(0.2)
+    assert proc.poll() is None, proc.communicate()
+    os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C does
+    out, err = proc.communicate(timeout=240)
+    assert proc.returncode == 130, (out, err)
+    assert "Traceback" not in err, err
+    assert err.count("interrupted:") == 1 and "\ninterrupted: finishing" in err, err
+    assert "interrupted" in out.splitlines()[-1], out
+    done = [n for n in names if (state / n / "w2v_bert.json").exists()]
+    assert "s1" in done and len(done) < len(names), (done, out)
+    for name in names:  # every stream there is whole; nothing half-written is left beside it
+        folder = root / "ds" / name
+        stream = folder / "session.w2vbert.stream"
+        if stream.exists():
+            assert open_ssi_stream(stream).n_rows == 100
+        assert sorted(p.name for p in folder.iterdir()) == sorted(
+            p.name for p in carphone_session["dir"].iterdir()) + (["session.w2vbert.stream", "session.w2vbert.stream~"]
+                                                                 if stream.exists() else []), name
+    again = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=400)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.splitlines()[-1] == f"{len(names) - len(done)} done, {len(done)} skipped, 0 failed"

@@ -609,8 +609,10 @@ def _stop_pool(pool, futures: dict, results: dict, collect) -> None:
     for future in futures:
         future.cancel()
     running = [f for f in futures if not f.cancelled() and not f.done()]
-    print(f"interrupted: finishing the {len(running)} running item(s) so that every output is whole (Ctrl-C again "
-          f"stops them now); re-run the same command to resume", file=sys.stderr)
+    from tqdm import tqdm
+
+    tqdm.write(f"interrupted: finishing the {len(running)} running item(s) so that every output is whole (Ctrl-C "
+               f"again stops them now); re-run the same command to resume", file=sys.stderr)
     from concurrent.futures import as_completed
 
     try:
@@ -653,8 +655,11 @@ def _run_slurm(job: ModuleJob, sessions: Sequence[str], retries: int, resources:
         except KeyboardInterrupt:
             import sys
 
-            print(f"interrupted: {len(open_jobs)} array task(s) keep running on Slurm and write whole outputs; "
-                  f"re-run the same command to collect and resume (finished sessions are skipped)", file=sys.stderr)
+            from tqdm import tqdm
+
+            tqdm.write(f"interrupted: {len(open_jobs)} array task(s) keep running on Slurm and write whole outputs; "
+                       f"re-run the same command to collect and resume (finished sessions are skipped)",
+                       file=sys.stderr)
             raise BatchInterrupted("interrupted", dict(results)) from None
         if not pending:
             break
