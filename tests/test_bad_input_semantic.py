@@ -619,3 +619,28 @@ def test_an_undecodable_video_names_its_true_cause(name, cause, odd_videos):
     text = str(info.value)
     assert "\n" not in text and str(odd_videos / name) in text and cause in text, text
     assert "corrupt?" not in text
+
+
+def test_annotations_du_process_loaded_pass_the_same_checks(tmp_path):
+    """Under du-process (NOVA database mode) discover-utils loads the annotation, not our reader: the ICEP-R and
+    valence trainers run the reader's checks on it all the same."""
+    from types import SimpleNamespace
+
+    from discover_utils.data.annotation import DiscreteAnnotation, DiscreteAnnotationScheme
+
+    from nova_infant.icep import schemes
+    from nova_infant.icep.pipeline import session_from_discover
+
+    scheme = DiscreteAnnotationScheme(name="ICEP-R-infant", classes={0: {"name": "Ineg"}, 1: {"name": "Ipos"}})
+    overlapping = np.array([(0, 2000, 0, 1.0), (1000, 3000, 1, 1.0)],
+                           dtype=[("from", "i4"), ("to", "i4"), ("id", "i4"), ("conf", "f4")])
+    anno = DiscreteAnnotation(data=overlapping, scheme=scheme, role="infant", annotator="gold")
+    stream = SimpleNamespace(data=np.zeros((100, 4), np.float32),
+                             meta_data=SimpleNamespace(sample_rate=25.0, media_type="feature;video;dinov2"))
+    descs = {"feature_0": {"id": "feature_0", "type": "input", "src": "db:stream", "role": "infant", "name": "f"},
+             "labels": {"id": "labels", "type": "input", "src": "db:annotation", "role": "infant"}}
+    io = SimpleNamespace(name="P1", manager=SimpleNamespace(data_description=list(descs.values()),
+                                                           input_data={"feature_0": stream, "labels": anno}),
+                         description=descs.get, has=lambda i: i in descs, data_dir=None, dataset="ds")
+    with pytest.raises(AnnotationError, match="session P1: input labels: segments overlap at 1.000 s"):
+        session_from_discover(io, schemes.label_map(), "labels")

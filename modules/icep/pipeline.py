@@ -570,6 +570,9 @@ def session_from_discover(session_io, lmap: LabelMap | None = None, label_id: st
             where = str(session_io.path(label_id))
         if anno is None or anno.data is None:
             raise AnnotationError(f"{where}: the label annotation is missing")
+        from nova_infant.core.annotations import check_annotation
+
+        check_annotation(anno, where)  # loaded by discover-utils (file or NOVA database): the one reader's checks
         segments, names = annotation_arrays(anno, where)
         label_source = (segments, names, where)
     return session_from_rows(session_io.name, streams, label_source, lmap)

@@ -75,6 +75,10 @@ def run_train(session, o: dict):
     annotation = io.manager.input_data.get("labels") if io is not None else None
     if annotation is None:
         annotation = session.read_annotation("labels")
+    else:  # loaded by du-process (file or NOVA database): the one reader's checks
+        from nova_infant.core.annotations import check_annotation
+
+        check_annotation(annotation, f"session {session.name}: input labels")
     return training_session(session.name, subject, str(session.path("video")), annotation,
                             session.reference_duration_ms(), _clip_options(o),
                             progress=session.job.get("progress", False))
