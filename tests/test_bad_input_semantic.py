@@ -154,17 +154,21 @@ def test_the_icep_check_refuses_the_same_session_twice_and_one_class():
         check_consistent([SessionData("S1", [], 40.0, 3, np.array([1, -1, -1])), b], ["Ineg", "Ipro", "Ipos"])
 
 
-@pytest.mark.parametrize("multilabel", [False, True])
-def test_tagger_heads_refuse_one_class(multilabel):
+def test_tagger_heads_refuse_one_class_and_warn_about_a_class_never_seen(caplog):
     from nova_infant.core.errors import OptionError
     from nova_infant.taggers.heads import fit_head
 
     x = np.random.default_rng(0).normal(size=(20, 6)).astype(np.float32)
-    y = np.zeros((20, 2), int) if multilabel else np.ones(20, int)
-    if multilabel:
-        y[::2, 0] = 1  # class a varies, class b is absent from every sample
-    with pytest.raises(OptionError, match="only class 'b' occurs" if not multilabel else "class 'b' is absent"):
-        fit_head(x, y, ["a", "b"], kind="audio-events", embedding="test", multilabel=multilabel, epochs=1)
+    with pytest.raises(OptionError, match="audio-events head training: only class 'b' occurs"):
+        fit_head(x, np.ones(20, int), ["a", "b"], kind="audio-events", embedding="test", multilabel=False, epochs=1)
+    y = np.zeros((20, 2), int)
+    with pytest.raises(OptionError, match="as is every other class, so nothing can be learnt"):
+        fit_head(x, y, ["a", "b"], kind="audio-events", embedding="test", multilabel=True, epochs=1)
+    y[::2, 0] = 1  # class a varies, class b is absent from every sample: a lab may mean that -> a warning
+    head = fit_head(x, y, ["a", "b"], kind="audio-events", embedding="test", multilabel=True, epochs=1)
+    [warning] = head.cfg.metrics["warnings"]
+    assert "class 'b' is absent in every training sample" in warning
+    assert any(warning == r.getMessage() and r.levelname == "WARNING" for r in caplog.records)
 
 
 def test_cry_reason_training_on_one_reason_is_refused_by_the_common_check():

@@ -165,34 +165,40 @@ def check_class_targets(labels, names, where: str) -> list[str]:
     names : list of str
         Class names by id (column order for multi-label rows).
     where : str
-        Trainer and sessions named in the error (e.g. ``"icep train: sessions S1, S2"``).
+        Trainer and sessions named in the error (e.g. ``"ICEP-R training on sessions S1, S2"``).
 
     Returns
     -------
     list of str
-        The class names that occur (multi-label: that are both present and absent somewhere).
+        Warnings (multi-label only): one per class that is present in every sample or in none. A lab may mean
+        that (a scheme class nobody coded yet), so it is said, not refused; the caller logs it and records it in
+        the model's description.
 
     Raises
     ------
     OptionError
-        ``<where>: only class 'x' occurs in the training labels ...`` (or none occurs), or, multi-label, a class
-        column that is the same in every sample.
+        ``<where>: only class 'x' occurs in the training labels ...`` (or none occurs); multi-label: every class
+        is the same in every sample.
     """
     y = np.asarray(labels)
     if y.ndim == 2:
-        constant = [names[j] for j in range(y.shape[1]) if len(y) and (y[:, j] == y[0, j]).all()]
-        if len(y) and constant:
-            raise OptionError(f"{where}: class {constant[0]!r} is {'present' if y[0, names.index(constant[0])] else 'absent'} "
-                              f"in every training sample, so it cannot be learnt; add sessions with and without it "
-                              f"or leave it out (option classes)")
-        return list(names)
+        if not len(y):
+            return []
+        constant = [j for j in range(y.shape[1]) if (y[:, j] == y[0, j]).all()]
+        said = [f"{where}: class {names[j]!r} is {'present' if y[0, j] else 'absent'} in every training sample, "
+                f"so it cannot be learnt (the head will {'always' if y[0, j] else 'never'} predict it); add "
+                f"sessions with and without it or leave it out (option classes)" for j in constant]
+        if len(constant) == y.shape[1]:
+            raise OptionError(said[0].replace("so it cannot be learnt", "as is every other class, so nothing can be "
+                                                                        "learnt"))
+        return said
     present = sorted({int(v) for v in np.unique(y[y >= 0])}) if y.size else []
     shown = [names[i] if 0 <= i < len(names) else str(i) for i in present]
     if len(present) < 2:
         what = f"only class {shown[0]!r} occurs" if shown else "no class occurs"
         raise OptionError(f"{where}: {what} in the training labels; a classifier needs two classes or more "
                           f"(code more sessions, or check the annotator and label set)")
-    return shown
+    return []
 
 
 def check_continuous_targets(values, where: str, low: float | None = None, high: float | None = None) -> None:

@@ -9,6 +9,7 @@ and saved with the head. A head is a saved-model folder (:mod:`nova_infant.core.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -215,8 +216,9 @@ def fit_head(x: np.ndarray, y: np.ndarray, classes: list[str], *, kind: str, emb
     ------
     OptionError
         If there are fewer than 2 samples, shapes disagree, labels fall outside ``classes``, only one class
-        occurs, or (multi-label) a class is present in every sample or in none
-        (:func:`nova_infant.core.validation.check_class_targets`).
+        occurs, or (multi-label) every class is present in every sample or in none
+        (:func:`nova_infant.core.validation.check_class_targets`). A multi-label class that alone is constant is
+        a warning (stderr and ``metrics["warnings"]`` of the saved head's config).
     """
     import torch
 
@@ -233,7 +235,9 @@ def fit_head(x: np.ndarray, y: np.ndarray, classes: list[str], *, kind: str, emb
         raise OptionError(f"class ids must lie in 0..{len(classes) - 1}")
     from nova_infant.core.validation import check_class_targets
 
-    check_class_targets(y, list(classes), f"{kind} head training")
+    warnings = check_class_targets(y, list(classes), f"{kind} head training")
+    for text in warnings:
+        logging.getLogger("nova_infant").warning("%s", text)
     standardiser = Standardiser.from_array(x.reshape(-1, x.shape[-1]), min_scale=1e-6)  # training set only
     mean, scale = standardiser.mean, standardiser.scale
     cfg = HeadConfig(kind=kind, classes=list(classes), multilabel=multilabel, input_dim=int(x.shape[-1]),
@@ -259,5 +263,6 @@ def fit_head(x: np.ndarray, y: np.ndarray, classes: list[str], *, kind: str, emb
             loss = loss_fn(module(xt), yt)
             loss.backward()
             opt.step()
-    cfg.metrics = {"train_loss": float(loss.detach()), "n_samples": int(len(x)), "epochs": int(epochs)}
+    cfg.metrics = {"train_loss": float(loss.detach()), "n_samples": int(len(x)), "epochs": int(epochs),
+                   **({"warnings": warnings} if warnings else {})}
     return Head(cfg, module)
