@@ -196,7 +196,8 @@ def test_valence_refuses_scores_outside_the_scheme_and_constant_targets(tmp_path
     sessions = [SimpleNamespace(name=n, subject=n, plan=clips) for n in ("s1", "s2")]
     scheme = {"name": "valence", "type": "CONTINUOUS", "sr": 1.0, "min": -100.0, "max": 100.0}
     with pytest.raises(OptionError, match="sessions s1, s2: every coded value is 25"):
-        fit_and_save(sessions, [scheme, scheme], {"config": None, "clip": {}, "cv_folds": 0}, tmp_path / "m")
+        fit_and_save(sessions, [scheme, scheme], {"config": None, "clip": {}, "cv_folds": 0}, tmp_path / "m",
+                     predictor=None)
     assert not (tmp_path / "m").exists()
 
 
@@ -255,7 +256,7 @@ def test_du_process_request_with_a_session_twice_is_refused(monkeypatch):
     import sys
 
     from nova_infant.core.errors import OptionError
-    from nova_infant.specs.processor import processor_class
+    from nova_infant.discover.processor import processor_class
     from nova_infant.specs.registry import SPECS
 
     monkeypatch.setattr(sys, "argv", ["du-process", "--sessions", '["S1", "S2", "S1"]'])
@@ -342,7 +343,7 @@ def good_stream(tmp_path_factory):
 @pytest.mark.parametrize("case,edit,data,text", STREAM_CASES, ids=[c[0] for c in STREAM_CASES])
 def test_a_stream_header_that_disagrees_with_its_data_is_one_line(case, edit, data, text, good_stream, tmp_path):
     from nova_infant.core.errors import StreamError
-    from nova_infant.core.nova_io import load_ssi_stream, open_ssi_stream
+    from nova_infant.core.streams import load_ssi_stream, open_ssi_stream
 
     header = tmp_path / "infant.feat.stream"
     header.write_text(edit(good_stream.read_text()).replace(" data_check=", " was_check="))
@@ -455,7 +456,8 @@ def test_batch_reruns_sessions_whose_model_folder_was_replaced(batch_dataset, ti
 
 
 def test_batch_fingerprint_follows_a_bundle_folder_named_by_an_option(tmp_path):
-    from nova_infant.core.batch import ModuleJob, content_identity
+    from nova_infant.core.batch import ModuleJob
+    from nova_infant.core.model_identity import content_identity
     from nova_infant.discover.registry import REPO_TRAINER_DIR
 
     bundle = tmp_path / "models" / "b1"
@@ -470,8 +472,8 @@ def test_batch_fingerprint_follows_a_bundle_folder_named_by_an_option(tmp_path):
 
 
 def test_the_dataset_basis_folder_is_not_a_session(tmp_path):
-    from nova_infant.core.batch import sessions_in_root
-    from nova_infant.features.dinov2_pca import BASIS_FOLDER
+    from nova_infant.core.dataset_sessions import sessions_in_root
+    from nova_infant.features.dinov2_basis import BASIS_FOLDER
     from nova_infant.icep.dataset import list_sessions
 
     for name in ("s1", "s2", BASIS_FOLDER, ".hidden"):
@@ -484,7 +486,7 @@ def test_batch_fits_a_missing_dataset_basis_once_on_every_session_before_workers
     from nova_infant.cli.batch import prepare_job
     from nova_infant.core.batch import ModuleJob, build_request
     from nova_infant.discover.registry import REPO_TRAINER_DIR
-    from nova_infant.features.dinov2_pca import BASIS_FOLDER, load_pca
+    from nova_infant.features.dinov2_basis import BASIS_FOLDER, load_pca
 
     trainer = str(REPO_TRAINER_DIR / "dinov2_pca.trainer")
     request = build_request(trainer, batch_dataset, role="infant")
@@ -510,7 +512,7 @@ def test_batch_ctrl_c_is_one_line_leaves_outputs_whole_and_a_rerun_resumes(tmp_p
     import sys
     import time
 
-    from nova_infant.core.nova_io import open_ssi_stream
+    from nova_infant.core.streams import open_ssi_stream
 
     root = tmp_path / "data"
     names = [f"s{i}" for i in range(1, 7)]
@@ -600,7 +602,7 @@ def test_rotated_and_odd_sized_videos_decode_as_players_show_them(name, shape, o
 
 
 def test_a_rotated_odd_sized_video_goes_through_an_extractor(odd_videos, tiny_dinov2, tmp_path, capsys):
-    from nova_infant.core.nova_io import open_ssi_stream
+    from nova_infant.core.streams import open_ssi_stream
 
     code = main(["dinov2", "extract", str(odd_videos / "odd_rot90.mp4"), "--model", tiny_dinov2, "--device", "cpu",
                  "--pca", "session", "--frame-step", "200ms", "--out-dir", str(tmp_path / "s")])

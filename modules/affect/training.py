@@ -20,9 +20,10 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from nova_infant.affect.model import AffectConfig, AffectModel, normalise_crops
+from nova_infant.affect.model import EXPR_CLASSES, AffectConfig, AffectModel, normalise_crops
 from nova_infant.core.backbones import training_device
 from nova_infant.core.errors import OptionError
+from nova_infant.core.validation import check_class_targets, check_continuous_targets
 
 log = logging.getLogger("nova_infant")
 
@@ -58,9 +59,6 @@ def check_targets(sessions: list, tasks) -> None:
     OptionError
         ``affect training on sessions ...: every coded valence value is 0`` or ``only class 'x' occurs``.
     """
-    from nova_infant.core.validation import check_class_targets, check_continuous_targets
-    from nova_infant.affect.model import EXPR_CLASSES
-
     where = "affect training on sessions " + ", ".join(s.name for s in sessions[:5]) + (" ..." if len(sessions) > 5 else "")
     if "va" in tasks:
         coded = [s.va for s in sessions if s.va is not None]

@@ -8,10 +8,11 @@ import os
 from pathlib import Path
 
 from nova_infant.core.atomic import safe_name
-from nova_infant.core.batch import (BatchError, ModuleJob, build_request, format_table, run_batch, sessions_in_db,
-                                    sessions_in_file, sessions_in_root)
-from nova_infant.core.errors import OptionError
+from nova_infant.core.batch import ModuleJob, build_request, format_table, run_batch
+from nova_infant.core.dataset_sessions import sessions_in_db, sessions_in_file, sessions_in_root
+from nova_infant.core.errors import BatchError, OptionError
 from nova_infant.core.package_data import TRAINER_DIR, checkout_root
+from nova_infant.specs.dinov2_pca import fit_batch_basis
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -148,8 +149,6 @@ def prepare_job(job, sessions: list[str], dataset_dir: Path) -> None:
     spec = next((s for s in SPECS.values() if s.create == trainer.model_create), None)
     if spec is None or spec.name != "dinov2_pca":
         return
-    from nova_infant.specs.dinov2_pca import fit_batch_basis
-
     video = next((e for e in job.data if e["id"] == "video"), None)
     if video is None:
         return

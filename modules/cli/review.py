@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nova_infant.core.errors import AnnotationError
+from nova_infant.core.errors import AnnotationError, OptionError
 from nova_infant.core.validation import check_duration_ms, float_option
 from nova_infant.icep.schemes import CPVC_NOTE, merged_scheme
 from nova_infant.review.agreement import agreement_report, plot_confusion, write_report_json
@@ -44,8 +44,6 @@ def _class_map(value) -> dict | None:
         If it is neither, or a key or value is not a string.
     """
     import json
-
-    from nova_infant.core.errors import OptionError
 
     if not value:
         return None

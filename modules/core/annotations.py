@@ -19,6 +19,7 @@ import numpy as np
 
 from nova_infant.core.atomic import check_pair, save_atomic
 from nova_infant.core.errors import AnnotationError
+from nova_infant.core.schemes import annotation_scheme, is_discrete_scheme
 from nova_infant.core.schemes import class_names  # noqa: F401  (the one scheme parser; re-exported)
 
 #: dtype of discrete segments when an annotation holds none (``from``/``to`` ms, ``id``, ``conf``).
@@ -84,8 +85,6 @@ def check_annotation(annotation, source: str = "annotation") -> None:
         holds one label at a time, the rule ``review import-elan`` applies); a label id that is neither -1
         (garbage) nor a class of the scheme.
     """
-    from nova_infant.core.schemes import annotation_scheme, is_discrete_scheme
-
     if not is_discrete_scheme(annotation):
         return
     classes = annotation_scheme(annotation, source).classes

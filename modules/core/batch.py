@@ -41,9 +41,10 @@ from pathlib import Path
 from typing import Sequence
 
 from nova_infant import __version__
-from nova_infant.core import nova_db
-from nova_infant.core.atomic import atomic_file, safe_name
-from nova_infant.core.errors import NovaInfantError
+from nova_infant.core.atomic import atomic_file
+from nova_infant.core.dataset_sessions import check_session_name
+from nova_infant.core.errors import BatchError, NovaInfantError
+from nova_infant.core.model_identity import content_identity, model_paths
 
 log = logging.getLogger("nova_infant")
 
@@ -67,10 +68,6 @@ SLURM_RESOURCES = {
     "icep_cv": {"gpus": 1, "mem_gb": 32, "time_min": 480},  # one outer ICEP-R fold (``icep cv --executor slurm``)
 }
 _DEFAULT_RESOURCES = {"gpus": 0, "mem_gb": 8, "time_min": 60}
-
-
-class BatchError(NovaInfantError):
-    """A batch cannot start (no sessions, unknown trainer or io, bad option)."""
 
 
 @dataclasses.dataclass
@@ -140,38 +137,9 @@ class ModuleJob:
         return hashlib.sha256(payload.encode()).hexdigest()
 
     def model_paths(self) -> list[Path]:
-        """Existing files and folders the module reads besides the session's inputs: the ``.trainer``'s
-        ``<model path>`` and every option value (given, else the ``.trainer``'s default) that names an existing
-        path, absolute or relative to the ``.trainer``'s folder (du-process's base) or the working folder.
-
-        Returns
-        -------
-        list of pathlib.Path
-            Resolved, without duplicates, in option order.
-        """
-        import re
-
-        text = Path(self.trainer_path).read_text(errors="replace")
-        values = dict(re.findall(r"\{([^:{}]+):[^:{}]*:([^{}]*)\}", _optstr(text)))
-        values.update({k: v for k, v in self.options.items() if v not in (None, "")})
-        weights = re.search(r"<model\b[^>]*\bpath=\"([^\"]*)\"", text)
-        candidates = ([weights.group(1)] if weights and weights.group(1) else []) + [str(v) for v in values.values()]
-        base = Path(self.trainer_path).resolve().parent
-        out: list[Path] = []
-        for value in candidates:
-            value = value.strip()
-            if not value or len(value) > 4096 or "\n" in value:
-                continue
-            for path in ([Path(value)] if os.path.isabs(value) else [base / value, Path(value)]):
-                try:
-                    if path.exists():
-                        resolved = path.resolve()
-                        if resolved not in out and resolved != Path(self.trainer_path).resolve():
-                            out.append(resolved)
-                        break
-                except OSError:
-                    continue
-        return out
+        """Existing files and folders the module reads besides the session's inputs
+        (:func:`nova_infant.core.model_identity.model_paths` of the trainer and options)."""
+        return model_paths(self.trainer_path, self.options)
 
     def paths(self, session: str, kind: str) -> list[Path]:
         """File paths of the ``kind`` (``input``/``output``) entries of ``session`` (inactive outputs left out)."""
@@ -185,66 +153,6 @@ class ModuleJob:
     def record_path(self, session: str) -> Path:
         """``<state_dir>/<dataset>/<session>/<trainer>.json``: the session's provenance record."""
         return Path(self.state_dir) / self.dataset / session / f"{self.name}.json"
-
-
-def _optstr(trainer_text: str) -> str:
-    """The ``optstr`` attribute of a ``.trainer``'s ``<model>`` element (``{name:TYPE:default};...``), or ""."""
-    import re
-
-    match = re.search(r"<model\b[^>]*\boptstr=\"([^\"]*)\"", trainer_text)
-    return match.group(1) if match else ""
-
-
-#: files up to this size are hashed in a model's content identity (configs, checksums, label maps); larger ones
-#: (weights) are identified by size and mtime, which an atomic replacement always changes
-_HASH_BYTES = 1 << 20
-
-
-def content_identity(path: str | os.PathLike) -> list:
-    """What a model file or folder is, cheaply: per file (a folder: every file below it, sorted) its relative name,
-    size, mtime (ns) and, for files up to 1 MiB, SHA-256.
-
-    Parameters
-    ----------
-    path : path
-        A model file or folder.
-
-    Returns
-    -------
-    list
-        ``[[relative name, size, mtime_ns, sha256 or ""], ...]``; ``[]`` when it cannot be read.
-    """
-    path = Path(path)
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else []
-    out = []
-    for f in files:
-        try:
-            st = f.stat()
-            digest = hashlib.sha256(f.read_bytes()).hexdigest() if st.st_size <= _HASH_BYTES else ""
-        except OSError:
-            continue
-        out.append([str(f.relative_to(path)) if f != path else f.name, st.st_size, st.st_mtime_ns, digest])
-    return out
-
-
-#: folders a dataset folder holds that are not sessions (models fitted on the dataset, e.g. the DINOv2-PCA basis:
-#: :data:`nova_infant.features.dinov2_pca.BASIS_FOLDER`)
-NOT_SESSIONS = frozenset({"dinov2_pca_basis"})
-
-
-def is_session_folder(path: str | os.PathLike) -> bool:
-    """Whether a folder of a dataset folder is a session: not hidden, not one of :data:`NOT_SESSIONS`.
-
-    Parameters
-    ----------
-    path : path
-
-    Returns
-    -------
-    bool
-    """
-    path = Path(path)
-    return path.is_dir() and not path.name.startswith(".") and path.name not in NOT_SESSIONS
 
 
 class BatchInterrupted(NovaInfantError):
@@ -309,104 +217,6 @@ def build_request(trainer_path: str | os.PathLike, root: str | os.PathLike, role
         uri = name if os.path.isabs(name) else f"{template_dir}/{name}"
         request.append({"id": io.io_id, "type": io.io_type, "src": src, "active": active, "uri_template": uri})
     return request
-
-
-def check_session_name(session: str) -> str:
-    """A session name that is a plain folder name (:func:`nova_infant.core.atomic.safe_name`).
-
-    Parameters
-    ----------
-    session : str
-
-    Returns
-    -------
-    str
-        ``session`` unchanged.
-
-    Raises
-    ------
-    PathError
-        When the name could point outside ``<root>/<dataset>`` (``..``, ``/``, ...).
-    """
-    return safe_name(session, "session")
-
-
-def sessions_in_root(root: str | os.PathLike, dataset: str) -> list[str]:
-    """Session folders ``<root>/<dataset>/<session>/`` (NOVA file mode), sorted; hidden folders and the dataset's
-    model folders (:data:`NOT_SESSIONS`, e.g. ``dinov2_pca_basis``) left out.
-
-    Raises
-    ------
-    BatchError
-        ``<root>/<dataset>`` is not a folder or holds no session.
-    """
-    folder = Path(root) / dataset
-    if not folder.is_dir():
-        raise BatchError(f"{folder}: no such dataset folder")
-    names = sorted(p.name for p in folder.iterdir() if is_session_folder(p))
-    if not names:
-        raise BatchError(f"{folder}: no session folders")
-    return names
-
-
-def sessions_in_file(path: str | os.PathLike) -> list[str]:
-    """Session names from a text file, one per line (blank lines and ``#`` comments ignored; order kept).
-
-    Raises
-    ------
-    BatchError
-        The file cannot be read or names no session.
-    """
-    try:
-        lines = Path(path).read_text().splitlines()
-    except OSError as exc:
-        raise BatchError(f"{path}: {exc.strerror or exc}") from None
-    names = [line.split("#", 1)[0].strip() for line in lines]
-    names = list(dict.fromkeys(n for n in names if n))
-    if not names:
-        raise BatchError(f"{path}: names no session")
-    return _checked_names(names, str(path))
-
-
-def sessions_in_db(uri: str, dataset: str, pattern: str | None = None) -> list[str]:
-    """Session names of a NOVA database (:func:`nova_infant.core.nova_db.list_sessions`), for a batch that runs them in
-    file mode on their files in NOVA's data folder (``--root``).
-
-    Parameters
-    ----------
-    uri : str
-        ``mongodb://[user:password@]host[:port]`` of the NOVA MongoDB.
-    dataset : str
-        NOVA dataset (= MongoDB database).
-    pattern : str or None
-        Shell-style session-name pattern (``P0*``); None: every valid session.
-
-    Returns
-    -------
-    list of str
-        Sorted session names.
-
-    Raises
-    ------
-    BatchError
-        The server does not answer, the dataset has no (matching) session, or a session name is not a plain folder
-        name (it could point outside the data root).
-    """
-    try:
-        names = nova_db.list_sessions(nova_db.connect(uri), dataset, pattern)
-    except nova_db.NovaDatabaseError as exc:
-        raise BatchError(str(exc)) from None
-    return _checked_names(names, f"NOVA database {dataset}")
-
-
-def _checked_names(names: list[str], where: str) -> list[str]:
-    """``names`` after :func:`check_session_name` on each; BatchError ``"<where>: ..."`` for the first bad one."""
-    for name in names:
-        try:
-            check_session_name(name)
-        except NovaInfantError as exc:
-            raise BatchError(f"{where}: {exc}") from None
-    return names
 
 
 # ---------------------------------------------------------------- provenance

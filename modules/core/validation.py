@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from nova_infant.core.errors import NovaInfantError, OptionError
+from nova_infant.core.errors import AnnotationError, NovaInfantError, OptionError
 from nova_infant.core.grid import parse_step_ms
 
 log = logging.getLogger("nova_infant")
@@ -250,8 +250,6 @@ def check_continuous_range(values, low: float, high: float, source: str) -> None
     AnnotationError
         ``<source>: score <v> (sample <i>) is outside the scheme's range [low, high] (<n> scores)``.
     """
-    from nova_infant.core.errors import AnnotationError
-
     v = np.asarray(values, np.float64).ravel()
     bad = np.flatnonzero(np.isfinite(v) & ((v < low) | (v > high)))
     if len(bad):

@@ -25,6 +25,7 @@ from nova_infant.core.errors import AlignmentError, AnnotationError, StreamError
 from nova_infant.core.grid import segment_index_at
 from nova_infant.core.streams import open_ssi_stream
 from nova_infant.icep.schemes import LabelMap
+from nova_infant.core.dataset_sessions import is_session_folder
 
 MASK = -1
 
@@ -386,7 +387,5 @@ def list_sessions(root: str | os.PathLike, dataset: str | None = None) -> list[P
     list of pathlib.Path
         Sorted by name; hidden folders and the dataset's model folders (``dinov2_pca_basis``) left out.
     """
-    from nova_infant.core.batch import is_session_folder
-
     base = Path(root) / dataset if dataset else Path(root)
     return sorted(p for p in base.iterdir() if is_session_folder(p))

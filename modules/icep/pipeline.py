@@ -26,6 +26,7 @@ from nova_infant.icep.report import CVResult
 from nova_infant.icep.plots import write_cv_pictures
 from nova_infant.icep.schemes import LabelMap
 from nova_infant.icep.training import TrainConfig, fit, window_starts
+from nova_infant.core.annotations import check_annotation
 
 log = logging.getLogger("nova_infant.icep")
 
@@ -570,8 +571,6 @@ def session_from_discover(session_io, lmap: LabelMap | None = None, label_id: st
             where = str(session_io.path(label_id))
         if anno is None or anno.data is None:
             raise AnnotationError(f"{where}: the label annotation is missing")
-        from nova_infant.core.annotations import check_annotation
-
         check_annotation(anno, where)  # loaded by discover-utils (file or NOVA database): the one reader's checks
         segments, names = annotation_arrays(anno, where)
         label_source = (segments, names, where)

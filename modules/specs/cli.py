@@ -185,8 +185,6 @@ def check_session_pairing(sessions: list[dict], where: str) -> None:
         ``<where>: session <i>: --<a> <path> and --<b> <path> are in different session folders`` (features of one
         session would be trained on the labels of another), or ``session folder <dir> is given twice``.
     """
-    from nova_infant.core.errors import OptionError
-
     seen: dict[Path, int] = {}
     for i, paths in enumerate(sessions, 1):
         folders = {k: Path(v).resolve().parent for k, v in paths.items()}

@@ -139,11 +139,8 @@ def fit_batch_basis(spec, given: dict, videos: dict, dataset_dir: Path) -> dict:
     OptionError
         A bad option, or no session of ``pca_fit_sessions`` has a video.
     SavedModelError, VideoDecodeError, WeightsUnavailableError
-        As :func:`nova_infant.features.dinov2_pca.dataset_basis`.
+        As :func:`nova_infant.features.dinov2_basis.dataset_basis`.
     """
-    from nova_infant.core.backbones import load_dinov2
-    from nova_infant.features.dinov2_pca import DinoV2Encoder, dataset_basis, default_basis_path
-
     o = spec.parse_options(given)
     if o["pca"] != "dataset" or o["output"] == "cls":
         return {}

@@ -19,6 +19,7 @@ import numpy as np
 from nova_infant.core.errors import OptionError, SavedModelError
 from nova_infant.core.saved import load_model, save_model
 from nova_infant.core.standardiser import Standardiser
+from nova_infant.core.validation import check_class_targets
 
 
 @dataclass
@@ -233,8 +234,6 @@ def fit_head(x: np.ndarray, y: np.ndarray, classes: list[str], *, kind: str, emb
         raise OptionError(f"multi-label targets must have shape (n, {len(classes)}), got {y.shape}")
     if not multilabel and (y.min() < 0 or y.max() >= len(classes)):
         raise OptionError(f"class ids must lie in 0..{len(classes) - 1}")
-    from nova_infant.core.validation import check_class_targets
-
     warnings = check_class_targets(y, list(classes), f"{kind} head training")
     for text in warnings:
         logging.getLogger("nova_infant").warning("%s", text)
