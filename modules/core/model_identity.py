@@ -65,7 +65,7 @@ def model_paths(trainer_path: str | os.PathLike, options: dict) -> list[Path]:
     Returns
     -------
     list of pathlib.Path
-        Resolved, without duplicates, in option order.
+        Resolved, without duplicates, in option order; never the ``.trainer`` itself or a folder holding it.
     """
     text = Path(trainer_path).read_text(errors="replace")
     values = dict(re.findall(r"\{([^:{}]+):[^:{}]*:([^{}]*)\}", trainer_optstr(text)))
@@ -82,7 +82,8 @@ def model_paths(trainer_path: str | os.PathLike, options: dict) -> list[Path]:
             try:
                 if path.exists():
                     resolved = path.resolve()
-                    if resolved not in out and resolved != Path(trainer_path).resolve():
+                    holds_trainer = resolved == base or resolved in base.parents  # ".", "..": not a model
+                    if resolved not in out and resolved != Path(trainer_path).resolve() and not holds_trainer:
                         out.append(resolved)
                     break
             except OSError:
