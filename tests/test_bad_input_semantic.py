@@ -104,7 +104,7 @@ def write_continuous(path, scores, low=-100.0, high=100.0, sr=1.0) -> Path:
     <meta role="infant" annotator="coder" />
     <scheme name="valence" type="CONTINUOUS" sr="{sr}" min="{low}" max="{high}" />
 </annotation>""")
-    Path(str(path) + "~").write_text("".join(f"{v};1.0\n" for v in scores))
+    Path(str(path) + "~").write_text("".join(f"{v};{0.0 if str(v) == 'NaN' else 1.0}\n" for v in scores))
     return path
 
 
@@ -180,6 +180,7 @@ def test_cry_reason_training_on_one_reason_is_refused_by_the_common_check():
         train_model([item], 1, 1, 1)
 
 
+@pytest.mark.nova_invalid_files  # scores outside the scheme's range on purpose
 def test_valence_refuses_scores_outside_the_scheme_and_constant_targets(tmp_path):
     from types import SimpleNamespace
 
@@ -187,7 +188,7 @@ def test_valence_refuses_scores_outside_the_scheme_and_constant_targets(tmp_path
     from nova_infant.core.errors import OptionError
     from nova_infant.valence.pipeline import annotation_targets, fit_and_save
 
-    path = write_continuous(tmp_path / "infant.valence.coder.annotation", [10, "nan", 300])
+    path = write_continuous(tmp_path / "infant.valence.coder.annotation", [10, "NaN", 300])
     with pytest.raises(AnnotationError, match=r"session s1: score 300 \(sample 2\) is outside the scheme's range"):
         annotation_targets(read_annotation(path), "session s1")
     values, _, _ = annotation_targets(read_annotation(write_continuous(tmp_path / "ok.annotation", [10, 20])), "ok")
@@ -201,6 +202,7 @@ def test_valence_refuses_scores_outside_the_scheme_and_constant_targets(tmp_path
     assert not (tmp_path / "m").exists()
 
 
+@pytest.mark.nova_invalid_files  # scores outside the scheme's range on purpose
 def test_affect_refuses_constant_valence_one_expression_and_scores_outside_the_scheme(tmp_path):
     from nova_infant.affect.sessions import continuous_on_grid
     from nova_infant.affect.training import AffectSession, check_targets
