@@ -11,7 +11,8 @@ import time
 import pytest
 
 from nova_infant.core import batch
-from nova_infant.core.batch import ModuleJob, build_request, run_batch, run_session, sessions_in_file, sessions_in_root
+from nova_infant.core.batch import ModuleJob, build_request, run_batch, run_session
+from nova_infant.core.dataset_sessions import sessions_in_file, sessions_in_root
 from nova_infant.discover.registry import REPO_TRAINER_DIR
 from nova_infant.core.errors import NovaInfantError
 from nova_infant.core.streams import load_ssi_stream
@@ -75,7 +76,7 @@ def test_provenance_skips_only_what_is_up_to_date(dataset, tiny_w2v_bert):
     assert batch.up_to_date(job, "s1") == (True, "up to date")
 
     assert batch.up_to_date(_job(dataset, tiny_w2v_bert, frame_step="20ms"), "s1")[1] == \
-        "trainer, options or version changed"
+        "trainer, options, model files or version changed"
     audio = dataset / "ds" / "s1" / "session.audio.wav"
     os.utime(audio, ns=(time.time_ns(), time.time_ns() + 5_000_000_000))  # an input edited after the run
     fresh, why = batch.up_to_date(job, "s1")
@@ -126,7 +127,7 @@ def test_cli_runs_and_reports(dataset, tiny_w2v_bert, capsys):
     assert main(["batch", "nope", "--root", str(dataset), "--dataset", "ds"]) == 2
     assert "nope.trainer: no such trainer file" in capsys.readouterr().err
     with pytest.raises(NovaInfantError):
-        batch.sessions_in_file(dataset / "missing.txt")
+        sessions_in_file(dataset / "missing.txt")
 
 
 def test_a_tagger_with_many_annotation_outputs_runs_and_is_recorded(dataset):

@@ -329,7 +329,7 @@ def test_batch_runs_the_database_sessions_in_file_mode(nova, carphone_session, t
     media and outputs are files in NOVA's data folder; a listed session without media fails alone."""
     import shutil
 
-    from nova_infant.core import batch
+    from nova_infant.core import batch, dataset_sessions
     from nova_infant.cli import main
 
     data_dir, dataset = nova["data_dir"], nova["dataset"]
@@ -351,7 +351,7 @@ def test_batch_runs_the_database_sessions_in_file_mode(nova, carphone_session, t
         assert load_stream_rows(data_dir / dataset / name / "session.w2vbert.stream") == 100
     assert not (data_dir / dataset / "Q01" / "session.w2vbert.stream").exists()
     with pytest.raises(batch.BatchError, match="no session matches 'Z\\*'"):
-        batch.sessions_in_db(_uri(ctx), dataset, "Z*")
+        dataset_sessions.sessions_in_db(_uri(ctx), dataset, "Z*")
     assert main(["batch", "w2v_bert", "--root", str(data_dir), "--dataset", dataset, "--session-pattern", "P*"]) == 2
     assert "--session-pattern: needs --db" in capsys.readouterr().err
 

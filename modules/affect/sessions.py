@@ -25,6 +25,7 @@ from nova_infant.core.media import VideoSource
 from nova_infant.icep.dataset import annotation_arrays
 from nova_infant.taggers.emotion import _models, face_crop
 from nova_infant.taggers.faces import choose_face
+from nova_infant.core.validation import check_continuous_range
 
 ABSENT_NAMES = {"absent", "off", "0", "no", "none", "false"}
 
@@ -97,13 +98,16 @@ def continuous_on_grid(annotation, grid: FrameGrid, source: str = "") -> np.ndar
     Raises
     ------
     AnnotationError
-        If the annotation is not continuous.
+        If the annotation is not continuous, or a score lies outside its scheme's ``[min, max]``.
     """
     scheme = getattr(annotation, "annotation_scheme", None)
     rate = getattr(scheme, "sample_rate", None)
     data = getattr(annotation, "data", None)
     if rate is None or data is None or "score" not in (data.dtype.names or ()):
         raise AnnotationError(f"{source}: not a continuous annotation (expected score;conf rows at a sample rate)")
+    low, high = getattr(scheme, "min_val", None), getattr(scheme, "max_val", None)
+    if low is not None and high is not None:
+        check_continuous_range(data["score"], float(low), float(high), source)
     k = np.floor(grid.centres_ms() * float(rate) / 1000.0).astype(np.int64)
     out = np.full(grid.n_frames, np.nan, np.float32)
     ok = k < len(data)

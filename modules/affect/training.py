@@ -20,9 +20,10 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from nova_infant.affect.model import AffectConfig, AffectModel, normalise_crops
+from nova_infant.affect.model import EXPR_CLASSES, AffectConfig, AffectModel, normalise_crops
 from nova_infant.core.backbones import training_device
 from nova_infant.core.errors import OptionError
+from nova_infant.core.validation import check_class_targets, check_continuous_targets
 
 log = logging.getLogger("nova_infant")
 
@@ -47,6 +48,27 @@ class AffectSession:
     @property
     def n_frames(self) -> int:
         return len(self.has_face)
+
+
+def check_targets(sessions: list, tasks) -> None:
+    """The pooled targets of every training session can teach each asked task: valence and arousal vary, and at least
+    two expression classes occur (:mod:`nova_infant.core.validation`; the trainers' common checks).
+
+    Raises
+    ------
+    OptionError
+        ``affect training on sessions ...: every coded valence value is 0`` or ``only class 'x' occurs``.
+    """
+    where = "affect training on sessions " + ", ".join(s.name for s in sessions[:5]) + (" ..." if len(sessions) > 5 else "")
+    if "va" in tasks:
+        coded = [s.va for s in sessions if s.va is not None]
+        if coded:
+            for j, dim in enumerate(("valence", "arousal")):
+                check_continuous_targets(np.concatenate([v[:, j] for v in coded]), f"{where} ({dim})")
+    if "expr" in tasks:
+        coded = [s.expr for s in sessions if s.expr is not None]
+        if coded:
+            check_class_targets(np.concatenate(coded), EXPR_CLASSES, f"{where} (expression)")
 
 
 @dataclass

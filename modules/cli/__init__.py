@@ -79,6 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # read-only folder, full disk, permission: name the path, no traceback
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: one line; outputs are replaced atomically, so each is the old or the new one
+        print("interrupted: stopped by Ctrl-C; every output is the old or the new file, never a part; re-run the "
+              "same command to go on", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -7,10 +7,12 @@ import json
 import os
 from pathlib import Path
 
-from nova_infant.core.batch import (BatchError, ModuleJob, build_request, format_table, run_batch, sessions_in_db,
-                                    sessions_in_file, sessions_in_root)
-from nova_infant.core.errors import OptionError
+from nova_infant.core.atomic import safe_name
+from nova_infant.core.batch import ModuleJob, build_request, format_table, run_batch
+from nova_infant.core.dataset_sessions import sessions_in_db, sessions_in_file, sessions_in_root
+from nova_infant.core.errors import BatchError, OptionError
 from nova_infant.core.package_data import TRAINER_DIR, checkout_root
+from nova_infant.specs.dinov2_pca import fit_batch_basis
 from nova_infant.specs.cli import add_option_flags, checked_names, optional_number, options_from_args, tool_spec
 from nova_infant.specs.options import Option
 
@@ -116,10 +118,48 @@ def run(args) -> int:
     job = ModuleJob(str(trainer.resolve()), args.dataset, build_request(trainer, args.root, args.role,
                                                                         _pairs(args.io, "--io")),
                     options, str(state_dir), threads=n["threads_per_worker"])
+    prepare_job(job, sessions, Path(args.root) / args.dataset)
     resources = {key: n[key] for key in ("gpus", "mem_gb", "time_min", "cpus_per_task", "max_parallel")}
     resources["partition"] = args.partition
     results = run_batch(job, sessions, executor=args.executor, workers=n["workers"], retries=n["retries"],
                         force=args.force, resources=resources,
                         gpus=[g.strip() for g in args.local_gpus.split(",") if g.strip()])
     print(format_table(results))
+    if any(r.status == "interrupted" for r in results):
+        return 130  # Ctrl-C (128 + SIGINT), as a shell reports it
     return 1 if any(r.status == "failed" for r in results) else 0
+
+
+def prepare_job(job, sessions: list[str], dataset_dir: Path) -> None:
+    """What must exist once for the whole job before any worker starts, made here in the parent process: the
+    DINOv2-PCA extractor's dataset basis (``pca=dataset`` without an existing basis) is fitted once on the job's
+    sessions' videos (or option ``pca_fit_sessions``) and named in the job's option ``pca_basis``, so that every
+    worker reads the same basis (else each would fit its own on whichever session it picked first).
+
+    Parameters
+    ----------
+    job : nova_infant.core.batch.ModuleJob
+        Its ``options`` gain ``pca_basis`` (the fingerprint then includes the basis's content).
+    sessions : list of str
+    dataset_dir : Path
+        ``<root>/<dataset>``: where the default basis folder lives.
+
+    Raises
+    ------
+    OptionError, SavedModelError, VideoDecodeError, WeightsUnavailableError
+        One line: a bad option, an existing folder that is not a basis, no decodable fit video, missing weights.
+    """
+    from discover_utils.utils import ssi_xml_utils
+
+    from nova_infant.specs.registry import SPECS
+
+    trainer = ssi_xml_utils.Trainer()
+    trainer.load_from_file(Path(job.trainer_path))
+    spec = next((s for s in SPECS.values() if s.create == trainer.model_create), None)
+    if spec is None or spec.name != "dinov2_pca":
+        return
+    video = next((e for e in job.data if e["id"] == "video"), None)
+    if video is None:
+        return
+    videos = {s: Path(video["uri_template"].format(dataset=job.dataset, session=s)) for s in sessions}
+    job.options.update(fit_batch_basis(spec, job.options, videos, dataset_dir))

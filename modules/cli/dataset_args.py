@@ -51,6 +51,9 @@ def session_dirs(args) -> list[Path]:
     base = Path(args.root) / safe_name(args.dataset, "--dataset")
     for name in args.sessions or []:
         safe_name(name, "--sessions")
+    twice = sorted({n for n in args.sessions or [] if args.sessions.count(n) > 1})
+    if twice:
+        raise OptionError(f"--sessions: session {twice[0]} is given twice; give each session once")
     if not base.is_dir():
         raise OptionError(f"{base}: no such dataset folder")
     if args.sessions:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from nova_infant.core.errors import AnnotationError
+from nova_infant.core.errors import AnnotationError, OptionError
 from nova_infant.core.validation import check_duration_ms
 from nova_infant.icep.schemes import CPVC_NOTE, merged_scheme
 from nova_infant.review.agreement import agreement_report, plot_confusion, write_report_json
@@ -45,6 +45,32 @@ def cmd_timeline(args) -> int:
     return 0
 
 
+def _class_map(value) -> dict | None:
+    """``--map``: a JSON object ``{"class": "compared class"}``, inline or in a file, or a label-set file with a
+    ``"map"`` object (docs/icep.md, "Label sets"). None when not given.
+
+    Raises
+    ------
+    OptionError
+        If it is neither, or a key or value is not a string.
+    """
+    import json
+
+    if not value:
+        return None
+    text = Path(value).read_text() if Path(value).is_file() else value
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        raise OptionError(f"option --map: {value}: expected a JSON object {{\"class\": \"compared class\"}} or a "
+                          f"file holding one") from None
+    if isinstance(doc, dict) and isinstance(doc.get("map"), dict):
+        doc = doc["map"]
+    if not isinstance(doc, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in doc.items()):
+        raise OptionError(f"option --map: {value}: expected a JSON object of class names to class names")
+    return doc
+
+
 def cmd_agreement(args) -> int:
     """Write the agreement report JSON (and confusion PNG) and print κ / macro-F1 per session and pooled."""
     o = options_from_args(AGREEMENT, args)
@@ -54,7 +80,12 @@ def cmd_agreement(args) -> int:
     sessions = args.session or [Path(r).parent.name or Path(r).stem for r in refs]
     if len(sessions) != len(refs) or len(set(sessions)) != len(sessions):
         sessions = [f"{i}:{Path(r).parent.name}" for i, r in enumerate(refs)]
-    report = agreement_report(list(zip(sessions, refs, hyps)), step_ms=o["step_ms"], duration_ms=o["duration_ms"])
+    resolved = [Path(r).resolve() for r in refs]
+    twice = next((r for i, r in enumerate(refs) if resolved[i] in resolved[:i]), None)
+    if twice is not None:
+        raise AnnotationError(f"{twice}: --reference given twice; give each session's annotation once")
+    report = agreement_report(list(zip(sessions, refs, hyps)), step_ms=o["step_ms"], duration_ms=o["duration_ms"],
+                              class_map=_class_map(args.map))
     for name, entry in list(report["sessions"].items()) + [("POOLED", report["pooled"])]:
         if "error" in entry:
             print(f"{name}: {entry['error']}")
@@ -111,6 +142,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--hypothesis", action="append", required=True,
                    help="hypothesis .annotation (e.g. the model's), same order as --reference")
     p.add_argument("--session", action="append", help="session names (default: the reference files' folders)")
+    p.add_argument("--map", default=None, metavar="JSON",
+                   help='class correspondence when reference and hypothesis are of different schemes: '
+                        '{"class": "compared class"} inline or a JSON file (a label set\'s "map" works)')
     add_option_flags(p, AGREEMENT)
     p.add_argument("--json", help="report JSON to write")
     p.add_argument("--png", help="pooled confusion-matrix PNG to write")

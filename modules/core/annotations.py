@@ -11,6 +11,7 @@ bad file one line naming it (docs/troubleshooting.md).
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Iterable
 
@@ -18,6 +19,7 @@ import numpy as np
 
 from nova_infant.core.atomic import check_pair, save_atomic
 from nova_infant.core.errors import AnnotationError
+from nova_infant.core.schemes import annotation_scheme, is_discrete_scheme
 from nova_infant.core.schemes import class_names  # noqa: F401  (the one scheme parser; re-exported)
 
 #: dtype of discrete segments when an annotation holds none (``from``/``to`` ms, ``id``, ``conf``).
@@ -47,12 +49,84 @@ def read_annotation(path: str | os.PathLike):
     if not Path(str(path) + "~").is_file():
         raise AnnotationError(f"{path}: data file {path.name}~ is missing")
     try:
-        annotation = FileHandler().load(path)
+        with warnings.catch_warnings():  # NaN times cast to int: reported by check_annotation below
+            warnings.simplefilter("ignore", RuntimeWarning)
+            annotation = FileHandler().load(path)
     except Exception as exc:  # the parser raises XML, value and index errors alike
         raise AnnotationError(f"{path}: cannot read annotation ({type(exc).__name__}: {exc})") from None
     if not isinstance(annotation, Annotation):
         raise AnnotationError(f"{path}: not an annotation")
+    check_annotation(annotation, str(path))
     return annotation
+
+
+#: the largest class id a scheme may use relative to its class count (ids are 0..N-1 in NOVA; gaps from deleted
+#: classes are tolerated up to here, an id like 9e8 is refused before anything builds a list that long)
+MAX_ID_SLACK = 1000
+
+
+def check_annotation(annotation, source: str = "annotation") -> None:
+    """The checks every annotation passes before any module uses it (discrete ones; continuous and free pass).
+
+    Parameters
+    ----------
+    annotation : discover-utils ``DiscreteAnnotation`` (or any annotation)
+        Segments ``from``/``to`` in int32 ms as loaded (a NaN or infinite time in the file becomes a negative
+        number here), ``id`` int32.
+    source : str
+        File or origin named in errors.
+
+    Raises
+    ------
+    AnnotationError
+        One line naming ``source`` and the first offence: two classes of one name; a class id that is negative or
+        far beyond the scheme's class count (more than :data:`MAX_ID_SLACK` above it); a segment time that is NaN,
+        infinite or negative; a segment that ends before it starts; two segments that overlap (a NOVA discrete track
+        holds one label at a time, the rule ``review import-elan`` applies); a label id that is neither -1
+        (garbage) nor a class of the scheme.
+    """
+    if not is_discrete_scheme(annotation):
+        return
+    classes = annotation_scheme(annotation, source).classes
+    seen: dict[str, int] = {}
+    for c in classes:
+        if c["name"] in seen:
+            raise AnnotationError(f"{source}: class name {c['name']!r} is used by ids {seen[c['name']]} and "
+                                  f"{c['id']}; give every class its own name")
+        seen[c["name"]] = c["id"]
+    limit = len(classes) + MAX_ID_SLACK
+    for c in classes:
+        if c["id"] < 0 or c["id"] > limit:
+            raise AnnotationError(f"{source}: scheme class {c['name']!r} has id {c['id']}, expected 0..{limit} "
+                                  f"(NOVA numbers classes 0..N-1)")
+    data = annotation.data
+    if data is None or not len(data):
+        return
+    start = np.asarray(data["from"], np.int64)
+    stop = np.asarray(data["to"], np.int64)
+    bad = np.flatnonzero((start < 0) | (stop < 0))
+    if len(bad):
+        raise AnnotationError(f"{source}: segment {bad[0] + 1} has a time that is NaN, infinite or negative "
+                              f"(row {bad[0] + 1} of the data file)")
+    bad = np.flatnonzero(stop < start)
+    if len(bad):
+        i = bad[0]
+        raise AnnotationError(f"{source}: segment {i + 1} ends at {stop[i] / 1000:.3f} s before it starts at "
+                              f"{start[i] / 1000:.3f} s")
+    order = np.argsort(start, kind="stable")
+    s, e = start[order], stop[order]
+    over = np.flatnonzero(s[1:] < e[:-1])
+    if len(over):
+        raise AnnotationError(f"{source}: segments overlap at {s[over[0] + 1] / 1000:.3f} s (a NOVA discrete track "
+                              f"cannot hold overlapping labels)")
+    ids = np.asarray(data["id"], np.int64)
+    known = np.array(sorted({c["id"] for c in classes} | {-1}), np.int64)
+    bad = np.flatnonzero(~np.isin(ids, known))
+    if len(bad):
+        i = bad[np.argmin(start[bad])]
+        raise AnnotationError(f"{source}: label id {ids[i]} at {start[i] / 1000:.2f} s is outside the scheme "
+                              f"(ids {', '.join(str(k) for k in known[1:][:10])}{' ...' if len(known) > 11 else ''}; "
+                              f"-1 = garbage)")
 
 
 def discrete_segments(annotation, source: str = "") -> tuple[np.ndarray, list[str]]:

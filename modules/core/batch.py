@@ -11,8 +11,15 @@ written (atomically) holding the job fingerprint (SHA-256 of the trainer file, t
 templates and the nova-infant version) and the size and modification time (ns) of every input and output file. A
 later batch skips the session when the record exists, the fingerprint is the same, and every input and output file
 still has the recorded size and mtime; anything else (a new option, an edited or replaced input, a missing or
-touched output, a new nova-infant version) runs it again. Model weights given as a folder are named in the options
-but their contents are not hashed: after replacing weights in place, pass ``--force``.
+touched output, a new nova-infant version) runs it again. Every model file or folder the job reads (an option value or
+a ``.trainer`` default that names an existing path, and the ``.trainer``'s ``<model path>``) enters the fingerprint
+with its content identity (per file: relative name, size, mtime; small files such as ``config.json`` and
+``checksums`` by SHA-256), so a retrained bundle or a replaced basis re-runs every session that used the old one.
+
+Interrupting. Ctrl-C stops handing out sessions, lets the running ones finish (their outputs are written whole and
+recorded) and says so in one line; a second Ctrl-C stops the workers at once (outputs are replaced atomically, so
+each is the old or the new file). The sessions not done are reported ``interrupted``; re-running the same command
+resumes with them.
 
 Executors. ``local``: ``concurrent.futures.ProcessPoolExecutor`` (spawned workers; torch threads split between them).
 ``slurm``: one ``submitit`` job array (``sbatch --array``) with the module's resources; each array task runs one
@@ -34,9 +41,10 @@ from pathlib import Path
 from typing import Sequence
 
 from nova_infant import __version__
-from nova_infant.core import nova_db
-from nova_infant.core.atomic import atomic_file, safe_name
-from nova_infant.core.errors import NovaInfantError
+from nova_infant.core.atomic import atomic_file
+from nova_infant.core.dataset_sessions import check_session_name
+from nova_infant.core.errors import BatchError, NovaInfantError
+from nova_infant.core.model_identity import content_identity, model_paths
 
 log = logging.getLogger("nova_infant")
 
@@ -62,10 +70,6 @@ SLURM_RESOURCES = {
 _DEFAULT_RESOURCES = {"gpus": 0, "mem_gb": 8, "time_min": 60}
 
 
-class BatchError(NovaInfantError):
-    """A batch cannot start (no sessions, unknown trainer or io, bad option)."""
-
-
 @dataclasses.dataclass
 class SessionResult:
     """Outcome of one session of a batch.
@@ -74,7 +78,7 @@ class SessionResult:
     ----------
     session : str
     status : str
-        ``"done"``, ``"skipped"`` or ``"failed"``.
+        ``"done"``, ``"skipped"``, ``"failed"`` or ``"interrupted"`` (Ctrl-C before it ran or finished).
     seconds : float
         Wall time in s.
     reason : str
@@ -124,10 +128,18 @@ class ModuleJob:
         return Path(self.trainer_path).stem
 
     def fingerprint(self) -> str:
-        """SHA-256 (hex) of the trainer file, options, request templates and nova-infant version."""
+        """SHA-256 (hex) of the trainer file, options, request templates, nova-infant version and the content
+        identity of every model file or folder the job reads (:meth:`model_paths`, :func:`content_identity`)."""
+        models = {str(p): content_identity(p) for p in self.model_paths()}
         payload = json.dumps({"trainer": Path(self.trainer_path).read_text(), "options": self.options,
-                              "data": self.data, "version": __version__}, sort_keys=True, default=str)
+                              "data": self.data, "version": __version__, "models": models}, sort_keys=True,
+                             default=str)
         return hashlib.sha256(payload.encode()).hexdigest()
+
+    def model_paths(self) -> list[Path]:
+        """Existing files and folders the module reads besides the session's inputs
+        (:func:`nova_infant.core.model_identity.model_paths` of the trainer and options)."""
+        return model_paths(self.trainer_path, self.options)
 
     def paths(self, session: str, kind: str) -> list[Path]:
         """File paths of the ``kind`` (``input``/``output``) entries of ``session`` (inactive outputs left out)."""
@@ -141,6 +153,14 @@ class ModuleJob:
     def record_path(self, session: str) -> Path:
         """``<state_dir>/<dataset>/<session>/<trainer>.json``: the session's provenance record."""
         return Path(self.state_dir) / self.dataset / session / f"{self.name}.json"
+
+
+class BatchInterrupted(NovaInfantError):
+    """Ctrl-C during a batch: ``results`` holds the sessions that finished (done or failed) before it stopped."""
+
+    def __init__(self, message: str, results: dict):
+        super().__init__(message)
+        self.results = results
 
 
 # ---------------------------------------------------------------- requests and sessions
@@ -199,103 +219,6 @@ def build_request(trainer_path: str | os.PathLike, root: str | os.PathLike, role
     return request
 
 
-def check_session_name(session: str) -> str:
-    """A session name that is a plain folder name (:func:`nova_infant.core.atomic.safe_name`).
-
-    Parameters
-    ----------
-    session : str
-
-    Returns
-    -------
-    str
-        ``session`` unchanged.
-
-    Raises
-    ------
-    PathError
-        When the name could point outside ``<root>/<dataset>`` (``..``, ``/``, ...).
-    """
-    return safe_name(session, "session")
-
-
-def sessions_in_root(root: str | os.PathLike, dataset: str) -> list[str]:
-    """Session folders ``<root>/<dataset>/<session>/`` (NOVA file mode), sorted; hidden folders left out.
-
-    Raises
-    ------
-    BatchError
-        ``<root>/<dataset>`` is not a folder or holds no session.
-    """
-    folder = Path(root) / dataset
-    if not folder.is_dir():
-        raise BatchError(f"{folder}: no such dataset folder")
-    names = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not names:
-        raise BatchError(f"{folder}: no session folders")
-    return names
-
-
-def sessions_in_file(path: str | os.PathLike) -> list[str]:
-    """Session names from a text file, one per line (blank lines and ``#`` comments ignored; order kept).
-
-    Raises
-    ------
-    BatchError
-        The file cannot be read or names no session.
-    """
-    try:
-        lines = Path(path).read_text().splitlines()
-    except OSError as exc:
-        raise BatchError(f"{path}: {exc.strerror or exc}") from None
-    names = [line.split("#", 1)[0].strip() for line in lines]
-    names = list(dict.fromkeys(n for n in names if n))
-    if not names:
-        raise BatchError(f"{path}: names no session")
-    return _checked_names(names, str(path))
-
-
-def sessions_in_db(uri: str, dataset: str, pattern: str | None = None) -> list[str]:
-    """Session names of a NOVA database (:func:`nova_infant.core.nova_db.list_sessions`), for a batch that runs them in
-    file mode on their files in NOVA's data folder (``--root``).
-
-    Parameters
-    ----------
-    uri : str
-        ``mongodb://[user:password@]host[:port]`` of the NOVA MongoDB.
-    dataset : str
-        NOVA dataset (= MongoDB database).
-    pattern : str or None
-        Shell-style session-name pattern (``P0*``); None: every valid session.
-
-    Returns
-    -------
-    list of str
-        Sorted session names.
-
-    Raises
-    ------
-    BatchError
-        The server does not answer, the dataset has no (matching) session, or a session name is not a plain folder
-        name (it could point outside the data root).
-    """
-    try:
-        names = nova_db.list_sessions(nova_db.connect(uri), dataset, pattern)
-    except nova_db.NovaDatabaseError as exc:
-        raise BatchError(str(exc)) from None
-    return _checked_names(names, f"NOVA database {dataset}")
-
-
-def _checked_names(names: list[str], where: str) -> list[str]:
-    """``names`` after :func:`check_session_name` on each; BatchError ``"<where>: ..."`` for the first bad one."""
-    for name in names:
-        try:
-            check_session_name(name)
-        except NovaInfantError as exc:
-            raise BatchError(f"{where}: {exc}") from None
-    return names
-
-
 # ---------------------------------------------------------------- provenance
 
 
@@ -336,7 +259,7 @@ def up_to_date(job: ModuleJob, session: str, fingerprint: str | None = None) -> 
     except (OSError, ValueError):
         return False, "no provenance record"
     if record.get("fingerprint") != (fingerprint or job.fingerprint()):
-        return False, "trainer, options or version changed"
+        return False, "trainer, options, model files or version changed"
     for kind in ("inputs", "outputs"):
         for path, stat in record.get(kind, {}).items():
             if _stat(Path(path)) != stat:
@@ -429,6 +352,9 @@ def run_session(job: ModuleJob, session: str) -> SessionResult:
 
 
 def _init_worker(threads: int, gpu_queue=None) -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it lets running sessions finish
     logging.basicConfig(level=logging.WARNING)
     if gpu_queue is not None:  # before torch initialises CUDA: this worker sees only its own GPU
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu_queue.get())
@@ -461,21 +387,51 @@ def _run_local(job: ModuleJob, sessions: Sequence[str], workers: int, retries: i
                                  initargs=(job.threads, gpu_queue)) as pool:
             futures = {pool.submit(task or run_session, job, s): s for s in pending}
             pending = []
-            for future in as_completed(futures):
-                session = futures[future]
-                try:
-                    result = future.result()
-                except Exception as exc:  # the worker died (killed, out of memory)
-                    result = SessionResult(session, "failed", 0.0,
-                                           (f"{type(exc).__name__}: {exc}".splitlines() or [""])[0])
-                if result.status == "failed" and attempt < retries:
-                    pending.append(session)
-                    continue
-                results[session] = result
-                bar.update(1)
+
+            def collect(done_futures, retry: bool) -> None:
+                for future in done_futures:
+                    session = futures[future]
+                    try:
+                        result = future.result()
+                    except Exception as exc:  # the worker died (killed, out of memory)
+                        result = SessionResult(session, "failed", 0.0,
+                                               (f"{type(exc).__name__}: {exc}".splitlines() or [""])[0])
+                    if retry and result.status == "failed" and attempt < retries:
+                        pending.append(session)
+                        continue
+                    results[session] = result
+                    bar.update(1)
+
+            try:
+                collect(as_completed(futures), True)
+            except KeyboardInterrupt:
+                _stop_pool(pool, futures, results, collect)
         if not pending:
             break
     return results
+
+
+def _stop_pool(pool, futures: dict, results: dict, collect) -> None:
+    """Ctrl-C in :func:`_run_local`: cancel the queued items, let the running ones finish (a second Ctrl-C
+    terminates the workers), then raise :class:`BatchInterrupted` with the results so far."""
+    import sys
+
+    for future in futures:
+        future.cancel()
+    running = [f for f in futures if not f.cancelled() and not f.done()]
+    from tqdm import tqdm
+
+    tqdm.write(f"interrupted: finishing the {len(running)} running item(s) so that every output is whole (Ctrl-C "
+               f"again stops them now); re-run the same command to resume", file=sys.stderr)
+    from concurrent.futures import as_completed
+
+    try:
+        collect(as_completed([f for f in futures if not f.cancelled()]), False)
+    except KeyboardInterrupt:  # second Ctrl-C: stop the workers (each output is replaced atomically: old or new)
+        for process in list(getattr(pool, "_processes", {}).values()):
+            process.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+    raise BatchInterrupted("interrupted", dict(results))
 
 
 def _run_slurm(job: ModuleJob, sessions: Sequence[str], retries: int, resources: dict, bar,
@@ -504,27 +460,42 @@ def _run_slurm(job: ModuleJob, sessions: Sequence[str], retries: int, resources:
         jobs = executor.map_array(task or run_session, [job] * len(pending), pending)
         open_jobs = dict(zip(pending, jobs))
         pending = []
-        while open_jobs:
-            for session, sjob in list(open_jobs.items()):
-                if not sjob.done():
-                    continue
-                del open_jobs[session]
-                try:
-                    result = sjob.result()
-                except Exception as exc:  # job killed by Slurm (time, memory) or crashed
-                    lines = [ln for ln in str(exc).splitlines() if ln.strip()]
-                    result = SessionResult(session, "failed", 0.0, f"{type(exc).__name__}: {lines[-1] if lines else ''}"[:300])
-                result.log = str(sjob.paths.stdout)
-                if result.status == "failed" and attempt < retries:
-                    pending.append(session)
-                    continue
-                results[session] = result
-                bar.update(1)
-            if open_jobs:
-                time.sleep(poll_s)
+        try:
+            _poll_slurm(open_jobs, pending, results, attempt, retries, bar, poll_s)
+        except KeyboardInterrupt:
+            import sys
+
+            from tqdm import tqdm
+
+            tqdm.write(f"interrupted: {len(open_jobs)} array task(s) keep running on Slurm and write whole outputs; "
+                       f"re-run the same command to collect and resume (finished sessions are skipped)",
+                       file=sys.stderr)
+            raise BatchInterrupted("interrupted", dict(results)) from None
         if not pending:
             break
     return results
+
+
+def _poll_slurm(open_jobs: dict, pending: list, results: dict, attempt: int, retries: int, bar, poll_s: float) -> None:
+    """Wait for the array tasks of one attempt; failed ones go to ``pending`` while attempts are left."""
+    while open_jobs:
+        for session, sjob in list(open_jobs.items()):
+            if not sjob.done():
+                continue
+            del open_jobs[session]
+            try:
+                result = sjob.result()
+            except Exception as exc:  # job killed by Slurm (time, memory) or crashed
+                lines = [ln for ln in str(exc).splitlines() if ln.strip()]
+                result = SessionResult(session, "failed", 0.0, f"{type(exc).__name__}: {lines[-1] if lines else ''}"[:300])
+            result.log = str(sjob.paths.stdout)
+            if result.status == "failed" and attempt < retries:
+                pending.append(session)
+                continue
+            results[session] = result
+            bar.update(1)
+        if open_jobs:
+            time.sleep(poll_s)
 
 
 def slurm_resources(name: str, overrides: dict | None = None) -> dict:
@@ -595,10 +566,16 @@ def run_batch(job: ModuleJob, sessions: Sequence[str], executor: str = "local", 
             todo.append(session)
     with tqdm(total=len(sessions), initial=len(results), desc=f"{job.name} ({executor})", unit="session",
               disable=not progress) as bar:
-        if todo and executor == "local":
-            results.update(_run_local(job, todo, max(1, workers), retries, bar, tuple(gpus)))
-        elif todo:
-            results.update(_run_slurm(job, todo, retries, slurm_resources(job.name, resources), bar))
+        try:
+            if todo and executor == "local":
+                results.update(_run_local(job, todo, max(1, workers), retries, bar, tuple(gpus)))
+            elif todo:
+                results.update(_run_slurm(job, todo, retries, slurm_resources(job.name, resources), bar))
+        except BatchInterrupted as exc:
+            results.update(exc.results)
+            for session in todo:
+                results.setdefault(session, SessionResult(session, "interrupted", 0.0,
+                                                          "Ctrl-C: not run; re-run the same command to resume"))
     return [results[s] for s in sessions]
 
 
@@ -620,6 +597,7 @@ def format_table(results: Sequence[SessionResult]) -> str:
         if r.status == "failed" and r.log:
             note = f"{note} (log: {r.log})"
         lines.append(f"{r.session:<{width}}  {r.status:<7}  {r.seconds:>8.1f}  {note}")
-    counts = {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed")}
-    lines.append(f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed")
+    counts = {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed", "interrupted")}
+    lines.append(f"{counts['done']} done, {counts['skipped']} skipped, {counts['failed']} failed"
+                 + (f", {counts['interrupted']} interrupted" if counts["interrupted"] else ""))
     return "\n".join(lines)

@@ -54,3 +54,7 @@ class OutputError(NovaInfantError):
 class SavedModelError(NovaInfantError):
     """A saved model folder (ICEP-R bundle, tagger head, DINOv2 PCA basis; :mod:`nova_infant.core.saved`) is
     missing, damaged, of another kind or of an older format."""
+
+
+class BatchError(NovaInfantError):
+    """A batch cannot start (no sessions, unknown trainer or io, bad option)."""

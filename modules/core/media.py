@@ -201,8 +201,11 @@ class VideoSource:
     Raises
     ------
     VideoDecodeError
-        If the file does not exist, cannot be opened, has no frames, or ends before the frame count its header
-        announces (truncated file).
+        If the file does not exist, is empty, cannot be opened (the cause asked of FFmpeg: not media, no video
+        stream, a stream decord cannot open), has no frames, or a frame cannot be decoded: the file ends before the
+        frame count its header announces (truncated), the data is corrupt (FFmpeg fails too), or only decord fails
+        (the codec, pixel format, size and rotation are named). Rotated (display-matrix) and odd-sized videos
+        decode, rotated as players show them.
     """
 
     def __init__(self, path: str, width: int | None = None, height: int | None = None):
@@ -211,11 +214,13 @@ class VideoSource:
         self.path = str(path)
         if not os.path.isfile(self.path):
             raise VideoDecodeError(f"{self.path}: no such video file")
+        if os.path.getsize(self.path) == 0:
+            raise VideoDecodeError(f"{self.path}: empty file (0 bytes), not a video")
         try:
             self._reader = decord.VideoReader(self.path, ctx=decord.cpu(0), width=width or -1,
                                               height=height or -1, num_threads=max(1, (os.cpu_count() or 2) // 2))
         except Exception as exc:  # decord raises its own DECORDError/RuntimeError types
-            raise VideoDecodeError(f"{self.path}: cannot open as video ({_first_line(exc)})") from None
+            raise VideoDecodeError(f"{self.path}: cannot open as video ({_open_failure(self.path, exc)})") from None
         n_frames = len(self._reader)
         if n_frames == 0:
             raise VideoDecodeError(f"{self.path}: video has no frames")
@@ -233,8 +238,8 @@ class VideoSource:
             return self._reader.get_batch(list(indices)).asnumpy()
         except Exception as exc:
             last = max(indices) if len(indices) else 0
-            raise VideoDecodeError(f"{self.path}: cannot decode frame {last} of {len(self._reader)} "
-                                   f"(file truncated or corrupt? {_first_line(exc)})") from None
+            raise VideoDecodeError(f"{self.path}: cannot decode frame {last} of {len(self._reader)}: "
+                                   f"{_decode_failure(self.path, len(self._reader), exc)}") from None
 
     def read(self, indices: Sequence[int]) -> np.ndarray:
         """Decode frames by index: uint8 array of shape (len(indices), H, W, 3), RGB."""
@@ -408,6 +413,70 @@ def resample(signal: np.ndarray, sr_in: int, sr_out: int | None) -> np.ndarray:
 
     ratio = Fraction(int(sr_out), int(sr_in))
     return resample_poly(np.asarray(signal, dtype=np.float32), ratio.numerator, ratio.denominator).astype(np.float32)
+
+
+def _stream_facts(stream) -> str:
+    """``h264 yuv420p 175x143, rotated 90°`` of a PyAV video stream (what decides whether a decoder copes)."""
+    ctx = stream.codec_context
+    facts = f"{ctx.name} {ctx.pix_fmt or '?'} {ctx.width}x{ctx.height}"
+    rotation = (stream.metadata or {}).get("rotate")
+    side = getattr(stream, "side_data", None)
+    if rotation is None and side is not None:
+        try:
+            rotation = side.get("DISPLAYMATRIX")
+        except Exception:  # older PyAV: no side data access
+            rotation = None
+    return facts + (f", rotated {rotation}°" if rotation not in (None, "", 0, "0") else "")
+
+
+def _open_failure(path: str, exc: BaseException) -> str:
+    """The true cause of a file decord cannot open, asked of FFmpeg through PyAV: not a media file, no video
+    stream (e.g. audio only), or as :func:`_decode_failure` (truncated, corrupt, or a stream only decord fails on)."""
+    import av
+
+    try:
+        with av.open(path) as container:
+            if not len(container.streams):
+                return ("FFmpeg finds no stream in it: the file is truncated before its index (an MP4 whose 'moov' "
+                        "was never written) or not a media file")
+            if not container.streams.video:
+                kinds = sorted({s.type for s in container.streams})
+                return f"the file has no video stream ({', '.join(kinds)} only)"
+            announced = int(container.streams.video[0].frames or 0)
+    except Exception as probe:  # av.error.*: FFmpeg cannot read it either
+        return f"FFmpeg cannot read it: {_first_line(probe)}"
+    return _decode_failure(path, announced, exc)
+
+
+def _decode_failure(path: str, n_frames: int, exc: BaseException) -> str:
+    """The true cause of a video decord cannot decode: the file ends early (fewer video packets than the frames
+    its header announces, or the demuxer stops with an error), FFmpeg (PyAV) cannot decode it either (its
+    message), or only decord fails (the stream's codec, pixel format, size and rotation, and how to re-encode)."""
+    import av
+
+    packets, error = 0, None
+    try:
+        with av.open(path) as container:
+            stream = container.streams.video[0]
+            facts = _stream_facts(stream)
+            try:
+                for packet in container.demux(stream):
+                    packets += 1 if packet.size else 0
+            except Exception as probe:  # the data ends or breaks before the last packet
+                error = probe
+    except Exception as probe:
+        return f"FFmpeg cannot read it either ({_first_line(probe)})"
+    if packets < n_frames or error is not None:
+        return (f"the file is truncated or broken after {packets} of the {n_frames or '?'} frames its header "
+                f"announces ({facts}{'; ' + _first_line(error) if error is not None else ''})")
+    try:
+        with av.open(path) as container:
+            for _ in container.decode(video=0):
+                pass
+    except Exception as probe:
+        return f"the video data is corrupt: FFmpeg fails too ({_first_line(probe)}; {facts})"
+    return (f"decord fails ({_first_line(exc)}) on a stream FFmpeg decodes ({facts}); re-encode with: "
+            f"ffmpeg -i IN -c:v libx264 -pix_fmt yuv420p OUT.mp4")
 
 
 def _first_line(exc: BaseException) -> str:

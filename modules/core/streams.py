@@ -5,8 +5,10 @@ lazily (memory-mapped) and load it back through discover-utils.
 
 from __future__ import annotations
 
+import math
 import os
 import re
+import warnings
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,14 +158,25 @@ _SSI_TYPES = {"FLOAT": np.float32, "DOUBLE": np.float64, "SHORT": np.int16, "USH
               "INT": np.int32, "UINT": np.uint32, "LONG": np.int64, "ULONG": np.uint64}
 
 
+def _looks_ascii(data_path: Path) -> str:
+    """``"; the data looks like ASCII text ..."`` when the first 256 bytes of a data file are printable text, else ``""``."""
+    with open(data_path, "rb") as f:
+        head = f.read(256)
+    if len(head) >= 16 and all(32 <= b < 127 or b in (9, 10, 13) for b in head):
+        return "; the data looks like ASCII text: should the header say ftype=ASCII?"
+    return ""
+
+
 def open_ssi_stream(path: str | os.PathLike) -> StreamView:
     """Open an SSI stream (BINARY) without reading its data into memory.
 
     Raises
     ------
     StreamError
-        If the header is missing or malformed, the type is not numeric, the data file's size does not match
-        the header (rows x dim x bytes), or it does not match the header's ``data_check`` fingerprint.
+        If the header is missing or malformed, the type is not numeric, the sample rate is not a positive finite
+        number (``sr="nan"``), ``dim`` is not positive, the data file disagrees with the header (BINARY: size
+        != rows x dim x bytes, e.g. ASCII text; ASCII: not numbers, e.g. binary data, or other rows/dims), or it
+        does not match the header's ``data_check`` fingerprint.
     """
     path = Path(path)
     data_path = Path(str(path) + "~")
@@ -181,22 +194,43 @@ def open_ssi_stream(path: str | os.PathLike) -> StreamView:
         raise StreamError(f"{path}: malformed stream header ({exc})") from None
     meta_el = root.find("meta")
     meta = dict(meta_el.attrib) if meta_el is not None else {}
-    n_rows = sum(int(c.get("num", 0)) for c in root.findall("chunk"))
+    try:
+        n_rows = sum(int(c.get("num", 0)) for c in root.findall("chunk"))
+    except ValueError as exc:
+        raise StreamError(f"{path}: malformed stream header (chunk num: {exc})") from None
+    if not math.isfinite(sr) or sr <= 0:
+        raise StreamError(f"{path}: sample rate sr={info.get('sr')!r} in the header, expected a positive number")
+    if dim <= 0 or n_rows < 0:
+        raise StreamError(f"{path}: header announces dim={dim} and {n_rows} rows, expected dim >= 1 and rows >= 0")
+    if ftype not in ("ASCII", "BINARY"):
+        raise StreamError(f"{path}: header ftype={ftype!r}, expected ASCII or BINARY")
     if not data_path.is_file():
         raise StreamError(f"{data_path}: stream data file is missing")
     if ftype == "ASCII":
-        array = np.loadtxt(data_path, dtype=np.float64, delimiter=(info.get("delim") or " ").strip() or None,
-                           ndmin=2).astype(np.float32)
+        delim = (info.get("delim") or " ").strip() or None
+        try:
+            with warnings.catch_warnings():  # "input contained no data": an empty stream, checked below
+                warnings.simplefilter("ignore", UserWarning)
+                array = np.loadtxt(data_path, dtype=np.float64, delimiter=delim, ndmin=2).astype(np.float32)
+        except (ValueError, UnicodeDecodeError) as exc:
+            why = "binary bytes" if isinstance(exc, UnicodeDecodeError) else (str(exc).splitlines() or [""])[0][:120]
+            raise StreamError(f"{data_path}: header {path.name} says ftype=ASCII but the data is not text numbers "
+                              f"({why}); should the header say BINARY?") from None
+        if array.size == 0:
+            array = np.zeros((0, dim), np.float32)
+        if array.shape != (n_rows, dim):
+            raise StreamError(f"{data_path}: holds {array.shape[0]} rows x {array.shape[1]} values, header "
+                              f"{path.name} announces {n_rows} rows x {dim} dims")
     else:
         expected = n_rows * dim * np.dtype(dtype).itemsize
         actual = data_path.stat().st_size
         if actual != expected:
             raise StreamError(f"{data_path}: holds {actual} bytes, header announces {n_rows} rows x {dim} dims "
-                              f"({expected} bytes)")
+                              f"({expected} bytes){_looks_ascii(data_path)}")
+        if _looks_ascii(data_path):  # text of just the right size would be read as nonsense numbers
+            raise StreamError(f"{data_path}: header {path.name} says ftype=BINARY{_looks_ascii(data_path)}")
         check_pair(path)
         array = np.memmap(data_path, dtype=dtype, mode="r", shape=(n_rows, dim)) if n_rows else np.zeros((0, dim), dtype)
-    if sr <= 0:
-        raise StreamError(f"{path}: non-positive sample rate {sr}")
     return StreamView(path, array, sr, meta.get("type", ""), meta)
 
 
@@ -212,7 +246,16 @@ def load_ssi_stream(path: str | os.PathLike):
     -------
     discover_utils.data.stream.SSIStream
         ``data`` of shape (n_rows, dim); ``meta_data.sample_rate`` in Hz.
+
+    Raises
+    ------
+    StreamError
+        As :func:`open_ssi_stream` (a header that disagrees with its data), or when discover-utils cannot parse it.
     """
     from discover_utils.data.handler.file_handler import FileHandler
 
-    return FileHandler().load(Path(path))
+    open_ssi_stream(path)  # header and data agree (one-line StreamError otherwise), before discover-utils parses it
+    try:
+        return FileHandler().load(Path(path))
+    except Exception as exc:  # the library raises value, index and XML errors alike
+        raise StreamError(f"{path}: cannot read stream ({type(exc).__name__}: {str(exc)[:160]})") from None

@@ -12,7 +12,9 @@ import logging
 import math
 from typing import Any
 
-from nova_infant.core.errors import NovaInfantError, OptionError
+import numpy as np
+
+from nova_infant.core.errors import AnnotationError, NovaInfantError, OptionError
 from nova_infant.core.grid import parse_step_ms
 
 log = logging.getLogger("nova_infant")
@@ -146,6 +148,113 @@ def usable_training_sessions(sessions: list, where: str = "") -> tuple[list, lis
     for name, reason in skipped:
         log.error("%ssession %s: skipped: %s", f"{where}: " if where else "", name, reason)
     return kept, skipped
+
+
+# ---------------------------------------------------------------- training targets (every trainer)
+
+
+def check_class_targets(labels, names, where: str) -> list[str]:
+    """Refuse to train a classifier on fewer than two classes (it would learn a constant, and its macro-F1 and
+    kappa would mean nothing). Called by every trainer over the pooled targets of all its training sessions:
+    ICEP-R (:func:`nova_infant.icep.pipeline.check_consistent`), cry reason, the tagger heads, affect expressions.
+
+    Parameters
+    ----------
+    labels : int array (n,) or (n, n_classes) in {0, 1}
+        Class id per frame/window (negative = masked, ignored), or multi-label indicator rows.
+    names : list of str
+        Class names by id (column order for multi-label rows).
+    where : str
+        Trainer and sessions named in the error (e.g. ``"ICEP-R training on sessions S1, S2"``).
+
+    Returns
+    -------
+    list of str
+        Warnings (multi-label only): one per class that is present in every sample or in none. A lab may mean
+        that (a scheme class nobody coded yet), so it is said, not refused; the caller logs it and records it in
+        the model's description.
+
+    Raises
+    ------
+    OptionError
+        ``<where>: only class 'x' occurs in the training labels ...`` (or none occurs); multi-label: every class
+        is the same in every sample.
+    """
+    y = np.asarray(labels)
+    if y.ndim == 2:
+        if not len(y):
+            return []
+        constant = [j for j in range(y.shape[1]) if (y[:, j] == y[0, j]).all()]
+        said = [f"{where}: class {names[j]!r} is {'present' if y[0, j] else 'absent'} in every training sample, "
+                f"so it cannot be learnt (the head will {'always' if y[0, j] else 'never'} predict it); add "
+                f"sessions with and without it or leave it out (option classes)" for j in constant]
+        if len(constant) == y.shape[1]:
+            raise OptionError(said[0].replace("so it cannot be learnt", "as is every other class, so nothing can be "
+                                                                        "learnt"))
+        return said
+    present = sorted({int(v) for v in np.unique(y[y >= 0])}) if y.size else []
+    shown = [names[i] if 0 <= i < len(names) else str(i) for i in present]
+    if len(present) < 2:
+        what = f"only class {shown[0]!r} occurs" if shown else "no class occurs"
+        raise OptionError(f"{where}: {what} in the training labels; a classifier needs two classes or more "
+                          f"(code more sessions, or check the annotator and label set)")
+    return []
+
+
+def check_continuous_targets(values, where: str, low: float | None = None, high: float | None = None) -> None:
+    """Refuse continuous training targets that are constant or outside the scheme's range (a regressor trained on
+    one value predicts that value; values outside ``[low, high]`` mean another unit or a broken file).
+
+    Parameters
+    ----------
+    values : float array
+        Targets (NaN = not coded, ignored).
+    where : str
+        Trainer, session or file named in the error.
+    low, high : float, optional
+        The scheme's range (``min``/``max`` of a continuous NOVA scheme).
+
+    Raises
+    ------
+    OptionError
+        ``<where>: every coded value is <v>`` (constant), no coded value, or the first value outside the range.
+    """
+    v = np.asarray(values, np.float64).ravel()
+    v = v[np.isfinite(v)]
+    if not v.size:
+        raise OptionError(f"{where}: no coded value to train on (every value is NaN)")
+    if low is not None and high is not None:
+        out = v[(v < low) | (v > high)]
+        if out.size:
+            raise OptionError(f"{where}: value {out[0]:g} is outside the scheme's range [{low:g}, {high:g}] "
+                              f"({out.size} values); code in the scheme's unit or fix its min/max")
+    if np.ptp(v) == 0:
+        raise OptionError(f"{where}: every coded value is {v[0]:g}; a regressor needs targets that vary "
+                          f"(code more sessions, or check the annotator)")
+
+
+def check_continuous_range(values, low: float, high: float, source: str) -> None:
+    """Refuse a continuous annotation whose coded scores (NaN = not coded) leave its scheme's range.
+
+    Parameters
+    ----------
+    values : float array
+        Scores of one annotation.
+    low, high : float
+        The scheme's ``min``/``max``.
+    source : str
+        The file (or session) named in the error.
+
+    Raises
+    ------
+    AnnotationError
+        ``<source>: score <v> (sample <i>) is outside the scheme's range [low, high] (<n> scores)``.
+    """
+    v = np.asarray(values, np.float64).ravel()
+    bad = np.flatnonzero(np.isfinite(v) & ((v < low) | (v > high)))
+    if len(bad):
+        raise AnnotationError(f"{source}: score {v[bad[0]]:g} (sample {bad[0]}) is outside the scheme's range "
+                              f"[{low:g}, {high:g}] ({len(bad)} scores); code in the scheme's unit or fix its min/max")
 
 
 # ---------------------------------------------------------------- taggers

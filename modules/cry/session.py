@@ -29,6 +29,7 @@ from nova_infant.core.media import VideoSource
 from nova_infant.core.saved import load_model, save_model
 from nova_infant.cry import features as F
 from nova_infant.cry import models as M
+from nova_infant.core.validation import check_class_targets
 
 log = logging.getLogger("nova_infant")
 
@@ -242,9 +243,7 @@ def train_model(items: list[TrainingItem], epochs_ae: int = 40, epochs: int = 40
             raise OptionError(f"session {it.session}: scheme classes {it.classes} differ from {classes} "
                               f"(session {items[0].session}); train on one scheme")
     y = np.asarray([classes.index(n) for it in items for n in it.labels])
-    present = sorted({classes[i] for i in y})
-    if len(present) < 2:
-        raise OptionError(f"cry_reason_train: only {present} occurs in the annotations: need two reasons or more")
+    check_class_targets(y, list(classes), "cry_reason_train on sessions " + ", ".join(it.session for it in items[:5]))
     scalers, nets, probs = {}, {}, []
     for k in F.KINDS:
         x = np.concatenate([it.features[k] for it in items])

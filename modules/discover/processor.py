@@ -23,7 +23,7 @@ from pathlib import Path, PureWindowsPath
 
 from discover_utils.interfaces.server_module import Processor
 
-from nova_infant.core.errors import NovaInfantError
+from nova_infant.core.errors import NovaInfantError, OptionError
 from nova_infant.discover.common import SessionIO, one_line_errors, refuse_bad_options, trainer_defaults
 from nova_infant.specs.module_spec import ModuleSpec, TrainContext
 from nova_infant.specs.options import is_unset
@@ -252,6 +252,9 @@ def processor_class(name: str, spec: ModuleSpec | None = None) -> type:
         def _collect(self, io):
             error = None
             self.dataset = io.dataset
+            twice = sorted({n for n in job_sessions() if job_sessions().count(n) > 1})
+            if twice:
+                raise OptionError(f"--sessions: session {twice[0]} is given twice; give each session once")
             try:
                 self.items.append(self.spec.run(self.session, self.options))
                 self.item_names.append(io.name)

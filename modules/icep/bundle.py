@@ -46,9 +46,16 @@ def feature_spec(session: SessionData) -> dict:
     return {"step_ms": session.step_ms, "dim": session.dim, "streams": streams}
 
 
+def _media(media_type: str) -> tuple[str, ...]:
+    """A stream's media type (header meta ``type``, e.g. ``feature;video;dinov2``) as lower-case parts."""
+    return tuple(p.strip().lower() for p in str(media_type).split(";") if p.strip())
+
+
 def check_session(spec: dict, session: SessionData, bundle: str = "") -> None:
-    """Raise ``StreamError`` naming the session if its streams do not match the bundle's feature spec
-    (number of streams, dimension of each, PCA basis where both record one, frame rate)."""
+    """Raise ``StreamError`` naming the session if its streams do not match the bundle's feature spec: number of
+    streams, dimension of each, media type where both record one (``feature;video;dinov2`` vs
+    ``feature;audio;w2vbert``: same width, other meaning), the PCA basis (a basis on one side only, or another
+    basis), frame rate."""
     want = spec["streams"]
     if len(want) != len(session.streams):
         raise StreamError(f"session {session.name}: {len(session.streams)} feature streams given, model {bundle} "
@@ -57,11 +64,21 @@ def check_session(spec: dict, session: SessionData, bundle: str = "") -> None:
         if int(w["dim"]) != s.dim:
             raise StreamError(f"session {session.name}: stream {s.name} has {s.dim} dims, model {bundle} expects "
                               f"{w['dim']} (stream {w['name']})")
+        trained, given = _media(w.get("media_type", "")), _media(getattr(s, "media_type", "") or "")
+        if trained and given and trained != given:
+            raise StreamError(f"session {session.name}: stream {s.name} is {';'.join(given)}, model {bundle} was "
+                              f"trained on {';'.join(trained)} (stream {w['name']}); give the stream it was trained on")
         basis = str((getattr(s, "meta", None) or {}).get("pca_basis", ""))
         if w.get("pca_basis") and basis and basis != w["pca_basis"]:
             raise StreamError(f"session {session.name}: stream {s.name} was extracted with PCA basis {basis}, model "
                               f"{bundle} was trained on basis {w['pca_basis']}; re-extract it with the training "
                               f"basis file (option pca_basis)")
+        if bool(w.get("pca_basis")) != bool(basis):
+            has, lacks = (f"model {bundle}", f"stream {s.name}") if w.get("pca_basis") else (f"stream {s.name}",
+                                                                                         f"model {bundle}")
+            raise StreamError(f"session {session.name}: {has} records a PCA basis "
+                              f"({w.get('pca_basis') or basis}) and {lacks} none: the stream is not of the kind the "
+                              f"model was trained on; give a stream extracted like the training streams")
     if abs(session.step_ms - spec["step_ms"]) > 1e-3:
         raise StreamError(f"session {session.name}: frame step {session.step_ms:.3f} ms, model {bundle} was trained "
                           f"at {spec['step_ms']:.3f} ms")

@@ -25,6 +25,7 @@ from nova_infant.core.errors import AlignmentError, AnnotationError, StreamError
 from nova_infant.core.grid import segment_index_at
 from nova_infant.core.streams import open_ssi_stream
 from nova_infant.icep.schemes import LabelMap
+from nova_infant.core.dataset_sessions import is_session_folder
 
 MASK = -1
 
@@ -384,7 +385,7 @@ def list_sessions(root: str | os.PathLike, dataset: str | None = None) -> list[P
     Returns
     -------
     list of pathlib.Path
-        Sorted by name; hidden folders left out.
+        Sorted by name; hidden folders and the dataset's model folders (``dinov2_pca_basis``) left out.
     """
     base = Path(root) / dataset if dataset else Path(root)
-    return sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return sorted(p for p in base.iterdir() if is_session_folder(p))

@@ -16,6 +16,7 @@ from nova_infant.core.atomic import atomic_file
 from nova_infant.core.batch import SessionResult, format_table, slurm_resources
 from nova_infant.core.errors import AnnotationError, NovaInfantError, OptionError, StreamError
 from nova_infant.core.streams import open_ssi_stream
+from nova_infant.core.validation import check_class_targets
 from nova_infant.icep.bundle import feature_spec, save_bundle, write_predictor_trainer
 from nova_infant.icep.dataset import (ArrayRows, FileRows, SessionData, SessionSpec, annotation_arrays, load_session,
                                       session_from_rows)
@@ -25,6 +26,7 @@ from nova_infant.icep.report import CVResult
 from nova_infant.icep.plots import write_cv_pictures
 from nova_infant.icep.schemes import LabelMap
 from nova_infant.icep.training import TrainConfig, fit, window_starts
+from nova_infant.core.annotations import check_annotation
 
 log = logging.getLogger("nova_infant.icep")
 
@@ -63,15 +65,30 @@ def load_sessions(session_dirs: list, spec: SessionSpec, lmap: LabelMap | None,
     return sessions, failures
 
 
-def check_consistent(sessions: list[SessionData]) -> None:
-    """All sessions must share the fused dimension and frame step, and their PCA feature streams one basis.
+def check_consistent(sessions: list[SessionData], names: list[str] | None = None) -> None:
+    """All sessions must be distinct, share the fused dimension and frame step, their PCA feature streams one basis,
+    and (when ``names`` is given) their labels hold two classes or more.
+
+    Parameters
+    ----------
+    sessions : list of SessionData
+    names : list of str, optional
+        Target class names by id (:attr:`LabelMap.target`); given by training and cross-validation.
 
     Raises
     ------
     StreamError
         Naming the odd session: other dims or frame step; a stream made with a per-session or per-frame PCA; or a
         stream whose PCA basis differs from another session's (:func:`check_feature_bases`).
+    OptionError
+        A session given twice, or labels of one class only
+        (:func:`nova_infant.core.validation.check_class_targets`).
     """
+    seen = set()
+    for s in sessions:
+        if s.name in seen:
+            raise OptionError(f"session {s.name} is given twice; give each session once")
+        seen.add(s.name)
     ref = sessions[0]
     for s in sessions[1:]:
         if s.dim != ref.dim or abs(s.step_ms - ref.step_ms) > 1e-3:
@@ -79,6 +96,11 @@ def check_consistent(sessions: list[SessionData]) -> None:
                               f"{ref.dim} dims at {ref.step_ms:.2f} ms")
     check_feature_bases(sessions)
     warn_mixed_precision(sessions)
+    if names is not None:
+        labels = [s.labels for s in sessions if s.labels is not None]
+        if labels:
+            shown = ", ".join(s.name for s in sessions[:5]) + (" ..." if len(sessions) > 5 else "")
+            check_class_targets(np.concatenate(labels), names, f"ICEP-R training on sessions {shown}")
 
 
 def warn_mixed_precision(sessions: list[SessionData]) -> list[str]:
@@ -240,7 +262,7 @@ def evaluate(sessions: list[SessionData], lmap: LabelMap, config: TrainConfig, o
     """
     if executor not in ("inline", "local", "slurm"):
         raise OptionError(f"option executor: expected inline, local or slurm, got {executor!r}")
-    check_consistent(sessions)
+    check_consistent(sessions, lmap.target.names)
     out = Path(out_dir)
     if executor == "inline":
         result = cross_validate(sessions, lmap.target.names, config, folds, grid, val_fraction, seed, inner_folds,
@@ -447,7 +469,7 @@ def train_bundle(sessions: list[SessionData], lmap: LabelMap, config: TrainConfi
 
     Returns ``(bundle dir, .trainer path, cross-validation report or None)``.
     """
-    check_consistent(sessions)
+    check_consistent(sessions, lmap.target.names)
     report = None
     out_dir = Path(out_dir)
     names = [s.name for s in sessions]
@@ -549,6 +571,7 @@ def session_from_discover(session_io, lmap: LabelMap | None = None, label_id: st
             where = str(session_io.path(label_id))
         if anno is None or anno.data is None:
             raise AnnotationError(f"{where}: the label annotation is missing")
+        check_annotation(anno, where)  # loaded by discover-utils (file or NOVA database): the one reader's checks
         segments, names = annotation_arrays(anno, where)
         label_source = (segments, names, where)
     return session_from_rows(session_io.name, streams, label_source, lmap)

@@ -10,6 +10,7 @@ one by one and pooled (all compared frames of all sessions together).
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from nova_infant.core.metrics import frame_scores
 from nova_infant.review.annotations import end_ms, is_discrete, read_annotation, sample_frames, scheme_classes
 
 DEFAULT_STEP_MS = 40.0
+log = logging.getLogger("nova_infant")
 
 
 @dataclass
@@ -50,11 +52,14 @@ class FramePair:
 
 
 def frame_pair(reference, hypothesis, step_ms: float = DEFAULT_STEP_MS, duration_ms: float | None = None,
-               session: str = "", source: str = "") -> tuple[FramePair, list[str]]:
+               session: str = "", source: str = "", class_map: dict | None = None) -> tuple[FramePair, list[str]]:
     """Sample two discrete annotations of one session on a common frame grid.
 
     The hypothesis' classes are matched to the reference's **by name** (a model and a coder may number them
-    differently); a hypothesis class the reference scheme does not have is an error.
+    differently); a hypothesis class the reference scheme does not have is an error. Both annotations must be of
+    one scheme (same scheme name) unless ``class_map`` says how their classes correspond: then every class name of
+    either side is replaced by ``class_map.get(name, name)`` first (e.g. the full ICEP-R codes onto the merged ones),
+    and the reference's mapped names, in order of first appearance, are the compared classes.
 
     Parameters
     ----------
@@ -66,34 +71,48 @@ def frame_pair(reference, hypothesis, step_ms: float = DEFAULT_STEP_MS, duration
         Session duration; default the later end of the two annotations. n = floor(duration / step) frames.
     session, source : str
         Names used in the result and in error messages.
+    class_map : dict of str to str, optional
+        Class name -> compared class name, applied to both sides; allows annotations of different schemes.
 
     Returns
     -------
     (FramePair, list of str)
-        Frame labels and the reference class names (index = class id).
+        Frame labels and the compared class names (index = class id): the reference's (mapped) names.
 
     Raises
     ------
     AnnotationError
-        If either annotation is not discrete or the hypothesis uses a class name the reference lacks.
+        If either annotation is not discrete, the two are of different schemes and no ``class_map`` is given, or
+        the hypothesis uses a class name (after mapping) the reference lacks.
     """
     for name, ann in (("reference", reference), ("hypothesis", hypothesis)):
         if not is_discrete(ann):
             raise AnnotationError(f"{source or session}: {name} is not a discrete annotation")
+    ref_scheme = str(getattr(reference.annotation_scheme, "name", "") or "")
+    hyp_scheme = str(getattr(hypothesis.annotation_scheme, "name", "") or "")
+    if class_map is None and ref_scheme != hyp_scheme:
+        raise AnnotationError(f"{source or session}: reference scheme {ref_scheme!r} and hypothesis scheme "
+                              f"{hyp_scheme!r} differ; compare annotations of one scheme, or say how their classes "
+                              f"correspond with --map")
+    mapped = (lambda n: class_map.get(n, n)) if class_map else (lambda n: n)
     ref_classes = scheme_classes(reference)
-    names = [c.name for c in ref_classes]
-    by_name = {c.name: c.id for c in ref_classes}
-    unknown = [c.name for c in scheme_classes(hypothesis) if c.name not in by_name]
+    names = list(dict.fromkeys(mapped(c.name) for c in ref_classes))
+    by_name = {n: i for i, n in enumerate(names)}
+    unknown = [c.name for c in scheme_classes(hypothesis) if mapped(c.name) not in by_name]
     if unknown:
         raise AnnotationError(f"{source or session}: hypothesis classes {unknown} are not in the reference scheme "
-                              f"{reference.annotation_scheme.name!r} ({names})")
+                              f"{ref_scheme!r} ({names})")
     duration = float(duration_ms) if duration_ms else max(end_ms(reference), end_ms(hypothesis))
     n = int(math.floor(duration / step_ms + 1e-9))
     ref = sample_frames(reference, step_ms, n)
     hyp = sample_frames(hypothesis, step_ms, n)
-    remap = {c.id: by_name[c.name] for c in scheme_classes(hypothesis)}
+    ref_remap = {c.id: by_name[mapped(c.name)] for c in ref_classes}
+    remap = {c.id: by_name[mapped(c.name)] for c in scheme_classes(hypothesis)}
     lut = np.vectorize(lambda i: remap.get(int(i), int(i)) if i >= 0 else int(i), otypes=[np.int64])
     hyp = lut(hyp) if n else hyp
+    if class_map and n:
+        ref_lut = np.vectorize(lambda i: ref_remap.get(int(i), int(i)) if i >= 0 else int(i), otypes=[np.int64])
+        ref = ref_lut(ref)
     bad = sorted(set(np.unique(ref[ref >= 0]).tolist() + np.unique(hyp[hyp >= 0]).tolist()) - set(range(len(names))))
     if bad:
         raise AnnotationError(f"{source or session}: label ids {bad} are outside the scheme ({len(names)} classes)")
@@ -126,7 +145,8 @@ def scores(reference: np.ndarray, hypothesis: np.ndarray, class_names: Sequence[
 
 
 def agreement_report(pairs: Sequence[tuple[str, str | os.PathLike, str | os.PathLike]],
-                     step_ms: float = DEFAULT_STEP_MS, duration_ms: float | None = None) -> dict:
+                     step_ms: float = DEFAULT_STEP_MS, duration_ms: float | None = None,
+                     class_map: dict | None = None) -> dict:
     """Agreement of annotation pairs, per session and pooled over sessions.
 
     Parameters
@@ -137,18 +157,23 @@ def agreement_report(pairs: Sequence[tuple[str, str | os.PathLike, str | os.Path
         Frame step in ms (default 40).
     duration_ms : float or None
         Session duration (same for all pairs); default per session the later end of the two annotations.
+    class_map : dict of str to str, optional
+        How the classes of annotations of different schemes correspond (:func:`frame_pair`); recorded in the report.
 
     Returns
     -------
     dict
         ``{"step_ms", "classes", "sessions": {session: scores + n_grid_frames, n_masked, reference,
-        hypothesis}, "pooled": scores}`` (see :func:`scores`); a session without any commonly labelled frame has
-        ``"error"`` instead of scores.
+        hypothesis}, "pooled": scores, "warnings": [str], "class_map"}`` (see :func:`scores`); a session without
+        any commonly labelled frame has ``"error"`` instead of scores. ``warnings`` says when only one class occurs
+        in the pooled frames (κ is then undefined; a review of one class may be what the user meant, so it is a
+        warning on stderr and in the report, not an error).
 
     Raises
     ------
     AnnotationError
-        If a file cannot be read, schemes disagree between sessions, or no frame is comparable in any session.
+        If a file cannot be read, the reference and hypothesis are of different schemes without ``class_map``,
+        schemes disagree between sessions, or no frame is comparable in any session.
     """
     if not pairs:
         raise AnnotationError("agreement: no annotation pairs given")
@@ -157,7 +182,7 @@ def agreement_report(pairs: Sequence[tuple[str, str | os.PathLike, str | os.Path
     for session, ref_path, hyp_path in pairs:
         ref_ann, hyp_ann = read_annotation(ref_path), read_annotation(hyp_path)
         pair, names = frame_pair(ref_ann, hyp_ann, step_ms, duration_ms, session=session,
-                                 source=f"{ref_path} vs {hyp_path}")
+                                 source=f"{ref_path} vs {hyp_path}", class_map=class_map)
         if report["classes"] is None:
             report["classes"] = names
         elif names != report["classes"]:
@@ -177,6 +202,16 @@ def agreement_report(pairs: Sequence[tuple[str, str | os.PathLike, str | os.Path
         raise AnnotationError(f"{pairs[0][1]}: no frame is labelled by both annotations in any session")
     report["pooled"] = scores(np.concatenate(pooled_ref), np.concatenate(pooled_hyp), report["classes"])
     report["pooled"]["n_sessions"] = len(pooled_ref)
+    report["class_map"] = dict(class_map) if class_map else None
+    present = np.union1d(np.concatenate(pooled_ref), np.concatenate(pooled_hyp))
+    report["warnings"] = []
+    if len(present) < 2:
+        only = report["classes"][int(present[0])]
+        report["warnings"].append(f"{pairs[0][1]}: only class {only!r} occurs in the compared frames of both "
+                                  f"annotations: kappa is undefined and accuracy says nothing about agreement "
+                                  f"between classes")
+    for text in report["warnings"]:
+        log.warning("%s", text)
     return report
 
 

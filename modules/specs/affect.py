@@ -24,7 +24,7 @@ from nova_infant.affect.bundle import load_affect_model, save_affect_model
 from nova_infant.affect.evaluation import cross_validate, plot_cv
 from nova_infant.affect.model import AU_NAMES, EXPR_CLASSES, TASKS, AffectConfig
 from nova_infant.affect.sessions import au_targets, continuous_on_grid, expression_targets, extract_crops
-from nova_infant.affect.training import AffectSession, TrainOptions, fit, predict_frames
+from nova_infant.affect.training import AffectSession, TrainOptions, check_targets, fit, predict_frames
 from nova_infant.core.annotations import frames_to_segments
 from nova_infant.core.atomic import safe_name
 from nova_infant.core.backbones import pick_device, resolve_precision
@@ -198,6 +198,7 @@ def train_fit(items: list, o: dict, ctx) -> TrainResult:
     subjects_from = ("option groups" if o["groups"] else "each session its own subject (option groups empty)")
     check_heads(items, o["tasks"])
     cfg, topts = _config(o), _train_options(o)
+    check_targets(items, cfg.tasks)
     report = cross_validate(items, cfg, topts, o["cv_folds"]) if o["cv_folds"] >= 2 else {}
     if report:
         report["subjects_from"] = subjects_from

@@ -332,6 +332,38 @@ def run_command(args) -> int:
                         options, args.dataset, job)
 
 
+def check_session_pairing(sessions: list[dict], where: str) -> None:
+    """Every session of a training request is one folder: the i-th path of every input lies in the same session
+    folder, and no session folder is given twice.
+
+    Parameters
+    ----------
+    sessions : list of dict
+        Per session ``{input id: path}`` as given on the command line.
+    where : str
+        The command named in errors.
+
+    Raises
+    ------
+    OptionError
+        ``<where>: session <i>: --<a> <path> and --<b> <path> are in different session folders`` (features of one
+        session would be trained on the labels of another), or ``session folder <dir> is given twice``.
+    """
+    seen: dict[Path, int] = {}
+    for i, paths in enumerate(sessions, 1):
+        folders = {k: Path(v).resolve().parent for k, v in paths.items()}
+        (a, fa), *rest = folders.items()
+        for b, fb in rest:
+            if fb != fa:
+                raise OptionError(f"{where}: session {i}: --{a.replace('_', '-')} {paths[a]} and "
+                                  f"--{b.replace('_', '-')} {paths[b]} are in different session folders; give the "
+                                  f"files of one session in the same position of every input")
+        if fa in seen:
+            raise OptionError(f"{where}: session folder {fa} is given twice (sessions {seen[fa]} and {i}); give each "
+                              f"session once")
+        seen[fa] = i
+
+
 def _train(spec: ModuleSpec, inputs: dict, options: dict, args, job: dict) -> int:
     """A training module from files: one item per session (the i-th path of every input), then ``fit`` once;
     a session that cannot be read is reported in one line and skipped."""
@@ -339,6 +371,7 @@ def _train(spec: ModuleSpec, inputs: dict, options: dict, args, job: dict) -> in
     if len(set(counts.values())) > 1:
         raise OptionError(f"run {spec.command}: give one path per session for every input, got {counts}")
     n = next(iter(counts.values()), 0)
+    check_session_pairing([{k: v[i] for k, v in inputs.items() if v} for i in range(n)], f"run {spec.command}")
     items, names, skipped = [], [], []
     for i in range(n):
         paths = {k: v[i] for k, v in inputs.items() if v}

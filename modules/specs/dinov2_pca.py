@@ -124,6 +124,53 @@ def dataset_pca(session, o: dict):
     return session.cached("dataset_pca", make)
 
 
+def fit_batch_basis(spec, given: dict, videos: dict, dataset_dir: Path) -> dict:
+    """The dataset basis of a ``nova-infant batch`` job, made once before its workers start
+    (:func:`nova_infant.cli.batch.prepare_job`).
+
+    Parameters
+    ----------
+    spec : ModuleSpec
+        This module's spec (:data:`SPEC`).
+    given : dict
+        The job's options (strings or values, as du-process's ``--options``).
+    videos : dict of str to Path
+        Every session of the job -> its video (files that do not exist are left out of the fit).
+    dataset_dir : Path
+        ``<root>/<dataset>``, home of the default basis folder.
+
+    Returns
+    -------
+    dict
+        ``{"pca_basis": <folder>}`` to add to the job's options; ``{}`` when no dataset basis is used
+        (``pca=session``/``frame``, ``output=cls``).
+
+    Raises
+    ------
+    OptionError
+        A bad option, or no session of ``pca_fit_sessions`` has a video.
+    SavedModelError, VideoDecodeError, WeightsUnavailableError
+        As :func:`nova_infant.features.dinov2_basis.dataset_basis`.
+    """
+    o = spec.parse_options(given)
+    if o["pca"] != "dataset" or o["output"] == "cls":
+        return {}
+    backbone = load_dinov2(o["model"], device=o["device"], precision=o["precision"])
+    path = Path(o["pca_basis"]) if o["pca_basis"] else default_basis_path(
+        dataset_dir, DinoV2Encoder(backbone, o["size"], o["framing"]), backbone.name, o["k"])
+    names = [n.strip() for n in o["pca_fit_sessions"].split(",") if n.strip()] or list(videos)
+    fit = [videos[n] for n in names if n in videos and Path(videos[n]).is_file()]
+    if not fit and not path.exists():
+        raise OptionError(f"option pca_fit_sessions: none of the sessions {', '.join(names[:5])} has a video to fit "
+                          f"the dataset's PCA basis {path} on")
+    pca, created = dataset_basis(path, fit, backbone, size=o["size"], k=o["k"], pca_fit_frames=o["pca_fit_frames"],
+                                 framing=o["framing"], frame_step=o["frame_step"], batch_size=o["batch_size"],
+                                 progress=True)
+    log.info("%s: PCA basis %s %s", path, pca.basis_hash,
+             f"fitted once on {len(pca.sources)} videos of the job before its workers start" if created else "reused")
+    return {"pca_basis": str(path.resolve())}
+
+
 def run(session, o: dict) -> Result:
     """DINOv2-PCA and/or CLS streams of one session's video.
 

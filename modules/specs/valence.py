@@ -28,6 +28,7 @@ from nova_infant.taggers.faces import FACE_CHOICES
 from nova_infant.valence.pipeline import MODELS_SUBDIR, fit_and_save, predict_video, training_session
 from nova_infant.valence.ssts import check_stride
 from nova_infant.valence.training import ValenceConfig, load_model
+from nova_infant.core.annotations import check_annotation
 
 CITATION = ("Ning, Onal Ertugrul, Messinger, Cohn, Salah: Automated Emotional Valence Estimation in Infants with "
             "Stochastic and Strided Temporal Sampling (seed 004); VideoMAE: Tong et al. 2022")
@@ -75,6 +76,8 @@ def run_train(session, o: dict):
     annotation = io.manager.input_data.get("labels") if io is not None else None
     if annotation is None:
         annotation = session.read_annotation("labels")
+    else:  # loaded by du-process (file or NOVA database): the one reader's checks
+        check_annotation(annotation, f"session {session.name}: input labels")
     return training_session(session.name, subject, str(session.path("video")), annotation,
                             session.reference_duration_ms(), _clip_options(o),
                             progress=session.job.get("progress", False))

@@ -9,6 +9,7 @@ and saved with the head. A head is a saved-model folder (:mod:`nova_infant.core.
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ import numpy as np
 from nova_infant.core.errors import OptionError, SavedModelError
 from nova_infant.core.saved import load_model, save_model
 from nova_infant.core.standardiser import Standardiser
+from nova_infant.core.validation import check_class_targets
 
 
 @dataclass
@@ -214,7 +216,10 @@ def fit_head(x: np.ndarray, y: np.ndarray, classes: list[str], *, kind: str, emb
     Raises
     ------
     OptionError
-        If there are fewer than 2 samples, shapes disagree, or labels fall outside ``classes``.
+        If there are fewer than 2 samples, shapes disagree, labels fall outside ``classes``, only one class
+        occurs, or (multi-label) every class is present in every sample or in none
+        (:func:`nova_infant.core.validation.check_class_targets`). A multi-label class that alone is constant is
+        a warning (stderr and ``metrics["warnings"]`` of the saved head's config).
     """
     import torch
 
@@ -229,6 +234,9 @@ def fit_head(x: np.ndarray, y: np.ndarray, classes: list[str], *, kind: str, emb
         raise OptionError(f"multi-label targets must have shape (n, {len(classes)}), got {y.shape}")
     if not multilabel and (y.min() < 0 or y.max() >= len(classes)):
         raise OptionError(f"class ids must lie in 0..{len(classes) - 1}")
+    warnings = check_class_targets(y, list(classes), f"{kind} head training")
+    for text in warnings:
+        logging.getLogger("nova_infant").warning("%s", text)
     standardiser = Standardiser.from_array(x.reshape(-1, x.shape[-1]), min_scale=1e-6)  # training set only
     mean, scale = standardiser.mean, standardiser.scale
     cfg = HeadConfig(kind=kind, classes=list(classes), multilabel=multilabel, input_dim=int(x.shape[-1]),
@@ -254,5 +262,6 @@ def fit_head(x: np.ndarray, y: np.ndarray, classes: list[str], *, kind: str, emb
             loss = loss_fn(module(xt), yt)
             loss.backward()
             opt.step()
-    cfg.metrics = {"train_loss": float(loss.detach()), "n_samples": int(len(x)), "epochs": int(epochs)}
+    cfg.metrics = {"train_loss": float(loss.detach()), "n_samples": int(len(x)), "epochs": int(epochs),
+                   **({"warnings": warnings} if warnings else {})}
     return Head(cfg, module)

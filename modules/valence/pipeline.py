@@ -17,6 +17,7 @@ from nova_infant.core.grid import frame_grid
 from nova_infant.core.trainer_files import TrainerSpec, write_trainer
 from nova_infant.valence.clips import ClipPlan, detect_faces, plan_clips
 from nova_infant.valence.training import ValenceSession, cross_validate, fit, predict_plan, save_model
+from nova_infant.core.validation import check_continuous_range, check_continuous_targets
 
 log = logging.getLogger("nova_infant")
 
@@ -42,7 +43,7 @@ def annotation_targets(annotation, source: str) -> tuple[np.ndarray, float, dict
     Raises
     ------
     AnnotationError
-        Not continuous, no rate, or no finite value.
+        Not continuous, no rate, no finite value, or a value outside the scheme's ``[min, max]``.
     """
     scheme = getattr(annotation, "annotation_scheme", None)
     rate = getattr(scheme, "sample_rate", None)
@@ -56,6 +57,7 @@ def annotation_targets(annotation, source: str) -> tuple[np.ndarray, float, dict
     if not np.isfinite(values).any():
         raise AnnotationError(f"{source}: every value is garbage (NaN): nothing to train on")
     lo, hi = float(getattr(scheme, "min_val", -100.0)), float(getattr(scheme, "max_val", 100.0))
+    check_continuous_range(values, lo, hi, source)
     return values, float(rate), {"name": getattr(scheme, "name", SCHEME["name"]), "type": "CONTINUOUS",
                                  "sr": float(rate), "min": lo, "max": hi}
 
@@ -87,6 +89,8 @@ def fit_and_save(sessions: list[ValenceSession], schemes: list[dict], checked: d
     if len(keyed) > 1:
         raise AnnotationError(f"valence training: sessions are coded in different ranges/rates {sorted(keyed)}")
     scheme = schemes[0]
+    check_continuous_targets([c.target for s in sessions for c in s.plan.clips],
+                             "valence training on sessions " + ", ".join(s.name for s in sessions[:5]))
     config = replace(checked["config"], scale=max(abs(scheme["min"]), abs(scheme["max"])) or 1.0)
     report = None
     subjects_from = checked.get("subjects_from", "each session its own subject")
