@@ -7,7 +7,6 @@ import json
 import os
 from pathlib import Path
 
-from nova_infant.core.atomic import safe_name
 from nova_infant.core.batch import ModuleJob, build_request, format_table, run_batch
 from nova_infant.core.dataset_sessions import sessions_in_db, sessions_in_file, sessions_in_root
 from nova_infant.core.errors import BatchError, OptionError
