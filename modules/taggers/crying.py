@@ -397,7 +397,9 @@ def write_head_folder(head, out: str | os.PathLike, notice: str) -> Path:
     readme = ("Default crying model of the audio event tagger: logistic regressions (classes baby_crying, speech) on "
               "YAMNet's 521 AudioSet logits, trained on 8 kHz and 16 kHz infant cries (also over wideband room "
               "floors) against speech, music and noise; thresholds from recorder- and speaker-grouped out-of-fold "
-              "scores (nova_infant.taggers.crying.train_default_head; cross-validation: docs/audio-event-tagger.md). "
+              "scores; a crying event runs on for at most 480 ms past its last frame at the threshold while the score "
+              "stays >= 0.5 (config.json: hold) (nova_infant.taggers.crying.train_default_head; cross-validation: "
+              "docs/audio-event-tagger.md). "
               "Training data and licence: NOTICE.md.")
     return head.save(out, readme=readme, files={"NOTICE.md": notice})
 
