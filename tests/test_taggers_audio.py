@@ -403,7 +403,7 @@ def test_unseen_infant_cries_are_tagged_crying_and_not_speech(donateacry, source
         clip_hits += len(r.events[j]) > 0
     print(source, "frame recall", np.mean(crying_frames), "speech frames", np.mean(speech_frames))
     assert clip_hits == len(clips)
-    assert np.mean(crying_frames) >= 0.75, crying_frames
+    assert np.mean(crying_frames) >= 0.80, crying_frames  # 0.91 (8 kHz), 0.88 (16 kHz) with the crying hold
     assert np.mean(speech_frames) <= 0.10, speech_frames
 
 
@@ -514,7 +514,7 @@ def test_crying_model_meets_its_targets_on_every_arm(donateacry, tmp_path):
     over a room floor next to speech and music): the figures of docs/audio-event-tagger.md (scripts/crying_cv.py).
     About 11 min on two busy cores; 1 min with a filled cache ($NOVA_INFANT_CRYING_CACHE)."""
     from nova_infant.taggers.crying import DEFAULT_TRAINING_SET
-    from nova_infant.taggers.crying_cv import cross_validate
+    from nova_infant.taggers.crying_cv import NO_HOLD, cross_validate
 
     cache = os.environ.get("NOVA_INFANT_CRYING_CACHE", str(tmp_path / "cache"))
     r = cross_validate(cache, n_folds=5, methods=(DEFAULT_TRAINING_SET,), progress=False)
@@ -523,8 +523,11 @@ def test_crying_model_meets_its_targets_on_every_arm(donateacry, tmp_path):
         f = {k: v["mean"] for k, v in s[DEFAULT_TRAINING_SET][arm].items()}
         assert f["clip_recall"] >= 0.95 and f["negative_frames_tagged_crying"] <= 0.03, (arm, f)
         assert f["speech_inside_cries"] <= 0.10 and f["crying_bleed_ms_p95"] < 1000, (arm, f)
-        # the 0.80 frame-recall target is not met (0.73 / 0.79 / 0.75, docs/audio-event-tagger.md): guard the level
-        assert f["frame_recall"] >= 0.70 and f["frame_recall"] > s["zero-shot"][arm]["frame_recall"]["mean"] + 0.1, arm
+        assert f["neighbour_frames_tagged_crying"] <= 0.03, (arm, f)
+        # 0.851 / 0.883 / 0.859 with the crying hold (docs/audio-event-tagger.md); 0.73 / 0.79 / 0.75 without it
+        assert f["frame_recall"] >= 0.80 and f["frame_recall"] > s["zero-shot"][arm]["frame_recall"]["mean"] + 0.1, arm
+        no_hold = s[DEFAULT_TRAINING_SET + NO_HOLD][arm]["frame_recall"]["mean"]
+        assert f["frame_recall"] > no_hold + 0.05 and s[DEFAULT_TRAINING_SET][arm]["crying_bleed_ms_max"]["max"] < 1500
 
 
 # ---------------------------------------------------------------- evaluation
