@@ -298,7 +298,7 @@ def arms_figure(result: dict, path) -> Path:
     import matplotlib.pyplot as plt
 
     s, methods, arms = result["summary"], result["methods"], list(ARMS)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     width = 0.8 / len(methods)
     for ax, key, target in ((axes[0], "frame_recall", 0.80), (axes[1], "clip_recall", 0.95)):
         for m, method in enumerate(methods):
@@ -307,10 +307,11 @@ def arms_figure(result: dict, path) -> Path:
             hi = np.array([s[method][a][key]["max"] for a in arms]) - mean
             ax.bar(np.arange(len(arms)) + (m - (len(methods) - 1) / 2) * width, mean, width, yerr=[lo, hi],
                    capsize=3, label=method)
-        ax.axhline(target, color="k", ls="--", lw=1, label=f"target {target:.2f}")
+        ax.axhline(target, color="k", ls="--", lw=1, label="target (frame recall 0.80, clip recall 0.95)")
         ax.set_xticks(range(len(arms)), [f"{a}: {ARM_NAMES[a]}".replace(" + ", "\n+ ") for a in arms], fontsize=8)
         ax.set_title(key.replace("_", " ") + " (held-out recorders and speakers)")
         ax.set_ylim(0.4, 1.02)
-    axes[0].legend(fontsize=8, loc="lower left")
-    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, loc="lower center", ncol=len(labels))
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     return save_figure(fig, path)
