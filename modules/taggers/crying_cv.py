@@ -89,7 +89,8 @@ def session_counts(scores: np.ndarray, segments: list, thresholds: dict, step_ms
             "crying_bleed_ms": crying_bleed, "speech_bleed_ms": speech_bleed}
 
 
-def arm_figures(counts: list[dict], negatives: list[np.ndarray], thresholds: dict, hold: dict | None = None) -> dict:
+def arm_figures(counts: list[dict], negatives: list[np.ndarray], thresholds: dict,
+                hold: dict | None = None) -> dict:
     """The figures of one arm in one fold from its sessions' counts and the fold's held-out negative recordings.
 
     Parameters
