@@ -4,7 +4,7 @@ docs/audio-event-tagger.md).
 Input ``audio`` (a ``.wav``; NOVA keeps audio as ``<role>.audio.wav``). Grid duration: option ``duration_ms``, else
 the ``reference`` input (not declared: NOVA sends every declared input), else the NOVA session, else the audio's.
 Outputs: ``scores`` (SSIStream, one column per class, grid rate; header meta ``backend``, ``mode``, ``classes``,
-``unavailable``, ``thresholds``) and one discrete track per class (scheme ``audio_event_<class>``, one class). A
+``unavailable``, ``thresholds``, ``holds``) and one discrete track per class (scheme ``audio_event_<class>``, one class). A
 class the model cannot produce (YAMNet has no male/female speech) gets an empty track whose description says why;
 the command line writes only the tracks of available classes.
 """
