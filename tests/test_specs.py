@@ -234,7 +234,7 @@ def test_audio_event_writer_carries_unavailable_classes_and_why_for_cli_and_disc
     music = np.array([(0.0, 800.0, 0, 0.9)], dtype=LabelDType.DISCRETE.value)
     r = SimpleNamespace(classes=["music", "male_speech"], available=[True, False], grid=frame_grid(1000, 40),
                         scores=np.zeros((25, 2), np.float32), events=[music, empty], backend="yamnet",
-                        mode="zero-shot", meta={"thresholds": {"music": 0.5},
+                        mode="zero-shot", meta={"thresholds": {"music": 0.5}, "holds": {"music": [0.4, 480.0]},
                                                 "notes": {"male_speech": "unavailable: no AudioSet label"}})
     result = result_of(r)
     session = FileSession({}, tmp_path, role="session")
@@ -243,6 +243,7 @@ def test_audio_event_writer_carries_unavailable_classes_and_why_for_cli_and_disc
     paths = write_files(SPEC, result, session)
     meta = open_ssi_stream(tmp_path / "session.audio_events.stream").meta
     assert meta["unavailable"] == "male_speech" and meta["thresholds"] == "music=0.5"
+    assert meta["holds"] == "music=0.4/480ms"
     assert {p.name for p in paths} == {"session.audio_events.stream", "session.audio_event_music.annotation",
                                        "session.audio_event_male_speech.annotation"}
 

@@ -389,18 +389,21 @@ def test_shipped_crying_model_never_trained_on_the_test_recorders():
 def test_unseen_infant_cries_are_tagged_crying_and_not_speech(donateacry, source):
     """Real cry clips of six recorders the shipped model never heard, as 8 kHz phone copies and as the 16 kHz
     originals: crying found in every clip and on most frames, the speech track quiet."""
+    from nova_infant.taggers.audio_classes import active_frames
+
     clips = _held_out_clips(donateacry, source)
     assert len(clips) >= 12
     crying_frames, clip_hits, speech_frames = [], 0, []
     for path in clips:
         r = ae.tag_audio_events(path)
         j, s = r.classes.index("baby_crying"), r.classes.index("speech")
-        crying_frames.append(np.mean(r.scores[:, j] >= r.meta["thresholds"]["baby_crying"]))
+        crying_frames.append(np.mean(active_frames(r.scores[:, j], r.meta["thresholds"]["baby_crying"],
+                                                   r.meta["holds"].get("baby_crying"), r.grid.step_ms)))
         speech_frames.append(np.mean(r.scores[:, s] >= r.meta["thresholds"]["speech"]))
         clip_hits += len(r.events[j]) > 0
     print(source, "frame recall", np.mean(crying_frames), "speech frames", np.mean(speech_frames))
     assert clip_hits == len(clips)
-    assert np.mean(crying_frames) >= 0.75, crying_frames
+    assert np.mean(crying_frames) >= 0.80, crying_frames  # 0.91 (8 kHz), 0.88 (16 kHz) with the crying hold
     assert np.mean(speech_frames) <= 0.10, speech_frames
 
 
@@ -440,6 +443,45 @@ def test_session_counts_measure_recall_speech_inside_and_bleed():
     assert c["neighbour_frames"] == 50 and c["neighbour_crying"] == 0  # 0-1000 and 7000-8000 ms
 
 
+def test_hold_runs_on_at_most_its_span_and_only_above_the_low_threshold():
+    """The crying hold (40 ms grid): a run at the high threshold goes on through a fading edge for at most 480 ms
+    while the score stays >= 0.5, bridges a short dip, stops at a row under 0.5, and starts nothing by itself."""
+    from nova_infant.taggers.audio_classes import active_frames, events_from_scores
+
+    x = np.zeros(100)
+    x[10:20] = 0.999  # a run at the high threshold
+    x[20:40] = 0.7  # fading edge: 20 rows (800 ms) above 0.5
+    x[5:10] = 0.6  # 5 rows before it
+    x[3] = 0.9  # cut off from the run by row 4 (0.0)
+    x[60:80] = 0.9  # never reaches 0.99: no event
+    on = active_frames(x, 0.99, [0.5, 480.0], 40.0)
+    assert np.flatnonzero(on).tolist() == list(range(5, 32))  # 5 rows back, 12 rows (480 ms) on
+    assert (active_frames(x, 0.99, None) == (x >= 0.99)).all()
+    y = np.full(50, 0.999)
+    y[20:25] = 0.6  # a 200 ms dip above the low threshold is bridged, one under it is not
+    y[35:37] = 0.3
+    ev = events_from_scores(y[:, None], 40.0, 0.99, hold=[0.5, 480.0])[0]
+    assert [(e["from"], e["to"]) for e in ev] == [(0, 1400), (1480, 2000)]
+
+
+def test_session_counts_apply_the_hold():
+    """With the crying hold, a cry whose score fades at its edges counts as tagged up to 480 ms further, and the
+    bleed into the neighbour grows by at most 480 ms."""
+    from nova_infant.taggers.crying_cv import session_counts
+
+    t = (np.arange(200) + 0.5) * 40
+    scores = np.zeros((200, 2), np.float32)
+    scores[(t >= 2000) & (t < 6000), 0] = 0.7
+    scores[(t >= 2400) & (t < 5600), 0] = 0.999
+    scores[(t >= 6000) & (t < 7000), 0] = 0.6  # the neighbour scores 0.6 for a second
+    segs = [(0, 2000, "speech"), (2000, 6000, "crying"), (6000, 8000, "speech")]
+    thr = {"baby_crying": 0.99, "speech": 0.5}
+    plain = session_counts(scores, segs, thr)
+    held = session_counts(scores, segs, thr, hold={"baby_crying": [0.5, 480.0]})
+    assert plain["cry_on"] == 80 and plain["crying_bleed_ms"] == [0.0, 0.0]
+    assert held["cry_on"] == 100 and held["crying_bleed_ms"] == [0.0, 80.0]  # 10 + 10 rows back; 2 rows past
+
+
 def test_crying_folds_hold_out_whole_recorders_speakers_and_files(donateacry):
     """The CV's folds: no recorder, speaker or negative file on both sides of any fold (a mixture or session counts
     its cry's recorder and its speech/music groups); every fold tests on an unseen speaker; an infant's 8 kHz and
@@ -472,7 +514,7 @@ def test_crying_model_meets_its_targets_on_every_arm(donateacry, tmp_path):
     over a room floor next to speech and music): the figures of docs/audio-event-tagger.md (scripts/crying_cv.py).
     About 11 min on two busy cores; 1 min with a filled cache ($NOVA_INFANT_CRYING_CACHE)."""
     from nova_infant.taggers.crying import DEFAULT_TRAINING_SET
-    from nova_infant.taggers.crying_cv import cross_validate
+    from nova_infant.taggers.crying_cv import NO_HOLD, cross_validate
 
     cache = os.environ.get("NOVA_INFANT_CRYING_CACHE", str(tmp_path / "cache"))
     r = cross_validate(cache, n_folds=5, methods=(DEFAULT_TRAINING_SET,), progress=False)
@@ -481,8 +523,11 @@ def test_crying_model_meets_its_targets_on_every_arm(donateacry, tmp_path):
         f = {k: v["mean"] for k, v in s[DEFAULT_TRAINING_SET][arm].items()}
         assert f["clip_recall"] >= 0.95 and f["negative_frames_tagged_crying"] <= 0.03, (arm, f)
         assert f["speech_inside_cries"] <= 0.10 and f["crying_bleed_ms_p95"] < 1000, (arm, f)
-        # the 0.80 frame-recall target is not met (0.73 / 0.79 / 0.75, docs/audio-event-tagger.md): guard the level
-        assert f["frame_recall"] >= 0.70 and f["frame_recall"] > s["zero-shot"][arm]["frame_recall"]["mean"] + 0.1, arm
+        assert f["neighbour_frames_tagged_crying"] <= 0.03, (arm, f)
+        # 0.851 / 0.883 / 0.859 with the crying hold (docs/audio-event-tagger.md); 0.73 / 0.79 / 0.75 without it
+        assert f["frame_recall"] >= 0.80 and f["frame_recall"] > s["zero-shot"][arm]["frame_recall"]["mean"] + 0.1, arm
+        no_hold = s[DEFAULT_TRAINING_SET + NO_HOLD][arm]["frame_recall"]["mean"]
+        assert f["frame_recall"] > no_hold + 0.05 and s[DEFAULT_TRAINING_SET][arm]["crying_bleed_ms_max"]["max"] < 1500
 
 
 # ---------------------------------------------------------------- evaluation

@@ -4,7 +4,7 @@ docs/audio-event-tagger.md).
 Input ``audio`` (a ``.wav``; NOVA keeps audio as ``<role>.audio.wav``). Grid duration: option ``duration_ms``, else
 the ``reference`` input (not declared: NOVA sends every declared input), else the NOVA session, else the audio's.
 Outputs: ``scores`` (SSIStream, one column per class, grid rate; header meta ``backend``, ``mode``, ``classes``,
-``unavailable``, ``thresholds``) and one discrete track per class (scheme ``audio_event_<class>``, one class). A
+``unavailable``, ``thresholds``, ``holds``) and one discrete track per class (scheme ``audio_event_<class>``, one class). A
 class the model cannot produce (YAMNet has no male/female speech) gets an empty track whose description says why;
 the command line writes only the tracks of available classes.
 """
@@ -74,12 +74,15 @@ def result_of(r) -> Result:
     Returns
     -------
     Result
-        ``scores`` stream (header meta ``backend``, ``mode``, ``classes``, ``unavailable``, ``thresholds``) and one
+        ``scores`` stream (header meta ``backend``, ``mode``, ``classes``, ``unavailable``, ``thresholds``,
+        ``holds``: ``class=low/max ms`` of a run-on past the threshold, see
+        :func:`nova_infant.taggers.audio_classes.active_frames`) and one
         discrete track per class (description = why a class is unavailable).
     """
     meta = {"backend": r.backend, "mode": r.mode, "classes": ",".join(r.classes),
             "unavailable": ",".join(c for c, ok in zip(r.classes, r.available) if not ok),
-            "thresholds": ",".join(f"{c}={t:g}" for c, t in r.meta.get("thresholds", {}).items())}
+            "thresholds": ",".join(f"{c}={t:g}" for c, t in r.meta.get("thresholds", {}).items()),
+            "holds": ",".join(f"{c}={h[0]:g}/{h[1]:g}ms" for c, h in r.meta.get("holds", {}).items())}
     notes = r.meta.get("notes", {})
     return Result(
         streams={"scores": StreamData(r.scores, r.grid.sample_rate_hz, list(r.classes), MEDIA_TYPE, meta)},

@@ -132,8 +132,51 @@ def to_grid(window_scores: np.ndarray, centres_ms: np.ndarray, grid: FrameGrid) 
                     axis=1).astype(np.float32) if grid.n_frames else np.zeros((0, window_scores.shape[1]), np.float32)
 
 
-def events_from_scores(scores: np.ndarray, step_ms: float, threshold: float = 0.5, min_event_ms: float = 0.0):
-    """One discrete NOVA track per class: runs of grid rows whose score reaches the threshold.
+def active_frames(x: np.ndarray, threshold: float, hold: tuple | list | None = None,
+                  step_ms: float = 40.0) -> np.ndarray:
+    """Grid rows of one class that are on: score >= ``threshold``, each run of such rows extended by at most
+    ``hold[1]`` ms on either side while the score stays >= ``hold[0]`` (hysteresis with a bounded hangover, as in
+    voice activity detectors: a run must reach the high threshold to start, may then run on through a short dip or
+    a fading edge, and never more than ``hold[1]`` ms past its last row at the high threshold).
+
+    Parameters
+    ----------
+    x : ndarray, float, shape (n_frames,)
+        Scores on the grid, 0..1.
+    threshold : float
+        High threshold: a row at or above it is on.
+    hold : (float, float), optional
+        ``(low threshold, max ms)``; None = plain thresholding.
+    step_ms : float
+        Grid step in ms.
+
+    Returns
+    -------
+    ndarray, bool, shape (n_frames,)
+    """
+    x = np.asarray(x)
+    on = x >= threshold
+    if not hold or not on.any():
+        return on
+    low, n = float(hold[0]), int(round(float(hold[1]) / step_ms))
+    out = on.copy()
+    ok = x >= low
+    idx = np.flatnonzero(on)
+    starts = idx[np.r_[True, np.diff(idx) > 1]]
+    ends = idx[np.r_[np.diff(idx) > 1, True]]
+    for a, b in zip(starts, ends):
+        for step, first in ((-1, a - 1), (1, b + 1)):
+            i = first
+            while 0 <= i < len(x) and abs(i - (a if step < 0 else b)) <= n and ok[i]:
+                out[i] = True
+                i += step
+    return out
+
+
+def events_from_scores(scores: np.ndarray, step_ms: float, threshold: float = 0.5, min_event_ms: float = 0.0,
+                       hold: tuple | list | None = None):
+    """One discrete NOVA track per class: runs of grid rows whose score reaches the threshold (with ``hold``: runs
+    of :func:`active_frames`).
 
     Parameters
     ----------
@@ -145,6 +188,8 @@ def events_from_scores(scores: np.ndarray, step_ms: float, threshold: float = 0.
         Score a row needs to be part of an event, 0..1.
     min_event_ms : float
         Runs shorter than this (ms) are dropped.
+    hold : (float, float), optional
+        ``(low threshold, max ms)`` of :func:`active_frames`, for every column.
 
     Returns
     -------
@@ -153,7 +198,7 @@ def events_from_scores(scores: np.ndarray, step_ms: float, threshold: float = 0.
     """
     out = []
     for j in range(scores.shape[1]):
-        active = np.where(scores[:, j] >= threshold, 0, -1)
+        active = np.where(active_frames(scores[:, j], threshold, hold, step_ms), 0, -1)
         seg = frames_to_segments(active, step_ms, conf=scores[:, j], skip_ids=(-1,))
         if min_event_ms > 0:
             seg = seg[(seg["to"] - seg["from"]) >= min_event_ms]

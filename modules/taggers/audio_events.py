@@ -81,7 +81,9 @@ def tag_audio_events(path: str, backend: str = "yamnet", head: str | None = None
         audio's own (:func:`nova_infant.core.grid.session_grid`)
     threshold : probability an event frame must reach, for every class; None (default) = per-class thresholds:
         those fitted with a head (the default crying model's ``baby_crying`` and ``speech``, see
-        :mod:`.crying`), else 0.5 (VIBA-Net's rule)
+        :mod:`.crying`), else 0.5 (VIBA-Net's rule); with per-class thresholds a head's ``hold`` also applies
+        (the default crying model lets a crying run go on up to one YAMNet hop, 480 ms, while the score stays
+        >= 0.5: :func:`nova_infant.taggers.audio_classes.active_frames`); a given ``threshold`` turns it off
     classes : subset of :data:`CLASSES` (zero-shot) or the head's classes (must match when both are given)
     required : classes the caller will write tracks for (e.g. the DISCOVER outputs asked for); a head must
         predict every one of them
@@ -90,8 +92,8 @@ def tag_audio_events(path: str, backend: str = "yamnet", head: str | None = None
 
     Returns
     -------
-    AudioEventResult (``meta["thresholds"]``: the threshold used per class; ``meta["notes"]``: why a class is
-    unavailable)
+    AudioEventResult (``meta["thresholds"]``: the threshold used per class; ``meta["holds"]``: ``{class: [low
+    threshold, max ms]}`` applied; ``meta["notes"]``: why a class is unavailable)
 
     Raises
     ------
@@ -120,12 +122,14 @@ def tag_audio_events(path: str, backend: str = "yamnet", head: str | None = None
     grid = session_grid(step_ms, own_ms, duration_ms=duration_ms, reference=reference_duration_ms,
                         session_duration_ms=session_duration_ms, source=str(path))
     fitted: dict = {}
+    holds: dict = {}
     notes: dict = {}
     if head_obj is not None:
         names = head_obj.classes
         win = head_obj.predict_proba(context_windows(logits, head_obj.cfg.context))
         available, mode = [True] * len(names), f"head:{head}"
         fitted = dict(head_obj.cfg.thresholds)
+        holds = dict(head_obj.cfg.hold)
     else:
         names = list(classes or CLASSES)
         win, available = zero_shot(logits, model.label_names, names)
@@ -138,6 +142,8 @@ def tag_audio_events(path: str, backend: str = "yamnet", head: str | None = None
                     win[:, names.index(c)] = cry_win[:, k]
                     available[names.index(c)] = True
                     fitted[c] = crying.cfg.thresholds.get(c, 0.5)
+                    if c in crying.cfg.hold:
+                        holds[c] = crying.cfg.hold[c]
             mode = "zero-shot+crying-model"
     for j, ok in enumerate(available):
         if not ok:
@@ -145,7 +151,8 @@ def tag_audio_events(path: str, backend: str = "yamnet", head: str | None = None
                                f"({', '.join(AUDIOSET_NAMES.get(names[j], []))}); track left empty")
     thresholds = {c: float(threshold) if threshold is not None else float(fitted.get(c, 0.5)) for c in names}
     scores = to_grid(win, centres, grid)
-    events = [events_from_scores(scores[:, [j]], grid.step_ms, thresholds[c], min_event_ms)[0]
+    holds = holds if threshold is None else {}  # a caller's threshold means plain thresholding
+    events = [events_from_scores(scores[:, [j]], grid.step_ms, thresholds[c], min_event_ms, holds.get(c))[0]
               for j, c in enumerate(names)]
     for j, ok in enumerate(available):
         if not ok:
@@ -153,7 +160,7 @@ def tag_audio_events(path: str, backend: str = "yamnet", head: str | None = None
             log.warning("%s: class %s is unavailable with the %s model (no matching AudioSet label)", path,
                         names[j], model.name)
     return AudioEventResult(names, available, grid, scores, events, model.name, mode, model.window_ms, model.hop_ms,
-                            meta={"thresholds": thresholds, "notes": notes})
+                            meta={"thresholds": thresholds, "holds": holds, "notes": notes})
 
 
 def _default_crying_head(model):

@@ -12,7 +12,8 @@ hidden layers). Training data (:mod:`.crying_data`):
 - negatives from packages: read speech grouped by speaker, CC0 music and sounds, made-up silence and noise, each
   as it is and through the telephone band; cries with speech over them (labelled both).
 
-Thresholds are fitted on training data only (inner grouped folds). Commands: ``nova-infant taggers crying-cv``
+Thresholds are fitted on training data only (inner grouped folds); a ``baby_crying`` run may then go on for at most
+one YAMNet hop (480 ms) while its score stays >= 0.5 (:data:`CRYING_HOLD`, a fixed hangover, not fitted). Commands: ``nova-infant taggers crying-cv``
 (docs/audio-event-tagger.md) and ``nova-infant taggers train-crying-head --out modules/taggers/data/crying_head``.
 Layering: imports :mod:`.audio_model`, :mod:`.audio_classes`, :mod:`.crying_data`, :mod:`.crying_mixes`,
 :mod:`.heads`; the tagger
@@ -90,6 +91,15 @@ def window_labels(kind: str, n_windows: int) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- scores on the session grid
+
+#: How far a ``baby_crying`` run may go on past its last row at the fitted threshold: ``[low threshold, max ms]``
+#: (:func:`nova_infant.taggers.audio_classes.active_frames`). Fixed, not fitted: at most one YAMNet hop (480 ms,
+#: the spacing of the window centres the grid interpolates between) and only while the model still says crying
+#: is more likely than not (0.5, the decision boundary of the balanced logistic regression). So the crying track's
+#: bleed past a cry grows by at most 480 ms (the target: under a second), while a cry's fading edges and short
+#: dips (breaths) stay tagged. Why: the fitted threshold lands at 0.99-0.995 (inner models trained on one speaker
+#: group call unseen speakers crying), which alone cut frame recall to 0.73-0.79 (docs/audio-event-tagger.md).
+CRYING_HOLD = {"baby_crying": [0.5, YamnetBackend.hop_ms]}
 
 THRESHOLDS = np.concatenate([np.round(np.arange(0.05, 0.951, 0.05), 2), [0.97, 0.98, 0.99, 0.995]])
 
@@ -244,7 +254,8 @@ def head_scores(head, logits: list[np.ndarray], durations: list[float]) -> list[
             for lg, d in zip(logits, durations)]
 
 
-def fit_with_thresholds(logits, durations, kinds, inner: np.ndarray, c: float = 0.1, context: int = 1, **rule):
+def fit_with_thresholds(logits, durations, kinds, inner: np.ndarray, c: float = 0.1, context: int = 1,
+                        hold: bool = True, **rule):
     """Fit a head on all given (training) recordings and its thresholds on inner grouped out-of-fold scores.
 
     Parameters
@@ -257,13 +268,15 @@ def fit_with_thresholds(logits, durations, kinds, inner: np.ndarray, c: float = 
         Inverse L2 strength of the logistic regressions.
     context : int
         Windows averaged each side.
+    hold : bool
+        Set ``cfg.hold`` to :data:`CRYING_HOLD` (a bounded hangover of the crying track); False = plain thresholds.
     **rule
         Passed to :func:`choose_thresholds`.
 
     Returns
     -------
     Head
-        With ``cfg.thresholds`` set.
+        With ``cfg.thresholds`` (and ``cfg.hold``) set.
     """
     inner = np.asarray(inner)
     oof: list = [None] * len(logits)
@@ -275,6 +288,7 @@ def fit_with_thresholds(logits, durations, kinds, inner: np.ndarray, c: float = 
     thresholds = choose_thresholds(oof, kinds, **rule)
     head = fit_crying_head(logits, kinds, context=context, c=c)
     head.cfg.thresholds = thresholds
+    head.cfg.hold = {k: list(v) for k, v in (CRYING_HOLD if hold else {}).items()}
     return head
 
 
@@ -383,7 +397,9 @@ def write_head_folder(head, out: str | os.PathLike, notice: str) -> Path:
     readme = ("Default crying model of the audio event tagger: logistic regressions (classes baby_crying, speech) on "
               "YAMNet's 521 AudioSet logits, trained on 8 kHz and 16 kHz infant cries (also over wideband room "
               "floors) against speech, music and noise; thresholds from recorder- and speaker-grouped out-of-fold "
-              "scores (nova_infant.taggers.crying.train_default_head; cross-validation: docs/audio-event-tagger.md). "
+              "scores; a crying event runs on for at most 480 ms past its last frame at the threshold while the score "
+              "stays >= 0.5 (config.json: hold) (nova_infant.taggers.crying.train_default_head; cross-validation: "
+              "docs/audio-event-tagger.md). "
               "Training data and licence: NOTICE.md.")
     return head.save(out, readme=readme, files={"NOTICE.md": notice})
 

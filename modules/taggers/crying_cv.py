@@ -3,13 +3,14 @@ cries over a room floor next to speech and music), against the zero-shot mapping
 
 In every outer fold (:func:`nova_infant.taggers.crying_data.fold_plan`: cries grouped by recorder, speech by
 speaker, other negatives by file) each candidate training set of :data:`nova_infant.taggers.crying.TRAINING_SETS`
-is fitted on the training folds only, thresholds included (inner grouped folds), and scored on the held-out
-fold's *sessions*: each held-out cry clip between held-out speech (or music), end to end, on the 40 ms grid the
-tagger writes. Figures (:func:`session_counts`): clip recall, frame recall, negative frames tagged crying (the held-out
-speech / music / silence files, and the neighbours more than 1 s from the cry), the speech track inside the cry more
-than 1 s from its edges, and how far each track bleeds past a cry/neighbour boundary.
+is fitted on the training folds only, thresholds included (inner grouped folds), tagged as the tagger does (with
+the crying hold, :data:`nova_infant.taggers.crying.CRYING_HOLD`; the shipped set also without it), and scored on
+the held-out fold's *sessions*: each held-out cry clip between held-out speech (or music), end to end, on the 40 ms
+grid the tagger writes. Figures (:func:`session_counts`): clip recall, frame recall, negative frames tagged crying
+(the held-out speech / music / silence files, and the neighbours more than 1 s from the cry), the speech track
+inside the cry more than 1 s from its edges, and how far each track bleeds past a cry/neighbour boundary.
 
-Command: ``nova-infant taggers crying-cv`` or ``python benchmarks/crying_cv.py`` (docs/audio-event-tagger.md).
+Command: ``nova-infant taggers crying-cv`` or ``python scripts/crying_cv.py`` (docs/audio-event-tagger.md).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from nova_infant.core.atomic import save_figure
-from nova_infant.taggers.crying import (GRID_MS, HEAD_CLASSES, TARGET_NEGATIVES, TRAINING_SETS, choose_thresholds,
+from nova_infant.taggers.audio_classes import active_frames
+from nova_infant.taggers.crying import (DEFAULT_TRAINING_SET, GRID_MS, HEAD_CLASSES, TARGET_NEGATIVES, TRAINING_SETS, choose_thresholds,
                                         fit_with_thresholds, grid_scores, head_scores, in_training_set,
                                         training_set, zero_shot_scores)
 from nova_infant.taggers.crying_data import inner_folds
@@ -37,7 +39,8 @@ def _run_from(on: np.ndarray, start: int, step: int) -> int:
     return n
 
 
-def session_counts(scores: np.ndarray, segments: list, thresholds: dict, step_ms: float = GRID_MS) -> dict:
+def session_counts(scores: np.ndarray, segments: list, thresholds: dict, step_ms: float = GRID_MS,
+                   hold: dict | None = None) -> dict:
     """Counts of one test session (a cry between neighbours) on the tagger's grid.
 
     Parameters
@@ -49,6 +52,9 @@ def session_counts(scores: np.ndarray, segments: list, thresholds: dict, step_ms
     thresholds : dict
         ``{"baby_crying": float, "speech": float}``.
     step_ms : float
+    hold : dict, optional
+        ``{class: [low threshold, max ms]}`` (:func:`nova_infant.taggers.audio_classes.active_frames`), as the
+        tagger applies a head's ``cfg.hold``.
 
     Returns
     -------
@@ -61,8 +67,9 @@ def session_counts(scores: np.ndarray, segments: list, thresholds: dict, step_ms
         neighbour) and ``speech_bleed_ms`` (per boundary with speech: how far the speech track runs on into the cry).
     """
     t = (np.arange(len(scores)) + 0.5) * step_ms
-    cry_on = scores[:, 0] >= thresholds["baby_crying"]
-    speech_on = scores[:, 1] >= thresholds["speech"]
+    hold = hold or {}
+    cry_on = active_frames(scores[:, 0], thresholds["baby_crying"], hold.get("baby_crying"), step_ms)
+    speech_on = active_frames(scores[:, 1], thresholds["speech"], hold.get("speech"), step_ms)
     c0, c1 = next((s, e) for s, e, k in segments if k == "crying")
     in_cry = (t >= c0) & (t < c1)
     inner = (t >= c0 + EDGE_MS) & (t < c1 - EDGE_MS)
@@ -82,7 +89,8 @@ def session_counts(scores: np.ndarray, segments: list, thresholds: dict, step_ms
             "crying_bleed_ms": crying_bleed, "speech_bleed_ms": speech_bleed}
 
 
-def arm_figures(counts: list[dict], negatives: list[np.ndarray], thresholds: dict) -> dict:
+def arm_figures(counts: list[dict], negatives: list[np.ndarray], thresholds: dict,
+                hold: dict | None = None) -> dict:
     """The figures of one arm in one fold from its sessions' counts and the fold's held-out negative recordings.
 
     Parameters
@@ -92,6 +100,8 @@ def arm_figures(counts: list[dict], negatives: list[np.ndarray], thresholds: dic
     negatives : list of ndarray, float32, shape (n_frames, 2)
         Grid scores of the held-out speech, music and silence recordings.
     thresholds : dict
+    hold : dict, optional
+        As :func:`session_counts`.
 
     Returns
     -------
@@ -105,10 +115,12 @@ def arm_figures(counts: list[dict], negatives: list[np.ndarray], thresholds: dic
         den = sum(c[b] for c in counts)
         return float(sum(c[a] for c in counts) / den) if den else float("nan")
 
-    neg = np.concatenate([s[:, 0] for s in negatives]) if negatives else np.zeros(0)
+    hold = (hold or {}).get("baby_crying")
+    neg = (np.concatenate([active_frames(s[:, 0], thresholds["baby_crying"], hold) for s in negatives])
+           if negatives else np.zeros(0, bool))
     out = {"n_sessions": len(counts), "clip_recall": float(np.mean([c["hit"] for c in counts])),
            "frame_recall": ratio("cry_on", "cry_frames"),
-           "negative_frames_tagged_crying": float(np.mean(neg >= thresholds["baby_crying"])) if len(neg) else np.nan,
+           "negative_frames_tagged_crying": float(np.mean(neg)) if len(neg) else np.nan,
            "neighbour_frames_tagged_crying": ratio("neighbour_crying", "neighbour_frames"),
            "speech_inside_cries": ratio("inner_speech", "inner_frames"),
            "cries_touched_by_speech": float(np.mean([c["speech_touches"] for c in counts]))}
@@ -118,6 +130,27 @@ def arm_figures(counts: list[dict], negatives: list[np.ndarray], thresholds: dic
         out[f"{track}_bleed_ms_p95"] = float(np.percentile(b, 95)) if len(b) else float("nan")
         out[f"{track}_bleed_ms_max"] = float(b.max()) if len(b) else float("nan")
     return out
+
+
+#: suffix of the shipped training set scored without its hold (plain thresholds): the comparison of the hold
+NO_HOLD = ", no hold"
+
+
+def _fold_figures(k, name, plan, recs, kinds, score, thr, hold) -> dict:
+    """The figures of every arm in outer fold ``k`` for one scorer (``score(indices) -> grid scores``) with its
+    thresholds and hold; ``name`` is the training set (its input band and negative bands)."""
+    band = TRAINING_SETS[name]["input_band"]
+    neg = [i for i in np.flatnonzero(plan.test[:, k]) if kinds[i] in TARGET_NEGATIVES
+           and recs[i].band in TRAINING_SETS[name]["negative_bands"] and recs[i].speed == 1.0]
+    neg_scores = score(neg)
+    arms = {}
+    for arm in ARMS:
+        ses = [i for i in np.flatnonzero(plan.test[:, k]) if kinds[i] == "session" and recs[i].source == arm
+               and recs[i].band == band]
+        counts = [session_counts(s, recs[i].segments, thr, hold=hold) for i, s in zip(ses, score(ses))]
+        arms[arm] = arm_figures(counts, neg_scores, thr, hold)
+    return {"thresholds": {c_: float(thr[c_]) for c_ in HEAD_CLASSES}, "hold": {c_: list(v) for c_, v in hold.items()},
+            "arms": arms}
 
 
 def cross_validate(cache: str | None = None, n_folds: int = 5, seed: int = 0, c: float = 0.1,
@@ -143,8 +176,10 @@ def cross_validate(cache: str | None = None, n_folds: int = 5, seed: int = 0, c:
     Returns
     -------
     dict
-        ``folds``: per fold ``{method: {"thresholds", "arms": {arm: figures}}}``; ``summary``: ``{method: {arm:
-        {figure: {"mean", "min", "max"}}}}`` over folds; ``n_clips`` (8 kHz, 16 kHz), ``n_recorders``, ``n_folds``.
+        ``folds``: per fold ``{method: {"thresholds", "hold", "arms": {arm: figures}}}`` (the shipped training
+        set also as ``"<set>, no hold"``: its plain thresholds, without
+        :data:`nova_infant.taggers.crying.CRYING_HOLD`); ``summary``: ``{method: {arm: {figure: {"mean", "min",
+        "max"}}}}`` over folds; ``n_clips`` (8 kHz, 16 kHz), ``n_recorders``, ``n_folds``.
     """
     from tqdm import tqdm
 
@@ -155,31 +190,22 @@ def cross_validate(cache: str | None = None, n_folds: int = 5, seed: int = 0, c:
     per_fold = []
     for k in tqdm(range(n_folds), desc="outer folds", disable=not progress):
         fold = {"fold": k}
-        for method in list(methods) + ["zero-shot"]:
-            name = method if method != "zero-shot" else "8k"
-            band = TRAINING_SETS[name]["input_band"]
-            tr = [i for i in np.flatnonzero(plan.train[:, k]) if in_training_set(recs[i], name)]
-            if method == "zero-shot":
-                thr = choose_thresholds([zs[i] for i in tr], [kinds[i] for i in tr])
-                score = lambda idx: [zs[i] for i in idx]  # noqa: E731
-            else:
-                head = fit_with_thresholds([logits[i] for i in tr], [durations[i] for i in tr], [kinds[i] for i in tr],
-                                           inner_folds([recs[i] for i in tr], 3, seed), c=c)
-                thr = head.cfg.thresholds
-                score = lambda idx, h=head: head_scores(h, [logits[i] for i in idx], [durations[i] for i in idx])  # noqa: E731
-            neg = [i for i in np.flatnonzero(plan.test[:, k]) if kinds[i] in TARGET_NEGATIVES
-                   and recs[i].band in TRAINING_SETS[name]["negative_bands"] and recs[i].speed == 1.0]
-            neg_scores = score(neg)
-            arms = {}
-            for arm in ARMS:
-                ses = [i for i in np.flatnonzero(plan.test[:, k]) if kinds[i] == "session" and recs[i].source == arm
-                       and recs[i].band == band]
-                counts = [session_counts(s, recs[i].segments, thr) for i, s in zip(ses, score(ses))]
-                arms[arm] = arm_figures(counts, neg_scores, thr)
-            fold[method] = {"thresholds": {c_: float(thr[c_]) for c_ in HEAD_CLASSES}, "arms": arms}
+        for method in methods:
+            tr = [i for i in np.flatnonzero(plan.train[:, k]) if in_training_set(recs[i], method)]
+            head = fit_with_thresholds([logits[i] for i in tr], [durations[i] for i in tr], [kinds[i] for i in tr],
+                                       inner_folds([recs[i] for i in tr], 3, seed), c=c)
+            score = lambda idx, h=head: head_scores(h, [logits[i] for i in idx], [durations[i] for i in idx])  # noqa: E731
+            fold[method] = _fold_figures(k, method, plan, recs, kinds, score, head.cfg.thresholds, head.cfg.hold)
+            if method == DEFAULT_TRAINING_SET:
+                fold[method + NO_HOLD] = _fold_figures(k, method, plan, recs, kinds, score, head.cfg.thresholds, {})
+        tr = [i for i in np.flatnonzero(plan.train[:, k]) if in_training_set(recs[i], "8k")]
+        thr = choose_thresholds([zs[i] for i in tr], [kinds[i] for i in tr])
+        fold["zero-shot"] = _fold_figures(k, "8k", plan, recs, kinds, lambda idx: [zs[i] for i in idx], thr, {})
         per_fold.append(fold)
+    names = [m for method in methods for m in ([method, method + NO_HOLD] if method == DEFAULT_TRAINING_SET
+                                                 else [method])] + ["zero-shot"]
     summary: dict = {}
-    for method in list(methods) + ["zero-shot"]:
+    for method in names:
         summary[method] = {}
         for arm in ARMS:
             keys = per_fold[0][method]["arms"][arm]
@@ -191,7 +217,7 @@ def cross_validate(cache: str | None = None, n_folds: int = 5, seed: int = 0, c:
     return {"folds": per_fold, "summary": summary, "n_folds": n_folds, "seed": seed, "c": c,
             "n_clips": {s: sum(r.source == s for r in cries) for s in ("8k", "16k")},
             "n_recorders": {s: len({r.group for r in cries if r.source == s}) for s in ("8k", "16k")},
-            "methods": list(methods) + ["zero-shot"]}
+            "methods": names}
 
 
 #: (figure key, label, target) rows of :func:`format_report`
@@ -227,8 +253,13 @@ def format_report(result: dict) -> str:
              f"{result['n_folds']} folds grouped by recorder (cries), speaker (speech) and file (other negatives); "
              f"mean over folds (min-max)"]
     for method in result["methods"]:
-        lines += ["", f"**{method}**" + (" (baseline: YAMNet zero-shot mapping, thresholds fitted on the training "
-                                         "folds)" if method == "zero-shot" else f" (training set `{method}`)"), "",
+        if method == "zero-shot":
+            what = " (baseline: YAMNet zero-shot mapping, thresholds fitted on the training folds, no hold)"
+        elif method.endswith(NO_HOLD):
+            what = f" (training set `{method[:-len(NO_HOLD)]}`, plain thresholds: the rule shipped before)"
+        else:
+            what = f" (training set `{method}`, thresholds and the crying hold)"
+        lines += ["", f"**{method}**" + what, "",
                   "| figure | target | " + " | ".join(f"{a}: {ARM_NAMES[a]}" for a in ARMS) + " |",
                   "|---|---|" + "---|" * len(ARMS)]
         for key, label, target in REPORT_ROWS:
@@ -240,7 +271,10 @@ def format_report(result: dict) -> str:
             lines.append(f"| {label} | {target} | " + " | ".join(cells) + " |")
         thr = [f"{f[method]['thresholds']['baby_crying']:g}/{f[method]['thresholds']['speech']:g}"
                for f in result["folds"]]
-        lines += ["", "thresholds per fold (crying/speech): " + ", ".join(thr)]
+        hold = result["folds"][0][method].get("hold", {}).get("baby_crying")
+        lines += ["", "thresholds per fold (crying/speech): " + ", ".join(thr)
+                  + (f"; crying hold: on for at most {hold[1]:g} ms past a run while the score is >= {hold[0]:g}"
+                     if hold else "")]
     return "\n".join(lines)
 
 
@@ -265,7 +299,7 @@ def arms_figure(result: dict, path) -> Path:
     import matplotlib.pyplot as plt
 
     s, methods, arms = result["summary"], result["methods"], list(ARMS)
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     width = 0.8 / len(methods)
     for ax, key, target in ((axes[0], "frame_recall", 0.80), (axes[1], "clip_recall", 0.95)):
         for m, method in enumerate(methods):
@@ -274,10 +308,11 @@ def arms_figure(result: dict, path) -> Path:
             hi = np.array([s[method][a][key]["max"] for a in arms]) - mean
             ax.bar(np.arange(len(arms)) + (m - (len(methods) - 1) / 2) * width, mean, width, yerr=[lo, hi],
                    capsize=3, label=method)
-        ax.axhline(target, color="k", ls="--", lw=1, label=f"target {target:.2f}")
+        ax.axhline(target, color="k", ls="--", lw=1, label="target (frame recall 0.80, clip recall 0.95)")
         ax.set_xticks(range(len(arms)), [f"{a}: {ARM_NAMES[a]}".replace(" + ", "\n+ ") for a in arms], fontsize=8)
         ax.set_title(key.replace("_", " ") + " (held-out recorders and speakers)")
         ax.set_ylim(0.4, 1.02)
-    axes[0].legend(fontsize=8, loc="lower left")
-    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, loc="lower center", ncol=len(labels))
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     return save_figure(fig, path)

@@ -28,7 +28,10 @@ class HeadConfig:
     ``multilabel`` (sigmoid vs softmax), ``input_dim``, ``hidden``, ``dropout``, ``context`` (windows each side the
     temporal pooling averages), ``embedding`` (which embedding it was fit on, e.g. ``yamnet-logits``),
     ``mean``/``scale`` (standardiser, length ``input_dim``), ``metrics`` (training summary), ``thresholds``
-    (``{class: probability}`` fitted on training data only; empty = the caller's threshold)."""
+    (``{class: probability}`` fitted on training data only; empty = the caller's threshold), ``hold``
+    (``{class: [low threshold, max ms]}``: how far an event may run on past its last row at the threshold while the
+    score stays at or above the low threshold, :func:`nova_infant.taggers.audio_classes.active_frames`; empty =
+    plain thresholding)."""
 
     kind: str
     classes: list
@@ -42,6 +45,7 @@ class HeadConfig:
     scale: list = field(default_factory=list)
     metrics: dict = field(default_factory=dict)
     thresholds: dict = field(default_factory=dict)
+    hold: dict = field(default_factory=dict)
 
 
 class _one_thread:
