@@ -280,7 +280,36 @@ def evaluate(sessions: list[SessionData], lmap: LabelMap, config: TrainConfig, o
     with atomic_file(out / "cv_report.json", ".json") as tmp:
         tmp.write_text(json.dumps(report, indent=2))
     write_cv_pictures(result, lmap, out, {s.name: s.step_ms for s in sessions})
+    write_calibration_report(result, out)
     return result
+
+
+def write_calibration_report(result: CVResult, out_dir) -> Path | None:
+    """The reliability diagram ``<out_dir>/reliability.png`` of a cross-validation (test frames of every fold, before
+    and after temperature scaling) and one log line with ECE before/after and the review efficiency at the
+    threshold (:mod:`nova_infant.icep.calibration`).
+
+    Returns
+    -------
+    pathlib.Path or None
+        The PNG; None when no fold carries calibration counts (fold files of an older version).
+
+    Raises
+    ------
+    OutputError
+        If the PNG cannot be written.
+    """
+    from nova_infant.icep.calibration import plot_reliability, pool
+
+    cal = pool([f.calibration for f in result.folds])
+    if cal is None:
+        return None
+    review = cal.review
+    log.info("calibration: ECE %.3f before, %.3f after temperature scaling; %.0f %% of the time below %.2f holds "
+             "%.0f %% of the errors (review efficiency %.2f)", cal.before.ece, cal.after.ece,
+             100 * review.share_time_below, review.threshold, 100 * review.share_errors_below, review.efficiency)
+    return plot_reliability(cal, Path(out_dir) / "reliability.png",
+                            f"Reliability over {len(result.folds)} test folds")
 
 
 # ---------------------------------------------------------------- CV folds as separate jobs (process pool, Slurm)

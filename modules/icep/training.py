@@ -253,6 +253,12 @@ class FitResult:
         Epoch of the lowest validation loss (the weights kept).
     history : list of dict
         Per epoch: training and validation loss.
+    temperature : float
+        Temperature of the class probabilities (:mod:`nova_infant.icep.calibration`), fitted on the validation
+        sessions' labelled frames after the best epoch was chosen; 1.0 when there was no validation session.
+    calibration : dict
+        How ``temperature`` was fitted: ``frames``, ``ece_before``, ``ece_after`` on those frames (in-sample for
+        the temperature; the cross-validation report holds the held-out figures).
     """
 
     model: nn.Module
@@ -262,6 +268,8 @@ class FitResult:
     config: TrainConfig
     best_epoch: int = 0
     history: list = field(default_factory=list)
+    temperature: float = 1.0
+    calibration: dict = field(default_factory=dict)
 
 
 def _device(name):
@@ -344,7 +352,44 @@ def fit(train: list[SessionData], val: list[SessionData], n_classes: int, config
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
-    return FitResult(model, arch, normaliser, weights, config, best_epoch, history)
+    fitted = FitResult(model, arch, normaliser, weights, config, best_epoch, history)
+    calibrate(fitted, val)
+    return fitted
+
+
+def calibrate(fitted: FitResult, held_out: list) -> FitResult:
+    """Fit ``fitted.temperature`` on the labelled frames of ``held_out`` sessions (frames the weights were not
+    fitted on: the early-stopping validation groups, or a held-out coded block; :mod:`nova_infant.icep.calibration`).
+
+    Parameters
+    ----------
+    fitted : FitResult
+        Changed in place: ``temperature`` and ``calibration``.
+    held_out : list of SessionData
+        Labels int64 (n_frames,), -1 masked; sessions shorter than one window are left out.
+
+    Returns
+    -------
+    FitResult
+        ``fitted``; temperature 1.0 when no held-out frame is labelled.
+    """
+    from nova_infant.icep.calibration import expected_calibration_error, fit_temperature, scale_probs
+
+    probs, labels = [], []
+    for s in held_out:
+        if s.labels is None or not (s.labels >= 0).any() or s.n_frames < fitted.config.window:
+            continue
+        probs.append(predict_fitted(fitted, s, calibrated=False))
+        labels.append(s.labels)
+    if not probs:
+        fitted.temperature, fitted.calibration = 1.0, {"frames": 0, "note": "no held-out labelled frame: not scaled"}
+        return fitted
+    p, y = np.concatenate(probs), np.concatenate(labels)
+    fitted.temperature = fit_temperature(p, y)
+    fitted.calibration = {"frames": int((y >= 0).sum()), "ece_before": expected_calibration_error(p, y),
+                          "ece_after": expected_calibration_error(scale_probs(p, fitted.temperature), y),
+                          "sessions": [s.name for s in held_out]}
+    return fitted
 
 
 def _weight_sum(weights, y):
@@ -398,8 +443,10 @@ def predict_proba(model: nn.Module, normaliser: Normaliser, session: SessionData
     return (sums / counts[:, None]).astype(np.float32)
 
 
-def predict_fitted(fitted: FitResult, session: SessionData, batch_size: int | None = None) -> np.ndarray:
-    """:func:`predict_proba` with the fitted model's own window, stride and normalisation (``fitted.config``).
+def predict_fitted(fitted: FitResult, session: SessionData, batch_size: int | None = None,
+                   calibrated: bool = True) -> np.ndarray:
+    """:func:`predict_proba` with the fitted model's own window, stride and normalisation (``fitted.config``), scaled
+    by the fitted temperature unless ``calibrated`` is False (scaling never changes the arg-max class).
 
     Parameters
     ----------
@@ -417,6 +464,9 @@ def predict_fitted(fitted: FitResult, session: SessionData, batch_size: int | No
     SessionTooShortError
         If the session is shorter than one window.
     """
+    from nova_infant.icep.calibration import scale_probs
+
     cfg = fitted.config
-    return predict_proba(fitted.model, fitted.normaliser, session, cfg.window, cfg.stride,
-                         batch_size or cfg.batch_size, normalise=cfg.normalise)
+    probs = predict_proba(fitted.model, fitted.normaliser, session, cfg.window, cfg.stride,
+                          batch_size or cfg.batch_size, normalise=cfg.normalise)
+    return scale_probs(probs, fitted.temperature) if calibrated else probs
