@@ -277,7 +277,8 @@ def _device(name):
 
 
 def fit(train: list[SessionData], val: list[SessionData], n_classes: int, config: TrainConfig,
-        progress: bool = False, max_batches: int | None = None) -> FitResult:
+        progress: bool = False, max_batches: int | None = None, init_state: dict | None = None,
+        normaliser: Normaliser | None = None) -> FitResult:
     """Train one model on ``train`` with early stopping on ``val`` (may be empty: then ``max_epochs`` are run).
 
     Parameters
@@ -285,6 +286,9 @@ def fit(train: list[SessionData], val: list[SessionData], n_classes: int, config
     train, val : sessions with ``labels`` (int64, -1 masked) on their own frame grids; same fused ``dim``
     n_classes : int -- number of target classes (label map)
     max_batches : int, optional -- stop each epoch after this many batches (benchmarks)
+    init_state : dict, optional -- start from these weights (fine-tuning a bundle trained on other sessions); a
+        tensor whose shape differs from the new model's (another number of classes) is left at its initial value
+    normaliser : Normaliser, optional -- keep this fold-level normaliser (the base bundle's) instead of fitting one
 
     Returns
     -------
@@ -301,13 +305,18 @@ def fit(train: list[SessionData], val: list[SessionData], n_classes: int, config
     rng = np.random.default_rng(config.seed)
     device = _device(config.device)
     train, val = normalised(train, config.normalise), normalised(val, config.normalise)
-    normaliser = Normaliser.fit(train)
+    normaliser = normaliser if normaliser is not None else Normaliser.fit(train)
     weights = class_weights(train, n_classes)
     if weights.sum() == 0:
         raise ValueError("the training sessions hold no labelled frame")
     arch = {"model": config.model, "in_dim": train[0].dim, "n_classes": n_classes, "hidden": config.hidden,
             "layers": config.layers, "dropout": config.dropout, "mlp_hidden": list(config.mlp_hidden)}
-    model = build_model(arch).to(device)
+    model = build_model(arch)
+    if init_state is not None:
+        own = model.state_dict()
+        model.load_state_dict({k: v if k in init_state and init_state[k].shape != v.shape else init_state.get(k, v)
+                               for k, v in own.items()})
+    model = model.to(device)
     mean = torch.from_numpy(normaliser.mean).to(device)
     scale = torch.from_numpy(normaliser.scale).to(device)
     loss_fn = nn.CrossEntropyLoss(weight=torch.from_numpy(weights).to(device), ignore_index=MASK, reduction="sum")
