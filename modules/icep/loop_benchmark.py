@@ -143,6 +143,6 @@ def run(n_test: int = 4, n_base: int = 6, n_frames: int = 4500, dim: int = 16, s
 
 
 def _segments(labels: np.ndarray) -> np.ndarray:
-    from nova_infant.core.nova_io import frames_to_segments
+    from nova_infant.core.annotations import frames_to_segments
 
     return frames_to_segments(labels, STEP_MS)
