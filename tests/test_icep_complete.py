@@ -112,3 +112,69 @@ def test_calibration_review_and_completion_meet_the_acceptance_figures_on_held_o
     assert cal["review"]["efficiency"] >= 1.5
     row = result["completion"]["25%"]
     assert row["scratch"]["mean"] > row["logreg"]["mean"] and row["base"]["mean"] > row["logreg"]["mean"]
+
+
+def test_completion_in_database_mode_writes_its_own_annotator_and_keeps_the_coders(tmp_path, monkeypatch):
+    """The same through discover-utils' database handlers (mongomock, as tests/test_nova_db.py): the coder's
+    annotation and the feature stream come from NOVA's database, the completion goes to another annotator."""
+    from unittest import mock
+
+    import mongomock
+    from discover_utils.data.annotation import DiscreteAnnotation
+    from discover_utils.data.handler import nova_db_handler
+    from discover_utils.data.provider.data_manager import DatasetManager
+    from discover_utils.utils.anno_utils import pack_remove
+
+    from nova_infant.core import nova_db, nova_io
+    from nova_infant.core.nova_io import frames_to_segments
+    from nova_infant.icep.schemes import full_scheme
+    from nova_infant.icep.synthetic import FFSF_CLASSES, ffsf_session
+    from nova_infant.specs.processor import processor_class
+
+    monkeypatch.setenv("DISCOVER_USE_TLS", "false")
+    x, y, _ = ffsf_session(3000, 16, np.random.default_rng(6))
+    scheme = full_scheme("infant")
+    ids = np.array([scheme.names.index(n) for n in FFSF_CLASSES])
+    rows = frames_to_segments(ids[y[:1000]], 40.0)
+    patcher = mongomock.patch(servers=(("127.0.0.1", 27017),))
+    with patcher, mock.patch.object(nova_db_handler, "MongoClient", patcher.new):
+        ctx = nova_db.connect("127.0.0.1", 27017, "coder", "secret", data_dir=tmp_path)
+        ds_name = "loop"
+        nova_db.ensure_session(ctx, ds_name, "P01", duration_ms=120000)
+        nova_db.ensure_role(ctx, ds_name, "infant")
+        for annotator in ("gold", "model"):
+            nova_db.ensure_annotator(ctx, ds_name, annotator)
+        nova_db.import_discrete_scheme(ctx, ds_name, REPO / "schemes" / "icep_r_infant.json")
+        template = nova_db_handler.AnnotationHandler(**ctx).load(dataset=ds_name, scheme=scheme.name, session="P01",
+                                                                 annotator="gold", role="infant", header_only=True)
+        coder = DiscreteAnnotation(scheme=template.annotation_scheme, data=rows.astype(
+            template.annotation_scheme.label_dtype))
+        nova_db.save_annotation(ctx, coder, ds_name, "P01", "gold", "infant")
+        nova_db.save_stream(ctx, nova_io.make_ssi_stream(x, 25.0, "feature;video;dinov2",
+                                                         [f"pc{i}" for i in range(16)]), ds_name, "P01", "infant",
+                            "dinov2")
+        description = [
+            {"id": "feature_0", "type": "input", "src": "db:stream:SSIStream:dinov2", "name": "dinov2",
+             "role": "infant", "active": True},
+            {"id": "labels", "type": "input", "src": "db:annotation:Discrete", "scheme": scheme.name,
+             "annotator": "gold", "role": "infant", "active": True},
+            {"id": "annotation", "type": "output", "src": "db:annotation:Discrete", "scheme": scheme.name,
+             "annotator": "model", "role": "infant", "active": True}]
+        ds = DatasetManager(description, source_context={"db": ctx}, dataset=ds_name, session_names=["P01"])
+        ds.load()
+        processor = processor_class("icep_complete_infant_dinov2")(model_io=[], opts={"epochs": 4, "device": "cpu"},
+                                                                   trainer=None)
+        out = processor.to_output(processor.process_data(ds))
+        manager = ds.sessions["P01"]["manager"]
+        for io_id, obj in out.items():  # what du-process does with NOVA's default (no post-processing)
+            obj.data = pack_remove(obj.data, min_gap=-999999999, min_dur=-999999999)
+            manager.output_data_templates[io_id] = obj
+        ds.save()
+        kept = nova_db.load_annotation(ctx, ds_name, "P01", scheme.name, "gold", "infant").data
+        done = nova_db.load_annotation(ctx, ds_name, "P01", scheme.name, "model", "infant").data
+    assert kept[["from", "to", "id"]].tolist() == rows[["from", "to", "id"]].tolist()   # the coder's, untouched
+    n = len(rows)
+    assert done[["from", "to", "id"]][:n].tolist() == rows[["from", "to", "id"]].tolist()
+    np.testing.assert_allclose(done["conf"][:n], rows["conf"], atol=1e-6)
+    assert (done["from"][n:] >= 40000).all() and done["to"][-1] == 120000 and len(done) > n
+    assert ((done["conf"] >= 0) & (done["conf"] <= 1)).all()
