@@ -21,11 +21,17 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=4500, help="frames per session (25 Hz)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="bench_icep_completion.json")
+    parser.add_argument("--png", default="", help="also draw the base bundle's reliability diagram here")
     args = parser.parse_args()
     torch.set_num_threads(1)
     result = run(args.test, args.base, args.frames, seed=args.seed)
     with open(args.out, "w") as fh:
         json.dump(result, fh, indent=2)
+    if args.png:
+        from nova_infant.icep.calibration import CalibrationCounts, plot_reliability
+
+        plot_reliability(CalibrationCounts.from_json(result["calibration"]), args.png,
+                         f"Held-out synthetic FFSF sessions ({args.test} x {args.frames / 1500:.0f} min)")
     print(f"{result['seconds']:.0f} s; report in {args.out}")
     return 0
 
