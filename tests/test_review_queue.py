@@ -86,3 +86,41 @@ def test_queue_page_renders_and_sorts_in_headless_chromium(predicted, tmp_path):
     by_start = sessions_in_order("#sort=start_s-asc")
     assert [float(s) for _, s in by_start] == sorted(float(s) for _, s in by_start)
     assert sessions_in_order("")[0] == ("A", "10.0")  # the page's own order: review order
+
+
+def test_queue_over_a_nova_database(tmp_path, monkeypatch, capsys):
+    """The same queue from NOVA's database (mongomock around discover-utils' handlers, as tests/test_nova_db.py)."""
+    from unittest import mock
+
+    import mongomock
+    from discover_utils.data.annotation import DiscreteAnnotation
+    from discover_utils.data.handler import nova_db_handler
+
+    from nova_infant.core import nova_db
+
+    monkeypatch.setenv("DISCOVER_USE_TLS", "false")
+    scheme = full_scheme("infant")
+    patcher = mongomock.patch(servers=(("127.0.0.1", 27017),))
+    with patcher, mock.patch.object(nova_db_handler, "MongoClient", patcher.new):
+        ctx = nova_db.connect("127.0.0.1", 27017, "coder", "secret", data_dir=tmp_path)
+        nova_db.ensure_role(ctx, "lab", "infant")
+        nova_db.ensure_annotator(ctx, "lab", "icep")
+        nova_db.import_discrete_scheme(ctx, "lab", Path(__file__).resolve().parents[1] / "schemes" /
+                                       "icep_r_infant.json")
+        for name, rows in ROWS.items():
+            nova_db.ensure_session(ctx, "lab", name, duration_ms=31000)
+            template = nova_db_handler.AnnotationHandler(**ctx).load(dataset="lab", scheme=scheme.name, session=name,
+                                                                     annotator="icep", role="infant", header_only=True)
+            data = np.array(rows, dtype=template.annotation_scheme.label_dtype)
+            nova_db.save_annotation(ctx, DiscreteAnnotation(scheme=template.annotation_scheme, data=data), "lab", name,
+                                    "icep", "infant")
+        nova_db.ensure_session(ctx, "lab", "C", duration_ms=31000)  # not predicted yet: left out
+        code = main(["review", "queue", "--db", "mongodb://coder:secret@127.0.0.1:27017", "--dataset", "lab",
+                     "--scheme", scheme.name, "--annotator", "icep", "--out", str(tmp_path / "q")])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    with open(tmp_path / "q" / "review_queue.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["session"], float(r["start_s"])) for r in rows] == [("A", 10.0), ("B", 0.0), ("B", 20.0), ("A", 16.0),
+                                                                    ("A", 0.0)]
+    assert "5 segments in 2 sessions" in printed

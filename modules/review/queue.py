@@ -295,6 +295,7 @@ def collect_db(ctx: dict, dataset: str, role: str, scheme: str, annotator: str,
     Returns
     -------
     (items, problems)
+        Sessions without that annotation (not predicted yet) are left out silently.
     """
     from nova_infant.core import nova_db
     from nova_infant.core.annotations import discrete_segments
@@ -305,7 +306,8 @@ def collect_db(ctx: dict, dataset: str, role: str, scheme: str, annotator: str,
         try:
             anno = nova_db.load_annotation(ctx, dataset, name, scheme, annotator, role)
         except NovaInfantError as exc:
-            problems.append(f"session {name}: {exc}")
+            if not str(exc).endswith(": not found"):  # a session not predicted yet is simply not in the queue
+                problems.append(f"session {name}: {exc}")
             continue
         if anno is None or anno.data is None or not len(anno.data):
             continue
