@@ -60,12 +60,12 @@ def test_demo_builds_a_minute_session_runs_every_module_and_prints_what_the_file
         assert path.name.rsplit(".", 1)[0] in page, path.name
     assert np.isfinite(dinov2.data).all()
 
-    # the coder's loop: a demonstration coding of the first 24 s, completed to the end, queued for review
+    # the coder's loop: a demonstration coding of the first 30 s, completed to the end, queued for review
     coding = segments(read_annotation(folder / "infant.ICEP-R-infant.demo-coding.annotation"))
     done = segments(read_annotation(folder / "infant.ICEP-R-infant.icep-complete.annotation"))
     n = len(coding)
-    assert coding["to"].max() == 24000 and done[:n].tolist() == coding.tolist()
-    assert (done["from"][n:] >= 24000).all() and abs(int(done["to"][-1]) - 64040) <= 40
+    assert coding["to"].max() == 30000 and done[:n].tolist() == coding.tolist()
+    assert (done["from"][n:] >= 30000).all() and abs(int(done["to"][-1]) - 64040) <= 40
     assert ((done["conf"][n:] > 0) & (done["conf"][n:] < 1)).all()
     assert "DEMONSTRATION coding" in out and re.search(r"review queue: .*review_queue\.html: review [\d.]+ min for half", out)
     assert re.search(r"^  1\. [\d.]+-[\d.]+ s  I\w+  conf 0\.\d\d  expected errors", out, re.M)

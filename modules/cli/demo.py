@@ -280,7 +280,7 @@ class DemoResult:
 #: from the session's own media, so the loop has something to complete)
 DEMO_CODES = {"speech": "Ipos", "silence": "Ineu", "music": "Ineu", "speech + quiet music": "Ipos"}
 #: seconds of the demo session "coded" before the completion runs
-DEMO_CODED_S = 24.0
+DEMO_CODED_S = 30.0
 
 
 def demo_coding(soundtrack, until_s: float, step_ms: float = 40.0) -> list[tuple[float, float, str]]:

@@ -6,7 +6,8 @@ Procedure
 1. Split point: ``auto`` = the end of the last coded segment (garbage included), or a time the coder typed.
 2. Labels: the coder's own scheme ids sampled at frame centres (gaps and garbage masked as in ICEP-R training);
    frames after the split are never used.
-3. Training: the coded frames before the split, the last ``val_fraction`` of them held out as one contiguous block
+3. Training: the coded frames before the split, over the classes the coder used there (a class never coded cannot
+   be learnt, so it is never predicted), the last ``val_fraction`` of them held out as one contiguous block
    (a group in time) for early stopping and temperature scaling (:mod:`nova_infant.icep.calibration`); the frames
    being predicted are never used for either. Optionally the weights (and fold-level normaliser and window) of a
    bundle trained on other sessions are the starting point (fine-tuning); its output layer is kept only when its
@@ -100,7 +101,8 @@ class Completion:
     split_frame : int
         First predicted frame (frames whose centre lies at or after the split).
     probs : ndarray, float32, shape (n_frames, n_classes)
-        Calibrated class probabilities of every frame (the coder's scheme ids).
+        Calibrated class probabilities of every frame (the coder's scheme ids; 0 for classes the coder did not use
+        before the split: the model only predicts classes it has seen coded).
     labels : ndarray, int64, shape (n_frames,)
         Predicted class per frame (smoothed from ``split_frame`` on).
     fitted : FitResult
@@ -186,6 +188,11 @@ def complete_session(session: SessionData, segments: np.ndarray, class_names: li
     if len(coded) == 0:
         raise AnnotationError(f"{source}: no coded frame before {split / 1000:.2f} s (only gaps or garbage): nothing "
                               f"to learn from")
+    # the model predicts only classes the coder used before the split (ids compacted to 0..K-1)
+    present = np.unique(labels[coded])
+    compact = np.full(n_classes, MASK, np.int64)
+    compact[present] = np.arange(len(present))
+    labels = np.where(labels >= 0, compact[np.clip(labels, 0, None)], MASK)
     init_state, normaliser = None, None
     if base is not None:
         from nova_infant.icep.bundle import check_session
@@ -194,10 +201,14 @@ def complete_session(session: SessionData, segments: np.ndarray, class_names: li
         config = base.config.replace(lr=config.lr, max_epochs=config.max_epochs, patience=config.patience,
                                      seed=config.seed, device=config.device, batch_size=config.batch_size)
         init_state = {k: v.detach().cpu() for k, v in base.model.state_dict().items()}
-        if list(base.label_map.target.names) != list(class_names):  # other classes: a new output layer
-            head = [k for k in init_state if k.startswith(("head.", f"net.{len(base.model.net) - 1}."))] \
-                if hasattr(base.model, "net") else [k for k in init_state if k.startswith("head.")]
-            for k in head:
+        head = [k for k in init_state if k.startswith(("head.", f"net.{len(base.model.net) - 1}."))] \
+            if hasattr(base.model, "net") else [k for k in init_state if k.startswith("head.")]
+        base_names = list(base.label_map.target.names)
+        rows = [base_names.index(class_names[c]) if class_names[c] in base_names else -1 for c in present]
+        for k in head:  # the base's output rows of the coder's classes; a new layer when one is missing
+            if min(rows) >= 0:
+                init_state[k] = init_state[k][rows]
+            else:
                 init_state.pop(k)
         normaliser = base.normaliser
     lo, hi = int(coded[0]), int(coded[-1]) + 1
@@ -209,14 +220,15 @@ def complete_session(session: SessionData, segments: np.ndarray, class_names: li
         train_labels, val_labels = labels, np.full_like(labels, MASK)
     train = replace(session, labels=train_labels, masked={})
     val = [replace(session, labels=val_labels, masked={})] if (val_labels >= 0).any() else []
-    fitted = fit([train], val, n_classes, config, init_state=init_state, normaliser=normaliser)
+    fitted = fit([train], val, len(present), config, init_state=init_state, normaliser=normaliser)
     if fitted.calibration.get("frames", 0) < MIN_CALIBRATION_FRAMES:  # too few to fit a temperature on
         fitted.temperature = float(base.temperature) if base is not None else 1.0
         fitted.calibration = {**fitted.calibration, "note": f"fewer than {MIN_CALIBRATION_FRAMES} held-out coded "
                               f"frames: temperature {'of the base bundle' if base is not None else '1 (unscaled)'}"}
-    raw = predict_fitted(fitted, session, calibrated=False)
-    probs = scale_probs(raw, fitted.temperature)
-    pred = probs.argmax(1)
+    small = scale_probs(predict_fitted(fitted, session, calibrated=False), fitted.temperature)
+    probs = np.zeros((session.n_frames, n_classes), np.float32)
+    probs[:, present] = small
+    pred = present[small.argmax(1)]
     min_frames = int(round(float(min_dur_ms) / step))
     pred[split_frame:] = smooth_min_duration(pred[split_frame:], probs[split_frame:], min_frames)
     conf = probs[np.arange(len(pred)), pred]

@@ -45,7 +45,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("patience", "int", 6, "epochs without improvement before stopping", minimum=1, maximum=1000000),
     Option("val_fraction", "float", 0.2, "share of the coded part (its end) held out for early stopping and "
            "calibration", minimum=0, maximum=1, max_open=True),
-    Option("min_dur_ms", "float", 0.0, "smoothing of the predicted part: shortest segment kept, ms", minimum=0),
+    Option("min_dur_ms", "float", 400.0, "smoothing of the predicted part: shortest segment kept, ms", minimum=0),
     REVIEW_THRESHOLD_OPTION,
     Option("into_coder_tier", "bool", False, "write into the coder's own annotation (file mode; the previous file "
            "is kept as <annotator>-backup-<time>); default: refuse when the output is the coder's annotation"),
