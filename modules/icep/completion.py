@@ -6,8 +6,8 @@ Procedure
 1. Split point: ``auto`` = the end of the last coded segment (garbage included), or a time the coder typed.
 2. Labels: the coder's own scheme ids sampled at frame centres (gaps and garbage masked as in ICEP-R training);
    frames after the split are never used.
-3. Training: the coded frames before the split, over the classes the coder used there (a class never coded cannot
-   be learnt, so it is never predicted), the last ``val_fraction`` of them held out as one contiguous block
+3. Training: the coded frames before the split, over the classes the coder used there and, with a base bundle,
+   the coder's classes the base knows (a class nobody has shown the model is never predicted), the last ``val_fraction`` of them held out as one contiguous block
    (a group in time) for early stopping and temperature scaling (:mod:`nova_infant.icep.calibration`); the frames
    being predicted are never used for either. Optionally the weights (and fold-level normaliser and window) of a
    bundle trained on other sessions are the starting point (fine-tuning); its output layer is kept only when its
@@ -188,8 +188,12 @@ def complete_session(session: SessionData, segments: np.ndarray, class_names: li
     if len(coded) == 0:
         raise AnnotationError(f"{source}: no coded frame before {split / 1000:.2f} s (only gaps or garbage): nothing "
                               f"to learn from")
-    # the model predicts only classes the coder used before the split (ids compacted to 0..K-1)
+    # the model predicts the classes the coder used before the split and, with a base bundle, the coder's classes the
+    # base knows (ids compacted to 0..K-1); a class nobody has shown it cannot be learnt
     present = np.unique(labels[coded])
+    if base is not None:
+        known = [class_names.index(n) for n in base.label_map.target.names if n in class_names]
+        present = np.union1d(present, np.asarray(known, np.int64))
     compact = np.full(n_classes, MASK, np.int64)
     compact[present] = np.arange(len(present))
     labels = np.where(labels >= 0, compact[np.clip(labels, 0, None)], MASK)
