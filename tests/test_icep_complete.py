@@ -61,7 +61,7 @@ def _rows(path: Path) -> list[str]:
 
 
 def test_completion_keeps_the_coded_rows_and_predicts_after_the_split_in_a_tier_of_its_own(lab):
-    from nova_infant.core.nova_io import read_annotation
+    from nova_infant.core.annotations import read_annotation
 
     coder = lab["folder"] / CODER
     before = (coder.read_bytes(), Path(str(coder) + "~").read_bytes())
@@ -85,7 +85,7 @@ def test_completion_keeps_the_coded_rows_and_predicts_after_the_split_in_a_tier_
 
 
 def test_writing_into_the_coders_tier_needs_the_option_and_keeps_a_byte_identical_backup(lab):
-    from nova_infant.core.nova_io import read_annotation
+    from nova_infant.core.annotations import read_annotation
 
     coder = lab["folder"] / CODER
     before = (coder.read_bytes(), Path(str(coder) + "~").read_bytes())
@@ -125,8 +125,8 @@ def test_completion_in_database_mode_writes_its_own_annotator_and_keeps_the_code
     from discover_utils.data.provider.data_manager import DatasetManager
     from discover_utils.utils.anno_utils import pack_remove
 
-    from nova_infant.core import nova_db, nova_io
-    from nova_infant.core.nova_io import frames_to_segments
+    from nova_infant.core import nova_db, streams
+    from nova_infant.core.annotations import frames_to_segments
     from nova_infant.icep.schemes import full_scheme
     from nova_infant.icep.synthetic import FFSF_CLASSES, ffsf_session
     from nova_infant.specs.processor import processor_class
@@ -150,7 +150,7 @@ def test_completion_in_database_mode_writes_its_own_annotator_and_keeps_the_code
         coder = DiscreteAnnotation(scheme=template.annotation_scheme, data=rows.astype(
             template.annotation_scheme.label_dtype))
         nova_db.save_annotation(ctx, coder, ds_name, "P01", "gold", "infant")
-        nova_db.save_stream(ctx, nova_io.make_ssi_stream(x, 25.0, "feature;video;dinov2",
+        nova_db.save_stream(ctx, streams.make_ssi_stream(x, 25.0, "feature;video;dinov2",
                                                          [f"pc{i}" for i in range(16)]), ds_name, "P01", "infant",
                             "dinov2")
         description = [

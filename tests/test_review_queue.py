@@ -47,7 +47,7 @@ def test_queue_ranks_by_expected_errors_and_writes_csv_summary_and_marks(predict
     assert float(rows[1]["cumulative_share"]) == pytest.approx((3.6 + 9) / total, abs=1e-3)
     # half of the expected errors are caught after reviewing segments 1-2 (6 s + 20 s)
     assert re.search(r"review 0\.4 min for half", printed) and "  1. A" in printed
-    from nova_infant.core.nova_io import read_annotation
+    from nova_infant.core.annotations import read_annotation
 
     marks = read_annotation(predicted / "data" / "demo" / "B" / "infant.review.review.annotation")
     assert marks.data[["from", "to"]].tolist() == [(0, 20000)]

@@ -29,8 +29,7 @@ _COMPLETE = ("tests/test_icep_complete.py::"
              "test_completion_keeps_the_coded_rows_and_predicts_after_the_split_in_a_tier_of_its_own")
 COVERED_ELSEWHERE = {"affect_train": _AFFECT, "affect_predict": _AFFECT, "valence_train": _VALENCE,
                      "valence_predict": _VALENCE, "cry_reason_train": _CRY, "cry_reason_predict": _CRY,
-                     **{f"icep_complete_{role}_{key}": _COMPLETE for role in ("infant", "caregiver")
-                        for key in ("dinov2", "dinov2_w2vbert")}}
+                     **{name: _COMPLETE for name in SPECS if name.startswith("icep_complete_")}}
 EXTRACTORS = [name for name, spec in SPECS.items() if not spec.trains and name not in COVERED_ELSEWHERE
               and all(p.data in MEDIA for p in spec.inputs if p.declared)]
 TRAINERS = [name for name, spec in SPECS.items() if spec.trains and name not in COVERED_ELSEWHERE]

@@ -29,6 +29,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nova_infant.core.annotations import discrete_segments, frames_to_segments
+from nova_infant.core.annotations import read_annotation as read_anno
 from nova_infant.core.backbones import DEFAULT_DINOV2, DEFAULT_W2V_BERT, resolve_weights, save_standin
 from nova_infant.core.errors import NovaInfantError, WeightsUnavailableError
 from nova_infant.core.package_data import TRAINER_DIR
@@ -36,6 +38,8 @@ from nova_infant.core.sample_media import build_demo_session
 from nova_infant.core.schemes import annotation_scheme
 from nova_infant.core.streams import open_ssi_stream
 from nova_infant.core.validation import device_option, int_option, step_option
+from nova_infant.icep.schemes import full_scheme, write_discrete_annotation
+from nova_infant.review import queue as rq
 from nova_infant.review.annotations import read_annotation, segments
 from nova_infant.review.timeline import build_tracks, render_html, render_png
 from nova_infant.taggers.assets import model_file, yamnet_files
@@ -314,9 +318,6 @@ def cooperative_loop(out: Path, data_root: Path, session_dir: Path, paths: dict,
     """
     import numpy as np
 
-    from nova_infant.core.nova_io import frames_to_segments
-    from nova_infant.icep.schemes import full_scheme, write_discrete_annotation
-    from nova_infant.review import queue as rq
 
     streams = [session_dir / "infant.dinov2.stream", session_dir / "session.w2vbert.stream"]
     if not all(p.is_file() for p in streams):
@@ -343,9 +344,8 @@ def cooperative_loop(out: Path, data_root: Path, session_dir: Path, paths: dict,
     print(f"[du-process] {trainer} (complete the session from {DEMO_CODED_S:.0f} s on) ...", flush=True)
     wall = run_du_process(trainer, data, {"device": "cpu", "epochs": 30}, out / "discover", out / "icep_complete.log")
     print(f"[du-process] {trainer}: {wall:.1f} s", flush=True)
-    from nova_infant.core.annotations import discrete_segments, read_annotation
 
-    done, names = discrete_segments(read_annotation(completion), str(completion))
+    done, names = discrete_segments(read_anno(completion), str(completion))
     items = rq.items_of(session_dir.name, done[np.asarray(done["from"]) >= DEMO_CODED_S * 1000 - 1], names)
     html = rq.render_html(items, out / "review_queue.html", f"Review queue: {DATASET}/{session_dir.name} "
                                                             f"(completion of a DEMONSTRATION coding)")

@@ -11,11 +11,15 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
+from nova_infant.cli.batch import _db_uri
+from nova_infant.core import nova_db
 from nova_infant.core.errors import AnnotationError, OptionError
 from nova_infant.core.validation import check_duration_ms
 from nova_infant.icep.schemes import CPVC_NOTE, merged_scheme
+from nova_infant.review import queue as rq
 from nova_infant.review.agreement import agreement_report, plot_confusion, write_report_json
 from nova_infant.review.elan import export_csv, export_elan, import_elan_tier
 from nova_infant.review.timeline import build_tracks, render_html, render_png
@@ -134,17 +138,10 @@ def cmd_queue(args) -> int:
         0; 1 when some annotation could not be read (each named in one line, the rest queued); 2 when nothing was
         found.
     """
-    import sys
-
-    from nova_infant.review import queue as rq
-
     out = Path(args.out)
     problems: list[str] = []
     folders: dict = {}
     if args.db:
-        from nova_infant.cli.batch import _db_uri
-        from nova_infant.core import nova_db
-
         if not args.dataset or not args.scheme:
             raise AnnotationError("review queue --db: give --dataset and --scheme")
         ctx = nova_db.connect(_db_uri(args.db))

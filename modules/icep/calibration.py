@@ -26,6 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
+from nova_infant.core.annotations import frames_to_segments
+from nova_infant.core.atomic import save_figure
+
 #: NOVA's default "correction certainty level" (Settings.UncertaintyLevel): segments below it are hatched.
 REVIEW_THRESHOLD = 0.7
 #: Equal-width confidence bins of the ECE and the reliability diagram.
@@ -180,16 +183,28 @@ def review_flags(labels: np.ndarray, conf: np.ndarray, threshold: float = REVIEW
     below = conf < threshold if threshold > 0 else np.zeros(len(labels), bool)
     if min_frames <= 1 or not below.any():
         return below
-    from nova_infant.icep.predict import smooth_min_duration
-
-    below = below.astype(np.int64)
+    below = below.copy()
     change = np.flatnonzero(np.diff(labels)) + 1
     for s, e in zip(np.concatenate([[0], change]), np.concatenate([change, [len(labels)]])):
-        part = below[s:e]
-        if part.min() != part.max():
-            score = np.stack([conf[s:e], 1.0 - conf[s:e]], axis=1)
-            below[s:e] = smooth_min_duration(part, score, min_frames)
-    return below.astype(bool)
+        if below[s:e].min() != below[s:e].max():
+            below[s:e] = _join_short_runs(below[s:e], min_frames)
+    return below
+
+
+def _join_short_runs(flags: np.ndarray, min_frames: int) -> np.ndarray:
+    """Flip the shortest run of a boolean sequence shorter than ``min_frames`` (joining it to its neighbours) until
+    none is left or one run remains."""
+    flags = flags.copy()
+    while True:
+        change = np.flatnonzero(np.diff(flags.astype(np.int8))) + 1
+        if len(change) == 0:
+            return flags
+        starts = np.concatenate([[0], change])
+        ends = np.concatenate([change, [len(flags)]])
+        i = int(np.argmin(ends - starts))
+        if ends[i] - starts[i] >= min_frames:
+            return flags
+        flags[starts[i]:ends[i]] = ~flags[starts[i]]
 
 
 def confidence_segments(labels: np.ndarray, conf: np.ndarray, step_ms: float, threshold: float = REVIEW_THRESHOLD,
@@ -216,8 +231,6 @@ def confidence_segments(labels: np.ndarray, conf: np.ndarray, step_ms: float, th
     ndarray
         discover-utils ``LabelDType.DISCRETE`` (``from``, ``to`` ms, ``id``, ``conf``).
     """
-    from nova_infant.core.annotations import frames_to_segments
-
     labels = np.asarray(labels, np.int64)
     below = review_flags(labels, conf, threshold, min_frames).astype(np.int64)
     segs = frames_to_segments(labels * 2 + below, step_ms, conf, offset_ms=offset_ms)
@@ -388,8 +401,6 @@ def plot_reliability(counts: CalibrationCounts, path: str | os.PathLike, title: 
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from nova_infant.core.atomic import save_figure
 
     n_bins = len(counts.before.count)
     centres = (np.arange(n_bins) + 0.5) / n_bins

@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from nova_infant.core.errors import AnnotationError, OptionError
+from nova_infant.icep.calibration import confidence_segments, scale_probs
 from nova_infant.icep.dataset import MASK, SessionData, sample_labels_masked
 from nova_infant.icep.training import FitResult, TrainConfig, fit, predict_fitted
 
@@ -173,7 +174,6 @@ def complete_session(session: SessionData, segments: np.ndarray, class_names: li
     SessionTooShortError
         The coded part is shorter than one model window.
     """
-    from nova_infant.icep.calibration import confidence_segments, scale_probs
     from nova_infant.icep.predict import smooth_min_duration
 
     split = split_point_ms(segments, split_ms, source)

@@ -33,6 +33,7 @@ import numpy as np
 from nova_infant.core.errors import OptionError
 from nova_infant.icep.agreement import scores
 from nova_infant.icep.dataset import SessionData
+from nova_infant.icep.calibration import CalibrationCounts, pool
 from nova_infant.icep.report import CVResult, FoldResult
 from nova_infant.icep.training import TrainConfig, fit, normalised, predict_fitted
 
@@ -406,8 +407,6 @@ def run_fold(sessions: list[SessionData], plan: dict, k: int) -> FoldResult:
     best = fit([by_name[n] for n in fold["fit"]], [by_name[n] for n in fold["val"]], len(class_names), cfg)
     majority = majority_baseline(train_sessions) if plan["baselines"] else None
     logreg = logistic_baseline(train_sessions, cfg.normalise, seed=plan["seed"]) if plan["baselines"] else None
-    from nova_infant.icep.calibration import CalibrationCounts, pool
-
     preds, variants, calibration = {}, {}, []
     for name in fold["test"]:
         s = by_name[name]

@@ -12,6 +12,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from nova_infant.core.annotations import frames_to_segments
+
 from nova_infant.icep.calibration import REVIEW_THRESHOLD, CalibrationCounts, pool, scale_probs
 from nova_infant.icep.dataset import ArrayRows, SessionData, session_from_rows
 from nova_infant.icep.synthetic import FFSF_CLASSES, ffsf_prototypes, ffsf_session
@@ -143,6 +145,4 @@ def run(n_test: int = 4, n_base: int = 6, n_frames: int = 4500, dim: int = 16, s
 
 
 def _segments(labels: np.ndarray) -> np.ndarray:
-    from nova_infant.core.annotations import frames_to_segments
-
     return frames_to_segments(labels, STEP_MS)

@@ -17,6 +17,7 @@ from nova_infant.core.batch import SessionResult, format_table, slurm_resources
 from nova_infant.core.errors import AnnotationError, NovaInfantError, OptionError, StreamError
 from nova_infant.core.streams import open_ssi_stream
 from nova_infant.core.validation import check_class_targets
+from nova_infant.icep.calibration import plot_reliability, pool
 from nova_infant.icep.bundle import feature_spec, save_bundle, write_predictor_trainer
 from nova_infant.icep.dataset import (ArrayRows, FileRows, SessionData, SessionSpec, annotation_arrays, load_session,
                                       session_from_rows)
@@ -299,8 +300,6 @@ def write_calibration_report(result: CVResult, out_dir) -> Path | None:
     OutputError
         If the PNG cannot be written.
     """
-    from nova_infant.icep.calibration import plot_reliability, pool
-
     cal = pool([f.calibration for f in result.folds])
     if cal is None:
         return None

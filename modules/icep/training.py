@@ -23,6 +23,7 @@ from torch import nn
 
 from nova_infant.core.backbones import pick_device
 from nova_infant.core.errors import StreamError
+from nova_infant.icep.calibration import expected_calibration_error, fit_temperature, scale_probs
 from nova_infant.core.standardiser import Standardiser
 from nova_infant.icep.dataset import MASK, SessionData
 from nova_infant.icep.models import build_model
@@ -382,8 +383,6 @@ def calibrate(fitted: FitResult, held_out: list) -> FitResult:
     FitResult
         ``fitted``; temperature 1.0 when no held-out frame is labelled.
     """
-    from nova_infant.icep.calibration import expected_calibration_error, fit_temperature, scale_probs
-
     probs, labels = [], []
     for s in held_out:
         if s.labels is None or not (s.labels >= 0).any() or s.n_frames < fitted.config.window:
@@ -473,8 +472,6 @@ def predict_fitted(fitted: FitResult, session: SessionData, batch_size: int | No
     SessionTooShortError
         If the session is shorter than one window.
     """
-    from nova_infant.icep.calibration import scale_probs
-
     cfg = fitted.config
     probs = predict_proba(fitted.model, fitted.normaliser, session, cfg.window, cfg.stride,
                           batch_size or cfg.batch_size, normalise=cfg.normalise)

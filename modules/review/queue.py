@@ -24,7 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
-from nova_infant.core.errors import AnnotationError
+from nova_infant.core import nova_db
+from nova_infant.core.annotations import discrete_segments, read_annotation, write_annotation
+from nova_infant.core.atomic import atomic_file, safe_name
+from nova_infant.core.errors import AnnotationError, NovaInfantError
 
 #: columns of the table and the CSV
 COLUMNS = ("rank", "session", "start_s", "end_s", "code", "confidence", "expected_errors_s", "cumulative_share")
@@ -133,8 +136,6 @@ def write_csv(items: list[QueueItem], path: str | os.PathLike) -> Path:
     OutputError
         The file cannot be written.
     """
-    from nova_infant.core.nova_io import atomic_file
-
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=list(COLUMNS))
     writer.writeheader()
@@ -180,8 +181,6 @@ def render_html(items: list[QueueItem], path: str | os.PathLike, title: str = "R
     OutputError
         The file cannot be written.
     """
-    from nova_infant.core.nova_io import atomic_file
-
     s = summary(items)
     rows = table_rows(items)
     numeric = {"rank", "start_s", "end_s", "confidence", "expected_errors_s", "cumulative_share"}
@@ -247,8 +246,6 @@ def write_review_marks(session_dir: str | os.PathLike, items: list[QueueItem], r
     from discover_utils.data.annotation import DiscreteAnnotation, DiscreteAnnotationScheme
     from discover_utils.utils.type_definitions import LabelDType
 
-    from nova_infant.core.nova_io import safe_name, write_annotation
-
     safe_name(role, "role")
     safe_name(annotator, "annotator")
     session_dir = Path(session_dir)
@@ -271,9 +268,6 @@ def collect_files(root: str | os.PathLike, dataset: str | None, role: str, schem
     -------
     (items, folders, problems) : list of QueueItem, {session: folder}, one line per unreadable annotation
     """
-    from nova_infant.core.annotations import discrete_segments, read_annotation
-    from nova_infant.core.errors import NovaInfantError
-
     base = Path(root) / dataset if dataset else Path(root)
     items, folders, problems = [], {}, []
     for folder in sorted(p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")):
@@ -297,10 +291,6 @@ def collect_db(ctx: dict, dataset: str, role: str, scheme: str, annotator: str,
     (items, problems)
         Sessions without that annotation (not predicted yet) are left out silently.
     """
-    from nova_infant.core import nova_db
-    from nova_infant.core.annotations import discrete_segments
-    from nova_infant.core.errors import NovaInfantError
-
     items, problems = [], []
     for name in nova_db.list_sessions(ctx, dataset, pattern):
         try:

@@ -19,12 +19,15 @@ import logging
 import time
 from pathlib import Path
 
-from nova_infant.core.errors import AnnotationError, OptionError
+from nova_infant.core.annotations import discrete_segments
+from nova_infant.core.atomic import atomic_file
+from nova_infant.core.errors import AnnotationError, OptionError, OutputError
 from nova_infant.specs import options as shared
 from nova_infant.specs.module_spec import ModuleSpec
 from nova_infant.specs.options import Option
 from nova_infant.specs.ports import Port, Result
-from nova_infant.specs.icep import CITATION, FEATURE_SETS, LICENCE, REVIEW_THRESHOLD_OPTION, ROLES
+from nova_infant.specs.icep import (CITATION, FEATURE_SETS, LICENCE, REVIEW_THRESHOLD_OPTION, ROLES, load_bundle_of,
+                                   session_data)
 
 log = logging.getLogger("nova_infant")
 
@@ -103,9 +106,6 @@ def backup_annotation(path: Path) -> Path:
     OutputError
         The copy cannot be written (then the coder's file is not touched either).
     """
-    from nova_infant.core.errors import OutputError
-    from nova_infant.core.atomic import atomic_file
-
     target = backup_name(path)
     n = 1
     while target.exists():
@@ -135,11 +135,8 @@ def complete_run(session, o: dict) -> Result:
         The output is the coder's annotation without ``into_coder_tier`` (or with it in database mode).
     AnnotationError, StreamError, AlignmentError, SessionTooShortError, BundleError
     """
-    from nova_infant.core.annotations import discrete_segments
     from nova_infant.icep.completion import complete_session, parse_split
     from nova_infant.icep.training import TrainConfig
-    from nova_infant.specs.icep import load_bundle_of, session_data
-
     split = parse_split(o["split"])
     same = _same_tier(session)
     io = getattr(session, "io", None)
