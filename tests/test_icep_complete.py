@@ -129,7 +129,7 @@ def test_completion_in_database_mode_writes_its_own_annotator_and_keeps_the_code
     from nova_infant.core.annotations import frames_to_segments
     from nova_infant.icep.schemes import full_scheme
     from nova_infant.icep.synthetic import FFSF_CLASSES, ffsf_session
-    from nova_infant.specs.processor import processor_class
+    from nova_infant.discover.processor import processor_class
 
     monkeypatch.setenv("DISCOVER_USE_TLS", "false")
     x, y, _ = ffsf_session(3000, 16, np.random.default_rng(6))
