@@ -26,8 +26,8 @@ from nova_infant.specs import options as shared
 from nova_infant.specs.module_spec import ModuleSpec
 from nova_infant.specs.options import Option
 from nova_infant.specs.ports import Port, Result
-from nova_infant.specs.icep import (CITATION, FEATURE_SETS, LICENCE, REVIEW_THRESHOLD_OPTION, ROLES, load_bundle_of,
-                                   session_data)
+from nova_infant.specs.icep import (CITATION, FEATURE_SETS, LICENCE, REVIEW_THRESHOLD_OPTION, ROLES, TRAIN_SPECS,
+                                   load_bundle_of, session_data)
 
 log = logging.getLogger("nova_infant")
 
@@ -199,7 +199,8 @@ def complete_write(result: Result, session) -> dict:
 
 
 def complete_spec(role: str, key: str) -> ModuleSpec:
-    """The completion module for one coded role and one feature set of :data:`FEATURE_SETS`.
+    """The completion module for one coded role and one feature set of :data:`FEATURE_SETS` (the same feature
+    inputs as the training module ``icep_train_<role>_<key>``).
 
     Parameters
     ----------
@@ -218,8 +219,7 @@ def complete_spec(role: str, key: str) -> ModuleSpec:
         description=f"Complete this session: learn from the coded first part of the {role} ICEP-R annotation "
                     f"({' + '.join(features)} features) and predict the rest into a tier of its own; uncertain "
                     f"stretches are hatched",
-        inputs=tuple(Port(f"feature_{i}", f"stream:SSIStream:{f}", f, f"{f} feature stream (fused in this order)")
-                     for i, f in enumerate(features))
+        inputs=tuple(p for p in TRAIN_SPECS[f"icep_train_{role}_{key}"].inputs if p.id.startswith("feature_"))
         + (Port("labels", "annotation:Discrete", f"ICEP-R-{role}", "the coder's partial ICEP-R annotation (saved)",
                 scheme=f"ICEP-R-{role}"),),
         outputs=(Port("annotation", "annotation:Discrete", f"ICEP-R-{role}",
