@@ -19,7 +19,8 @@ def test_demo_builds_a_minute_session_runs_every_module_and_prints_what_the_file
     assert "UNTRAINED STAND-IN" in out  # no real backbone weights on a test machine, and it says so
     folder = tmp_path / "data" / "demo" / "carphone64"
     written = sorted(p for p in folder.iterdir() if p.suffix in (".stream", ".annotation"))
-    assert len(written) == 2 + 1 + 9 + 3  # two extractors, audio-event scores + 9 tracks, emotion's three outputs
+    # two extractors, audio-event scores + 9 tracks, emotion's three outputs, the demonstration coding + completion
+    assert len(written) == 2 + 1 + 9 + 3 + 2
     for path in written:
         assert check_file(path) == [], path  # NOVA's rules (tests/nova_rules.py)
 
@@ -58,6 +59,17 @@ def test_demo_builds_a_minute_session_runs_every_module_and_prints_what_the_file
     for path in written:
         assert path.name.rsplit(".", 1)[0] in page, path.name
     assert np.isfinite(dinov2.data).all()
+
+    # the coder's loop: a demonstration coding of the first 30 s, completed to the end, queued for review
+    coding = segments(read_annotation(folder / "infant.ICEP-R-infant.demo-coding.annotation"))
+    done = segments(read_annotation(folder / "infant.ICEP-R-infant.icep-complete.annotation"))
+    n = len(coding)
+    assert coding["to"].max() == 30000 and done[:n].tolist() == coding.tolist()
+    assert (done["from"][n:] >= 30000).all() and abs(int(done["to"][-1]) - 64040) <= 40
+    assert ((done["conf"][n:] > 0) & (done["conf"][n:] < 1)).all()
+    assert "DEMONSTRATION coding" in out and re.search(r"review queue: .*review_queue\.html: review [\d.]+ min for half", out)
+    assert re.search(r"^  1\. [\d.]+-[\d.]+ s  I\w+  conf 0\.\d\d  expected errors", out, re.M)
+    assert (tmp_path / "review_queue.html").is_file() and "hatched" in page + (tmp_path / "review_queue.html").read_text()
 
 
 def test_track_summaries_read_each_written_track_back(tmp_path):

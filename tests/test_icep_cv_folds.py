@@ -76,6 +76,10 @@ def test_process_pool_folds_give_the_in_process_report_and_rerun_only_missing_fo
     report = json.loads(b)
     assert len(report["folds"]) == 3 and sorted(report["per_session"]) == sorted(NAMES)
     assert {p.name for p in (tmp_path / "pool").glob("*.png")} == {p.name for p in (tmp_path / "inline").glob("*.png")}
+    cal = report["calibration"]  # pooled over the test folds, from the fold files as from the in-process folds
+    assert 0 <= cal["ece_after"] <= 1 and 0 <= cal["ece_before"] <= 1 and len(cal["temperatures"]) == len(NAMES)  # one per test session
+    assert cal["review"]["threshold"] == 0.7 and sum(cal["bins_after"]["count"]) == cal["review"]["frames"]
+    assert all("calibration" in f for f in report["folds"]) and (tmp_path / "pool" / "reliability.png").is_file()
     folds_dir = tmp_path / "pool" / "folds"
     assert sorted(p.name for p in folds_dir.glob("*.json")) == ["fold_0.json", "fold_1.json", "fold_2.json", "plan.json"]
     plan = json.loads((folds_dir / "plan.json").read_text())

@@ -128,7 +128,9 @@ def test_model_trained_on_sessions_predicts_another_as_nova_annotation(tmp_path,
     assert names == {0: "Ineg", 1: "Inon", 2: "Ineu", 3: "Ipos"}
     data = anno.data
     assert len(data) == len(pred.segments()) < target.n_frames / 5           # merged, not one row per frame
-    assert (data["id"][1:] != data["id"][:-1]).all()                        # consecutive segments differ
+    same = data["id"][1:] == data["id"][:-1]                                  # a class split in two ...
+    hatched = data["conf"] < 0.7
+    assert (hatched[1:] != hatched[:-1])[same].all()                          # ... only where NOVA's hatching changes
     assert data["from"][0] == 0 and abs(data["to"][-1] - target.n_frames * 40) <= 10
     assert ((data["to"] - data["from"]) >= 200 - 10).all()                  # smoothing: min duration
     assert ((data["conf"] > 0) & (data["conf"] <= 1)).all()

@@ -25,8 +25,11 @@ MEDIA = {"stream:Video": "infant.video.mp4", "stream:Audio": "session.audio.wav"
 _AFFECT = "tests/test_affect.py::test_du_process_trains_on_carphone_then_the_written_predictor_writes_tracks_nova_loads"
 _VALENCE = "tests/test_valence_e2e.py::test_du_process_trains_then_predicts_a_continuous_valence_track"
 _CRY = "tests/test_cry_reason_nova.py::test_trainer_and_predictor_run_through_du_process_on_a_session_with_a_real_cry"
+_COMPLETE = ("tests/test_icep_complete.py::"
+             "test_completion_keeps_the_coded_rows_and_predicts_after_the_split_in_a_tier_of_its_own")
 COVERED_ELSEWHERE = {"affect_train": _AFFECT, "affect_predict": _AFFECT, "valence_train": _VALENCE,
-                     "valence_predict": _VALENCE, "cry_reason_train": _CRY, "cry_reason_predict": _CRY}
+                     "valence_predict": _VALENCE, "cry_reason_train": _CRY, "cry_reason_predict": _CRY,
+                     **{name: _COMPLETE for name in SPECS if name.startswith("icep_complete_")}}
 EXTRACTORS = [name for name, spec in SPECS.items() if not spec.trains and name not in COVERED_ELSEWHERE
               and all(p.data in MEDIA for p in spec.inputs if p.declared)]
 TRAINERS = [name for name, spec in SPECS.items() if spec.trains and name not in COVERED_ELSEWHERE]

@@ -29,6 +29,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nova_infant.core.annotations import discrete_segments, frames_to_segments
+from nova_infant.core.annotations import read_annotation as read_anno
 from nova_infant.core.backbones import DEFAULT_DINOV2, DEFAULT_W2V_BERT, resolve_weights, save_standin
 from nova_infant.core.errors import NovaInfantError, WeightsUnavailableError
 from nova_infant.core.package_data import TRAINER_DIR
@@ -36,6 +38,8 @@ from nova_infant.core.sample_media import build_demo_session
 from nova_infant.core.schemes import annotation_scheme
 from nova_infant.core.streams import open_ssi_stream
 from nova_infant.core.validation import device_option, int_option, step_option
+from nova_infant.icep.schemes import full_scheme, write_discrete_annotation
+from nova_infant.review import queue as rq
 from nova_infant.review.annotations import read_annotation, segments
 from nova_infant.review.timeline import build_tracks, render_html, render_png
 from nova_infant.taggers.assets import model_file, yamnet_files
@@ -261,6 +265,8 @@ class DemoResult:
         Backbones (``dinov2``, ``w2v-bert``) that ran with untrained stand-in weights.
     soundtrack : tuple
         (start s, end s, content) of the session's audio, as built.
+    loop : dict
+        The cooperative loop (:func:`cooperative_loop`): demonstration coding, completion, review queue.
     """
 
     session_dir: Path
@@ -268,9 +274,84 @@ class DemoResult:
     html: Path
     summaries: list = field(default_factory=list)
     walls: dict = field(default_factory=dict)
+    loop: dict = field(default_factory=dict)
     skipped: dict = field(default_factory=dict)
     standins: list = field(default_factory=list)
     soundtrack: tuple = ()
+
+
+#: the demonstration coding: soundtrack content -> ICEP-R infant code (NOT a human coding: a rule the models can learn
+#: from the session's own media, so the loop has something to complete)
+DEMO_CODES = {"speech": "Ipos", "silence": "Ineu", "music": "Ineu", "speech + quiet music": "Ipos"}
+#: seconds of the demo session "coded" before the completion runs
+DEMO_CODED_S = 30.0
+
+
+def demo_coding(soundtrack, until_s: float, step_ms: float = 40.0) -> list[tuple[float, float, str]]:
+    """The demonstration coding of the first ``until_s`` seconds: (start s, end s, code) from the soundtrack
+    (:data:`DEMO_CODES`; gaps in it are silence). Labelled as a demonstration wherever it is shown."""
+    cuts = [(0.0, "silence")]
+    for a, b, what in soundtrack:
+        cuts += [(a, what), (b, "silence")]
+    rows = []
+    for (a, what), (b, _) in zip(cuts, cuts[1:] + [(until_s, "")]):
+        a, b = max(a, 0.0), min(b, until_s)
+        if b > a:
+            code = DEMO_CODES.get(what, "Ineu")
+            if rows and rows[-1][2] == code and abs(rows[-1][1] - a) < 1e-9:
+                rows[-1] = (rows[-1][0], b, code)
+            else:
+                rows.append((a, b, code))
+    return rows
+
+
+def cooperative_loop(out: Path, data_root: Path, session_dir: Path, paths: dict, tpl: str, frame_step: str) -> dict:
+    """The coder's loop on the demo session: a demonstration coding of its first :data:`DEMO_CODED_S` seconds
+    (annotator ``demo-coding``), completion of the rest through du-process (``icep_complete_infant_dinov2_w2vbert``,
+    annotator ``icep-complete``), and the review queue over the result (``<out>/review_queue.html``).
+
+    Returns
+    -------
+    dict
+        ``coding``, ``completion`` (paths), ``queue`` (summary), ``top`` (first queue rows), ``html``, ``walls``;
+        empty when a feature stream is missing.
+    """
+    import numpy as np
+
+
+    streams = [session_dir / "infant.dinov2.stream", session_dir / "session.w2vbert.stream"]
+    if not all(p.is_file() for p in streams):
+        print("[loop] skipped: the feature streams are missing")
+        return {}
+    scheme = full_scheme("infant")
+    rows = demo_coding(paths["soundtrack"], DEMO_CODED_S)
+    seg = np.zeros(len(rows), dtype=frames_to_segments(np.zeros(1, int), 40.0).dtype)
+    for i, (a, b, code) in enumerate(rows):
+        seg[i] = (round(a * 1000), round(b * 1000), scheme.names.index(code), 1.0)
+    coding = write_discrete_annotation(session_dir / f"infant.{scheme.name}.demo-coding.annotation", scheme, seg,
+                                       "infant", "demo-coding", session_dir.name, DATASET)
+    print(f"[loop] DEMONSTRATION coding of the first {DEMO_CODED_S:.0f} s (not a human coder: soundtrack speech -> "
+          f"Ipos, music or silence -> Ineu): {coding.name}")
+    trainer = "icep_complete_infant_dinov2_w2vbert.trainer"
+    completion = session_dir / f"infant.{scheme.name}.icep-complete.annotation"
+    data = [{"id": "feature_0", "type": "input", "src": "file:stream:ssistream",
+             "uri_template": f"{tpl}/infant.dinov2.stream"},
+            {"id": "feature_1", "type": "input", "src": "file:stream:ssistream",
+             "uri_template": f"{tpl}/session.w2vbert.stream"},
+            {"id": "labels", "type": "input", "src": "file:annotation:discrete", "uri_template": f"{tpl}/{coding.name}"},
+            {"id": "annotation", "type": "output", "src": "file:annotation:discrete",
+             "uri_template": f"{tpl}/{completion.name}"}]
+    print(f"[du-process] {trainer} (complete the session from {DEMO_CODED_S:.0f} s on) ...", flush=True)
+    wall = run_du_process(trainer, data, {"device": "cpu", "epochs": 30}, out / "discover", out / "icep_complete.log")
+    print(f"[du-process] {trainer}: {wall:.1f} s", flush=True)
+
+    done, names = discrete_segments(read_anno(completion), str(completion))
+    items = rq.items_of(session_dir.name, done[np.asarray(done["from"]) >= DEMO_CODED_S * 1000 - 1], names)
+    html = rq.render_html(items, out / "review_queue.html", f"Review queue: {DATASET}/{session_dir.name} "
+                                                            f"(completion of a DEMONSTRATION coding)")
+    rq.write_csv(items, out / "review_queue.csv")
+    return {"coding": coding, "completion": completion, "queue": rq.summary(items), "top": rq.table_rows(items)[:5],
+            "html": html, "walls": {trainer: wall}}
 
 
 def demo_session(out: str | Path, dinov2_model: str = DEFAULT_DINOV2, w2v_bert_model: str = DEFAULT_W2V_BERT,
@@ -360,6 +441,12 @@ def demo_session(out: str | Path, dinov2_model: str = DEFAULT_DINOV2, w2v_bert_m
         print(f"[du-process] {trainer}: {result.walls[trainer]:.1f} s", flush=True)
         outputs.update({result.session_dir / name: (module, port) for port, (_, name) in outs.items()})
 
+    loop = cooperative_loop(out, data_root, result.session_dir, paths, tpl, frame_step)
+    if loop:
+        result.walls.update(loop.pop("walls"))
+        result.loop = loop
+        outputs.update({loop["coding"]: ("demo-coding", "labels"), loop["completion"]: ("icep_complete", "annotation")})
+
     result.summaries = track_summaries(outputs)
     rows = {s.path.name: s.rows for s in result.summaries if s.kind in ("stream", "continuous")}
     if len(set(rows.values())) > 1:
@@ -392,6 +479,15 @@ def run_demo(args) -> int:
     print("what each track found (read back from the written files):")
     for summary in result.summaries:
         print(f"  {summary.line()}")
+    if result.loop:
+        q = result.loop["queue"]
+        print(f"\nthe coder's loop: {result.loop['coding'].name} (a DEMONSTRATION coding, not a person's) -> "
+              f"{result.loop['completion'].name}; hatched in the timeline: segments below conf 0.7")
+        print(f"review queue:   {result.loop['html']}: review {q['minutes_for']['50%']:.1f} min for half, "
+              f"{q['minutes_for']['80%']:.1f} min for 80 % of the {q['total_expected_errors_s']:.1f} s expected errors")
+        for row in result.loop["top"]:
+            print(f"  {row['rank']}. {row['start_s']:.2f}-{row['end_s']:.2f} s  {row['code']}  conf "
+                  f"{row['confidence']:.2f}  expected errors {row['expected_errors_s']:.2f} s")
     if result.standins:
         print(f"\nNOTE: {', '.join(result.standins)} ran with UNTRAINED STAND-IN weights (no real weights on this "
               "machine): their streams are marked 'untrained-stand-in' and their features are meaningless; provide "

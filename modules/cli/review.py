@@ -5,16 +5,21 @@
 - ``review export-elan``  NOVA annotations → ELAN ``.eaf`` (one tier each)
 - ``review export-csv``   NOVA annotation → CSV
 - ``review import-elan``  ELAN tier → NOVA ``.annotation``
+- ``review queue``        rank predicted sessions and segments by expected errors: HTML page, CSV, NOVA marks
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
+from nova_infant.cli.batch import _db_uri
+from nova_infant.core import nova_db
 from nova_infant.core.errors import AnnotationError, OptionError
 from nova_infant.core.validation import check_duration_ms
 from nova_infant.icep.schemes import CPVC_NOTE, merged_scheme
+from nova_infant.review import queue as rq
 from nova_infant.review.agreement import agreement_report, plot_confusion, write_report_json
 from nova_infant.review.elan import export_csv, export_elan, import_elan_tier
 from nova_infant.review.timeline import build_tracks, render_html, render_png
@@ -123,6 +128,57 @@ def cmd_import_elan(args) -> int:
     return 0
 
 
+def cmd_queue(args) -> int:
+    """Write the review queue (HTML, CSV, optional NOVA marks) over a data root or a NOVA database and print its
+    summary and top lines (:mod:`nova_infant.review.queue`).
+
+    Returns
+    -------
+    int
+        0; 1 when some annotation could not be read (each named in one line, the rest queued); 2 when nothing was
+        found.
+    """
+    out = Path(args.out)
+    problems: list[str] = []
+    folders: dict = {}
+    if args.db:
+        if not args.dataset or not args.scheme:
+            raise AnnotationError("review queue --db: give --dataset and --scheme")
+        ctx = nova_db.connect(_db_uri(args.db))
+        items, problems = rq.collect_db(ctx, args.dataset, args.role, args.scheme, args.annotator,
+                                        args.session_pattern)
+        where = f"{args.db}/{args.dataset}"
+    else:
+        items, folders, problems = rq.collect_files(args.root, args.dataset, args.role, args.scheme, args.annotator)
+        where = str(Path(args.root) / (args.dataset or ""))
+    for line in problems:
+        print(f"error: {line}", file=sys.stderr)
+    if not items:
+        print(f"error: {where}: no predicted annotation {args.role}.{args.scheme or '*'}.{args.annotator} found",
+              file=sys.stderr)
+        return 2
+    title = args.title or f"Review queue: {where} ({args.role}, annotator {args.annotator})"
+    html_path = rq.render_html(items, out / "review_queue.html", title, args.threshold)
+    csv_path = rq.write_csv(items, out / "review_queue.csv")
+    s = rq.summary(items)
+    print(f"{len(items)} segments in {len(s['sessions'])} sessions: {s['total_expected_errors_s']:.1f} s expected "
+          f"errors in {s['total_minutes']:.1f} min; review {s['minutes_for']['50%']:.1f} min for half, "
+          f"{s['minutes_for']['80%']:.1f} min for 80 %")
+    for row in rq.table_rows(items)[:args.top]:
+        print(f"  {row['rank']:>3d}. {row['session']} {row['start_s']:8.2f}-{row['end_s']:8.2f} s  {row['code']:<6s} "
+              f"conf {row['confidence']:.2f}  expected errors {row['expected_errors_s']:.2f} s")
+    print(html_path)
+    print(csv_path)
+    if args.mark:
+        if args.db:
+            print("error: --mark writes NOVA annotation files: data roots only", file=sys.stderr)
+            return 1
+        for name, folder in folders.items():
+            print(rq.write_review_marks(folder, [it for it in items if it.session == name], args.role,
+                                        args.mark_annotator, args.threshold, args.dataset or ""))
+    return 1 if problems else 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the ``review`` command group."""
     review = sub.add_parser("review", help="review helpers: timeline, agreement, ELAN/CSV export and import")
@@ -171,3 +227,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--role", default="", help="NOVA role (e.g. infant)")
     p.add_argument("--annotator", default="", help="NOVA annotator (e.g. the ELAN coder)")
     p.set_defaults(func=cmd_import_elan)
+
+    p = rsub.add_parser("queue", help="rank predicted sessions and segments by expected errors (calibrated "
+                                      "confidence): HTML page, CSV, optional NOVA review marks")
+    p.add_argument("root", nargs="?", default="", help="NOVA data folder (file mode)")
+    p.add_argument("--dataset", help="dataset folder under root / NOVA database dataset")
+    p.add_argument("--db", help="NOVA database mongodb://user@host:port (password from NOVA_DB_PASSWORD)")
+    p.add_argument("--session-pattern", help="database: sessions matching this pattern only")
+    p.add_argument("--role", default="infant", help="role of the predicted annotations (default: %(default)s)")
+    p.add_argument("--scheme", help="scheme of the predictions (file mode default: any)")
+    p.add_argument("--annotator", default="icep", help="annotator of the predictions (default: %(default)s)")
+    p.add_argument("--threshold", type=float, default=0.7, help="NOVA's correction certainty level (default: "
+                                                                 "%(default)s)")
+    p.add_argument("--out", required=True, help="folder for review_queue.html and review_queue.csv")
+    p.add_argument("--top", type=int, default=10, help="queue lines printed (default: %(default)s)")
+    p.add_argument("--title", help="page heading")
+    p.add_argument("--mark", action="store_true", help="also write <role>.review.<mark-annotator>.annotation per "
+                                                       "session marking the segments below the threshold")
+    p.add_argument("--mark-annotator", default="review", help="annotator of those marks (default: %(default)s)")
+    p.set_defaults(func=cmd_queue)

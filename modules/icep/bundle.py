@@ -88,7 +88,9 @@ def check_session(spec: dict, session: SessionData, bundle: str = "") -> None:
 class Bundle:
     """A loaded bundle: ``model`` (eval mode, CPU), ``arch``, ``config`` (TrainConfig), ``normaliser``,
     ``label_map``, ``features`` (feature spec), ``path``, ``min_dur_ms`` (the smoothing its cross-validation
-    evaluated, which its predictor applies by default; 0 for bundles written before it was recorded)."""
+    evaluated, which its predictor applies by default; 0 for bundles written before it was recorded),
+    ``temperature`` (probability scaling fitted on held-out frames at training time,
+    :mod:`nova_infant.icep.calibration`; 1.0 for bundles written before calibration)."""
 
     model: torch.nn.Module
     arch: dict
@@ -98,6 +100,7 @@ class Bundle:
     features: dict
     path: Path
     min_dur_ms: float = 0.0
+    temperature: float = 1.0
 
 
 def save_bundle(out_dir: str | os.PathLike, fitted: FitResult, lmap: LabelMap, features: dict,
@@ -137,7 +140,8 @@ def save_bundle(out_dir: str | os.PathLike, fitted: FitResult, lmap: LabelMap, f
                             "note": ("the smoothing the cross-validation evaluated (model_smoothed in metrics.json)"
                                      if metrics is not None else "the training option min_dur_ms (no "
                                      "cross-validation ran)")
-                                    + "; the predictor applies it unless option min_dur_ms is given"}}
+                                    + "; the predictor applies it unless option min_dur_ms is given"},
+              "calibration": {"temperature": float(fitted.temperature), **fitted.calibration}}
     files = {"normaliser.json": json.dumps(fitted.normaliser.to_json())}
     if metrics is not None:
         files["metrics.json"] = json.dumps(metrics, indent=2)
@@ -186,6 +190,9 @@ def load_bundle(path: str | os.PathLike, device: str = "cpu") -> Bundle:
         cfg.setdefault("normalise", "fold")  # bundles written before per-session standardisation existed
         train_config, features = TrainConfig(**cfg), config["feature_spec"]
         in_dim, n_classes = int(arch["in_dim"]), int(arch["n_classes"])
+        temperature = float(config.get("calibration", {}).get("temperature", 1.0))
+        if not (temperature > 0 and temperature < float("inf")):
+            raise ValueError(f"calibration temperature must be > 0, got {temperature}")
         where = extra_file(path, "normaliser.json")
         normaliser = Normaliser.from_json(json.loads(where.read_text()))
     except SavedModelError:
@@ -202,7 +209,7 @@ def load_bundle(path: str | os.PathLike, device: str = "cpu") -> Bundle:
                               f"({str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__})") from None
     model.to(device).eval()
     smoothing = float((config.get("smoothing") or {}).get("min_dur_ms", 0.0))
-    return Bundle(model, arch, train_config, normaliser, lmap, features, path, smoothing)
+    return Bundle(model, arch, train_config, normaliser, lmap, features, path, smoothing, temperature)
 
 
 def _check_bundle(path: Path, config: TrainConfig, features: dict, lmap: LabelMap, normaliser: Normaliser,

@@ -33,6 +33,7 @@ import numpy as np
 from nova_infant.core.errors import OptionError
 from nova_infant.icep.agreement import scores
 from nova_infant.icep.dataset import SessionData
+from nova_infant.icep.calibration import CalibrationCounts, pool
 from nova_infant.icep.report import CVResult, FoldResult
 from nova_infant.icep.training import TrainConfig, fit, normalised, predict_fitted
 
@@ -406,9 +407,11 @@ def run_fold(sessions: list[SessionData], plan: dict, k: int) -> FoldResult:
     best = fit([by_name[n] for n in fold["fit"]], [by_name[n] for n in fold["val"]], len(class_names), cfg)
     majority = majority_baseline(train_sessions) if plan["baselines"] else None
     logreg = logistic_baseline(train_sessions, cfg.normalise, seed=plan["seed"]) if plan["baselines"] else None
-    preds, variants = {}, {}
+    preds, variants, calibration = {}, {}, []
     for name in fold["test"]:
         s = by_name[name]
+        raw = predict_fitted(best, s, calibrated=False)
+        calibration.append(CalibrationCounts.of(raw, s.labels, best.temperature))
         probs = predict_fitted(best, s)
         pred = probs.argmax(1)
         preds[name] = (s.labels, pred)
@@ -420,8 +423,9 @@ def run_fold(sessions: list[SessionData], plan: dict, k: int) -> FoldResult:
     pred = np.concatenate([p for _, p in preds.values()])
     fold_scores = scores(gold, pred, class_names)
     log.info("fold %d: macro-F1 %.3f, kappa %.3f", k, fold_scores["f1_macro"], fold_scores["kappa"])
+    pooled = pool(calibration)
     return FoldResult(k, list(fold["fit"]), list(fold["val"]), list(fold["test"]), chosen, best, fold_scores, preds,
-                      table, variants, best.config.to_dict(), best.best_epoch)
+                      table, variants, best.config.to_dict(), best.best_epoch, pooled.to_json() if pooled else {})
 
 
 def combine_folds(plan: dict, fold_results: list[FoldResult]) -> CVResult:
@@ -467,6 +471,7 @@ def fold_record(fold: FoldResult, plan: dict) -> dict:
     return {"plan_sha256": plan["sha256"], "fold": fold.index, "train": fold.train, "val": fold.val,
             "test": fold.test, "chosen": fold.chosen, "selection": fold.selection, "scores": fold.scores,
             "trained_config": fold.trained_config, "best_epoch": int(fold.best_epoch),
+            "calibration": fold.calibration,
             "predictions": {n: {"gold": np.asarray(g).tolist(), "model": np.asarray(p).tolist(),
                                 **{v: np.asarray(a).tolist() for v, a in fold.variants.get(n, {}).items()}}
                             for n, (g, p) in fold.predictions.items()}}
@@ -490,4 +495,4 @@ def fold_from_record(record: dict) -> FoldResult:
         variants[name] = {v: np.asarray(a, np.int64) for v, a in frames.items() if v not in ("gold", "model")}
     return FoldResult(int(record["fold"]), list(record["train"]), list(record["val"]), list(record["test"]),
                       dict(record["chosen"]), None, record["scores"], preds, list(record["selection"]), variants,
-                      dict(record["trained_config"]), int(record["best_epoch"]))
+                      dict(record["trained_config"]), int(record["best_epoch"]), dict(record.get("calibration") or {}))

@@ -17,6 +17,7 @@ from nova_infant.core.batch import SessionResult, format_table, slurm_resources
 from nova_infant.core.errors import AnnotationError, NovaInfantError, OptionError, StreamError
 from nova_infant.core.streams import open_ssi_stream
 from nova_infant.core.validation import check_class_targets
+from nova_infant.icep.calibration import plot_reliability, pool
 from nova_infant.icep.bundle import feature_spec, save_bundle, write_predictor_trainer
 from nova_infant.icep.dataset import (ArrayRows, FileRows, SessionData, SessionSpec, annotation_arrays, load_session,
                                       session_from_rows)
@@ -280,7 +281,34 @@ def evaluate(sessions: list[SessionData], lmap: LabelMap, config: TrainConfig, o
     with atomic_file(out / "cv_report.json", ".json") as tmp:
         tmp.write_text(json.dumps(report, indent=2))
     write_cv_pictures(result, lmap, out, {s.name: s.step_ms for s in sessions})
+    write_calibration_report(result, out)
     return result
+
+
+def write_calibration_report(result: CVResult, out_dir) -> Path | None:
+    """The reliability diagram ``<out_dir>/reliability.png`` of a cross-validation (test frames of every fold, before
+    and after temperature scaling) and one log line with ECE before/after and the review efficiency at the
+    threshold (:mod:`nova_infant.icep.calibration`).
+
+    Returns
+    -------
+    pathlib.Path or None
+        The PNG; None when no fold carries calibration counts (fold files of an older version).
+
+    Raises
+    ------
+    OutputError
+        If the PNG cannot be written.
+    """
+    cal = pool([f.calibration for f in result.folds])
+    if cal is None:
+        return None
+    review = cal.review
+    log.info("calibration: ECE %.3f before, %.3f after temperature scaling; %.0f %% of the time below %.2f holds "
+             "%.0f %% of the errors (review efficiency %.2f)", cal.before.ece, cal.after.ece,
+             100 * review.share_time_below, review.threshold, 100 * review.share_errors_below, review.efficiency)
+    return plot_reliability(cal, Path(out_dir) / "reliability.png",
+                            f"Reliability over {len(result.folds)} test folds")
 
 
 # ---------------------------------------------------------------- CV folds as separate jobs (process pool, Slurm)

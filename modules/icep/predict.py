@@ -1,8 +1,9 @@
 """Predict ICEP-R tracks for a session with a saved bundle: per-frame probabilities, smoothing, NOVA annotations.
 
 Output: a discrete annotation in the label map's scheme (class ids 0..K-1) whose segments are runs of equal frame
-labels (merged with ``annotations.frames_to_segments``) with ``conf`` = mean probability of the predicted class over the
-segment; optionally one continuous annotation per class (its probability at the frame rate).
+labels, split where the calibrated confidence crosses the review threshold (NOVA's 0.7 by default;
+:func:`nova_infant.icep.calibration.confidence_segments`), with ``conf`` = mean calibrated probability of the predicted
+class over the segment; optionally one continuous annotation per class (its calibrated probability per frame).
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from nova_infant.core.annotations import frames_to_segments
 from nova_infant.core.continuous import gap_rows
 from nova_infant.icep.bundle import Bundle, check_session
+from nova_infant.icep.calibration import confidence_segments, scale_probs
 from nova_infant.icep.dataset import SessionData
 from nova_infant.core.atomic import safe_name, save_atomic
 from nova_infant.icep.schemes import write_discrete_annotation
@@ -75,21 +76,31 @@ class Prediction:
         Class probabilities.
     step_ms : float
         Frame step of the grid in ms.
+    threshold : float
+        Review threshold: segments are split where ``conf`` crosses it (0: runs of equal labels only).
+    min_frames : int
+        Shortest stretch a split may make (the smoothing's shortest segment).
     """
 
     labels: np.ndarray
     conf: np.ndarray
     probs: np.ndarray
     step_ms: float
+    threshold: float = 0.0
+    min_frames: int = 0
 
     def segments(self) -> np.ndarray:
-        """Merged segments (discover-utils ``LabelDType.DISCRETE``, ms)."""
-        return frames_to_segments(self.labels, self.step_ms, self.conf)
+        """Segments of equal labels split at threshold crossings (discover-utils ``LabelDType.DISCRETE``, ms;
+        ``conf`` the mean over the segment's frames)."""
+        return confidence_segments(self.labels, self.conf, self.step_ms, self.threshold, min_frames=self.min_frames)
 
 
 def predict_session(bundle: Bundle, session: SessionData, min_dur_ms: float | None = None,
-                    batch_size: int = 64) -> Prediction:
-    """Check the session against the bundle's feature spec, predict every frame, smooth.
+                    batch_size: int = 64, threshold: float = 0.7) -> Prediction:
+    """Check the session against the bundle's feature spec, predict every frame, scale the probabilities by the
+    bundle's temperature (fitted on held-out frames at training time), smooth.
+
+    ``threshold``: review threshold of :attr:`Prediction.threshold` (NOVA's default 0.7; 0 = no split).
 
     ``min_dur_ms`` (shortest segment kept, ms): None or negative = the bundle's (:attr:`Bundle.min_dur_ms`, the
     smoothing its cross-validation evaluated), 0 = no smoothing.
@@ -103,19 +114,20 @@ def predict_session(bundle: Bundle, session: SessionData, min_dur_ms: float | No
     """
     check_session(bundle.features, session, str(bundle.path))
     cfg = bundle.config
-    probs = predict_proba(bundle.model, bundle.normaliser, session, cfg.window, cfg.stride, batch_size,
-                          normalise=cfg.normalise)
+    probs = scale_probs(predict_proba(bundle.model, bundle.normaliser, session, cfg.window, cfg.stride, batch_size,
+                                      normalise=cfg.normalise), bundle.temperature)
     if min_dur_ms is None or min_dur_ms < 0:
         min_dur_ms = bundle.min_dur_ms
-    labels = smooth_min_duration(probs.argmax(1), probs, int(round(float(min_dur_ms) / session.step_ms)))
+    min_frames = int(round(float(min_dur_ms) / session.step_ms))
+    labels = smooth_min_duration(probs.argmax(1), probs, min_frames)
     conf = probs[np.arange(len(labels)), labels]
-    return Prediction(labels, conf.astype(np.float32), probs, session.step_ms)
+    return Prediction(labels, conf.astype(np.float32), probs, session.step_ms, float(threshold), min_frames)
 
 
 def discrete_annotation(bundle: Bundle, pred: Prediction, role: str = "", annotator: str = "", session: str = "",
                         dataset: str = "", scheme=None):
-    """The prediction as a discover-utils ``DiscreteAnnotation`` (segments of equal labels, ms; conf = mean
-    probability of the segment's class).
+    """The prediction as a discover-utils ``DiscreteAnnotation`` (:meth:`Prediction.segments`: equal labels split at
+    review-threshold crossings, ms; conf = mean calibrated probability of the segment's class).
 
     Parameters
     ----------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from nova_infant.icep.calibration import pool
 from nova_infant.icep.agreement import (BOOTSTRAP_ROUNDS, agreement, bootstrap_draws, bootstrap_units, confusion,
                                         macro_f1_from_confusion, paired_difference, session_kappa)
 
@@ -47,6 +48,9 @@ class FoldResult:
     trained_config : dict
         The configuration trained (kept when ``fitted`` is None).
     best_epoch : int
+    calibration : dict
+        Reliability bins before/after temperature scaling and review counts over the fold's test sessions
+        (:class:`nova_infant.icep.calibration.CalibrationCounts` as JSON; additive over folds).
     """
 
     index: int
@@ -61,6 +65,7 @@ class FoldResult:
     variants: dict = field(default_factory=dict)
     trained_config: dict = field(default_factory=dict)
     best_epoch: int = 0
+    calibration: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -156,10 +161,14 @@ class CVResult:
         """JSON-ready report: per fold (sessions, grid selection, chosen point, best epoch, scores), pooled scores,
         per-session scores, agreement with bootstrap intervals (and their unit), baselines, the smoothing the
         predictor applies, the PCA basis's fit sessions, the human reference and the summary line."""
-        return {"folds": [{"fold": f.index, "train_sessions": f.train, "val_sessions": f.val,
+        pooled_calibration = pool([f.calibration for f in self.folds])
+        return {**({"calibration": pooled_calibration.to_json()} if pooled_calibration else {}),
+                "folds": [{"fold": f.index, "train_sessions": f.train, "val_sessions": f.val,
                            "test_sessions": f.test, "chosen": f.chosen, "selection": f.selection,
                            "trained_config": f.trained_config, "best_epoch": f.best_epoch,
-                           "scores": f.scores} for f in self.folds],
+                           "scores": f.scores, **({"calibration": {k: f.calibration[k] for k in
+                                                   ("ece_before", "ece_after", "temperatures", "review")}}
+                                                 if f.calibration else {})} for f in self.folds],
                 "groups": self.groups, "inner_folds": self.inner_folds,
                 "pooled": self.pooled, **{k: v for k, v in self.summary.items() if k != "line"},
                 "pca_basis": self.pca_basis,

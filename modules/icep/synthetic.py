@@ -8,6 +8,7 @@ weak per-frame cue (so a per-frame model is above chance but far below a tempora
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -104,3 +105,72 @@ def write_session(root: str | os.PathLike, dataset: str, session: str, streams: 
         write_discrete_annotation(folder / f"{role}.{scheme.name}.{annotator}.annotation", scheme, segments, role,
                                   annotator, session, dataset)
     return folder
+
+
+# ---------------------------------------------------------------- FFSF-like sessions (cooperative-loop benchmarks)
+
+#: FFSF classes (full infant scheme names) and how likely each is in the play / still-face / reunion phases
+FFSF_CLASSES = ("Ipos", "Ineu", "Ipro")
+FFSF_PHASES = {"play": (0.55, 0.35, 0.10), "still-face": (0.10, 0.40, 0.50), "reunion": (0.35, 0.45, 0.20)}
+
+
+def ffsf_prototypes(dim: int, seed: int = 1234, separation: float = 0.9) -> np.ndarray:
+    """Class prototypes shared by every session of one synthetic lab: float32 (3, dim), rows of norm
+    ``separation``."""
+    rng = np.random.default_rng(seed)
+    proto = rng.standard_normal((len(FFSF_CLASSES), dim))
+    return (separation * proto / np.linalg.norm(proto, axis=1, keepdims=True)).astype(np.float32)
+
+
+def ffsf_session(n_frames: int, dim: int, rng: np.random.Generator, prototypes: np.ndarray | None = None,
+                 mean_code_s: float = 3.0, step_ms: float = 40.0, shift: float = 0.6, drift: float = 0.6,
+                 noise: float = 1.0, smooth: float = 0.6) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A synthetic Face-to-Face Still-Face (FFSF) session: play (40 %), still-face (30 %), reunion (30 %) phases
+    (Tronick et al. 1978's paradigm), codes that change every few seconds with phase-dependent odds, and features
+    that move per session (a constant shift) and over time (a linear drift), as real recordings do.
+
+    Features per frame: the prototype of the frame's class + the session's shift + drift * (t / T) * a session
+    direction + AR(1) noise (coefficient ``smooth``, variance ``noise**2``).
+
+    Parameters
+    ----------
+    n_frames, dim : int
+    rng : numpy.random.Generator
+    prototypes : ndarray, float32, shape (3, dim), optional
+        Class prototypes shared across sessions (default :func:`ffsf_prototypes`).
+    mean_code_s : float
+        Mean duration of one code (exponential, at least 1 s), seconds.
+    step_ms : float
+    shift, drift, noise, smooth : float
+
+    Returns
+    -------
+    features : ndarray, float32, shape (n_frames, dim)
+    labels : ndarray, int64, shape (n_frames,)
+        Index into :data:`FFSF_CLASSES`.
+    phase : ndarray, int64, shape (n_frames,)
+        0 play, 1 still-face, 2 reunion.
+    """
+    proto = ffsf_prototypes(dim) if prototypes is None else prototypes
+    bounds = [0, int(0.4 * n_frames), int(0.7 * n_frames), n_frames]
+    phase = np.zeros(n_frames, np.int64)
+    labels = np.zeros(n_frames, np.int64)
+    per_s = 1000.0 / step_ms
+    for k, odds in enumerate(FFSF_PHASES.values()):
+        phase[bounds[k]:bounds[k + 1]] = k
+        t = bounds[k]
+        while t < bounds[k + 1]:
+            run = int(max(1.0, rng.exponential(mean_code_s)) * per_s)
+            labels[t:t + run] = rng.choice(len(FFSF_CLASSES), p=odds)
+            t += run
+    labels = labels[:n_frames]
+    eps = rng.standard_normal((n_frames, dim)) * noise * math.sqrt(1 - smooth ** 2)
+    ar = np.empty_like(eps)
+    ar[0] = rng.standard_normal(dim) * noise
+    for i in range(1, n_frames):
+        ar[i] = smooth * ar[i - 1] + eps[i]
+    direction = rng.standard_normal(dim)
+    direction /= np.linalg.norm(direction)
+    x = (proto[labels] + shift * rng.standard_normal(dim) / math.sqrt(dim) * 2
+         + drift * np.linspace(0, 1, n_frames)[:, None] * direction + ar)
+    return x.astype(np.float32), labels, phase

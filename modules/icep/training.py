@@ -23,6 +23,7 @@ from torch import nn
 
 from nova_infant.core.backbones import pick_device
 from nova_infant.core.errors import StreamError
+from nova_infant.icep.calibration import expected_calibration_error, fit_temperature, scale_probs
 from nova_infant.core.standardiser import Standardiser
 from nova_infant.icep.dataset import MASK, SessionData
 from nova_infant.icep.models import build_model
@@ -253,6 +254,12 @@ class FitResult:
         Epoch of the lowest validation loss (the weights kept).
     history : list of dict
         Per epoch: training and validation loss.
+    temperature : float
+        Temperature of the class probabilities (:mod:`nova_infant.icep.calibration`), fitted on the validation
+        sessions' labelled frames after the best epoch was chosen; 1.0 when there was no validation session.
+    calibration : dict
+        How ``temperature`` was fitted: ``frames``, ``ece_before``, ``ece_after`` on those frames (in-sample for
+        the temperature; the cross-validation report holds the held-out figures).
     """
 
     model: nn.Module
@@ -262,6 +269,8 @@ class FitResult:
     config: TrainConfig
     best_epoch: int = 0
     history: list = field(default_factory=list)
+    temperature: float = 1.0
+    calibration: dict = field(default_factory=dict)
 
 
 def _device(name):
@@ -269,7 +278,8 @@ def _device(name):
 
 
 def fit(train: list[SessionData], val: list[SessionData], n_classes: int, config: TrainConfig,
-        progress: bool = False, max_batches: int | None = None) -> FitResult:
+        progress: bool = False, max_batches: int | None = None, init_state: dict | None = None,
+        normaliser: Normaliser | None = None) -> FitResult:
     """Train one model on ``train`` with early stopping on ``val`` (may be empty: then ``max_epochs`` are run).
 
     Parameters
@@ -277,6 +287,9 @@ def fit(train: list[SessionData], val: list[SessionData], n_classes: int, config
     train, val : sessions with ``labels`` (int64, -1 masked) on their own frame grids; same fused ``dim``
     n_classes : int -- number of target classes (label map)
     max_batches : int, optional -- stop each epoch after this many batches (benchmarks)
+    init_state : dict, optional -- start from these weights (fine-tuning a bundle trained on other sessions); a
+        tensor whose shape differs from the new model's (another number of classes) is left at its initial value
+    normaliser : Normaliser, optional -- keep this fold-level normaliser (the base bundle's) instead of fitting one
 
     Returns
     -------
@@ -293,13 +306,18 @@ def fit(train: list[SessionData], val: list[SessionData], n_classes: int, config
     rng = np.random.default_rng(config.seed)
     device = _device(config.device)
     train, val = normalised(train, config.normalise), normalised(val, config.normalise)
-    normaliser = Normaliser.fit(train)
+    normaliser = normaliser if normaliser is not None else Normaliser.fit(train)
     weights = class_weights(train, n_classes)
     if weights.sum() == 0:
         raise ValueError("the training sessions hold no labelled frame")
     arch = {"model": config.model, "in_dim": train[0].dim, "n_classes": n_classes, "hidden": config.hidden,
             "layers": config.layers, "dropout": config.dropout, "mlp_hidden": list(config.mlp_hidden)}
-    model = build_model(arch).to(device)
+    model = build_model(arch)
+    if init_state is not None:
+        own = model.state_dict()
+        model.load_state_dict({k: v if k in init_state and init_state[k].shape != v.shape else init_state.get(k, v)
+                               for k, v in own.items()})
+    model = model.to(device)
     mean = torch.from_numpy(normaliser.mean).to(device)
     scale = torch.from_numpy(normaliser.scale).to(device)
     loss_fn = nn.CrossEntropyLoss(weight=torch.from_numpy(weights).to(device), ignore_index=MASK, reduction="sum")
@@ -344,7 +362,42 @@ def fit(train: list[SessionData], val: list[SessionData], n_classes: int, config
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
-    return FitResult(model, arch, normaliser, weights, config, best_epoch, history)
+    fitted = FitResult(model, arch, normaliser, weights, config, best_epoch, history)
+    calibrate(fitted, val)
+    return fitted
+
+
+def calibrate(fitted: FitResult, held_out: list) -> FitResult:
+    """Fit ``fitted.temperature`` on the labelled frames of ``held_out`` sessions (frames the weights were not
+    fitted on: the early-stopping validation groups, or a held-out coded block; :mod:`nova_infant.icep.calibration`).
+
+    Parameters
+    ----------
+    fitted : FitResult
+        Changed in place: ``temperature`` and ``calibration``.
+    held_out : list of SessionData
+        Labels int64 (n_frames,), -1 masked; sessions shorter than one window are left out.
+
+    Returns
+    -------
+    FitResult
+        ``fitted``; temperature 1.0 when no held-out frame is labelled.
+    """
+    probs, labels = [], []
+    for s in held_out:
+        if s.labels is None or not (s.labels >= 0).any() or s.n_frames < fitted.config.window:
+            continue
+        probs.append(predict_fitted(fitted, s, calibrated=False))
+        labels.append(s.labels)
+    if not probs:
+        fitted.temperature, fitted.calibration = 1.0, {"frames": 0, "note": "no held-out labelled frame: not scaled"}
+        return fitted
+    p, y = np.concatenate(probs), np.concatenate(labels)
+    fitted.temperature = fit_temperature(p, y)
+    fitted.calibration = {"frames": int((y >= 0).sum()), "ece_before": expected_calibration_error(p, y),
+                          "ece_after": expected_calibration_error(scale_probs(p, fitted.temperature), y),
+                          "sessions": [s.name for s in held_out]}
+    return fitted
 
 
 def _weight_sum(weights, y):
@@ -398,8 +451,10 @@ def predict_proba(model: nn.Module, normaliser: Normaliser, session: SessionData
     return (sums / counts[:, None]).astype(np.float32)
 
 
-def predict_fitted(fitted: FitResult, session: SessionData, batch_size: int | None = None) -> np.ndarray:
-    """:func:`predict_proba` with the fitted model's own window, stride and normalisation (``fitted.config``).
+def predict_fitted(fitted: FitResult, session: SessionData, batch_size: int | None = None,
+                   calibrated: bool = True) -> np.ndarray:
+    """:func:`predict_proba` with the fitted model's own window, stride and normalisation (``fitted.config``), scaled
+    by the fitted temperature unless ``calibrated`` is False (scaling never changes the arg-max class).
 
     Parameters
     ----------
@@ -418,5 +473,6 @@ def predict_fitted(fitted: FitResult, session: SessionData, batch_size: int | No
         If the session is shorter than one window.
     """
     cfg = fitted.config
-    return predict_proba(fitted.model, fitted.normaliser, session, cfg.window, cfg.stride,
-                         batch_size or cfg.batch_size, normalise=cfg.normalise)
+    probs = predict_proba(fitted.model, fitted.normaliser, session, cfg.window, cfg.stride,
+                          batch_size or cfg.batch_size, normalise=cfg.normalise)
+    return scale_probs(probs, fitted.temperature) if calibrated else probs

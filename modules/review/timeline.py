@@ -90,6 +90,11 @@ class Track:
     strip_end_ms : float
         Feature and continuous tracks: time (ms) where the content ends (n_samples / rate).
     legend : list of (label, nova_color)
+    conf : list of float
+        Discrete tracks: each segment's confidence (parallel to ``segments``); segments below ``hatch_below`` are
+        drawn cross-hatched with their confidence, as NOVA hatches them.
+    hatch_below : float
+        NOVA's correction certainty level (default 0.7).
     """
 
     kind: str
@@ -101,6 +106,12 @@ class Track:
     strip: np.ndarray | None = None
     strip_end_ms: float = 0.0
     legend: list = field(default_factory=list)
+    conf: list = field(default_factory=list)
+    hatch_below: float = 0.7
+
+    def hatched(self, i: int) -> bool:
+        """True when segment ``i`` has a confidence below :attr:`hatch_below`."""
+        return i < len(self.conf) and self.conf[i] < self.hatch_below
 
     @property
     def end_ms(self) -> float:
@@ -121,8 +132,9 @@ def annotation_track(annotation, title: str | None = None) -> Track:
     title = title or describe(annotation, "annotation")
     if is_discrete(annotation):
         classes = {c.id: c for c in scheme_classes(annotation)}
-        segs = []
-        for start, stop, cid, _ in segments(annotation).tolist():
+        segs, confs = [], []
+        for start, stop, cid, conf in segments(annotation).tolist():
+            confs.append(float(conf))
             if cid == GARBAGE_ID:
                 segs.append((float(start), float(stop), "garbage", GARBAGE_COLOR))
             elif cid in classes:
@@ -130,7 +142,8 @@ def annotation_track(annotation, title: str | None = None) -> Track:
             else:
                 raise AnnotationError(f"{title}: label id {cid} at {start / 1000:.2f} s is not in scheme "
                                       f"{annotation.annotation_scheme.name!r}")
-        return Track("discrete", title, segments=segs, legend=[(c.name, c.color) for c in classes.values()])
+        return Track("discrete", title, segments=segs, legend=[(c.name, c.color) for c in classes.values()],
+                     conf=confs)
     data = annotation.data
     names = data.dtype.names if data is not None else None
     if names and "score" in names:
@@ -255,8 +268,12 @@ def render_png(tracks: Sequence[Track], path: str | os.PathLike, duration_ms: fl
             ax.plot(track.times_ms / 1000.0, track.values, color="#1f77b4", lw=1)
             ax.set_ylim(*track.value_range)
         else:
-            for start, stop, label, color in track.segments:
+            for i, (start, stop, label, color) in enumerate(track.segments):
                 ax.axvspan(start / 1000.0, stop / 1000.0, color=nova_color_to_rgba(color), lw=0)
+                if track.hatched(i):  # NOVA's cross-hatch of a segment below the correction certainty level
+                    ax.axvspan(start / 1000.0, stop / 1000.0, facecolor="none", edgecolor="#d62728", hatch="xx",
+                               lw=0)
+                    label = f"{label} {track.conf[i]:.2f}"
                 if (stop - start) / 1000.0 > duration_s / 40:
                     ax.text((start + stop) / 2000.0, 0.5, label, ha="center", va="center", fontsize=7,
                             clip_on=True, transform=ax.get_xaxis_transform())
@@ -336,11 +353,16 @@ def render_html(tracks: Sequence[Track], path: str | os.PathLike, duration_ms: f
                            for t, v in zip(track.times_ms, np.nan_to_num(track.values, nan=lo)))
             parts.append(f'<polyline points="{pts}" fill="none" stroke="#1f77b4" stroke-width="1"/>')
         else:
-            for start, stop, label, color in track.segments:
+            for i, (start, stop, label, color) in enumerate(track.segments):
                 x, w = left + start * sx, max((stop - start) * sx, 0.5)
+                conf = f", conf {track.conf[i]:.2f}" if i < len(track.conf) and track.conf[i] < 1 else ""
                 parts.append(f'<rect class="seg" x="{x:.2f}" y="{y}" width="{w:.2f}" height="{h}" '
                              f'fill="{nova_color_to_css(color)}"><title>{html.escape(label)}: '
-                             f'{start / 1000:.2f}-{stop / 1000:.2f} s</title></rect>')
+                             f'{start / 1000:.2f}-{stop / 1000:.2f} s{conf}</title></rect>')
+                if track.hatched(i):
+                    parts.append(f'<rect class="hatched" x="{x:.2f}" y="{y}" width="{w:.2f}" height="{h}" '
+                                 f'fill="url(#nova-hatch)" pointer-events="none"/>')
+                    label = f"{label} {track.conf[i]:.2f}"
                 if w > 40:
                     parts.append(f'<text class="seg-label" x="{x + w / 2:.2f}" y="{y + h / 2 + 4:.1f}" '
                                  f'text-anchor="middle">{html.escape(label)}</text>')
@@ -377,6 +399,8 @@ svg{{width:100%;height:auto;display:block}} .name{{font-size:12px}} .tick{{font-
 </style></head><body>
 <h1>{html.escape(title or 'timeline')} &middot; {duration / 1000:.2f} s</h1>
 <svg id="tl" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width_px} {height}">
+<defs><pattern id="nova-hatch" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)">
+<line x1="0" y1="0" x2="0" y2="6" stroke="#d62728" stroke-width="1.5"/></pattern></defs>
 {chr(10).join(parts)}
 </svg>
 <div class="legend">{''.join(legend)}</div>

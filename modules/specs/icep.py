@@ -276,7 +276,7 @@ def predict_run(session, o: dict) -> Result:
     from nova_infant.icep.predict import predict_session  # loads torch: imported on use
 
     bundle = load_bundle_of(session, o)
-    pred = predict_session(bundle, session_data(session), o["min_dur_ms"], o["batch_size"])
+    pred = predict_session(bundle, session_data(session), o["min_dur_ms"], o["batch_size"], o["review_threshold"])
     return Result(extra={"bundle": bundle, "prediction": pred}, notes=[f"{len(pred.segments())} segments"])
 
 
@@ -326,6 +326,12 @@ def predict_write(result: Result, session) -> dict:
     return out
 
 
+#: NOVA hatches a discrete segment whose conf is below the coder's "correction certainty level" (default 0.7)
+REVIEW_THRESHOLD_OPTION = Option(
+    "review_threshold", "float", 0.7, "split segments where the calibrated confidence crosses this value (NOVA's "
+    "correction certainty level, default 0.7), so NOVA hatches the uncertain stretch; 0 = no split",
+    minimum=0, maximum=1)
+
 PREDICT = ModuleSpec(
     name="icep_predict", create="ICEPPredictor", category="ICEP-R",
     description="Predict ICEP-R engagement phases with a trained model bundle (option 'bundle')",
@@ -341,7 +347,8 @@ PREDICT = ModuleSpec(
         Option("min_dur_ms", "float", -1.0, "smoothing: shortest segment kept, ms; -1 = the bundle's (the "
                "smoothing its cross-validation evaluated), 0 = none", minimum=-1),
         shared.device(),
-        Option("batch_size", "int", 64, "windows per forward pass", minimum=1, maximum=1 << 20)),
+        Option("batch_size", "int", 64, "windows per forward pass", minimum=1, maximum=1 << 20),
+        REVIEW_THRESHOLD_OPTION),
     run=predict_run, write=predict_write, doc="docs/icep.md", citation=CITATION, licence=LICENCE,
     example_options={"bundle": "icep_models/icep-infant-bilstm"})
 

@@ -19,8 +19,8 @@ from nova_infant.core.package_data import SCHEME_DIR
 from nova_infant.core.schemes import package_scheme_files, read_scheme_json
 from nova_infant.core.trainer_files import write_trainer
 from nova_infant.icep.schemes import label_map, merged_scheme
-from nova_infant.specs import (affect, audio_events, cry_reason, dinov2_pca, emotion_tagger, icep, people, valence,
-                               w2v_bert)
+from nova_infant.specs import (affect, audio_events, cry_reason, dinov2_pca, emotion_tagger, icep, icep_complete, people,
+                               valence, w2v_bert)
 from nova_infant.specs.module_spec import ModuleSpec
 from nova_infant.specs.readme import readme_text
 
@@ -33,6 +33,7 @@ SPECS: dict[str, ModuleSpec] = {spec.name: spec for spec in (
     people.SPEC,
     icep.PREDICT,
     *icep.TRAIN_SPECS.values(),
+    *icep_complete.COMPLETE_SPECS.values(),
     affect.TRAIN_SPEC,
     affect.PREDICT_SPEC,
     cry_reason.TRAIN_SPEC,
