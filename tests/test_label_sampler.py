@@ -4,6 +4,7 @@ nested segments included (a nested segment labels its span, the enclosing one th
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from nova_infant.core.grid import frame_grid, segment_index_at
 from nova_infant.icep import dataset, schemes
@@ -22,25 +23,43 @@ def _write(folder, rows):
     return write_annotation(anno, folder / "infant.ICEP-R-infant.gold.annotation")
 
 
-def test_nested_segments_are_labelled_the_same_by_training_review_and_affect(tmp_path):
+def _three_readings(path):
+    """The frame labels of training, review and affect for one annotation file, as source-scheme ids."""
     from nova_infant.affect.sessions import discrete_on_grid
     from nova_infant.review.annotations import read_annotation, sample_frames
 
-    ipos, ineg, ipro = (INFANT.names.index(n) for n in ("Ipos", "Ineg", "Ipro"))
-    # Ipos 0-4 s holds Ineg 1-2 s; Ipro 5-6 s after a gap
-    path = _write(tmp_path, [(0, 4000, ipos), (1000, 2000, ineg), (5000, 6000, ipro)])
-    expected = np.full(160, -1)
-    expected[:25], expected[25:50], expected[50:100], expected[125:150] = ipos, ineg, ipos, ipro
-
     review = sample_frames(read_annotation(path), 40.0, 160)
-    np.testing.assert_array_equal(np.where(review >= 0, review, -1), expected)
     affect, _ = discrete_on_grid(read_annotation(path), frame_grid(160 * 40, 40))
-    np.testing.assert_array_equal(affect, expected)
     segments, names = dataset.read_annotation(path)
     lmap = schemes.label_map("full", "infant")
     training = dataset.sample_labels(segments, 160, 40.0, lmap.lookup(names))
     as_source = np.array([INFANT.names.index(lmap.target.names[t]) if t >= 0 else -1 for t in training])
-    np.testing.assert_array_equal(as_source, expected)
+    return np.where(review >= 0, review, -1), np.asarray(affect), as_source
+
+
+def test_training_review_and_affect_label_every_frame_alike(tmp_path):
+    ipos, ineg, ipro = (INFANT.names.index(n) for n in ("Ipos", "Ineg", "Ipro"))
+    # Ipos 0-1 s, Ineg 1-2 s, Ipos 2-4 s, a gap, Ipro 5-6 s
+    path = _write(tmp_path, [(0, 1000, ipos), (1000, 2000, ineg), (2000, 4000, ipos), (5000, 6000, ipro)])
+    expected = np.full(160, -1)
+    expected[:25], expected[25:50], expected[50:100], expected[125:150] = ipos, ineg, ipos, ipro
+    for reading in _three_readings(path):
+        np.testing.assert_array_equal(reading, expected)
+
+
+def test_nested_segments_are_refused_alike_by_training_review_and_affect(tmp_path):
+    """A NOVA discrete track cannot hold overlapping labels (issue 21): the one reader refuses a nested segment for
+    every consumer, in one line naming the file, instead of each labelling it its own way."""
+    from nova_infant.core.errors import AnnotationError
+
+    ipos, ineg = (INFANT.names.index(n) for n in ("Ipos", "Ineg"))
+    path = _write(tmp_path, [(0, 4000, ipos), (1000, 2000, ineg)])
+    from nova_infant.review.annotations import read_annotation
+
+    for reader in (read_annotation, dataset.read_annotation):  # review and affect read through the first
+        with pytest.raises(AnnotationError, match="overlap") as refused:
+            reader(path)
+        assert str(path) in str(refused.value) and "\n" not in str(refused.value)
 
 
 def test_latest_start_wins_whatever_the_file_order():
