@@ -64,7 +64,8 @@ def _tree(root: Path) -> dict:
 def _run(argv, capsys) -> tuple[int, str]:
     import logging
 
-    for handler in list(logging.root.handlers):  # main() logs to the stderr of this call, not an earlier test's
+    before = list(logging.root.handlers)
+    for handler in before:  # main() logs to the stderr of this call, not an earlier test's
         logging.root.removeHandler(handler)
     raising, logging.raiseExceptions = logging.raiseExceptions, False  # libraries' handlers bound to an old stderr
     try:
@@ -73,6 +74,10 @@ def _run(argv, capsys) -> tuple[int, str]:
         code = exc.code if isinstance(exc.code, int) else 2
     finally:
         logging.raiseExceptions = raising
+        for handler in list(logging.root.handlers):  # as it was for the tests that follow
+            logging.root.removeHandler(handler)
+        for handler in before:
+            logging.root.addHandler(handler)
     captured = capsys.readouterr()
     return code, captured.err
 
