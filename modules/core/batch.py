@@ -330,7 +330,7 @@ def run_session(job: ModuleJob, session: str) -> SessionResult:
     """
     started = time.time()
     try:
-        with write_policy.job(f"batch {job.name}"):  # inputs of this session: never replaced by its outputs
+        with write_policy.job(job.name):  # inputs of this session: never replaced by its outputs
             return _run_session(job, session, started)
     except Exception as exc:  # a batch goes on with the rest
         if not isinstance(exc, NovaInfantError):  # ours are one-line errors; anything else: the traceback to the log

@@ -114,6 +114,24 @@ class WriteJob:
 
 
 _JOB: ContextVar[WriteJob | None] = ContextVar("nova_infant_write_job", default=None)
+_MODULE: ContextVar[str | None] = ContextVar("nova_infant_writing_module", default=None)
+
+
+@contextmanager
+def writing(module: str) -> Iterator[None]:
+    """Name the module whose outputs the block writes (``generator_module`` of the provenance mark), so one
+    module's outputs carry the same header from ``run <module>``, its older command, a batch and du-process.
+
+    Parameters
+    ----------
+    module : str
+        The module (spec) name, e.g. ``"w2v_bert"``.
+    """
+    token = _MODULE.set(module)
+    try:
+        yield
+    finally:
+        _MODULE.reset(token)
 
 
 def current() -> WriteJob | None:
@@ -201,7 +219,7 @@ def mark(kind: str) -> dict:
     dict of str -> str
         ``generator``, ``generator_version``, ``generator_module``, ``generator_kind``.
     """
-    module = re.sub(r'[^A-Za-z0-9_. -]', "_", job_name())
+    module = re.sub(r'[^A-Za-z0-9_. -]', "_", _MODULE.get() or job_name())
     return {"generator": GENERATOR, "generator_version": str(__version__), "generator_module": module,
             "generator_kind": kind}
 

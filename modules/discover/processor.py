@@ -215,7 +215,7 @@ def processor_class(name: str, spec: ModuleSpec | None = None) -> type:
 
         def __init__(self, *args, **kwargs):
             if "discover_utils.scripts.process" in sys.modules:  # du-process: one request per process, built
-                write_policy.open_job(f"du-process {self.spec.name}")
+                write_policy.open_job(self.spec.name)  # names the provenance mark's module
             super().__init__(*args, **kwargs)
             given = given_options(self.spec, getattr(self, "trainer", None), self.options)
             self.options = refuse_bad_options(lambda: self.spec.parse_options(given), self.spec.name)
