@@ -137,12 +137,20 @@ streams.write_ssi_stream(streams.make_ssi_stream(np.ones((200,3))*2,25,'f',list(
 r = subprocess.run([PY, "-c", code], capture_output=True, text=True)
 code2 = f"""
 import sys
+import numpy as np
 from nova_infant.core import streams
-try:
+from nova_infant.core.errors import StreamError
+try:  # a reader never writes (issue #21): it reads one whole version or says the pair is mid-replacement
     v=streams.open_ssi_stream('{base}/k.stream'); print(v.n_rows, float(v.data[0,0]))
-    sys.exit(0 if (v.n_rows, float(v.data[0,0])) in ((100,1.0),(200,2.0)) else 3)
-except Exception as e:
-    print('error:', e); sys.exit(4)
+    if (v.n_rows, float(v.data[0,0])) not in ((100,1.0),(200,2.0)):
+        sys.exit(3)
+except StreamError as e:
+    if 'k.stream' not in str(e) or '\\n' in str(e):
+        sys.exit(4)
+# the next writer finishes or rolls back the interrupted replacement, then writes
+streams.write_ssi_stream(streams.make_ssi_stream(np.ones((300,3))*3,25,'f',list('abc')), '{base}/k.stream')
+v=streams.open_ssi_stream('{base}/k.stream')
+sys.exit(0 if (v.n_rows, float(v.data[0,0])) == (300,3.0) else 5)
 """
 r2 = subprocess.run([PY, "-c", code2], capture_output=True, text=True)
 results.append(("kill between data and header rename", "clean" if r2.returncode == 0 else "partial", r2.returncode))

@@ -81,7 +81,7 @@ def test_process_pool_folds_give_the_in_process_report_and_rerun_only_missing_fo
     assert cal["review"]["threshold"] == 0.7 and sum(cal["bins_after"]["count"]) == cal["review"]["frames"]
     assert all("calibration" in f for f in report["folds"]) and (tmp_path / "pool" / "reliability.png").is_file()
     folds_dir = tmp_path / "pool" / "folds"
-    assert sorted(p.name for p in folds_dir.glob("*.json")) == ["fold_0.json", "fold_1.json", "fold_2.json", "plan.json"]
+    assert sorted(p.name for p in folds_dir.glob("[!.]*.json")) == ["fold_0.json", "fold_1.json", "fold_2.json", "plan.json"]
     plan = json.loads((folds_dir / "plan.json").read_text())
     assert {json.loads((folds_dir / f"fold_{k}.json").read_text())["plan_sha256"] for k in range(3)} == {plan["sha256"]}
 
@@ -95,7 +95,12 @@ def test_process_pool_folds_give_the_in_process_report_and_rerun_only_missing_fo
     monkeypatch.setattr(batch, "_run_local", spy)
     pipeline.evaluate(sessions, lmap, CONFIG, tmp_path / "pool", executor="local", **common)
     assert ran == []  # complete: nothing runs again
-    (folds_dir / "fold_1.json").write_text("{ cut short")  # a broken fold file
+    (folds_dir / "fold_1.json").write_text("{ cut short")  # a fold file changed by someone else: never replaced
+    with pytest.raises(pipeline.FoldsFailed, match="fold_1.json: exists and was not written by nova-infant"):
+        pipeline.evaluate(sessions, lmap, CONFIG, tmp_path / "pool", executor="local", **common)
+    assert (folds_dir / "fold_1.json").read_text() == "{ cut short"
+    (folds_dir / "fold_1.json").unlink()  # the person removes it: the re-run computes that fold only
+    ran.clear()
     pipeline.evaluate(sessions, lmap, CONFIG, tmp_path / "pool", executor="local", **common)
     assert ran == [[1]] and (tmp_path / "pool" / "cv_report.json").read_text() == a
     pipeline.evaluate(sessions, lmap, CONFIG, tmp_path / "pool", executor="local", **{**common, "seed": 4})

@@ -369,3 +369,26 @@ def test_batch_db_password_comes_from_the_environment(monkeypatch):
     assert _db_uri("mongodb://coder:given@nova-db") == "mongodb://coder:given@nova-db"  # a given password wins
     monkeypatch.delenv("NOVA_DB_PASSWORD")
     assert _db_uri("mongodb://coder@nova-db") == "mongodb://coder@nova-db"
+
+
+def test_a_coders_database_annotation_is_never_replaced_by_a_prediction(nova):
+    """Write policy (issue #21), database mode: a document without our ``generator`` field is a coder's; a job
+    that reads an annotator's annotation never saves a prediction under that name."""
+    from nova_infant.core import write_policy
+    from nova_infant.core.errors import PathError
+
+    nova_db.save_annotation(nova["ctx"], _annotation(GOLD_MS), nova["dataset"], SESSION, CODER, ROLE)
+    doc = _client(nova)["Annotations"].find_one({})
+    assert doc["generator"] == "nova-infant"  # ours: a re-run replaces it
+    _client(nova)["Annotations"].update_one({"_id": doc["_id"]}, {"$unset": {"generator": ""}})  # as NOVA saves
+    with pytest.raises(PathError, match=rf"annotator={CODER} role={ROLE}: exists and was not written by nova-infant"):
+        nova_db.save_annotation(nova["ctx"], _annotation([(0, 10000, 2)]), nova["dataset"], SESSION, CODER, ROLE)
+    back = nova_db.load_annotation(nova["ctx"], nova["dataset"], SESSION, SCHEME["name"], CODER, ROLE)
+    assert [tuple(int(v) for v in r) for r in back.data[["from", "to", "id"]].tolist()] == GOLD_MS
+    with write_policy.job("test"):
+        nova_db.load_annotation(nova["ctx"], nova["dataset"], SESSION, SCHEME["name"], CODER, ROLE)
+        with pytest.raises(PathError, match=rf"annotator '{CODER}' is an annotator this job reads"):
+            nova_db.save_annotation(nova["ctx"], _annotation([(0, 10000, 2)]), nova["dataset"], SESSION, CODER,
+                                    ROLE, scheme=SCHEME["name"])
+        nova_db.save_annotation(nova["ctx"], _annotation([(0, 10000, 2)]), nova["dataset"], SESSION, MODEL, ROLE)
+    assert _client(nova)["Annotations"].count_documents({}) == 2

@@ -6,6 +6,8 @@ import json
 import numpy as np
 import pytest
 
+from nova_infant.core.errors import PathError
+
 from nova_infant.core import package_data
 from nova_infant.core.errors import AnnotationError
 from nova_infant.core.schemes import (annotation_scheme, class_names, load_scheme, package_scheme_files,
@@ -41,6 +43,10 @@ def test_repo_copy_differences_names_each_stale_missing_or_extra_file(tmp_path):
         f"schemes/nova/ICEP-R-infant.annotation~: missing (in {package_data.SCHEME_DIR})",
         f"schemes/mine.json: not in the package data ({package_data.SCHEME_DIR})",
         "schemes/emotion.json: differs"]
+    with pytest.raises(PathError, match="emotion.json: exists and was not written by nova-infant"):
+        package_data.write_repo_copies(tmp_path)  # an edited copy is a person's file now: never replaced
+    assert (tmp_path / "schemes" / "emotion.json").read_text() == "{}"
+    (tmp_path / "schemes" / "emotion.json").unlink()  # the person removes it: then it is written again
     package_data.write_repo_copies(tmp_path)
     assert (tmp_path / "schemes" / "mine.json").is_file()  # never deletes what it did not write
     assert len(package_data.repo_copy_differences(tmp_path)) == 1

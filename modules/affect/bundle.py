@@ -58,7 +58,8 @@ def save_affect_model(out_dir, model, info: dict | None = None, extra=None) -> P
     if extra is not None:
         with tempfile.TemporaryDirectory(prefix="nova-infant-affect-") as scratch:
             extra(Path(scratch))
-            files = {p.name: p.read_bytes() for p in Path(scratch).iterdir() if p.is_file()}
+            files = {p.name: p.read_bytes() for p in Path(scratch).iterdir()
+                     if p.is_file() and not p.name.startswith(".")}  # not the scratch folder's file record
     state = {k: v.detach().cpu().float().contiguous() for k, v in model.state_dict().items()}
     readme = ("Facial affect model (seed 002: MobileNetV4-Conv-Small backbone + three-level 3D MLP-Mixer temporal "
               f"aggregation), tasks {', '.join(model.cfg.tasks)}. Load with "

@@ -31,6 +31,7 @@ class OneLineParser(argparse.ArgumentParser):
 
 from nova_infant.cli import aliases, batch, commands, demo, dinov2_tools, icep_tools, review, tagger_tools  # noqa: E402
 from nova_infant.specs import cli as spec_commands  # noqa: E402
+from nova_infant.core import write_policy
 
 #: every file adding sub-commands, in ``--help`` order: the modules (``run``) first, then the tools
 COMMAND_MODULES = [spec_commands, demo, batch, commands, icep_tools, review, tagger_tools, dinov2_tools]
@@ -71,8 +72,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("ffmpegio").setLevel(logging.WARNING)  # it announces every plugin at INFO
+    command = " ".join(str(getattr(args, key)) for key in ("command", "module", "icep_command", "review_command",
+                                                           "taggers_command", "dinov2_command")
+                       if isinstance(getattr(args, key, None), str))
     try:
-        return int(args.func(args) or 0)
+        with write_policy.job(command or "nova-infant"):  # readers register inputs, writers check against them
+            write_policy.check_args(args, command)
+            return int(args.func(args) or 0)
     except NovaInfantError as exc:
         print(f"error: {one_line(exc)}", file=sys.stderr)
         return 2

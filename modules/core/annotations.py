@@ -21,6 +21,7 @@ from nova_infant.core.atomic import check_pair, save_atomic
 from nova_infant.core.errors import AnnotationError
 from nova_infant.core.schemes import annotation_scheme, is_discrete_scheme
 from nova_infant.core.schemes import class_names  # noqa: F401  (the one scheme parser; re-exported)
+from nova_infant.core import write_policy
 
 #: dtype of discrete segments when an annotation holds none (``from``/``to`` ms, ``id``, ``conf``).
 EMPTY_SEGMENTS = np.zeros(0, dtype=[("from", "i4"), ("to", "i4"), ("id", "i4"), ("conf", "f4")])
@@ -41,6 +42,7 @@ def read_annotation(path: str | os.PathLike):
     from discover_utils.data.handler.file_handler import FileHandler
 
     path = Path(path)
+    write_policy.register_input(path)
     if path.suffix != ".annotation":
         raise AnnotationError(f"{path}: not a NOVA .annotation file")
     check_pair(path, AnnotationError)
@@ -57,6 +59,8 @@ def read_annotation(path: str | os.PathLike):
     if not isinstance(annotation, Annotation):
         raise AnnotationError(f"{path}: not an annotation")
     check_annotation(annotation, str(path))
+    write_policy.register_input(path)  # an output of this job may never replace it
+    write_policy.register_annotator(getattr(annotation.meta_data, "annotator", None))
     return annotation
 
 

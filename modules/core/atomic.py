@@ -31,83 +31,17 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from nova_infant import __version__
+from nova_infant.core import write_policy
 from nova_infant.core.continuous import is_continuous_annotation, write_continuous_rows
 from nova_infant.core.errors import OutputError, PathError, StreamError
+from nova_infant.core.fileid import (MARKER, MARKER_FORMAT, _BAD_NAME_CHARS, _data_check,  # noqa: F401
+                                     _default_mode, file_sha256, safe_name)
+from nova_infant.core.journal import (JOURNAL_FORMAT, _drop_journal, _identity, _journal, _pair,  # noqa: F401
+                                      _read_plan, _same_identity, recover_output, replace_pair)
+from nova_infant.core.write_policy import (ELSEWHERE, FILES_FORMAT, FILES_RECORD, _error, _files_record, _kind_of,
+                                           check_folder, job_name)
 
-MARKER = ".nova-infant.json"
-MARKER_FORMAT = "nova-infant-folder/1"
 LOCK_TIMEOUT_S = float(os.environ.get("NOVA_INFANT_LOCK_TIMEOUT_S", "600"))
-_BAD_NAME_CHARS = set('/\\:\0') | {chr(c) for c in range(32)}
-
-
-def safe_name(value, what: str = "name") -> str:
-    """Check one name that becomes a single path component (session, role, annotator, scheme, stream, model name).
-
-    Parameters
-    ----------
-    value : str
-        The name as the user or NOVA gave it.
-    what : str
-        What the name is, for the message (e.g. ``"option model_name"``, ``"session"``).
-
-    Returns
-    -------
-    str
-        ``value`` unchanged.
-
-    Raises
-    ------
-    PathError
-        If the name is empty, ``.`` or ``..``, or holds a path separator (``/``, ``\\``), a drive colon, or a
-        control character: it could point outside the folder it is meant for.
-    """
-    text = "" if value is None else str(value)
-    if not text.strip():
-        raise PathError(f"{what}: empty name")
-    if text in (".", "..") or text != text.strip() or any(ch in _BAD_NAME_CHARS for ch in text):
-        raise PathError(f"{what} {text!r}: not a plain name (no '/', '\\', ':', '..', control characters or "
-                        f"leading/trailing spaces); it would point outside its folder")
-    return text
-
-
-def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """SHA-256 of a file's bytes, read in blocks (``hashlib``).
-
-    Parameters
-    ----------
-    path : str or path
-    chunk : int
-        Block size in bytes.
-
-    Returns
-    -------
-    str
-        Lower-case hex digest, 64 characters.
-
-    Raises
-    ------
-    OSError
-        The file cannot be read.
-    """
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _data_check(path: str | os.PathLike, ends: int = 1 << 20) -> str:
-    """``"<bytes>:<sha256>"`` of a data file: its size and the SHA-256 of its first and last ``ends`` bytes (the
-    whole file when it is at most 2 MiB). Reading 2 MiB, not the whole stream, keeps opening a long session cheap;
-    two different writes of one output differ within their first rows in practice."""
-    size = os.path.getsize(path)
-    digest = hashlib.sha256(str(size).encode())
-    with open(path, "rb") as handle:
-        digest.update(handle.read(ends))
-        if size > ends:
-            handle.seek(max(ends, size - ends))
-            digest.update(handle.read())
-    return f"{size}:{digest.hexdigest()}"
 
 
 def _output_error(path, exc: OSError):
@@ -155,8 +89,15 @@ def output_lock(path: str | os.PathLike, timeout_s: float | None = None) -> Iter
     lock = path.parent / f".{path.name}.lock"
     deadline = time.monotonic() + (LOCK_TIMEOUT_S if timeout_s is None else timeout_s)
     while True:
+        created = False
         try:
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+            try:  # our own lock file (removed at the end), or the one another run holds
+                fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+                created = True
+            except FileExistsError:
+                fd = os.open(lock, os.O_RDWR)
+        except FileNotFoundError:
+            continue  # removed between the two calls: try again
         except OSError as exc:
             raise _output_error(path, exc) from None
         while True:
@@ -179,64 +120,26 @@ def output_lock(path: str | os.PathLike, timeout_s: float | None = None) -> Iter
     try:
         yield
     finally:
-        try:
-            os.unlink(lock)
+        try:  # only the lock file this run created, and only while it is still the file locked (a left-over or a
+            # person's file of that name is opened, never deleted)
+            if created and os.path.samestat(os.fstat(fd), os.stat(lock)):
+                os.unlink(lock)
         except OSError:
             pass
         os.close(fd)
 
 
-def _journal(path: Path) -> Path:
-    return path.parent / f".{path.name}.prev"
+def _stamp_header(header: Path, data: Path, mark: dict | None = None) -> None:
+    """Add ``data_check`` (:func:`_data_check` of the data file) and the provenance ``mark``
+    (:func:`nova_infant.core.write_policy.mark`) to the header's ``<meta>`` element, in place (the staged copy)."""
+    from xml.sax.saxutils import quoteattr
 
-
-def _pair(path: Path) -> list[Path]:
-    """Data file first, header last: the order files are renamed into place."""
-    return [Path(str(path) + "~"), path]
-
-
-def recover_output(path: str | os.PathLike) -> bool:
-    """Roll back an interrupted replacement of the pair ``path`` + ``path~`` (see module notes) and remove staging
-    folders a killed writer left behind. Call with :func:`output_lock` held.
-
-    Parameters
-    ----------
-    path : path
-        The header of the pair.
-
-    Returns
-    -------
-    bool
-        True if it rolled back.
-    """
-    path = Path(path)
-    journal = _journal(path)
-    rolled = False
-    if journal.is_dir():
-        plan = journal / "journal.json"
-        if plan.is_file():  # the replacement had started: put the previous pair back
-            doc = json.loads(plan.read_text())
-            for name in doc.get("saved", []):
-                if (journal / name).exists():  # absent: already moved back by an interrupted recovery
-                    os.replace(journal / name, path.parent / name)
-            for name in doc.get("absent", []):
-                try:
-                    os.unlink(path.parent / name)
-                except FileNotFoundError:
-                    pass
-            os.unlink(plan)
-            rolled = True
-        shutil.rmtree(journal)
-    for stale in path.parent.glob(f".{path.name}.partial-*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    return rolled
-
-
-def _stamp_header(header: Path, data: Path) -> None:
-    """Add ``data_check`` (:func:`_data_check` of the data file) to the header's ``<meta>`` element, in place (the
-    staged copy)."""
-    text = re.sub(r'\s*data_check="[^"]*"', "", header.read_text(encoding="utf-8"))  # a re-saved stream's old one
-    stamp = f' data_check="{_data_check(data)}"'
+    mark = dict(mark or {})
+    text = header.read_text(encoding="utf-8")
+    for key in ("data_check", *mark):  # a re-saved stream's old ones
+        text = re.sub(r'\s*' + re.escape(key) + r'="[^"]*"', "", text)
+    stamp = "".join(f" {key}={quoteattr(str(value))}" for key, value in mark.items())
+    stamp += f' data_check="{_data_check(data)}"'
     if re.search(r"<meta(?=[\s/>])", text):
         text = re.sub(r"<meta(?=[\s/>])", "<meta" + stamp, text, count=1)
     else:
@@ -247,7 +150,8 @@ def _stamp_header(header: Path, data: Path) -> None:
 def check_pair(path: str | os.PathLike, error=None, verify: bool = True) -> None:
     """Check that a header's recorded ``data_check`` matches its ``~`` data file (headers without it pass).
 
-    Rolls back an interrupted replacement first (:func:`recover_output`), if its journal is there.
+    A reader: it never writes (an interrupted replacement is rolled back by the next writer of that output, not
+    here).
 
     Raises
     ------
@@ -255,62 +159,17 @@ def check_pair(path: str | os.PathLike, error=None, verify: bool = True) -> None
         If header and data file do not belong together (an interrupted or concurrent write by another tool).
     """
     path = Path(path)
-    if _journal(path).is_dir():
-        try:
-            with output_lock(path, timeout_s=30):
-                recover_output(path)
-        except (OutputError, OSError):  # read-only place or busy: check the pair as it is
-            pass
     if not verify:
         return
     try:
         head = path.read_text(encoding="utf-8", errors="replace")[:4096]
-    except FileNotFoundError:
+    except (FileNotFoundError, IsADirectoryError):
         return
     found = re.search(r'data_check="([0-9]+:[0-9a-f]{64})"', head)
     data = Path(str(path) + "~")
     if found and data.is_file() and _data_check(data) != found.group(1):
         raise (error or StreamError)(f"{path}: header and data file {data.name} do not belong together "
-                                     f"(interrupted write?)")
-
-
-def replace_pair(staged: str | os.PathLike, path: str | os.PathLike) -> Path:
-    """Move a staged header + ``~`` data pair over ``path`` + ``path~`` as described in the module notes (journal,
-    data first, header last). Call with :func:`output_lock` held, after :func:`recover_output`.
-
-    Parameters
-    ----------
-    staged : path
-        The staged header (its ``~`` data file beside it).
-    path : path
-        The output header.
-
-    Returns
-    -------
-    pathlib.Path
-        ``path``.
-    """
-    staged, path = Path(staged), Path(path)
-    journal = _journal(path)
-    journal.mkdir()
-    saved, absent = [], []
-    for target in _pair(path):
-        if target.exists():
-            try:
-                os.link(target, journal / target.name)  # a second name, no copy: the old data stays readable
-            except OSError:
-                shutil.copy2(target, journal / target.name)
-            saved.append(target.name)
-        else:
-            absent.append(target.name)
-    tmp_plan = journal / ".journal.json.partial"
-    tmp_plan.write_text(json.dumps({"saved": saved, "absent": absent}))
-    os.replace(tmp_plan, journal / "journal.json")  # from here on a crash is rolled back
-    for target in _pair(path):
-        os.replace(staged.parent / (staged.name + target.name[len(path.name):]), target)
-    os.unlink(journal / "journal.json")  # committed
-    shutil.rmtree(journal, ignore_errors=True)
-    return path
+                                     f"(interrupted write? run the command that wrote it again)")
 
 
 def save_atomic(data, path: str | os.PathLike, writer=None) -> Path:
@@ -331,11 +190,18 @@ def save_atomic(data, path: str | os.PathLike, writer=None) -> Path:
         long; the previous output is then unchanged.
     """
     path = Path(path)
+    kind = "stream" if path.suffix == ".stream" else "annotation" if path.suffix == ".annotation" else None
+    annotator = getattr(getattr(data, "meta_data", None), "annotator", None)
+    write_policy.check_output(path, kind)  # before any folder is made
+    if kind == "annotation":
+        write_policy.check_annotator(annotator, str(path))
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with output_lock(path):
             recover_output(path)
+            write_policy.check_output(path, kind)  # again under the lock
             tmp_dir = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-", dir=path.parent))
+            write_policy.note_created(tmp_dir)
             try:
                 tmp = tmp_dir / path.name
                 if writer is None:
@@ -349,25 +215,17 @@ def save_atomic(data, path: str | os.PathLike, writer=None) -> Path:
                     # NOVA reads `NaN` (not savetxt's `nan`) as a gap, and needs finite confidences
                     write_continuous_rows(data, Path(str(tmp) + "~"))
                 if not Path(str(tmp) + "~").is_file():
-                    # a one-file format: plain atomic rename
+                    # a one-file format: plain atomic rename, recorded as ours
                     os.replace(tmp, path)
+                    record_file(path)
                 else:
-                    _stamp_header(tmp, Path(str(tmp) + "~"))
+                    _stamp_header(tmp, Path(str(tmp) + "~"), write_policy.mark(kind or "stream"))
                     replace_pair(tmp, path)
             finally:
-                shutil.rmtree(tmp_dir, ignore_errors=True)
+                _remove_staging(tmp_dir)
     except OSError as exc:
         raise _output_error(path, exc) from None
     return path
-
-
-def _default_mode(kind: int) -> int:
-    """The permission bits ``open``/``mkdir`` would give under the process umask (``kind`` 0o666 for files, 0o777
-    for folders): ``mkstemp``/``mkdtemp`` stage with 0o600/0o700, which would hide outputs from a lab's other
-    accounts once renamed into place."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return kind & ~mask
 
 
 @contextmanager
@@ -383,21 +241,38 @@ def atomic_file(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
         previous file is then unchanged.
     """
     path = Path(path)
+    kind = "file:" + (path.suffix.lstrip(".").lower() or "none")  # one file, recorded in its folder's record
+    write_policy.check_output(path, kind)  # before the work, and before any folder is made
     staged = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(prefix=f".{path.name}.partial-", suffix=suffix, dir=path.parent)
         os.close(fd)
         staged = Path(name)
+        write_policy.note_created(staged)
         os.chmod(staged, _default_mode(0o666))
         yield staged
         with output_lock(path):
+            write_policy.check_output(path, kind)  # again under the lock
             os.replace(staged, path)
+            record_file(path)
     except OSError as exc:
         raise _output_error(path, exc) from None
     finally:
-        if staged is not None and staged.exists():
+        if staged is not None:
+            _remove_staging(staged)
+
+
+def _remove_staging(staged: Path) -> None:
+    """Remove a staging file or folder this process created (by its exact name; never by pattern)."""
+    try:
+        if staged.is_dir() and not staged.is_symlink():
+            shutil.rmtree(staged, ignore_errors=True)
+        elif staged.exists() or staged.is_symlink():
             staged.unlink()
+    except OSError:
+        pass
+    write_policy.forget_created(staged)
 
 
 def save_figure(fig, path: str | os.PathLike, dpi: float | None = 100) -> Path:
@@ -446,13 +321,16 @@ def _folder_manifest(folder: Path, kind: str) -> dict:
     return doc
 
 
-def check_replaceable(out: str | os.PathLike) -> None:
+def check_replaceable(out: str | os.PathLike, kind: str | None = None) -> None:
     """Refuse an output folder this package did not create; call before long work so a wrong ``--out`` fails at once.
 
     Parameters
     ----------
     out : path
         The output folder.
+    kind : str, optional
+        The folder kind to be written: then the whole policy applies
+        (:func:`nova_infant.core.write_policy.check_folder`: not an input, ours, same kind, unchanged).
 
     Raises
     ------
@@ -460,6 +338,9 @@ def check_replaceable(out: str | os.PathLike) -> None:
         When ``out`` exists and is neither an empty folder nor a folder this package created (``MARKER``).
     """
     out = Path(out)
+    if kind is not None:
+        check_folder(out, kind)
+        return
     if out.is_symlink() or (out.exists() and not out.is_dir()):
         raise PathError(f"{out}: exists and is not a folder nova-infant created; refusing to replace it")
     if out.is_dir() and not _is_ours(out) and any(out.iterdir()):
@@ -468,15 +349,15 @@ def check_replaceable(out: str | os.PathLike) -> None:
 
 
 def _recover_dir(out: Path) -> None:
+    """Finish or roll back a folder swap a killed writer left (call from a writer, with the lock held). The old copy
+    ``.<out>.old`` is used only when it carries our marker; nothing is deleted by name pattern (a killed run's
+    staging folder stays, harmless, for the user to remove)."""
     aside = out.parent / f".{out.name}.old"
-    if aside.is_dir() and (_is_ours(aside) or not any(aside.iterdir())):
+    if aside.is_dir() and not aside.is_symlink() and _is_ours(aside):
         if out.exists():
             _discard(aside)  # the new folder made it in: drop the old copy
         else:
             os.replace(aside, out)  # killed between the two renames: put the old folder back
-    # old copies being deleted and staging folders of a killed run: ours by name, never the output itself
-    for stale in [*out.parent.glob(f".{out.name}.deleting-*"), *out.parent.glob(f".{out.name}.partial-*")]:
-        shutil.rmtree(stale, ignore_errors=True)
 
 
 def _discard(aside: Path) -> None:
@@ -484,7 +365,7 @@ def _discard(aside: Path) -> None:
     never leaves a half-deleted ``.old`` copy that recovery would mistake for the previous folder."""
     doomed = aside.parent / f"{aside.name[:-len('.old')]}.deleting-{uuid.uuid4().hex[:8]}"
     os.replace(aside, doomed)
-    shutil.rmtree(doomed, ignore_errors=True)
+    _remove_staging(doomed)
 
 
 @contextmanager
@@ -504,7 +385,7 @@ def atomic_dir(out_dir: str | os.PathLike, kind: str = "folder") -> Iterator[Pat
         If the folder cannot be written (full disk, read-only) or another run holds the lock too long.
     """
     out = Path(out_dir)
-    check_replaceable(out)
+    write_policy.check_folder(out, kind)
     aside = out.parent / f".{out.name}.old"
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -514,8 +395,11 @@ def atomic_dir(out_dir: str | os.PathLike, kind: str = "folder") -> Iterator[Pat
         tmp = None
         try:
             _recover_dir(out)
-            check_replaceable(out)
+            write_policy.check_folder(out, kind)
+            if aside.exists() or aside.is_symlink():
+                raise PathError(f"{aside}: exists and is not nova-infant's; move it away, then run again")
             tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+            write_policy.note_created(tmp)
             os.chmod(tmp, _default_mode(0o777))
             yield tmp
             _folder_manifest(tmp, kind)
@@ -528,7 +412,7 @@ def atomic_dir(out_dir: str | os.PathLike, kind: str = "folder") -> Iterator[Pat
             raise _output_error(out, exc) from None
         finally:
             if tmp is not None:
-                shutil.rmtree(tmp, ignore_errors=True)
+                _remove_staging(tmp)
 
 
 def verify_folder(folder: str | os.PathLike, error=None, required: Sequence[str] = ()) -> dict | None:
@@ -589,10 +473,62 @@ def check_digests(folder: str | os.PathLike, sums: dict, error, listed: str) -> 
 
 
 def _recover_if_needed(folder: Path) -> None:
-    aside = folder.parent / f".{folder.name}.old"
-    if aside.is_dir():
+    """Readers never write: kept for callers; an interrupted folder swap is finished by the next writer
+    (:func:`atomic_dir`)."""
+    return None
+
+
+def record_file(path: str | os.PathLike) -> None:
+    """Record ``path`` (just written by this package) with its SHA-256 in its folder's ``FILES_RECORD``, atomically
+    (call with the output's lock held; the record has its own lock)."""
+    path = Path(path)
+    folder = path.parent
+    record = folder / FILES_RECORD
+    with output_lock(record):
+        files = _files_record(folder)
+        if record.exists() and not files and record.stat().st_size:
+            raise _error(f"{record}: not a nova-infant file record; refusing to replace it: {ELSEWHERE}")
+        files[path.name] = {"sha256": file_sha256(path), "kind": _kind_of(path), "module": job_name()}
+        fd, name = tempfile.mkstemp(prefix=f".{FILES_RECORD}.partial-", dir=folder)
         try:
-            with output_lock(folder, timeout_s=5):
-                _recover_dir(folder)
-        except Exception:  # read-only place or busy: the folder as it is will be checked
-            pass
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump({"format": FILES_FORMAT, "files": dict(sorted(files.items()))}, handle, indent=1)
+            os.chmod(name, _default_mode(0o666))
+            os.replace(name, record)
+        finally:
+            if os.path.exists(name):
+                os.unlink(name)
+
+
+def adopt(paths) -> list[Path]:
+    """Record existing files as written by nova-infant (:func:`record_file`), for a person who knows they are: the
+    checkout's generated trainers and schemes after a merge regenerated them without their record. Never called
+    by a command.
+
+    Parameters
+    ----------
+    paths : iterable of str or path
+        Files, or folders (every file below them, records left out).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files recorded.
+    """
+    done = []
+    for given in paths:
+        given = Path(given)
+        items = sorted(p for p in given.rglob("*") if p.is_file()) if given.is_dir() else [given]
+        for item in items:
+            if item.name != FILES_RECORD and item.is_file() and not item.is_symlink():
+                record_file(item)
+                done.append(item)
+    return done
+
+
+if __name__ == "__main__":  # python -m nova_infant.core.atomic adopt PATH...
+    import sys
+
+    if len(sys.argv) < 3 or sys.argv[1] != "adopt":
+        sys.exit("usage: python -m nova_infant.core.atomic adopt PATH...")
+    print(f"{len(adopt(sys.argv[2:]))} files recorded as nova-infant's")

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nova_infant.core.errors import OptionError, WeightsUnavailableError
+from nova_infant.core.atomic import atomic_dir
+from nova_infant.core.write_policy import check_folder
 
 log = logging.getLogger(__name__)
 
@@ -424,43 +426,44 @@ def save_standin(kind: str, out_dir: str | os.PathLike, size: str = "tiny", seed
     from transformers import (BitImageProcessor, Dinov2Config, Dinov2Model, SeamlessM4TFeatureExtractor,
                               Wav2Vec2BertConfig, Wav2Vec2BertModel)
 
+    if kind not in ("dinov2", "w2v-bert", "resnet", "videomae"):
+        raise OptionError(f"unknown backbone kind {kind!r}: dinov2, w2v-bert, resnet or videomae")
     torch.manual_seed(seed)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    if kind == "dinov2":
-        params = _vit_params("DINOv2", "dinov2", size, _DINOV2_SIZES, image_size=518, patch_size=14)
-        config = Dinov2Config(**params, **{STANDIN_FLAG: True})
-        Dinov2Model(config).save_pretrained(out)
-        BitImageProcessor(size={"shortest_edge": 256}, crop_size={"height": 224, "width": 224}, do_center_crop=True,
-                          image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225]).save_pretrained(out)
-    elif kind == "w2v-bert":
-        if size == "tiny":
-            config = Wav2Vec2BertConfig(**_TINY["w2v-bert"], **{STANDIN_FLAG: True})
-        elif size == "full":
-            config = Wav2Vec2BertConfig(**{STANDIN_FLAG: True})
-        else:
-            raise OptionError(f"unknown W2V-BERT size {size!r}: tiny or full")
-        Wav2Vec2BertModel(config).save_pretrained(out)
-        SeamlessM4TFeatureExtractor().save_pretrained(out)
-    elif kind == "resnet":  # cry-reason face branch (seed 003): a tiny ResNet with ResNet-50's bottleneck layers
-        from transformers import ResNetConfig, ResNetModel
+    # never over real weights or another kind: a folder of kind standin-<kind> only (core.write_policy)
+    with atomic_dir(out, f"standin-{kind}") as tmp:
+        if kind == "dinov2":
+            params = _vit_params("DINOv2", "dinov2", size, _DINOV2_SIZES, image_size=518, patch_size=14)
+            config = Dinov2Config(**params, **{STANDIN_FLAG: True})
+            Dinov2Model(config).save_pretrained(tmp)
+            BitImageProcessor(size={"shortest_edge": 256}, crop_size={"height": 224, "width": 224}, do_center_crop=True,
+                              image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225]).save_pretrained(tmp)
+        elif kind == "w2v-bert":
+            if size == "tiny":
+                config = Wav2Vec2BertConfig(**_TINY["w2v-bert"], **{STANDIN_FLAG: True})
+            elif size == "full":
+                config = Wav2Vec2BertConfig(**{STANDIN_FLAG: True})
+            else:
+                raise OptionError(f"unknown W2V-BERT size {size!r}: tiny or full")
+            Wav2Vec2BertModel(config).save_pretrained(tmp)
+            SeamlessM4TFeatureExtractor().save_pretrained(tmp)
+        elif kind == "resnet":  # cry-reason face branch (seed 003): a tiny ResNet with ResNet-50's bottleneck layers
+            from transformers import ResNetConfig, ResNetModel
 
-        config = ResNetConfig(embedding_size=8, hidden_sizes=[16, 16, 32, 32], depths=[1, 1, 1, 1], layer_type="bottleneck",
-                              **{STANDIN_FLAG: True}) if size == "tiny" else ResNetConfig(**{STANDIN_FLAG: True})
-        ResNetModel(config).save_pretrained(out)
-    elif kind == "videomae":
-        from transformers import VideoMAEConfig, VideoMAEForVideoClassification, VideoMAEImageProcessor
+            config = ResNetConfig(embedding_size=8, hidden_sizes=[16, 16, 32, 32], depths=[1, 1, 1, 1], layer_type="bottleneck",
+                                  **{STANDIN_FLAG: True}) if size == "tiny" else ResNetConfig(**{STANDIN_FLAG: True})
+            ResNetModel(config).save_pretrained(tmp)
+        elif kind == "videomae":
+            from transformers import VideoMAEConfig, VideoMAEForVideoClassification, VideoMAEImageProcessor
 
-        params = _vit_params("VideoMAE", "videomae", size, _VIDEOMAE_SIZES, image_size=224, num_frames=16,
-                             use_mean_pooling=True)
-        # 174 classes like the SSV2 fine-tuned checkpoints, so loading exercises the head replacement
-        config = VideoMAEConfig(**params, num_labels=174, **{STANDIN_FLAG: True})
-        VideoMAEForVideoClassification(config).save_pretrained(out)
-        side = params["image_size"]
-        VideoMAEImageProcessor(size={"shortest_edge": side}, crop_size={"height": side, "width": side},
-                               image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225]).save_pretrained(out)
-    else:
-        raise OptionError(f"unknown backbone kind {kind!r}: dinov2, w2v-bert, resnet or videomae")
+            params = _vit_params("VideoMAE", "videomae", size, _VIDEOMAE_SIZES, image_size=224, num_frames=16,
+                                 use_mean_pooling=True)
+            # 174 classes like the SSV2 fine-tuned checkpoints, so loading exercises the head replacement
+            config = VideoMAEConfig(**params, num_labels=174, **{STANDIN_FLAG: True})
+            VideoMAEForVideoClassification(config).save_pretrained(tmp)
+            side = params["image_size"]
+            VideoMAEImageProcessor(size={"shortest_edge": side}, crop_size={"height": side, "width": side},
+                                   image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225]).save_pretrained(tmp)
     return out
 
 
@@ -479,6 +482,7 @@ def export_weights(name: str, out_dir: str | os.PathLike, kind: str | None = Non
     """
     kind = kind or _kind_of(name)
     out = Path(out_dir)
+    check_folder(out, f"checkpoint-{kind}")  # before the download
     if kind == "videomae":  # the checkpoint as published (its own head), not the regression model built on it
         from transformers import AutoImageProcessor, VideoMAEConfig
 
@@ -491,12 +495,14 @@ def export_weights(name: str, out_dir: str | os.PathLike, kind: str | None = Non
             raise
         except Exception as exc:
             raise WeightsUnavailableError(f"{path}: cannot load VideoMAE weights ({str(exc).splitlines()[0][:200]})") from None
-        model.save_pretrained(out)
-        processor.save_pretrained(out)
+        with atomic_dir(out, f"checkpoint-{kind}") as tmp:
+            model.save_pretrained(tmp)
+            processor.save_pretrained(tmp)
         return out
     backbone = (load_dinov2 if kind == "dinov2" else load_w2v_bert)(name, device="cpu", precision="fp32")
-    backbone.model.save_pretrained(out)
-    backbone.processor.save_pretrained(out)
+    with atomic_dir(out, f"checkpoint-{kind}") as tmp:  # written atomically; never over a folder not ours
+        backbone.model.save_pretrained(tmp)
+        backbone.processor.save_pretrained(tmp)
     return out
 
 

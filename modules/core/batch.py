@@ -41,10 +41,12 @@ from pathlib import Path
 from typing import Sequence
 
 from nova_infant import __version__
+from nova_infant.core import write_policy
 from nova_infant.core.atomic import atomic_file
 from nova_infant.core.dataset_sessions import check_session_name
-from nova_infant.core.errors import BatchError, NovaInfantError
+from nova_infant.core.errors import BatchError, NovaInfantError, PathError
 from nova_infant.core.model_identity import content_identity, model_paths
+from nova_infant.core.write_policy import safe_relative
 
 log = logging.getLogger("nova_infant")
 
@@ -214,8 +216,16 @@ def build_request(trainer_path: str | os.PathLike, root: str | os.PathLike, role
         if not active and io.io_type == "input":
             raise BatchError(f"{trainer_path}: input {io.io_id} cannot be off")
         name = name if active else default  # an inactive entry still needs a readable path (discover-utils)
+        if not os.path.isabs(name):
+            safe_relative(name, f"--io {io.io_id}")
         uri = name if os.path.isabs(name) else f"{template_dir}/{name}"
         request.append({"id": io.io_id, "type": io.io_type, "src": src, "active": active, "uri_template": uri})
+    inputs = {e["uri_template"]: e["id"] for e in request if e["type"] == "input"}
+    for entry in request:
+        if entry["type"] == "output" and entry["active"] and entry["uri_template"] in inputs:
+            raise PathError(f"--io {entry['id']}={Path(entry['uri_template']).name}: is the file of input "
+                            f"{inputs[entry['uri_template']]}; refusing to write an output over an input: name "
+                            f"another file")
     return request
 
 
@@ -318,36 +328,43 @@ def run_session(job: ModuleJob, session: str) -> SessionResult:
     -------
     SessionResult
     """
-    from discover_utils.data.annotation import DiscreteAnnotation
-    from discover_utils.data.provider.data_manager import DatasetManager
-    from discover_utils.utils.anno_utils import pack_remove
-
     started = time.time()
     try:
-        check_session_name(session)
-        for path in job.paths(session, "input"):
-            if not path.is_file():
-                raise NovaInfantError(f"{path}: input file missing")
-        for path in job.paths(session, "output"):
-            path.parent.mkdir(parents=True, exist_ok=True)
-        processor, _ = _processor(job)
-        provider = DatasetManager(dataset=job.dataset, data_description=[dict(e) for e in job.data],
-                                  source_context={"request": {}}, session_names=[session])
-        provider.load()
-        data = processor.process_data(provider)
-        output = processor.to_output(data)
-        manager = provider.sessions[session]["manager"]
-        for io_id, obj in output.items():
-            if isinstance(obj, DiscreteAnnotation):  # du-process's defaults (min gap/duration off)
-                obj.data = pack_remove(obj.data, min_gap=-999999999, min_dur=-999999999)
-            manager.output_data_templates[io_id] = obj
-        provider.save()
-        _write_record(job, session, started)
+        with write_policy.job(job.name):  # inputs of this session: never replaced by its outputs
+            return _run_session(job, session, started)
     except Exception as exc:  # a batch goes on with the rest
         if not isinstance(exc, NovaInfantError):  # ours are one-line errors; anything else: the traceback to the log
             traceback.print_exc()
         first = (str(exc).strip().splitlines() or [""])[0]
         return SessionResult(session, "failed", time.time() - started, f"{type(exc).__name__}: {first}"[:300])
+
+
+def _run_session(job: ModuleJob, session: str, started: float) -> SessionResult:
+    """:func:`run_session` inside its write job (raises on a failure)."""
+    from discover_utils.data.annotation import DiscreteAnnotation
+    from discover_utils.data.provider.data_manager import DatasetManager
+    from discover_utils.utils.anno_utils import pack_remove
+
+    check_session_name(session)
+    for path in job.paths(session, "input"):
+        write_policy.register_input(path)
+        if not path.is_file():
+            raise NovaInfantError(f"{path}: input file missing")
+    for path in job.paths(session, "output"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    processor, _ = _processor(job)
+    provider = DatasetManager(dataset=job.dataset, data_description=[dict(e) for e in job.data],
+                              source_context={"request": {}}, session_names=[session])
+    provider.load()
+    data = processor.process_data(provider)
+    output = processor.to_output(data)
+    manager = provider.sessions[session]["manager"]
+    for io_id, obj in output.items():
+        if isinstance(obj, DiscreteAnnotation):  # du-process's defaults (min gap/duration off)
+            obj.data = pack_remove(obj.data, min_gap=-999999999, min_dur=-999999999)
+        manager.output_data_templates[io_id] = obj
+    provider.save()
+    _write_record(job, session, started)
     return SessionResult(session, "done", time.time() - started)
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from nova_infant.core.atomic import save_atomic
 from nova_infant.core.errors import NovaInfantError
+from nova_infant.core.write_policy import install_db_checks
 
 log = logging.getLogger("nova_infant")
 
@@ -64,3 +65,4 @@ def install_atomic_writer() -> None:
     save._nova_infant_original = original
     save.__doc__ = original.__doc__
     handler_class.save = save
+    install_db_checks()  # database mode: coders' annotations and annotator names (core.write_policy)

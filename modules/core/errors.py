@@ -46,6 +46,13 @@ class PathError(NovaInfantError, ValueError):
     something this package did not create."""
 
 
+class InputMissingError(NovaInfantError, KeyError):
+    """A command was not given an input its module needs (a ``KeyError`` too, for callers that test a port)."""
+
+    def __str__(self) -> str:  # KeyError quotes its text; the one-line message should not
+        return str(self.args[0]) if self.args else ""
+
+
 class OutputError(NovaInfantError):
     """An output could not be written (full disk, read-only folder, another run writing it); the previous version
     of the output is kept."""

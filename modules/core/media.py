@@ -19,6 +19,7 @@ import numpy as np
 
 from nova_infant.core.errors import AudioDecodeError, VideoDecodeError
 from nova_infant.core.streams import open_ssi_stream
+from nova_infant.core.write_policy import register_input
 
 log = logging.getLogger(__name__)
 
@@ -212,6 +213,7 @@ class VideoSource:
         import decord
 
         self.path = str(path)
+        register_input(self.path)  # an output of this job may never replace it
         if not os.path.isfile(self.path):
             raise VideoDecodeError(f"{self.path}: no such video file")
         if os.path.getsize(self.path) == 0:
@@ -321,6 +323,7 @@ def audio_duration_ms(path: str) -> float:
         If the file is missing or holds no readable audio.
     """
     path = str(path)
+    register_input(path)
     if not os.path.isfile(path):
         raise AudioDecodeError(f"{path}: no such audio file")
     if os.path.splitext(path)[1].lower() in _SOUNDFILE_EXTS:
@@ -352,6 +355,7 @@ def read_audio(path: str, target_sr: int | None = 16000) -> tuple[np.ndarray, in
     AudioDecodeError
         If the file is missing, has no audio stream, holds no samples, or holds NaN/infinite samples.
     """
+    register_input(str(path))  # an output of this job may never replace it
     path = str(path)
     if not os.path.isfile(path):
         raise AudioDecodeError(f"{path}: no such audio file")

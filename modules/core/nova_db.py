@@ -29,6 +29,7 @@ from nova_infant.core.continuous import gap_rows, is_continuous_annotation
 from nova_infant.core.du_save import install_atomic_writer
 from nova_infant.core.errors import AnnotationError, NovaInfantError
 from nova_infant.core.schemes import parse_scheme
+from nova_infant.core.write_policy import check_annotator, install_db_checks, register_annotator
 
 SESSIONS, ROLES, ANNOTATORS, SCHEMES, ANNOTATIONS, STREAMS = (
     "Sessions", "Roles", "Annotators", "Schemes", "Annotations", "Streams")
@@ -374,6 +375,7 @@ def load_annotation(ctx: Mapping[str, Any], dataset: str, session: str, scheme: 
     """
     from discover_utils.data.handler.nova_db_handler import AnnotationHandler
 
+    register_annotator(annotator)  # predictions of this job may not take this name
     try:
         return _handler(ctx, AnnotationHandler).load(dataset=dataset, scheme=scheme, session=session,
                                                      annotator=annotator, role=role)
@@ -411,8 +413,10 @@ def save_annotation(ctx: Mapping[str, Any], annotation, dataset: str, session: s
     from discover_utils.data.annotation import DiscreteAnnotation
     from discover_utils.data.handler.nova_db_handler import AnnotationHandler
 
+    install_db_checks()  # a coder's annotation is never replaced; predictions never take a read annotator's name
     scheme = scheme or annotation.annotation_scheme.name
     where = _where(dataset, session, scheme, annotator, role)
+    check_annotator(annotator, where)
     _require(ctx, dataset, session=session, role=role, annotator=annotator, scheme=scheme)
     if isinstance(annotation, DiscreteAnnotation) and annotation.data is not None and len(annotation.data):
         doc = _db(ctx, dataset)[SCHEMES].find_one({"name": scheme})

@@ -21,6 +21,7 @@ import filecmp
 import os
 import shutil
 from pathlib import Path
+from nova_infant.core.atomic import atomic_file
 
 DATA_DIR = Path(__file__).resolve().parents[1] / "data"
 SCHEME_DIR = DATA_DIR / "schemes"
@@ -30,7 +31,8 @@ TRAINER_DIR = DATA_DIR / "trainers" / "nova_infant"
 REPO_COPIES = {SCHEME_DIR: Path("schemes"), TRAINER_DIR: Path("trainers") / "nova_infant"}
 
 #: files a user's own runs leave in the checkout's trainer folder (trained models and their trainers): not copies
-_RUN_OUTPUTS = ("icep_models", "__pycache__", "icep_*-*.trainer", "valence_models", "valence_*-*.trainer")
+_RUN_OUTPUTS = ("icep_models", "__pycache__", "icep_*-*.trainer", "valence_models", "valence_*-*.trainer",
+                ".nova-infant-files.json")  # the last: each folder's own record of the files nova-infant wrote
 
 
 def checkout_root() -> Path | None:
@@ -96,15 +98,18 @@ def write_repo_copies(repo_root: str | os.PathLike) -> list[Path]:
     Returns
     -------
     list of pathlib.Path
-        The files written (each replaced atomically: a temporary file in the same folder, then ``os.replace``).
+        The files written (each replaced atomically through :func:`nova_infant.core.atomic.atomic_file`, which refuses a file nova-infant did not write; equal files are left as they are).
     """
     written = []
     for source, rel in REPO_COPIES.items():
         for f in _files(source):
             target = Path(repo_root) / rel / f
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
-            shutil.copyfile(source / f, tmp)
-            os.replace(tmp, target)
+            if target.is_file() and not target.is_symlink() and filecmp.cmp(source / f, target, shallow=False):
+                written.append(target)  # already equal: nothing to replace
+                continue
+            # staged, renamed; refused over a file nova-infant did not write or that was edited since
+            # (core.write_policy)
+            with atomic_file(target, target.suffix) as staged:
+                shutil.copyfile(source / f, staged)
             written.append(target)
     return written

@@ -19,6 +19,7 @@ import numpy as np
 
 from nova_infant.core.errors import MediaError
 from nova_infant.core.media import VideoSource, read_audio, resample
+from nova_infant.core.atomic import atomic_file, safe_name
 
 LIBRIVOX_DIR = "/usr/share/pocketsphinx/test/data/librivox"
 SONIC_PI_DIR = "/usr/share/sonic-pi/samples"
@@ -148,9 +149,9 @@ def write_video(path: str | os.PathLike, frames: np.ndarray, fps: float, audio: 
     import av
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     rate = Fraction(30000, 1001) if abs(fps - 29.97) < 0.01 else Fraction(fps).limit_denominator(1001)
-    with av.open(str(path), "w") as container:
+    # staged and renamed (core.write_policy: never over a recording nova-infant did not write)
+    with atomic_file(path, path.suffix) as staged, av.open(str(staged), "w", format="mp4") as container:
         vstream = container.add_stream("libx264", rate=rate)
         vstream.width, vstream.height = frames.shape[2], frames.shape[1]
         vstream.pix_fmt = "yuv420p"
@@ -198,8 +199,8 @@ def write_wav(path: str | os.PathLike, audio: np.ndarray, sample_rate: int) -> P
     import soundfile
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    soundfile.write(str(path), audio, sample_rate, subtype="PCM_16")
+    with atomic_file(path, ".wav") as staged:  # never over a recording nova-infant did not write
+        soundfile.write(str(staged), audio, sample_rate, subtype="PCM_16", format="WAV")
     return path
 
 
@@ -243,7 +244,7 @@ def build_session(root: str | os.PathLike, dataset: str = "demo", session: str =
     speech = librivox_speech(duration_s, audio_rate)
     if channels > 1:
         speech = np.stack([speech * (1.0 - 0.1 * c) for c in range(channels)], axis=1)
-    folder = Path(root) / dataset / session
+    folder = Path(root) / safe_name(dataset, "dataset") / safe_name(session, "session")
     video = write_video(folder / "infant.video.mp4", frames, fps, audio=speech if mux_audio else None,
                         audio_rate=audio_rate)
     audio = write_wav(folder / "session.audio.wav", speech, audio_rate)
@@ -339,7 +340,7 @@ def build_demo_session(root: str | os.PathLike, dataset: str = "demo", session: 
             audio[i:j] += music[used_music:used_music + j - i] * (0.25 if "quiet" in what else 1.0)
             used_music += j - i
     audio = np.clip(audio, -1.0, 1.0)
-    folder = Path(root) / dataset / session
+    folder = Path(root) / safe_name(dataset, "dataset") / safe_name(session, "session")
     video = write_video(folder / "infant.video.mp4", frames, fps)
     wav = write_wav(folder / "session.audio.wav", audio, audio_rate)
     return {"dir": folder, "video": video, "audio": wav, "duration_s": duration_s, "soundtrack": track}

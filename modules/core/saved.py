@@ -30,6 +30,7 @@ import numpy as np
 from nova_infant import __version__
 from nova_infant.core.atomic import _recover_if_needed, atomic_dir, check_digests, file_sha256, verify_folder
 from nova_infant.core.errors import NovaInfantError, SavedModelError
+from nova_infant.core.write_policy import register_input
 
 FORMAT = "nova-infant-saved-model"
 FORMAT_VERSION = 1
@@ -176,7 +177,7 @@ def read_config(folder: str | os.PathLike, kind: str | None = None) -> dict:
         Folder or ``config.json`` missing or unreadable, an older layout, another format version, or another kind.
     """
     folder = Path(folder)
-    _recover_if_needed(folder)
+    register_input(folder)  # an output of this job may never replace it
     if not folder.is_dir():
         raise SavedModelError(f"{folder}: no such saved-model folder")
     path = folder / CONFIG
@@ -231,7 +232,7 @@ def load_model(folder: str | os.PathLike, kind: str | None = None, framework: st
         tensors.
     """
     folder = Path(folder)
-    _recover_if_needed(folder)
+    register_input(folder)
     if (folder / CHECKSUMS).is_file():  # content first: an edited file is named as edited, not as unreadable
         verify_checksums(folder)
     doc = read_config(folder, kind)

@@ -18,6 +18,7 @@ import numpy as np
 
 from nova_infant.core.atomic import check_pair, save_atomic
 from nova_infant.core.errors import StreamError
+from nova_infant.core.write_policy import register_input
 
 
 
@@ -180,7 +181,7 @@ def open_ssi_stream(path: str | os.PathLike) -> StreamView:
     """
     path = Path(path)
     data_path = Path(str(path) + "~")
-    check_pair(path, verify=False)  # roll back an interrupted write first
+    register_input(path)  # an output of this job may never replace it (readers never write)
     try:
         root = ET.parse(path).getroot()
         info = root.find("info")
@@ -254,6 +255,7 @@ def load_ssi_stream(path: str | os.PathLike):
     """
     from discover_utils.data.handler.file_handler import FileHandler
 
+    register_input(path)
     open_ssi_stream(path)  # header and data agree (one-line StreamError otherwise), before discover-utils parses it
     try:
         return FileHandler().load(Path(path))

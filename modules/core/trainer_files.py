@@ -13,6 +13,7 @@ from typing import Sequence
 
 from nova_infant.core.atomic import save_atomic
 from nova_infant.core.errors import TrainerFileError
+from nova_infant.core.write_policy import register_input
 
 
 @dataclass
@@ -147,6 +148,7 @@ def read_trainer(path: str | os.PathLike):
     from discover_utils.utils.ssi_xml_utils import Trainer
 
     path = Path(path)
+    register_input(path)  # an output of this job may never replace it
     if not path.is_file():
         raise TrainerFileError(f"{path}: no such .trainer file")
     try:

@@ -25,6 +25,7 @@ from nova_infant.core.atomic import safe_name
 from nova_infant.core.du_save import install_atomic_writer
 from nova_infant.core.errors import NovaInfantError, VideoDecodeError
 from nova_infant.core.nova_db import check_output_scheme
+from nova_infant.core import write_policy
 
 log = logging.getLogger("nova_infant")
 
@@ -165,6 +166,22 @@ def one_line_errors(process_data):
 # ---------------------------------------------------------------- session access
 
 
+def _register_inputs(session: str, dataset: str, data_description) -> None:
+    """Register every input entry of the request with the write policy (files: their path; database annotations:
+    their annotator), so no output of the job replaces an input or takes a coder's annotator name."""
+    from discover_utils.data.provider.data_manager import resolve_file_uri
+
+    for desc in data_description:
+        if desc.get("type") != "input":
+            continue
+        write_policy.register_annotator(desc.get("annotator"))
+        if str(desc.get("src", "")).lower().startswith("file"):
+            try:
+                write_policy.register_input(resolve_file_uri(desc, dataset, session))
+            except Exception:  # an unresolvable entry fails where it is loaded
+                pass
+
+
 def check_names(session: str, dataset: str, data_description) -> None:
     """Check every name du-process joins into a path: session and dataset (``<data_dir>/<dataset>/<session>``,
     ``{session}`` in a ``uri_template``) and, for NOVA database entries, role and stream name
@@ -227,6 +244,7 @@ class SessionIO:
             log.error("session %s: %s: %s", name, type(exc).__name__, exc)
             raise
         entry = ds.sessions[name]
+        _register_inputs(name, ds.dataset, entry["manager"].data_description or [])
         info = entry.get("info")
         duration = getattr(info, "duration", None) if info is not None else None
         data_dir = None

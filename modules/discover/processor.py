@@ -29,6 +29,7 @@ from nova_infant.specs.module_spec import ModuleSpec, TrainContext
 from nova_infant.specs.options import is_unset
 from nova_infant.specs.sessions import Session
 from nova_infant.specs.writing import nova_objects, say_notes
+from nova_infant.core import write_policy
 
 log = logging.getLogger("nova_infant")
 
@@ -213,6 +214,8 @@ def processor_class(name: str, spec: ModuleSpec | None = None) -> type:
         spec = the_spec
 
         def __init__(self, *args, **kwargs):
+            if "discover_utils.scripts.process" in sys.modules:  # du-process: one request per process, built
+                write_policy.open_job(self.spec.name)  # names the provenance mark's module
             super().__init__(*args, **kwargs)
             given = given_options(self.spec, getattr(self, "trainer", None), self.options)
             self.options = refuse_bad_options(lambda: self.spec.parse_options(given), self.spec.name)

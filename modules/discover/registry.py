@@ -54,8 +54,14 @@ def write_all_trainers(out_dir=None) -> list[Path]:
     out = Path(out_dir) if out_dir else TRAINER_DIR
     written = []
     for name, text in generated_files().items():
-        with atomic_file(out / name) as staged:
-            Path(staged).write_text(text, encoding="utf-8")
+        target = out / name
+        try:
+            same = target.is_file() and not target.is_symlink() and target.read_text(encoding="utf-8") == text
+        except (OSError, UnicodeDecodeError):
+            same = False
+        if not same:  # refused over a file nova-infant did not write or that was edited (core.write_policy)
+            with atomic_file(target) as staged:
+                Path(staged).write_text(text, encoding="utf-8")
         if name.endswith(".trainer"):
             written.append(out / name)
     if not out_dir and checkout_root() is not None:

@@ -18,6 +18,7 @@ from typing import Iterable
 from nova_infant.core.errors import NovaInfantError, OptionError
 from nova_infant.core.atomic import safe_name
 from nova_infant.core.validation import float_option, int_option, one_line
+from nova_infant.core.write_policy import check_output
 from nova_infant.specs.module_spec import ModuleSpec, TrainContext
 from nova_infant.specs.sessions import FileSession
 from nova_infant.specs.writing import say_notes, write_files
@@ -295,8 +296,22 @@ def run_sessions(spec: ModuleSpec, sessions: list[dict], options: dict, dataset:
         keys.append(session.name if [m.name for m in made].count(session.name) == 1 else f"{session.name}#{i}")
     job["file_sessions"] = {**dict(zip(keys, (s.inputs for s in made))), **(extra_inputs or {})}
     job["file_session_names"] = keys
+    refused = {}  # the write policy, before any work: an output over an input, a person's file, another kind
+    for i, session in enumerate(made):
+        for port in spec.outputs:
+            if session.is_active_output(port.id):
+                try:
+                    check_output(session.output_path(port), "stream" if port.is_stream else "annotation")
+                except NovaInfantError as exc:
+                    refused.setdefault(i, exc)
+    if made and len(refused) == len(made):
+        raise refused[0]  # e.g. icep predict --annotator gold beside every coder's annotation: one line
     failed = 0
-    for entry, session in zip(sessions, made):
+    for i, (entry, session) in enumerate(zip(sessions, made)):
+        if i in refused:
+            print(f"error: {one_line(refused[i])}", file=sys.stderr)
+            failed += 1
+            continue
         try:
             result = spec.run(session, {**options, **(entry.get("options") or {})})
             say_notes(spec, session, result)

@@ -14,6 +14,7 @@ from nova_infant.core.grid import session_grid
 from nova_infant.core.media import media_duration_ms
 from nova_infant.core.streams import load_ssi_stream
 from nova_infant.specs.ports import Port
+from nova_infant.core.errors import InputMissingError
 
 
 class Session:
@@ -314,7 +315,7 @@ class FileSession(Session):
             return self.inputs[port_id]
         if port_id in self.files:
             return self.files[port_id]
-        raise KeyError(f"session {self.name}: no input {port_id!r} given")
+        raise InputMissingError(f"session {self.name}: no input {port_id!r} given")
 
     def has(self, port_id: str) -> bool:
         """True when input ``port_id`` was given; see :meth:`Session.has`."""

