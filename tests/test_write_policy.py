@@ -486,3 +486,40 @@ def test_a_folder_of_another_kind_or_edited_is_never_replaced(tmp_path):
         with atomic.atomic_dir(other, "cry-reason-model") as tmp:
             (tmp / "x").write_text("x")
     assert set(_tree(tmp_path)) == set(before) - {"model/LICENSE.txt"}
+
+
+def test_the_coders_tier_is_replaced_only_with_a_byte_identical_backup_and_unchanged_since(tmp_path):
+    """The one sanctioned write into a person's file (issue 24, into_coder_tier): permitted for that path, in that
+    job, only after a byte-identical backup, and lapsing if the coder's file changes before the write."""
+    import shutil
+
+    from nova_infant.icep.schemes import full_scheme, write_discrete_annotation
+
+    segs = annotations.frames_to_segments(np.repeat([0, 1], 5), 40.0)
+    coder = _coders_annotation(tmp_path / "infant.ICEP-R-infant.gold.annotation")
+    backup = tmp_path / "infant.ICEP-R-infant.gold-backup.annotation"
+    with write_policy.job("completion test"):
+        write_policy.register_input(coder)
+        with pytest.raises(PathError, match="not a byte-identical backup"):
+            write_policy.permit_replacing(coder, backup)  # no backup yet
+        shutil.copyfile(coder, backup)
+        shutil.copyfile(str(coder) + "~", str(backup) + "~")
+        Path(str(backup) + "~").write_text(Path(str(backup) + "~").read_text().replace(";1", ";0", 1))  # differs
+        with pytest.raises(PathError, match="not a byte-identical backup"):
+            write_policy.permit_replacing(coder, backup)
+        shutil.copyfile(str(coder) + "~", str(backup) + "~")
+        write_policy.permit_replacing(coder, backup)
+        rows = Path(str(coder) + "~").read_text().splitlines()
+        rows[-1] = ";".join(rows[-1].split(";")[:3] + ["0.5"])  # the coder saved again (a confidence edited)
+        Path(str(coder) + "~").write_text("\n".join(rows) + "\n")
+        with pytest.raises(PathError):  # the permission lapsed: the normal rules refuse again
+            write_discrete_annotation(coder, full_scheme("infant"), segs, "infant", "gold")
+        shutil.copyfile(str(coder) + "~", str(backup) + "~")
+        write_policy.permit_replacing(coder, backup)
+        write_discrete_annotation(coder, full_scheme("infant"), segs, "infant", "gold")
+    assert write_policy.header_mark(coder)["generator"] == "nova-infant"
+    assert Path(str(backup) + "~").read_text().splitlines()[-1].endswith(";0.5")  # the coder's last save, kept
+    with write_policy.job("a later job"):  # the permission was that job's only: the file is an input again
+        write_policy.register_input(backup)
+        with pytest.raises(PathError, match="input of this job"):
+            write_discrete_annotation(backup, full_scheme("infant"), segs, "infant", "gold-backup")

@@ -66,12 +66,16 @@ class WriteJob:
         Annotators of every annotation read (file headers, NOVA database requests, ``--annotator`` of readers).
     created : set of str
         Staging files/folders this process created (removed by exact name only).
+    permitted : dict of str -> dict
+        The one sanctioned replacement of a person's file (:func:`permit_replacing`): resolved path -> SHA-256 of
+        each file of its pair when its byte-identical backup was checked.
     """
 
     name: str = "nova-infant"
     inputs: dict = field(default_factory=dict)
     annotators: set = field(default_factory=set)
     created: set = field(default_factory=set)
+    permitted: dict = field(default_factory=dict)
 
     def add_input(self, path: str | os.PathLike) -> None:
         """Record ``path`` (and, for a NOVA header, its ``~`` data file) as read by this job."""
@@ -323,6 +327,52 @@ def _check_input(path: Path) -> None:
             raise _error(f"{item}: is an input of this job ({hit}); refusing to write over it: {ELSEWHERE}")
 
 
+def permit_replacing(path: str | os.PathLike, backup: str | os.PathLike) -> None:
+    """Allow this job to replace exactly one person's annotation, ``path``, because ``backup`` holds a byte-identical
+    copy of it: the one place nova-infant writes into a coder's file (issue 24, completion with
+    ``into_coder_tier=true``). The permission covers that path only, in the current job only, and lapses if the
+    file changes before it is written (then the normal rules refuse it).
+
+    Parameters
+    ----------
+    path : str or path
+        The coder's annotation header (its ``~`` data file is covered with it).
+    backup : str or path
+        Its backup (header; the ``~`` beside it), written before this call.
+
+    Raises
+    ------
+    PathError
+        No job is open, or a file of the backup differs from the file it should copy.
+    """
+    found = _JOB.get()
+    path, backup = Path(path), Path(backup)
+    if found is None:
+        raise _error(f"{path}: no job is open; refusing to replace a person's file outside one")
+    sums = {}
+    for src, dst in zip(_with_data_file(path), _with_data_file(backup)):
+        try:
+            same = src.is_file() and dst.is_file() and file_sha256(src) == file_sha256(dst)
+        except OSError:
+            same = False
+        if not same:
+            raise _error(f"{dst}: not a byte-identical backup of {src}; refusing to replace {src}: {ELSEWHERE}")
+        sums[str(src.resolve())] = file_sha256(src)
+    found.permitted[str(path.resolve())] = sums
+
+
+def is_permitted(path: str | os.PathLike) -> bool:
+    """True when :func:`permit_replacing` allowed ``path`` in this job and its files are unchanged since."""
+    found = _JOB.get()
+    if found is None:
+        return False
+    try:
+        sums = found.permitted.get(str(Path(path).resolve()))
+        return bool(sums) and all(Path(f).is_file() and file_sha256(f) == s for f, s in sums.items())
+    except OSError:
+        return False
+
+
 def check_output(path: str | os.PathLike, kind: str | None = None) -> Path:
     """Check a single-file output (or a header + ``~`` pair) against the policy before it is staged.
 
@@ -348,6 +398,8 @@ def check_output(path: str | os.PathLike, kind: str | None = None) -> Path:
         raise _error("output path: empty; name a file")
     path = Path(path)
     kind = kind or _kind_of(path)
+    if is_permitted(path):  # the coder's own tier, backed up first (permit_replacing)
+        return path
     _check_input(path)
     if path.is_dir() and not path.is_symlink():
         raise _error(f"{path}: is a folder; refusing to replace it with a file: {ELSEWHERE}")

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from nova_infant.core.annotations import discrete_segments
 from nova_infant.core.atomic import atomic_file
+from nova_infant.core import write_policy
 from nova_infant.core.errors import AnnotationError, OptionError, OutputError
 from nova_infant.specs import options as shared
 from nova_infant.specs.module_spec import ModuleSpec
@@ -158,6 +159,7 @@ def complete_run(session, o: dict) -> Result:
     backup = None
     if same:
         backup = backup_annotation(Path(session.path("labels")))
+        write_policy.permit_replacing(session.path("labels"), backup)  # the one sanctioned write into a coder's file
     below = int((done.segments["conf"][done.n_coded:] < o["review_threshold"]).sum())
     notes = [f"{done.n_coded} coded rows kept up to {done.split_ms / 1000:.2f} s, "
              f"{len(done.segments) - done.n_coded} predicted segments ({below} below {o['review_threshold']:g}: "
