@@ -112,6 +112,12 @@ def test_calibration_review_and_completion_meet_the_acceptance_figures_on_held_o
     assert cal["review"]["efficiency"] >= 1.5
     row = result["completion"]["25%"]
     assert row["scratch"]["mean"] > row["logreg"]["mean"] and row["base"]["mean"] > row["logreg"]["mean"]
+    # completion with a base bundle (fine-tuned probabilities averaged with the base's own): measured ECE 0.039,
+    # review efficiency 3.5 on these 2 sessions; from scratch ECE 0.13, efficiency 1.15 (the from-scratch targets
+    # are not met: docs/icep.md)
+    with_base = row["base_calibration"]
+    assert with_base["ece_after"] <= 0.05 and with_base["review"]["efficiency"] >= 1.5
+    assert row["scratch_calibration"]["ece_after"] <= 0.2
 
 
 def test_completion_in_database_mode_writes_its_own_annotator_and_keeps_the_coders(tmp_path, monkeypatch):

@@ -15,6 +15,9 @@ Procedure
 4. Output: the coder's rows that start before the split, unchanged (ids, times, confidence; a row straddling the
    split is clipped to end there), then the predicted segments from the split to the end, split where the calibrated
    confidence crosses the review threshold so NOVA hatches the uncertain stretches.
+5. Confidence: the temperature-scaled probabilities of the model above; with a base bundle, averaged with the base
+   bundle's own (its temperature was fitted on other sessions). Nothing is fitted on a frame after the split
+   (figures, and the targets still missed from scratch: docs/icep.md).
 """
 
 from __future__ import annotations
@@ -33,6 +36,23 @@ from nova_infant.icep.training import FitResult, TrainConfig, fit, predict_fitte
 
 #: fewer held-out coded frames than this: no temperature is fitted (the base bundle's, else 1, is kept)
 MIN_CALIBRATION_FRAMES = 250
+
+
+def _base_probs(base, session: SessionData, names: list[str]) -> np.ndarray:
+    """The base bundle's calibrated probabilities of ``names`` (its temperature, renormalised over those of its
+    classes; a class it does not know gets 0), shape (n_frames, len(names))."""
+    from nova_infant.icep.training import predict_proba
+
+    cfg = base.config
+    p = scale_probs(predict_proba(base.model, base.normaliser, session, cfg.window, cfg.stride, cfg.batch_size,
+                                  normalise=cfg.normalise), float(base.temperature))
+    known = list(base.label_map.target.names)
+    out = np.zeros((p.shape[0], len(names)), np.float32)
+    for j, n in enumerate(names):
+        if n in known:
+            out[:, j] = p[:, known.index(n)]
+    total = out.sum(1, keepdims=True)
+    return np.where(total > 0, out / np.maximum(total, 1e-12), 1.0 / len(names)).astype(np.float32)
 
 
 def parse_split(value) -> float | None:
@@ -109,6 +129,9 @@ class Completion:
     fitted : FitResult
     coded_frames : int
         Labelled frames trained and calibrated on.
+    raw_probs : ndarray, float32, shape (n_frames, n_classes)
+        The fine-tuned (or from-scratch) model's own probabilities before the temperature and the base mix
+        (the "before" of calibration reports).
     """
 
     segments: np.ndarray
@@ -119,6 +142,7 @@ class Completion:
     labels: np.ndarray
     fitted: FitResult
     coded_frames: int
+    raw_probs: np.ndarray | None = None
 
 
 def coded_labels(session: SessionData, segments: np.ndarray, n_classes: int, split_frame: int,
@@ -137,7 +161,7 @@ def coded_labels(session: SessionData, segments: np.ndarray, n_classes: int, spl
 
 def complete_session(session: SessionData, segments: np.ndarray, class_names: list[str], config: TrainConfig,
                      split_ms: float | None = None, base=None, val_fraction: float = 0.2, threshold: float = 0.7,
-                     min_dur_ms: float = 0.0, source: str = "") -> Completion:
+                     min_dur_ms: float = 0.0, source: str = "", base_mix: float = 0.5) -> Completion:
     """Train on the coded part of ``session`` and predict the rest (module docstring).
 
     Parameters
@@ -162,6 +186,9 @@ def complete_session(session: SessionData, segments: np.ndarray, class_names: li
         Shortest predicted segment (smoothing), ms.
     source : str
         Name for messages (the annotation file).
+    base_mix : float
+        With ``base``: the weight of the base bundle's own calibrated probabilities (its temperature, fitted on other
+        sessions) averaged with the fine-tuned model's, in [0, 1]; 0 = the fine-tuned model alone.
 
     Returns
     -------
@@ -171,11 +198,15 @@ def complete_session(session: SessionData, segments: np.ndarray, class_names: li
     ------
     AnnotationError
         No coded frame before the split, or nothing left to predict.
+    OptionError
+        ``base_mix`` outside [0, 1].
     SessionTooShortError
         The coded part is shorter than one model window.
     """
     from nova_infant.icep.predict import smooth_min_duration
 
+    if not 0.0 <= float(base_mix) <= 1.0:
+        raise OptionError(f"{source}: base_mix must be in [0, 1], got {base_mix}")
     split = split_point_ms(segments, split_ms, source)
     step = session.step_ms
     split_frame = int(min(max(math.ceil(split / step - 0.5), 0), session.n_frames))
@@ -229,9 +260,14 @@ def complete_session(session: SessionData, segments: np.ndarray, class_names: li
         fitted.temperature = float(base.temperature) if base is not None else 1.0
         fitted.calibration = {**fitted.calibration, "note": f"fewer than {MIN_CALIBRATION_FRAMES} held-out coded "
                               f"frames: temperature {'of the base bundle' if base is not None else '1 (unscaled)'}"}
-    small = scale_probs(predict_fitted(fitted, session, calibrated=False), fitted.temperature)
+    raw = predict_fitted(fitted, session, calibrated=False)
+    small = scale_probs(raw, fitted.temperature)
+    if base is not None and base_mix > 0:
+        small = (1.0 - base_mix) * small + base_mix * _base_probs(base, session, [class_names[c] for c in present])
     probs = np.zeros((session.n_frames, n_classes), np.float32)
     probs[:, present] = small
+    raw_probs = np.zeros((session.n_frames, n_classes), np.float32)
+    raw_probs[:, present] = raw
     pred = present[small.argmax(1)]
     min_frames = int(round(float(min_dur_ms) / step))
     pred[split_frame:] = smooth_min_duration(pred[split_frame:], probs[split_frame:], min_frames)
@@ -246,4 +282,5 @@ def complete_session(session: SessionData, segments: np.ndarray, class_names: li
         tail[name] = predicted[name]
     if len(predicted):
         tail["from"][0] = split  # abut the coded part exactly (the grid is at most half a frame off)
-    return Completion(out, len(rows), split, split_frame, probs, pred.astype(np.int64), fitted, int(len(coded)))
+    return Completion(out, len(rows), split, split_frame, probs, pred.astype(np.int64), fitted, int(len(coded)),
+                      raw_probs)

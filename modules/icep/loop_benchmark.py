@@ -14,7 +14,7 @@ import numpy as np
 
 from nova_infant.core.annotations import frames_to_segments
 
-from nova_infant.icep.calibration import REVIEW_THRESHOLD, CalibrationCounts, pool, scale_probs
+from nova_infant.icep.calibration import REVIEW_THRESHOLD, CalibrationCounts, pool
 from nova_infant.icep.dataset import ArrayRows, SessionData, session_from_rows
 from nova_infant.icep.synthetic import FFSF_CLASSES, ffsf_prototypes, ffsf_session
 from nova_infant.icep.training import TrainConfig, fit, predict_fitted, normalised
@@ -125,8 +125,8 @@ def run(n_test: int = 4, n_base: int = 6, n_frames: int = 4500, dim: int = 16, s
             for key, b in (("scratch", None), ("base", base)):
                 done = complete_session(s, segs, names, cfg, None, b, source=s.name)
                 row[key].append(kappa(gold, done.labels))
-                t = done.fitted.temperature  # scaling by 1/T undoes it exactly: the raw probabilities
-                row[f"counts_{key}"].append(CalibrationCounts.of(scale_probs(done.probs, 1.0 / t), gold, t))
+                row[f"counts_{key}"].append(_counts(done.raw_probs, done.probs, gold,
+                                                             done.fitted.temperature))
             row["logreg"].append(kappa(gold, logreg_completion(s, split_frame, seed)))
         out = {k: {"mean": float(np.mean(v)), "sessions": [float(x) for x in v]}
                for k, v in row.items() if not k.startswith("counts")}
@@ -138,10 +138,25 @@ def run(n_test: int = 4, n_base: int = 6, n_frames: int = 4500, dim: int = 16, s
         progress(f"{int(round(100 * share)):>3d} % coded: kappa completion {out['scratch']['mean']:.3f}, with base "
                  f"{out['base']['mean']:.3f}, logistic regression {out['logreg']['mean']:.3f}; completion ECE "
                  f"{out['scratch_calibration']['ece_before']:.3f} -> {out['scratch_calibration']['ece_after']:.3f}, "
-                 f"review efficiency {out['scratch_calibration']['review']['efficiency']:.2f}")
+                 f"review efficiency {out['scratch_calibration']['review']['efficiency']:.2f}; with base ECE "
+                 f"{out['base_calibration']['ece_before']:.3f} -> {out['base_calibration']['ece_after']:.3f}, "
+                 f"review efficiency {out['base_calibration']['review']['efficiency']:.2f}")
     return {"completion": rows, "calibration": cal.to_json(), "base_temperature": base_fit.temperature,
             "sessions": {"test": n_test, "base": n_base, "frames": n_frames, "dim": dim},
             "seconds": time.perf_counter() - tic}
+
+
+def _counts(raw: np.ndarray, cal: np.ndarray, gold: np.ndarray, temperature: float) -> CalibrationCounts:
+    """Reliability bins of the model's own ``raw`` probabilities (before) and of the written ``cal`` ones (after:
+    temperature and base mix), review counts of ``cal``; frames with ``gold < 0`` left out."""
+    from nova_infant.icep.calibration import BinCounts, ReviewCounts
+
+    keep = gold >= 0
+    pred = cal.argmax(1)
+    conf = cal[np.arange(len(pred)), pred]
+    return CalibrationCounts(BinCounts.of(raw.max(1)[keep], raw.argmax(1)[keep] == gold[keep]),
+                             BinCounts.of(conf[keep], pred[keep] == gold[keep]),
+                             ReviewCounts.of(pred, gold, conf, REVIEW_THRESHOLD), [float(temperature)])
 
 
 def _segments(labels: np.ndarray) -> np.ndarray:
