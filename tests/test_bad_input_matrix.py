@@ -556,7 +556,7 @@ DU_CASES = [  # (id, trainer, dataset, sessions, options, word the one-line erro
     ("icep_train-cv_folds5-one-session", "icep_train", "ds", ["S1"], {**TRAIN_OK, "cv_folds": 5}, "cv_folds"),
     ("icep_train-all-garbage", "icep_train", "garbage", ["G1"], TRAIN_OK, "G1"),
     ("icep_train-nan-stream", "icep_train", "nan", ["N1"], TRAIN_OK, "N1"),
-    ("icep_predict-min_dur_ms", "icep_predict", "ds", ["S1"], {"bundle": "{bundle}", "min_dur_ms": -1}, "min_dur_ms"),
+    ("icep_predict-min_dur_ms", "icep_predict", "ds", ["S1"], {"bundle": "{bundle}", "min_dur_ms": -5}, "min_dur_ms"),  # -1 = the bundle's
     ("icep_predict-batch_size", "icep_predict", "ds", ["S1"], {"bundle": "{bundle}", "batch_size": 0}, "batch_size"),
     ("icep_predict-bundle-missing", "icep_predict", "ds", ["S1"], {"bundle": "/nonexistent/bundle"}, "bundle"),
     ("icep_predict-wrong-dim", "icep_predict", "wide", ["W1"], {"bundle": "{bundle}"}, "W1"),

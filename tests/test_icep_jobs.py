@@ -147,7 +147,7 @@ def test_every_committed_training_trainer_trains_through_du_process_with_novas_d
 
     role = "caregiver" if "caregiver" in trainer_name else "infant"
     classes = ("Cneu", "Cpos", "Cneg") if role == "caregiver" else CONTEXT_CLASSES_INFANT
-    n_features = trainer_name.count("dinov2") + trainer_name.count("w2vbert")
+    n_features = (cml_dir / trainer_name).read_text().count('id="feature_')  # e.g. dinov2 + people/pose/hands: 4
     root, rng = tmp_path / "data", np.random.default_rng(7)
     for name in ("S1", "S2"):
         x, y = context_task(240, 8, rng, cue=0.5)

@@ -35,6 +35,11 @@ def test_fresh_venv_plain_install_runs_demo_and_icep_prediction_outside_the_chec
     # itself must come from the venv's own site-packages
     _run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", venv], tmp_path)
     python, bin_dir = venv / "bin" / "python", venv / "bin"
+    if sys.prefix != sys.base_prefix:  # this test runs in a venv itself (make test's .venv): see its packages too,
+        import site                     # appended after the new venv's own (a path line runs no .pth in it)
+
+        site_dir = venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+        (site_dir / "outer-env.pth").write_text("\n".join(site.getsitepackages()) + "\n")
     _run([python, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index", "--quiet", source],
          tmp_path, timeout=600)
     shutil.rmtree(source)

@@ -284,7 +284,7 @@ class DemoResult:
 #: from the session's own media, so the loop has something to complete)
 DEMO_CODES = {"speech": "Ipos", "silence": "Ineu", "music": "Ineu", "speech + quiet music": "Ipos"}
 #: seconds of the demo session "coded" before the completion runs
-DEMO_CODED_S = 30.0
+DEMO_CODED_S = 30.0  # of the 64 s session; a shorter one (--loops) codes its first 47 % instead
 
 
 def demo_coding(soundtrack, until_s: float, step_ms: float = 40.0) -> list[tuple[float, float, str]]:
@@ -324,13 +324,14 @@ def cooperative_loop(out: Path, data_root: Path, session_dir: Path, paths: dict,
         print("[loop] skipped: the feature streams are missing")
         return {}
     scheme = full_scheme("infant")
-    rows = demo_coding(paths["soundtrack"], DEMO_CODED_S)
+    coded_s = min(DEMO_CODED_S, round(0.47 * paths["duration_s"], 2))
+    rows = demo_coding(paths["soundtrack"], coded_s)
     seg = np.zeros(len(rows), dtype=frames_to_segments(np.zeros(1, int), 40.0).dtype)
     for i, (a, b, code) in enumerate(rows):
         seg[i] = (round(a * 1000), round(b * 1000), scheme.names.index(code), 1.0)
     coding = write_discrete_annotation(session_dir / f"infant.{scheme.name}.demo-coding.annotation", scheme, seg,
                                        "infant", "demo-coding", session_dir.name, DATASET)
-    print(f"[loop] DEMONSTRATION coding of the first {DEMO_CODED_S:.0f} s (not a human coder: soundtrack speech -> "
+    print(f"[loop] DEMONSTRATION coding of the first {coded_s:g} s (not a human coder: soundtrack speech -> "
           f"Ipos, music or silence -> Ineu): {coding.name}")
     trainer = "icep_complete_infant_dinov2_w2vbert.trainer"
     completion = session_dir / f"infant.{scheme.name}.icep-complete.annotation"
@@ -341,12 +342,12 @@ def cooperative_loop(out: Path, data_root: Path, session_dir: Path, paths: dict,
             {"id": "labels", "type": "input", "src": "file:annotation:discrete", "uri_template": f"{tpl}/{coding.name}"},
             {"id": "annotation", "type": "output", "src": "file:annotation:discrete",
              "uri_template": f"{tpl}/{completion.name}"}]
-    print(f"[du-process] {trainer} (complete the session from {DEMO_CODED_S:.0f} s on) ...", flush=True)
+    print(f"[du-process] {trainer} (complete the session from {coded_s:g} s on) ...", flush=True)
     wall = run_du_process(trainer, data, {"device": "cpu", "epochs": 30}, out / "discover", out / "icep_complete.log")
     print(f"[du-process] {trainer}: {wall:.1f} s", flush=True)
 
     done, names = discrete_segments(read_anno(completion), str(completion))
-    items = rq.items_of(session_dir.name, done[np.asarray(done["from"]) >= DEMO_CODED_S * 1000 - 1], names)
+    items = rq.items_of(session_dir.name, done[np.asarray(done["from"]) >= coded_s * 1000 - 1], names)
     html = rq.render_html(items, out / "review_queue.html", f"Review queue: {DATASET}/{session_dir.name} "
                                                             f"(completion of a DEMONSTRATION coding)")
     rq.write_csv(items, out / "review_queue.csv")
