@@ -14,7 +14,7 @@ import numpy as np
 
 from nova_infant.core.annotations import frames_to_segments
 
-from nova_infant.icep.calibration import REVIEW_THRESHOLD, CalibrationCounts, pool
+from nova_infant.icep.calibration import REVIEW_THRESHOLD, BinCounts, CalibrationCounts, ReviewCounts, pool
 from nova_infant.icep.dataset import ArrayRows, SessionData, session_from_rows
 from nova_infant.icep.synthetic import FFSF_CLASSES, ffsf_prototypes, ffsf_session
 from nova_infant.icep.training import TrainConfig, fit, predict_fitted, normalised
@@ -149,8 +149,6 @@ def run(n_test: int = 4, n_base: int = 6, n_frames: int = 4500, dim: int = 16, s
 def _counts(raw: np.ndarray, cal: np.ndarray, gold: np.ndarray, temperature: float) -> CalibrationCounts:
     """Reliability bins of the model's own ``raw`` probabilities (before) and of the written ``cal`` ones (after:
     temperature and base mix), review counts of ``cal``; frames with ``gold < 0`` left out."""
-    from nova_infant.icep.calibration import BinCounts, ReviewCounts
-
     keep = gold >= 0
     pred = cal.argmax(1)
     conf = cal[np.arange(len(pred)), pred]
