@@ -12,46 +12,131 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from nova_infant.icep.synthetic import FFSF_CLASSES as FFSF_CODES, ffsf_session, write_session
+
 REPO = Path(__file__).resolve().parents[1]
-TRAINER = "icep_complete_infant_dinov2.trainer"
-CODER = "infant.ICEP-R-infant.gold.annotation"
+ROLES = ("infant", "caregiver")
+FEATURE_KEYS = ("dinov2", "dinov2_w2vbert", "dinov2_people")
+#: the coder's codes of each role the synthetic FFSF labels stand for (full ICEP-R schemes)
+CODES = {"infant": FFSF_CODES, "caregiver": ("Cpos", "Cneu", "Cneg")}
+#: every completion trainer; the infant DINOv2 one runs in the fast suite, the others are slow (about 10 s each)
+TRAINERS = [f"icep_complete_{role}_{key}" for role in ROLES for key in FEATURE_KEYS]
+CASES = [name if name == "icep_complete_infant_dinov2" else pytest.param(name, marks=pytest.mark.slow)
+         for name in TRAINERS]
+#: the file (``<role>.<name>.stream``) each feature type of a trainer input is read from: the names and media
+#: types the extractor modules write (dinov2_pca, w2v_bert, people: pose, people, hands)
+STREAM_OF = {"dinov2": "dinov2", "w2vbert": "w2vbert", "people": "people", "skeleton": "pose", "hands": "hands"}
+N_FRAMES, CODED, STEP_MS = 3000, 1000, 40.0  # a 2-min session at 25 Hz whose first third is coded
+
+
+def _feature_streams(x: np.ndarray, rng: np.random.Generator) -> dict:
+    """The streams of one role with the widths, media types and header meta of the real extractors, each a
+    function of the FFSF features ``x`` (float32 (n, 16)) plus noise: ``{"dinov2": (array, Hz, type[, meta])}``."""
+    from nova_infant.features.w2v_bert import MEDIA_TYPE as W2VBERT_TYPE
+    from nova_infant.people import track
+
+    def project(width: int) -> np.ndarray:
+        proj = rng.standard_normal((x.shape[1], width)) / np.sqrt(x.shape[1])
+        return (x @ proj + 0.3 * rng.standard_normal((len(x), width))).astype(np.float32)
+
+    unit = lambda a: (1 / (1 + np.exp(-a))).astype(np.float32)  # noqa: E731 -- fractions of the frame
+    meta = {"size": "640:480", "sample_fps": "25"}
+    people = unit(project(6))
+    people[:, 0] = 1.0                                           # one person in view
+    pose = np.tanh(project(100)).astype(np.float32)              # 25 joints x, y, z, conf in [-1, 1]
+    pose[:, 3::4] = unit(pose[:, 3::4])
+    return {"dinov2": (x, 25.0, "feature;video;dinov2"),
+            "w2vbert": (project(1024), 25.0, W2VBERT_TYPE),
+            "people": (people, 25.0, track.PEOPLE_MEDIA_TYPE, {**meta, "objects": "none"}),
+            "pose": (pose, 25.0, track.SKELETON_MEDIA_TYPE, {**meta, "num": "1", "normalized": "true"}),
+            "hands": (unit(project(len(track.hand_dims(4)))), 25.0, track.HANDS_MEDIA_TYPE, meta)}
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    """A NOVA file-mode session of 2 min (FFSF-like DINOv2-sized features at 25 Hz) whose first third is coded."""
+    """A NOVA file-mode dataset: session ``s1`` of 2 min with both roles' feature streams (DINOv2-PCA, W2V-BERT,
+    people/pose/hands: the extractors' types and widths, FFSF-like content at 25 Hz) and each role's ICEP-R
+    annotation by annotator ``gold`` coding the first third; session ``s2`` the same for the infant's DINOv2 stream
+    only (the coder's-tier test writes into its coder's file)."""
     from nova_infant.discover.registry import write_all_trainers
-    from nova_infant.icep.synthetic import FFSF_CLASSES, ffsf_session, write_session
 
     base = tmp_path_factory.mktemp("complete")
-    x, y, _ = ffsf_session(3000, 16, np.random.default_rng(5))
-    coded = np.full(len(y), -2)
-    coded[:1000] = y[:1000]
-    folder = write_session(base / "data", "demo", "s1", {"infant.dinov2": (x, 25.0, "feature;video;dinov2")},
-                           coded, 40.0, class_names=FFSF_CLASSES)
+    gold, folders = {}, {}
+    for session, roles in (("s1", ROLES), ("s2", ("infant",))):
+        for k, role in enumerate(roles):
+            rng = np.random.default_rng(5 + k)
+            x, y, _ = ffsf_session(N_FRAMES, 16, rng)
+            streams = _feature_streams(x, rng)
+            if session == "s2":
+                streams = {"dinov2": streams["dinov2"]}
+            coded = np.full(len(y), -2)
+            coded[:CODED] = y[:CODED]
+            folders[session] = write_session(base / "data", "demo", session,
+                                              {f"{role}.{name}": s for name, s in streams.items()}, coded, STEP_MS,
+                                              role=role, class_names=CODES[role])
+            gold[session, role] = y
     cml = base / "cml" / "nova_infant"
     shutil.copytree(REPO / "trainers" / "nova_infant", cml, ignore=shutil.ignore_patterns("icep_models", "__pycache__"))
     write_all_trainers(cml)
-    return {"base": base, "folder": folder, "cml": cml, "gold": y}
+    return {"base": base, "folders": folders, "cml": cml, "gold": gold}
 
 
-def du_process(lab, output: str, options: dict):
+def coder_file(role: str) -> str:
+    """The coder's annotation (annotator ``gold``) of ``role`` in NOVA's file naming."""
+    return f"{role}.ICEP-R-{role}.gold.annotation"
+
+
+def nova_options(trainer: Path, **typed) -> dict:
+    """The ``options`` JSON NOVA's DISCOVER window sends for ``trainer`` when the coder changes nothing but
+    ``typed``: every optstr option at its default as NOVA shows it (nova_rules.parse_optstr: LIST its first item,
+    BOOL ticked unless "false"), numeric-looking text sent as a number, "None" as null (nova-client.md)."""
+    from nova_rules import cml_info_json, parse_optstr
+
+    options, errors = parse_optstr(cml_info_json(trainer).get("model_option_string") or "")
+    assert not errors, errors
+    sent = {}
+    for option in options:
+        value = option["default"]
+        if isinstance(value, str):
+            for cast in (int, float):
+                try:
+                    value = cast(value)
+                    break
+                except ValueError:
+                    pass
+            value = None if value == "None" else value
+        sent[option["name"]] = value
+    unknown = sorted(set(typed) - set(sent))
+    assert not unknown, f"{trainer.name} offers no option {unknown}"
+    return {**sent, **typed}
+
+
+def du_process(lab, output: str, options: dict, trainer: str = "icep_complete_infant_dinov2",
+               session: str = "s2"):
     """NOVA's DISCOVER window: /process with jobID, trainerFilePath, dbHost..., frameSize, data, options, sessions,
-    dataset (nova-client.md), i.e. du-process with the same arguments; every declared input, the output active."""
+    dataset (nova-client.md), i.e. du-process with the same arguments; every declared input (feature_<i> from the
+    role's stream NOVA preselects for its type, ``labels`` the coder's annotation), output ``annotation`` active
+    into ``output``; ``options`` what the coder typed over NOVA's defaults (few epochs, to keep it short)."""
     sys.path.insert(0, str(Path(__file__).parent))
-    from nova_rules import nova_request
+    from nova_rules import cml_info_json, nova_request
 
+    role = trainer.split("_")[2]
+    path = lab["cml"] / f"{trainer}.trainer"
     tpl = f"{lab['base']}/data/{{dataset}}/{{session}}"
-    data = nova_request(lab["cml"] / TRAINER, {
-        "feature_0": {"src": "file:stream:ssistream", "uri_template": f"{tpl}/infant.dinov2.stream"},
-        "labels": {"src": "file:annotation:discrete", "uri_template": f"{tpl}/{CODER}"},
-        "annotation": {"src": "file:annotation:discrete", "uri_template": f"{tpl}/{output}"}})
+    info = cml_info_json(path)
+    ios = json.loads(info["meta_io"]) if isinstance(info.get("meta_io"), str) else info["meta_io"]
+    entries = {io["id"]: {"src": "file:stream:ssistream",
+                          "uri_template": f"{tpl}/{role}.{STREAM_OF[io['data'].split(':')[-1]]}.stream"}
+               for io in ios if io["id"].startswith("feature_")}
+    entries["labels"] = {"src": "file:annotation:discrete", "uri_template": f"{tpl}/{coder_file(role)}"}
+    entries["annotation"] = {"src": "file:annotation:discrete", "uri_template": f"{tpl}/{output}"}
+    data = nova_request(path, entries)
     exe = Path(sys.executable).parent / "du-process"
-    cmd = [str(exe), "--trainer_file_path", f"nova_infant\\{TRAINER}", "--cml_dir", str(lab["cml"].parent),
+    cmd = [str(exe), "--trainer_file_path", f"nova_infant\\{trainer}.trainer", "--cml_dir", str(lab["cml"].parent),
            "--cache_dir", str(lab["base"] / "c"), "--tmp_dir", str(lab["base"] / "t"), "--log_dir",
-           str(lab["base"] / "l"), "--dataset", "demo", "--sessions", json.dumps(["s1"]), "--data", json.dumps(data),
-           "--options", json.dumps({"epochs": 8, "device": "cpu", **options}), "--frame_size", "40ms",
-           "--left_context", "0", "--right_context", "0", "--job_i_d", "test"]
+           str(lab["base"] / "l"), "--dataset", "demo", "--sessions", json.dumps([session]), "--data",
+           json.dumps(data), "--options", json.dumps(nova_options(path, **{"epochs": 8, **options})),
+           "--frame_size", "40ms", "--left_context", "0", "--right_context", "0", "--job_i_d", "test"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=lab["base"])
 
@@ -60,46 +145,60 @@ def _rows(path: Path) -> list[str]:
     return Path(str(path) + "~").read_text().splitlines()
 
 
-def test_completion_keeps_the_coded_rows_and_predicts_after_the_split_in_a_tier_of_its_own(lab):
-    from nova_infant.core.annotations import read_annotation
+@pytest.mark.parametrize("trainer", CASES)
+def test_completion_keeps_the_coded_rows_and_predicts_after_the_split_in_a_tier_of_its_own(lab, trainer):
+    """Every completion trainer through du-process on a 2-min session whose first third is coded: the coder's rows
+    byte-identical, predictions from the split to the end with conf in [0, 1], the coder's file untouched, the
+    output in a tier of its own (another annotator, the coder's scheme)."""
+    import xml.etree.ElementTree as ET
 
-    coder = lab["folder"] / CODER
+    from nova_infant.core.annotations import discrete_segments, read_annotation
+
+    role, key = trainer.split("_", 3)[2:]
+    folder = lab["folders"]["s1"]
+    coder = folder / coder_file(role)
+    annotator = f"complete-{key.replace('_', '-')}"
+    out = folder / f"{role}.ICEP-R-{role}.{annotator}.annotation"
     before = (coder.read_bytes(), Path(str(coder) + "~").read_bytes())
-    run = du_process(lab, "infant.ICEP-R-infant.icep-complete.annotation", {})
+    run = du_process(lab, out.name, {}, trainer, "s1")
     assert run.returncode == 0 and "Processor exited with error" not in run.stdout, run.stdout[-3000:] + run.stderr[-3000:]
     assert (coder.read_bytes(), Path(str(coder) + "~").read_bytes()) == before  # the coder's file untouched
-    out = lab["folder"] / "infant.ICEP-R-infant.icep-complete.annotation"
     coded, done = read_annotation(coder).data, read_annotation(out).data
     n = len(coded)
     assert _rows(out)[:n] == _rows(coder)                                      # coded rows byte-identical
     split = coded["to"].max()
-    assert split == 40000 and (done["from"][n:] >= split).all() and done["from"][n] == split
-    assert done["to"][-1] == 120000 and len(done) > n
+    assert split == CODED * STEP_MS and (done["from"][n:] >= split).all() and done["from"][n] == split
+    assert done["to"][-1] == N_FRAMES * STEP_MS and len(done) > n
     assert ((done["conf"] >= 0) & (done["conf"] <= 1)).all()
     assert (done["conf"][n:] < 1).all()                                        # predictions carry their own conf
-    ids = {int(i) for i in done["id"][n:]}
-    from nova_infant.core.annotations import discrete_segments
-
     names = discrete_segments(read_annotation(coder))[1]
-    assert {names[i] for i in ids} <= {"Ipos", "Ineu", "Ipro"}
+    assert {names[i] for i in done["id"][n:]} <= set(CODES[role])            # only the coder's codes
+    header = ET.parse(out).getroot()                                          # its own tier: the coder's scheme
+    assert header.find("scheme").get("name") == f"ICEP-R-{role}"
+    assert (header.find("meta").get("annotator"), header.find("meta").get("role")) == (annotator, role)
 
 
 def test_writing_into_the_coders_tier_needs_the_option_and_keeps_a_byte_identical_backup(lab):
+    import xml.etree.ElementTree as ET
+
     from nova_infant.core.annotations import read_annotation
 
-    coder = lab["folder"] / CODER
+    folder = lab["folders"]["s2"]
+    coder = folder / coder_file("infant")
     before = (coder.read_bytes(), Path(str(coder) + "~").read_bytes())
-    run = du_process(lab, CODER, {})
+    run = du_process(lab, coder.name, {})
     assert "into_coder_tier" in run.stdout + run.stderr
     assert (coder.read_bytes(), Path(str(coder) + "~").read_bytes()) == before
-    run = du_process(lab, CODER, {"into_coder_tier": True, "split": "0:40"})
+    run = du_process(lab, coder.name, {"into_coder_tier": True, "split": "0:40"})
     assert run.returncode == 0 and "Processor exited with error" not in run.stdout, run.stdout[-3000:] + run.stderr[-3000:]
-    backups = sorted(lab["folder"].glob("infant.ICEP-R-infant.gold-backup-*.annotation"))
+    backups = sorted(folder.glob("infant.ICEP-R-infant.gold-backup-*.annotation"))
     assert len(backups) == 1
     assert (backups[0].read_bytes(), Path(str(backups[0]) + "~").read_bytes()) == before
     old_rows = before[1].decode().splitlines()
     assert _rows(coder)[:len(old_rows)] == old_rows and len(_rows(coder)) > len(old_rows)
     assert read_annotation(backups[0]).data["to"].max() == 40000
+    meta = ET.parse(coder).getroot().find("meta")                             # still the coder's tier in NOVA
+    assert (meta.get("role"), meta.get("annotator")) == ("infant", "gold")
 
 
 @pytest.mark.slow

@@ -22,7 +22,7 @@ from pathlib import Path
 from nova_infant.core.annotations import discrete_segments
 from nova_infant.core.atomic import atomic_file
 from nova_infant.core import write_policy
-from nova_infant.core.errors import AnnotationError, OptionError, OutputError
+from nova_infant.core.errors import AnnotationError, NovaInfantError, OptionError, OutputError
 from nova_infant.specs import options as shared
 from nova_infant.specs.module_spec import ModuleSpec
 from nova_infant.specs.options import Option
@@ -193,11 +193,34 @@ def complete_write(result: Result, session) -> dict:
             raise AnnotationError(f"session {session.name}: output scheme {getattr(target, 'name', '?')} has classes "
                                   f"{got}, the coder's annotation {want}: choose the coder's scheme for the output")
         scheme = target
-    names = session.output_names("annotation")
+    role, annotator = _tier_names(session, coder, scheme.name)
     data = done.segments.astype(scheme.label_dtype) if hasattr(scheme, "label_dtype") else done.segments
-    return {"annotation": DiscreteAnnotation(scheme=scheme, data=data, role=names.get("role"),
-                                             annotator=names.get("annotator") or "icep-complete",
+    return {"annotation": DiscreteAnnotation(scheme=scheme, data=data, role=role, annotator=annotator,
                                              session=session.name, dataset=session.dataset)}
+
+
+def _tier_names(session, coder, scheme_name: str) -> tuple[str | None, str]:
+    """Role and annotator the output's header carries: NOVA's request (database mode), else, in file mode, the
+    output's file name ``<role>.<scheme>.<annotator>.annotation`` (NOVA labels a file's tier from its header's
+    ``role``/``annotator``: Types/AnnoListFile.cs, Controls/Annotation/AnnoTierControl.xaml.cs), else the coder's
+    role and ``icep-complete``. So written into the coder's tier, the header keeps the coder's role and annotator.
+
+    Returns
+    -------
+    (role or None, annotator)
+    """
+    names = session.output_names("annotation")
+    role, annotator = names.get("role"), names.get("annotator")
+    io = getattr(session, "io", None)
+    if not (role and annotator) and (io is None or not io.in_database("annotation")):
+        try:
+            file_name = Path(session.path("annotation")).name
+        except (KeyError, NotImplementedError, TypeError, NovaInfantError):
+            file_name = ""
+        parts = file_name[: -len(".annotation")].split(".") if file_name.endswith(".annotation") else []
+        if len(parts) >= 3 and ".".join(parts[1:-1]) == scheme_name:
+            role, annotator = role or parts[0], annotator or parts[-1]
+    return role or getattr(getattr(coder, "meta_data", None), "role", None), annotator or "icep-complete"
 
 
 def complete_spec(role: str, key: str) -> ModuleSpec:
