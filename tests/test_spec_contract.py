@@ -3,6 +3,7 @@ with its default request -- every declared input, the outputs its ``.trainer`` m
 stand-in weights -- on the sample session (``nova-infant sample-session``); training specs train, and the
 predictor ``.trainer`` they write predicts. The outputs are checked against NOVA's rules by conftest."""
 
+import importlib
 import json
 import os
 import shutil
@@ -25,11 +26,12 @@ MEDIA = {"stream:Video": "infant.video.mp4", "stream:Audio": "session.audio.wav"
 _AFFECT = "tests/test_affect.py::test_du_process_trains_on_carphone_then_the_written_predictor_writes_tracks_nova_loads"
 _VALENCE = "tests/test_valence_e2e.py::test_du_process_trains_then_predicts_a_continuous_valence_track"
 _CRY = "tests/test_cry_reason_nova.py::test_trainer_and_predictor_run_through_du_process_on_a_session_with_a_real_cry"
+#: each completion spec: its own du-process case (first third coded, NOVA's default request)
 _COMPLETE = ("tests/test_icep_complete.py::"
-             "test_completion_keeps_the_coded_rows_and_predicts_after_the_split_in_a_tier_of_its_own")
+             "test_completion_keeps_the_coded_rows_and_predicts_after_the_split_in_a_tier_of_its_own[{}]")
 COVERED_ELSEWHERE = {"affect_train": _AFFECT, "affect_predict": _AFFECT, "valence_train": _VALENCE,
                      "valence_predict": _VALENCE, "cry_reason_train": _CRY, "cry_reason_predict": _CRY,
-                     **{name: _COMPLETE for name in SPECS if name.startswith("icep_complete_")}}
+                     **{name: _COMPLETE.format(name) for name in SPECS if name.startswith("icep_complete_")}}
 EXTRACTORS = [name for name, spec in SPECS.items() if not spec.trains and name not in COVERED_ELSEWHERE
               and all(p.data in MEDIA for p in spec.inputs if p.declared)]
 TRAINERS = [name for name, spec in SPECS.items() if spec.trains and name not in COVERED_ELSEWHERE]
@@ -173,5 +175,11 @@ def test_every_registered_spec_is_covered_by_this_contract():
     assert set(EXTRACTORS) | set(TRAINERS) | {"icep_predict"} | set(COVERED_ELSEWHERE) == set(SPECS)
     for where in set(COVERED_ELSEWHERE.values()):
         path, name = where.split("::")
+        name, _, case = name.partition("[")
         assert f"def {name}(" in (Path(__file__).resolve().parents[1] / path).read_text(), where
+        if case:  # a parametrized test: the case must be one of its parameters
+            test = getattr(importlib.import_module(Path(path).stem), name)
+            params = [getattr(v, "values", (v,))[0] for mark in test.pytestmark if mark.name == "parametrize"
+                      for v in mark.args[1]]
+            assert case.rstrip("]") in params, where
     assert {"dinov2_pca", "w2v_bert", "audio_events", "emotion_tagger"} <= set(EXTRACTORS)
