@@ -255,6 +255,7 @@ def test_completion_in_database_mode_writes_its_own_annotator_and_keeps_the_code
         coder = DiscreteAnnotation(scheme=template.annotation_scheme, data=rows.astype(
             template.annotation_scheme.label_dtype))
         nova_db.save_annotation(ctx, coder, ds_name, "P01", "gold", "infant")
+        saved = nova_db.load_annotation(ctx, ds_name, "P01", scheme.name, "gold", "infant").data.copy()
         nova_db.save_stream(ctx, streams.make_ssi_stream(x, 25.0, "feature;video;dinov2",
                                                          [f"pc{i}" for i in range(16)]), ds_name, "P01", "infant",
                             "dinov2")
@@ -277,9 +278,12 @@ def test_completion_in_database_mode_writes_its_own_annotator_and_keeps_the_code
         ds.save()
         kept = nova_db.load_annotation(ctx, ds_name, "P01", scheme.name, "gold", "infant").data
         done = nova_db.load_annotation(ctx, ds_name, "P01", scheme.name, "model", "infant").data
-    assert kept[["from", "to", "id"]].tolist() == rows[["from", "to", "id"]].tolist()   # the coder's, untouched
-    n = len(rows)
+    assert kept.tolist() == saved.tolist()                                      # the coder's, untouched
+    assert kept[["from", "to", "id"]].tolist() == rows[["from", "to", "id"]].tolist()
+    n = len(rows)                                                             # the first third, carried over
     assert done[["from", "to", "id"]][:n].tolist() == rows[["from", "to", "id"]].tolist()
     np.testing.assert_allclose(done["conf"][:n], rows["conf"], atol=1e-6)
-    assert (done["from"][n:] >= 40000).all() and done["to"][-1] == 120000 and len(done) > n
-    assert ((done["conf"] >= 0) & (done["conf"] <= 1)).all()
+    assert done["from"][n] == 40000 and (done["from"][n:] >= 40000).all()     # predictions from the split on
+    assert done["to"][-1] == 120000 and len(done) > n
+    assert ((done["conf"] >= 0) & (done["conf"] <= 1)).all() and (done["conf"][n:] < 1).all()
+    assert {scheme.names[i] for i in done["id"][n:]} <= set(FFSF_CLASSES)      # only the coder's codes
