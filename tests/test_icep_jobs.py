@@ -135,6 +135,11 @@ def test_du_process_trains_and_the_written_predictor_runs_unedited(tmp_path, cml
     anno = FileHandler().load(root / "ffsf" / "S4" / "infant.ICEP-R-infant-merged.icep.annotation")
     assert anno.annotation_scheme.name == "ICEP-R-infant-merged"
     assert len(anno.data) >= 1 and anno.data["to"][-1] == pytest.approx(240 * 40, abs=10)
+    # NOVA labels a file's tier from its header: role and annotator of NOVA's file name, not empty / the module's
+    import xml.etree.ElementTree as ET
+
+    meta = ET.parse(root / "ffsf" / "S4" / "infant.ICEP-R-infant-merged.icep.annotation").getroot().find("meta")
+    assert (meta.get("role"), meta.get("annotator")) == ("infant", "icep")
 
 
 @pytest.mark.slow

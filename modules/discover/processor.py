@@ -67,6 +67,29 @@ def trainer_dir() -> Path:
     return Path(cml) / Path(*PureWindowsPath(tfp).parent.parts)
 
 
+def file_tier_names(path) -> tuple[str | None, str | None]:
+    """Role and annotator that NOVA's file layout puts in a file name.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        ``<role>.<scheme>.<annotator>.annotation`` (role and annotator) or ``<role>.<name>.stream`` (role only).
+
+    Returns
+    -------
+    (role or None, annotator or None)
+        None where the name does not follow that layout.
+    """
+    name = Path(path).name
+    if name.endswith(".annotation"):
+        parts = name[: -len(".annotation")].split(".")
+        return (parts[0], parts[-1]) if len(parts) >= 3 and all(parts) else (None, None)
+    if name.endswith(".stream"):
+        parts = name[: -len(".stream")].split(".")
+        return (parts[0] if len(parts) >= 2 and all(parts) else None), None
+    return None, None
+
+
 class DiscoverSession(Session):
     """A :class:`~nova_infant.specs.sessions.Session` over du-process's one-session ``DatasetManager``.
 
@@ -120,10 +143,23 @@ class DiscoverSession(Session):
         return path if path.is_file() else None
 
     def output_names(self, port_id):
-        """Name, role, annotator of du-process's output template; see :meth:`Session.output_names`."""
+        """Name, role, annotator of du-process's output template; see :meth:`Session.output_names`.
+
+        A file-mode template carries no role and no annotator (discover-utils fills them only from the database),
+        yet NOVA labels a file's tier from its header's ``role``/``annotator`` (Types/AnnoListFile.cs): there they
+        come from NOVA's file name, ``<role>.<scheme>.<annotator>.annotation`` or ``<role>.<name>.stream``.
+        """
         meta = getattr(self.io.template(port_id), "meta_data", None)
-        return {"name": getattr(meta, "name", None), "role": getattr(meta, "role", None),
-                "annotator": getattr(meta, "annotator", None)}
+        names = {"name": getattr(meta, "name", None), "role": getattr(meta, "role", None) or None,
+                 "annotator": getattr(meta, "annotator", None) or None}
+        if self.io.has(port_id) and not self.io.in_database(port_id):
+            try:
+                role, annotator = file_tier_names(self.io.path(port_id))
+            except (KeyError, NovaInfantError):
+                role, annotator = None, None
+            names["role"] = names["role"] or role
+            names["annotator"] = names["annotator"] or annotator
+        return names
 
     def output_scheme(self, port_id):
         """Scheme of du-process's output template; see :meth:`Session.output_scheme`."""
