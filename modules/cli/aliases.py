@@ -33,12 +33,19 @@ from nova_infant.specs.w2v_bert import SPEC as W2V_BERT
 RUN = "alias of 'nova-infant run {}' (kept for old command lines)"
 
 
-def _no_bf16(p: argparse.ArgumentParser) -> None:
+def add_no_bf16(p: argparse.ArgumentParser) -> None:
+    """Add the deprecated ``--no-bf16`` flag (``args.bf16``: ``"False"`` when given, else None).
+
+    Parameters
+    ----------
+    p : argparse.ArgumentParser
+    """
     p.add_argument("--no-bf16", dest="bf16", action="store_const", const="False", default=None,
                    help="deprecated: same as --precision fp32")
 
 
-def _fixed_bf16(args) -> dict | None:
+def fixed_bf16(args) -> dict | None:
+    """``{"bf16": "False"}`` where ``--no-bf16`` was given (folded into ``precision`` by the spec), else None."""
     return {"bf16": args.bf16} if getattr(args, "bf16", None) is not None else None
 
 
@@ -65,7 +72,7 @@ def add_dinov2_extract(cmds: argparse._SubParsersAction) -> None:
                    help="videos to fit a missing basis on (default: all videos given; give the training "
                         "sessions only to keep test sessions out of the basis; the option pca_fit_sessions)")
     add_option_flags(p, DINOV2_PCA, skip=("pca_fit_sessions",))
-    _no_bf16(p)
+    add_no_bf16(p)
     p.set_defaults(func=_dinov2_extract)
 
 
@@ -83,7 +90,7 @@ def _dinov2_extract(args) -> int:
     int
         0 all written, 1 some videos failed (one line each), 2 all failed.
     """
-    fixed = dict(_fixed_bf16(args) or {})
+    fixed = dict(fixed_bf16(args) or {})
     extra = {}
     if args.pca_fit_videos:
         extra = {f"fit:{i}": {"video": v} for i, v in enumerate(args.pca_fit_videos)}
@@ -113,13 +120,13 @@ def add_w2v_bert(sub: argparse._SubParsersAction) -> None:
     p.add_argument("out", help="output .stream path (plus its data file <out>~)")
     p.add_argument("--reference", default=None, help="video/audio/.stream of the session whose duration fixes the grid")
     add_option_flags(p, W2V_BERT)
-    _no_bf16(p)
+    add_no_bf16(p)
     p.set_defaults(func=_w2v_bert)
 
 
 def _w2v_bert(args) -> int:
     """``w2v-bert AUDIO OUT``: ``run w2v-bert`` written to ``OUT`` (role ``session``)."""
-    options = options_from_args(W2V_BERT, args, _fixed_bf16(args))
+    options = options_from_args(W2V_BERT, args, fixed_bf16(args))
     out = Path(args.out)
     return run_sessions(W2V_BERT, [{"inputs": {"audio": args.audio, "reference": args.reference},
                                     "out": out.parent, "files": {"w2v_bert": out}, "role": "session"}], options)

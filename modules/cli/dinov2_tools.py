@@ -12,7 +12,7 @@ import logging
 import os
 from pathlib import Path
 
-from nova_infant.cli.aliases import add_dinov2_extract
+from nova_infant.cli.aliases import add_dinov2_extract, add_no_bf16, fixed_bf16
 from nova_infant.core.backbones import load_dinov2
 from nova_infant.core.errors import OptionError
 from nova_infant.core.media import VideoSource
@@ -36,8 +36,7 @@ def _common(p: argparse.ArgumentParser, fit: bool = False) -> None:
     """The option flags of :data:`nova_infant.specs.dinov2_pca.SPEC` a ``dinov2`` tool uses (declared there)."""
     skip = ["output", "pca_fit_sessions", "picture_dir"] + (["pca", "pca_basis", "duration_ms"] if fit else [])
     add_option_flags(p, SPEC, skip=skip)
-    p.add_argument("--no-bf16", dest="bf16", action="store_const", const="False", default=None,
-                   help="deprecated: same as --precision fp32")
+    add_no_bf16(p)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -72,7 +71,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _parsed(args) -> dict:
     """Every option of the spec parsed once from the flags (``--no-bf16`` folded into ``precision``)."""
     if not hasattr(args, "_parsed"):
-        args._parsed = options_from_args(SPEC, args, {"bf16": args.bf16} if args.bf16 is not None else None)
+        args._parsed = options_from_args(SPEC, args, fixed_bf16(args))
     return args._parsed
 
 

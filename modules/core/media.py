@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
-import threading
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Iterator, Sequence
@@ -18,6 +16,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from nova_infant.core.errors import AudioDecodeError, VideoDecodeError
+from nova_infant.core.prefetch import prefetched
 from nova_infant.core.streams import open_ssi_stream
 from nova_infant.core.write_policy import register_input
 
@@ -261,38 +260,13 @@ class VideoSource:
         """
         indices = np.asarray(indices, dtype=np.int64)
         batches = [indices[i:i + batch_size] for i in range(0, len(indices), max(1, int(batch_size)))]
-        slots: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
-        stop = threading.Event()
 
-        def worker():
-            try:
-                for batch in batches:
-                    if stop.is_set():
-                        return
-                    unique, inverse = np.unique(batch, return_inverse=True)
-                    slots.put((batch, self._decode(unique.tolist())[inverse]))
-            except BaseException as exc:  # handed to the consumer
-                slots.put(exc)
-                return
-            slots.put(None)
+        def decoded():
+            for batch in batches:
+                unique, inverse = np.unique(batch, return_inverse=True)
+                yield batch, self._decode(unique.tolist())[inverse]
 
-        thread = threading.Thread(target=worker, name="video-decode", daemon=True)
-        thread.start()
-        try:
-            while True:
-                item = slots.get()
-                if item is None:
-                    break
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-        finally:
-            stop.set()
-            while thread.is_alive():  # unblock a worker waiting on a full queue
-                try:
-                    slots.get_nowait()
-                except queue.Empty:
-                    thread.join(timeout=0.05)
+        yield from prefetched(decoded, prefetch, name="video-decode")
 
 
 def probe_video(path: str) -> VideoInfo:

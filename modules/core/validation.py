@@ -23,6 +23,17 @@ log = logging.getLogger("nova_infant")
 # ---------------------------------------------------------------- scalar checkers
 
 
+def _number(value: Any, name: str, expected: str) -> float:
+    """``value`` (a number or its text, not a bool) as a float, possibly NaN/inf; else ``OptionError``
+    ``option <name>: expected <expected>, got <value>``."""
+    if isinstance(value, bool):
+        raise OptionError(f"option {name}: expected {expected}, got {value!r}")
+    try:
+        return float(str(value).strip()) if isinstance(value, str) else float(value)
+    except (TypeError, ValueError):
+        raise OptionError(f"option {name}: expected {expected}, got {value!r}") from None
+
+
 def int_option(value: Any, name: str, minimum: int | None = None, maximum: int | None = None) -> int:
     """``value`` as an int within ``[minimum, maximum]``; "3", 3 and 3.0 are accepted, 3.5 and "x" are not.
 
@@ -31,12 +42,7 @@ def int_option(value: Any, name: str, minimum: int | None = None, maximum: int |
     OptionError
         ``option <name>: ...`` for a non-integer or out-of-range value.
     """
-    if isinstance(value, bool):
-        raise OptionError(f"option {name}: expected an integer, got {value!r}")
-    try:
-        number = float(str(value).strip()) if isinstance(value, str) else float(value)
-    except (TypeError, ValueError):
-        raise OptionError(f"option {name}: expected an integer, got {value!r}") from None
+    number = _number(value, name, "an integer")
     if not math.isfinite(number) or number != int(number):
         raise OptionError(f"option {name}: expected an integer, got {value!r}")
     number = int(number)
@@ -53,12 +59,7 @@ def float_option(value: Any, name: str, minimum: float | None = None, maximum: f
     OptionError
         ``option <name>: ...`` for a non-number, NaN/inf or out-of-range value.
     """
-    if isinstance(value, bool):
-        raise OptionError(f"option {name}: expected a number, got {value!r}")
-    try:
-        number = float(str(value).strip()) if isinstance(value, str) else float(value)
-    except (TypeError, ValueError):
-        raise OptionError(f"option {name}: expected a number, got {value!r}") from None
+    number = _number(value, name, "a number")
     if not math.isfinite(number):
         raise OptionError(f"option {name}: expected a finite number, got {value!r}")
     if minimum is not None and (number < minimum or (min_open and number == minimum)):

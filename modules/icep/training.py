@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import queue
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -23,6 +21,7 @@ from torch import nn
 
 from nova_infant.core.backbones import pick_device
 from nova_infant.core.errors import StreamError
+from nova_infant.core.prefetch import prefetched
 from nova_infant.icep.calibration import expected_calibration_error, fit_temperature, scale_probs
 from nova_infant.core.standardiser import Standardiser
 from nova_infant.icep.dataset import MASK, SessionData
@@ -194,39 +193,15 @@ def window_starts(n_frames: int, window: int, stride: int, session: str = "") ->
 
 def _batches(sessions, items, window, batch_size, with_labels=True, prefetch=2):
     """Yield (x float32 (B,W,D), y int64 (B,W) or None, items) read by a background thread."""
-    out: queue.Queue = queue.Queue(maxsize=prefetch)
-    stop = threading.Event()
 
-    def work():
-        try:
-            for i in range(0, len(items), batch_size):
-                if stop.is_set():
-                    return
-                chunk = items[i:i + batch_size]
-                x = np.stack([sessions[s].features(t, t + window) for s, t in chunk])
-                y = np.stack([sessions[s].labels[t:t + window] for s, t in chunk]) if with_labels else None
-                out.put((x, y, chunk))
-            out.put(None)
-        except BaseException as exc:  # hand the error to the consumer
-            out.put(exc)
+    def read():
+        for i in range(0, len(items), batch_size):
+            chunk = items[i:i + batch_size]
+            x = np.stack([sessions[s].features(t, t + window) for s, t in chunk])
+            y = np.stack([sessions[s].labels[t:t + window] for s, t in chunk]) if with_labels else None
+            yield x, y, chunk
 
-    thread = threading.Thread(target=work, daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = out.get()
-            if item is None:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        while thread.is_alive():
-            try:
-                out.get_nowait()
-            except queue.Empty:
-                thread.join(0.05)
+    yield from prefetched(read, prefetch)
 
 
 def _items(sessions, window, stride, labelled_only=True):

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nova_infant.core.errors import WeightsUnavailableError
+from nova_infant.core.runtimes import tflite_interpreter
 from nova_infant.taggers.assets import model_file
 
 #: MediaPipe Pose's 33 body landmarks (BlazePose GHUM topology), in model order.
@@ -210,14 +211,8 @@ def _rotation(start: np.ndarray, end: np.ndarray, target_deg: float = 90.0) -> f
 
 
 def _interpreter(name: str, model_path: str | None, threads: int, shape: tuple):
-    from ai_edge_litert.interpreter import Interpreter
-
     path = str(model_path or model_file(name))
-    try:
-        interp = Interpreter(model_path=path, num_threads=threads)
-        interp.allocate_tensors()
-    except Exception as exc:
-        raise WeightsUnavailableError(f"{path}: cannot load {name} ({str(exc).splitlines()[0]})") from None
+    interp = tflite_interpreter(path, name, threads)
     inp = interp.get_input_details()[0]
     if tuple(inp["shape"]) != shape:
         raise WeightsUnavailableError(f"{path}: expected input {shape} of {name}, got {tuple(inp['shape'])}")
@@ -350,7 +345,35 @@ class Landmarks:
     roi: Roi
 
 
-class PoseLandmarker:
+class _LandmarkModel:
+    """Shared run of MediaPipe's landmark models: the rotated ``roi`` crop in [0, 1] in, points in frame px out."""
+
+    size = 0
+
+    def _points(self, frame: np.ndarray, roi: Roi, n_points: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+        """Run the model on ``roi`` of ``frame``.
+
+        Returns
+        -------
+        raw : ndarray, float32, shape (n_points, width)
+            The landmark tensor's first ``n_points`` rows (crop px, then the model's extra columns).
+        points : ndarray, float32, shape (n_points, 3)
+            x, y in frame px and z in the crop's px scale (:class:`Landmarks`).
+        """
+        crop = rotated_crop(frame, roi, self.size).astype(np.float32) / 255.0
+        self.interp.set_tensor(self.inp["index"], crop[None])
+        self.interp.invoke()
+        raw = self.interp.get_tensor(self.lm)[0].reshape(-1, width)[:n_points]
+        xy = roi_to_frame(raw[:, :2] / self.size, roi)
+        z = raw[:, 2:3] / self.size * roi.side
+        return raw, np.concatenate([xy, z], 1).astype(np.float32)
+
+    def _score(self, index: int) -> float:
+        """The model's score output ``index`` clipped to [0, 1]."""
+        return float(np.clip(self.interp.get_tensor(index)[0, 0], 0, 1))
+
+
+class PoseLandmarker(_LandmarkModel):
     """BlazePose GHUM full landmark model: ``landmarks(frame, roi)`` -> :class:`Landmarks` (33 points).
 
     Raises
@@ -373,18 +396,12 @@ class PoseLandmarker:
         -------
         Landmarks
         """
-        crop = rotated_crop(frame, roi, self.size).astype(np.float32) / 255.0
-        self.interp.set_tensor(self.inp["index"], crop[None])
-        self.interp.invoke()
-        raw = self.interp.get_tensor(self.lm)[0].reshape(39, 5)[:33]
-        xy = roi_to_frame(raw[:, :2] / self.size, roi)
-        z = raw[:, 2:3] / self.size * roi.side
+        raw, points = self._points(frame, roi, 33, 5)
         vis = _sigmoid(raw[:, 3]).astype(np.float32)
-        presence = float(np.clip(self.interp.get_tensor(self.flag)[0, 0], 0, 1))
-        return Landmarks(np.concatenate([xy, z], 1).astype(np.float32), vis, presence, 0.0, roi)
+        return Landmarks(points, vis, self._score(self.flag), 0.0, roi)
 
 
-class HandLandmarker:
+class HandLandmarker(_LandmarkModel):
     """MediaPipe hand landmark model (full): ``landmarks(frame, roi)`` -> :class:`Landmarks` (21 points).
 
     Raises
@@ -410,12 +427,5 @@ class HandLandmarker:
         -------
         Landmarks
         """
-        crop = rotated_crop(frame, roi, self.size).astype(np.float32) / 255.0
-        self.interp.set_tensor(self.inp["index"], crop[None])
-        self.interp.invoke()
-        raw = self.interp.get_tensor(self.lm)[0].reshape(21, 3)
-        xy = roi_to_frame(raw[:, :2] / self.size, roi)
-        z = raw[:, 2:3] / self.size * roi.side
-        presence = float(np.clip(self.interp.get_tensor(self.flag)[0, 0], 0, 1))
-        hand = float(np.clip(self.interp.get_tensor(self.hand)[0, 0], 0, 1))
-        return Landmarks(np.concatenate([xy, z], 1).astype(np.float32), np.ones(21, np.float32), presence, hand, roi)
+        _, points = self._points(frame, roi, 21, 3)
+        return Landmarks(points, np.ones(21, np.float32), self._score(self.flag), self._score(self.hand), roi)

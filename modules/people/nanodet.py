@@ -25,6 +25,7 @@ import numpy as np
 
 from nova_infant.core.errors import MediaError, WeightsUnavailableError
 from nova_infant.core.media import VideoSource
+from nova_infant.core.runtimes import onnx_session
 from nova_infant.core.sample_media import carphone_path, opencv_video
 from nova_infant.people.objects import (COCO_CLASSES, ObjectDetection, ObjectDetector, OnnxDetector, nms,
                                         parse_classes)
@@ -304,14 +305,7 @@ class NanoDet(ObjectDetector):
 
     def __init__(self, path: str, classes: list[str], min_score: float = 0.35, threads: int = 1):
         super().__init__(classes, min_score)
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        try:
-            self.sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        except Exception as exc:
-            raise WeightsUnavailableError(f"{path}: cannot load NanoDet ({str(exc).splitlines()[0]})") from None
+        self.sess = onnx_session(path, "NanoDet", threads)
         self.input = self.sess.get_inputs()[0].name
         self.size = int(self.sess.get_inputs()[0].shape[2])
         self.name = "nanodet-m"

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nova_infant.core.errors import OptionError, WeightsUnavailableError
+from nova_infant.core.runtimes import onnx_session
 from nova_infant.people.blaze import _iou, letterbox
 
 #: COCO's 80 detection classes in the order of NanoDet / YOLO outputs.
@@ -139,14 +140,7 @@ class OnnxDetector(ObjectDetector):
 
     def __init__(self, path: str, classes: list[str], min_score: float = 0.35, threads: int = 1):
         super().__init__(classes, min_score)
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        try:
-            self.sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        except Exception as exc:
-            raise WeightsUnavailableError(f"{path}: cannot load ONNX detector ({str(exc).splitlines()[0]})") from None
+        self.sess = onnx_session(path, "ONNX detector", threads)
         inp = self.sess.get_inputs()[0]
         shape = inp.shape
         if len(shape) != 4 or not isinstance(shape[2], int) or shape[1] != 3:

@@ -17,7 +17,7 @@ from nova_infant.core.validation import check_threshold
 from nova_infant.specs import options as shared
 from nova_infant.specs.module_spec import ModuleSpec
 from nova_infant.specs.options import Option
-from nova_infant.specs.ports import DiscreteData, Port, Result, StreamData
+from nova_infant.specs.ports import DiscreteData, Port, REFERENCE, Result, StreamData
 from nova_infant.taggers.audio_classes import CLASSES
 from nova_infant.taggers.audio_events import tag_audio_events
 
@@ -97,8 +97,7 @@ SPEC = ModuleSpec(
     description="Audio events (baby crying/laughing, music, singing, child/male/female speech, lullaby, speech) "
                 "from YAMNet or a Hugging Face AudioSet model; optional trained head",
     inputs=(Port("audio", "stream:Audio", "audio", "session audio (.wav/.flac) or a video with an audio track"),
-            Port("reference", "stream:Video", "video", "video/audio/.stream whose duration fixes the grid",
-                 optional=True, declared=False)),
+            REFERENCE),
     outputs=(Port("scores", "stream:SSIStream:audio_events", "audio_events",
                   "float32 (n_rows, n_classes) event probabilities at the grid rate"),)
     + tuple(Port(c, "annotation:Discrete", f"audio_event_{c}", f"{c.replace('_', ' ')} segments (ms)",

@@ -24,7 +24,7 @@ from nova_infant.features.dinov2_pca import CLS_MEDIA_TYPE, PCA_MEDIA_TYPE, extr
 from nova_infant.specs import options as shared
 from nova_infant.specs.module_spec import ModuleSpec
 from nova_infant.specs.options import Option
-from nova_infant.specs.ports import Port, Result, StreamData
+from nova_infant.specs.ports import Port, REFERENCE, Result, StreamData
 from nova_infant.specs.sessions import FileSession
 
 log = logging.getLogger("nova_infant")
@@ -221,8 +221,7 @@ SPEC = ModuleSpec(
     name="dinov2_pca", create="DinoV2PCA", category="Feature",
     description="DINOv2 patch tokens -> PCA (k per patch, 16x16xk for 224 px) and CLS token per video frame",
     inputs=(Port("video", "stream:Video", "video", "session video (any format FFmpeg reads)"),
-            Port("reference", "stream:Video", "video", "video/audio/.stream whose duration fixes the grid",
-                 optional=True, declared=False)),
+            REFERENCE),
     outputs=(Port("dinov2_pca", "stream:SSIStream:dinov2", "dinov2",
                   "float32 (n_rows, (size/14)^2 * k) PCA of the patch tokens, media type feature;video;dinov2"),
              Port("dinov2_cls", "stream:SSIStream:dino_cls", "dinov2cls",

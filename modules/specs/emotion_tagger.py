@@ -14,7 +14,7 @@ from nova_infant.core.validation import float_option
 from nova_infant.specs import options as shared
 from nova_infant.specs.module_spec import ModuleSpec
 from nova_infant.specs.options import Option
-from nova_infant.specs.ports import ContinuousData, DiscreteData, Port, Result, StreamData
+from nova_infant.specs.ports import ContinuousData, DiscreteData, Port, REFERENCE, Result, StreamData
 from nova_infant.taggers.emotion import BOX_DIMS, BOX_MEDIA_TYPE, tag_emotion
 
 
@@ -106,8 +106,7 @@ SPEC = ModuleSpec(
     description="Infant emotion (calm/laughing/crying) from BlazeFace crops and a FER2013 model or a trained head; "
                 "face box stream and valence-like score",
     inputs=(Port("video", "stream:Video", "video", "session video (the infant's face)"),
-            Port("reference", "stream:Video", "video", "video/audio/.stream whose duration fixes the grid",
-                 optional=True, declared=False)),
+            REFERENCE),
     outputs=(Port("emotion", "annotation:Discrete", "emotion", "calm/laughing/crying segments (ms) or the head's "
                   "classes", scheme="emotion"),
              Port("face_box", "stream:SSIStream:boundingbox", "face_box", "float32 (n_rows, 5): ymin, xmin, ymax, "

@@ -22,7 +22,7 @@ from nova_infant.specs import options as shared
 from nova_infant.specs.emotion_tagger import _sample_fps as _emotion_sample_fps
 from nova_infant.specs.module_spec import ModuleSpec
 from nova_infant.specs.options import Option
-from nova_infant.specs.ports import DiscreteData, Port, Result, StreamData
+from nova_infant.specs.ports import DiscreteData, Port, REFERENCE, Result, StreamData
 
 #: Objects infants play with or are fed from, as COCO names (NanoDet/YOLO class list); option ``object_classes``.
 DEFAULT_OBJECTS = "teddy bear,sports ball,bottle,cup,book,spoon,bowl,cell phone,remote,toothbrush,scissors,kite"
@@ -118,8 +118,7 @@ SPEC = ModuleSpec(
     description="Who is in view (nobody/one/several), one person's pose (NOVA skeleton), visible hands and, "
                 "when an object model is installed, toy/object scores",
     inputs=(Port("video", "stream:Video", "video", "one role's video"),
-            Port("reference", "stream:Video", "video", "video/audio/.stream whose duration fixes the grid",
-                 optional=True, declared=False)),
+            REFERENCE),
     outputs=(Port("presence", "annotation:Discrete", "people_presence", "nobody / one_person / several_people "
                   "segments (ms)", scheme="people_presence"),
              Port("hands_visible", "annotation:Discrete", "hands_visible", "no_hand / one_hand / several_hands "

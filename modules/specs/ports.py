@@ -55,6 +55,13 @@ class Port:
         return ".stream" if self.is_stream else ".annotation"
 
 
+#: The optional input whose duration fixes the session grid (:meth:`nova_infant.specs.sessions.Session.grid`;
+#: docs/alignment.md), accepted on the command line and in a hand-written ``--data`` but not declared in ``.trainer``
+#: files.
+REFERENCE = Port("reference", "stream:Video", "video", "video/audio/.stream whose duration fixes the grid",
+                 optional=True, declared=False)
+
+
 @dataclass
 class StreamData:
     """One SSI stream output.

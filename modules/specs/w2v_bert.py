@@ -14,7 +14,7 @@ from nova_infant.features.w2v_bert import MEDIA_TYPE, extract_w2v_bert
 from nova_infant.specs import options as shared
 from nova_infant.specs.module_spec import ModuleSpec
 from nova_infant.specs.options import Option
-from nova_infant.specs.ports import Port, Result, StreamData
+from nova_infant.specs.ports import Port, REFERENCE, Result, StreamData
 
 
 def _check(o: dict) -> dict:
@@ -61,8 +61,7 @@ SPEC = ModuleSpec(
     name="w2v_bert", create="W2VBert", category="Feature",
     description="Wav2Vec2-BERT 2.0 audio features pooled onto the session frame grid (one encoder pass per session)",
     inputs=(Port("audio", "stream:Audio", "audio", "session audio (any rate, mono or multi-channel) or a video"),
-            Port("reference", "stream:Video", "video", "video/audio/.stream whose duration fixes the grid",
-                 optional=True, declared=False)),
+            REFERENCE),
     outputs=(Port("w2v_bert", "stream:SSIStream:w2vbert", "w2vbert",
                   "float32 (n_rows, 1024) at 1000/frame_step Hz, media type feature;audio;w2vbert"),),
     options=(

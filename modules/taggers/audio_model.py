@@ -21,6 +21,7 @@ import numpy as np
 
 from nova_infant.core.errors import AudioDecodeError, WeightsUnavailableError
 from nova_infant.core.media import read_audio
+from nova_infant.core.runtimes import onnx_session
 from nova_infant.taggers.assets import yamnet_files
 
 log = logging.getLogger("nova_infant")
@@ -170,7 +171,6 @@ class YamnetBackend:
         import csv
 
         import onnx
-        import onnxruntime as ort
         from onnx import numpy_helper
 
         model_path, class_map = yamnet_files()
@@ -184,14 +184,8 @@ class YamnetBackend:
         # The export takes one patch per call; one intra-op thread per call and ``threads`` calls in flight
         # (onnxruntime releases the GIL in run) keep both cores busy, where intra-op threads on a batch-1 run mostly
         # wait on each other.
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1
-        opts.inter_op_num_threads = 1
         self.threads = max(int(threads), 1)
-        try:
-            self.session = ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
-        except Exception as exc:
-            raise WeightsUnavailableError(f"{model_path}: cannot load YAMNet ONNX ({str(exc).splitlines()[0]})") from None
+        self.session = onnx_session(model_path, "YAMNet ONNX", threads=1, inter_op_threads=1)
         self.input = self.session.get_inputs()[0]
         self.source = str(model_path)
         self.is_standin = False

@@ -32,6 +32,7 @@ from nova_infant.core.annotations import frames_to_segments
 from nova_infant.core.errors import OptionError, WeightsUnavailableError
 from nova_infant.core.grid import FrameGrid, session_grid
 from nova_infant.core.media import VideoSource
+from nova_infant.core.runtimes import tflite_interpreter
 from nova_infant.taggers.assets import model_file
 from nova_infant.taggers.faces import BlazeFaceDetector, choose_face
 from nova_infant.taggers.heads import Head, fit_head
@@ -66,17 +67,10 @@ class FerModel:
     def __init__(self, model_path: str | None = None, threads: int = 2):
         import warnings
 
-        from ai_edge_litert.interpreter import Interpreter
-
         path = str(model_path or model_file("emotion_model_quantized.tflite"))
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                self.interp = Interpreter(model_path=path, num_threads=threads,
-                                          experimental_preserve_all_tensors=True)
-            self.interp.allocate_tensors()
-        except Exception as exc:
-            raise WeightsUnavailableError(f"{path}: cannot load expression model ({str(exc).splitlines()[0]})") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            self.interp = tflite_interpreter(path, "expression model", threads, experimental_preserve_all_tensors=True)
         self.inp = self.interp.get_input_details()[0]
         self.out = self.interp.get_output_details()[0]
         emb = [d for d in self.interp.get_tensor_details() if "add_4" in d["name"] and len(d["shape"]) == 4]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nova_infant.core.errors import OptionError, WeightsUnavailableError
+from nova_infant.core.runtimes import tflite_interpreter
 from nova_infant.taggers.assets import model_file
 
 FACE_CHOICES = ("largest", "central", "left", "right")
@@ -88,14 +89,8 @@ class BlazeFaceDetector:
     """
 
     def __init__(self, model_path: str | None = None, min_score: float = 0.5, iou: float = 0.3, threads: int = 2):
-        from ai_edge_litert.interpreter import Interpreter
-
         path = str(model_path or model_file("face_detection_short_range.tflite"))
-        try:
-            self.interp = Interpreter(model_path=path, num_threads=threads)
-            self.interp.allocate_tensors()
-        except Exception as exc:
-            raise WeightsUnavailableError(f"{path}: cannot load face detector ({str(exc).splitlines()[0]})") from None
+        self.interp = tflite_interpreter(path, "face detector", threads)
         self.inp = self.interp.get_input_details()[0]
         outs = {o["name"]: o for o in self.interp.get_output_details()}
         if tuple(self.inp["shape"]) != (1, 128, 128, 3) or "regressors" not in outs:
