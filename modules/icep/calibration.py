@@ -104,6 +104,70 @@ def fit_temperature(probs: np.ndarray, labels: np.ndarray, bounds: tuple[float, 
     return float(np.exp(res.x))
 
 
+def window_means(features: np.ndarray, window: int) -> np.ndarray:
+    """Mean of the ``window`` frames centred on each frame (truncated at the ends).
+
+    Parameters
+    ----------
+    features : ndarray, float, shape (n_frames, dim)
+    window : int
+        Frames averaged (1 returns ``features`` as float64).
+
+    Returns
+    -------
+    ndarray, float64, shape (n_frames, dim)
+    """
+    x = np.asarray(features, np.float64)
+    n = len(x)
+    if window <= 1 or n == 0:
+        return x.copy()
+    csum = np.concatenate([np.zeros((1, x.shape[1])), np.cumsum(x, axis=0)])
+    lo = np.clip(np.arange(n) - window // 2, 0, n)
+    hi = np.clip(lo + window, 0, n)
+    return (csum[hi] - csum[lo]) / (hi - lo)[:, None]
+
+
+def coverage_pvalues(features: np.ndarray, reference: np.ndarray, window: int = 1) -> np.ndarray:
+    """How well a set of reference frames covers each frame: the conformal p-value of the frame's Mahalanobis
+    distance from the reference frames.
+
+    Each frame is summarised by the mean of the ``window`` frames around it (what a windowed model reads); the
+    reference summaries give a mean and a Ledoit-Wolf shrinkage covariance (Ledoit & Wolf, J. Multivariate Anal.
+    2004; well-conditioned with fewer frames than dimensions); the squared Mahalanobis distance of every frame
+    (Mahalanobis-distance novelty detection, e.g. Lee et al., NeurIPS 2018) is turned into the conformal p-value
+    ``(1 + #{reference frames at least as far}) / (1 + n_reference)`` (Vovk, Gammerman & Shafer, "Algorithmic
+    Learning in a Random World", 2005; Bates et al., "Testing for outliers with conformal p-values", Ann. Stat.
+    2023), which needs no distributional assumption: a frame like the reference ones gets a value spread over
+    (0, 1], a frame beyond all of them ``1 / (1 + n_reference)``. No parameter is fitted on the frames scored.
+
+    Parameters
+    ----------
+    features : ndarray, float, shape (n_frames, dim)
+        Features as the model reads them.
+    reference : ndarray, bool, shape (n_frames,)
+        The frames the coverage is relative to (e.g. the coded frames a model was fitted on).
+    window : int
+        Frames per summary (the model's window).
+
+    Returns
+    -------
+    ndarray, float64, shape (n_frames,)
+        In (0, 1]; all ones when fewer than two reference frames.
+    """
+    from sklearn.covariance import LedoitWolf
+
+    reference = np.asarray(reference, bool)
+    z = window_means(features, window)
+    if reference.sum() < 2:
+        return np.ones(len(z))
+    ref = z[reference]
+    est = LedoitWolf().fit(ref)
+    d2 = est.mahalanobis(z)
+    ordered = np.sort(d2[reference])
+    at_least = len(ordered) - np.searchsorted(ordered, d2, side="left")
+    return (1.0 + at_least) / (1.0 + len(ordered))
+
+
 @dataclass
 class BinCounts:
     """Additive reliability statistics (per confidence bin), so folds pool by summing.
