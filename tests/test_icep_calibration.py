@@ -80,29 +80,3 @@ def test_fit_calibrates_on_validation_sessions_and_the_bundle_applies_it(tmp_pat
     hatched = segs["conf"] < 0.7
     same = segs["id"][1:] == segs["id"][:-1]
     assert (hatched[1:] != hatched[:-1])[same].all()
-
-
-def test_coverage_pvalues_are_spread_for_frames_like_the_reference_and_minimal_beyond_them():
-    """Conformal coverage (calibration.coverage_pvalues): fresh frames from the reference distribution get p-values
-    spread over (0, 1] (about uniform: ~10 % below 0.1), frames shifted well beyond the reference get the smallest
-    value 1 / (1 + n_reference); a window averages the frames a windowed model reads."""
-    rng = np.random.default_rng(3)
-    ref = rng.standard_normal((2000, 16))
-    same = rng.standard_normal((2000, 16))
-    far = rng.standard_normal((500, 16)) + 3.0
-    x = np.concatenate([ref, same, far])
-    reference = np.zeros(len(x), bool)
-    reference[:2000] = True
-    p = cal.coverage_pvalues(x, reference)
-    assert p.min() > 0 and p.max() <= 1
-    assert 0.05 < np.mean(p[2000:4000] < 0.1) < 0.15 and 0.4 < p[2000:4000].mean() < 0.6
-    assert np.allclose(p[4000:], 1 / 2001)
-    # a shift too small to see frame by frame is plain in 50-frame means (the model's window)
-    small = rng.standard_normal((2000, 16)) + 0.4
-    x = np.concatenate([ref, small])
-    reference = np.arange(len(x)) < 2000
-    assert np.median(cal.coverage_pvalues(x, reference)[2000:]) > 0.2
-    assert np.median(cal.coverage_pvalues(x, reference, window=50)[2050:-50]) < 0.01
-    with pytest.raises(ValueError, match="reference"):
-        cal.coverage_pvalues(x, reference[:10])
-    assert np.array_equal(cal.window_means(x, 1), x) and cal.window_means(x, 5)[2] == pytest.approx(x[:5].mean(0))
