@@ -16,10 +16,8 @@ Procedure
    split is clipped to end there), then the predicted segments from the split to the end, split where the calibrated
    confidence crosses the review threshold so NOVA hatches the uncertain stretches.
 5. Confidence: the temperature-scaled probabilities of the model above; with a base bundle, averaged with the base
-   bundle's own (its temperature was fitted on other sessions), frame by frame in proportion to how well the coded
-   frames cover the frame's features (:func:`coverage_mix`): the fine-tuned model is trusted where its input looks
-   like what the coder coded, the base bundle (trained on whole sessions of other dyads) where it does not. Nothing
-   is fitted on a frame after the split (figures, and the targets still missed from scratch: docs/icep.md).
+   bundle's own (its temperature was fitted on other sessions). Nothing is fitted on a frame after the split
+   (figures, and the targets still missed from scratch: docs/icep.md).
 """
 
 from __future__ import annotations
@@ -31,7 +29,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from nova_infant.core.errors import AnnotationError, OptionError
-from nova_infant.icep.calibration import confidence_segments, coverage_pvalues, scale_probs
+from nova_infant.icep.calibration import confidence_segments, scale_probs
 from nova_infant.icep.dataset import MASK, SessionData, sample_labels_masked
 from nova_infant.icep.training import FitResult, TrainConfig, fit, predict_fitted
 
@@ -134,8 +132,6 @@ class Completion:
     raw_probs : ndarray, float32, shape (n_frames, n_classes)
         The fine-tuned (or from-scratch) model's own probabilities before the temperature and the base mix
         (the "before" of calibration reports).
-    coverage : ndarray, float64, shape (n_frames,), or None
-        With a base bundle: how well the coded frames cover each frame (:func:`coverage_mix`), in (0, 1].
     """
 
     segments: np.ndarray
@@ -147,46 +143,6 @@ class Completion:
     fitted: FitResult
     coded_frames: int
     raw_probs: np.ndarray | None = None
-    coverage: np.ndarray | None = None
-
-
-def coverage_mix(fitted: FitResult, session: SessionData, coded: np.ndarray, base_mix: float) -> tuple[np.ndarray,
-                                                                                                        np.ndarray]:
-    """Per-frame weight of the fine-tuned model in the average with the base bundle: ``(1 - base_mix) * c``, where
-    ``c`` is the conformal coverage p-value of the frame's window of features against the coded frames'
-    (:func:`nova_infant.icep.calibration.coverage_pvalues`; the window is the model's).
-
-    Why: a model fine-tuned on the first minutes of a session has only seen what happened there (in an FFSF session,
-    the play phase); its confidence on the still-face and reunion that follow is an extrapolation nothing in the coded
-    part can calibrate. The base bundle was trained and calibrated on whole sessions of other dyads. So, as a mixture
-    of experts gated by each expert's domain, the fine-tuned model gets its usual share (``1 - base_mix``) where
-    the coded frames cover the features and a vanishing one where they do not. The gate uses the features and
-    the coded frames only: no label after the split, no fitted constant (the window is the model's, the p-value
-    conformal).
-
-    Parameters
-    ----------
-    fitted : FitResult
-        The fine-tuned model (its window, normalisation and normaliser: the features as it reads them).
-    session : SessionData
-    coded : ndarray, bool, shape (n_frames,)
-        The coded frames it was trained and calibrated on.
-    base_mix : float
-        Weight of the base bundle where the coded frames cover a frame, in [0, 1].
-
-    Returns
-    -------
-    weight : ndarray, float64, shape (n_frames,)
-        Weight of the fine-tuned model, in [0, 1 - base_mix].
-    coverage : ndarray, float64, shape (n_frames,)
-    """
-    from nova_infant.icep.training import normalised
-
-    cfg = fitted.config
-    view = normalised([session], cfg.normalise)[0]
-    x = (view.features(0, session.n_frames) - fitted.normaliser.mean) / fitted.normaliser.scale
-    cover = coverage_pvalues(x, coded, cfg.window)
-    return (1.0 - float(base_mix)) * cover, cover
 
 
 def coded_labels(session: SessionData, segments: np.ndarray, n_classes: int, split_frame: int,
@@ -232,8 +188,7 @@ def complete_session(session: SessionData, segments: np.ndarray, class_names: li
         Name for messages (the annotation file).
     base_mix : float
         With ``base``: the weight of the base bundle's own calibrated probabilities (its temperature, fitted on other
-        sessions) averaged with the fine-tuned model's at frames the coded frames cover, rising towards 1 at frames
-        they do not (:func:`coverage_mix`), in [0, 1]; 0 = the fine-tuned model alone.
+        sessions) averaged with the fine-tuned model's, in [0, 1]; 0 = the fine-tuned model alone.
 
     Returns
     -------
@@ -307,11 +262,8 @@ def complete_session(session: SessionData, segments: np.ndarray, class_names: li
                               f"frames: temperature {'of the base bundle' if base is not None else '1 (unscaled)'}"}
     raw = predict_fitted(fitted, session, calibrated=False)
     small = scale_probs(raw, fitted.temperature)
-    cover = None
     if base is not None and base_mix > 0:
-        weight, cover = coverage_mix(fitted, session, labels >= 0, base_mix)
-        small = (weight[:, None] * small + (1.0 - weight[:, None])
-                 * _base_probs(base, session, [class_names[c] for c in present])).astype(np.float32)
+        small = (1.0 - base_mix) * small + base_mix * _base_probs(base, session, [class_names[c] for c in present])
     probs = np.zeros((session.n_frames, n_classes), np.float32)
     probs[:, present] = small
     raw_probs = np.zeros((session.n_frames, n_classes), np.float32)
@@ -331,4 +283,4 @@ def complete_session(session: SessionData, segments: np.ndarray, class_names: li
     if len(predicted):
         tail["from"][0] = split  # abut the coded part exactly (the grid is at most half a frame off)
     return Completion(out, len(rows), split, split_frame, probs, pred.astype(np.int64), fitted, int(len(coded)),
-                      raw_probs, cover)
+                      raw_probs)
