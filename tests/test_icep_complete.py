@@ -176,6 +176,7 @@ def test_completion_keeps_the_coded_rows_and_predicts_after_the_split_in_a_tier_
     header = ET.parse(out).getroot()                                          # its own tier: the coder's scheme
     assert header.find("scheme").get("name") == f"ICEP-R-{role}"
     assert (header.find("meta").get("annotator"), header.find("meta").get("role")) == (annotator, role)
+    assert "no base_bundle: confidence learnt from the coded part alone is optimistic" in run.stdout + run.stderr
 
 
 def test_writing_into_the_coders_tier_needs_the_option_and_keeps_a_byte_identical_backup(lab):

@@ -67,6 +67,17 @@ def trainer_dir() -> Path:
     return Path(cml) / Path(*PureWindowsPath(tfp).parent.parts)
 
 
+def log_to_job_output() -> None:
+    """Send the package's INFO messages (a module's notes: a missing head, no base bundle...) to du-process's
+    stdout, which DISCOVER keeps as the job's log and NOVA shows (its ``/log`` poll; discover-integration.md);
+    without a handler Python drops them. Added once; a handler someone configured stays alone."""
+    if not log.handlers:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("nova-infant: %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+
+
 def file_tier_names(path) -> tuple[str | None, str | None]:
     """Role and annotator that NOVA's file layout puts in a file name.
 
@@ -252,6 +263,7 @@ def processor_class(name: str, spec: ModuleSpec | None = None) -> type:
         def __init__(self, *args, **kwargs):
             if "discover_utils.scripts.process" in sys.modules:  # du-process: one request per process, built
                 write_policy.open_job(self.spec.name)  # names the provenance mark's module
+                log_to_job_output()
             super().__init__(*args, **kwargs)
             given = given_options(self.spec, getattr(self, "trainer", None), self.options)
             self.options = refuse_bad_options(lambda: self.spec.parse_options(given), self.spec.name)
