@@ -70,11 +70,17 @@ def trainer_dir() -> Path:
 def log_to_job_output() -> None:
     """Send the package's INFO messages (a module's notes: a missing head, no base bundle...) to du-process's
     stdout, which DISCOVER keeps as the job's log and NOVA shows (its ``/log`` poll; discover-integration.md);
-    without a handler Python drops them. Added once; a handler someone configured stays alone."""
+    without a handler Python drops them. Warnings and errors stay one plain line on stderr, as before. Added once;
+    a handler someone configured stays alone."""
     if not log.handlers:
-        handler = logging.StreamHandler(sys.stdout)
-        handler.setFormatter(logging.Formatter("nova-infant: %(message)s"))
-        log.addHandler(handler)
+        notes = logging.StreamHandler(sys.stdout)
+        notes.setFormatter(logging.Formatter("nova-infant: %(message)s"))
+        notes.addFilter(lambda record: record.levelno < logging.WARNING)
+        problems = logging.StreamHandler(sys.stderr)
+        problems.setLevel(logging.WARNING)
+        problems.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(notes)
+        log.addHandler(problems)
         log.setLevel(logging.INFO)
 
 
