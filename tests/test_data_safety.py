@@ -42,17 +42,13 @@ def _one_line_error(text: str, *needles: str) -> None:
         assert any(needle in line for line in lines), (needle, text)
 
 
-def _leftovers(folder: Path, killed: bool = False) -> list[str]:
-    """Staging folders, journals and lock files a writer left behind. After a kill -9 the killed writer's own
-    uniquely named staging folder/file and lock file stay (nothing is deleted by name pattern: issue #21); journals
-    never stay."""
+def _leftovers(folder: Path) -> list[str]:
+    """Staging folders, journals and lock files a writer left behind (none ever stay: after a kill -9 the next
+    writer removes what the killed one left, core.staging)."""
     from nova_infant.core.write_policy import FILES_RECORD
 
     own = (atomic.MARKER, FILES_RECORD)
-    names = sorted(p.name for p in Path(folder).rglob(".*") if p.name not in own)
-    if killed:
-        names = [n for n in names if ".partial-" not in n and ".deleting-" not in n and not n.endswith(".lock")]
-    return names
+    return sorted(p.name for p in Path(folder).rglob(".*") if p.name not in own)
 
 
 # ---------------------------------------------------------------- names that become paths
@@ -387,11 +383,11 @@ def test_a_kill_at_every_filesystem_step_leaves_the_previous_output_intact(tmp_p
     assert states == sorted(states, key=["old", "new"].index) and states[-1] == "new", seen
     replaces = [i for i, (call, _) in enumerate(seen) if call == "replace"]
     assert len(replaces) >= 2 and states[replaces[1]] == "old", seen
-    # the next run starts clean: what the killed writer left is recovered or removed
+    # the next run starts clean: what the killed writer left is recovered or removed (its staging entries and lock
+    # file carry its pid and this host's tag: core.staging)
     for k in range(1, steps + 1):
         _write(target, tmp_path / f"k{k}", "new")
-        assert _read(target, paths[k]) == "new" and _leftovers(tmp_path / f"k{k}", killed=True) == [], \
-            (k, seen[k - 1])
+        assert _read(target, paths[k]) == "new" and _leftovers(tmp_path / f"k{k}") == [], (k, seen[k - 1])
 
 
 @pytest.fixture
@@ -661,3 +657,44 @@ def test_backbone_with_a_missing_weight_fails(tiny_dinov2, tmp_path):
     with pytest.raises(WeightsUnavailableError, match=r"partial: weights do not fit the DINOv2 architecture.*1 missing"):
         load_dinov2(str(partial), device="cpu", bf16=False)
     assert load_dinov2(tiny_dinov2, device="cpu", bf16=False).is_standin
+
+
+def test_only_staging_a_killed_run_of_ours_left_is_removed_by_the_next_writer(tmp_path):
+    """core.staging: an entry is removed only with this host's tag for its pid, that pid not running, and not a
+    symlink; a person's look-alikes, a running process's staging and another host's tag stay."""
+    from nova_infant.core import staging
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(dead.stdout)
+    name = "r.x.stream"
+    target = streams.write_ssi_stream(_stream(10, 1.0), tmp_path / name)
+    other_host = f"{dead_pid}-{'0123456789abcdef'[:10]}"
+    assert other_host != staging.owner_tag(dead_pid)
+    left = {f".{name}.partial-{staging.owner_tag(dead_pid)}-abc": "dir",      # ours, killed: removed
+            f".{name}.deleting-{staging.owner_tag(dead_pid)}-def": "dir",     # ours, killed mid-delete: removed
+            f".{name}.partial-{staging.owner_tag(dead_pid)}-ghi.png": "file",  # ours, killed: removed
+            f".{name}.partial-mine": "dir",                                   # a person's look-alike: kept
+            f".{name}.partial-{other_host}-abc": "dir",                       # wrong tag (another host): kept
+            f".{name}.partial-{staging.owner_tag(1)}-abc": "dir",             # pid 1 runs: kept
+            f".{name}.partial-{staging.owner_tag(os.getpid())}-abc": "dir"}   # this process's own: kept
+    for entry, kind in left.items():
+        if kind == "dir":
+            (tmp_path / entry).mkdir()
+            (tmp_path / entry / "keep.txt").write_text("x")
+        else:
+            (tmp_path / entry).write_text("x")
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "keep.txt").write_text("a person's file")
+    link = tmp_path / f".{name}.partial-{staging.owner_tag(dead_pid)}-lnk"
+    link.symlink_to(precious)                                                  # a symlink: never followed
+    (tmp_path / f".{name}.lock").write_text(staging.owner_tag(dead_pid))      # a killed run's lock file
+    streams.write_ssi_stream(_stream(20, 7.0), target)
+    assert _read("stream", target) == "new"
+    gone = {e for e in left if not (tmp_path / e).exists()}
+    assert gone == set(list(left)[:3])
+    assert link.is_symlink() and (precious / "keep.txt").read_text() == "a person's file"
+    assert not (tmp_path / f".{name}.lock").exists()
+    (tmp_path / f".{name}.lock").write_text("a person's notes")             # not a tag: opened, never deleted
+    streams.write_ssi_stream(_stream(20, 7.0), target)
+    assert (tmp_path / f".{name}.lock").read_text() == "a person's notes"

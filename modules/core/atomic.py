@@ -38,6 +38,7 @@ from nova_infant.core.fileid import (MARKER, MARKER_FORMAT, _BAD_NAME_CHARS, _da
                                      _default_mode, file_sha256, safe_name)
 from nova_infant.core.journal import (JOURNAL_FORMAT, _drop_journal, _identity, _journal, _pair,  # noqa: F401
                                       _read_plan, _same_identity, recover_output, replace_pair)
+from nova_infant.core.staging import left_by_dead_run, owner_tag, remove_stale_staging, staging_prefix
 from nova_infant.core.write_policy import (ELSEWHERE, FILES_FORMAT, FILES_RECORD, _error, _files_record, _kind_of,
                                            check_folder, job_name)
 
@@ -78,7 +79,9 @@ def output_lock(path: str | os.PathLike, timeout_s: float | None = None) -> Iter
     one output is replaced.
 
     Two runs writing the same output are serialised: the second waits (up to ``timeout_s``, default
-    ``NOVA_INFANT_LOCK_TIMEOUT_S`` or 600 s), then fails. The lock file is removed when released.
+    ``NOVA_INFANT_LOCK_TIMEOUT_S`` or 600 s), then fails. The lock file is removed when released; it holds its
+    creator's ``<pid>-<tag>`` (:mod:`nova_infant.core.staging`), so one left by a run killed with ``kill -9`` is
+    removed by the next run that holds the lock (POSIX).
 
     Raises
     ------
@@ -94,6 +97,11 @@ def output_lock(path: str | os.PathLike, timeout_s: float | None = None) -> Iter
             try:  # our own lock file (removed at the end), or the one another run holds
                 fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
                 created = True
+                if os.name == "posix":  # who made it (msvcrt locks bytes: nothing written there)
+                    try:
+                        os.write(fd, owner_tag().encode())
+                    except OSError:
+                        pass  # a full disk: the lock works without it
             except FileExistsError:
                 fd = os.open(lock, os.O_RDWR)
         except FileNotFoundError:
@@ -117,11 +125,16 @@ def output_lock(path: str | os.PathLike, timeout_s: float | None = None) -> Iter
         if same:
             break
         os.close(fd)
+    if not created and os.name == "posix":  # a lock file left by a killed run of ours: ours to remove now
+        try:
+            created = left_by_dead_run(os.pread(fd, 64, 0).decode("ascii", "replace"))
+        except OSError:
+            pass
     try:
         yield
     finally:
-        try:  # only the lock file this run created, and only while it is still the file locked (a left-over or a
-            # person's file of that name is opened, never deleted)
+        try:  # only the lock file this run created (or a killed run of ours left), and only while it is still the
+            # file locked (a person's file of that name is opened, never deleted)
             if created and os.path.samestat(os.fstat(fd), os.stat(lock)):
                 os.unlink(lock)
         except OSError:
@@ -199,8 +212,9 @@ def save_atomic(data, path: str | os.PathLike, writer=None) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         with output_lock(path):
             recover_output(path)
+            remove_stale_staging(path)  # what a run killed with kill -9 left (proven ours: core.staging)
             write_policy.check_output(path, kind)  # again under the lock
-            tmp_dir = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-", dir=path.parent))
+            tmp_dir = Path(tempfile.mkdtemp(prefix=staging_prefix(path.name), dir=path.parent))
             write_policy.note_created(tmp_dir)
             try:
                 tmp = tmp_dir / path.name
@@ -246,7 +260,7 @@ def atomic_file(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     staged = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.partial-", suffix=suffix, dir=path.parent)
+        fd, name = tempfile.mkstemp(prefix=staging_prefix(path.name), suffix=suffix, dir=path.parent)
         os.close(fd)
         staged = Path(name)
         write_policy.note_created(staged)
@@ -254,6 +268,7 @@ def atomic_file(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
         yield staged
         with output_lock(path):
             write_policy.check_output(path, kind)  # again under the lock
+            remove_stale_staging(path)
             os.replace(staged, path)
             record_file(path)
     except OSError as exc:
@@ -363,7 +378,7 @@ def _recover_dir(out: Path) -> None:
 def _discard(aside: Path) -> None:
     """Delete an old copy: renamed to a unique ``.deleting-`` name first, so a kill half-way through the deletion
     never leaves a half-deleted ``.old`` copy that recovery would mistake for the previous folder."""
-    doomed = aside.parent / f"{aside.name[:-len('.old')]}.deleting-{uuid.uuid4().hex[:8]}"
+    doomed = aside.parent / f"{aside.name[:-len('.old')]}.deleting-{owner_tag()}-{uuid.uuid4().hex[:8]}"
     os.replace(aside, doomed)
     _remove_staging(doomed)
 
@@ -395,10 +410,11 @@ def atomic_dir(out_dir: str | os.PathLike, kind: str = "folder") -> Iterator[Pat
         tmp = None
         try:
             _recover_dir(out)
+            remove_stale_staging(out)
             write_policy.check_folder(out, kind)
             if aside.exists() or aside.is_symlink():
                 raise PathError(f"{aside}: exists and is not nova-infant's; move it away, then run again")
-            tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+            tmp = Path(tempfile.mkdtemp(prefix=staging_prefix(out.name), dir=out.parent))
             write_policy.note_created(tmp)
             os.chmod(tmp, _default_mode(0o777))
             yield tmp
@@ -489,7 +505,8 @@ def record_file(path: str | os.PathLike) -> None:
         if record.exists() and not files and record.stat().st_size:
             raise _error(f"{record}: not a nova-infant file record; refusing to replace it: {ELSEWHERE}")
         files[path.name] = {"sha256": file_sha256(path), "kind": _kind_of(path), "module": job_name()}
-        fd, name = tempfile.mkstemp(prefix=f".{FILES_RECORD}.partial-", dir=folder)
+        remove_stale_staging(record)
+        fd, name = tempfile.mkstemp(prefix=staging_prefix(FILES_RECORD), dir=folder)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 json.dump({"format": FILES_FORMAT, "files": dict(sorted(files.items()))}, handle, indent=1)
