@@ -11,6 +11,7 @@ import json
 
 import torch
 
+from nova_infant.core.atomic import atomic_file
 from nova_infant.icep.loop_benchmark import run
 
 
@@ -25,8 +26,8 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(1)
     result = run(args.test, args.base, args.frames, seed=args.seed)
-    with open(args.out, "w") as fh:
-        json.dump(result, fh, indent=2)
+    with atomic_file(args.out) as staged:  # the write policy: never over a file nova-infant did not write
+        staged.write_text(json.dumps(result, indent=2))
     if args.png:
         from nova_infant.icep.calibration import CalibrationCounts, plot_reliability
 

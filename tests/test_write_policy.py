@@ -523,3 +523,24 @@ def test_the_coders_tier_is_replaced_only_with_a_byte_identical_backup_and_uncha
         write_policy.register_input(backup)
         with pytest.raises(PathError, match="input of this job"):
             write_discrete_annotation(backup, full_scheme("infant"), segs, "infant", "gold-backup")
+
+
+def test_every_committed_file_record_matches_the_files_it_lists():
+    """The checkout's generated trainers, schemes, pictures and benchmark reports are recorded as nova-infant's, so
+    the documented regeneration commands may replace them; a record that no longer matches its file (a file
+    regenerated without it) makes those commands refuse."""
+    import subprocess
+
+    repo = Path(__file__).resolve().parents[1]
+    tracked = subprocess.run(["git", "ls-files", f"*{write_policy.FILES_RECORD}"], cwd=repo, capture_output=True,
+                             text=True).stdout.split()
+    if not tracked:  # not a git checkout (an sdist): nothing committed to check
+        tracked = [str(p.relative_to(repo)) for p in repo.rglob(write_policy.FILES_RECORD) if ".venv" not in p.parts]
+    assert tracked
+    stale = []
+    for record in tracked:
+        folder = (repo / record).parent
+        for name, entry in json.loads((repo / record).read_text())["files"].items():
+            if not (folder / name).is_file() or atomic.file_sha256(folder / name) != entry["sha256"]:
+                stale.append(f"{folder.relative_to(repo)}/{name}")
+    assert stale == [], stale
