@@ -91,3 +91,26 @@ def _default_mode(kind: int) -> int:
     mask = os.umask(0)
     os.umask(mask)
     return kind & ~mask
+
+
+def nova_file_names(path) -> tuple[str | None, str | None, str | None]:
+    """Role, scheme (or stream name) and annotator that NOVA's file layout puts in a file name.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        ``<role>.<scheme>.<annotator>.annotation`` or ``<role>.<name>.stream`` (NOVA's data folder layout).
+
+    Returns
+    -------
+    (role, scheme or name, annotator)
+        Each None where the name does not follow that layout (a stream has no annotator).
+    """
+    name = os.path.basename(os.fspath(path))
+    for suffix, least in ((".annotation", 3), (".stream", 2)):
+        if name.endswith(suffix):
+            parts = name[: -len(suffix)].split(".")
+            if len(parts) >= least and all(parts):
+                return (parts[0], ".".join(parts[1:-1]), parts[-1]) if least == 3 else \
+                    (parts[0], ".".join(parts[1:]), None)
+    return None, None, None

@@ -24,6 +24,7 @@ from pathlib import Path, PureWindowsPath
 from discover_utils.interfaces.server_module import Processor
 
 from nova_infant.core.errors import NovaInfantError, OptionError
+from nova_infant.core.fileid import nova_file_names
 from nova_infant.discover.common import SessionIO, one_line_errors, refuse_bad_options, trainer_defaults
 from nova_infant.specs.module_spec import ModuleSpec, TrainContext
 from nova_infant.specs.options import is_unset
@@ -82,29 +83,6 @@ def log_to_job_output() -> None:
         log.addHandler(notes)
         log.addHandler(problems)
         log.setLevel(logging.INFO)
-
-
-def file_tier_names(path) -> tuple[str | None, str | None]:
-    """Role and annotator that NOVA's file layout puts in a file name.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        ``<role>.<scheme>.<annotator>.annotation`` (role and annotator) or ``<role>.<name>.stream`` (role only).
-
-    Returns
-    -------
-    (role or None, annotator or None)
-        None where the name does not follow that layout.
-    """
-    name = Path(path).name
-    if name.endswith(".annotation"):
-        parts = name[: -len(".annotation")].split(".")
-        return (parts[0], parts[-1]) if len(parts) >= 3 and all(parts) else (None, None)
-    if name.endswith(".stream"):
-        parts = name[: -len(".stream")].split(".")
-        return (parts[0] if len(parts) >= 2 and all(parts) else None), None
-    return None, None
 
 
 class DiscoverSession(Session):
@@ -171,7 +149,7 @@ class DiscoverSession(Session):
                  "annotator": getattr(meta, "annotator", None) or None}
         if self.io.has(port_id) and not self.io.in_database(port_id):
             try:
-                role, annotator = file_tier_names(self.io.path(port_id))
+                role, _, annotator = nova_file_names(self.io.path(port_id))
             except (KeyError, NovaInfantError):
                 role, annotator = None, None
             names["role"] = names["role"] or role

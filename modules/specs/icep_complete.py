@@ -23,6 +23,7 @@ from nova_infant.core.annotations import discrete_segments
 from nova_infant.core.atomic import atomic_file
 from nova_infant.core import write_policy
 from nova_infant.core.errors import AnnotationError, NovaInfantError, OptionError, OutputError
+from nova_infant.core.fileid import nova_file_names
 from nova_infant.specs import options as shared
 from nova_infant.specs.module_spec import ModuleSpec
 from nova_infant.specs.options import Option
@@ -218,12 +219,11 @@ def _tier_names(session, coder, scheme_name: str) -> tuple[str | None, str]:
     io = getattr(session, "io", None)
     if not (role and annotator) and (io is None or not io.in_database("annotation")):
         try:
-            file_name = Path(session.path("annotation")).name
+            named_role, named_scheme, named_annotator = nova_file_names(session.path("annotation"))
         except (KeyError, NotImplementedError, TypeError, NovaInfantError):
-            file_name = ""
-        parts = file_name[: -len(".annotation")].split(".") if file_name.endswith(".annotation") else []
-        if len(parts) >= 3 and ".".join(parts[1:-1]) == scheme_name:
-            role, annotator = role or parts[0], annotator or parts[-1]
+            named_role = named_scheme = named_annotator = None
+        if named_scheme == scheme_name:
+            role, annotator = role or named_role, annotator or named_annotator
     return role or getattr(getattr(coder, "meta_data", None), "role", None), annotator or "icep-complete"
 
 
